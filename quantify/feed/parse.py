@@ -1,0 +1,250 @@
+"""Sans-I/O parsing of Binance WebSocket frames: text in, typed events out.
+
+Nothing here touches a socket. :class:`FrameParser` takes the text of one
+frame (combined-stream ``{"stream": ..., "data": ...}`` or a raw-stream event)
+and returns one event: a :class:`Trade`, a :class:`Kline`, a
+:class:`ServerShutdown`, a :class:`SubscriptionReply`, or ``None`` for frames
+that are well-formed but of no interest (depth, book ticker). Malformed frames
+are counted per reason and logged with a sample; they never raise.
+
+Prices and quantities arrive as decimal strings with at most 8 decimals.
+They are kept as float64: for values below 2**53 / 1e8 (about 9e7),
+``round(x * 1e8)`` recovers the exact decimal, which is how candle volumes
+reproduce Binance's figures digit for digit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+import pandas as pd
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "TICK_COLUMNS",
+    "FrameParser",
+    "Kline",
+    "ServerShutdown",
+    "SubscriptionReply",
+    "Trade",
+    "trade_from_event",
+    "trades_to_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Frames above this size are rejected as malformed (Binance's are < 4 KiB
+#: for trades; depth snapshots of a combined stream stay far below).
+DEFAULT_MAX_FRAME_BYTES = 1 << 20
+
+#: Columns of a tick frame, in order (index: trade time, UTC).
+TICK_COLUMNS = ("price", "qty", "trade_id", "is_buyer_maker", "first_id", "last_id", "is_market")
+
+
+class Trade(NamedTuple):
+    """One trade (``@trade``) or aggregate trade (``@aggTrade``).
+
+    ``trade_id`` is ``t`` for trades and ``a`` for aggregate trades;
+    ``first_id``/``last_id`` are the underlying trade ids (both ``t`` for a
+    plain trade) so a candle's trade count is ``sum(last_id - first_id + 1)``.
+    ``is_market`` is False for USD-M trades whose ``X`` is not ``MARKET``.
+    Times are milliseconds since the epoch.
+    """
+
+    symbol: str
+    trade_id: int
+    price: float
+    qty: float
+    time: int
+    is_buyer_maker: bool
+    first_id: int
+    last_id: int
+    is_market: bool
+    event_time: int
+
+
+class Kline(NamedTuple):
+    """A ``@kline_<interval>`` event; decimal fields stay strings (exact)."""
+
+    symbol: str
+    interval: str
+    open_time: int
+    close_time: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str
+    trades: int
+    taker_buy_volume: str
+    taker_buy_quote_volume: str
+    closed: bool
+    event_time: int
+
+
+class ServerShutdown(NamedTuple):
+    """Binance announces that it will close this connection soon."""
+
+    event_time: int
+
+
+class SubscriptionReply(NamedTuple):
+    """Reply to a ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS`` request."""
+
+    id: Any
+    result: Any
+    error: dict[str, Any] | None
+
+
+Event = Trade | Kline | ServerShutdown | SubscriptionReply
+
+
+def trade_from_event(data: dict[str, Any]) -> Trade:
+    """Build a :class:`Trade` from a decoded ``trade`` or ``aggTrade`` event.
+
+    Raises ``KeyError``, ``TypeError`` or ``ValueError`` when a field is
+    missing or of the wrong type.
+    """
+    kind = data["e"]
+    if kind == "trade":
+        tid = data["t"]
+        first = last = tid
+    elif kind == "aggTrade":
+        tid = data["a"]
+        first = data["f"]
+        last = data["l"]
+    else:
+        raise ValueError(f"not a trade event: {kind!r}")
+    symbol = data["s"]
+    ttime = data["T"]
+    maker = data["m"]
+    if (
+        type(tid) is not int or type(first) is not int or type(last) is not int
+        or type(ttime) is not int or type(maker) is not bool or type(symbol) is not str
+    ):
+        raise TypeError("trade ids and times must be integers, 'm' a boolean, 's' a string")
+    price = data["p"]
+    qty = data["q"]
+    if type(price) is not str or type(qty) is not str:
+        raise TypeError("price and quantity must be decimal strings")
+    return Trade(
+        symbol, tid, float(price), float(qty), ttime, maker, first, last,
+        data.get("X", "MARKET") == "MARKET", data.get("E", ttime),
+    )
+
+
+def _kline_from_event(data: dict[str, Any]) -> Kline:
+    k = data["k"]
+    return Kline(
+        k["s"], k["i"], int(k["t"]), int(k["T"]), k["o"], k["h"], k["l"], k["c"], k["v"],
+        k["q"], int(k["n"]), k["V"], k["Q"], bool(k["x"]), int(data.get("E", k["T"])),
+    )
+
+
+class FrameParser:
+    """Parse Binance WebSocket frames; count and log malformed ones.
+
+    Parameters
+    ----------
+    max_frame_bytes : int
+        Frames longer than this are counted as ``oversized`` and dropped.
+
+    Attributes
+    ----------
+    malformed : collections.Counter
+        Count of rejected frames by reason (``json``, ``fields``, ``oversized``).
+    """
+
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self.malformed: Counter[str] = Counter()
+        self.samples: dict[str, str] = {}
+
+    @property
+    def malformed_total(self) -> int:
+        """Number of frames rejected so far."""
+        return sum(self.malformed.values())
+
+    def _reject(self, reason: str, frame: str | bytes, exc: BaseException | None = None) -> None:
+        self.malformed[reason] += 1
+        sample = frame[:200] if isinstance(frame, str) else frame[:200].decode("utf-8", "replace")
+        if reason not in self.samples:
+            self.samples[reason] = sample
+        # Log the first of each reason, then every 1000th, so a storm stays readable.
+        if self.malformed[reason] % 1000 == 1:
+            logger.warning(
+                "malformed frame (%s, %d so far): %s%s", reason, self.malformed[reason],
+                sample, f" [{exc}]" if exc else "",
+            )
+
+    def parse(self, frame: str | bytes) -> Event | None:
+        """Return the event carried by ``frame``, or ``None``.
+
+        ``None`` means the frame was either of a kind QuantiFy does not use
+        (depth, book ticker) or malformed; malformed frames are counted in
+        :attr:`malformed`.
+        """
+        if len(frame) > self.max_frame_bytes:
+            self._reject("oversized", frame)
+            return None
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            self._reject("json", frame, exc)
+            return None
+        if type(msg) is not dict:
+            self._reject("fields", frame)
+            return None
+        data = msg.get("data", msg) if "stream" in msg else msg
+        if type(data) is not dict:
+            self._reject("fields", frame)
+            return None
+        kind = data.get("e")
+        try:
+            if kind == "trade" or kind == "aggTrade":
+                return trade_from_event(data)
+            if kind == "kline":
+                return _kline_from_event(data)
+            if kind == "serverShutdown":
+                return ServerShutdown(int(data.get("E", 0)))
+            if kind is None and "id" in data and ("result" in data or "error" in data):
+                return SubscriptionReply(data["id"], data.get("result"), data.get("error"))
+        except (KeyError, TypeError, ValueError) as exc:
+            self._reject("fields", frame, exc)
+            return None
+        return None
+
+
+def trades_to_frame(trades: list[Trade]) -> pd.DataFrame:
+    """Convert trades (all of one symbol) to a tick frame.
+
+    The index is the trade time (UTC, ns); columns are :data:`TICK_COLUMNS`.
+    """
+    n = len(trades)
+    if n == 0:
+        return pd.DataFrame(
+            {c: np.empty(0, dtype=d) for c, d in zip(TICK_COLUMNS, _DTYPES)},
+            index=pd.DatetimeIndex([], tz="UTC", name="time"),
+        )
+    cols = list(zip(*trades))
+    index = pd.to_datetime(np.array(cols[4], dtype="int64"), unit="ms", utc=True).rename("time")
+    return pd.DataFrame(
+        {
+            "price": np.array(cols[2], dtype="float64"),
+            "qty": np.array(cols[3], dtype="float64"),
+            "trade_id": np.array(cols[1], dtype="int64"),
+            "is_buyer_maker": np.array(cols[5], dtype="bool"),
+            "first_id": np.array(cols[6], dtype="int64"),
+            "last_id": np.array(cols[7], dtype="int64"),
+            "is_market": np.array(cols[8], dtype="bool"),
+        },
+        index=index,
+    )
+
+
+_DTYPES = ("float64", "float64", "int64", "bool", "int64", "int64", "bool")
