@@ -1,0 +1,99 @@
+"""``quantify status``: what is in the store and what its writer is doing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from quantify.cli._common import add_store_argument, store_from_args
+
+#: A writer whose last heartbeat is older than this is reported as not alive.
+HEARTBEAT_STALE_SECONDS = 10.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "status", help="per-symbol rows, first/last trade, gaps, writer state",
+        description="Show, per symbol, rows, first and last trade time and id, gaps found and "
+                    "filled; and whether a writer is alive, its ticks/s, reconnects and errors.",
+    )
+    add_store_argument(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document (for monitoring)")
+    p.set_defaults(func=run)
+
+
+def collect(uri: str | None) -> dict[str, Any]:
+    """Gather the status of the store at ``uri`` as plain data."""
+    from quantify.store import open_store
+    from quantify.store.lease import writer_alive
+
+    store = open_store(uri)
+    writer = store.read_status() or {}
+    heartbeat_age = time.time() - writer["heartbeat"] if "heartbeat" in writer else None
+    if store.uri.path is not None:
+        alive = writer_alive(store.uri.path)
+    else:
+        alive = heartbeat_age is not None and heartbeat_age < HEARTBEAT_STALE_SECONDS
+    per_writer = writer.get("symbols", {})
+    symbols = []
+    for sym in store.symbols():
+        d = store.describe(sym)
+        w = per_writer.get(sym, {})
+        symbols.append({
+            "symbol": sym,
+            "rows": d["rows"],
+            "first_time": d["first_time"].isoformat() if d["first_time"] is not None else None,
+            "last_time": d["last_time"].isoformat() if d["last_time"] is not None else None,
+            "first_id": d["first_id"],
+            "last_id": d["last_id"],
+            "gaps_found": w.get("gaps_found", 0),
+            "gaps_filled": w.get("gaps_filled", 0),
+            "gaps_unfilled": w.get("gaps_unfilled", 0),
+            "duplicates_dropped": w.get("duplicates_dropped", 0),
+        })
+    return {
+        "store": str(store.uri),
+        "writer_alive": alive,
+        "writer": writer.get("writer"),
+        "writer_state": writer.get("state") if alive else ("stopped" if writer else None),
+        "heartbeat_age_s": None if heartbeat_age is None else round(heartbeat_age, 1),
+        "ticks_per_second": writer.get("ticks_per_second", 0.0) if alive else 0.0,
+        "counters": {k: writer.get(k) for k in (
+            "frames", "trades_received", "trades_stored", "malformed_frames", "reconnects",
+            "server_shutdowns", "rotations", "backfilled", "journal_recovered",
+            "rest_requests", "rest_rate_limited", "rest_errors", "store_errors", "appends",
+            "compactions", "store_latency_ms",
+        ) if k in writer},
+        "symbols": symbols,
+    }
+
+
+def render(status: dict[str, Any]) -> str:
+    """The human-readable table of :func:`collect`'s result."""
+    lines = [f"store   {status['store']}"]
+    if status["writer_alive"]:
+        lines.append(f"writer  alive, {status['writer_state']}: {status['writer']}")
+        lines.append(f"        {status['ticks_per_second']:.0f} ticks/s, heartbeat {status['heartbeat_age_s']} s ago")
+    else:
+        lines.append("writer  none running" + (f" (last: {status['writer']})" if status["writer"] else ""))
+    c = status["counters"]
+    if c:
+        lines.append("        " + ", ".join(f"{k} {v}" for k, v in c.items() if k != "store_latency_ms"))
+    header = f"{'symbol':<10} {'rows':>10} {'first trade (UTC)':<26} {'last trade (UTC)':<26} {'last id':>12} {'gaps':>5} {'filled':>6}"
+    lines += ["", header, "-" * len(header)]
+    for s in status["symbols"]:
+        lines.append(
+            f"{s['symbol']:<10} {s['rows']:>10} {str(s['first_time'])[:26]:<26} {str(s['last_time'])[:26]:<26} "
+            f"{s['last_id']!s:>12} {s['gaps_found']:>5} {s['gaps_filled']:>6}"
+        )
+    if not status["symbols"]:
+        lines.append("(no symbols yet)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    status = collect(store_from_args(args))
+    print(json.dumps(status, indent=2, default=str) if args.json else render(status))
+    return 0

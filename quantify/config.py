@@ -1,0 +1,148 @@
+"""Settings as frozen dataclasses with named defaults.
+
+The environment is read once, at the entry points (the ``quantify`` command
+and the IPython extension), through :func:`ingest_config_from_env`; library
+code takes a config object and never looks at ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+__all__ = [
+    "DEFAULT_REST_URL",
+    "DEFAULT_SYMBOLS",
+    "DEFAULT_WS_URL",
+    "IngestConfig",
+    "ingest_config_from_env",
+    "parse_symbols",
+]
+
+DEFAULT_WS_URL = "wss://stream.binance.com:9443"
+DEFAULT_REST_URL = "https://api.binance.com"
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+STREAM_KINDS = ("trade", "aggTrade")
+
+
+def parse_symbols(text: str | Sequence[str]) -> tuple[str, ...]:
+    """Read ``"btcusdt, ETHUSDT"`` (or a sequence) as upper-case Binance symbols.
+
+    Raises ``ValueError`` naming the first bad symbol.
+    """
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in items:
+        sym = str(item).strip().upper()
+        if not sym:
+            continue
+        if not sym.isalnum() or not 2 <= len(sym) <= 20:
+            raise ValueError(f"{item!r} is not a Binance symbol (letters and digits, such as BTCUSDT)")
+        if sym not in out:
+            out.append(sym)
+    if not out:
+        raise ValueError("no symbols given; pass e.g. --symbols BTCUSDT,ETHUSDT")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Everything the ingestion service needs to run.
+
+    Attributes
+    ----------
+    symbols : tuple of str
+        Binance symbols to stream.
+    stream : str
+        ``"trade"`` or ``"aggTrade"``.
+    store : str or None
+        Store URI (``None``: the default store).
+    ws_url, rest_url : str
+        Binance's WebSocket and REST base URLs (or the replay server's).
+    batch_size : int
+        Append to ArcticDB when a symbol has this many new trades ...
+    flush_interval : float
+        ... or when this many seconds passed since the last append.
+    streams_per_connection : int
+        Streams per WebSocket connection (Binance allows 1,024); more symbols
+        open more connections.
+    connection_max_age : float
+        Rotate a connection after this many seconds (Binance closes them at 24 h).
+    rotation_overlap : float
+        Seconds the old and new connection run side by side during rotation;
+        duplicates are dropped by trade id.
+    gap_timeout : float
+        Give up filling a gap over REST after this many seconds (the gap is
+        then recorded as unfilled and ingestion moves on).
+    journal : bool
+        Keep a raw, replayable journal of received frames next to an LMDB store.
+    compact_interval : float
+        Seconds between compactions of each symbol's appended segments.
+    status_interval : float
+        Seconds between status publications to the store.
+    duration : float or None
+        Stop after this many seconds.
+    backoff_initial, backoff_min, backoff_max : float
+        Reconnection backoff (jittered initial delay, then exponential).
+    max_frame_bytes : int
+        Frames above this size are rejected.
+    """
+
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    stream: str = "trade"
+    store: str | None = None
+    ws_url: str = DEFAULT_WS_URL
+    rest_url: str = DEFAULT_REST_URL
+    batch_size: int = 5_000
+    flush_interval: float = 0.1
+    streams_per_connection: int = 200
+    connection_max_age: float = 23.5 * 3600
+    rotation_overlap: float = 10.0
+    gap_timeout: float = 120.0
+    journal: bool = True
+    compact_interval: float = 300.0
+    status_interval: float = 1.0
+    duration: float | None = None
+    backoff_initial: float = 1.0
+    backoff_min: float = 0.5
+    backoff_max: float = 30.0
+    max_frame_bytes: int = 1 << 20
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "symbols", parse_symbols(self.symbols))
+        if self.stream not in STREAM_KINDS:
+            raise ValueError(f"stream must be one of {', '.join(STREAM_KINDS)}, got {self.stream!r}")
+        for name in ("batch_size", "streams_per_connection"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.streams_per_connection > 1024:
+            raise ValueError("Binance allows at most 1024 streams per connection")
+        if self.duration is not None and not self.duration > 0:
+            raise ValueError(f"duration must be positive seconds, got {self.duration!r}")
+        for url, schemes in ((self.ws_url, ("ws://", "wss://")), (self.rest_url, ("http://", "https://"))):
+            if not url.startswith(schemes):
+                raise ValueError(f"URL {url!r} must start with {' or '.join(schemes)}")
+
+    def with_(self, **changes: object) -> IngestConfig:
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def ingest_config_from_env(env: Mapping[str, str] | None = None, **overrides: object) -> IngestConfig:
+    """Build an :class:`IngestConfig` from ``QUANTIFY_*`` variables and overrides.
+
+    Read: ``QUANTIFY_STORE``, ``QUANTIFY_SYMBOLS``, ``QUANTIFY_STREAM``,
+    ``QUANTIFY_WS_URL``, ``QUANTIFY_REST_URL``. Overrides that are ``None``
+    are ignored. Called by entry points only.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for key, name in (("QUANTIFY_STORE", "store"), ("QUANTIFY_SYMBOLS", "symbols"),
+                      ("QUANTIFY_STREAM", "stream"), ("QUANTIFY_WS_URL", "ws_url"),
+                      ("QUANTIFY_REST_URL", "rest_url")):
+        if env.get(key):
+            values[name] = env[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return IngestConfig(**values)  # type: ignore[arg-type]

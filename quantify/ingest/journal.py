@@ -1,0 +1,158 @@
+"""The raw journal: every received frame, append-only, replayable.
+
+Frames are written as ``<receive time ns> <frame>`` lines, the format of the
+recorded Binance captures, so a journal segment can be replayed with
+``quantify replay`` or read with :func:`quantify.feed.recordings.read_frames`.
+
+The journal bridges the gap between receipt and the ArcticDB append: after a
+``kill -9``, the next writer reads the segments left behind and stores the
+trades they hold before anything else. Writes go to the OS every
+``flush_interval`` (and before every store append), so a killed process loses
+at most that much of its input, which the restart then backfills over REST
+by trade id. A segment is deleted once everything it holds is in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quantify.feed.recordings import read_frames
+
+__all__ = ["Journal"]
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_BYTES = 64 << 20
+SEGMENT_SECONDS = 300.0
+
+
+@dataclass
+class _Segment:
+    path: Path
+    #: Highest trade id per symbol received up to the segment's closing.
+    last_ids: dict[str, int] = field(default_factory=dict)
+
+
+class Journal:
+    """Append received frames to rotating segment files under ``directory``."""
+
+    def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES,
+                 segment_seconds: float = SEGMENT_SECONDS) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self.segment_seconds = segment_seconds
+        self._closed: list[_Segment] = []
+        self._current: _Segment | None = None
+        self._fh: object = None
+        self._opened_at = 0.0
+        self._bytes = 0
+        self.frames = 0
+
+    def leftover(self) -> list[Path]:
+        """Segments left by a previous writer, oldest first."""
+        return sorted(self.directory.glob("journal-*.log"))
+
+    def replay_leftover(self) -> Iterator[str]:
+        """Yield the frames of leftover segments, oldest first."""
+        for path in self.leftover():
+            for _, frame in read_frames(path) if path.stat().st_size else ():
+                yield frame
+
+    def start(self) -> None:
+        """Open a fresh segment (leftover segments are kept until released)."""
+        self._closed = [_Segment(p) for p in self.leftover()]
+        # Leftover segments hold trades of unknown ids: mark them as needing
+        # everything up to now, released after the first complete flush.
+        for seg in self._closed:
+            seg.last_ids = {"*": 0}
+        self._open()
+
+    def _open(self) -> None:
+        name = f"journal-{time.time_ns():020d}.log"
+        self._current = _Segment(self.directory / name)
+        self._fh = open(self._current.path, "w", encoding="utf-8", buffering=1 << 20)
+        self._opened_at = time.monotonic()
+        self._bytes = 0
+
+    def write(self, frame: str, recv_ns: int) -> None:
+        """Append one frame (buffered; see :meth:`flush`)."""
+        line = f"{recv_ns} {frame}\n"
+        self._fh.write(line)  # type: ignore[attr-defined]
+        self._bytes += len(line)
+        self.frames += 1
+
+    def flush(self, last_seen: Callable[[], dict[str, int]]) -> None:
+        """Hand buffered lines to the OS; rotate the segment when it is full or old.
+
+        ``last_seen`` returns the highest id received per symbol; on rotation
+        it marks what the closed segment holds at most.
+        """
+        if self._fh is None:
+            return
+        self._fh.flush()  # type: ignore[attr-defined]
+        if self._bytes >= self.segment_bytes or (
+            time.monotonic() - self._opened_at >= self.segment_seconds and self._bytes
+        ):
+            self._close_current(last_seen())
+            self._open()
+
+    def _close_current(self, last_ids: dict[str, int]) -> None:
+        self._fh.close()  # type: ignore[attr-defined]
+        self._fh = None
+        self._current.last_ids = dict(last_ids)  # type: ignore[union-attr]
+        self._closed.append(self._current)  # type: ignore[arg-type]
+
+    def release(self, stored_next_ids: dict[str, int], *, all_leftover: bool = False) -> int:
+        """Delete closed segments whose trades are all stored; return how many.
+
+        ``stored_next_ids`` maps symbols to the next id the store expects.
+        ``all_leftover`` releases segments of a previous writer once their
+        content has been replayed into the store.
+        """
+        kept, removed = [], 0
+        for seg in self._closed:
+            if "*" in seg.last_ids:
+                done = all_leftover
+            else:
+                done = all(stored_next_ids.get(s, 0) > i for s, i in seg.last_ids.items())
+            if done:
+                try:
+                    seg.path.unlink(missing_ok=True)
+                    removed += 1
+                except OSError as exc:
+                    logger.warning("cannot delete journal segment %s: %s", seg.path, exc)
+                    kept.append(seg)
+            else:
+                kept.append(seg)
+        self._closed = kept
+        return removed
+
+    def close(self, last_seen: dict[str, int], stored_next_ids: dict[str, int]) -> None:
+        """Close the current segment; delete every segment whose trades are all stored."""
+        if self._fh is None:
+            return
+        self._close_current(last_seen)
+        self.release(stored_next_ids)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.glob("journal-*.log") if p.exists())
+
+    def __del__(self) -> None:  # pragma: no cover - best effort on interpreter exit
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            try:
+                fh.close()
+            except (OSError, ValueError):
+                pass
+
+
+def journal_dir(store_path: Path | None) -> Path | None:
+    """The journal directory of an LMDB store (``None`` for other backends)."""
+    return None if store_path is None else store_path / "journal"
+

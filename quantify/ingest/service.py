@@ -1,0 +1,448 @@
+"""The ingestion service: Binance trades into ArcticDB, nothing lost, nothing twice.
+
+One asyncio loop runs everything but the ArcticDB calls, which go to one
+writer thread so receiving never waits for storage::
+
+    connections ──frames──▶ journal (raw, append-only)
+         │
+         └──parse──▶ SymbolBuffer per symbol ──contiguous runs──▶ flusher ──▶ ArcticDB
+                          │ gaps                                   (writer thread)
+                          ▼
+                      backfill (REST, by id)
+
+- Connections use websockets' own reconnect loop (capped, jittered backoff),
+  reconnect at once on ``serverShutdown`` and are rotated before Binance's
+  24 h limit with an overlap; duplicates are dropped by id.
+- On start the service takes the store's writer lock, replays the journal
+  left by a killed predecessor, and resumes each symbol at its last stored
+  id: the first live trade then reveals the downtime as a gap, which REST
+  backfill fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import threading
+import time
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import connect
+from websockets.client import backoff
+
+from quantify.config import IngestConfig
+from quantify.exceptions import QuantifyError, RestError
+from quantify.feed.parse import FrameParser, ServerShutdown, Trade, trades_to_frame
+from quantify.feed.rest import BinanceRest, RestConfig
+from quantify.ingest.buffer import SymbolBuffer
+from quantify.ingest.journal import Journal, journal_dir
+from quantify.ingest.stats import IngestStats, WriterState
+from quantify.store import Store, WriterLock, open_store
+
+__all__ = ["IngestService", "stream_urls"]
+
+logger = logging.getLogger(__name__)
+
+
+def stream_urls(config: IngestConfig) -> list[str]:
+    """Combined-stream URLs covering every symbol, ``streams_per_connection`` each."""
+    base = config.ws_url.rstrip("/")
+    for suffix in ("/stream", "/ws"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    names = [f"{s.lower()}@{config.stream}" for s in config.symbols]
+    size = config.streams_per_connection
+    return [f"{base}/stream?streams={'/'.join(names[i:i + size])}" for i in range(0, len(names), size)]
+
+
+class IngestService:
+    """Stream trades of ``config.symbols`` into the store until stopped.
+
+    Parameters
+    ----------
+    config : IngestConfig
+        What to stream, from where, into which store.
+    rest_transport : httpx.AsyncBaseTransport, optional
+        Replaces the network for REST backfill (tests).
+    """
+
+    def __init__(self, config: IngestConfig, *, rest_transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.store: Store = open_store(config.store)
+        self.stats = IngestStats()
+        self.state = WriterState.STARTING
+        self.parser = FrameParser(config.max_frame_bytes)
+        self.buffers: dict[str, SymbolBuffer] = {}
+        self.stored_next: dict[str, int] = {}
+        self.rows: dict[str, int] = {}
+        self.last_time: dict[str, int] = {}
+        self._rest_transport = rest_transport
+        self._lock = WriterLock(str(self.store.uri), self.store.uri.path)
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="quantify-writer")
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pending_frames: dict[str, list[Trade]] = {}
+        self._last_compact = time.monotonic()
+        self._journal: Journal | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+
+    # -- lifecycle --------------------------------------------------------
+
+    def _set_state(self, state: WriterState) -> None:
+        if state is not self.state:
+            logger.debug("writer state %s -> %s", self.state.value, state.value)
+            self.state = state
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` is called or ``config.duration`` elapses."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._lock.acquire()
+        try:
+            await self._run()
+        finally:
+            self._lock.release()
+            self._executor.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        cfg = self.config
+        last = await self._in_writer(self.store.last_trades)
+        for sym, (tid, ts) in last.items():
+            self.stored_next[sym] = tid + 1
+            self.last_time[sym] = int(ts.value // 1_000_000)
+        for sym in cfg.symbols:
+            self._buffer(sym)
+        jdir = journal_dir(self.store.uri.path) if cfg.journal else None
+        if jdir is not None:
+            self._journal = Journal(jdir)
+            await self._recover_journal()
+            self._journal.start()
+        self._set_state(WriterState.RUNNING)
+        logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
+        async with BinanceRest(RestConfig(base_url=cfg.rest_url), transport=self._rest_transport) as rest:
+            self._rest = rest
+            for url in stream_urls(cfg):
+                self._spawn(self._connection(url))
+            self._spawn(self._backfill_loop())
+            flusher = self._spawn(self._flush_loop())
+            try:
+                if cfg.duration is not None:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), cfg.duration)
+                else:
+                    await self._stop.wait()
+            finally:
+                self._set_state(WriterState.STOPPING)
+                self._stop.set()
+                for task in list(self._tasks):
+                    if task is not flusher:
+                        task.cancel()
+                # The flusher is not cancelled: an append already handed to the
+                # writer thread must finish and be accounted for, or the final
+                # flush would append the same trades twice.
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self._flush(final=True)
+                if self._journal is not None:
+                    self._journal.close(self._last_seen(), self.stored_next)
+                self._set_state(WriterState.STOPPED)
+                await self._in_writer(self.store.write_status, self.status())
+        logger.info("stopped; %d trades stored this run", self.stats.stored)
+
+    def stop(self) -> None:
+        """Ask the service to stop (thread-safe); it flushes everything received."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def start_in_thread(self, *, ready_timeout: float = 30.0) -> None:
+        """Run the service in a daemon thread with its own event loop.
+
+        Returns once the service is running (or raises what stopped it).
+        """
+        started = threading.Event()
+
+        def target() -> None:
+            async def main() -> None:
+                task = asyncio.ensure_future(self.run())
+                while self.state is WriterState.STARTING or self.state is WriterState.RECOVERING:
+                    if task.done():
+                        break
+                    await asyncio.sleep(0.02)
+                started.set()
+                await task
+
+            try:
+                asyncio.run(main())
+            except BaseException as exc:  # surfaced to the caller of start/join
+                self._thread_error = exc
+                logger.error("ingestion stopped with an error: %s", exc)
+            finally:
+                started.set()
+
+        self._thread = threading.Thread(target=target, name="quantify-ingest", daemon=True)
+        self._thread.start()
+        started.wait(ready_timeout)
+        if self._thread_error is not None:
+            raise self._thread_error
+
+    def join(self, timeout: float | None = None) -> None:
+        """Stop a service started with :meth:`start_in_thread` and wait for it."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- helpers ----------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("ingestion task failed: %r", task.exception(), exc_info=task.exception())
+            if self._stop is not None:
+                self._stop.set()
+
+    async def _in_writer(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def _buffer(self, symbol: str) -> SymbolBuffer:
+        buf = self.buffers.get(symbol)
+        if buf is None:
+            buf = self.buffers[symbol] = SymbolBuffer(symbol, self.stored_next.get(symbol))
+        return buf
+
+    def _last_seen(self) -> dict[str, int]:
+        return {s: b.last_seen for s, b in self.buffers.items() if b.last_seen is not None}
+
+    async def _recover_journal(self) -> None:
+        assert self._journal is not None
+        leftover = self._journal.leftover()
+        if not leftover:
+            return
+        self._set_state(WriterState.RECOVERING)
+        before = sum(len(b.ready) for b in self.buffers.values())
+        for frame in self._journal.replay_leftover():
+            event = self.parser.parse(frame)
+            if type(event) is Trade:
+                self._buffer(event.symbol).add(event)
+        recovered = sum(len(b.ready) for b in self.buffers.values()) - before
+        self.stats.journal_recovered += recovered
+        logger.info("journal: %d trades recovered from %d segment(s)", recovered, len(leftover))
+        await self._flush()
+
+    # -- receiving --------------------------------------------------------
+
+    async def _connection(self, url: str, *, replacement: bool = False) -> None:
+        cfg = self.config
+        delays = functools.partial(
+            backoff, initial_delay=cfg.backoff_initial, min_delay=cfg.backoff_min, max_delay=cfg.backoff_max
+        )
+        parse = self.parser.parse
+        buffers = self.buffers
+        stats = self.stats
+        time_ns = time.time_ns
+        journal_write = self._journal.write if self._journal is not None else None
+        first = not replacement
+        async for ws in connect(url, max_size=cfg.max_frame_bytes, compression=None,
+                                reconnect_delays=delays, open_timeout=10, close_timeout=2):
+            if not first:
+                stats.reconnects += 1
+                logger.info("reconnected to %s", url.split("?")[0])
+            first = False
+            rotation = asyncio.ensure_future(self._retire_after(ws, url, cfg.connection_max_age))
+            retiring = False
+            try:
+                async for frame in ws:
+                    if journal_write is not None:
+                        journal_write(frame, time_ns())
+                    stats.frames += 1
+                    event = parse(frame)
+                    if type(event) is Trade:
+                        stats.trades += 1
+                        buf = buffers.get(event.symbol) or self._buffer(event.symbol)
+                        buf.add(event)
+                    elif type(event) is ServerShutdown:
+                        stats.server_shutdowns += 1
+                        logger.info("serverShutdown from %s: switching connection", url.split("?")[0])
+                        rotation.cancel()
+                        rotation = asyncio.ensure_future(self._retire_after(ws, url, 0.0))
+            except websockets.ConnectionClosed:
+                pass
+            finally:
+                retiring = rotation.done() and not rotation.cancelled() and bool(rotation.result())
+                rotation.cancel()
+            if retiring:
+                return
+
+    async def _retire_after(self, ws: Any, url: str, age: float) -> bool:
+        """After ``age`` s, open a replacement connection, overlap, then close ``ws``."""
+        overlap = self.config.rotation_overlap if age > 0 else min(self.config.rotation_overlap, 2.0)
+        await asyncio.sleep(max(age - overlap, 0.0))
+        self.stats.rotations += 1
+        self._spawn(self._connection(url, replacement=True))
+        await asyncio.sleep(overlap)
+        await ws.close()
+        return True
+
+    # -- gaps -------------------------------------------------------------
+
+    async def _backfill_loop(self) -> None:
+        aggregate = self.config.stream == "aggTrade"
+        while True:
+            await asyncio.sleep(0.1)
+            for buf in list(self.buffers.values()):
+                while buf.gaps and time.monotonic() - buf.gaps[0].found_at > self.config.gap_timeout:
+                    gap = buf.gaps[0]
+                    logger.warning("%s: giving up on ids %d..%d after %.0f s; recorded as unfilled",
+                                   buf.symbol, gap.first, gap.last, self.config.gap_timeout)
+                    buf.give_up(gap)
+                if not buf.gaps:
+                    continue
+                # One request spans as many of the (usually small) gaps as it can.
+                first = buf.gaps[0].first
+                limit = max(1, min(1000, buf.gaps[-1].last - first + 1))
+                try:
+                    trades = await self._rest.trades_from(buf.symbol, first, aggregate=aggregate, limit=limit)
+                except (RestError, httpx.HTTPError, KeyError, TypeError) as exc:
+                    self.stats.rest_errors += 1
+                    logger.warning("%s: backfill from id %d failed: %s", buf.symbol, first, exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                filled = buf.fill(trades)
+                self.stats.backfilled += filled
+                if filled:
+                    logger.info("%s: backfilled %d trades from id %d", buf.symbol, filled, first)
+
+    # -- storing ----------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        cfg = self.config
+        next_status = 0.0
+        assert self._stop is not None
+        while not self._stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), cfg.flush_interval)
+            await self._flush()
+            now = time.monotonic()
+            if now - self._last_compact >= cfg.compact_interval:
+                self._last_compact = now
+                await self._compact()
+            if now >= next_status:
+                next_status = now + cfg.status_interval
+                self.stats.update_rate()
+                try:
+                    await self._in_writer(self.store.write_status, self.status())
+                except QuantifyError as exc:
+                    logger.debug("status not published: %s", exc)
+                except Exception as exc:  # ArcticDB storage errors: counted, retried next time
+                    self.stats.store_errors += 1
+                    logger.debug("status not published: %s", exc)
+
+    async def _flush(self, *, final: bool = False) -> None:
+        if self._journal is not None:
+            self._journal.flush(self._last_seen)
+        received_at = time.monotonic()
+        pending = self._pending_frames
+        for sym, buf in self.buffers.items():
+            ready = buf.take()
+            if ready:
+                pending.setdefault(sym, []).extend(ready)
+        if not pending:
+            return
+        frames = {sym: trades_to_frame(trades) for sym, trades in pending.items()}
+        delay = 0.2
+        while True:
+            try:
+                await self._in_writer(self.store.append_ticks, frames)
+                break
+            except Exception as exc:  # the store refused: keep everything, retry with backoff
+                self.stats.store_errors += 1
+                self._set_state(WriterState.DEGRADED)
+                logger.warning("store append failed (%s); retrying in %.1f s", exc, delay)
+                if not final and self._stop is not None and self._stop.is_set():
+                    final = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                if final and delay >= 10.0:
+                    logger.error("store still refuses writes at shutdown; %d trades remain in the journal",
+                                 sum(len(t) for t in pending.values()))
+                    return
+        if self.state is WriterState.DEGRADED:
+            self._set_state(WriterState.RUNNING)
+        self._pending_frames = {}
+        for sym, trades in pending.items():
+            self.stored_next[sym] = trades[-1].trade_id + 1
+            self.last_time[sym] = trades[-1].time
+            self.rows[sym] = self.rows.get(sym, 0) + len(trades)
+            self.stats.stored += len(trades)
+        self.stats.appends += 1
+        self.stats.store_latency.append(time.monotonic() - received_at)
+        if self._journal is not None:
+            self._journal.release(self.stored_next, all_leftover=True)
+
+    async def _compact(self) -> None:
+        for sym in list(self.stored_next):
+            try:
+                if await self._in_writer(self.store.compact, sym):
+                    self.stats.compactions += 1
+            except Exception as exc:  # compaction is an optimisation: log and go on
+                logger.warning("compaction of %s failed: %s", sym, exc)
+
+    # -- reporting --------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Everything ``quantify status`` shows, as plain data."""
+        symbols = {}
+        for sym, buf in sorted(self.buffers.items()):
+            symbols[sym] = {
+                "rows_this_run": self.rows.get(sym, 0),
+                "last_id": self.stored_next[sym] - 1 if sym in self.stored_next else None,
+                "last_time_ms": self.last_time.get(sym),
+                "gaps_found": buf.gaps_found,
+                "gaps_filled": buf.gaps_filled,
+                "gaps_open": len(buf.gaps),
+                "gaps_unfilled": buf.gaps_unfilled,
+                "trades_lost": buf.trades_lost,
+                "duplicates_dropped": buf.duplicates,
+                "pending": buf.pending,
+            }
+        s = self.stats
+        return {
+            "writer": self._lock.info.describe(),
+            "pid": self._lock.info.pid,
+            "state": self.state.value,
+            "heartbeat": time.time(),
+            "started": s.started,
+            "store": str(self.store.uri),
+            "stream": self.config.stream,
+            "ws_url": self.config.ws_url,
+            "ticks_per_second": round(s.ticks_per_second, 1),
+            "store_latency_ms": s.latency_ms(),
+            "frames": s.frames,
+            "trades_received": s.trades,
+            "trades_stored": s.stored,
+            "malformed_frames": self.parser.malformed_total,
+            "malformed_by_reason": dict(self.parser.malformed),
+            "reconnects": s.reconnects,
+            "server_shutdowns": s.server_shutdowns,
+            "rotations": s.rotations,
+            "journal_recovered": s.journal_recovered,
+            "backfilled": s.backfilled,
+            "rest_requests": getattr(getattr(self, "_rest", None), "requests", 0),
+            "rest_rate_limited": getattr(getattr(self, "_rest", None), "rate_limited", 0),
+            "rest_errors": s.rest_errors,
+            "store_errors": s.store_errors,
+            "appends": s.appends,
+            "compactions": s.compactions,
+            "symbols": symbols,
+        }

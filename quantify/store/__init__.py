@@ -1,0 +1,10 @@
+"""ArcticDB access: store URIs, reads, appends, compaction, the writer lock."""
+
+from __future__ import annotations
+
+from quantify.store.lease import WriterLock
+from quantify.store.store import Store, open_store
+from quantify.store.times import parse_time
+from quantify.store.uri import StoreURI, parse_store_uri
+
+__all__ = ["Store", "StoreURI", "WriterLock", "open_store", "parse_store_uri", "parse_time"]

@@ -1,0 +1,248 @@
+"""The ArcticDB store: ticks per symbol, writer status, and reads for research.
+
+Libraries inside one ArcticDB instance:
+
+``ticks``
+    One symbol per trading pair (``BTCUSDT``): the tick frame, appended in
+    trade-id order by the single writer, compacted on a schedule.
+``_meta``
+    Writer status (stats published every second) and leases.
+
+One :class:`arcticdb.Arctic` is opened per URI per process (LMDB forbids
+opening a path twice); :func:`open_store` hands out the shared instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import arcticdb as adb
+import pandas as pd
+from arcticdb.config import set_config_int
+from arcticdb.version_store.library import WritePayload
+from arcticdb_ext.version_store import DataError
+
+from quantify.exceptions import StoreError, UnknownSymbol
+from quantify.store.times import TimeLike, parse_time
+from quantify.store.uri import StoreURI, parse_store_uri
+
+__all__ = ["DEFAULT_READ_CACHE_SECONDS", "Store", "open_store"]
+
+logger = logging.getLogger(__name__)
+
+TICKS = "ticks"
+META = "_meta"
+STATUS = "status"
+
+#: How long a reader trusts its cached idea of a symbol's latest version.
+#: ArcticDB's default is 2 s; QuantiFy lowers it so readers in other
+#: processes see new trades within about a second.
+DEFAULT_READ_CACHE_SECONDS = 0.2
+
+_INSTANCES: dict[str, adb.Arctic] = {}
+_INSTANCES_LOCK = threading.Lock()
+
+
+def _arctic(uri: StoreURI) -> adb.Arctic:
+    with _INSTANCES_LOCK:
+        arctic = _INSTANCES.get(uri.arctic_uri)
+        if arctic is None:
+            if uri.path is not None:
+                uri.path.mkdir(parents=True, exist_ok=True)
+            try:
+                arctic = adb.Arctic(uri.arctic_uri)
+            except Exception as exc:  # ArcticDB raises several unrelated types here
+                raise StoreError(f"cannot open store {uri}: {exc}") from exc
+            _INSTANCES[uri.arctic_uri] = arctic
+        return arctic
+
+
+def _check_symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise ValueError(f"symbol must be a non-empty string such as 'BTCUSDT', got {symbol!r}")
+    sym = symbol.strip().upper()
+    if not sym.isalnum():
+        raise ValueError(f"symbol {symbol!r} is not a Binance symbol (letters and digits only)")
+    return sym
+
+
+class Store:
+    """Read (and, for the single writer, append) ticks in an ArcticDB store.
+
+    Obtain one with :func:`open_store`; the constructor is internal.
+    """
+
+    def __init__(self, uri: StoreURI) -> None:
+        self.uri = uri
+        self._arctic = _arctic(uri)
+        self._libs: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<quantify.Store {self.uri}>"
+
+    # -- libraries ---------------------------------------------------------
+
+    def library(self, name: str) -> Any:
+        """Return ArcticDB library ``name``, creating it if missing."""
+        lib = self._libs.get(name)
+        if lib is None:
+            try:
+                lib = self._arctic.get_library(name, create_if_missing=True)
+            except Exception as exc:
+                raise StoreError(f"cannot open library {name!r} of store {self.uri}: {exc}") from exc
+            self._libs[name] = lib
+        return lib
+
+    @property
+    def _ticks(self) -> Any:
+        return self.library(TICKS)
+
+    # -- reads ------------------------------------------------------------
+
+    def symbols(self) -> list[str]:
+        """Symbols with ticks in the store, sorted."""
+        return sorted(self._ticks.list_symbols())
+
+    def _require(self, symbol: str) -> str:
+        sym = _check_symbol(symbol)
+        if not self._ticks.has_symbol(sym):
+            known = ", ".join(self.symbols()) or "none yet"
+            raise UnknownSymbol(f"no ticks for {sym!r} in store {self.uri} (symbols: {known})")
+        return sym
+
+    def ticks(
+        self, symbol: str, start: TimeLike | None = None, end: TimeLike | None = None
+    ) -> pd.DataFrame:
+        """Return the trades of ``symbol`` with ``start <= time < end``.
+
+        Parameters
+        ----------
+        symbol : str
+            A Binance symbol (``"BTCUSDT"``; case-insensitive).
+        start, end : datetime, str or None
+            UTC bounds, inclusive-exclusive; ISO strings, ``"now"`` and relative
+            strings (``"-6h"``) are accepted. ``None`` means unbounded.
+
+        Returns
+        -------
+        pandas.DataFrame
+            UTC ``DatetimeIndex`` named ``time`` (trade time) and columns
+            ``price, qty, trade_id, is_buyer_maker, first_id, last_id, is_market``,
+            in trade-id order.
+        """
+        sym = self._require(symbol)
+        t0, t1 = parse_time(start), parse_time(end)
+        if t0 is not None and t1 is not None and t1 <= t0:
+            raise ValueError(f"end {t1} is not after start {t0}")
+        date_range = None
+        if t0 is not None or t1 is not None:
+            date_range = (t0, None if t1 is None else t1 - pd.Timedelta(1, "ns"))
+        data = self._read(sym, date_range=date_range)
+        return data
+
+    def _read(self, sym: str, **kwargs: Any) -> pd.DataFrame:
+        # A version pruned between listing and reading (the writer compacts and
+        # prunes) makes one read fail; the next read sees the new version.
+        for attempt in range(3):
+            try:
+                return self._ticks.read(sym, **kwargs).data
+            except adb.exceptions.ArcticException as exc:
+                if attempt == 2:
+                    raise StoreError(f"cannot read {sym} from {self.uri}: {exc}") from exc
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
+
+    def last_trades(self) -> dict[str, tuple[int, pd.Timestamp]]:
+        """Last stored ``(trade_id, time)`` of every symbol."""
+        out = {}
+        for sym in self.symbols():
+            tail = self._ticks.tail(sym, 1).data
+            if len(tail):
+                out[sym] = (int(tail["trade_id"].iloc[-1]), tail.index[-1])
+        return out
+
+    def describe(self, symbol: str) -> dict[str, Any]:
+        """Rows, first/last trade time and id of ``symbol``."""
+        sym = self._require(symbol)
+        head = self._ticks.head(sym, 1).data
+        tail = self._ticks.tail(sym, 1).data
+        rows = self._ticks.get_description(sym).row_count
+        return {
+            "symbol": sym,
+            "rows": int(rows),
+            "first_time": head.index[0] if len(head) else None,
+            "last_time": tail.index[-1] if len(tail) else None,
+            "first_id": int(head["trade_id"].iloc[0]) if len(head) else None,
+            "last_id": int(tail["trade_id"].iloc[-1]) if len(tail) else None,
+        }
+
+    # -- writes (the single writer only) ------------------------------------
+
+    def append_ticks(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        """Append tick frames, one per symbol, in one batch.
+
+        Each frame must start at or after the symbol's last stored time and
+        continue its trade ids; the ingestion service guarantees both.
+        Previous versions are pruned so version chains stay short.
+        """
+        payloads = [WritePayload(sym, df) for sym, df in frames.items() if len(df)]
+        if not payloads:
+            return
+        results = self._ticks.append_batch(payloads, prune_previous_versions=True)
+        errors = [r for r in results if isinstance(r, DataError)]
+        if errors:
+            raise StoreError(f"append to {self.uri} failed: {errors[0]}")
+
+    def compact(self, symbol: str, rows_per_segment: int = 100_000) -> bool:
+        """Merge a symbol's small appended segments; True if anything changed."""
+        sym = _check_symbol(symbol)
+        before = self._ticks.list_versions(sym)
+        self._ticks.compact_data(sym, rows_per_segment=rows_per_segment, prune_previous_versions=True)
+        return self._ticks.list_versions(sym) != before
+
+    # -- writer status ------------------------------------------------------
+
+    def write_status(self, status: Mapping[str, Any]) -> None:
+        """Publish the writer's status (a small dict) for ``quantify status``."""
+        self.library(META).write_pickle(STATUS, dict(status), prune_previous_versions=True)
+
+    def read_status(self) -> dict[str, Any] | None:
+        """The last status the writer published, or ``None``."""
+        meta = self.library(META)
+        if not meta.has_symbol(STATUS):
+            return None
+        try:
+            return dict(meta.read(STATUS).data)
+        except adb.exceptions.ArcticException:
+            return None
+
+
+def open_store(uri: str | None = None, *, read_cache_seconds: float = DEFAULT_READ_CACHE_SECONDS) -> Store:
+    """Open the QuantiFy store at ``uri``.
+
+    Parameters
+    ----------
+    uri : str or None
+        ``lmdb://PATH`` (default ``~/.quantify/arctic``, or ``$QUANTIFY_STORE``
+        when read by the command line and the IPython extension), ``s3://...``
+        or ``mem://``. A bare path means LMDB.
+    read_cache_seconds : float
+        How long this process trusts its cached latest version of a symbol
+        (ArcticDB's ``VersionMap.ReloadInterval``, 2 s by default there).
+        Lower means fresher reads of a store another process writes.
+
+    Raises
+    ------
+    InvalidStoreURI
+        If the URI is malformed.
+    StoreError
+        If the store cannot be opened.
+    """
+    parsed = parse_store_uri(uri, default=os.environ.get("QUANTIFY_STORE") or None)
+    set_config_int("VersionMap.ReloadInterval", int(read_cache_seconds * 1e9))
+    return Store(parsed)
