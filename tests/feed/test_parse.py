@@ -1,0 +1,93 @@
+"""The sans-I/O frame parser: every event kind, and malformed frames counted."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quantify.feed.parse import (
+    FrameParser, Kline, ServerShutdown, SubscriptionReply, Trade, trades_to_frame,
+)
+
+SPOT = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT",'
+        '"t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}')
+USDM = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161256322,"T":1723161256322,'
+        '"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"INSURANCE_FUND","m":false}}')
+AGG = ('{"e":"aggTrade","E":1626992741575,"a":16599292,"s":"CTKUSDT","p":"1.01100","q":"10",'
+       '"f":23961322,"l":23961324,"T":1626992741421,"m":false}')
+
+
+def test_combined_spot_trade() -> None:
+    t = FrameParser().parse(SPOT)
+    assert t == Trade("BTCUSDT", 3735683259, 61837.63, 0.02, 1723161255342, True,
+                      3735683259, 3735683259, True, 1723161255343)
+
+
+def test_usdm_trade_keeps_non_market_type() -> None:
+    t = FrameParser().parse(USDM)
+    assert isinstance(t, Trade) and t.is_market is False and t.qty == 0.006
+
+
+def test_raw_aggregate_trade_counts_underlying_trades() -> None:
+    t = FrameParser().parse(AGG)
+    assert isinstance(t, Trade)
+    assert (t.trade_id, t.first_id, t.last_id) == (16599292, 23961322, 23961324)
+
+
+def test_kline_shutdown_and_replies() -> None:
+    p = FrameParser()
+    k = {"e": "kline", "E": 1, "s": "BTCUSDT", "k": {
+        "t": 0, "T": 59999, "s": "BTCUSDT", "i": "1m", "o": "1.0", "c": "2.0", "h": "2.5", "l": "0.5",
+        "v": "10", "n": 3, "x": True, "q": "15", "V": "4", "Q": "6"}}
+    kline = p.parse(orjson.dumps({"stream": "btcusdt@kline_1m", "data": k}))
+    assert isinstance(kline, Kline) and kline.trades == 3 and kline.closed and kline.volume == "10"
+    assert p.parse('{"e":"serverShutdown","E":1700000000000}') == ServerShutdown(1700000000000)
+    assert p.parse('{"result":null,"id":1}') == SubscriptionReply(1, None, None)
+    assert p.parse('{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT"}}') is None
+    assert p.malformed_total == 0
+
+
+@pytest.mark.parametrize(
+    "frame, reason",
+    [
+        ('{"stream":"btcusdt@trade","data":{"e":"trade"', "json"),
+        ("not json at all", "json"),
+        ('{"stream":"x@trade","data":{"e":"trade","s":"BTCUSDT","t":"1","p":"1","q":"1","T":1,"m":true}}', "fields"),
+        ('{"stream":"x@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":1.5,"q":"1","T":1,"m":true}}', "fields"),
+        ('{"stream":"x@trade","data":{"e":"trade","s":"BTCUSDT","p":"1","q":"1","T":1,"m":true}}', "fields"),
+        ('{"stream":"x@trade","data":[1,2]}', "fields"),
+        ("[1,2,3]", "fields"),
+    ],
+)
+def test_malformed_frames_are_counted_not_raised(frame: str, reason: str) -> None:
+    p = FrameParser()
+    assert p.parse(frame) is None
+    assert p.malformed[reason] == 1 and reason in p.samples
+
+
+def test_oversized_frame_is_rejected() -> None:
+    p = FrameParser(max_frame_bytes=100)
+    assert p.parse(SPOT) is None and p.malformed["oversized"] == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300),
+                 st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.text(max_size=5),
+                              lambda c: st.lists(c, max_size=4) | st.dictionaries(
+                                  st.sampled_from(["e", "s", "t", "p", "q", "T", "m", "data", "stream", "a", "f", "l", "k"]),
+                                  c, max_size=8), max_leaves=20).map(orjson.dumps)))
+def test_parser_never_raises(frame: bytes | str) -> None:
+    p = FrameParser()
+    event = p.parse(frame)
+    assert event is None or isinstance(event, (Trade, Kline, ServerShutdown, SubscriptionReply))
+
+
+def test_trades_to_frame_schema() -> None:
+    p = FrameParser()
+    df = trades_to_frame([p.parse(SPOT), p.parse(SPOT)])  # type: ignore[list-item]
+    assert list(df.columns) == ["price", "qty", "trade_id", "is_buyer_maker", "first_id", "last_id", "is_market"]
+    assert str(df.index.tz) == "UTC" and df.index.name == "time"
+    assert df.index[0].value == 1723161255342 * 1_000_000
+    assert trades_to_frame([]).empty
