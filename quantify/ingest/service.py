@@ -28,9 +28,11 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pandas as pd
 import websockets
 from websockets.asyncio.client import connect
 from websockets.client import backoff
@@ -44,7 +46,10 @@ from quantify.ingest.journal import Journal, journal_dir
 from quantify.ingest.stats import IngestStats, WriterState
 from quantify.store import Store, WriterLock, open_store
 
-__all__ = ["IngestService", "stream_urls"]
+__all__ = ["BatchListener", "IngestService", "stream_urls"]
+
+#: Called with ``{symbol: tick frame}`` after each append (see ``add_batch_listener``).
+BatchListener = Callable[[dict[str, pd.DataFrame]], None]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +97,35 @@ class IngestService:
         self._journal: Journal | None = None
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
+        self._listeners: list[BatchListener] = []
+        self.listener_errors = 0
+
+    def add_batch_listener(self, listener: BatchListener) -> None:
+        """Call ``listener(frames)`` after every append, in the writer thread.
+
+        ``frames`` maps each symbol to the tick frame just stored (id order,
+        no duplicate, each trade exactly once across calls). Listeners
+        maintain derived data (continuous candles) and evaluate alert rules;
+        they run in the writer thread, so the store's write methods are safe
+        to call from them. An exception is logged and counted, never fatal.
+
+        If the listener has a ``start(store)`` method, it is called once in
+        the writer thread after journal recovery and before streaming, so it
+        can catch up on trades stored while it was not running.
+        """
+        self._listeners.append(listener)
+
+    def _notify(self, frames: dict[str, pd.DataFrame]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(frames)
+            except Exception:  # a listener's bug must not stop ingestion
+                self.listener_errors += 1
+                logger.exception("batch listener %r failed", listener)
+
+    def _append(self, frames: dict[str, pd.DataFrame]) -> None:
+        self.store.append_ticks(frames)
+        self._notify(frames)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -124,6 +158,12 @@ class IngestService:
             self._journal = Journal(jdir)
             await self._recover_journal()
             self._journal.start()
+        for listener in self._listeners:
+            start = getattr(listener, "start", None)
+            if start is not None:
+                # Listeners catch up on what was stored while they were not
+                # running (e.g. trades appended just before a kill -9).
+                await self._in_writer(start, self.store)
         self._set_state(WriterState.RUNNING)
         logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
         async with BinanceRest(RestConfig(base_url=cfg.rest_url), transport=self._rest_transport) as rest:
@@ -363,7 +403,7 @@ class IngestService:
         delay = 0.2
         while True:
             try:
-                await self._in_writer(self.store.append_ticks, frames)
+                await self._in_writer(self._append, frames)
                 break
             except Exception as exc:  # the store refused: keep everything, retry with backoff
                 self.stats.store_errors += 1
@@ -442,6 +482,7 @@ class IngestService:
             "rest_rate_limited": getattr(getattr(self, "_rest", None), "rate_limited", 0),
             "rest_errors": s.rest_errors,
             "store_errors": s.store_errors,
+            "listener_errors": self.listener_errors,
             "appends": s.appends,
             "compactions": s.compactions,
             "symbols": symbols,
