@@ -1,0 +1,32 @@
+# QuantiFy: `make demo` runs the demo, `make test` runs every test.
+# Both create the virtual environment (.venv) on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test setup system bench clean
+
+$(BIN)/quantify: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(BIN)/quantify
+
+# Debian's Chromium drives the dashboard tests (never a downloaded browser).
+system:
+	@command -v chromium >/dev/null 2>&1 || scripts/install-system-packages
+
+demo: setup
+	$(BIN)/quantify demo
+
+test: setup system
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts
