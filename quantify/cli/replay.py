@@ -1,0 +1,143 @@
+"""``quantify replay``: serve recorded Binance trades on a local Binance-compatible server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from quantify.feed.recordings import sample_files
+
+__all__ = ["register", "run"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CLI_PORT = 9443
+
+_EPILOG = """\
+examples:
+  quantify replay                          bundled BTCUSDT/ETHUSDT sample, real time, port 9443
+  quantify replay --speed 10 --loop        ten times faster, forever (ids keep increasing)
+  quantify replay --speed 0 --port 0       as fast as clients read, on a free port
+  quantify replay my.trades.gz --drop-every 30 --refuse-for 5 --corrupt-fraction 0.001
+                                           a hostile exchange, to test reconnects and backfill
+
+clients connect to:
+  ws://HOST:PORT/ws/btcusdt@trade                      raw events
+  ws://HOST:PORT/stream?streams=btcusdt@trade/ethusdt@aggTrade   combined events
+  http://HOST:PORT/api/v3/klines?symbol=BTCUSDT&interval=1m     REST (also ping, time,
+      exchangeInfo, aggTrades, historicalTrades, trades)
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``replay`` subcommand to the ``quantify`` parser."""
+    p = subparsers.add_parser(
+        "replay",
+        help="serve recorded Binance trades on a local Binance-compatible server",
+        description=(
+            "Serve recorded Binance trades over Binance's WebSocket and REST protocols on "
+            "one local port, so the ingestion service and Binance's own client libraries "
+            "can run offline. Trades are released at their recorded times scaled by --speed; "
+            "the clock starts when the first client subscribes. REST serves only trades "
+            "already released. Fault options make the server misbehave on purpose."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "files", nargs="*", type=Path, metavar="FILE",
+        help="recorded frames (<recv ns> <JSON> lines, gzip or not); "
+        "default: the bundled sample",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_CLI_PORT,
+        help="port to bind, 0 for a free one (default: %(default)s)",
+    )
+    p.add_argument(
+        "--speed", type=float, default=1.0,
+        help="replay speed: 1 real time, 10 ten times faster, 0 as fast as possible "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--loop", action="store_true",
+        help="repeat the recording forever, shifting ids and times forward each lap",
+    )
+    faults = p.add_argument_group("fault injection (all off by default)")
+    faults.add_argument(
+        "--drop-every", type=float, default=0.0, metavar="S",
+        help="close every connection abruptly (no close frame) every S seconds",
+    )
+    faults.add_argument(
+        "--corrupt-fraction", type=float, default=0.0, metavar="F",
+        help="replace this fraction of trade frames by garbage (the trades are lost to clients)",
+    )
+    faults.add_argument(
+        "--shutdown-after", type=float, default=0.0, metavar="S",
+        help="S seconds after a connection opens, send serverShutdown and close it soon after",
+    )
+    faults.add_argument(
+        "--refuse-for", type=float, default=0.0, metavar="S",
+        help="after each drop, refuse WebSocket handshakes with HTTP 503 for S seconds",
+    )
+    faults.add_argument(
+        "--force-429", type=int, default=0, metavar="N",
+        help="answer the first N REST requests with HTTP 429 (Retry-After: 1)",
+    )
+    faults.add_argument(
+        "--seed", type=int, default=0, help="seed of the fault generator (default: %(default)s)"
+    )
+    p.set_defaults(func=run)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from quantify.feed.replay import ReplayConfig
+
+    return ReplayConfig(
+        files=tuple(args.files) if args.files else tuple(sample_files()),
+        host=args.host, port=args.port, speed=args.speed, loop=args.loop,
+        drop_every=args.drop_every, corrupt_fraction=args.corrupt_fraction,
+        shutdown_after=args.shutdown_after, refuse_for=args.refuse_for,
+        force_429=args.force_429, seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the replay server until Ctrl-C or SIGTERM; return the exit code."""
+    from quantify.feed.replay import ReplayServer
+
+    server = ReplayServer(_config(args))  # bad files raise FeedError before binding
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Unix
+                pass
+        async with server:
+            symbols = ", ".join(server.tape.symbols)
+            speed = "max" if args.speed == 0 else f"{args.speed:g}x"
+            print(
+                f"replay: ws {server.ws_url}  rest {server.rest_url}  "
+                f"({symbols}; speed {speed}{'; loop' if args.loop else ''}) - Ctrl-C to stop",
+                flush=True,
+            )
+            await stop.wait()
+        stats = server.stats
+        print(
+            f"replay: stopped after {stats['frames_sent']} frames to "
+            f"{stats['connections']} connection(s)", file=sys.stderr,
+        )
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:  # port in use, bad host
+        raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    return 0

@@ -1,0 +1,816 @@
+"""A Binance-compatible replay server on loopback, serving recorded trades.
+
+:class:`ReplayServer` speaks Binance's spot market-data protocol closely
+enough for Binance's own client libraries: WebSocket ``/ws/<stream>`` (raw
+events), ``/stream?streams=a/b`` (combined ``{"stream", "data"}``),
+``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS``/``SET_PROPERTY``/
+``GET_PROPERTY`` requests, and REST ``/api/v3/...`` (see
+:mod:`quantify.feed.replay_rest`) on the same port. It is the default data
+source offline and the test double of the ingestion service.
+
+Timing: trades are released at their recorded trade time ``T`` scaled by
+``speed``; the replay clock starts when the first client subscribes, and a
+client that subscribes later gets events from that moment on. ``speed=0``
+releases them as fast as clients read; the furthest point any client has been
+sent is then the clock. REST serves only trades already released.
+
+Throughput: events are pre-encoded once per lap and format as complete
+WebSocket frames (:class:`~quantify.feed.tape.Tape`) and written to the
+transport in bulk, many frames per ``write()``, with backpressure from the
+transport's write buffer; websockets' ``send()`` is used for nothing on the
+data path (it halves the rate a client can receive).
+
+Faults (all off by default): periodic abrupt drops, corrupted frames,
+``serverShutdown`` announcements, refused handshakes, forced HTTP 429s; also
+callable at run time. :class:`ReplayThread` runs a server in a daemon thread
+for synchronous callers and tests.
+
+Examples
+--------
+>>> with ReplayThread(ReplayConfig(speed=0)) as server:  # doctest: +SKIP
+...     print(server.ws_url, server.rest_url)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import http
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from quantify.feed.recordings import sample_files
+from quantify.feed.replay_rest import DEFAULT_WEIGHT_LIMIT, RestApi
+from quantify.feed.tape import Tape, _payload, ws_text_frame
+
+__all__ = [
+    "DEFAULT_CHUNK_EVENTS",
+    "DEFAULT_HOST",
+    "DEFAULT_SPEED",
+    "MAX_STREAMS_PER_CONNECTION",
+    "ReplayConfig",
+    "ReplayServer",
+    "ReplayThread",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_SPEED = 1.0
+#: Events written per ``transport.write()`` at most.
+DEFAULT_CHUNK_EVENTS = 500
+#: Binance: at most 1024 streams per connection.
+MAX_STREAMS_PER_CONNECTION = 1024
+#: Binance: at most 5 incoming messages per second per connection.
+DEFAULT_MAX_MESSAGES_PER_SECOND = 5
+#: Binance pings every 20 s and drops a client silent for a minute.
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 60.0
+#: Transport write-buffer high-water mark; above it the pump waits.
+WRITE_BUFFER_HIGH = 1 << 19
+
+_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+@[A-Za-z0-9_]+")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_]{1,36}")
+_FAULT_KINDS = ("drop", "corrupt", "shutdown", "refused", "429")
+_METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Settings of a :class:`ReplayServer`.
+
+    Parameters
+    ----------
+    files : tuple of Path
+        Recordings to serve (default: the bundled BTCUSDT/ETHUSDT sample).
+    host, port : str, int
+        Where to listen; ``port=0`` picks a free port.
+    speed : float
+        Replay speed: 1 is real time, 10 ten times faster, 0 as fast as
+        clients read.
+    loop : bool
+        Repeat the recording forever, ids and times shifted forward per lap.
+    drop_every : float
+        Every this many seconds, close every connection abruptly (TCP close,
+        no close frame); 0 disables.
+    corrupt_fraction : float
+        Fraction of trade frames replaced by garbage (truncated JSON, wrong
+        types). The genuine trade still counts as replayed.
+    shutdown_after : float
+        Seconds after a connection opens to send it ``serverShutdown``, then
+        close it ``shutdown_grace`` seconds later; 0 disables.
+    refuse_for : float
+        After each drop, refuse new WebSocket handshakes with HTTP 503 for
+        this many seconds.
+    force_429 : int
+        The first this many REST requests get HTTP 429 with ``Retry-After: 1``.
+    seed : int
+        Seed of the fault generator.
+    weight_limit : int
+        REST request weight per client IP per minute.
+    max_messages_per_second : int
+        Incoming messages per connection per second above which the
+        connection is closed (code 1008), as on Binance; 0 disables.
+    chunk_events : int
+        Events per bulk write at most.
+    """
+
+    files: tuple[Path, ...] = field(default_factory=lambda: tuple(sample_files()))
+    host: str = DEFAULT_HOST
+    port: int = 0
+    speed: float = DEFAULT_SPEED
+    loop: bool = False
+    drop_every: float = 0.0
+    corrupt_fraction: float = 0.0
+    shutdown_after: float = 0.0
+    shutdown_grace: float = 3.0
+    refuse_for: float = 0.0
+    force_429: int = 0
+    seed: int = 0
+    weight_limit: int = DEFAULT_WEIGHT_LIMIT
+    max_messages_per_second: int = DEFAULT_MAX_MESSAGES_PER_SECOND
+    chunk_events: int = DEFAULT_CHUNK_EVENTS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", tuple(Path(f) for f in self.files))
+        _check_config(self)
+
+
+def _check_config(c: ReplayConfig) -> None:
+    if not c.files:
+        raise ValueError("files must name at least one recording, got none")
+    if not 0 <= c.port <= 65535:
+        raise ValueError(f"port must be in 0..65535, got {c.port!r}")
+    for name in ("speed", "drop_every", "shutdown_after", "shutdown_grace", "refuse_for"):
+        value = getattr(c, name)
+        if not isinstance(value, (int, float)) or value != value or value < 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if not 0.0 <= c.corrupt_fraction <= 1.0:
+        raise ValueError(f"corrupt_fraction must be in [0, 1], got {c.corrupt_fraction!r}")
+    for name in ("force_429", "max_messages_per_second"):
+        if getattr(c, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(c, name)!r}")
+    if c.weight_limit < 1:
+        raise ValueError(f"weight_limit must be >= 1, got {c.weight_limit!r}")
+    if c.chunk_events < 1:
+        raise ValueError(f"chunk_events must be >= 1, got {c.chunk_events!r}")
+
+
+class _Client:
+    """State of one WebSocket connection."""
+
+    def __init__(self, conn: ServerConnection, combined: bool, now: float) -> None:
+        self.conn = conn
+        self.combined = combined
+        self.streams: dict[str, None] = {}  # ordered set
+        self.trade_syms: set[int] = set()
+        self.agg_syms: set[int] = set()
+        self.cursor = 0
+        self.wake = asyncio.Event()
+        self.opened = now
+        self.messages: collections.deque[float] = collections.deque()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.closing = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.trade_syms or self.agg_syms)
+
+
+class ReplayServer:
+    """Serve recorded Binance trades over WebSocket and REST on one port.
+
+    Parameters
+    ----------
+    config : ReplayConfig, optional
+        Settings; the default replays the bundled sample in real time on a
+        free loopback port.
+    tape : Tape, optional
+        The recordings of ``config.files`` already loaded (saves reloading
+        them when starting many servers, as tests do).
+
+    Raises
+    ------
+    FeedError
+        If a recording cannot be read or holds no trades.
+
+    Notes
+    -----
+    Use ``async with ReplayServer(config) as server:`` in asyncio code, or
+    :meth:`run_in_thread` (a :class:`ReplayThread`) from synchronous code.
+    Fault triggers (:meth:`drop_connections`, ...) must be called on the
+    server's event loop; :class:`ReplayThread` forwards them thread-safely.
+    """
+
+    def __init__(self, config: ReplayConfig | None = None, *, tape: Tape | None = None) -> None:
+        self.config = config or ReplayConfig()
+        if tape is not None and tape.files != list(self.config.files):
+            raise ValueError(f"tape holds {tape.files}, config names {list(self.config.files)}")
+        self.tape = tape or Tape(self.config.files)
+        self.rest = RestApi(self.tape, loop=self.config.loop, weight_limit=self.config.weight_limit)
+        self.rest.forced_429 = self.config.force_429
+        self._rng = random.Random(self.config.seed)
+        self._server: Server | None = None
+        self._clients: set[_Client] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._clock_start: float | None = None  # loop time when the first client subscribed
+        self._position = 0  # speed 0: furthest slot sent to any client
+        self._refuse_until = 0.0
+        self._port = 0
+        self._frames_sent = 0
+        self._bytes_sent = 0
+        self._connections = 0
+        self._faults = dict.fromkeys(_FAULT_KINDS, 0)
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening; returns once the port is bound."""
+        if self._server is not None:
+            raise RuntimeError("replay server already started")
+        c = self.config
+        if c.host not in ("127.0.0.1", "localhost", "::1"):
+            logger.warning("replay server listening on non-loopback host %s", c.host)
+        self._server = await serve(
+            self._handle, c.host, c.port, process_request=self._process_request,
+            compression=None, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT,
+            close_timeout=2, max_size=1 << 16, write_limit=WRITE_BUFFER_HIGH,
+            server_header="quantify-replay",
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        if c.drop_every > 0:
+            self._tasks.append(asyncio.create_task(self._drop_timer()))
+        logger.info(
+            "replay server on %s (%s; speed %s%s)", self.ws_url, ", ".join(self.tape.symbols),
+            c.speed or "max", ", looping" if c.loop else "",
+        )
+
+    async def stop(self) -> None:
+        """Close every connection and stop listening."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        for client in list(self._clients):
+            self._stop_client_tasks(client)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        logger.info("replay server stopped")
+
+    async def __aenter__(self) -> ReplayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def run_in_thread(self) -> ReplayThread:
+        """Start this server in a daemon thread with its own event loop."""
+        return ReplayThread(server=self).start()
+
+    @property
+    def port(self) -> int:
+        """The port listened on (known after :meth:`start`)."""
+        return self._port
+
+    @property
+    def ws_url(self) -> str:
+        """Base WebSocket URL, e.g. ``ws://127.0.0.1:9443`` (append ``/ws/...``)."""
+        return f"ws://{_url_host(self.config.host)}:{self._port}"
+
+    @property
+    def rest_url(self) -> str:
+        """Base REST URL, e.g. ``http://127.0.0.1:9443``."""
+        return f"http://{_url_host(self.config.host)}:{self._port}"
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters: frames and bytes sent, trades replayed per symbol, connections, faults."""
+        pos = self.position()
+        return {
+            "frames_sent": self._frames_sent,
+            "bytes_sent": self._bytes_sent,
+            "trades_replayed": {
+                name: self.tape.replayed_trades(sym, pos) for name, sym in self.tape.symbols.items()
+            },
+            "connections": self._connections,
+            "connections_open": len(self._clients),
+            "faults": {**self._faults, "429": self.rest.forced_rejected},
+            "rest_requests": self.rest.requests,
+            "rest_rate_limited": self.rest.rejected_429,
+            "started": self._clock_start is not None,
+            "replay_time": self.now_ms(),
+            "position": pos,
+        }
+
+    # ---- replay clock ----------------------------------------------------------
+
+    def _start_clock(self) -> None:
+        if self._clock_start is None:
+            self._clock_start = asyncio.get_running_loop().time()
+            logger.info("replay clock started")
+
+    def position(self) -> int:
+        """Number of slots (trades of all symbols, over all laps) released so far."""
+        if self._clock_start is None:
+            return 0
+        if self.config.speed == 0:
+            return self._position
+        return self.tape.position_at(self._replay_ms(), self.config.loop)
+
+    def _replay_ms(self) -> float:
+        assert self._clock_start is not None
+        elapsed = asyncio.get_running_loop().time() - self._clock_start
+        return self.tape.first_time + elapsed * self.config.speed * 1000.0
+
+    def now_ms(self) -> int:
+        """The replay clock in ms since the epoch (the first trade's time until it starts)."""
+        if self._clock_start is None:
+            return self.tape.first_time
+        if self.config.speed == 0:
+            pos = self._position
+            return self.tape.time_of(pos - 1) if pos else self.tape.first_time
+        return int(self._replay_ms())
+
+    # ---- fault triggers --------------------------------------------------------
+
+    def drop_connections(self) -> int:
+        """Close every WebSocket connection abruptly (no close frame); return how many.
+
+        With ``refuse_for`` set, new handshakes are refused for that long.
+        """
+        dropped = 0
+        for client in list(self._clients):
+            self._stop_client_tasks(client)
+            client.conn.transport.abort()
+            dropped += 1
+        self._faults["drop"] += dropped
+        logger.info("dropped %d connection(s)", dropped)
+        if self.config.refuse_for > 0:
+            self.refuse_connections(self.config.refuse_for)
+        return dropped
+
+    def send_server_shutdown(self) -> int:
+        """Send ``serverShutdown`` to every connection, close each ``shutdown_grace`` s later."""
+        clients = [c for c in self._clients if not c.closing]
+        for client in clients:
+            self._announce_shutdown(client)
+        return len(clients)
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Answer WebSocket handshakes with HTTP 503 for the next ``seconds``."""
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        self._refuse_until = max(self._refuse_until, time.monotonic() + seconds)
+
+    def force_429(self, count: int) -> None:
+        """Answer the next ``count`` REST requests with HTTP 429 and ``Retry-After: 1``."""
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count!r}")
+        self.rest.forced_429 += count
+
+    async def _drop_timer(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.drop_every)
+            self.drop_connections()
+
+    def _announce_shutdown(self, client: _Client) -> None:
+        client.closing = True
+        ms = self.now_ms()
+        self._write(client, [ws_text_frame(orjson.dumps({"e": "serverShutdown", "E": ms}))])
+        self._faults["shutdown"] += 1
+        logger.info("sent serverShutdown to %s", client.conn.remote_address)
+        client.tasks.append(asyncio.create_task(self._close_later(client)))
+
+    async def _close_later(self, client: _Client) -> None:
+        await asyncio.sleep(self.config.shutdown_grace)
+        for task in client.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        await client.conn.close(1001, "server shutdown")
+
+    async def _shutdown_timer(self, client: _Client) -> None:
+        await asyncio.sleep(self.config.shutdown_after)
+        if not client.closing:
+            self._announce_shutdown(client)
+
+    # ---- HTTP: REST and handshake gate -------------------------------------------
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        path = url.path
+        if path.startswith("/api/"):
+            client = conn.remote_address[0] if conn.remote_address else "?"
+            res = self.rest.handle(path, url.query, client, self.position(), self.now_ms())
+            headers = [("Content-Type", "application/json;charset=UTF-8"), *res.headers.items()]
+            return _response(res.status, res.body, headers)
+        if path in ("/ws", "/stream") or path.startswith("/ws/"):
+            if time.monotonic() < self._refuse_until:
+                self._faults["refused"] += 1
+                return _response(503, b"Service Unavailable\n", [("Content-Type", "text/plain")])
+            _, streams = _parse_stream_path(url.path, url.query)
+            if len(streams) > MAX_STREAMS_PER_CONNECTION:
+                body = orjson.dumps({"code": -1, "msg": "Too many streams; max 1024 per connection"})
+                return _response(400, body, [("Content-Type", "application/json")])
+            return None
+        return _response(404, b'{"code":-1,"msg":"Not found."}', [("Content-Type", "application/json")])
+
+    # ---- WebSocket connections ---------------------------------------------------
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        url = urlsplit(conn.request.path if conn.request else "/ws")
+        combined, streams = _parse_stream_path(url.path, url.query)
+        loop = asyncio.get_running_loop()
+        client = _Client(conn, combined, loop.time())
+        self._clients.add(client)
+        self._connections += 1
+        logger.debug("connection from %s: %s", conn.remote_address, url.path)
+        try:
+            if streams:
+                self._subscribe(client, streams)
+            client.tasks.append(asyncio.create_task(self._pump(client)))
+            if self.config.shutdown_after > 0:
+                client.tasks.append(asyncio.create_task(self._shutdown_timer(client)))
+            async for message in conn:
+                if not self._admit_message(client, loop.time()):
+                    self._stop_client_tasks(client)
+                    await conn.close(1008, "Too many requests")
+                    break
+                reply = self._control(client, message)
+                self._write(client, [ws_text_frame(orjson.dumps(reply))])
+        except ConnectionClosed:
+            pass
+        finally:
+            self._stop_client_tasks(client)
+            self._clients.discard(client)
+            logger.debug("connection from %s closed", conn.remote_address)
+
+    def _stop_client_tasks(self, client: _Client) -> None:
+        current = asyncio.current_task()
+        for task in client.tasks:
+            if task is not current:
+                task.cancel()
+
+    def _admit_message(self, client: _Client, now: float) -> bool:
+        limit = self.config.max_messages_per_second
+        if not limit:
+            return True
+        q = client.messages
+        q.append(now)
+        while q and q[0] <= now - 1.0:
+            q.popleft()
+        return len(q) <= limit
+
+    def _write(self, client: _Client, frames: list[bytes]) -> None:
+        transport = client.conn.transport
+        if transport.is_closing():
+            return
+        data = b"".join(frames)
+        transport.write(data)
+        self._frames_sent += len(frames)
+        self._bytes_sent += len(data)
+
+    # ---- control messages (SUBSCRIBE, ...) ---------------------------------------
+
+    def _control(self, client: _Client, message: str | bytes) -> dict[str, Any]:
+        try:
+            msg = orjson.loads(message)
+        except orjson.JSONDecodeError as exc:
+            return _ws_error(3, f"Invalid JSON: {exc}", None)
+        if type(msg) is not dict:
+            return _ws_error(2, "Invalid request: expected an object", None)
+        req_id = msg.get("id")
+        if not (
+            req_id is None or (type(req_id) is int and 0 <= req_id < 2**63)
+            or (type(req_id) is str and _REQUEST_ID.fullmatch(req_id))
+        ):
+            return _ws_error(2, "Invalid request: request ID must be an unsigned integer", None)
+        method = msg.get("method")
+        if method is None:
+            return _ws_error(2, "Invalid request: missing field `method`", req_id)
+        params = msg.get("params", [])
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if type(params) is not list or not all(type(p) is str for p in params):
+                return _ws_error(2, "Invalid request: params must be an array of strings", req_id)
+            bad = [p for p in params if not _STREAM_NAME.fullmatch(p)]
+            if bad:
+                return _ws_error(2, f"Invalid request: invalid stream name `{bad[0][:64]}`", req_id)
+            if method == "SUBSCRIBE":
+                if len({**client.streams, **dict.fromkeys(params)}) > MAX_STREAMS_PER_CONNECTION:
+                    return _ws_error(
+                        2, "Invalid request: too many streams; max 1024 per connection", req_id
+                    )
+                self._subscribe(client, params)
+            else:
+                self._unsubscribe(client, params)
+            return {"result": None, "id": req_id}
+        if method == "LIST_SUBSCRIPTIONS":
+            return {"result": list(client.streams), "id": req_id}
+        if method == "SET_PROPERTY":
+            if type(params) is not list or len(params) != 2 or params[0] != "combined":
+                return _ws_error(0, "Unknown property", req_id)
+            if type(params[1]) is not bool:
+                return _ws_error(1, "Invalid value type: expected Boolean", req_id)
+            client.combined = params[1]
+            return {"result": None, "id": req_id}
+        if method == "GET_PROPERTY":
+            if type(params) is not list or params != ["combined"]:
+                return _ws_error(0, "Unknown property", req_id)
+            return {"result": client.combined, "id": req_id}
+        shown = method if type(method) is str else orjson.dumps(method).decode()
+        return _ws_error(
+            2, f"Invalid request: unknown variant `{shown[:64]}`, expected one of {_METHODS}",
+            req_id,
+        )
+
+    def _subscribe(self, client: _Client, streams: Sequence[str]) -> None:
+        was_active = client.active
+        for name in streams:
+            client.streams[name] = None
+        self._start_clock()
+        self._resolve(client)
+        if client.active and not was_active:
+            client.cursor = self.position()
+        client.wake.set()
+
+    def _unsubscribe(self, client: _Client, streams: Sequence[str]) -> None:
+        for name in streams:
+            client.streams.pop(name, None)
+        self._resolve(client)
+
+    def _resolve(self, client: _Client) -> None:
+        trade: set[int] = set()
+        agg: set[int] = set()
+        for name in client.streams:
+            sym_name, _, kind = name.partition("@")
+            sym = self.tape.symbol(sym_name.upper()) if sym_name.islower() else None
+            if sym is None:
+                logger.debug("stream %s carries no data here", name)
+                continue
+            if kind == "trade":
+                trade.add(sym.index)
+            elif kind == "aggTrade":
+                agg.add(sym.index)
+        client.trade_syms, client.agg_syms = trade, agg
+
+    # ---- the data path -----------------------------------------------------------
+
+    async def _pump(self, client: _Client) -> None:
+        """Write due events to one client, many frames per write."""
+        tape, cfg = self.tape, self.config
+        n = tape.n
+        loop = asyncio.get_running_loop()
+        conn = client.conn
+        while not conn.transport.is_closing():
+            if not client.active or client.closing:
+                client.wake.clear()
+                await client.wake.wait()
+                continue
+            if cfg.speed == 0:
+                end = client.cursor + cfg.chunk_events
+                if not cfg.loop:
+                    end = min(end, n)
+            else:
+                end = self.position()
+            if client.cursor >= end:
+                delay: float | None = None
+                if cfg.speed > 0 and (cfg.loop or client.cursor < n):
+                    assert self._clock_start is not None
+                    due = (tape.time_of(client.cursor) - tape.first_time) / (cfg.speed * 1000.0)
+                    delay = min(max(self._clock_start + due - loop.time(), 0.0) + 1e-4, 1.0)
+                client.wake.clear()
+                try:
+                    await asyncio.wait_for(client.wake.wait(), delay)
+                except TimeoutError:
+                    pass
+                continue
+            start = client.cursor
+            lap_end = (start // n + 1) * n
+            stop = min(end, start + cfg.chunk_events, lap_end)
+            frames = self._frames_between(client, start, stop)
+            client.cursor = stop
+            if cfg.speed == 0 and stop > self._position:
+                self._position = stop
+            if frames:
+                self._write(client, frames)
+                if conn.transport.get_write_buffer_size() > WRITE_BUFFER_HIGH:
+                    await conn.drain()
+            await asyncio.sleep(0)
+
+    def _frames_between(self, client: _Client, start: int, stop: int) -> list[bytes]:
+        n = self.tape.n
+        lap, j0 = divmod(start, n)
+        j1 = j0 + (stop - start)
+        slot_symbol = self.tape.slot_symbol
+        out: list[bytes] = []
+        trade_syms, agg_syms = client.trade_syms, client.agg_syms
+        if trade_syms:
+            trades = self.tape.frames(lap, "trade", client.combined)
+        if agg_syms:
+            aggs = self.tape.frames(lap, "aggTrade", client.combined)
+        for j in range(j0, j1):
+            s = slot_symbol[j]
+            if s in trade_syms:
+                out.append(trades[j])  # type: ignore[arg-type]
+            if s in agg_syms:
+                frame = aggs[j]
+                if frame is not None:
+                    out.append(frame)
+        fraction = self.config.corrupt_fraction
+        if fraction > 0:
+            rnd = self._rng.random
+            for i, frame in enumerate(out):
+                if rnd() < fraction:
+                    out[i] = self._garbage(frame)
+        return out
+
+    def _garbage(self, frame: bytes) -> bytes:
+        """A broken version of ``frame``: truncated JSON or fields of the wrong type."""
+        self._faults["corrupt"] += 1
+        payload = _payload(frame)
+        how = self._rng.randrange(3)
+        if how == 0:
+            return ws_text_frame(payload[: max(1, len(payload) // 2)])
+        msg = orjson.loads(payload)
+        data = msg.get("data", msg)
+        if how == 1:
+            for key in ("t", "a", "T"):
+                if key in data:
+                    data[key] = str(data[key])
+            data["p"] = float(data["p"])
+        else:
+            data["m"] = "maybe"
+            data["q"] = None
+        return ws_text_frame(orjson.dumps(msg))
+
+
+# ---- helpers -----------------------------------------------------------------------
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _response(status: int, body: bytes, headers: list[tuple[str, str]]) -> Response:
+    all_headers = Headers(headers)
+    all_headers["Content-Length"] = str(len(body))
+    all_headers["Connection"] = "close"
+    return Response(status, http.HTTPStatus(status).phrase, all_headers, body)
+
+
+def _ws_error(code: int, msg: str, req_id: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "msg": msg}, "id": req_id}
+
+
+def _parse_stream_path(path: str, query: str) -> tuple[bool, list[str]]:
+    """Return ``(combined, streams)`` for a WebSocket URL path and query."""
+    combined = path.startswith("/stream")
+    names: list[str] = []
+    if path.startswith("/ws/"):
+        names = path[4:].split("/")
+    elif combined:
+        for part in query.split("&"):
+            key, _, value = part.partition("=")
+            if key == "streams":
+                names.extend(value.split("/"))
+    return combined, list(dict.fromkeys(unquote(n) for n in names if n))
+
+
+_T = TypeVar("_T")
+
+
+class ReplayThread:
+    """Run a :class:`ReplayServer` in a daemon thread with its own event loop.
+
+    For synchronous callers and tests. Exposes the server's URLs, ``stats``
+    and fault triggers, each safe to call from any thread.
+
+    Parameters
+    ----------
+    config : ReplayConfig, optional
+        Settings of a new server.
+    server : ReplayServer, optional
+        An existing, not yet started, server (instead of ``config``).
+
+    Examples
+    --------
+    >>> with ReplayThread(ReplayConfig(speed=0)) as replay:  # doctest: +SKIP
+    ...     url = replay.ws_url + "/stream?streams=btcusdt@trade"
+    """
+
+    def __init__(
+        self, config: ReplayConfig | None = None, *, server: ReplayServer | None = None
+    ) -> None:
+        if server is not None and config is not None:
+            raise ValueError("pass config or server, not both")
+        self.server = server or ReplayServer(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+
+    def start(self, timeout: float = 30.0) -> ReplayThread:
+        """Start the server thread; return once the port is bound."""
+        if self._thread is not None:
+            raise RuntimeError("replay thread already started")
+        self._thread = threading.Thread(target=self._run, name="quantify-replay", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"replay server did not start within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced to start()'s caller
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        await self.server.start()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.server.stop()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and join the thread (idempotent)."""
+        if self._thread is None or self._loop is None or self._stop is None:
+            return
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> ReplayThread:
+        return self if self._thread is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _call(self, fn: Callable[[], _T], timeout: float = 10.0) -> _T:
+        if self._loop is None:
+            raise RuntimeError("replay thread not started")
+
+        async def call() -> _T:
+            return fn()
+
+        future: concurrent.futures.Future[_T] = asyncio.run_coroutine_threadsafe(
+            call(), self._loop
+        )
+        return future.result(timeout)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def ws_url(self) -> str:
+        return self.server.ws_url
+
+    @property
+    def rest_url(self) -> str:
+        return self.server.rest_url
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """A consistent snapshot of :attr:`ReplayServer.stats`."""
+        return self._call(lambda: self.server.stats)
+
+    def now_ms(self) -> int:
+        return self._call(self.server.now_ms)
+
+    def drop_connections(self) -> int:
+        return self._call(self.server.drop_connections)
+
+    def send_server_shutdown(self) -> int:
+        return self._call(self.server.send_server_shutdown)
+
+    def refuse_connections(self, seconds: float) -> None:
+        self._call(lambda: self.server.refuse_connections(seconds))
+
+    def force_429(self, count: int) -> None:
+        self._call(lambda: self.server.force_429(count))
+

@@ -1,0 +1,529 @@
+"""Binance's public REST market-data endpoints over a replay tape, sans I/O.
+
+:class:`RestApi` answers ``GET /api/v3/...`` requests given the path, the
+query string, the client's address and the replay position; the replay
+server moves the bytes. It serves only trades that have already been
+replayed, like a live exchange, and applies Binance's request-weight budget
+and error bodies.
+
+Notes
+-----
+Where Binance's documentation leaves a rule open, this module picks one and
+says so:
+
+- ``klines``: bars with ``openTime >= startTime`` and ``openTime <= endTime``;
+  ``limit`` above 1000 is clamped to 1000 (Binance clamps too), below 1 is
+  error -1130. Bars run from the symbol's first trade to the bar holding the
+  replay clock; a bar without trades is flat at the previous close.
+- ``aggTrades``: ``fromId`` may be combined with ``startTime``/``endTime``
+  (the later bound wins); ``startTime`` alone means ``[startTime,
+  startTime + 1 h]``, ``endTime`` alone ``[endTime - 1 h, endTime]``.
+- Unknown query parameters are error -1104, as on Binance's spot API.
+- The weight window is a fixed minute (``weight_window`` seconds) per client
+  IP; a rejected request costs no weight.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+import time
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
+
+import orjson
+
+from quantify.feed.tape import SymbolTape, Tape, format_units
+
+__all__ = [
+    "DEFAULT_WEIGHT_LIMIT",
+    "ENDPOINT_WEIGHTS",
+    "KLINE_INTERVALS",
+    "RestApi",
+    "RestResponse",
+    "kline_open",
+]
+
+#: Request weight a client IP may use per minute (Binance spot: 6000).
+DEFAULT_WEIGHT_LIMIT = 6000
+
+#: Weight of each endpoint, as on Binance's spot API.
+ENDPOINT_WEIGHTS = {
+    "/api/v3/ping": 1,
+    "/api/v3/time": 1,
+    "/api/v3/exchangeInfo": 20,
+    "/api/v3/aggTrades": 4,
+    "/api/v3/historicalTrades": 25,
+    "/api/v3/trades": 25,
+    "/api/v3/klines": 2,
+}
+
+_S, _M, _H, _D = 1000, 60_000, 3_600_000, 86_400_000
+#: Kline intervals in milliseconds (``1M`` is a calendar month, ``0`` here).
+KLINE_INTERVALS = {
+    "1s": _S, "1m": _M, "3m": 3 * _M, "5m": 5 * _M, "15m": 15 * _M, "30m": 30 * _M,
+    "1h": _H, "2h": 2 * _H, "4h": 4 * _H, "6h": 6 * _H, "8h": 8 * _H, "12h": 12 * _H,
+    "1d": _D, "3d": 3 * _D, "1w": 7 * _D, "1M": 0,
+}
+_MONDAY_OFFSET = 4 * _D  # 1970-01-01 was a Thursday; weekly bars open on Mondays
+
+_MAX_LIMIT = 1000
+_DEFAULT_LIMIT = 500
+_HOUR = 3_600_000
+_LONG = re.compile(r"[0-9]{1,20}")
+_SYMBOL = re.compile(r"[A-Z0-9\-_.]{1,20}")
+_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "DAI")
+
+
+class RestResponse(NamedTuple):
+    """An HTTP response: status, extra headers, JSON body bytes."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+def kline_open(t: int, interval: str) -> int:
+    """Open time of the ``interval`` bar holding time ``t`` (ms, UTC)."""
+    step = KLINE_INTERVALS[interval]
+    if interval == "1M":
+        d = dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc)
+        return calendar.timegm((d.year, d.month, 1, 0, 0, 0)) * 1000
+    if interval == "1w":
+        return (t - _MONDAY_OFFSET) // step * step + _MONDAY_OFFSET
+    return t // step * step
+
+
+def _kline_next(open_ms: int, interval: str) -> int:
+    if interval == "1M":
+        d = dt.datetime.fromtimestamp(open_ms / 1000, dt.timezone.utc)
+        year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+        return calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
+    return open_ms + KLINE_INTERVALS[interval]
+
+
+class RestApi:
+    """Answer Binance REST market-data requests from a :class:`Tape`.
+
+    Parameters
+    ----------
+    tape : Tape
+        The recording being replayed.
+    loop : bool
+        Whether the replay repeats the tape (ids and times shift per lap).
+    weight_limit : int
+        Request weight per client IP per window; above it, HTTP 429.
+    weight_window : float
+        Length of the weight window in seconds (Binance: 60).
+    clock : callable
+        Wall clock in seconds (for the weight windows), injectable for tests.
+    """
+
+    def __init__(
+        self, tape: Tape, *, loop: bool = False, weight_limit: int = DEFAULT_WEIGHT_LIMIT,
+        weight_window: float = 60.0, clock: Callable[[], float] = time.time,
+    ) -> None:
+        if weight_limit < 1:
+            raise ValueError(f"weight_limit must be >= 1, got {weight_limit!r}")
+        if weight_window <= 0:
+            raise ValueError(f"weight_window must be > 0, got {weight_window!r}")
+        self.tape = tape
+        self.loop = loop
+        self.weight_limit = weight_limit
+        self.weight_window = weight_window
+        self.clock = clock
+        self.forced_429 = 0
+        self.requests = 0
+        self.rejected_429 = 0  # over the weight budget
+        self.forced_rejected = 0  # by forced_429
+        self._weights: dict[str, tuple[int, int]] = {}  # ip -> (window number, used)
+        self._agg_times = {
+            s.symbol: [s.times[f] for f in s.agg_first] for s in tape.symbols.values()
+        }
+
+    # ---- entry point -----------------------------------------------------------
+
+    def handle(self, path: str, query: str, client: str, pos: int, now_ms: int) -> RestResponse:
+        """Answer ``GET path?query`` from ``client`` with ``pos`` slots replayed.
+
+        ``now_ms`` is the replay clock (served by ``/api/v3/time``; the last
+        kline is the one holding it). Never raises on any input.
+        """
+        self.requests += 1
+        now = self.clock()
+        window = int(now // self.weight_window)
+        w_no, used = self._weights.get(client, (window, 0))
+        if w_no != window:
+            used = 0
+        weight = ENDPOINT_WEIGHTS.get(path)
+        if weight is None:
+            return RestResponse(
+                404, {"X-MBX-USED-WEIGHT-1M": str(used)}, b'{"code":-1,"msg":"Not found."}'
+            )
+        retry = max(1, int((window + 1) * self.weight_window - now + 0.999))
+        if self.forced_429 > 0:
+            self.forced_429 -= 1
+            self.forced_rejected += 1
+            return self._too_many(client, used, 1)
+        if used + weight > self.weight_limit:
+            self.rejected_429 += 1
+            self._weights[client] = (window, used)
+            return self._too_many(client, used, retry)
+        used += weight
+        self._weights[client] = (window, used)
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
+        try:
+            params = self._params(query)
+            body: Any = self._route(path, params, pos, now_ms)
+        except _BadRequest as exc:
+            return RestResponse(400, headers, orjson.dumps({"code": exc.code, "msg": exc.msg}))
+        return RestResponse(200, headers, orjson.dumps(body))
+
+    def _too_many(self, client: str, used: int, retry: int) -> RestResponse:
+        msg = (
+            f"Too many requests; current limit of IP({client}) is {self.weight_limit} "
+            "requests per minute. Please use the websocket for live updates to avoid "
+            "polling the API."
+        )
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used),
+                   "Retry-After": str(retry)}
+        return RestResponse(429, headers, orjson.dumps({"code": -1003, "msg": msg}))
+
+    # ---- parameters ------------------------------------------------------------
+
+    @staticmethod
+    def _params(query: str) -> dict[str, str]:
+        params: dict[str, str] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key in params:
+                raise _BadRequest(-1101, "Duplicate values for a parameter detected.")
+            params[key] = value
+        return params
+
+    @staticmethod
+    def _check_known(params: dict[str, str], known: tuple[str, ...]) -> None:
+        extra = [k for k in params if k not in known]
+        if extra:
+            read = len(params) - len(extra)
+            raise _BadRequest(
+                -1104, f"Not all sent parameters were read; read '{read}' parameter(s) "
+                f"but was sent '{len(params)}'.",
+            )
+
+    @staticmethod
+    def _long(params: dict[str, str], name: str) -> int | None:
+        value = params.get(name)
+        if value is None:
+            return None
+        if value == "":
+            raise _BadRequest(
+                -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+            )
+        if not _LONG.fullmatch(value) or int(value) > 2**63 - 1:
+            raise _BadRequest(
+                -1100, f"Illegal characters found in parameter '{name}'; "
+                "legal range is '^[0-9]{1,20}$'.",
+            )
+        return int(value)
+
+    def _limit(self, params: dict[str, str]) -> int:
+        limit = self._long(params, "limit")
+        if limit is None:
+            return _DEFAULT_LIMIT
+        if limit < 1:
+            raise _BadRequest(-1130, "Data sent for parameter 'limit' is not valid.")
+        return min(limit, _MAX_LIMIT)
+
+    def _symbol(self, params: dict[str, str]) -> SymbolTape:
+        name = params.get("symbol")
+        if not name:
+            raise _BadRequest(
+                -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+            )
+        if not _SYMBOL.fullmatch(name):
+            raise _BadRequest(
+                -1100, "Illegal characters found in parameter 'symbol'; "
+                "legal range is '^[A-Z0-9-_.]{1,20}$'.",
+            )
+        sym = self.tape.symbol(name)
+        if sym is None:
+            raise _BadRequest(-1121, "Invalid symbol.")
+        return sym
+
+    # ---- routing ---------------------------------------------------------------
+
+    def _route(self, path: str, params: dict[str, str], pos: int, now_ms: int) -> Any:
+        if path == "/api/v3/ping":
+            self._check_known(params, ())
+            return {}
+        if path == "/api/v3/time":
+            self._check_known(params, ())
+            return {"serverTime": now_ms}
+        if path == "/api/v3/exchangeInfo":
+            return self._exchange_info(params, now_ms)
+        if path == "/api/v3/aggTrades":
+            return self._agg_trades(params, pos)
+        if path == "/api/v3/historicalTrades":
+            return self._historical_trades(params, pos)
+        if path == "/api/v3/trades":
+            self._check_known(params, ("symbol", "limit"))
+            sym = self._symbol(params)
+            limit = self._limit(params)
+            end = self.tape.replayed_trades(sym, pos)
+            return [self._trade_row(sym, k) for k in range(max(0, end - limit), end)]
+        if path == "/api/v3/klines":
+            return self._klines(params, pos, now_ms)
+        raise AssertionError(path)  # pragma: no cover - ENDPOINT_WEIGHTS lists every path
+
+    # ---- exchangeInfo ----------------------------------------------------------
+
+    def _exchange_info(self, params: dict[str, str], now_ms: int) -> Any:
+        self._check_known(params, ("symbol", "symbols", "permissions", "showPermissionSets",
+                                   "symbolStatus"))
+        names: list[str] | None = None
+        if "symbol" in params:
+            names = [self._symbol(params).symbol]
+        elif "symbols" in params:
+            try:
+                listed = orjson.loads(params["symbols"])
+            except orjson.JSONDecodeError:
+                listed = None
+            if type(listed) is not list or not listed or not all(type(x) is str for x in listed):
+                raise _BadRequest(-1100, "Illegal characters found in parameter 'symbols'; "
+                                  "legal range is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\")*)]$'.")
+            for name in listed:
+                if self.tape.symbol(name) is None:
+                    raise _BadRequest(-1121, "Invalid symbol.")
+            names = listed
+        syms = [self.tape.symbols[n] for n in (names or sorted(self.tape.symbols))]
+        return {
+            "timezone": "UTC",
+            "serverTime": now_ms,
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": self.weight_limit},
+            ],
+            "exchangeFilters": [],
+            "symbols": [self._symbol_info(s) for s in syms],
+        }
+
+    @staticmethod
+    def _symbol_info(sym: SymbolTape) -> dict[str, Any]:
+        base, quote = sym.symbol, ""
+        for q in _QUOTES:
+            if sym.symbol.endswith(q) and len(sym.symbol) > len(q):
+                base, quote = sym.symbol[: -len(q)], q
+                break
+        # The finest increment seen in the recording stands in for the tick/step size.
+        p_dec = max(len(p.partition(".")[2].rstrip("0")) for p in sym.prices)
+        q_dec = max(len(q.partition(".")[2].rstrip("0")) for q in sym.qtys)
+        ps, qs = sym.price_scale, sym.qty_scale
+        tick = format_units(10 ** (ps - p_dec), ps, ps)
+        step = format_units(10 ** (qs - q_dec), qs, qs)
+        return {
+            "symbol": sym.symbol,
+            "status": "TRADING",
+            "baseAsset": base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT",
+                           "TAKE_PROFIT_LIMIT"],
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": tick,
+                 "maxPrice": format_units(10 ** (ps + 6), ps, ps), "tickSize": tick},
+                {"filterType": "LOT_SIZE", "minQty": step,
+                 "maxQty": format_units(9000 * 10**qs, qs, qs), "stepSize": step},
+            ],
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
+        }
+
+    # ---- trades ----------------------------------------------------------------
+
+    def _trade_row(self, sym: SymbolTape, k: int) -> dict[str, Any]:
+        lap, r = divmod(k, sym.n)
+        row: dict[str, Any] = {
+            "id": sym.ids[r] + lap * sym.id_span,
+            "price": sym.prices[r],
+            "qty": sym.qtys[r],
+            "quoteQty": sym.quote_str(sym.price_units[r], sym.qty_units[r]),
+            "time": sym.times[r] + lap * self.tape.lap_ms,
+            "isBuyerMaker": sym.makers[r],
+        }
+        if sym.best_match:
+            row["isBestMatch"] = True
+        return row
+
+    def _historical_trades(self, params: dict[str, str], pos: int) -> Any:
+        self._check_known(params, ("symbol", "limit", "fromId"))
+        sym = self._symbol(params)
+        limit = self._limit(params)
+        from_id = self._long(params, "fromId")
+        end = self.tape.replayed_trades(sym, pos)
+        if from_id is None:
+            start = max(0, end - limit)
+        else:
+            start = self._trade_index_of_id(sym, from_id)
+        return [self._trade_row(sym, k) for k in range(start, min(end, start + limit))]
+
+    def _trade_index_of_id(self, sym: SymbolTape, trade_id: int) -> int:
+        """Absolute local index of the first trade with id ``>= trade_id``."""
+        if trade_id <= sym.ids[0]:
+            return 0
+        lap = (trade_id - sym.ids[0]) // sym.id_span
+        if not self.loop and lap > 0:
+            return sym.n
+        return lap * sym.n + bisect_left(sym.ids, trade_id - lap * sym.id_span)
+
+    def _trade_index_at(self, sym: SymbolTape, t: int) -> int:
+        """Number of ``sym``'s trades (over all laps) with time ``< t``."""
+        return self._index_at(sym.times, sym.n, t)
+
+    def _index_at(self, times: list[int], n: int, t: int) -> int:
+        first = self.tape.first_time
+        if t <= first:
+            return 0
+        lap = (t - first) // self.tape.lap_ms
+        if not self.loop and lap > 0:
+            return n
+        return lap * n + bisect_left(times, t - lap * self.tape.lap_ms)
+
+    # ---- aggregate trades ------------------------------------------------------
+
+    def _replayed_aggs(self, sym: SymbolTape, pos: int) -> int:
+        kt = self.tape.replayed_trades(sym, pos)
+        lap, r = divmod(kt, sym.n)
+        return lap * sym.n_aggs + bisect_left(sym.agg_last, r)
+
+    def _agg_row(self, sym: SymbolTape, g: int) -> dict[str, Any]:
+        lap, a = divmod(g, sym.n_aggs)
+        event = sym.agg_event(a, lap, self.tape.lap_ms)
+        del event["e"], event["E"], event["s"]
+        return event
+
+    def _agg_trades(self, params: dict[str, str], pos: int) -> Any:
+        self._check_known(params, ("symbol", "fromId", "startTime", "endTime", "limit"))
+        sym = self._symbol(params)
+        limit = self._limit(params)
+        from_id = self._long(params, "fromId")
+        start = self._long(params, "startTime")
+        end = self._long(params, "endTime")
+        if start is not None and end is not None and end - start > _HOUR:
+            raise _BadRequest(-1127, "More than 1 hours between startTime and endTime.")
+        total = self._replayed_aggs(sym, pos)
+        if sym.n_aggs == 0:
+            return []
+        times = self._agg_times[sym.symbol]
+        if from_id is None and start is None and end is None:
+            return [self._agg_row(sym, g) for g in range(max(0, total - limit), total)]
+        if from_id is None:
+            if start is None:
+                assert end is not None
+                start = end - _HOUR
+            elif end is None:
+                end = start + _HOUR
+        g0 = 0 if from_id is None else max(0, from_id - sym.agg_base_id)
+        if start is not None:
+            g0 = max(g0, self._index_at(times, sym.n_aggs, start))
+        g1 = total
+        if end is not None:
+            g1 = min(g1, self._index_at(times, sym.n_aggs, end + 1))
+        return [self._agg_row(sym, g) for g in range(g0, min(g1, g0 + limit))]
+
+    # ---- klines ----------------------------------------------------------------
+
+    def _klines(self, params: dict[str, str], pos: int, now_ms: int) -> Any:
+        self._check_known(params, ("symbol", "interval", "startTime", "endTime", "limit",
+                                   "timeZone"))
+        sym = self._symbol(params)
+        interval = params.get("interval")
+        if not interval:
+            raise _BadRequest(
+                -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed."
+            )
+        if interval not in KLINE_INTERVALS:
+            raise _BadRequest(-1120, "Invalid interval.")
+        limit = self._limit(params)
+        start = self._long(params, "startTime")
+        end = self._long(params, "endTime")
+        replayed = self.tape.replayed_trades(sym, pos)
+        if replayed == 0 or (start is not None and end is not None and start > end):
+            return []
+        lo = kline_open(sym.times[0], interval)
+        last_trade_time = self._trade_time(sym, replayed - 1)
+        hi = kline_open(max(now_ms, last_trade_time), interval)
+        if end is not None:
+            hi = min(hi, kline_open(end, interval))
+        opens: list[int] = []
+        if start is not None:
+            b = kline_open(start, interval)
+            if b < start:
+                b = _kline_next(b, interval)
+            b = max(b, lo)
+            while b <= hi and len(opens) < limit:
+                opens.append(b)
+                b = _kline_next(b, interval)
+        else:
+            b = hi
+            while b >= lo and len(opens) < limit:
+                opens.append(b)
+                b = kline_open(b - 1, interval)
+            opens.reverse()
+        return [self._kline(sym, interval, b, replayed) for b in opens]
+
+    def _trade_time(self, sym: SymbolTape, k: int) -> int:
+        lap, r = divmod(k, sym.n)
+        return sym.times[r] + lap * self.tape.lap_ms
+
+    def _kline(self, sym: SymbolTape, interval: str, open_ms: int, replayed: int) -> list[Any]:
+        close_ms = _kline_next(open_ms, interval) - 1
+        k0 = min(self._trade_index_at(sym, open_ms), replayed)
+        k1 = min(self._trade_index_at(sym, close_ms + 1), replayed)
+        n = sym.n
+        o = h = lo_ = c = None
+        h_u = lo_u = 0
+        vol = quote = buy_vol = buy_quote = count = 0
+        for k in range(k0, k1):
+            r = k % n
+            if not sym.market[r]:
+                continue
+            pu, qu = sym.price_units[r], sym.qty_units[r]
+            if o is None:
+                o = h = lo_ = sym.prices[r]
+                h_u = lo_u = pu
+            elif pu > h_u:
+                h, h_u = sym.prices[r], pu
+            elif pu < lo_u:
+                lo_, lo_u = sym.prices[r], pu
+            c = sym.prices[r]
+            vol += qu
+            quote += pu * qu
+            count += 1
+            if not sym.makers[r]:  # the buyer was the taker
+                buy_vol += qu
+                buy_quote += pu * qu
+        if o is None:
+            k = k0 - 1
+            while k >= 0 and not sym.market[k % n]:
+                k -= 1
+            o = h = lo_ = c = sym.prices[k % n] if k >= 0 else sym.prices[0]
+        qscale = sym.price_scale + sym.qty_scale
+        return [
+            open_ms, o, h, lo_, c, sym.qty_str(vol), close_ms,
+            format_units(quote, qscale, 8), count,
+            sym.qty_str(buy_vol), format_units(buy_quote, qscale, 8), "0",
+        ]

@@ -1,0 +1,482 @@
+"""The replay tape: recorded trades laid out for serving, as data, no I/O.
+
+A :class:`Tape` holds the ``@trade`` events of one or more recordings, per
+symbol and on one merged timeline ordered by trade time ``T``. Each event is
+kept with its original decimal strings (``p``, ``q``) and every other field it
+carried (``M`` for spot, ``X`` for USD-M), and is pre-encoded once per lap and
+format as a complete, unmasked WebSocket text frame, shared by all clients.
+
+Positions on the timeline are absolute slot numbers ``lap * n + j``; with
+looping, lap ``k`` repeats lap 0 with trade ids (and aggregate ids) shifted by
+``k`` times the recording's id span (aggregate count) and times shifted by
+``k * lap_ms``, where ``lap_ms`` is the recording's duration plus one second,
+so ids and times keep increasing forever.
+
+Aggregate trades are computed from the trades as Binance does: consecutive
+trades of a symbol with the same trade time, price and maker side, and
+contiguous ids, form one aggregate ``a`` covering trades ``f..l``. USD-M trades
+whose ``X`` is not ``MARKET`` (insurance fund, ADL) belong to no aggregate and
+no kline, as on Binance.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from quantify.exceptions import FeedError
+from quantify.feed.recordings import read_frames
+
+__all__ = ["SymbolTape", "Tape", "format_units", "ws_text_frame"]
+
+logger = logging.getLogger(__name__)
+
+#: Laps of encoded frames kept in memory (a slow client may lag one lap behind).
+_FRAME_CACHE_LAPS = 3
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """Return ``payload`` as one unmasked, final WebSocket text frame (RFC 6455 §5.2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def _decimals(text: str) -> int:
+    _, _, frac = text.partition(".")
+    return len(frac)
+
+
+def _units(text: str, scale: int) -> int:
+    """Exact integer value of the decimal string ``text`` in units of 10**-scale."""
+    whole, _, frac = text.partition(".")
+    if len(frac) > scale:
+        raise ValueError(f"{text!r} has more than {scale} decimals")
+    return int(whole + frac.ljust(scale, "0"))
+
+
+def format_units(value: int, scale: int, min_decimals: int | None = None) -> str:
+    """Format ``value * 10**-scale`` exactly.
+
+    With ``min_decimals`` given, trailing zeros beyond ``min_decimals``
+    decimals are dropped (Binance prints spot quote volumes with 8 decimals;
+    an exact value that needs more keeps them).
+    """
+    sign = "-" if value < 0 else ""
+    digits = str(abs(value)).rjust(scale + 1, "0")
+    whole, frac = digits[: len(digits) - scale], digits[len(digits) - scale :]
+    if min_decimals is not None and len(frac) > min_decimals:
+        frac = frac[:min_decimals] + frac[min_decimals:].rstrip("0")
+    elif min_decimals is not None:
+        frac = frac.ljust(min_decimals, "0")
+    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
+
+
+@dataclass
+class SymbolTape:
+    """The trades of one symbol, in id order, plus their aggregates.
+
+    Lists are indexed by the trade's local index ``r`` in lap 0; the trade at
+    absolute local index ``k`` is ``r = k % n`` of lap ``k // n``.
+    """
+
+    symbol: str
+    index: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)
+    prices: list[str] = field(default_factory=list)
+    qtys: list[str] = field(default_factory=list)
+    makers: list[bool] = field(default_factory=list)
+    market: list[bool] = field(default_factory=list)
+    price_units: list[int] = field(default_factory=list)
+    qty_units: list[int] = field(default_factory=list)
+    price_scale: int = 0
+    qty_scale: int = 0
+    best_match: bool = True
+    slots: list[int] = field(default_factory=list)
+    # aggregates (lap 0): first/last local trade index, qty units, and the id of the first
+    agg_first: list[int] = field(default_factory=list)
+    agg_last: list[int] = field(default_factory=list)
+    agg_qty_units: list[int] = field(default_factory=list)
+    agg_base_id: int = 0
+
+    @property
+    def n(self) -> int:
+        """Number of trades in one lap."""
+        return len(self.ids)
+
+    @property
+    def n_aggs(self) -> int:
+        """Number of aggregate trades in one lap."""
+        return len(self.agg_first)
+
+    @property
+    def id_span(self) -> int:
+        """Trade-id shift from one lap to the next."""
+        return self.ids[-1] - self.ids[0] + 1
+
+    @property
+    def stream_trade(self) -> str:
+        return f"{self.symbol.lower()}@trade"
+
+    @property
+    def stream_agg(self) -> str:
+        return f"{self.symbol.lower()}@aggTrade"
+
+    def quote_str(self, p_units: int, q_units: int) -> str:
+        """Exact ``price * qty`` as Binance prints it (at least 8 decimals)."""
+        return format_units(p_units * q_units, self.price_scale + self.qty_scale, 8)
+
+    def qty_str(self, q_units: int) -> str:
+        return format_units(q_units, self.qty_scale, self.qty_scale)
+
+    def _aggregate(self) -> None:
+        first: list[int] = []
+        last: list[int] = []
+        qty: list[int] = []
+        prev = -1
+        for r in range(self.n):
+            if not self.market[r]:
+                prev = -1
+                continue
+            if (
+                prev >= 0 and self.times[r] == self.times[prev]
+                and self.price_units[r] == self.price_units[prev]
+                and self.makers[r] == self.makers[prev] and self.ids[r] == self.ids[prev] + 1
+            ):
+                last[-1] = r
+                qty[-1] += self.qty_units[r]
+            else:
+                first.append(r)
+                last.append(r)
+                qty.append(self.qty_units[r])
+            prev = r
+        self.agg_first, self.agg_last, self.agg_qty_units = first, last, qty
+        # Binance's aggregate ids are unrelated to, and smaller than, trade ids;
+        # any stable dense sequence will do. Half the first trade id keeps them apart.
+        self.agg_base_id = max(1, self.ids[0] // 2)
+
+    def agg_event(self, a: int, lap: int, lap_ms: int) -> dict[str, Any]:
+        """The ``aggTrade`` event of lap-0 aggregate ``a``, shifted to ``lap``."""
+        f, l = self.agg_first[a], self.agg_last[a]
+        shift_t = lap * lap_ms
+        shift_id = lap * self.id_span
+        event: dict[str, Any] = {
+            "e": "aggTrade",
+            "E": self.events[l].get("E", self.times[l]) + shift_t,
+            "s": self.symbol,
+            "a": self.agg_base_id + a + lap * self.n_aggs,
+            "p": self.prices[f],
+            "q": self.qty_str(self.agg_qty_units[a]),
+            "f": self.ids[f] + shift_id,
+            "l": self.ids[l] + shift_id,
+            "T": self.times[f] + shift_t,
+            "m": self.makers[f],
+        }
+        if self.best_match:
+            event["M"] = True
+        return event
+
+
+class Tape:
+    """Recorded trades of several symbols on one timeline.
+
+    Parameters
+    ----------
+    files : sequence of path-like
+        Recordings in the ``stream`` or ``cryptofeed`` format (see
+        :mod:`quantify.feed.recordings`); only ``@trade`` frames are used.
+
+    Raises
+    ------
+    FeedError
+        If a file cannot be read or holds no trade frame.
+    """
+
+    def __init__(self, files: Sequence[str | os.PathLike[str]]) -> None:
+        if not files:
+            raise ValueError("files must name at least one recording, got none")
+        self.files = [Path(f) for f in files]
+        self.skipped_frames = 0
+        raw: dict[str, dict[int, dict[str, Any]]] = {}
+        for path in self.files:
+            found = 0
+            for _, text in read_frames(path):
+                event = self._trade_event(text)
+                if event is None:
+                    self.skipped_frames += 1
+                    continue
+                raw.setdefault(event["s"], {})[event["t"]] = event
+                found += 1
+            if not found:
+                raise FeedError(f"{path}: no @trade frames in this recording")
+        self.symbols: dict[str, SymbolTape] = {}
+        for i, symbol in enumerate(sorted(raw)):
+            self.symbols[symbol] = self._symbol_tape(symbol, i, raw[symbol])
+        self._by_index = list(self.symbols.values())
+        self._merge()
+        self._frames: OrderedDict[tuple[int, str, bool], list[bytes | None]] = OrderedDict()
+        self._templates: dict[tuple[str, bool], _FrameTemplates] = {}
+
+    @staticmethod
+    def _trade_event(text: str) -> dict[str, Any] | None:
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        if type(msg) is not dict:
+            return None
+        data = msg.get("data", msg)
+        if type(data) is not dict or data.get("e") != "trade":
+            return None
+        ok = (
+            type(data.get("s")) is str and type(data.get("t")) is int
+            and type(data.get("T")) is int and type(data.get("m")) is bool
+            and type(data.get("p")) is str and type(data.get("q")) is str
+        )
+        if not ok:
+            logger.warning("skipping malformed recorded trade: %.200s", text)
+            return None
+        try:
+            Decimal(data["p"]), Decimal(data["q"])
+        except InvalidOperation:
+            logger.warning("skipping recorded trade with a bad decimal: %.200s", text)
+            return None
+        return data
+
+    @staticmethod
+    def _symbol_tape(symbol: str, index: int, by_id: dict[int, dict[str, Any]]) -> SymbolTape:
+        tape = SymbolTape(symbol, index)
+        events = [by_id[t] for t in sorted(by_id)]
+        tape.events = events
+        tape.ids = [e["t"] for e in events]
+        tape.times = [e["T"] for e in events]
+        tape.prices = [e["p"] for e in events]
+        tape.qtys = [e["q"] for e in events]
+        tape.makers = [e["m"] for e in events]
+        tape.market = [e.get("X", "MARKET") == "MARKET" for e in events]
+        tape.best_match = all("M" in e for e in events)
+        tape.price_scale = max(_decimals(p) for p in tape.prices)
+        tape.qty_scale = max(_decimals(q) for q in tape.qtys)
+        tape.price_units = [_units(p, tape.price_scale) for p in tape.prices]
+        tape.qty_units = [_units(q, tape.qty_scale) for q in tape.qtys]
+        tape._aggregate()
+        return tape
+
+    def _merge(self) -> None:
+        # heapq.merge keeps each symbol's id order even if its times dip.
+        def keyed(sym: SymbolTape) -> Iterable[tuple[int, int, int]]:
+            return ((t, sym.index, r) for r, t in enumerate(sym.times))
+
+        merged = heapq.merge(*(keyed(s) for s in self._by_index), key=lambda x: (x[0], x[1]))
+        self.slot_symbol: list[int] = []
+        self.slot_local: list[int] = []
+        self.slot_time: list[int] = []
+        for t, s, r in merged:
+            self._by_index[s].slots.append(len(self.slot_symbol))
+            self.slot_symbol.append(s)
+            self.slot_local.append(r)
+            self.slot_time.append(t)
+        # the aggregate completed at a slot (emitted with its last trade), or -1
+        self.slot_agg: list[int] = [-1] * len(self.slot_symbol)
+        for s in self._by_index:
+            for a, l in enumerate(s.agg_last):
+                self.slot_agg[s.slots[l]] = a
+        self.first_time = min(self.slot_time)
+        self.last_time = max(self.slot_time)
+        #: Time shift from one lap to the next: the recording's duration plus 1 s.
+        self.lap_ms = self.last_time - self.first_time + 1000
+
+    # ---- geometry -------------------------------------------------------------
+
+    @property
+    def n(self) -> int:
+        """Number of slots (trades of all symbols) in one lap."""
+        return len(self.slot_symbol)
+
+    def symbol(self, name: str) -> SymbolTape | None:
+        return self.symbols.get(name)
+
+    def by_index(self, i: int) -> SymbolTape:
+        return self._by_index[i]
+
+    def time_of(self, pos: int) -> int:
+        """Trade time of absolute slot ``pos``."""
+        lap, j = divmod(pos, self.n)
+        return self.slot_time[j] + lap * self.lap_ms
+
+    def position_at(self, ms: float, loop: bool) -> int:
+        """Number of slots whose trade time is ``<= ms``."""
+        from bisect import bisect_right
+
+        if ms < self.first_time:
+            return 0
+        lap = int((ms - self.first_time) // self.lap_ms)
+        if not loop and lap > 0:
+            return self.n
+        return lap * self.n + bisect_right(self.slot_time, ms - lap * self.lap_ms)
+
+    def replayed_trades(self, sym: SymbolTape, pos: int) -> int:
+        """Number of ``sym``'s trades among the first ``pos`` slots."""
+        from bisect import bisect_left
+
+        lap, j = divmod(pos, self.n)
+        return lap * sym.n + bisect_left(sym.slots, j)
+
+    # ---- encoded frames -------------------------------------------------------
+
+    def frames(self, lap: int, kind: str, combined: bool) -> list[bytes | None]:
+        """Encoded WebSocket frames of one lap, indexed by slot.
+
+        ``kind`` is ``"trade"`` (one frame per slot) or ``"aggTrade"`` (a frame
+        at the slot of each aggregate's last trade, ``None`` elsewhere).
+        ``combined`` wraps events as ``{"stream": ..., "data": ...}``.
+        The lists of the last few laps are cached and shared by all clients.
+        """
+        if kind not in ("trade", "aggTrade"):
+            raise ValueError(f"kind must be 'trade' or 'aggTrade', got {kind!r}")
+        key = (lap, kind, combined)
+        cached = self._frames.get(key)
+        if cached is not None:
+            self._frames.move_to_end(key)
+            return cached
+        tkey = (kind, combined)
+        templates = self._templates.get(tkey)
+        if templates is None:
+            templates = self._templates[tkey] = self._make_templates(kind, combined)
+        out = templates.render(lap, self.lap_ms)
+        self._frames[key] = out
+        while len(self._frames) > 4 * _FRAME_CACHE_LAPS:
+            self._frames.popitem(last=False)
+        return out
+
+    def _make_templates(self, kind: str, combined: bool) -> _FrameTemplates:
+        syms = self._by_index
+        events: list[dict[str, Any]] = []
+        slots: list[int] = []
+        for j, s_i in enumerate(self.slot_symbol):
+            sym = syms[s_i]
+            if kind == "trade":
+                events.append(sym.events[self.slot_local[j]])
+            elif self.slot_agg[j] >= 0:
+                events.append(sym.agg_event(self.slot_agg[j], 0, self.lap_ms))
+            else:
+                continue
+            slots.append(j)
+        prefixes = [
+            f'{{"stream":"{s.stream_trade if kind == "trade" else s.stream_agg}","data":'.encode()
+            if combined else b""
+            for s in syms
+        ]
+        return _FrameTemplates(
+            self.n, slots, events,
+            [prefixes[self.slot_symbol[j]] for j in slots],
+            [syms[self.slot_symbol[j]].id_span for j in slots],
+            [syms[self.slot_symbol[j]].n_aggs for j in slots],
+        )
+
+    def event(self, sym: SymbolTape, r: int, lap: int) -> dict[str, Any]:
+        """The recorded ``trade`` event ``r`` of ``sym``, shifted to ``lap``."""
+        event = sym.events[r]
+        if lap == 0:
+            return event
+        event = dict(event)
+        shift_t = lap * self.lap_ms
+        event["t"] += lap * sym.id_span
+        event["T"] += shift_t
+        if type(event.get("E")) is int:
+            event["E"] += shift_t
+        return event
+
+
+#: Fields shifted from lap to lap, by what: trade ids, times, aggregate ids.
+_ID_KEYS = ("t", "f", "l")
+_TIME_KEYS = ("E", "T")
+_AGG_KEYS = ("a",)
+_SENTINEL = {k: 8_765_432_100_000_000_000 + i for i, k in enumerate(_ID_KEYS + _TIME_KEYS + _AGG_KEYS)}
+
+
+def _template(event: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
+    """``event`` encoded with ``%d`` in place of its shiftable integers, and their keys."""
+    marked = dict(event)
+    order = []
+    for key, value in event.items():
+        if key in _SENTINEL and type(value) is int:
+            marked[key] = _SENTINEL[key]
+            order.append(key)
+    text = orjson.dumps(marked).replace(b"%", b"%%")
+    for key in order:
+        text = text.replace(str(_SENTINEL[key]).encode(), b"%d", 1)
+    return text, tuple(order)
+
+
+class _FrameTemplates:
+    """Per-event ``%``-templates of one kind and format, rendered per lap.
+
+    Rendering a lap is one ``bytes % args`` per event instead of building and
+    encoding a dict, which makes looping replays cheap.
+    """
+
+    def __init__(
+        self, n: int, slots: list[int], events: list[dict[str, Any]], prefixes: list[bytes],
+        id_spans: list[int], agg_spans: list[int],
+    ) -> None:
+        self.n = n
+        by_order: dict[tuple[str, ...], list[int]] = {}
+        self.templates: list[bytes] = []
+        for i, event in enumerate(events):
+            text, order = _template(event)
+            self.templates.append(prefixes[i] + text + (b"}" if prefixes[i] else b""))
+            by_order.setdefault(order, []).append(i)
+        self.groups = []
+        for order, members in by_order.items():
+            columns = [[events[i][key] for i in members] for key in order]
+            self.groups.append((
+                order, [slots[i] for i in members], [self.templates[i] for i in members],
+                columns, [id_spans[i] for i in members], [agg_spans[i] for i in members],
+            ))
+
+    def render(self, lap: int, lap_ms: int) -> list[bytes | None]:
+        out: list[bytes | None] = [None] * self.n
+        dt = lap * lap_ms
+        for order, slots, templates, columns, id_spans, agg_spans in self.groups:
+            shifted = []
+            for key, column in zip(order, columns):
+                if lap == 0:
+                    shifted.append(column)
+                elif key in _TIME_KEYS:
+                    shifted.append([v + dt for v in column])
+                elif key in _ID_KEYS:
+                    shifted.append([v + lap * s for v, s in zip(column, id_spans)])
+                else:
+                    shifted.append([v + lap * s for v, s in zip(column, agg_spans)])
+            if shifted:
+                payloads = [t % args for t, args in zip(templates, zip(*shifted))]
+            else:
+                payloads = templates
+            for j, payload in zip(slots, payloads):
+                out[j] = ws_text_frame(payload)
+        return out
+
+
+def _payload(frame: bytes) -> bytes:
+    """The payload of an unmasked frame built by :func:`ws_text_frame`."""
+    n = frame[1]
+    if n < 126:
+        return frame[2:]
+    if n == 126:
+        return frame[4:]
+    return frame[10:]
