@@ -1,0 +1,467 @@
+"""Candles (OHLCV bars) from ticks, with Binance's kline semantics.
+
+:func:`resample` turns a tick frame into candles; :func:`merge_candles` turns
+fine candles (the store keeps 1m) into coarser ones with the same result.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import warnings
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from quantify.analytics import _kernels
+
+__all__ = ["CANDLE_COLUMNS", "TIMEFRAMES", "merge_candles", "resample", "timeframe_to_offset"]
+
+#: Binance's kline intervals of fixed length, by Binance's spelling.
+TIMEFRAMES: Final[dict[str, pd.Timedelta]] = {
+    "1s": pd.Timedelta(seconds=1),
+    "1m": pd.Timedelta(minutes=1),
+    "3m": pd.Timedelta(minutes=3),
+    "5m": pd.Timedelta(minutes=5),
+    "15m": pd.Timedelta(minutes=15),
+    "30m": pd.Timedelta(minutes=30),
+    "1h": pd.Timedelta(hours=1),
+    "2h": pd.Timedelta(hours=2),
+    "4h": pd.Timedelta(hours=4),
+    "6h": pd.Timedelta(hours=6),
+    "8h": pd.Timedelta(hours=8),
+    "12h": pd.Timedelta(hours=12),
+    "1d": pd.Timedelta(days=1),
+}
+
+#: Columns of every candle frame, in order.
+CANDLE_COLUMNS: Final[tuple[str, ...]] = (
+    "open", "high", "low", "close", "volume", "quote_volume", "trades",
+    "taker_buy_volume", "taker_buy_quote_volume", "vwap",
+)
+
+_SCALE: Final = 100_000_000  # Binance decimals: at most 8
+_SCALE2: Final = _SCALE * _SCALE
+_MAX_UNITS: Final = 1 << 52  # per-value bound of the exact limb kernel
+_EXACT_FLOAT: Final = 1 << 53
+_TICK_COLUMNS: Final = ("price", "qty", "is_buyer_maker")
+
+
+def timeframe_to_offset(timeframe: str | pd.Timedelta | _dt.timedelta) -> pd.Timedelta:
+    """Return the length of a candle timeframe.
+
+    Parameters
+    ----------
+    timeframe : str or Timedelta
+        A Binance interval (``"1s"``, ``"1m"``, ``"3m"``, ``"5m"``, ``"15m"``,
+        ``"30m"``, ``"1h"``, ``"2h"``, ``"4h"``, ``"6h"``, ``"8h"``, ``"12h"``,
+        ``"1d"``), any fixed pandas offset (``"10s"``, ``"90min"``) or a
+        positive timedelta.
+
+    Returns
+    -------
+    pandas.Timedelta
+
+    Raises
+    ------
+    ValueError
+        If the timeframe is not positive, not of fixed length (``"1M"``, a
+        month, in pandas; ``"1w"`` is not accepted either) or not parseable;
+        the message lists the Binance spellings.
+
+    Notes
+    -----
+    Binance spellings win over pandas': ``"1m"`` is a minute (pandas would
+    read it the same, but ``"1M"`` would be a month and is refused).
+    """
+    if isinstance(timeframe, (pd.Timedelta, _dt.timedelta)):
+        td = pd.Timedelta(timeframe)
+    elif isinstance(timeframe, str):
+        if timeframe in TIMEFRAMES:
+            return TIMEFRAMES[timeframe]
+        try:
+            with warnings.catch_warnings():  # pandas warns on deprecated spellings ("1M")
+                warnings.simplefilter("ignore", FutureWarning)
+                offset = pd.tseries.frequencies.to_offset(timeframe)
+        except ValueError:
+            offset = None
+        if not isinstance(offset, pd.offsets.Tick):
+            raise ValueError(
+                f"unknown timeframe {timeframe!r}: use one of {', '.join(TIMEFRAMES)} "
+                "or a fixed pandas offset such as '10s' or '90min'"
+            )
+        td = pd.Timedelta(offset)
+    else:
+        raise TypeError(f"timeframe must be a string or a timedelta, not {timeframe!r}")
+    if td <= pd.Timedelta(0):
+        raise ValueError(f"timeframe must be positive, got {timeframe!r}")
+    return td
+
+
+def _utc_ns(index: pd.Index, what: str) -> np.ndarray:
+    if not isinstance(index, pd.DatetimeIndex):
+        raise TypeError(f"{what} must have a DatetimeIndex, not {type(index).__name__}")
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    return np.asarray(index.tz_convert("UTC").as_unit("ns").asi8)
+
+
+def _bound(value: object, step: int, *, ceil: bool) -> int | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)  # type: ignore[arg-type]
+    if ts is pd.NaT:
+        raise ValueError(f"bad time bound {value!r}")
+    if ts.tz is None:
+        ts = ts.tz_localize("UTC")
+    ns = int(ts.tz_convert("UTC").as_unit("ns").value)
+    return -(-ns // step) if ceil else ns // step
+
+
+def _to_units(values: np.ndarray, name: str) -> np.ndarray:
+    """Exact 1e-8 units of Binance decimals (at most 8 decimals, non-negative)."""
+    units = np.rint(values * _SCALE)
+    if units.size and not (np.all(units >= 0) and np.all(units < _MAX_UNITS)):
+        bad = values[~((units >= 0) & (units < _MAX_UNITS))][0]
+        raise ValueError(f"{name} must be finite, >= 0 and < 4.5e7, got {bad!r}")
+    return units.astype(np.int64)
+
+
+def _limbs_to_float(limbs: np.ndarray, divisor: int) -> np.ndarray:
+    """Correctly rounded ``value / divisor`` of the exact limb sums."""
+    l0 = limbs[:, 0]
+    l1 = limbs[:, 1]
+    l2 = limbs[:, 2]
+    out = np.empty(len(limbs))
+    small = l2 == 0  # value < 2**52: exact as float, and IEEE division rounds once
+    out[small] = (l1[small] * (1 << _kernels.LIMB_BITS) + l0[small]) / float(divisor)
+    big = np.flatnonzero(~small)
+    if big.size:
+        b = _kernels.LIMB_BITS
+        # Python's int / int is correctly rounded, like float(Decimal(...))
+        out[big] = [
+            ((h << (2 * b)) + (m << b) + lo) / divisor
+            for h, m, lo in zip(l2[big].tolist(), l1[big].tolist(), l0[big].tolist())
+        ]
+    return out
+
+
+def _units_to_float(units: np.ndarray) -> np.ndarray:
+    if units.size and units.max() >= _EXACT_FLOAT:
+        return np.array([u / _SCALE for u in units.tolist()])
+    return units / float(_SCALE)
+
+
+def _empty_candles() -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {c: np.array([], dtype=np.int64 if c == "trades" else np.float64) for c in CANDLE_COLUMNS},
+        index=pd.DatetimeIndex([], tz="UTC"),
+    )
+    return frame
+
+
+def _assemble(
+    bar_ids: np.ndarray,
+    step: int,
+    cols: dict[str, np.ndarray],
+    first_bar: int | None,
+    end_bar: int | None,
+    fill: bool,
+    prev_close: float = math.nan,
+) -> pd.DataFrame:
+    """Lay per-bar values on the full bar grid and fill the empty bars."""
+    if first_bar is None:
+        if not len(bar_ids):
+            return _empty_candles()
+        first_bar = int(bar_ids[0])
+    if end_bar is None:
+        if not len(bar_ids):
+            return _empty_candles()
+        end_bar = int(bar_ids[-1]) + 1
+    nbars = max(end_bar - first_bar, 0)
+    pos = bar_ids - first_bar
+    out: dict[str, np.ndarray] = {}
+    for name in CANDLE_COLUMNS:
+        if name == "trades":
+            arr = np.zeros(nbars, dtype=np.int64)
+        elif name in ("open", "high", "low", "close", "vwap"):
+            arr = np.full(nbars, np.nan)
+        else:
+            arr = np.zeros(nbars)
+        if cols:
+            arr[pos] = cols[name]
+        out[name] = arr
+    has = np.zeros(nbars, dtype=bool)
+    has[pos] = True
+    if not has.all():
+        # previous close carried forward into empty bars (Binance's flat kline)
+        idx = np.where(has, np.arange(nbars), -1)
+        np.maximum.accumulate(idx, out=idx)
+        closes = np.where(idx >= 0, out["close"][np.maximum(idx, 0)], prev_close)
+        empty = ~has
+        for name in ("open", "high", "low", "close", "vwap"):
+            out[name][empty] = closes[empty]
+    index = pd.to_datetime((first_bar + np.arange(nbars)) * step, utc=True).as_unit("ns")
+    frame = pd.DataFrame(out, index=index, columns=list(CANDLE_COLUMNS))
+    if not fill:
+        frame = frame[has]
+    return frame
+
+
+def resample(
+    ticks: pd.DataFrame,
+    timeframe: str | pd.Timedelta = "1m",
+    *,
+    start: object = None,
+    end: object = None,
+    fill: bool = True,
+) -> pd.DataFrame:
+    """Aggregate a tick frame into candles, as Binance's klines do.
+
+    Parameters
+    ----------
+    ticks : DataFrame
+        UTC ``DatetimeIndex`` (trade time, non-decreasing) and columns
+        ``price``, ``qty``, ``is_buyer_maker``; optional ``first_id`` and
+        ``last_id`` (aggregate trades) and ``is_market``. A tz-naive index is
+        read as UTC.
+    timeframe : str or Timedelta, default "1m"
+        See :func:`timeframe_to_offset`.
+    start, end : datetime, str or Timestamp, optional
+        Bars whose interval meets ``[start, end)``: ``start`` is floored and
+        ``end`` ceiled to bar boundaries. Default: from the first tick's bar to
+        the last tick's bar, inclusive. Ticks outside are ignored.
+    fill : bool, default True
+        Keep empty bars inside the range as flat bars; ``False`` drops them.
+
+    Returns
+    -------
+    DataFrame
+        Left-closed, left-labelled bars on a UTC index, columns
+        :data:`CANDLE_COLUMNS`; ``trades`` is int64, the rest float64.
+
+    Raises
+    ------
+    TypeError
+        If the index is not a ``DatetimeIndex``.
+    ValueError
+        On a bad timeframe, a missing column, a decreasing index, or a price or
+        quantity that is negative, NaN or not below 4.5e7.
+
+    Notes
+    -----
+    Bars are aligned to the Unix epoch, like Binance (and pandas'
+    ``origin="epoch"``; pandas' default ``origin="start_day"`` differs only
+    for lengths that do not divide a day). For bar :math:`B`:
+
+    - ``open``/``close``: first/last price in time order; ``high``/``low``.
+    - ``volume`` :math:`=\\sum q_i`, ``quote_volume`` :math:`=\\sum p_i q_i`,
+      ``taker_buy_*`` the same over trades with ``is_buyer_maker == False``
+      (the taker bought). Sums are exact: prices and quantities are taken as
+      integers of 1e-8 (``round(x * 1e8)``, exact for 8-decimal figures below
+      2**25 ~ 3.3e7, and for larger ones with fewer decimals), ``p*q`` is
+      summed in 26-bit limbs, and each sum is rounded once to float64 at the
+      end, so it equals ``float(sum(Decimal(...)))`` of Binance's decimal
+      strings. Summing the
+      floats, as pandas does, differs from Binance's figures in the last
+      digits.
+    - ``trades``: number of underlying trades, ``sum(last_id - first_id + 1)``
+      for aggregate trades, otherwise the row count.
+    - ``vwap`` :math:`=` ``quote_volume / volume`` (not a Binance field).
+    - Rows with ``is_market == False`` (USD-M insurance-fund and other
+      non-MARKET trades) are left out, as Binance's futures klines do.
+    - An empty bar is flat at the previous close (Binance's flat kline) with
+      zero volumes and trades, and ``vwap`` equal to that close. Empty bars
+      before the first trade of the range have no previous close: NaN prices.
+    """
+    step_td = timeframe_to_offset(timeframe)
+    step = int(step_td.value)
+    missing = [c for c in _TICK_COLUMNS if c not in ticks.columns]
+    if missing:
+        raise ValueError(f"ticks lack column(s) {missing}; have {list(ticks.columns)}")
+    ts = _utc_ns(ticks.index, "ticks")
+    if ts.size > 1 and np.any(ts[1:] < ts[:-1]):
+        raise ValueError("ticks index must be non-decreasing (sort it by trade time)")
+    keep: np.ndarray | None = None
+    if "is_market" in ticks.columns:
+        keep = ticks["is_market"].to_numpy(dtype=bool)
+    bar = ts // step
+    first_bar = _bound(start, step, ceil=False)
+    end_bar = _bound(end, step, ceil=True)
+    if first_bar is not None or end_bar is not None:
+        inside = np.ones(len(bar), dtype=bool)
+        if first_bar is not None:
+            inside &= bar >= first_bar
+        if end_bar is not None:
+            inside &= bar < end_bar
+        keep = inside if keep is None else keep & inside
+    price = ticks["price"].to_numpy(dtype=np.float64)
+    qty = ticks["qty"].to_numpy(dtype=np.float64)
+    maker = ticks["is_buyer_maker"].to_numpy(dtype=bool)
+    counts: np.ndarray | None = None
+    if "first_id" in ticks.columns and "last_id" in ticks.columns:
+        counts = (
+            ticks["last_id"].to_numpy(dtype=np.int64) - ticks["first_id"].to_numpy(dtype=np.int64) + 1
+        )
+    prev_close = math.nan
+    if first_bar is not None and bar.size and bar[0] < first_bar:
+        # the close before the range, for leading flat bars
+        before = np.flatnonzero(bar < first_bar)
+        if "is_market" in ticks.columns:
+            before = before[ticks["is_market"].to_numpy(dtype=bool)[before]]
+        if before.size:
+            prev_close = float(price[before[-1]])
+    if keep is not None and not keep.all():
+        bar, price, qty, maker = bar[keep], price[keep], qty[keep], maker[keep]
+        if counts is not None:
+            counts = counts[keep]
+    if not len(bar):
+        return _assemble(bar, step, {}, first_bar, end_bar, fill, prev_close) if (
+            first_bar is not None and end_bar is not None
+        ) else _empty_candles()
+
+    starts = np.flatnonzero(np.concatenate(([True], bar[1:] != bar[:-1])))
+    bounds = np.append(starts, len(bar)).astype(np.int64)
+    bar_ids = bar[starts]
+    p_units = _to_units(price, "price")
+    q_units = _to_units(qty, "qty")
+    vol, tvol, quote, tquote = _kernels.bar_sums(bounds, p_units, q_units, ~maker)
+    volume = _units_to_float(vol)
+    quote_volume = _limbs_to_float(quote, _SCALE2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = quote_volume / volume
+    cols = {
+        "open": price[starts],
+        "high": np.maximum.reduceat(price, starts),
+        "low": np.minimum.reduceat(price, starts),
+        "close": price[bounds[1:] - 1],
+        "volume": volume,
+        "quote_volume": quote_volume,
+        "trades": (
+            np.diff(bounds) if counts is None else np.add.reduceat(counts, starts)
+        ).astype(np.int64),
+        "taker_buy_volume": _units_to_float(tvol),
+        "taker_buy_quote_volume": _limbs_to_float(tquote, _SCALE2),
+        "vwap": vwap,
+    }
+    return _assemble(bar_ids, step, cols, first_bar, end_bar, fill, prev_close)
+
+
+def _recover_units(values: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Integer units of ``10**-k`` for the fewest decimals ``k <= 8`` that
+    reproduce every float exactly, or None when no ``k`` does."""
+    if not values.size:
+        return values.astype(np.int64), 1
+    for k in range(9):
+        scale = 10**k
+        units = np.rint(values * scale)
+        if not np.all((units >= 0) & (units < _EXACT_FLOAT)):
+            return None  # larger k only makes the units larger
+        if np.array_equal(units / float(scale), values):
+            return units.astype(np.int64), scale
+    return None
+
+
+def _exact_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    recovered = _recover_units(values)
+    if recovered is not None:
+        units, scale = recovered
+        sums = np.add.reduceat(units, starts)
+        if sums.max() < _EXACT_FLOAT:
+            return sums / float(scale)  # both exact: one correctly rounded division
+        return np.array([u / scale for u in sums.tolist()])
+    # not 8-decimal figures: the best we can do is a correctly rounded float sum
+    ends = np.append(starts[1:], len(values))
+    return np.array([math.fsum(values[a:b]) for a, b in zip(starts.tolist(), ends.tolist())])
+
+
+def merge_candles(
+    candles: pd.DataFrame, timeframe: str | pd.Timedelta, *, fill: bool = True
+) -> pd.DataFrame:
+    """Merge fine candles (e.g. the store's 1m) into a longer timeframe.
+
+    Parameters
+    ----------
+    candles : DataFrame
+        Candles as returned by :func:`resample`, with or without flat bars,
+        whose timeframe divides ``timeframe``.
+    timeframe : str or Timedelta
+        The longer timeframe, see :func:`timeframe_to_offset`.
+    fill : bool, default True
+        As in :func:`resample`.
+
+    Returns
+    -------
+    DataFrame
+        Equal to ``resample(ticks, timeframe)`` for the ticks behind
+        ``candles`` (see Notes for the one condition).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing or the candles are not aligned to a divisor of
+        ``timeframe``.
+
+    Notes
+    -----
+    Empty input bars (``trades == 0``, Binance's flat klines) are skipped for
+    the prices; otherwise open is the first open, high the max, low the min,
+    close the last close, and the volumes and trades are sums.
+
+    Sums are exact when the input figures are exact decimals with ``k <= 8``
+    decimals and below ``2**53 * 10**-k`` (each column takes the fewest
+    decimals that reproduce all its floats). That holds for Binance's spot
+    pairs: BTCUSDT prices have 2 decimals and quantities 5, so ``p*q`` has 7
+    and a fine candle's quote volume stays exact up to 9e8 USDT. Otherwise
+    the floats cannot carry the exact decimal sum and merged sums are the
+    correctly rounded sums of the inputs (``math.fsum``), within an ulp or
+    so of :func:`resample`'s figure.
+    """
+    step = int(timeframe_to_offset(timeframe).value)
+    missing = [c for c in CANDLE_COLUMNS if c not in candles.columns and c != "vwap"]
+    if missing:
+        raise ValueError(f"candles lack column(s) {missing}; have {list(candles.columns)}")
+    ts = _utc_ns(candles.index, "candles")
+    if ts.size > 1:
+        d = np.diff(ts)
+        if np.any(d <= 0):
+            raise ValueError("candles index must be strictly increasing")
+        if step % int(d.min()) or np.any(ts % int(d.min())):
+            raise ValueError(
+                f"candles spaced {pd.Timedelta(int(d.min()))} do not nest into {timeframe!r}"
+            )
+    trades = candles["trades"].to_numpy(dtype=np.int64)
+    nonempty = trades > 0
+    sub = candles[nonempty]
+    bar = ts[nonempty] // step
+    all_bars = ts // step
+    first_bar = int(all_bars[0]) if all_bars.size else None
+    end_bar = int(all_bars[-1]) + 1 if all_bars.size else None
+    # leading flat bars carry the close from before this frame
+    prev_close = math.nan
+    if ts.size and not nonempty[0]:
+        prev_close = float(candles["close"].iloc[0])
+    if not len(sub):
+        return _assemble(bar, step, {}, first_bar, end_bar, fill, prev_close)
+    starts = np.flatnonzero(np.concatenate(([True], bar[1:] != bar[:-1])))
+    ends = np.append(starts[1:], len(bar))
+    volume = _exact_sums(sub["volume"].to_numpy(dtype=np.float64), starts)
+    quote_volume = _exact_sums(sub["quote_volume"].to_numpy(dtype=np.float64), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = quote_volume / volume
+    cols = {
+        "open": sub["open"].to_numpy(dtype=np.float64)[starts],
+        "high": np.maximum.reduceat(sub["high"].to_numpy(dtype=np.float64), starts),
+        "low": np.minimum.reduceat(sub["low"].to_numpy(dtype=np.float64), starts),
+        "close": sub["close"].to_numpy(dtype=np.float64)[ends - 1],
+        "volume": volume,
+        "quote_volume": quote_volume,
+        "trades": np.add.reduceat(trades[nonempty], starts),
+        "taker_buy_volume": _exact_sums(sub["taker_buy_volume"].to_numpy(dtype=np.float64), starts),
+        "taker_buy_quote_volume": _exact_sums(
+            sub["taker_buy_quote_volume"].to_numpy(dtype=np.float64), starts
+        ),
+        "vwap": vwap,
+    }
+    return _assemble(bar[starts], step, cols, first_bar, end_bar, fill, prev_close)
