@@ -1,0 +1,124 @@
+"""The ``%quantify`` line magic: thin wrappers over :class:`KernelSession`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from quantify.config import parse_symbols
+from quantify.ipython.session import KernelSession
+from quantify.store import open_store
+
+__all__ = ["QuantifyMagics"]
+
+ACTIONS = ("status", "start", "stop", "symbols", "store")
+
+
+def format_status(status: dict[str, Any], mode: str) -> str:
+    """Human-readable status: one line overall, one per symbol."""
+    if not status:
+        return f"{mode}: no status published yet"
+    lat = (status.get("store_latency_ms") or {}).get("p50")
+    lines = [
+        f"{mode} · {status.get('state', '?')} · {status.get('store', '')} · "
+        f"{float(status.get('ticks_per_second', 0)):,.0f} ticks/s · "
+        f"lag {'–' if lat is None else f'{lat:.0f} ms'} · {int(status.get('trades_stored', 0)):,} stored · "
+        f"reconnects {status.get('reconnects', 0)}"
+    ]
+    for sym, info in (status.get("symbols") or {}).items():
+        lines.append(
+            f"  {sym:<10} last id {info.get('last_id')} · +{int(info.get('rows_this_run', 0)):,} rows · "
+            f"gaps {info.get('gaps_found', 0)} found, {info.get('gaps_filled', 0)} filled, "
+            f"{info.get('gaps_open', 0)} open"
+        )
+    return "\n".join(lines)
+
+
+@magics_class
+class QuantifyMagics(Magics):
+    """``%quantify``: control this kernel's stream of Binance trades."""
+
+    def __init__(self, shell: Any, session: KernelSession) -> None:
+        super().__init__(shell)
+        self.session = session
+
+    @magic_arguments()
+    @argument("action", nargs="?", default="status", choices=ACTIONS,
+              help="status (default) | start | stop | symbols [add|remove SYM...] | store [URI]")
+    @argument("args", nargs="*", help="for symbols: add|remove SYM...; for store: a store URI")
+    @argument("--json", action="store_true", help="status as JSON")
+    @line_magic
+    def quantify(self, line: str) -> None:
+        """Control the kernel's ingestion of Binance trades into the store.
+
+        Examples::
+
+            %quantify                          # status
+            %quantify stop
+            %quantify symbols add SOLUSDT
+            %quantify symbols remove ETHUSDT
+            %quantify store lmdb:///data/arctic
+        """
+        args = parse_argstring(self.quantify, line)
+        s = self.session
+        if args.action == "status":
+            status = s.status()
+            print(json.dumps(status, indent=1, default=str) if args.json else format_status(status, s.mode))
+        elif args.action == "start":
+            print(s.start())
+        elif args.action == "stop":
+            print(s.stop())
+        elif args.action == "symbols":
+            self._symbols(args.args)
+        elif args.action == "store":
+            if not args.args:
+                print(f"{s.store_uri} ({s.mode})")
+            else:
+                uri = str(open_store(args.args[0]).uri)  # validates before anything stops
+                print(s.reconfigure(store=uri))
+
+    def _symbols(self, words: list[str]) -> None:
+        s = self.session
+        if not words:
+            print(", ".join(s.config.symbols))
+            return
+        verb, names = words[0].lower(), words[1:]
+        if verb not in ("add", "remove") or not names:
+            raise ValueError("usage: %quantify symbols [add|remove SYM...]")
+        syms = parse_symbols(names)
+        current = list(s.config.symbols)
+        if verb == "add":
+            new = current + [x for x in syms if x not in current]
+        else:
+            missing = [x for x in syms if x not in current]
+            if missing:
+                raise ValueError(f"not streaming {', '.join(missing)} (streaming {', '.join(current)})")
+            new = [x for x in current if x not in syms]
+            if not new:
+                raise ValueError("cannot remove every symbol; use %quantify stop")
+        print(s.reconfigure(symbols=tuple(new)))
+
+
+def complete_quantify(session: KernelSession, text: str, line: str) -> list[str]:
+    """Completions for ``%quantify``: actions, then symbols."""
+    words = line.split()
+    if line.endswith(" "):
+        words.append("")
+    if len(words) <= 2:
+        return [a for a in ACTIONS if a.startswith(text)]
+    if words[1] == "symbols":
+        if len(words) == 3:
+            return [v for v in ("add", "remove") if v.startswith(text)]
+        if words[2] == "remove":
+            pool = list(session.config.symbols)
+        else:
+            try:
+                pool = open_store(session.config.store).symbols()
+            except Exception:  # completion must never raise into the shell
+                pool = []
+            pool = sorted(set(pool) | {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"})
+        return [p for p in pool if p.startswith(text.upper())]
+    return []

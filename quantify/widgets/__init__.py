@@ -1,0 +1,21 @@
+"""Live widgets: charts, pair monitor, control, alert and status panels (ipywidgets + bqplot).
+
+Every widget is a model (tested through ``get_state()`` without a browser),
+updates in frames (at most 10 per second, one ``hold_sync`` per figure),
+draws bounded series, and is fed in-process in the kernel that runs the
+ingestion service or by tailing the store anywhere else. ``close()`` or
+``stop()`` ends its timer; :func:`stop_all` ends every timer of the process.
+"""
+
+from __future__ import annotations
+
+from quantify.widgets.charts import LiveChart
+from quantify.widgets.frames import MAX_POINTS, downsample, live_timers, stop_all
+from quantify.widgets.pairs import PairMonitor
+from quantify.widgets.panels import REPLAY_BADGE, TIMEFRAMES, ControlPanel, StatusBar, is_replay
+from quantify.widgets.theme import DARK, LIGHT, Theme
+
+__all__ = sorted([
+    "DARK", "LIGHT", "MAX_POINTS", "REPLAY_BADGE", "TIMEFRAMES", "ControlPanel", "LiveChart",
+    "PairMonitor", "StatusBar", "Theme", "downsample", "is_replay", "live_timers", "stop_all",
+])

@@ -1,0 +1,246 @@
+"""PairMonitor: a pair's normalised prices, spread, z-score and correlation, live."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+
+from quantify.widgets._base import LiveWidget, esc, points_html
+from quantify.widgets.frames import downsample
+
+__all__ = ["HEDGE_METHODS", "PairMonitor"]
+
+logger = logging.getLogger(__name__)
+
+HEDGE_METHODS = ("ols", "kalman")
+
+
+def _analytics(module: str, name: str) -> Any | None:
+    """``quantify.analytics.<module>.<name>``, or None while it is not installed."""
+    try:
+        return getattr(importlib.import_module(f"quantify.analytics.{module}"), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _column(obj: Any, name: str) -> pd.Series:
+    return obj[name] if isinstance(obj, pd.DataFrame) else getattr(obj, name)
+
+
+class PairMonitor(LiveWidget):
+    """Live monitor of the pair ``y ~ beta * x + alpha`` on log prices.
+
+    Parameters
+    ----------
+    y, x : str
+        Symbols of the pair (``y`` is regressed on ``x``).
+    timeframe : str, default "1m"
+        Bar length of the closes the statistics use.
+    window : int, default 120
+        Rolling window, in bars, of the hedge ratio, z-score and correlation.
+    hedge : {"ols", "kalman"}
+        Rolling OLS hedge ratio or a Kalman filter's.
+    entry, exit : float
+        z-score bands drawn at ``±entry`` and ``±exit``.
+    **kwargs
+        ``store``, ``bars``, ``theme``, ``fps``, ``autostart`` as for
+        :class:`~quantify.widgets.LiveChart`.
+
+    Notes
+    -----
+    On bars of closes :math:`Y_t, X_t`: :math:`s_t = \\log Y_t - \\beta_t \\log X_t - \\alpha_t`,
+    :math:`z_t` is :math:`s_t` standardised over the last ``window`` bars, the
+    correlation is of one-bar log returns, and the half-life that of an AR(1)
+    fit of the spread (``quantify.analytics``). Prices are normalised to 100 at
+    the first plotted bar.
+    """
+
+    def __init__(self, y: str = "BTCUSDT", x: str = "ETHUSDT", timeframe: str = "1m", window: int = 120, *,
+                 hedge: str = "ols", entry: float = 2.0, exit: float = 0.5, **kwargs: object) -> None:
+        self._check(window, hedge, entry, exit)
+        self.window, self.hedge, self.entry, self.exit = int(window), hedge, float(entry), float(exit)
+        self.stats: dict[str, float] = {}
+        self.note = ""
+        super().__init__([y, x], timeframe=timeframe, **kwargs)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _check(window: object, hedge: object, entry: object, exit: object) -> None:
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 3:
+            raise ValueError(f"window must be an integer number of bars >= 3, got {window!r}")
+        if hedge not in HEDGE_METHODS:
+            raise ValueError(f"hedge must be one of {', '.join(HEDGE_METHODS)}, got {hedge!r}")
+        if not 0 <= float(exit) < float(entry):  # type: ignore[arg-type]
+            raise ValueError(f"need 0 <= exit < entry, got entry={entry!r}, exit={exit!r}")
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return self.symbols[0], self.symbols[1]
+
+    def configure(self, *, window: int | None = None, hedge: str | None = None) -> None:
+        """Change the rolling window and/or hedge method; redraws."""
+        window = self.window if window is None else window
+        hedge = self.hedge if hedge is None else hedge
+        self._check(window, hedge, self.entry, self.exit)
+        with self._lock:
+            self.window, self.hedge = int(window), hedge
+            self._dirty = True
+        self.refresh()
+
+    # -- figures ----------------------------------------------------------
+
+    def _build(self) -> None:
+        t = self.theme
+        sx = bq.DateScale()
+        self._scale_x = sx
+        empty_x = np.array([], dtype="datetime64[ms]")
+
+        def lines(colors: list[str], **kw: Any) -> tuple[bq.Lines, bq.LinearScale]:
+            sy = bq.LinearScale()
+            return bq.Lines(x=empty_x, y=np.zeros((len(colors), 0)), scales={"x": sx, "y": sy},
+                            colors=colors, stroke_width=1.5, **kw), sy
+
+        y, x = self.pair
+        self._prices, s1 = lines(list(t.palette[:2]), labels=[y, x], display_legend=True)
+        self._spread, s2 = lines([t.palette[3]])
+        # z-score, then its bands: +entry, -entry, +exit, -exit, zero.
+        self._z, s3 = lines([t.palette[4], t.down, t.down, t.bands, t.bands, t.muted],
+                            line_style="solid")
+        self._z.opacities = [1.0, 0.7, 0.7, 0.7, 0.7, 0.5]
+        self._corr, s4 = lines([t.palette[2]])
+        s4.min, s4.max = -1.0, 1.0
+
+        def vaxis(scale: bq.LinearScale, fmt: str) -> bq.Axis:
+            return bq.Axis(scale=scale, orientation="vertical", tick_format=fmt, grid_lines="solid", num_ticks=4)
+
+        self.figures = {
+            "prices": self._figure(f"{y} vs {x}, normalised (100 = first bar)", [self._prices],
+                                   [self._time_axis(sx), vaxis(s1, ".2f")], "260px",
+                                   legend_location="top-left"),
+            "spread": self._figure("spread (log)", [self._spread], [self._time_axis(sx), vaxis(s2, ".4f")],
+                                   "170px"),
+            "zscore": self._figure("z-score", [self._z], [self._time_axis(sx), vaxis(s3, ".1f")], "200px"),
+            "corr": self._figure("rolling correlation of returns", [self._corr],
+                                 [self._time_axis(sx), vaxis(s4, ".1f")], "150px"),
+        }
+        self._stats = W.HTML()
+        self._toolbar = bq.Toolbar(figure=self.figures["prices"])
+        self.children = [
+            self._css,
+            W.HBox([self._stats, self._toolbar], layout=W.Layout(justify_content="space-between",
+                                                                 align_items="center")),
+            self.figures["prices"],
+            W.HBox([self.figures["spread"], self.figures["zscore"]], layout=W.Layout(width="100%")),
+            self.figures["corr"],
+        ]
+        for name in ("spread", "zscore"):
+            self.figures[name].layout.width = "50%"
+
+    def _rebuild(self) -> None:
+        for fig in self.figures.values():
+            fig.close()
+        self._build()
+
+    def _owned_widgets(self) -> list[W.Widget]:
+        return list(getattr(self, "figures", {}).values())
+
+    @property
+    def points(self) -> dict[str, int]:
+        """Points plotted per figure."""
+        return {"prices": len(self._prices.x), "spread": len(self._spread.x), "zscore": len(self._z.x),
+                "corr": len(self._corr.x)}
+
+    # -- statistics -------------------------------------------------------
+
+    def compute(self) -> pd.DataFrame:
+        """Aligned closes and the pair statistics per bar (columns y, x, beta, alpha, spread, z, corr)."""
+        ysym, xsym = self.pair
+        closes = pd.concat({"y": self.bars[ysym]["close"], "x": self.bars[xsym]["close"]}, axis=1)
+        closes = closes.ffill().dropna()
+        out = closes.copy()
+        for col in ("beta", "alpha", "spread", "z", "corr"):
+            out[col] = np.nan
+        self.note = ""
+        if len(closes) < 3:
+            return out
+        ly, lx = np.log(closes["y"]), np.log(closes["x"])
+        window = min(self.window, len(closes))
+        zscore = _analytics("rolling", "zscore")
+        rolling_corr = _analytics("rolling", "rolling_corr")
+        if self.hedge == "kalman":
+            kalman = _analytics("kalman", "kalman_hedge")
+            fit = None if kalman is None else kalman(ly, lx)
+        else:
+            rolling = _analytics("rolling", "rolling_hedge_ratio")
+            fit = None if rolling is None else rolling(ly, lx, window)
+        if fit is None or zscore is None:
+            self.note = f"{self.hedge} hedge ratio not available yet (quantify.analytics)"
+            return out
+        out["beta"], out["alpha"] = _column(fit, "beta"), _column(fit, "alpha")
+        out["spread"] = ly - out["beta"] * lx - out["alpha"]
+        out["z"] = zscore(out["spread"], window)
+        if rolling_corr is not None:
+            rets = np.log(closes).diff()
+            out["corr"] = rolling_corr(rets["y"], rets["x"], window)
+        return out
+
+    def _draw(self) -> None:
+        data = self.compute()
+        x = data.index.tz_convert(None).values.astype("datetime64[ms]")
+        norm = (data[["y", "x"]] / data[["y", "x"]].iloc[0] * 100).to_numpy().T if len(data) else np.zeros((2, 0))
+        bands = np.array([self.entry, -self.entry, self.exit, -self.exit, 0.0])[:, None] * np.ones(len(x))
+        z = np.vstack([data["z"].to_numpy(float)[None, :], bands])
+        series = [
+            (self.figures["prices"], self._prices, norm),
+            (self.figures["spread"], self._spread, data["spread"].to_numpy(float)),
+            (self.figures["zscore"], self._z, z),
+            (self.figures["corr"], self._corr, data["corr"].to_numpy(float)),
+        ]
+        for fig, mark, y in series:
+            px, py = downsample(x, y)
+            with fig.hold_sync(), mark.hold_sync():
+                mark.x, mark.y = px, py
+        self._stats.value = self._stats_html(data)
+
+    def _stats_html(self, data: pd.DataFrame) -> str:
+        half_life = _analytics("meanrev", "half_life")
+        last = data.iloc[-1] if len(data) else None
+        stats = {"beta": np.nan, "alpha": np.nan, "z": np.nan, "corr": np.nan, "half_life": np.nan}
+        if last is not None:
+            stats.update({k: float(last[k]) for k in ("beta", "alpha", "z", "corr")})
+            spread = data["spread"].dropna().tail(self.window)
+            if half_life is not None and len(spread) >= 3:
+                try:
+                    hl = half_life(spread)
+                    stats["half_life"] = float(getattr(hl, "half_life", hl))
+                except (ValueError, ArithmeticError) as exc:
+                    logger.debug("half-life not computed: %s", exc)
+        self.stats = stats
+        z = stats["z"]
+        zc = self.theme.down if np.isfinite(z) and abs(z) >= self.entry else self.theme.foreground
+
+        def cell(label: str, value: str, colour: str | None = None) -> str:
+            style = f' style="color:{colour}"' if colour else ""
+            return f'<div class="qf-stat"><span>{esc(label)}</span><b{style}>{value}</b></div>'
+
+        def num(v: float, fmt: str) -> str:
+            return format(v, fmt) if np.isfinite(v) else "–"
+
+        hl = stats["half_life"]
+        hl_text = f"{hl:,.1f} bars" if np.isfinite(hl) else "–"
+        y, x = self.pair
+        parts = [
+            cell("pair", f"{esc(y)} / {esc(x)}"),
+            cell(f"hedge ratio β ({self.hedge})", num(stats["beta"], ".4f")),
+            cell("z-score", num(z, "+.2f"), zc),
+            cell("half-life", hl_text),
+            cell(f"corr ({self.window})", num(stats["corr"], ".2f")),
+            cell("bars", f"{len(data):,} × {esc(self.timeframe)}"),
+        ]
+        note = f'<div class="qf-sub">{esc(self.note)}</div>' if self.note else ""
+        return "".join(parts) + note + points_html(len(data))
