@@ -1,0 +1,72 @@
+"""Dashboards: the widgets composed into pages (the Voilà notebooks call these)."""
+
+from __future__ import annotations
+
+import ipywidgets as W
+
+from quantify.store import Store
+from quantify.widgets._base import esc
+from quantify.widgets.charts import LiveChart
+from quantify.widgets.pairs import PairMonitor
+from quantify.widgets.panels import ControlPanel, StatusBar
+from quantify.widgets.source import resolve_store
+from quantify.widgets.theme import get_theme, panel_css
+
+__all__ = ["alerts_dashboard", "market_overview", "pairs_monitor"]
+
+
+def _page(title: str, subtitle: str, body: list[W.Widget], theme: str) -> W.VBox:
+    t = get_theme(theme)
+    header = W.HTML(
+        panel_css(t)
+        + f'<div class="qf-title">QuantiFy · {esc(title)}</div><div class="qf-sub">{esc(subtitle)}</div>'
+    )
+    page = W.VBox([header, *body], layout=W.Layout(width="100%", max_width="1280px", margin="0 auto"))
+    page.add_class("qf-root")
+    return page
+
+
+def _symbols(store: Store) -> list[str]:
+    syms = store.symbols()
+    return syms or ["BTCUSDT", "ETHUSDT"]
+
+
+def market_overview(store: Store | str | None = None, *, timeframe: str = "5s", theme: str = "dark") -> W.VBox:
+    """Candles and volume of the store's first two symbols, with controls and status."""
+    st = resolve_store(store)
+    syms = _symbols(st)[:2]
+    status = StatusBar(st, theme=theme)
+    chart = LiveChart(syms, timeframe, kind="candles", store=st, theme=theme, bars=300)
+    controls = ControlPanel([chart], symbols=_symbols(st), theme=theme)
+    return _page("Market overview", "Trades → candles, UTC. Pan/zoom with the toolbar.",
+                 [status, controls, chart], theme)
+
+
+def pairs_monitor(store: Store | str | None = None, *, y: str | None = None, x: str | None = None,
+                  timeframe: str = "1s", window: int = 120, theme: str = "dark") -> W.VBox:
+    """The pair monitor with controls and status."""
+    st = resolve_store(store)
+    syms = _symbols(st)
+    y = y or syms[0]
+    x = x or (syms[1] if len(syms) > 1 else "ETHUSDT")
+    status = StatusBar(st, theme=theme)
+    monitor = PairMonitor(y, x, timeframe, window, store=st, theme=theme, bars=1500)
+    controls = ControlPanel([monitor], symbols=syms, theme=theme)
+    return _page("Pairs monitor", "log Y = β·log X + α · spread, z-score bands ±2 (entry) and ±0.5 (exit)",
+                 [status, controls, monitor], theme)
+
+
+def alerts_dashboard(store: Store | str | None = None, *, theme: str = "dark") -> W.VBox:
+    """Alert rules and fired alerts, with a price chart to see them against."""
+    st = resolve_store(store)
+    status = StatusBar(st, theme=theme)
+    body: list[W.Widget] = [status]
+    try:
+        from quantify.widgets.alerts import AlertPanel
+    except ImportError as exc:  # alerts not installed yet
+        body.append(W.HTML(f'<div class="qf-sub">alerts unavailable: {esc(exc)}</div>'))
+    else:
+        body.append(AlertPanel(st, theme=theme))
+    body.append(LiveChart(_symbols(st)[:1], "5s", kind="line", store=st, theme=theme, bars=600))
+    return _page("Alerts", "Rules are evaluated by the writer on every batch; fired alerts appear below.",
+                 body, theme)
