@@ -13,12 +13,26 @@ from quantify.analytics.candles import (
     resample,
     timeframe_to_offset,
 )
+from quantify.analytics.rolling import (
+    HedgeRatioResult,
+    hedge_ratio,
+    rolling_corr,
+    rolling_hedge_ratio,
+    spread,
+    zscore,
+)
 
 __all__ = [
     "CANDLE_COLUMNS",
-    "Result",
     "TIMEFRAMES",
+    "HedgeRatioResult",
+    "Result",
+    "hedge_ratio",
     "merge_candles",
     "resample",
+    "rolling_corr",
+    "rolling_hedge_ratio",
+    "spread",
     "timeframe_to_offset",
+    "zscore",
 ]

@@ -72,6 +72,17 @@ def _arr(s: pd.Series) -> np.ndarray:
     return np.ascontiguousarray(s.to_numpy(dtype=np.float64))
 
 
+def _centred_moments(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, float]:
+    """Means and centred sums of squares, two-pass with the mean's correction term."""
+    mx = float(x.mean())
+    my = float(y.mean())
+    mx += float((x - mx).mean())
+    my += float((y - my).mean())
+    dx = x - mx
+    dy = y - my
+    return mx, my, float(dx @ dx), float(dy @ dy), float(dx @ dy)
+
+
 @dataclasses.dataclass(frozen=True, repr=False)
 class HedgeRatioResult(Result):
     """OLS hedge ratio of ``y`` on ``x``: ``y = alpha + beta * x + residual``.
@@ -136,7 +147,7 @@ def hedge_ratio(y: SeriesLike, x: SeriesLike, intercept: bool = True) -> HedgeRa
     if n < 2:
         raise ValueError(f"need at least 2 complete rows, got {n}")
     if intercept:
-        mx, my, sxx, syy, sxy = _kernels.window_moments(xv, yv, 0, n)
+        mx, my, sxx, syy, sxy = _centred_moments(xv, yv)
         if sxx == 0.0:
             raise ValueError("x is constant: the hedge ratio is undefined")
         beta = sxy / sxx
