@@ -1,0 +1,55 @@
+"""Alerts: rules evaluated by the ingestion writer, history in the store, delivery channels.
+
+::
+
+    import quantify as qf
+    from quantify import alerts
+
+    store = qf.open_store()
+    book = alerts.AlertBook(store)            # store.alerts
+    rid = book.add(alerts.zscore("BTCUSDT", "ETHUSDT", 2.5, timeframe="1m", window=120,
+                                 cooldown="15m", severity="high"))
+    book.history(severity="high")
+
+The writer evaluates rules as a batch listener of the ingestion service::
+
+    service.add_batch_listener(alerts.AlertEngine(service.store))
+"""
+
+from __future__ import annotations
+
+from quantify.alerts.book import ALERTS_LIBRARY, HISTORY_COLUMNS, AlertBook
+from quantify.alerts.channels import (
+    DEFAULT_RETRY,
+    CallbackChannel,
+    Channel,
+    Dispatcher,
+    LoggingChannel,
+    RetryPolicy,
+    WebhookChannel,
+)
+from quantify.alerts.engine import AlertEngine
+from quantify.alerts.rules import (
+    KINDS,
+    MAX_BARS,
+    MAX_TICK_WINDOW,
+    SEVERITIES,
+    Rule,
+    corr_breakdown,
+    gap,
+    make_rule,
+    pct_move,
+    price_above,
+    price_below,
+    price_crosses,
+    stale,
+    vol_breakout,
+    zscore,
+)
+
+__all__ = sorted([
+    "ALERTS_LIBRARY", "DEFAULT_RETRY", "HISTORY_COLUMNS", "KINDS", "MAX_BARS", "MAX_TICK_WINDOW",
+    "SEVERITIES", "AlertBook", "AlertEngine", "CallbackChannel", "Channel", "Dispatcher",
+    "LoggingChannel", "Rule", "RetryPolicy", "WebhookChannel", "corr_breakdown", "gap", "make_rule",
+    "pct_move", "price_above", "price_below", "price_crosses", "stale", "vol_breakout", "zscore",
+])

@@ -1,0 +1,274 @@
+"""Numerics of rule evaluation: level scans with hysteresis, bar series, window values.
+
+Pure numpy; no store, no threads. The engine feeds these per symbol per batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BarSeries", "corr_value", "first_true", "kalman_z", "scan_crosses", "scan_level",
+           "vol_ratio", "zscore_ols"]
+
+
+def first_true(mask: np.ndarray, start: int) -> int:
+    """Index of the first True of ``mask`` at or after ``start``, or -1."""
+    if start >= len(mask):
+        return -1
+    i = int(np.argmax(mask[start:]))
+    return start + i if mask[start + i] else -1
+
+
+def _cooled(state: dict[str, Any], t: int, cooldown_ns: int) -> bool:
+    last = state.get("last_fired")
+    return last is None or t - last >= cooldown_ns
+
+
+def scan_level(
+    values: np.ndarray, times: np.ndarray, *, above: bool, level: float, margin: float,
+    strict: bool, state: dict[str, Any], cooldown_ns: int,
+) -> tuple[list[int], int]:
+    """Walk ``values`` through an armed/disarmed level trigger.
+
+    Armed, the first value beyond ``level`` (``>=``, or ``>`` if ``strict``;
+    mirrored for ``above=False``) triggers: it fires unless the cooldown since
+    the last firing has not run out (then it is suppressed), and either way
+    disarms. Disarmed, the first value back on the other side by more than
+    ``margin`` re-arms. NaN neither triggers nor re-arms.
+
+    Returns the indices that fired and the number suppressed; ``state``
+    (``armed``, ``last_fired``) is updated in place.
+    """
+    n = len(values)
+    if n == 0:
+        return [], 0
+    with np.errstate(invalid="ignore"):
+        if above:
+            cond = values > level if strict else values >= level
+            rearm = values < level - margin
+        else:
+            cond = values < level if strict else values <= level
+            rearm = values > level + margin
+    fired: list[int] = []
+    suppressed = 0
+    pos = 0
+    armed = state.get("armed", True)
+    while pos < n:
+        if armed:
+            i = first_true(cond, pos)
+            if i < 0:
+                break
+            if _cooled(state, int(times[i]), cooldown_ns):
+                fired.append(i)
+                state["last_fired"] = int(times[i])
+            else:
+                suppressed += 1
+            armed = False
+        else:
+            i = first_true(rearm, pos)
+            if i < 0:
+                break
+            armed = True
+        pos = i + 1
+    state["armed"] = armed
+    return fired, suppressed
+
+
+def scan_crosses(
+    values: np.ndarray, times: np.ndarray, *, level: float, margin: float,
+    state: dict[str, Any], cooldown_ns: int,
+) -> tuple[list[int], int]:
+    """Fire when ``values`` reach ``level`` from beyond ``level ± margin``.
+
+    ``state["side"]`` is ``"below"``, ``"above"`` or ``None`` (not yet beyond
+    the dead band ``level ± margin``); only a reach from a known side fires.
+    """
+    n = len(values)
+    if n == 0:
+        return [], 0
+    with np.errstate(invalid="ignore"):
+        up = values >= level
+        down = values <= level
+        below = values < level - margin
+        above = values > level + margin
+        decided = below | above
+    fired: list[int] = []
+    suppressed = 0
+    pos = 0
+    side = state.get("side")
+    while pos < n:
+        if side is None:
+            i = first_true(decided, pos)
+            if i < 0:
+                break
+            side = "below" if below[i] else "above"
+        else:
+            i = first_true(up if side == "below" else down, pos)
+            if i < 0:
+                break
+            if _cooled(state, int(times[i]), cooldown_ns):
+                fired.append(i)
+                state["last_fired"] = int(times[i])
+            else:
+                suppressed += 1
+            side = "above" if above[i] else ("below" if below[i] else None)
+        pos = i + 1
+    state["side"] = side
+    return fired, suppressed
+
+
+class BarSeries:
+    """Closes of consecutive bars of one symbol, Binance style (an empty bar repeats the last close).
+
+    A bar is closed by the first trade at or after its end; that trade is the
+    bar's *trigger* (its time and id are kept per bar).
+
+    Parameters
+    ----------
+    tf_ns : int
+        Bar length in ns; bars start at multiples of it (UTC epoch).
+    keep : int
+        Closed bars kept (older ones are dropped).
+    """
+
+    def __init__(self, tf_ns: int, keep: int) -> None:
+        self.tf = int(tf_ns)
+        self.keep = int(keep)
+        self.first: int | None = None  # start of closes[0]
+        self.closes: list[float] = []
+        self.trig_t: list[int] = []
+        self.trig_id: list[int] = []
+        self.cur: int | None = None  # start of the open bar
+        self.cur_close = math.nan
+
+    @property
+    def last_closed(self) -> int | None:
+        """Start of the newest closed bar."""
+        if self.first is None or not self.closes:
+            return None
+        return self.first + (len(self.closes) - 1) * self.tf
+
+    def _close(self, start: int, close: float, t: int, tid: int) -> None:
+        if self.first is None or not self.closes:
+            self.first = start
+        self.closes.append(close)
+        self.trig_t.append(t)
+        self.trig_id.append(tid)
+
+    def update(self, times: np.ndarray, prices: np.ndarray, ids: np.ndarray) -> None:
+        """Add trades (time order); close every bar they pass the end of."""
+        if len(times) == 0:
+            return
+        tf = self.tf
+        bars = times - np.mod(times, tf)
+        if self.cur is None:
+            self.cur = int(bars[0])
+        prev = np.empty_like(bars)
+        prev[0] = self.cur
+        prev[1:] = bars[:-1]
+        for i in np.flatnonzero(bars != prev):
+            close = float(prices[i - 1]) if i > 0 else self.cur_close
+            new = int(bars[i])
+            t, tid = int(times[i]), int(ids[i])
+            empty = (new - self.cur) // tf - 1
+            if empty > self.keep:  # a long silence: older bars are of no use
+                self.first, self.closes, self.trig_t, self.trig_id = None, [], [], []
+                self.cur = new - (self.keep + 1) * tf
+                empty = self.keep
+            self._close(self.cur, close, t, tid)
+            for _ in range(empty):
+                self._close(self.last_closed + tf, close, t, tid)  # type: ignore[operator]
+            self.cur = new
+        self.cur_close = float(prices[-1])
+        extra = len(self.closes) - 2 * self.keep
+        if extra > 0:
+            extra = len(self.closes) - self.keep
+            del self.closes[:extra], self.trig_t[:extra], self.trig_id[:extra]
+            self.first += extra * tf  # type: ignore[operator]
+
+    def index(self, start: int) -> int:
+        """Position of the closed bar starting at ``start`` (-1 if not kept)."""
+        if self.first is None:
+            return -1
+        i = (start - self.first) // self.tf
+        return int(i) if 0 <= i < len(self.closes) else -1
+
+    def window(self, start: int, n: int) -> np.ndarray | None:
+        """The ``n`` closes ending with bar ``start``, or None if fewer are kept."""
+        i = self.index(start)
+        if i < 0 or i + 1 < n:
+            return None
+        return np.asarray(self.closes[i + 1 - n:i + 1], dtype=float)
+
+
+def zscore_ols(y: np.ndarray, x: np.ndarray) -> float:
+    """z-score of the last point of the spread ``y - beta x``, beta the OLS slope (with intercept).
+
+    ``beta = cov(x, y) / var(x)`` and ``z = (s[-1] - mean(s)) / std(s, ddof=1)``
+    over the window, both two-pass.
+    """
+    xm, ym = x.mean(), y.mean()
+    dx = x - xm
+    sxx = float(dx @ dx)
+    if sxx <= 0:
+        return math.nan
+    beta = float(dx @ (y - ym)) / sxx
+    s = y - beta * x
+    sd = float(s.std(ddof=1))
+    if not sd > 0:
+        return math.nan
+    return float((s[-1] - s.mean()) / sd)
+
+
+def kalman_z(y: np.ndarray, x: np.ndarray, delta: float) -> float:
+    """Forecast-error z-score of the last bar from a Kalman filter of ``y = a + b x``.
+
+    The filter starts at the OLS fit of the window with the OLS covariance,
+    lets ``(b, a)`` drift with covariance ``delta / (1 - delta)`` times that
+    covariance per bar, and takes the OLS residual variance as observation
+    noise; ``z = e_t / sqrt(Q_t)`` for the last bar (Chan, *Algorithmic
+    Trading*, 2013, ch. 3). Scale-free, so it works on raw prices.
+    """
+    n = len(y)
+    X = np.column_stack([x, np.ones(n)])
+    try:
+        theta, *_ = np.linalg.lstsq(X, y, rcond=None)
+        resid = y - X @ theta
+        ve = float(resid @ resid) / max(n - 2, 1)
+        cov = ve * np.linalg.inv(X.T @ X)
+    except np.linalg.LinAlgError:
+        return math.nan
+    if not ve > 0:
+        return math.nan
+    vw = delta / (1 - delta) * cov
+    P = cov.copy()
+    e = q = math.nan
+    for t in range(n):
+        h = X[t]
+        R = P + vw
+        q = float(h @ R @ h) + ve
+        e = float(y[t] - h @ theta)
+        k = R @ h / q
+        theta = theta + k * e
+        P = R - np.outer(k, h) @ R
+    return e / math.sqrt(q) if q > 0 else math.nan
+
+
+def vol_ratio(closes: np.ndarray, short: int, long: int) -> float:
+    """``std(last short log returns) / std(last long log returns)``, both ``ddof=1``."""
+    r = np.diff(np.log(closes[-(long + 1):]))
+    base = float(r.std(ddof=1))
+    if not base > 0:
+        return math.nan
+    return float(r[-short:].std(ddof=1)) / base
+
+
+def corr_value(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of the log returns of two close windows."""
+    ra, rb = np.diff(np.log(a)), np.diff(np.log(b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    return float(ra @ rb) / den if den > 0 else math.nan

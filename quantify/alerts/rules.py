@@ -1,0 +1,491 @@
+"""Alert rules: what to watch, validated once, at creation.
+
+A :class:`Rule` is a frozen value: a ``kind``, the symbol(s) it watches,
+kind-specific ``params``, a severity, a cooldown and a message template.
+Build one with a constructor named after its kind (:func:`price_above`,
+:func:`zscore`, ...) or with :func:`make_rule`; every argument is checked
+there and a bad one raises ``ValueError`` naming the field and saying what
+to write instead.
+
+Kinds and what their value is
+-----------------------------
+
+==================  ==========================================  ============
+kind                value compared with the threshold           fires when
+==================  ==========================================  ============
+``price-above``     trade price                                 value >= level
+``price-below``     trade price                                 value <= level
+``price-crosses``   trade price                                 it reaches the level from the other side
+``pct-move``        % change against the last price >= window ago  value >= pct (``direction``: up, down, abs)
+``zscore``          z-score of the pair spread on closed bars   ``op``: above, below, abs-above
+``vol-breakout``    short / long realised vol of bar log returns   value > k
+``corr-breakdown``  rolling correlation of bar log returns      value < level
+``stale``           seconds since the symbol's last trade       value > seconds
+``gap``             trade ids missing before a trade            value > 0
+==================  ==========================================  ============
+
+Level rules re-arm only after the value crosses back (by ``margin``), so a
+value hovering at the level does not flap; see :mod:`quantify.alerts.engine`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import string
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pandas as pd
+
+from quantify.analytics.candles import timeframe_to_offset
+
+__all__ = [
+    "KINDS",
+    "MAX_BARS",
+    "MAX_TICK_WINDOW",
+    "SEVERITIES",
+    "Rule",
+    "corr_breakdown",
+    "gap",
+    "make_rule",
+    "pct_move",
+    "price_above",
+    "price_below",
+    "price_crosses",
+    "stale",
+    "vol_breakout",
+    "zscore",
+]
+
+#: Severities, most urgent first.
+SEVERITIES: Final = ("critical", "high", "medium", "low")
+
+#: Most bars a bar-based rule may look back over (the writer keeps this many per series).
+MAX_BARS: Final = 5_000
+
+#: Longest look-back of a ``pct-move`` rule (the writer keeps this much tick history).
+MAX_TICK_WINDOW: Final = pd.Timedelta(hours=6)
+
+#: Fields a message template may use.
+MESSAGE_FIELDS: Final = ("rule_id", "name", "kind", "symbol", "value", "threshold", "severity", "time")
+
+_REQUIRED: Final = object()
+
+
+# -- field checks ------------------------------------------------------------
+
+def _finite(name: str, value: Any, *, positive: bool = False, nonneg: bool = False) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if positive and x <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    if nonneg and x < 0:
+        raise ValueError(f"{name} must be zero or positive, got {value!r}")
+    return x
+
+
+def _positive(name: str) -> Callable[[Any], float]:
+    return lambda v: _finite(name, v, positive=True)
+
+
+def _nonneg(name: str) -> Callable[[Any], float]:
+    return lambda v: _finite(name, v, nonneg=True)
+
+
+def _level(name: str) -> Callable[[Any], float]:
+    return lambda v: _finite(name, v)
+
+
+def _bars(name: str, minimum: int = 1) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        n: int | None = None
+        if isinstance(value, bool):
+            n = None
+        elif isinstance(value, int):
+            n = value
+        elif isinstance(value, float) and value.is_integer():
+            n = int(value)
+        elif isinstance(value, str) and value.strip().isdigit():
+            n = int(value.strip())
+        if n is None or n < 1:
+            raise ValueError(f"{name} must be a positive integer number of bars, got {value!r}")
+        if n < minimum:
+            raise ValueError(f"{name} must be at least {minimum} bars, got {n}")
+        if n > MAX_BARS:
+            raise ValueError(
+                f"{name} of {n} bars is larger than the history kept ({MAX_BARS} bars); "
+                "use a longer timeframe with fewer bars"
+            )
+        return n
+    return check
+
+
+def _duration(name: str, maximum: pd.Timedelta | None = None) -> Callable[[Any], float]:
+    """Seconds from a number of seconds or a string such as ``"15m"``, ``"90s"``, ``"1h"``."""
+    def check(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be seconds or a duration such as '15m', got {value!r}")
+        if isinstance(value, (int, float)):
+            seconds = _finite(name, value)
+        else:
+            try:
+                seconds = pd.Timedelta(str(value).strip()).total_seconds()
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{name} must be seconds or a duration such as '90s', '15m' or '1h', got {value!r}"
+                ) from None
+        if seconds < 0:
+            raise ValueError(f"{name} must not be negative, got {value!r}")
+        if maximum is not None and seconds > maximum.total_seconds():
+            raise ValueError(
+                f"{name} {value!r} is larger than the history kept ({maximum}); use at most that"
+            )
+        return seconds
+    return check
+
+
+def _positive_duration(name: str, maximum: pd.Timedelta | None = None) -> Callable[[Any], float]:
+    inner = _duration(name, maximum)
+
+    def check(value: Any) -> float:
+        seconds = inner(value)
+        if seconds <= 0:
+            raise ValueError(f"{name} must be a positive duration such as '5m', got {value!r}")
+        return seconds
+    return check
+
+
+def _choice(name: str, options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        v = str(value).strip().lower().replace("_", "-")
+        if v not in options:
+            raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+        return v
+    return check
+
+
+def _timeframe(value: Any) -> str:
+    try:
+        td = timeframe_to_offset(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"timeframe: {exc}") from None
+    if isinstance(value, str):
+        return value.strip()
+    return f"{int(td.total_seconds())}s"
+
+
+# -- kinds -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Kind:
+    n_symbols: int
+    params: Mapping[str, tuple[Callable[[Any], Any], Any]]
+    message: str
+
+
+_LEVEL_PARAMS = {"level": (_level("level"), _REQUIRED), "margin": (_nonneg("margin"), 0.0)}
+_BAR_HEDGES = ("ols", "kalman")
+
+KINDS: Final[dict[str, _Kind]] = {
+    "price-above": _Kind(1, _LEVEL_PARAMS, "{symbol} at {value:g}, above {threshold:g}"),
+    "price-below": _Kind(1, _LEVEL_PARAMS, "{symbol} at {value:g}, below {threshold:g}"),
+    "price-crosses": _Kind(1, _LEVEL_PARAMS, "{symbol} crossed {threshold:g} (at {value:g})"),
+    "pct-move": _Kind(1, {
+        "pct": (_positive("pct"), _REQUIRED),
+        "window": (_positive_duration("window", MAX_TICK_WINDOW), _REQUIRED),
+        "direction": (_choice("direction", ("up", "down", "abs")), "abs"),
+        "margin": (_nonneg("margin"), 0.0),
+    }, "{symbol} moved {value:+.3f}% (threshold {threshold:g}%)"),
+    "zscore": _Kind(2, {
+        "level": (_level("level"), _REQUIRED),
+        "op": (_choice("op", ("above", "below", "abs-above")), "abs-above"),
+        "timeframe": (_timeframe, "1m"),
+        "window": (_bars("window", 3), 120),
+        "hedge": (_choice("hedge", _BAR_HEDGES), "ols"),
+        "delta": (_positive("delta"), 1e-4),
+        "margin": (_nonneg("margin"), 0.0),
+    }, "{symbol} spread z-score {value:+.2f} (threshold {threshold:g})"),
+    "vol-breakout": _Kind(1, {
+        "k": (_positive("k"), _REQUIRED),
+        "timeframe": (_timeframe, "1m"),
+        "short": (_bars("short", 2), 10),
+        "long": (_bars("long", 3), 120),
+        "margin": (_nonneg("margin"), 0.0),
+    }, "{symbol} short-window volatility {value:.2f}x the baseline (threshold {threshold:g}x)"),
+    "corr-breakdown": _Kind(2, {
+        "level": (_level("level"), _REQUIRED),
+        "timeframe": (_timeframe, "1m"),
+        "window": (_bars("window", 3), 120),
+        "margin": (_nonneg("margin"), 0.0),
+    }, "{symbol} correlation {value:.3f}, below {threshold:g}"),
+    "stale": _Kind(1, {
+        "seconds": (_positive_duration("seconds"), _REQUIRED),
+    }, "{symbol}: no trade for {value:.1f} s (limit {threshold:g} s)"),
+    "gap": _Kind(1, {}, "{symbol}: {value:.0f} trade id(s) missing"),
+}
+
+
+def _check_symbols(kind: str, symbols: Any) -> tuple[str, ...]:
+    if isinstance(symbols, str):
+        items = [s for s in symbols.replace("/", ",").split(",")]
+    else:
+        try:
+            items = list(symbols)
+        except TypeError:
+            raise ValueError(f"symbols must be a symbol or a list of symbols, got {symbols!r}") from None
+    out = []
+    for item in items:
+        sym = str(item).strip().upper()
+        if not sym:
+            continue
+        if not sym.isalnum() or not 2 <= len(sym) <= 20:
+            raise ValueError(f"symbols: {item!r} is not a Binance symbol (letters and digits, such as BTCUSDT)")
+        out.append(sym)
+    need = KINDS[kind].n_symbols
+    if len(out) != need or len(set(out)) != need:
+        what = "one symbol, such as BTCUSDT" if need == 1 else "two different symbols, such as BTCUSDT/ETHUSDT"
+        raise ValueError(f"symbols: a {kind} rule watches {what}; got {symbols!r}")
+    return tuple(out)
+
+
+def _check_message(template: str, kind: str) -> str:
+    if not isinstance(template, str):
+        raise ValueError(f"message must be a template string, got {template!r}")
+    if not template.strip():
+        return KINDS[kind].message
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise ValueError(f"message template {template!r} is malformed ({exc}); "
+                         "write fields as {{value}} and a literal brace as {{{{") from None
+    unknown = sorted(n for n in names if n.split(".")[0].split("[")[0] not in MESSAGE_FIELDS)
+    if unknown:
+        raise ValueError(f"message template uses unknown field {{{unknown[0]}}}; "
+                         f"use {', '.join('{' + f + '}' for f in MESSAGE_FIELDS)}")
+    try:
+        template.format(rule_id="r", name="n", kind=kind, symbol="S", value=1.0, threshold=1.0,
+                        severity="low", time=pd.Timestamp(0, tz="UTC"))
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ValueError(f"message template {template!r} cannot be filled: {exc}") from None
+    return template
+
+
+# -- the rule ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    """One alert rule (immutable; change it with :meth:`AlertBook.update`).
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`KINDS` (``"price-above"``, ``"zscore"``, ...).
+    symbols : str or sequence of str
+        The watched symbol, or for pair kinds the pair ``(y, x)``;
+        ``"BTCUSDT/ETHUSDT"`` is accepted.
+    params : mapping
+        Kind-specific parameters (see the constructors); defaults filled in.
+    severity : str
+        ``critical``, ``high``, ``medium`` or ``low``.
+    cooldown : float or str
+        Seconds (or ``"15m"``) of trade time after a firing during which the
+        rule does not fire again.
+    message : str
+        Template with fields from :data:`MESSAGE_FIELDS`; empty: the kind's default.
+    enabled : bool
+    name : str
+        Free text for people.
+    id : str
+        Assigned by :meth:`AlertBook.add`; empty before.
+    created : pandas.Timestamp or None
+        UTC creation time, set by :meth:`AlertBook.add`.
+    """
+
+    kind: str
+    symbols: tuple[str, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    severity: str = "medium"
+    cooldown: float = 0.0
+    message: str = ""
+    enabled: bool = True
+    name: str = ""
+    id: str = ""
+    created: pd.Timestamp | None = None
+
+    def __post_init__(self) -> None:
+        kind = str(self.kind).strip().lower().replace("_", "-")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        spec = KINDS[kind]
+        given = dict(self.params or {})
+        unknown = sorted(set(given) - set(spec.params))
+        if unknown:
+            allowed = ", ".join(spec.params) or "none"
+            raise ValueError(f"{unknown[0]}: not a parameter of a {kind} rule (parameters: {allowed})")
+        params: dict[str, Any] = {}
+        for pname, (check, default) in spec.params.items():
+            if pname in given and given[pname] is not None:
+                params[pname] = check(given[pname])
+            elif default is _REQUIRED:
+                raise ValueError(f"{pname}: a {kind} rule needs {pname}")
+            else:
+                params[pname] = default
+        if kind == "vol-breakout" and params["long"] <= params["short"]:
+            raise ValueError(f"long must be more bars than short ({params['short']}), got {params['long']}")
+        severity = str(self.severity).strip().lower()
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {self.severity!r}")
+        created = self.created
+        if created is not None:
+            created = pd.Timestamp(created)
+            created = created.tz_localize("UTC") if created.tz is None else created.tz_convert("UTC")
+        if not isinstance(self.enabled, (bool, int)):
+            raise ValueError(f"enabled must be True or False, got {self.enabled!r}")
+        setattr_ = object.__setattr__
+        setattr_(self, "kind", kind)
+        setattr_(self, "symbols", _check_symbols(kind, self.symbols))
+        setattr_(self, "params", params)
+        setattr_(self, "severity", severity)
+        setattr_(self, "cooldown", _duration("cooldown")(self.cooldown))
+        setattr_(self, "message", _check_message(self.message, kind))
+        setattr_(self, "enabled", bool(self.enabled))
+        setattr_(self, "name", str(self.name or ""))
+        setattr_(self, "id", str(self.id or ""))
+        setattr_(self, "created", created)
+
+    @property
+    def symbol(self) -> str:
+        """The watched symbol, or ``"Y/X"`` for a pair."""
+        return "/".join(self.symbols)
+
+    @property
+    def threshold(self) -> float:
+        """The number the value is compared with."""
+        p = self.params
+        if self.kind == "pct-move":
+            return float(p["pct"])
+        if self.kind == "vol-breakout":
+            return float(p["k"])
+        if self.kind == "stale":
+            return float(p["seconds"])
+        if self.kind == "gap":
+            return 0.0
+        return float(p["level"])
+
+    def replace(self, **changes: Any) -> Rule:
+        """A copy with ``changes`` applied and validated; ``params`` entries merge."""
+        if "params" in changes:
+            changes["params"] = {**self.params, **dict(changes["params"] or {})}
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            # Bare parameter names (level=...) are a convenience for params.
+            params = dict(changes.pop("params", self.params))
+            for key in unknown:
+                params[key] = changes.pop(key)
+            changes["params"] = params
+        return dataclasses.replace(self, **changes)
+
+    def format_message(self, *, value: float, time: pd.Timestamp) -> str:
+        """Fill the message template for one firing."""
+        return self.message.format(
+            rule_id=self.id, name=self.name, kind=self.kind, symbol=self.symbol, value=value,
+            threshold=self.threshold, severity=self.severity, time=time,
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """A flat, JSON-friendly row (how the store keeps rules)."""
+        return {
+            "id": self.id, "kind": self.kind, "symbols": ",".join(self.symbols),
+            "params": json.dumps(dict(self.params), sort_keys=True), "severity": self.severity,
+            "cooldown": float(self.cooldown), "message": self.message, "enabled": self.enabled,
+            "name": self.name, "created": self.created,
+        }
+
+    @classmethod
+    def from_record(cls, row: Mapping[str, Any]) -> Rule:
+        """Inverse of :meth:`to_record`."""
+        created = row.get("created")
+        return cls(
+            kind=row["kind"], symbols=tuple(str(row["symbols"]).split(",")),
+            params=json.loads(row["params"]), severity=row["severity"], cooldown=float(row["cooldown"]),
+            message=row["message"], enabled=bool(row["enabled"]), name=row.get("name") or "",
+            id=row["id"], created=None if created is None or pd.isna(created) else created,
+        )
+
+
+_COMMON = ("severity", "cooldown", "message", "enabled", "name", "id", "created")
+
+
+def make_rule(kind: str, symbols: str | Iterable[str], **kwargs: Any) -> Rule:
+    """Build a rule of ``kind``; keyword arguments are common fields or parameters.
+
+    Examples
+    --------
+    >>> make_rule("price-above", "BTCUSDT", level=62000, severity="high", cooldown="15m").params
+    {'level': 62000.0, 'margin': 0.0}
+    """
+    common = {k: kwargs.pop(k) for k in _COMMON if k in kwargs}
+    params = dict(kwargs.pop("params", {}) or {})
+    params.update(kwargs)
+    return Rule(kind=kind, symbols=symbols if isinstance(symbols, str) else tuple(symbols),
+                params=params, **common)
+
+
+def price_above(symbol: str, level: float, *, margin: float = 0.0, **common: Any) -> Rule:
+    """Fire at the first trade at or above ``level``; re-arm below ``level - margin``."""
+    return make_rule("price-above", symbol, level=level, margin=margin, **common)
+
+
+def price_below(symbol: str, level: float, *, margin: float = 0.0, **common: Any) -> Rule:
+    """Fire at the first trade at or below ``level``; re-arm above ``level + margin``."""
+    return make_rule("price-below", symbol, level=level, margin=margin, **common)
+
+
+def price_crosses(symbol: str, level: float, *, margin: float = 0.0, **common: Any) -> Rule:
+    """Fire when a trade reaches ``level`` coming from more than ``margin`` beyond it."""
+    return make_rule("price-crosses", symbol, level=level, margin=margin, **common)
+
+
+def pct_move(symbol: str, pct: float, window: float | str, *, direction: str = "abs",
+             margin: float = 0.0, **common: Any) -> Rule:
+    """Fire when the price moved ``pct`` percent against its price ``window`` ago."""
+    return make_rule("pct-move", symbol, pct=pct, window=window, direction=direction, margin=margin, **common)
+
+
+def zscore(y: str, x: str, level: float, *, op: str = "abs-above", timeframe: str = "1m",
+           window: int | str = 120, hedge: str = "ols", delta: float = 1e-4, margin: float = 0.0,
+           **common: Any) -> Rule:
+    """Fire when the z-score of the spread ``y - beta * x`` on closed bars passes ``level``."""
+    return make_rule("zscore", (y, x), level=level, op=op, timeframe=timeframe, window=window,
+                     hedge=hedge, delta=delta, margin=margin, **common)
+
+
+def vol_breakout(symbol: str, k: float, *, timeframe: str = "1m", short: int = 10, long: int = 120,
+                 margin: float = 0.0, **common: Any) -> Rule:
+    """Fire when realised volatility over ``short`` bars exceeds ``k`` times that over ``long`` bars."""
+    return make_rule("vol-breakout", symbol, k=k, timeframe=timeframe, short=short, long=long,
+                     margin=margin, **common)
+
+
+def corr_breakdown(a: str, b: str, level: float, *, timeframe: str = "1m", window: int | str = 120,
+                   margin: float = 0.0, **common: Any) -> Rule:
+    """Fire when the rolling correlation of bar log returns falls below ``level``."""
+    return make_rule("corr-breakdown", (a, b), level=level, timeframe=timeframe, window=window,
+                     margin=margin, **common)
+
+
+def stale(symbol: str, seconds: float | str, **common: Any) -> Rule:
+    """Fire when ``symbol`` has had no trade for ``seconds`` (of trade time)."""
+    return make_rule("stale", symbol, seconds=seconds, **common)
+
+
+def gap(symbol: str, **common: Any) -> Rule:
+    """Fire when stored trade ids of ``symbol`` jump (trades were lost)."""
+    return make_rule("gap", symbol, **common)
