@@ -21,13 +21,19 @@ from quantify.analytics.rolling import (
     spread,
     zscore,
 )
+from quantify.analytics.kalman import (
+    KalmanResult,
+    kalman_hedge,
+)
 
 __all__ = [
     "CANDLE_COLUMNS",
     "TIMEFRAMES",
     "HedgeRatioResult",
+    "KalmanResult",
     "Result",
     "hedge_ratio",
+    "kalman_hedge",
     "merge_candles",
     "resample",
     "rolling_corr",

@@ -1,0 +1,97 @@
+"""Kalman hedge ratio against pykalman and a plain numpy loop (Chan, ch. 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from quantify.analytics.kalman import KalmanResult, kalman_hedge
+
+
+def prices(n: int = 400, seed: int = 11) -> tuple[pd.Series, pd.Series]:
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2024-08-08", periods=n, freq="1min", tz="UTC")
+    x = 100 + np.cumsum(rng.normal(0, 0.5, n))
+    beta = 1.5 + np.cumsum(rng.normal(0, 0.01, n))
+    y = beta * x + 3 + rng.normal(0, 0.3, n)
+    return pd.Series(y, idx), pd.Series(x, idx)
+
+
+def numpy_loop(y, x, delta, obs_var, p0):
+    """Chan's MATLAB, line by line, with numpy 2x2 matrices."""
+    n = len(y)
+    vw = delta / (1 - delta) * np.eye(2)
+    state = np.zeros(2)
+    p = p0 * np.eye(2)
+    betas, es, qs = np.zeros((n, 2)), np.zeros(n), np.zeros(n)
+    for t in range(n):
+        r = p + vw if t > 0 else p
+        h = np.array([x[t], 1.0])
+        qs[t] = h @ r @ h + obs_var
+        es[t] = y[t] - h @ state
+        k = r @ h / qs[t]
+        state = state + k * es[t]
+        p = r - np.outer(k, h) @ r
+        betas[t] = state
+    return betas, es, qs
+
+
+@pytest.mark.parametrize("p0", [1.0, 0.0])
+def test_equals_numpy_loop(p0: float):
+    y, x = prices()
+    res = kalman_hedge(y, x, delta=1e-4, obs_var=1e-3, initial_cov=p0)
+    states, e, q = numpy_loop(y.to_numpy(), x.to_numpy(), 1e-4, 1e-3, p0)
+    assert_allclose(res.beta, states[:, 0], rtol=1e-9)
+    assert_allclose(res.alpha, states[:, 1], rtol=1e-9, atol=1e-12)
+    assert_allclose(res.error, e, rtol=1e-9, atol=1e-12)
+    assert_allclose(res.error_var, q, rtol=1e-9)
+    assert res.beta.index.equals(y.index)
+
+
+def test_equals_pykalman():
+    pykalman = pytest.importorskip("pykalman")
+    y, x = prices(300)
+    y.iloc[50] = np.nan
+    delta, obs_var = 1e-3, 0.1
+    kf = pykalman.KalmanFilter(
+        n_dim_obs=1,
+        n_dim_state=2,
+        transition_matrices=np.eye(2),
+        observation_matrices=np.stack([x.to_numpy(), np.ones(len(x))], axis=1)[:, None, :],
+        transition_covariance=delta / (1 - delta) * np.eye(2),
+        observation_covariance=np.array([[obs_var]]),
+        initial_state_mean=np.zeros(2),
+        initial_state_covariance=np.eye(2),
+    )
+    means, covs = kf.filter(np.ma.masked_invalid(y.to_numpy())[:, None])
+    res = kalman_hedge(y, x, delta=delta, obs_var=obs_var)
+    assert_allclose(res.beta, means[:, 0], rtol=1e-9)
+    assert_allclose(res.alpha, means[:, 1], rtol=1e-9)
+    assert_allclose(res.covariance["var_beta"], covs[:, 0, 0], rtol=1e-9)
+    assert_allclose(res.covariance["cov_beta_alpha"], covs[:, 0, 1], rtol=1e-9)
+    assert_allclose(res.covariance["var_alpha"], covs[:, 1, 1], rtol=1e-9)
+    assert np.isnan(res.error.iloc[50]) and not np.isnan(res.beta.iloc[50])
+
+
+def test_tracks_beta_and_result_object():
+    y, x = prices(2000)
+    res = kalman_hedge(y, x, delta=1e-4, obs_var=0.1)
+    assert isinstance(res, KalmanResult)
+    assert abs(res.final_beta - 1.5) < 0.5
+    assert "final_beta" in res.summary() and "<table" in res._repr_html_()
+    assert_allclose(res.zscore, res.error / np.sqrt(res.error_var))
+    logres = kalman_hedge(y, x, log_prices=True)
+    manual = kalman_hedge(np.log(y), np.log(x))
+    assert_allclose(logres.beta, manual.beta)
+
+
+def test_bad_parameters():
+    y, x = prices(10)
+    for kwargs, bad in [({"delta": 1.0}, "1.0"), ({"delta": 0}, "0"), ({"obs_var": -1.0}, "-1.0"),
+                        ({"initial_cov": -2.0}, "-2.0"), ({"obs_var": float("nan")}, "nan")]:
+        with pytest.raises(ValueError, match=bad):
+            kalman_hedge(y, x, **kwargs)
+    with pytest.raises(ValueError, match="positive"):
+        kalman_hedge(y - 1000, x, log_prices=True)
