@@ -25,14 +25,24 @@ from quantify.analytics.kalman import (
     KalmanResult,
     kalman_hedge,
 )
+from quantify.analytics.meanrev import (
+    HalfLifeResult,
+    HurstResult,
+    half_life,
+    hurst,
+)
 
 __all__ = [
     "CANDLE_COLUMNS",
     "TIMEFRAMES",
+    "HalfLifeResult",
     "HedgeRatioResult",
+    "HurstResult",
     "KalmanResult",
     "Result",
+    "half_life",
     "hedge_ratio",
+    "hurst",
     "kalman_hedge",
     "merge_candles",
     "resample",
