@@ -31,18 +31,32 @@ from quantify.analytics.meanrev import (
     half_life,
     hurst,
 )
+from quantify.analytics.stationarity import (
+    ADFResult,
+    CointResult,
+    JohansenResult,
+    adf,
+    coint,
+    johansen,
+)
 
 __all__ = [
+    "ADFResult",
     "CANDLE_COLUMNS",
+    "CointResult",
+    "JohansenResult",
     "TIMEFRAMES",
     "HalfLifeResult",
     "HedgeRatioResult",
     "HurstResult",
     "KalmanResult",
     "Result",
+    "adf",
+    "coint",
     "half_life",
     "hedge_ratio",
     "hurst",
+    "johansen",
     "kalman_hedge",
     "merge_candles",
     "resample",

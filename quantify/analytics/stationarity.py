@@ -1,0 +1,638 @@
+"""Unit-root and cointegration tests: ADF, Engle-Granger and Johansen.
+
+The numbers equal statsmodels' ``adfuller``, ``coint`` and ``coint_johansen``
+(same lag choice, same sample, statistics to ~1e-10) but the lag search is
+done from one QR factorisation instead of one OLS fit per candidate lag, which
+makes :func:`adf` and :func:`coint` two orders of magnitude faster on long
+series. p-values and critical values come from statsmodels' own MacKinnon
+tables, never retyped here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import eigh, lapack
+from statsmodels.tsa.adfvalues import mackinnoncrit, mackinnonp
+from statsmodels.tsa.coint_tables import c_sja, c_sjt
+
+from quantify.analytics._results import Result
+
+__all__ = [
+    "ADFResult",
+    "CointResult",
+    "JohansenResult",
+    "adf",
+    "coint",
+    "johansen",
+]
+
+Regression = Literal["n", "c", "ct", "ctt"]
+Autolag = Literal["AIC", "BIC", "t-stat"] | None
+
+_REGRESSIONS = ("n", "c", "ct", "ctt")
+_AUTOLAGS = ("aic", "bic", "t-stat")
+# statsmodels' stop value for the t-stat lag search: norm.ppf(0.95)
+_T_STOP = 1.6448536269514722
+# statsmodels' threshold above which y and x count as perfectly collinear
+_COLLINEAR_R2 = 1.0 - 100.0 * math.sqrt(float(np.finfo(np.float64).eps))
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_series(values: Any, name: str) -> np.ndarray:
+    """Return ``values`` as a finite 1-d float64 array, or raise naming it."""
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise ValueError(f"{name} must be one column, got shape {values.shape}")
+        values = values.iloc[:, 0]
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be numeric, got {type(values).__name__}") from exc
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-d, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise ValueError(f"{name} has {bad} NaN/inf values; drop or fill them first")
+    return arr
+
+
+def _check_regression(regression: str, name: str = "regression") -> str:
+    if regression not in _REGRESSIONS:
+        raise ValueError(f"{name} must be one of {_REGRESSIONS}, got {regression!r}")
+    return regression
+
+
+def _check_autolag(autolag: str | None) -> str | None:
+    if autolag is None:
+        return None
+    if not isinstance(autolag, str) or autolag.lower() not in _AUTOLAGS:
+        raise ValueError(f"autolag must be 'AIC', 'BIC', 't-stat' or None, got {autolag!r}")
+    return autolag.lower()
+
+
+def _check_maxlag(maxlag: int | None) -> int | None:
+    if maxlag is None:
+        return None
+    if isinstance(maxlag, bool) or not isinstance(maxlag, (int, np.integer)):
+        raise TypeError(f"maxlag must be an int or None, got {maxlag!r}")
+    if maxlag < 0:
+        raise ValueError(f"maxlag must be >= 0, got {maxlag!r}")
+    return int(maxlag)
+
+
+# --------------------------------------------------------------------------- core
+
+
+def _qr_r(m: np.ndarray) -> np.ndarray:
+    """Upper-triangular R of the Householder QR of ``m`` (rows >= columns)."""
+    qr, _tau, _work, info = lapack.dgeqrf(np.asfortranarray(m), overwrite_a=1)
+    if info != 0:  # pragma: no cover - LAPACK argument errors only
+        raise RuntimeError(f"LAPACK dgeqrf failed with info={info}")
+    k = m.shape[1]
+    return np.triu(qr[:k, :k])
+
+
+# Rows per block of the tall-skinny QR: a block of the design stays in cache,
+# which makes it ~3x faster than one dgeqrf call on 100k x 70.
+_QR_BLOCK = 8192
+
+
+def _adf_r(
+    x: np.ndarray, regression: str, lags: int, level_last: bool
+) -> tuple[np.ndarray, int]:
+    """R factor of the ADF design ``[trend, level, Δx lags 1..lags | Δx]`` and its rows.
+
+    With ``level_last`` the level column comes after the lags. Row ``i`` is
+    ``Δx`` at time ``lags + i + 1``; the first ``lags`` differences only serve
+    as lags, exactly like statsmodels' ``lagmat(..., trim="both")``. The design
+    is built and factorised block by block (TSQR: QR of the stacked block R's).
+    """
+    dx = np.diff(x)
+    n = dx.shape[0] - lags
+    ntrend = 0 if regression == "n" else len(regression)
+    p = ntrend + 1 + lags
+    if n <= p:
+        raise ValueError(f"{x.shape[0]} observations are too few for {lags} lags")
+    level = x[lags : lags + n]
+    # with a constant in the span, centring the level only improves conditioning
+    centre = float(level.mean()) if ntrend else 0.0
+    level_col = p - 1 if level_last else ntrend
+    first_lag = ntrend if level_last else ntrend + 1
+    win = np.lib.stride_tricks.sliding_window_view(dx, lags + 1)
+    blocks: list[np.ndarray] = []
+    for start in range(0, n, _QR_BLOCK):
+        stop = min(n, start + _QR_BLOCK)
+        m = np.empty((stop - start, p + 1), order="F")
+        if ntrend:
+            m[:, 0] = 1.0
+        if ntrend > 1:
+            # t / n spans the same space as statsmodels' 1..n and is better scaled
+            t = np.arange(start + 1, stop + 1, dtype=np.float64) / n
+            m[:, 1] = t
+            if ntrend > 2:
+                m[:, 2] = t * t
+        m[:, level_col] = level[start:stop] - centre
+        if lags:
+            m[:, first_lag : first_lag + lags] = win[start:stop, lags - 1 :: -1]
+        m[:, p] = dx[lags + start : lags + stop]
+        blocks.append(_qr_r(m) if m.shape[0] > p else m)
+    r = blocks[0] if len(blocks) == 1 and blocks[0].shape[0] == p + 1 else _qr_r(np.vstack(blocks))
+    return r, n
+
+
+def _default_maxlag(nobs: int, ntrend: int) -> int:
+    maxlag = int(np.ceil(12.0 * np.power(nobs / 100.0, 1 / 4.0)))
+    maxlag = min(nobs // 2 - ntrend - 1, maxlag)
+    if maxlag < 0:
+        raise ValueError(
+            f"series of length {nobs} is too short for regression with {ntrend} "
+            "deterministic terms"
+        )
+    return maxlag
+
+
+def _adf_core(
+    x: np.ndarray, regression: str, autolag: str | None, maxlag: int | None
+) -> tuple[float, int, int, int, float | None]:
+    """ADF statistic on validated input: ``(stat, lags, nobs, maxlag, icbest)``."""
+    if x.max() == x.min():
+        raise ValueError("series is constant; the ADF regression is undefined")
+    nobs = x.shape[0]
+    ntrend = 0 if regression == "n" else len(regression)
+    if maxlag is None:
+        maxlag = _default_maxlag(nobs, ntrend)
+    elif maxlag > nobs // 2 - ntrend - 1:
+        raise ValueError(
+            f"maxlag={maxlag} must be at most nobs//2 - ntrend - 1 = "
+            f"{nobs // 2 - ntrend - 1} for {nobs} observations and regression={regression!r}"
+        )
+    icbest: float | None = None
+    usedlag = maxlag
+    if autolag is not None:
+        # Every candidate uses the same sample (the first maxlag differences dropped).
+        # With columns [trend, level, lags 1..maxlag | Δx], z = Q'Δx gives the RSS of
+        # every nested model: RSS_k = r_yy^2 + sum_{j>=k} z_j^2.
+        r, n = _adf_r(x, regression, maxlag, level_last=False)
+        p = r.shape[1] - 1
+        z = r[:p, p]
+        tail = np.concatenate([np.cumsum((z * z)[::-1])[::-1], [0.0]])
+        startlag = ntrend + 1
+        ks = np.arange(startlag, p + 1)
+        rss = r[p, p] ** 2 + tail[ks]
+        if autolag in ("aic", "bic"):
+            llf = -0.5 * n * (np.log(2.0 * np.pi) + np.log(rss / n) + 1.0)
+            penalty = 2.0 if autolag == "aic" else np.log(n)
+            ic = -2.0 * llf + penalty * ks
+            best = int(np.argmin(ic))  # first minimum: ties go to fewer lags, as statsmodels
+            icbest = float(ic[best])
+            usedlag = best
+        else:
+            # t-value of the last column of the k-column model: z_{k-1} / s_k
+            tvals = np.abs(z[ks - 1]) / np.sqrt(rss / (n - ks))
+            usedlag = 0
+            icbest = float(tvals[0])
+            for i in range(len(ks) - 1, -1, -1):
+                icbest = float(tvals[i])
+                if icbest >= _T_STOP:
+                    usedlag = i
+                    break
+    # Final fit on the chosen lag's own (longest) sample, level last: t = z_p sign(R_pp) / s
+    r, n = _adf_r(x, regression, usedlag, level_last=True)
+    p = r.shape[1] - 1
+    s = abs(r[p, p]) / math.sqrt(n - p)
+    stat = float(r[p - 1, p] * np.sign(r[p - 1, p - 1]) / s) if s > 0 else -math.inf
+    return stat, usedlag, n, maxlag, icbest
+
+
+def _crit_dict(values: Any) -> dict[str, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return {"1%": float(values[0]), "5%": float(values[1]), "10%": float(values[2])}
+
+
+# --------------------------------------------------------------------------- ADF
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ADFResult(Result):
+    """Result of :func:`adf`.
+
+    Attributes
+    ----------
+    stat : float
+        ADF t-statistic of the lagged level.
+    pvalue : float
+        MacKinnon (1994) approximate p-value (statsmodels' ``mackinnonp``).
+    critical_values : dict
+        ``{"1%", "5%", "10%"}`` from MacKinnon (2010) for ``nobs``.
+    lags : int
+        Number of lagged differences in the final regression.
+    nobs : int
+        Observations of the final regression.
+    maxlag : int
+        Largest lag considered.
+    icbest : float or None
+        Best information criterion (or last |t| for ``"t-stat"``), None without autolag.
+    regression, autolag : str or None
+        The options used.
+    """
+
+    _title: ClassVar[str] = "Augmented Dickey-Fuller test"
+    stat: float
+    pvalue: float
+    critical_values: dict[str, float]
+    lags: int
+    nobs: int
+    maxlag: int
+    icbest: float | None
+    regression: str
+    autolag: str | None
+
+
+def adf(
+    series: pd.Series | np.ndarray,
+    regression: Regression = "c",
+    autolag: Autolag = "AIC",
+    maxlag: int | None = None,
+) -> ADFResult:
+    """Augmented Dickey-Fuller unit-root test (null: a unit root).
+
+    Parameters
+    ----------
+    series : Series or array, 1-d
+        Finite values (no NaN).
+    regression : {"c", "ct", "ctt", "n"}
+        Deterministic terms: constant, + linear trend, + quadratic trend, none.
+    autolag : {"AIC", "BIC", "t-stat", None}
+        Lag selection among 0..maxlag; None uses ``maxlag`` lags.
+    maxlag : int, optional
+        Default ``ceil(12 (nobs/100)^{1/4})``, capped at ``nobs//2 - ntrend - 1``.
+
+    Returns
+    -------
+    ADFResult
+
+    Notes
+    -----
+    Regression: :math:`\\Delta x_t = d_t'\\gamma + \\rho x_{t-1} +
+    \\sum_{j=1}^{p} \\phi_j \\Delta x_{t-j} + e_t`, statistic
+    :math:`\\hat\\rho / \\mathrm{se}(\\hat\\rho)`.
+
+    Same conventions as ``statsmodels.tsa.stattools.adfuller``: the lag search
+    fits every lag on the same sample (the first ``maxlag`` differences dropped),
+    with AIC :math:`= n\\log(2\\pi\\,RSS_k/n) + n + 2k` (BIC with :math:`k\\log n`),
+    ties going to fewer lags; the chosen lag is then refitted on its own, longer
+    sample. Where we differ: the search is one Householder QR of
+    ``[trend, level, lags | Δx]`` (the RSS of every nested model comes from the
+    trailing elements of :math:`Q'\\Delta x`) instead of ``maxlag + 1`` OLS fits,
+    and the level is centred when a constant is present. Both change nothing
+    mathematically; the statistic agrees to ~1e-10 relative, and the lag choice
+    can only differ on an exact AIC tie.
+    """
+    x = _check_series(series, "series")
+    regression = _check_regression(regression)  # type: ignore[assignment]
+    method = _check_autolag(autolag)
+    stat, lags, nobs, used_max, icbest = _adf_core(x, regression, method, _check_maxlag(maxlag))
+    return ADFResult(
+        stat=stat,
+        pvalue=float(mackinnonp(stat, regression=regression, N=1)),
+        critical_values=_crit_dict(mackinnoncrit(N=1, regression=regression, nobs=nobs)),
+        lags=lags,
+        nobs=nobs,
+        maxlag=used_max,
+        icbest=icbest,
+        regression=regression,
+        autolag=autolag,
+    )
+
+
+# --------------------------------------------------------------------------- Engle-Granger
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class CointResult(Result):
+    """Result of :func:`coint` (Engle-Granger, null: no cointegration).
+
+    Attributes
+    ----------
+    stat : float
+        ADF statistic (no deterministic terms) of the cointegrating residuals;
+        ``-inf`` when y and x are perfectly collinear.
+    pvalue : float
+        MacKinnon (1994) p-value for ``N = 1 + number of x columns``.
+    critical_values : dict
+        MacKinnon (2010) ``{"1%", "5%", "10%"}`` (NaN for ``trend="n"``).
+    lags, nobs : int
+        Lags and observations of the residual ADF regression.
+    trend : str
+        Deterministic terms of the cointegrating regression.
+    params : Series
+        Cointegrating regression coefficients: one per x column, then ``const``,
+        ``trend`` (t = 1..n), ``trend_squared`` as present.
+    residuals : Series
+        The spread ``y - x'beta - d_t'gamma``.
+    """
+
+    _title: ClassVar[str] = "Engle-Granger cointegration test"
+    _summary_fields: ClassVar[tuple[str, ...]] = (
+        "stat", "pvalue", "critical_values", "lags", "nobs", "trend", "beta",
+    )
+    stat: float
+    pvalue: float
+    critical_values: dict[str, float]
+    lags: int
+    nobs: int
+    trend: str
+    params: pd.Series
+    residuals: pd.Series
+
+    @property
+    def beta(self) -> float:
+        """Hedge ratio: the coefficient of the first x column."""
+        return float(self.params.iloc[0])
+
+
+def _coint_regression(
+    y: np.ndarray, x: np.ndarray, trend: str
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """OLS of y on ``[x, trend]``: ``(coef in statsmodels' units, residuals, R^2)``.
+
+    With a constant, columns are centred and scaled before the SVD solve, which
+    leaves the fit unchanged and keeps prices near 60,000 well conditioned.
+    """
+    n = y.shape[0]
+    if trend == "n":
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        resid = y - x @ coef
+        tss = float(y @ y)
+        return coef, resid, 1.0 - float(resid @ resid) / tss
+    t = np.arange(1, n + 1, dtype=np.float64)
+    extra = [t, t * t][: len(trend) - 1]
+    cols = np.column_stack([x, *extra]) if extra else x
+    mean = cols.mean(axis=0)
+    scale = cols.std(axis=0)
+    scale[scale == 0] = 1.0
+    ybar = y.mean()
+    yc = y - ybar
+    coef_s, *_ = np.linalg.lstsq((cols - mean) / scale, yc, rcond=None)
+    resid = yc - ((cols - mean) / scale) @ coef_s
+    coef = coef_s / scale
+    const = ybar - float(mean @ coef)
+    k = x.shape[1]
+    full = np.concatenate([coef[:k], [const], coef[k:]])
+    return full, resid, 1.0 - float(resid @ resid) / float(yc @ yc)
+
+
+def _coint_stat(
+    y: np.ndarray, x: np.ndarray, trend: str, autolag: str | None, maxlag: int | None
+) -> tuple[float, int, int, np.ndarray, np.ndarray]:
+    """Engle-Granger statistic on validated 1-d y and 2-d x: ``(stat, lags, nobs, coef, resid)``."""
+    coef, resid, r2 = _coint_regression(y, x, trend)
+    if r2 < _COLLINEAR_R2:
+        stat, lags, nobs, _, _ = _adf_core(resid, "n", autolag, maxlag)
+    else:
+        warnings.warn(
+            f"y and x are (almost) perfectly collinear (R^2={r2:.17g}); "
+            "the Engle-Granger statistic is set to -inf",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        stat, lags, nobs = -math.inf, 0, y.shape[0]
+    return stat, lags, nobs, coef, resid
+
+
+def coint(
+    y: pd.Series | np.ndarray,
+    x: pd.Series | pd.DataFrame | np.ndarray,
+    trend: Regression = "c",
+    autolag: Autolag = "AIC",
+    maxlag: int | None = None,
+) -> CointResult:
+    """Engle-Granger two-step cointegration test of y on x.
+
+    Parameters
+    ----------
+    y : Series or array, 1-d
+        Dependent series (e.g. log price of the first leg).
+    x : Series, DataFrame or array
+        One or more regressors of the same length.
+    trend : {"c", "ct", "ctt", "n"}
+        Deterministic terms of the cointegrating regression.
+    autolag, maxlag
+        As in :func:`adf`, for the ADF on the residuals.
+
+    Returns
+    -------
+    CointResult
+
+    Notes
+    -----
+    Step 1: :math:`y_t = x_t'\\beta + d_t'\\gamma + u_t` by OLS. Step 2: ADF
+    without deterministic terms on :math:`\\hat u_t`. p-value
+    ``mackinnonp(stat, regression=trend, N=1 + k)`` and critical values
+    ``mackinnoncrit(N=1 + k, regression=trend, nobs=nobs - 1)`` where ``nobs``
+    is the length of y, exactly as ``statsmodels.tsa.stattools.coint`` (whose
+    ``nobs - 1`` follows Stata's ``egranger``). As statsmodels, an R^2 above
+    ``1 - 100 sqrt(eps)`` gives ``stat = -inf`` and a warning. Where we differ:
+    the step-1 columns are centred and scaled, and step 2 uses the QR lag
+    search of :func:`adf`; ``lags``/``nobs`` and the residuals are returned too.
+    """
+    yv = _check_series(y, "y")
+    if isinstance(x, pd.DataFrame):
+        names = [str(c) for c in x.columns]
+        xv = np.asarray(x, dtype=np.float64)
+    else:
+        xv = np.asarray(_check_series(x, "x") if np.ndim(x) == 1 else x, dtype=np.float64)
+        names = [str(x.name)] if isinstance(x, pd.Series) and x.name is not None else []
+    if xv.ndim == 1:
+        xv = xv[:, None]
+    if xv.ndim != 2 or xv.shape[0] != yv.shape[0]:
+        raise ValueError(f"x must have {yv.shape[0]} rows like y, got shape {xv.shape}")
+    if not np.all(np.isfinite(xv)):
+        raise ValueError("x has NaN/inf values; drop or fill them first")
+    trend = _check_regression(trend, "trend")  # type: ignore[assignment]
+    method = _check_autolag(autolag)
+    stat, lags, nobs, coef, resid = _coint_stat(yv, xv, trend, method, _check_maxlag(maxlag))
+    k = xv.shape[1]
+    if len(names) != k:
+        names = [f"x{i}" for i in range(k)] if k > 1 else ["x"]
+    names += ["const", "trend", "trend_squared"][: 0 if trend == "n" else len(trend)]
+    crit = (
+        [np.nan] * 3 if trend == "n" else mackinnoncrit(N=k + 1, regression=trend, nobs=yv.shape[0] - 1)
+    )
+    index = y.index if isinstance(y, pd.Series) else pd.RangeIndex(yv.shape[0])
+    return CointResult(
+        stat=stat,
+        pvalue=float(mackinnonp(stat, regression=trend, N=k + 1)),
+        critical_values=_crit_dict(crit),
+        lags=lags,
+        nobs=nobs,
+        trend=trend,
+        params=pd.Series(coef, index=names, name="params"),
+        residuals=pd.Series(resid, index=index, name="residuals"),
+    )
+
+
+# --------------------------------------------------------------------------- Johansen
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class JohansenResult(Result):
+    """Result of :func:`johansen`.
+
+    Attributes
+    ----------
+    trace_stat, max_eig_stat : ndarray
+        Statistics for the null ``rank <= r``, r = 0..k-1.
+    trace_crit, max_eig_crit : DataFrame
+        Critical values, rows r, columns ``"90%", "95%", "99%"`` (Osterwald-Lenum
+        tables via statsmodels' ``c_sjt``/``c_sja``).
+    eigenvalues : ndarray
+        Descending.
+    eigenvectors : DataFrame
+        Cointegrating vectors in columns (same order), normalised
+        :math:`v' S_{11} v = 1`.
+    nobs, det_order, k_ar_diff : int
+    """
+
+    _title: ClassVar[str] = "Johansen cointegration test"
+    trace_stat: np.ndarray
+    max_eig_stat: np.ndarray
+    trace_crit: pd.DataFrame
+    max_eig_crit: pd.DataFrame
+    eigenvalues: np.ndarray
+    eigenvectors: pd.DataFrame
+    nobs: int
+    det_order: int
+    k_ar_diff: int
+
+    @property
+    def rank(self) -> int:
+        """Cointegration rank chosen by the trace test at 95%."""
+        below = self.trace_stat < self.trace_crit["95%"].to_numpy()
+        return int(np.argmax(below)) if below.any() else len(self.trace_stat)
+
+    def _rows(self) -> list[tuple[str, Any]]:
+        rows: list[tuple[str, Any]] = [
+            ("nobs", self.nobs), ("det_order", self.det_order), ("k_ar_diff", self.k_ar_diff),
+        ]
+        for r in range(len(self.trace_stat)):
+            tc = self.trace_crit.iloc[r]
+            mc = self.max_eig_crit.iloc[r]
+            rows.append((f"trace r<={r}", f"{self.trace_stat[r]:.4f} (95%: {tc['95%']:.4f})"))
+            rows.append((f"max-eig r<={r}", f"{self.max_eig_stat[r]:.4f} (95%: {mc['95%']:.4f})"))
+        rows.append(("rank (trace, 95%)", self.rank))
+        return rows
+
+
+def _detrend(a: np.ndarray, order: int) -> np.ndarray:
+    if order < 0:
+        return a
+    v = np.vander(np.linspace(-1, 1, a.shape[0]), order + 1)
+    coef, *_ = np.linalg.lstsq(v, a, rcond=None)
+    return a - v @ coef
+
+
+def _partial_out(a: np.ndarray, z: np.ndarray) -> np.ndarray:
+    if z.size == 0:
+        return a
+    coef, *_ = np.linalg.lstsq(z, a, rcond=None)
+    return a - z @ coef
+
+
+def johansen(frame: pd.DataFrame | np.ndarray, det_order: int = 0, k_ar_diff: int = 1) -> JohansenResult:
+    """Johansen trace and maximum-eigenvalue cointegration tests.
+
+    Parameters
+    ----------
+    frame : DataFrame or 2-d array
+        One column per series (2 to 12 columns), no NaN.
+    det_order : {-1, 0, 1}
+        -1 no deterministic terms, 0 constant, 1 linear trend (polynomial
+        detrending of the levels, as statsmodels).
+    k_ar_diff : int
+        Lagged differences in the VECM.
+
+    Returns
+    -------
+    JohansenResult
+
+    Notes
+    -----
+    With :math:`R_0` (differences) and :math:`R_1` (lagged levels) purged of the
+    lagged differences, :math:`S_{ij} = R_i'R_j/T`, the eigenvalues solve
+    :math:`|\\lambda S_{11} - S_{10}S_{00}^{-1}S_{01}| = 0`; trace
+    :math:`= -T\\sum_{i>r}\\log(1-\\lambda_i)`, max-eig :math:`= -T\\log(1-\\lambda_{r+1})`.
+    Same steps as ``statsmodels.tsa.vector_ar.vecm.coint_johansen``. Where we
+    differ: the symmetric-definite generalised eigenproblem is solved with
+    ``scipy.linalg.eigh`` rather than ``eig`` of :math:`S_{11}^{-1}S_{10}S_{00}^{-1}S_{01}`,
+    and each eigenvector's sign is fixed so its first non-zero element is
+    positive (statsmodels flips all columns by the sign of the [0, 0] element
+    only), so columns can differ from statsmodels' in sign only.
+    """
+    if isinstance(frame, pd.DataFrame):
+        names = [str(c) for c in frame.columns]
+    else:
+        names = []
+    data = np.asarray(frame, dtype=np.float64)
+    if data.ndim != 2 or data.shape[1] < 2:
+        raise ValueError(f"frame must be 2-d with at least 2 columns, got shape {data.shape}")
+    if data.shape[1] > 12:
+        raise ValueError(f"critical values exist for at most 12 series, got {data.shape[1]}")
+    if not np.all(np.isfinite(data)):
+        raise ValueError("frame has NaN/inf values; drop or fill them first")
+    if det_order not in (-1, 0, 1):
+        raise ValueError(f"det_order must be -1, 0 or 1, got {det_order!r}")
+    if isinstance(k_ar_diff, bool) or not isinstance(k_ar_diff, (int, np.integer)) or k_ar_diff < 0:
+        raise ValueError(f"k_ar_diff must be an int >= 0, got {k_ar_diff!r}")
+    nobs, k = data.shape
+    if nobs - k_ar_diff - 1 <= k * (k_ar_diff + 1):
+        raise ValueError(f"{nobs} observations are too few for {k} series and k_ar_diff={k_ar_diff}")
+    names = names or [f"y{i}" for i in range(k)]
+    f = 0 if det_order > -1 else det_order
+    levels = _detrend(data, det_order)
+    dx = np.diff(levels, axis=0)
+    t = dx.shape[0] - k_ar_diff
+    z = np.empty((t, k * k_ar_diff))
+    for j in range(1, k_ar_diff + 1):
+        z[:, (j - 1) * k : j * k] = dx[k_ar_diff - j : k_ar_diff - j + t]
+    z = _detrend(z, f)
+    r0 = _partial_out(_detrend(dx[k_ar_diff:], f), z)
+    # y_{t-k_ar_diff} as statsmodels; any lag of the level spans the same space here
+    r1 = _partial_out(_detrend(levels[1 : 1 + t], f), z)
+    s11 = r1.T @ r1 / t
+    s10 = r1.T @ r0 / t
+    s00 = r0.T @ r0 / t
+    sig = s10 @ np.linalg.solve(s00, s10.T)
+    sig = 0.5 * (sig + sig.T)
+    eigval, eigvec = eigh(sig, s11)
+    order = np.argsort(eigval)[::-1]
+    eigval, eigvec = eigval[order], eigvec[:, order]
+    for j in range(k):
+        nz = np.flatnonzero(eigvec[:, j])
+        if nz.size and eigvec[nz[0], j] < 0:
+            eigvec[:, j] = -eigvec[:, j]
+    log1m = np.log(1.0 - eigval)
+    trace = -t * np.cumsum(log1m[::-1])[::-1]
+    max_eig = -t * log1m
+    cols = ["90%", "95%", "99%"]
+    cvt = pd.DataFrame([c_sjt(k - i, det_order) for i in range(k)], columns=cols)
+    cvm = pd.DataFrame([c_sja(k - i, det_order) for i in range(k)], columns=cols)
+    return JohansenResult(
+        trace_stat=trace,
+        max_eig_stat=max_eig,
+        trace_crit=cvt,
+        max_eig_crit=cvm,
+        eigenvalues=eigval,
+        eigenvectors=pd.DataFrame(eigvec, index=names),
+        nobs=t,
+        det_order=det_order,
+        k_ar_diff=int(k_ar_diff),
+    )
