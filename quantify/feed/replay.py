@@ -53,6 +53,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from quantify.feed.recordings import sample_files
 from quantify.feed.replay_rest import DEFAULT_WEIGHT_LIMIT, RestApi
@@ -479,7 +480,8 @@ class ReplayServer:
 
     def _write(self, client: _Client, frames: list[bytes]) -> None:
         transport = client.conn.transport
-        if transport.is_closing():
+        # Once a close frame went either way, data frames would break the protocol.
+        if client.conn.state is not State.OPEN or transport.is_closing():
             return
         data = b"".join(frames)
         transport.write(data)
@@ -541,12 +543,15 @@ class ReplayServer:
 
     def _subscribe(self, client: _Client, streams: Sequence[str]) -> None:
         was_active = client.active
+        first = self._clock_start is None
         for name in streams:
             client.streams[name] = None
         self._start_clock()
         self._resolve(client)
         if client.active and not was_active:
-            client.cursor = self.position()
+            # The first subscriber gets the recording from its start; later ones
+            # join the running clock, like on a live exchange.
+            client.cursor = 0 if first else self.position()
         client.wake.set()
 
     def _unsubscribe(self, client: _Client, streams: Sequence[str]) -> None:
@@ -577,7 +582,7 @@ class ReplayServer:
         n = tape.n
         loop = asyncio.get_running_loop()
         conn = client.conn
-        while not conn.transport.is_closing():
+        while conn.state is State.OPEN:
             if not client.active or client.closing:
                 client.wake.clear()
                 await client.wake.wait()
