@@ -13,14 +13,6 @@ from quantify.analytics.candles import (
     resample,
     timeframe_to_offset,
 )
-from quantify.analytics.rolling import (
-    HedgeRatioResult,
-    hedge_ratio,
-    rolling_corr,
-    rolling_hedge_ratio,
-    spread,
-    zscore,
-)
 from quantify.analytics.kalman import (
     KalmanResult,
     kalman_hedge,
@@ -30,6 +22,14 @@ from quantify.analytics.meanrev import (
     HurstResult,
     half_life,
     hurst,
+)
+from quantify.analytics.rolling import (
+    HedgeRatioResult,
+    hedge_ratio,
+    rolling_corr,
+    rolling_hedge_ratio,
+    spread,
+    zscore,
 )
 from quantify.analytics.stationarity import (
     ADFResult,
