@@ -43,7 +43,7 @@ def market_overview(store: Store | str | None = None, *, timeframe: str = "5s", 
 
 
 def pairs_monitor(store: Store | str | None = None, *, y: str | None = None, x: str | None = None,
-                  timeframe: str = "1s", window: int = 120, theme: str = "dark") -> W.VBox:
+                  timeframe: str = "1s", window: int = 60, theme: str = "dark") -> W.VBox:
     """The pair monitor with controls and status."""
     st = resolve_store(store)
     syms = _symbols(st)

@@ -33,6 +33,25 @@ def _column(obj: Any, name: str) -> pd.Series:
     return obj[name] if isinstance(obj, pd.DataFrame) else getattr(obj, name)
 
 
+def _finite_tail(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The bars from the first defined value on, gaps carried forward; and whether any exist.
+
+    The browser cannot draw NaN (bqplot writes it into SVG paths) and a figure
+    with no point has no time domain, so an undefined series is sent as an
+    invisible placeholder spanning the time range.
+    """
+    first = y[0] if y.ndim > 1 else y
+    ok = np.flatnonzero(np.isfinite(first))
+    if not len(ok):
+        span = x[[0, -1]] if len(x) else x
+        return span, np.zeros((*y.shape[:-1], len(span))), False
+    start = int(ok[0])
+    x, y = x[start:], y[..., start:]
+    if not np.isfinite(y).all():
+        y = pd.DataFrame(np.atleast_2d(y).T).ffill().bfill().to_numpy().T.reshape(y.shape)
+    return x, y, True
+
+
 class PairMonitor(LiveWidget):
     """Live monitor of the pair ``y ~ beta * x + alpha`` on log prices.
 
@@ -166,10 +185,17 @@ class PairMonitor(LiveWidget):
         for col in ("beta", "alpha", "spread", "z", "corr"):
             out[col] = np.nan
         self.note = ""
-        if len(closes) < 3:
+        self.effective_window = self.window
+        if len(closes) < 6:
             return out
         ly, lx = np.log(closes["y"]), np.log(closes["x"])
-        window = min(self.window, len(closes))
+        # Until two windows of bars exist, a shorter window keeps the spread and
+        # z-score visible; the note says so.
+        window = self.window
+        if len(closes) < 2 * self.window:
+            window = max(3, min(self.window, len(closes) // 2))
+            self.note = f"warming up: window {window} of {self.window} bars until {2 * self.window} bars exist"
+        self.effective_window = window
         zscore = _analytics("rolling", "zscore")
         rolling_corr = _analytics("rolling", "rolling_corr")
         if self.hedge == "kalman":
@@ -202,9 +228,12 @@ class PairMonitor(LiveWidget):
             (self.figures["corr"], self._corr, data["corr"].to_numpy(float)),
         ]
         for fig, mark, y in series:
-            px, py = downsample(x, y)
+            fx, fy, defined = _finite_tail(x, y)
+            px, py = downsample(fx, fy)
             with fig.hold_sync(), mark.hold_sync():
                 mark.x, mark.y = px, py
+                if mark.visible != defined:
+                    mark.visible = defined
         self._stats.value = self._stats_html(data)
 
     def _stats_html(self, data: pd.DataFrame) -> str:
@@ -236,10 +265,10 @@ class PairMonitor(LiveWidget):
         y, x = self.pair
         parts = [
             cell("pair", f"{esc(y)} / {esc(x)}"),
-            cell(f"hedge ratio β ({self.hedge})", num(stats["beta"], ".4f")),
+            cell(f"hedge ratio ({self.hedge})", num(stats["beta"], ".4f")),
             cell("z-score", num(z, "+.2f"), zc),
             cell("half-life", hl_text),
-            cell(f"corr ({self.window})", num(stats["corr"], ".2f")),
+            cell(f"corr ({self.effective_window})", num(stats["corr"], ".2f")),
             cell("bars", f"{len(data):,} × {esc(self.timeframe)}"),
         ]
         note = f'<div class="qf-sub">{esc(self.note)}</div>' if self.note else ""

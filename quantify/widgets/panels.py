@@ -73,7 +73,7 @@ class ControlPanel(W.VBox):
                                        description="Window", layout=W.Layout(width="150px"))
         self.hedge = W.ToggleButtons(options=[("OLS", "ols"), ("Kalman", "kalman")],
                                      value=hedge or getattr(first, "hedge", "ols"), description="Hedge",
-                                     style={"button_width": "64px"})
+                                     style={"button_width": "76px"})
         self.message = W.HTML()
         for w in (self.y, self.x, self.window, self.timeframe):
             w.style.description_width = "52px"

@@ -86,7 +86,7 @@ def panel_css(theme: Theme) -> str:
 .qf-sub {{ color:{t.muted}; font-size:12px; }}
 .qf-stat {{ display:inline-block; margin-right:18px; }}
 .qf-stat b {{ font-variant-numeric:tabular-nums; font-size:15px; }}
-.qf-stat span {{ color:{t.muted}; font-size:11px; text-transform:uppercase; letter-spacing:.6px;
+.qf-stat span {{ color:{t.muted}; font-size:11px; letter-spacing:.4px;
   display:block; }}
 .qf-badge {{ display:inline-block; padding:2px 8px; border-radius:10px; font-size:11px;
   font-weight:700; letter-spacing:.5px; margin-right:10px; }}
