@@ -416,11 +416,6 @@ class ReplayServer:
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         path = url.path
-        if path.startswith("/api/"):
-            client = conn.remote_address[0] if conn.remote_address else "?"
-            res = self.rest.handle(path, url.query, client, self.position(), self.now_ms())
-            headers = [("Content-Type", "application/json;charset=UTF-8"), *res.headers.items()]
-            return _response(res.status, res.body, headers)
         if path in ("/ws", "/stream") or path.startswith("/ws/"):
             if time.monotonic() < self._refuse_until:
                 self._faults["refused"] += 1
@@ -430,7 +425,11 @@ class ReplayServer:
                 body = orjson.dumps({"code": -1, "msg": "Too many streams; max 1024 per connection"})
                 return _response(400, body, [("Content-Type", "application/json")])
             return None
-        return _response(404, b'{"code":-1,"msg":"Not found."}', [("Content-Type", "application/json")])
+        # Everything else is REST (unknown paths get a 404 from RestApi).
+        client = conn.remote_address[0] if conn.remote_address else "?"
+        res = self.rest.handle(path, url.query, client, self.position(), self.now_ms())
+        headers = [("Content-Type", "application/json;charset=UTF-8"), *res.headers.items()]
+        return _response(res.status, res.body, headers)
 
     # ---- WebSocket connections ---------------------------------------------------
 
