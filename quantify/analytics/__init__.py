@@ -39,6 +39,7 @@ from quantify.analytics.stationarity import (
     coint,
     johansen,
 )
+from quantify.analytics.scan import benjamini_hochberg, scan_pairs
 from quantify.analytics.volatility import (
     DAYS_PER_YEAR,
     garman_klass,
@@ -60,6 +61,7 @@ __all__ = [
     "KalmanResult",
     "Result",
     "adf",
+    "benjamini_hochberg",
     "coint",
     "garman_klass",
     "half_life",
@@ -74,6 +76,7 @@ __all__ = [
     "resample",
     "rolling_corr",
     "rolling_hedge_ratio",
+    "scan_pairs",
     "spread",
     "timeframe_to_offset",
     "zscore",
