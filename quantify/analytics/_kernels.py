@@ -19,16 +19,45 @@ _LIMB_MASK = (1 << LIMB_BITS) - 1
 
 
 @numba.njit(cache=True)
+def bar_bounds(ts: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bar starts and bar ids of sorted int64 times, in one pass.
+
+    Returns ``(bounds, bar_ids, bad)``: ``bounds`` holds each bar's first row
+    and, last, ``len(ts)``; ``bad`` is the first row whose time decreases, or
+    -1. Bars are ``floor(ts / step)`` (epoch-aligned).
+    """
+    n = ts.shape[0]
+    bounds = np.empty(n + 1, dtype=np.int64)
+    ids = np.empty(n, dtype=np.int64)
+    nb = 0
+    prev_bar = np.int64(0)
+    for i in range(n):
+        if i > 0 and ts[i] < ts[i - 1]:
+            return bounds[:0], ids[:0], i
+        b = ts[i] // step  # numba's // floors like Python's
+        if i == 0 or b != prev_bar:
+            bounds[nb] = i
+            ids[nb] = b
+            nb += 1
+            prev_bar = b
+    bounds[nb] = n
+    return bounds[: nb + 1].copy(), ids[:nb].copy(), -1
+
+
+@numba.njit(cache=True)
 def bar_sums(
-    bounds: np.ndarray, p: np.ndarray, q: np.ndarray, taker_buy: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Exact per-bar sums of ``q`` and ``p * q`` in integer units.
+    bounds: np.ndarray, price: np.ndarray, qty: np.ndarray, maker: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Exact per-bar sums of ``q`` and ``p * q`` in integer units of 1e-8.
 
     ``bounds`` has one more entry than there are bars: bar ``b`` holds ticks
-    ``bounds[b]:bounds[b + 1]``. ``p`` and ``q`` are non-negative int64 below
-    2**52. Returns ``(volume, taker_volume, quote_limbs, taker_quote_limbs)``;
-    limbs are ``(nbars, 3)`` int64 in base 2**26, least significant first, the
-    top limb unbounded (the value is ``l2 * 2**52 + l1 * 2**26 + l0``).
+    ``bounds[b]:bounds[b + 1]``. Prices and quantities are float64 Binance
+    decimals, converted here to integers ``round(x * 1e8)``, which must lie in
+    ``[0, 2**52)``; the first row breaking that is returned as ``bad`` (else
+    -1). Taker-buy sums cover rows with ``maker`` False. Returns
+    ``(volume, taker_volume, quote_limbs, taker_quote_limbs, bad)``; limbs
+    are ``(nbars, 3)`` int64 in base 2**26, least significant first, the top
+    limb unbounded (the value is ``l2 * 2**52 + l1 * 2**26 + l0``).
     """
     nb = bounds.shape[0] - 1
     vol = np.zeros(nb, dtype=np.int64)
@@ -37,6 +66,7 @@ def bar_sums(
     tquote = np.zeros((nb, 3), dtype=np.int64)
     mask = np.int64(_LIMB_MASK)
     bits = np.int64(LIMB_BITS)
+    top = float(1 << 52)
     for b in range(nb):
         v = np.int64(0)
         tv = np.int64(0)
@@ -47,8 +77,13 @@ def bar_sums(
         t1 = np.int64(0)
         t2 = np.int64(0)
         for i in range(bounds[b], bounds[b + 1]):
-            pi = p[i]
-            qi = q[i]
+            pf = np.rint(price[i] * 1e8)
+            qf = np.rint(qty[i] * 1e8)
+            # written so that NaN fails too
+            if not (pf >= 0.0 and pf < top and qf >= 0.0 and qf < top):
+                return vol, tvol, quote, tquote, i
+            pi = np.int64(pf)
+            qi = np.int64(qf)
             p0 = pi & mask
             p1 = pi >> bits
             q0 = qi & mask
@@ -65,7 +100,7 @@ def bar_sums(
             a0 &= mask
             a2 += a1 >> bits
             a1 &= mask
-            if taker_buy[i]:
+            if not maker[i]:
                 tv += qi
                 t0 += m0
                 t1 += m1
@@ -82,7 +117,7 @@ def bar_sums(
         tquote[b, 0] = t0
         tquote[b, 1] = t1
         tquote[b, 2] = t2
-    return vol, tvol, quote, tquote
+    return vol, tvol, quote, tquote, -1
 
 
 # --------------------------------------------------------------------------
@@ -127,23 +162,26 @@ def _shifted_sums(
     return rx, ry, s_x, s_y, s_xx, s_yy, s_xy
 
 
-@numba.njit(cache=True)
-def rolling_moments(
-    x: np.ndarray, y: np.ndarray, window: int, bivariate: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rolling means and centred sums of squares/cross-products over ``window``.
+#: ``rolling_pair`` outputs: hedge ratio (beta of y on x, alpha) or correlation.
+PAIR_BETA = 0
+PAIR_CORR = 1
 
-    Returns ``(mean_x, mean_y, sxx, syy, sxy)`` (sums, not divided by n), NaN
-    for the first ``window - 1`` rows and for every window holding a NaN in
-    either input (pandas ``min_periods=window``). With ``bivariate=False``
-    ``y`` is ignored and only ``mean_x`` and ``sxx`` are filled.
+
+@numba.njit(cache=True)
+def rolling_pair(
+    x: np.ndarray, y: np.ndarray, window: int, kind: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rolling OLS of y on x (``kind=PAIR_BETA``: beta, alpha) or rolling
+    correlation (``kind=PAIR_CORR``: corr, and an empty second array).
+
+    NaN for the first ``window - 1`` rows, for every window holding a NaN in
+    either input (pandas ``min_periods=window``), and where a variance is 0.
+    Shifted sums around the last exact window mean, recomputed two-pass every
+    ``window`` rows.
     """
     n = x.shape[0]
-    mean_x = np.full(n, np.nan)
-    mean_y = np.full(n, np.nan)
-    out_xx = np.full(n, np.nan)
-    out_yy = np.full(n, np.nan)
-    out_xy = np.full(n, np.nan)
+    out1 = np.empty(n)
+    out2 = np.empty(n if kind == PAIR_BETA else 0)
     w = float(window)
     last_nan = -1  # last index holding a NaN: windows reaching it are NaN
     rx = 0.0
@@ -156,7 +194,10 @@ def rolling_moments(
     valid = False  # do the shifted sums describe the window ending at i - 1?
     age = 0  # updates since the last exact recompute
     for i in range(n):
-        if np.isnan(x[i]) or (bivariate and np.isnan(y[i])):
+        out1[i] = np.nan
+        if kind == PAIR_BETA:
+            out2[i] = np.nan
+        if np.isnan(x[i]) or np.isnan(y[i]):
             last_nan = i
         if i < window - 1:
             continue
@@ -167,28 +208,31 @@ def rolling_moments(
         if valid and age < window:
             dx_in = x[i] - rx
             dx_out = x[lo - 1] - rx
+            dy_in = y[i] - ry
+            dy_out = y[lo - 1] - ry
             s_x += dx_in - dx_out
+            s_y += dy_in - dy_out
             s_xx += dx_in * dx_in - dx_out * dx_out
-            if bivariate:
-                dy_in = y[i] - ry
-                dy_out = y[lo - 1] - ry
-                s_y += dy_in - dy_out
-                s_yy += dy_in * dy_in - dy_out * dy_out
-                s_xy += dx_in * dy_in - dx_out * dy_out
+            s_yy += dy_in * dy_in - dy_out * dy_out
+            s_xy += dx_in * dy_in - dx_out * dy_out
             age += 1
         else:
-            rx, ry, s_x, s_y, s_xx, s_yy, s_xy = _shifted_sums(x, y, lo, i + 1, bivariate)
+            rx, ry, s_x, s_y, s_xx, s_yy, s_xy = _shifted_sums(x, y, lo, i + 1, True)
             valid = True
             age = 0
-        mean_x[i] = rx + s_x / w
-        v = s_xx - s_x * s_x / w
-        out_xx[i] = v if v > 0.0 else 0.0
-        if bivariate:
-            mean_y[i] = ry + s_y / w
-            v = s_yy - s_y * s_y / w
-            out_yy[i] = v if v > 0.0 else 0.0
-            out_xy[i] = s_xy - s_x * s_y / w
-    return mean_x, mean_y, out_xx, out_yy, out_xy
+        sxx = s_xx - s_x * s_x / w
+        sxy = s_xy - s_x * s_y / w
+        if kind == PAIR_BETA:
+            if sxx > 0.0:
+                beta = sxy / sxx
+                out1[i] = beta
+                out2[i] = ry + s_y / w - beta * (rx + s_x / w)
+        else:
+            syy = s_yy - s_y * s_y / w
+            if sxx > 0.0 and syy > 0.0:
+                r = sxy / np.sqrt(sxx * syy)
+                out1[i] = min(1.0, max(-1.0, r))
+    return out1, out2
 
 
 @numba.njit(cache=True)
@@ -246,3 +290,43 @@ def kalman_filter(
         covs[t, 1] = pba
         covs[t, 2] = paa
     return states, covs, yhat, err, qvar
+
+
+@numba.njit(cache=True)
+def rolling_zscore(x: np.ndarray, window: int) -> np.ndarray:
+    """Rolling ``(x - mean) / std`` (ddof=1), with the shifted sums of
+    :func:`rolling_pair`; NaN for warm-up rows, NaN windows and constant
+    windows."""
+    n = x.shape[0]
+    out = np.empty(n)
+    w = float(window)
+    last_nan = -1
+    rx = 0.0
+    s_x = 0.0
+    s_xx = 0.0
+    valid = False
+    age = 0
+    for i in range(n):
+        out[i] = np.nan
+        if np.isnan(x[i]):
+            last_nan = i
+        if i < window - 1:
+            continue
+        lo = i - window + 1
+        if last_nan >= lo:
+            valid = False
+            continue
+        if valid and age < window:
+            d_in = x[i] - rx
+            d_out = x[lo - 1] - rx
+            s_x += d_in - d_out
+            s_xx += d_in * d_in - d_out * d_out
+            age += 1
+        else:
+            rx, _, s_x, _, s_xx, _, _ = _shifted_sums(x, x, lo, i + 1, False)
+            valid = True
+            age = 0
+        var = (s_xx - s_x * s_x / w) / (w - 1.0)
+        if var > 0.0:
+            out[i] = (x[i] - rx - s_x / w) / np.sqrt(var)
+    return out

@@ -43,7 +43,6 @@ CANDLE_COLUMNS: Final[tuple[str, ...]] = (
 
 _SCALE: Final = 100_000_000  # Binance decimals: at most 8
 _SCALE2: Final = _SCALE * _SCALE
-_MAX_UNITS: Final = 1 << 52  # per-value bound of the exact limb kernel
 _EXACT_FLOAT: Final = 1 << 53
 _TICK_COLUMNS: Final = ("price", "qty", "is_buyer_maker")
 
@@ -104,7 +103,10 @@ def _utc_ns(index: pd.Index, what: str) -> np.ndarray:
         raise TypeError(f"{what} must have a DatetimeIndex, not {type(index).__name__}")
     if index.tz is None:
         index = index.tz_localize("UTC")
-    return np.asarray(index.tz_convert("UTC").as_unit("ns").asi8)
+    if index.unit != "ns":
+        index = index.as_unit("ns")
+    # asi8 is UTC whatever the zone: no conversion needed
+    return np.asarray(index.asi8)
 
 
 def _bound(value: object, step: int, *, ceil: bool) -> int | None:
@@ -117,15 +119,6 @@ def _bound(value: object, step: int, *, ceil: bool) -> int | None:
         ts = ts.tz_localize("UTC")
     ns = int(ts.tz_convert("UTC").as_unit("ns").value)
     return -(-ns // step) if ceil else ns // step
-
-
-def _to_units(values: np.ndarray, name: str) -> np.ndarray:
-    """Exact 1e-8 units of Binance decimals (at most 8 decimals, non-negative)."""
-    units = np.rint(values * _SCALE)
-    if units.size and not (np.all(units >= 0) and np.all(units < _MAX_UNITS)):
-        bad = values[~((units >= 0) & (units < _MAX_UNITS))][0]
-        raise ValueError(f"{name} must be finite, >= 0 and < 4.5e7, got {bad!r}")
-    return units.astype(np.int64)
 
 
 def _limbs_to_float(limbs: np.ndarray, divisor: int) -> np.ndarray:
@@ -281,21 +274,6 @@ def resample(
     if missing:
         raise ValueError(f"ticks lack column(s) {missing}; have {list(ticks.columns)}")
     ts = _utc_ns(ticks.index, "ticks")
-    if ts.size > 1 and np.any(ts[1:] < ts[:-1]):
-        raise ValueError("ticks index must be non-decreasing (sort it by trade time)")
-    keep: np.ndarray | None = None
-    if "is_market" in ticks.columns:
-        keep = ticks["is_market"].to_numpy(dtype=bool)
-    bar = ts // step
-    first_bar = _bound(start, step, ceil=False)
-    end_bar = _bound(end, step, ceil=True)
-    if first_bar is not None or end_bar is not None:
-        inside = np.ones(len(bar), dtype=bool)
-        if first_bar is not None:
-            inside &= bar >= first_bar
-        if end_bar is not None:
-            inside &= bar < end_bar
-        keep = inside if keep is None else keep & inside
     price = ticks["price"].to_numpy(dtype=np.float64)
     qty = ticks["qty"].to_numpy(dtype=np.float64)
     maker = ticks["is_buyer_maker"].to_numpy(dtype=bool)
@@ -304,29 +282,44 @@ def resample(
         counts = (
             ticks["last_id"].to_numpy(dtype=np.int64) - ticks["first_id"].to_numpy(dtype=np.int64) + 1
         )
+    market: np.ndarray | None = None
+    if "is_market" in ticks.columns:
+        market = ticks["is_market"].to_numpy(dtype=bool)
+    first_bar = _bound(start, step, ceil=False)
+    end_bar = _bound(end, step, ceil=True)
+    # the index is sorted (checked below, in the kernel): cut the range by slicing
+    lo = 0 if first_bar is None else int(np.searchsorted(ts, first_bar * step, side="left"))
+    hi = len(ts) if end_bar is None else int(np.searchsorted(ts, end_bar * step, side="left"))
+    hi = max(hi, lo)
     prev_close = math.nan
-    if first_bar is not None and bar.size and bar[0] < first_bar:
-        # the close before the range, for leading flat bars
-        before = np.flatnonzero(bar < first_bar)
-        if "is_market" in ticks.columns:
-            before = before[ticks["is_market"].to_numpy(dtype=bool)[before]]
+    if lo > 0:  # the close before the range, for leading flat bars
+        before = np.flatnonzero(market[:lo]) if market is not None else np.array([lo - 1])
         if before.size:
             prev_close = float(price[before[-1]])
-    if keep is not None and not keep.all():
-        bar, price, qty, maker = bar[keep], price[keep], qty[keep], maker[keep]
-        if counts is not None:
-            counts = counts[keep]
-    if not len(bar):
-        return _assemble(bar, step, {}, first_bar, end_bar, fill, prev_close) if (
-            first_bar is not None and end_bar is not None
-        ) else _empty_candles()
+    if lo > 0 or hi < len(ts):
+        ts, price, qty, maker = ts[lo:hi], price[lo:hi], qty[lo:hi], maker[lo:hi]
+        counts = None if counts is None else counts[lo:hi]
+        market = None if market is None else market[lo:hi]
+    if market is not None and not market.all():
+        ts, price, qty, maker = ts[market], price[market], qty[market], maker[market]
+        counts = None if counts is None else counts[market]
+    bounds, bar_ids, bad = _kernels.bar_bounds(np.ascontiguousarray(ts), step)
+    if bad >= 0:
+        raise ValueError(
+            f"ticks index must be non-decreasing (sort it by trade time): row {bad} goes back"
+        )
+    if not len(bar_ids):
+        if first_bar is not None and end_bar is not None:
+            return _assemble(bar_ids, step, {}, first_bar, end_bar, fill, prev_close)
+        return _empty_candles()
 
-    starts = np.flatnonzero(np.concatenate(([True], bar[1:] != bar[:-1])))
-    bounds = np.append(starts, len(bar)).astype(np.int64)
-    bar_ids = bar[starts]
-    p_units = _to_units(price, "price")
-    q_units = _to_units(qty, "qty")
-    vol, tvol, quote, tquote = _kernels.bar_sums(bounds, p_units, q_units, ~maker)
+    starts = bounds[:-1]
+    vol, tvol, quote, tquote, bad = _kernels.bar_sums(bounds, price, qty, maker)
+    if bad >= 0:
+        raise ValueError(
+            "price and qty must be finite, >= 0 and < 4.5e7 (8 decimals), got "
+            f"price={price[bad]!r}, qty={qty[bad]!r} at {pd.Timestamp(int(ts[bad]), tz='UTC')}"
+        )
     volume = _units_to_float(vol)
     quote_volume = _limbs_to_float(quote, _SCALE2)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -39,7 +39,7 @@ def _as_series(values: SeriesLike, name: str) -> pd.Series:
             raise TypeError(f"{name} must be one-dimensional, got shape {arr.shape}")
         s = pd.Series(arr)
     try:
-        return s.astype(np.float64)
+        return s.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be numeric, got dtype {s.dtype}") from exc
 
@@ -53,10 +53,11 @@ def _check_pair(y: SeriesLike, x: SeriesLike, names: tuple[str, str] = ("y", "x"
         raise ValueError(f"{names[0]} and {names[1]} differ in length: {len(ys)} != {len(xs)}")
     if isinstance(y, pd.Series) and isinstance(x, pd.Series) and not ys.index.equals(xs.index):
         raise ValueError(f"{names[0]} and {names[1]} have different indexes; align them first")
+    # never touch the caller's objects: give the array-born one the other's index
     if not isinstance(y, pd.Series) and isinstance(x, pd.Series):
-        ys.index = xs.index
-    else:
-        xs.index = ys.index
+        ys = pd.Series(ys.to_numpy(), index=xs.index)
+    elif not isinstance(x, pd.Series):
+        xs = pd.Series(xs.to_numpy(), index=ys.index)
     return ys, xs
 
 
@@ -200,10 +201,7 @@ def rolling_hedge_ratio(y: SeriesLike, x: SeriesLike, window: int) -> pd.DataFra
     """
     ys, xs = _check_pair(y, x)
     w = _check_window(window)
-    mx, my, sxx, _, sxy = _kernels.rolling_moments(_arr(xs), _arr(ys), w, True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        beta = np.where(sxx > 0, sxy / sxx, np.nan)
-    alpha = my - beta * mx
+    beta, alpha = _kernels.rolling_pair(_arr(xs), _arr(ys), w, _kernels.PAIR_BETA)
     return pd.DataFrame({"beta": beta, "alpha": alpha}, index=ys.index)
 
 
@@ -264,11 +262,7 @@ def zscore(series: SeriesLike, window: int) -> pd.Series:
     """
     s = _as_series(series, "series")
     w = _check_window(window)
-    v = _arr(s)
-    mean, _, sxx, _, _ = _kernels.rolling_moments(v, v, w, False)
-    std = np.sqrt(sxx / (w - 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(std > 0, (v - mean) / std, np.nan)
+    z = _kernels.rolling_zscore(_arr(s), w)
     return pd.Series(z, index=s.index, name=s.name)
 
 
@@ -297,8 +291,5 @@ def rolling_corr(a: SeriesLike, b: SeriesLike, window: int) -> pd.Series:
     """
     sa, sb = _check_pair(a, b, ("a", "b"))
     w = _check_window(window)
-    _, _, saa, sbb, sab = _kernels.rolling_moments(_arr(sa), _arr(sb), w, True)
-    den = np.sqrt(saa * sbb)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.where(den > 0, sab / den, np.nan)
-    return pd.Series(np.clip(rho, -1.0, 1.0), index=sa.index)
+    rho, _ = _kernels.rolling_pair(_arr(sa), _arr(sb), w, _kernels.PAIR_CORR)
+    return pd.Series(rho, index=sa.index)

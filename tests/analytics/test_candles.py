@@ -172,6 +172,11 @@ def test_timeframes_and_errors(ticks: pd.DataFrame):
     with pytest.raises(ValueError, match="qty"):
         resample(ticks.drop(columns="qty"), "1m")
     assert resample(ticks.iloc[:0], "1m").columns.tolist() == list(CANDLE_COLUMNS)
+    for col, value in [("price", -1.0), ("qty", float("nan")), ("price", 5e7)]:
+        bad = ticks.copy()
+        bad.iloc[7, bad.columns.get_loc(col)] = value
+        with pytest.raises(ValueError, match="price=.*qty="):
+            resample(bad, "1m")
 
 
 def test_huge_quote_volume_exact():
