@@ -108,7 +108,9 @@ class LiveWidget(W.VBox):
 
     def stop(self) -> None:
         """Stop live updates (the frame timer's thread ends)."""
-        self._timer.stop()
+        timer = getattr(self, "_timer", None)  # absent if __init__ failed
+        if timer is not None:
+            timer.stop()
 
     @property
     def running(self) -> bool:
@@ -117,7 +119,9 @@ class LiveWidget(W.VBox):
     def close(self) -> None:
         """Stop updates, release the feed, close the widget and its children."""
         self.stop()
-        self._feed.close()
+        feed = getattr(self, "_feed", None)
+        if feed is not None:
+            feed.close()
         for child in self._owned_widgets():
             child.close()
         super().close()
