@@ -21,6 +21,7 @@ edits from two processes within the same instant are last-writer-wins
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -62,6 +63,20 @@ def _empty_history() -> pd.DataFrame:
         "trigger_symbol": pd.Series(dtype=object),
         "recorded_at": pd.Series(dtype="datetime64[ns, UTC]"), "acknowledged": pd.Series(dtype=bool),
     })
+    return frame
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _utc(frame: pd.DataFrame) -> pd.DataFrame:
+    # ArcticDB keeps datetime columns without their time zone; every QuantiFy time is UTC.
+    for col in ("fired_at", "recorded_at"):
+        if col in frame and getattr(frame[col].dt, "tz", None) is None:
+            frame[col] = frame[col].dt.tz_localize("UTC")
     return frame
 
 
@@ -171,8 +186,9 @@ class AlertBook:
             raise KeyError(f"no alert rule with id {rule_id!r}")
         old = Rule.from_record(frame.iloc[hits[0]].to_dict())
         new = self.check(old.replace(**changes), check_symbols=check_symbols and "symbols" in changes)
-        frame.loc[frame.index[hits[0]], list(_RULE_COLUMNS)] = pd.Series(new.to_record())
-        self._write_rules(frame)
+        records = frame.to_dict("records")
+        records[hits[0]] = new.to_record()
+        self._write_rules(pd.DataFrame(records, columns=list(_RULE_COLUMNS)))
         logger.info("alert rule %s changed: %s", rule_id, ", ".join(changes))
         return new
 
@@ -228,7 +244,7 @@ class AlertBook:
             data = self.lib.read(HISTORY, row_range=(max(first, 0), self.latest_id() + 1)).data
         else:
             data = self.lib.read(HISTORY).data
-        data = data.reset_index()
+        data = _utc(data.reset_index())
         t0, t1 = parse_time(start), parse_time(end)
         if t0 is not None:
             data = data[data["fired_at"] >= t0]
@@ -273,7 +289,7 @@ class AlertBook:
     def _history_after(self, alert_id: int) -> pd.DataFrame:
         if not self.lib.has_symbol(HISTORY) or self.latest_id() <= alert_id:
             return _empty_history()
-        return self.lib.read(HISTORY, row_range=(alert_id + 1, self.latest_id() + 1)).data.reset_index()
+        return _utc(self.lib.read(HISTORY, row_range=(alert_id + 1, self.latest_id() + 1)).data.reset_index())
 
     def _last_recorded_at(self) -> pd.Timestamp | None:
         if not self.lib.has_symbol(HISTORY):
@@ -284,10 +300,11 @@ class AlertBook:
     def _read_checkpoint(self) -> dict[str, Any] | None:
         if not self.lib.has_symbol(CHECKPOINT):
             return None
-        return dict(self.lib.read(CHECKPOINT).data)
+        return dict(json.loads(self.lib.read(CHECKPOINT).data))
 
     def _write_checkpoint(self, state: dict[str, Any]) -> None:
-        self.lib.write_pickle(CHECKPOINT, state, prune_previous_versions=True)
+        # JSON, not pickle: readable by any client and by other Python versions.
+        self.lib.write_pickle(CHECKPOINT, json.dumps(state, default=_jsonable), prune_previous_versions=True)
 
     def engine_stats(self) -> dict[str, Any] | None:
         """The writer's alert counters as of its last checkpoint (``None``: never ran)."""

@@ -130,6 +130,7 @@ class AlertEngine:
         self._ticks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._tick_window: dict[str, int] = {}
         self._price: dict[str, _PriceGroup] = {}
+        self._tf: dict[str, int] = {}
         self._version = -2
         self._next_poll = 0.0
         self._next_checkpoint = 0.0
@@ -267,7 +268,9 @@ class AlertEngine:
                 st["last_bar"] = self._pair_closed(rule)
 
     def _series(self, rule: Rule) -> list[_eval.BarSeries]:
-        tf = int(timeframe_to_offset(rule.params["timeframe"]).value)
+        tf = self._tf.get(rule.params["timeframe"])
+        if tf is None:
+            tf = self._tf[rule.params["timeframe"]] = int(timeframe_to_offset(rule.params["timeframe"]).value)
         return [self._bars[(sym, tf)] for sym in rule.symbols]
 
     def _pair_closed(self, rule: Rule) -> int | None:
