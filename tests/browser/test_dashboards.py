@@ -1,0 +1,53 @@
+"""The Voilà dashboards in Debian's Chromium, while the replay and ingestion run."""
+
+from __future__ import annotations
+
+import time
+
+#: Voilà's page template links font-awesome from a CDN; offline that load fails.
+OFFLINE_NOISE = ("net::ERR_NAME_NOT_RESOLVED", "net::ERR_INTERNET_DISCONNECTED")
+
+
+def _points(page) -> int:
+    values = page.eval_on_selector_all(".qf-points", "els => els.map(e => +e.dataset.points)")
+    return max(values) if values else 0
+
+
+def _wait_points(page, pred, timeout=30.0) -> int:
+    deadline = time.monotonic() + timeout
+    n = _points(page)
+    while time.monotonic() < deadline and not pred(n):
+        page.wait_for_timeout(250)
+        n = _points(page)
+    return n
+
+
+def _errors(page) -> list[str]:
+    return [e for e in page.errors if not any(noise in e for noise in OFFLINE_NOISE)]
+
+
+def test_pairs_monitor_renders_grows_and_redraws(serve, page):
+    page.goto(serve("pairs_monitor"), timeout=60_000)
+    page.wait_for_selector(".bqplot svg path.line", state="attached", timeout=60_000)
+    assert "REPLAY — recorded Binance trades, 2024-08-08" in page.inner_text("body")
+    first = _wait_points(page, lambda n: n >= 3)
+    assert first >= 3, "the figure shows no data"
+    grown = _wait_points(page, lambda n: n > first, timeout=20)
+    assert grown > first, f"plotted points did not grow ({first} -> {grown})"
+    d = page.eval_on_selector(".bqplot svg path.line", "e => e.getAttribute('d')")
+    assert d and d.count("L") >= 2
+    # Bars: 1s -> 1m in the control panel: far fewer points, redrawn.
+    page.locator("select").nth(2).select_option("1m")
+    after = _wait_points(page, lambda n: n <= 3, timeout=20)
+    assert after <= 3, f"timeframe change did not redraw ({grown} points at 1s, {after} at 1m)"
+    assert "1 × 1m" in page.inner_text("body") or f"{after} × 1m" in page.inner_text("body")
+    assert _errors(page) == []
+
+
+def test_market_overview_candles(serve, page):
+    page.goto(serve("market_overview"), timeout=60_000)
+    page.wait_for_selector(".bqplot svg .stick", state="attached", timeout=60_000)
+    page.wait_for_timeout(1500)
+    assert page.locator(".bqplot svg .stick").count() >= 2
+    assert "BTCUSDT" in page.inner_text("body") and "ETHUSDT" in page.inner_text("body")
+    assert _errors(page) == []
