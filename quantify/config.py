@@ -72,6 +72,15 @@ class IngestConfig:
     rotation_overlap : float
         Seconds the old and new connection run side by side during rotation;
         duplicates are dropped by trade id.
+    backfill_delay : float
+        Seconds a gap waits before it is filled over REST, so that one request
+        (up to 1,000 ids) covers the gaps of that second and the request
+        weight stays within Binance's budget.
+    tail_check_interval : float
+        A symbol without new trades for this long is checked over REST for
+        trades after its last one (a lost last frame has no successor to
+        reveal it). Stretched automatically so that tail checks of many quiet
+        symbols use at most a quarter of the weight budget.
     gap_timeout : float
         Give up filling a gap over REST after this many seconds (the gap is
         then recorded as unfilled and ingestion moves on).
@@ -99,6 +108,8 @@ class IngestConfig:
     streams_per_connection: int = 200
     connection_max_age: float = 23.5 * 3600
     rotation_overlap: float = 10.0
+    backfill_delay: float = 1.0
+    tail_check_interval: float = 5.0
     gap_timeout: float = 120.0
     journal: bool = True
     compact_interval: float = 300.0

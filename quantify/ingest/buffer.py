@@ -41,14 +41,26 @@ class SymbolBuffer:
         The symbol.
     next_id : int or None
         The id the store expects next (last stored id + 1), or ``None`` for a
-        symbol with nothing stored yet (the first trade seen starts it).
+        symbol with nothing stored yet.
+    start_ms : int or None
+        For a symbol with nothing stored: the exchange time at which ingestion
+        started. The first trade received then only opens a *head probe*:
+        trades wait until :meth:`resolve_head` has found, over REST, the trades
+        since ``start_ms`` that came before it (a first frame lost to a
+        corrupt or dropped message). ``None``: the first trade seen starts
+        the symbol.
     """
 
-    __slots__ = ("symbol", "next_id", "last_seen", "ready", "held", "gaps",
-                 "duplicates", "gaps_found", "gaps_filled", "gaps_unfilled", "trades_lost")
+    __slots__ = ("symbol", "next_id", "last_seen", "ready", "held", "gaps", "start_ms", "head",
+                 "head_found_at", "duplicates", "gaps_found", "gaps_filled", "gaps_unfilled",
+                 "trades_lost")
 
-    def __init__(self, symbol: str, next_id: int | None = None) -> None:
+    def __init__(self, symbol: str, next_id: int | None = None, start_ms: int | None = None) -> None:
         self.symbol = symbol
+        self.start_ms = start_ms
+        #: First id received while the head probe is open, else ``None``.
+        self.head: int | None = None
+        self.head_found_at = 0.0
         self.next_id = next_id
         self.last_seen = None if next_id is None else next_id - 1
         self.ready: list[Trade] = []
@@ -65,8 +77,12 @@ class SymbolBuffer:
         tid = trade.trade_id
         nxt = self.next_id
         if nxt is None:
-            self.next_id = nxt = tid
-            self.last_seen = tid - 1
+            if self.start_ms is None:
+                self.next_id = nxt = tid
+                self.last_seen = tid - 1
+            else:
+                self._hold_before_head(trade)
+                return
         if tid == nxt and not self.held:
             self.ready.append(trade)
             self.next_id = tid + 1
@@ -89,6 +105,49 @@ class SymbolBuffer:
         else:
             self.held[tid] = trade
         self._settle_gaps()
+
+    def _hold_before_head(self, trade: Trade) -> None:
+        tid = trade.trade_id
+        if self.head is None:
+            self.head, self.last_seen = tid, tid
+            self.head_found_at = time.monotonic()
+            self.held[tid] = trade
+            return
+        if tid in self.held or tid < self.head:
+            self.duplicates += 1
+            return
+        if tid > self.last_seen + 1:  # type: ignore[operator]
+            self.gaps.append(Gap(self.last_seen + 1, tid - 1, time.monotonic()))  # type: ignore[operator]
+            self.gaps_found += 1
+        self.last_seen = max(self.last_seen, tid)  # type: ignore[type-var]
+        self.held[tid] = trade
+
+    def resolve_head(self, earlier: list[Trade]) -> int:
+        """Close the head probe with REST trades before the first one received.
+
+        Those at or after ``start_ms`` (and below the first received id) are
+        kept; the symbol then starts at the earliest of them. Returns how many
+        were added. Call with ``[]`` to give up and start at the first
+        received trade.
+        """
+        if self.head is None or self.next_id is not None:
+            return 0
+        kept = [t for t in earlier if t.trade_id < self.head and t.time >= (self.start_ms or 0)]
+        kept.sort(key=lambda t: t.trade_id)
+        # Keep only the run that reaches the first received trade without a hole.
+        run: list[Trade] = []
+        for t in reversed(kept):
+            expected = run[-1].trade_id - 1 if run else self.head - 1
+            if t.trade_id != expected:
+                break
+            run.append(t)
+        for t in run:
+            self.held[t.trade_id] = t
+        self.next_id = run[-1].trade_id if run else self.head
+        self.head = None
+        self._drain()
+        self._settle_gaps()
+        return len(run)
 
     def _drain(self) -> None:
         held, nxt = self.held, self.next_id
@@ -114,7 +173,7 @@ class SymbolBuffer:
 
     def fill(self, trades: list[Trade]) -> int:
         """Add the trades that fall into open gaps (REST backfill); return how many."""
-        if not self.gaps:
+        if not self.gaps or self.next_id is None:
             return 0
         filled = 0
         lo, hi = self.gaps[0].first, self.gaps[-1].last

@@ -99,6 +99,8 @@ class IngestService:
         self._thread_error: BaseException | None = None
         self._listeners: list[BatchListener] = []
         self.listener_errors = 0
+        #: Exchange time when streaming started (REST /api/v3/time), if known.
+        self._start_ms: int | None = None
 
     def add_batch_listener(self, listener: BatchListener) -> None:
         """Call ``listener(frames)`` after every append, in the writer thread.
@@ -151,8 +153,6 @@ class IngestService:
         for sym, (tid, ts) in last.items():
             self.stored_next[sym] = tid + 1
             self.last_time[sym] = int(ts.value // 1_000_000)
-        for sym in cfg.symbols:
-            self._buffer(sym)
         jdir = journal_dir(self.store.uri.path) if cfg.journal else None
         if jdir is not None:
             self._journal = Journal(jdir)
@@ -168,6 +168,12 @@ class IngestService:
         logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
         async with BinanceRest(RestConfig(base_url=cfg.rest_url), transport=self._rest_transport) as rest:
             self._rest = rest
+            try:
+                self._start_ms = int((await rest.get("/api/v3/time"))["serverTime"])
+            except (RestError, KeyError, TypeError, ValueError) as exc:
+                logger.warning("no exchange time (%s): new symbols start at their first trade seen", exc)
+            for sym in cfg.symbols:
+                self._buffer(sym)
             for url in stream_urls(cfg):
                 self._spawn(self._connection(url))
             self._spawn(self._backfill_loop())
@@ -258,7 +264,9 @@ class IngestService:
     def _buffer(self, symbol: str) -> SymbolBuffer:
         buf = self.buffers.get(symbol)
         if buf is None:
-            buf = self.buffers[symbol] = SymbolBuffer(symbol, self.stored_next.get(symbol))
+            buf = self.buffers[symbol] = SymbolBuffer(
+                symbol, self.stored_next.get(symbol), start_ms=self._start_ms
+            )
         return buf
 
     def _last_seen(self) -> dict[str, int]:
@@ -336,19 +344,52 @@ class IngestService:
 
     # -- gaps -------------------------------------------------------------
 
+    def _tail_interval(self) -> float:
+        """Seconds between tail checks of a quiet symbol: a quarter of the weight budget at most."""
+        weight_per_second = 6000 / 60 * 0.25
+        return max(self.config.tail_check_interval, len(self.buffers) * 25 / weight_per_second)
+
+    async def _check_tail(self, buf: SymbolBuffer, aggregate: bool) -> None:
+        """A gap at the tail shows no later trade to reveal it: ask REST what follows."""
+        assert buf.last_seen is not None
+        try:
+            trades = await self._rest.trades_from(buf.symbol, buf.last_seen + 1, aggregate=aggregate, limit=1000)
+        except (RestError, httpx.HTTPError, KeyError, TypeError) as exc:
+            self.stats.rest_errors += 1
+            logger.warning("%s: tail check failed: %s", buf.symbol, exc)
+            return
+        for trade in trades:
+            buf.add(trade)
+        if trades:
+            self.stats.backfilled += len(trades)
+            logger.info("%s: %d trades after id %d recovered by a tail check", buf.symbol, len(trades),
+                        trades[0].trade_id - 1)
+
     async def _backfill_loop(self) -> None:
         aggregate = self.config.stream == "aggTrade"
+        seen: dict[str, tuple[int | None, float]] = {}
         while True:
             await asyncio.sleep(0.1)
+            now = time.monotonic()
             for buf in list(self.buffers.values()):
+                if buf.head is not None:
+                    await self._probe_head(buf, aggregate)
+                    continue
+                last, since = seen.get(buf.symbol, (None, now))
+                if buf.last_seen != last:
+                    seen[buf.symbol] = (buf.last_seen, now)
+                elif buf.last_seen is not None and not buf.gaps and now - since >= self._tail_interval():
+                    seen[buf.symbol] = (buf.last_seen, now)
+                    await self._check_tail(buf, aggregate)
                 while buf.gaps and time.monotonic() - buf.gaps[0].found_at > self.config.gap_timeout:
                     gap = buf.gaps[0]
                     logger.warning("%s: giving up on ids %d..%d after %.0f s; recorded as unfilled",
                                    buf.symbol, gap.first, gap.last, self.config.gap_timeout)
                     buf.give_up(gap)
-                if not buf.gaps:
+                if not buf.gaps or time.monotonic() - buf.gaps[0].found_at < self.config.backfill_delay:
                     continue
-                # One request spans as many of the (usually small) gaps as it can.
+                # One request spans as many of the (usually small) gaps as it can;
+                # waiting backfill_delay lets gaps gather so requests stay few.
                 first = buf.gaps[0].first
                 limit = max(1, min(1000, buf.gaps[-1].last - first + 1))
                 try:
@@ -362,6 +403,34 @@ class IngestService:
                 self.stats.backfilled += filled
                 if filled:
                     logger.info("%s: backfilled %d trades from id %d", buf.symbol, filled, first)
+
+    async def _probe_head(self, buf: SymbolBuffer, aggregate: bool) -> None:
+        """Find trades since start that came before a new symbol's first frame."""
+        head = buf.head
+        assert head is not None
+        if time.monotonic() - buf.head_found_at > self.config.gap_timeout:
+            buf.resolve_head([])
+            return
+        earlier: list[Trade] = []
+        from_id = head
+        try:
+            for _ in range(10):  # at most 10,000 trades back
+                from_id = max(0, from_id - 1000)
+                batch = await self._rest.trades_from(buf.symbol, from_id, aggregate=aggregate,
+                                                     limit=min(1000, head - from_id) or 1)
+                earlier = batch + earlier
+                # Stop when the server has nothing older or we reached the start time.
+                if from_id == 0 or not batch or batch[0].trade_id > from_id or batch[0].time < (buf.start_ms or 0):
+                    break
+        except (RestError, httpx.HTTPError, KeyError, TypeError) as exc:
+            self.stats.rest_errors += 1
+            logger.warning("%s: looking up trades before id %d failed: %s", buf.symbol, head, exc)
+            await asyncio.sleep(1.0)
+            return
+        added = buf.resolve_head(earlier)
+        self.stats.backfilled += added
+        if added:
+            logger.info("%s: %d trades since start recovered before the first one received", buf.symbol, added)
 
     # -- storing ----------------------------------------------------------
 

@@ -67,3 +67,23 @@ def test_any_arrival_order_gives_each_id_once(n: int, drop: float, dup: float, s
     last = max(stream) if stream else 0
     assert out == list(range(1, len(out) + 1))
     assert len(out) == last
+
+
+def test_head_probe_recovers_trades_before_the_first_received() -> None:
+    buf = SymbolBuffer("BTCUSDT", start_ms=1_700_000_000_000 + 3)
+    for i in (6, 7, 9):
+        buf.add(trade(i))
+    assert buf.take() == [] and buf.head == 6
+    # REST: ids 1..8; ids >= 3 are at or after the start time
+    assert buf.resolve_head([trade(i) for i in range(1, 9)]) == 3
+    assert ids(buf.take()) == [3, 4, 5, 6, 7]
+    buf.fill([trade(8)])
+    assert ids(buf.take()) == [8, 9]
+
+
+def test_head_probe_given_up_starts_at_first_received() -> None:
+    buf = SymbolBuffer("BTCUSDT", start_ms=0)
+    buf.add(trade(5))
+    buf.add(trade(6))
+    buf.resolve_head([])
+    assert ids(buf.take()) == [5, 6]
