@@ -82,45 +82,70 @@ def bench_rolling(n: int, n_sm: int, rows: list[dict[str, Any]]) -> None:
         t_sm = (time.perf_counter() - t) * n / n_sm
     sm_ends = ends[ends < n_sm]
     got = rolling_hedge_ratio(y, x, WINDOW)["beta"].to_numpy()
-    rows.append({
-        "what": f"rolling hedge ratio w={WINDOW}", "n": n, "ours_s": ours,
-        "ref": f"statsmodels RollingOLS (on {n_sm:,}, scaled)", "ref_s": t_sm,
-        "err_ours": max_rel(got[ends], ref["beta"]),
-        "err_ref": max_rel(sm[sm_ends, 1], ref["beta"][: len(sm_ends)]),
-    })
+    rows.append(
+        {
+            "what": f"rolling hedge ratio w={WINDOW}",
+            "n": n,
+            "ours_s": ours,
+            "ref": f"statsmodels RollingOLS (on {n_sm:,}, scaled)",
+            "ref_s": t_sm,
+            "err_ours": max_rel(got[ends], ref["beta"]),
+            "err_ref": max_rel(sm[sm_ends, 1], ref["beta"][: len(sm_ends)]),
+        }
+    )
 
     sy, sx = pd.Series(y), pd.Series(x)
     ours = best_of(lambda: zscore(x, WINDOW))
-    pz = lambda: (sx - sx.rolling(WINDOW).mean()) / sx.rolling(WINDOW).std()  # noqa: E731
+
+    def pz() -> pd.Series:
+        return (sx - sx.rolling(WINDOW).mean()) / sx.rolling(WINDOW).std()
+
     t_pd = best_of(pz)
-    rows.append({
-        "what": f"zscore w={WINDOW}", "n": n, "ours_s": ours, "ref": "pandas rolling mean/std",
-        "ref_s": t_pd,
-        # z is O(1) and crosses 0: absolute error, relative to max(|z|, 1)
-        "err_ours": max_rel(zscore(x, WINDOW).to_numpy()[ends], ref["z"], floor=1.0),
-        "err_ref": max_rel(pz().to_numpy()[ends], ref["z"], floor=1.0),
-    })
+    rows.append(
+        {
+            "what": f"zscore w={WINDOW}",
+            "n": n,
+            "ours_s": ours,
+            "ref": "pandas rolling mean/std",
+            "ref_s": t_pd,
+            # z is O(1) and crosses 0: absolute error, relative to max(|z|, 1)
+            "err_ours": max_rel(zscore(x, WINDOW).to_numpy()[ends], ref["z"], floor=1.0),
+            "err_ref": max_rel(pz().to_numpy()[ends], ref["z"], floor=1.0),
+        }
+    )
 
     ours = best_of(lambda: rolling_corr(y, x, WINDOW))
-    pc = lambda: sy.rolling(WINDOW).corr(sx)  # noqa: E731
+
+    def pc() -> pd.Series:
+        return sy.rolling(WINDOW).corr(sx)
+
     t_pd = best_of(pc)
-    rows.append({
-        "what": f"rolling_corr w={WINDOW}", "n": n, "ours_s": ours, "ref": "pandas rolling corr",
-        "ref_s": t_pd,
-        "err_ours": max_rel(rolling_corr(y, x, WINDOW).to_numpy()[ends], ref["corr"]),
-        "err_ref": max_rel(pc().to_numpy()[ends], ref["corr"]),
-    })
+    rows.append(
+        {
+            "what": f"rolling_corr w={WINDOW}",
+            "n": n,
+            "ours_s": ours,
+            "ref": "pandas rolling corr",
+            "ref_s": t_pd,
+            "err_ours": max_rel(rolling_corr(y, x, WINDOW).to_numpy()[ends], ref["corr"]),
+            "err_ref": max_rel(pc().to_numpy()[ends], ref["corr"]),
+        }
+    )
 
     ly, lx = np.log(y), np.log(x)
     lref = exact_windows(ly, lx, ends)
     lsy, lsx = pd.Series(ly), pd.Series(lx)
-    rows.append({
-        "what": f"rolling_corr w={WINDOW}, log prices", "n": n,
-        "ours_s": best_of(lambda: rolling_corr(ly, lx, WINDOW)), "ref": "pandas rolling corr",
-        "ref_s": best_of(lambda: lsy.rolling(WINDOW).corr(lsx)),
-        "err_ours": max_rel(rolling_corr(ly, lx, WINDOW).to_numpy()[ends], lref["corr"]),
-        "err_ref": max_rel(lsy.rolling(WINDOW).corr(lsx).to_numpy()[ends], lref["corr"]),
-    })
+    rows.append(
+        {
+            "what": f"rolling_corr w={WINDOW}, log prices",
+            "n": n,
+            "ours_s": best_of(lambda: rolling_corr(ly, lx, WINDOW)),
+            "ref": "pandas rolling corr",
+            "ref_s": best_of(lambda: lsy.rolling(WINDOW).corr(lsx)),
+            "err_ours": max_rel(rolling_corr(ly, lx, WINDOW).to_numpy()[ends], lref["corr"]),
+            "err_ref": max_rel(lsy.rolling(WINDOW).corr(lsx).to_numpy()[ends], lref["corr"]),
+        }
+    )
 
 
 def kalman_loop(y: np.ndarray, x: np.ndarray, delta: float, obs_var: float) -> np.ndarray:
@@ -146,11 +171,17 @@ def bench_kalman(n: int, n_loop: int, rows: list[dict[str, Any]]) -> None:
     ref = kalman_loop(y[:n_loop], x[:n_loop], 1e-4, 1e-3)
     t_loop = (time.perf_counter() - t) * n / n_loop
     got = kalman_hedge(y[:n_loop], x[:n_loop]).beta.to_numpy()
-    rows.append({
-        "what": "kalman_hedge", "n": n, "ours_s": ours,
-        "ref": f"numpy per-step loop (on {n_loop:,}, scaled)", "ref_s": t_loop,
-        "err_ours": max_rel(got, ref[:, 0]), "err_ref": float("nan"),
-    })
+    rows.append(
+        {
+            "what": "kalman_hedge",
+            "n": n,
+            "ours_s": ours,
+            "ref": f"numpy per-step loop (on {n_loop:,}, scaled)",
+            "ref_s": t_loop,
+            "err_ours": max_rel(got, ref[:, 0]),
+            "err_ref": float("nan"),
+        }
+    )
 
 
 def ticks_frame(n: int, seed: int = 2) -> pd.DataFrame:
@@ -173,14 +204,24 @@ def pandas_candles(ticks: pd.DataFrame) -> pd.DataFrame:
     """The same columns with pandas' resample/agg (float sums, not exact)."""
     taker = ~ticks["is_buyer_maker"]
     quote = ticks["price"] * ticks["qty"]
-    frame = pd.DataFrame({
-        "price": ticks["price"], "qty": ticks["qty"], "quote": quote,
-        "tb": ticks["qty"].where(taker, 0.0), "tbq": quote.where(taker, 0.0),
-    })
-    return frame.resample("1min").agg({
-        "price": ["first", "max", "min", "last", "count"],
-        "qty": "sum", "quote": "sum", "tb": "sum", "tbq": "sum",
-    })
+    frame = pd.DataFrame(
+        {
+            "price": ticks["price"],
+            "qty": ticks["qty"],
+            "quote": quote,
+            "tb": ticks["qty"].where(taker, 0.0),
+            "tbq": quote.where(taker, 0.0),
+        }
+    )
+    return frame.resample("1min").agg(
+        {
+            "price": ["first", "max", "min", "last", "count"],
+            "qty": "sum",
+            "quote": "sum",
+            "tb": "sum",
+            "tbq": "sum",
+        }
+    )
 
 
 def bench_resample(n: int, rows: list[dict[str, Any]]) -> None:
@@ -188,38 +229,56 @@ def bench_resample(n: int, rows: list[dict[str, Any]]) -> None:
     ours = best_of(lambda: resample(ticks, "1m"))
     full = best_of(lambda: pandas_candles(ticks), 1)
     bare = best_of(
-        lambda: ticks.resample("1min").agg({"price": ["first", "max", "min", "last"], "qty": "sum"}),
+        lambda: ticks.resample("1min").agg(
+            {"price": ["first", "max", "min", "last"], "qty": "sum"}
+        ),
         1,
     )
-    rows.append({
-        "what": "resample ticks -> 1m", "n": n, "ours_s": ours,
-        "ref": "pandas resample.agg, same 9 columns", "ref_s": full,
-        "err_ours": float("nan"), "err_ref": float("nan"),
-    })
-    rows.append({
-        "what": "resample ticks -> 1m", "n": n, "ours_s": ours,
-        "ref": "pandas resample.agg, OHLC + volume only", "ref_s": bare,
-        "err_ours": float("nan"), "err_ref": float("nan"),
-    })
+    rows.append(
+        {
+            "what": "resample ticks -> 1m",
+            "n": n,
+            "ours_s": ours,
+            "ref": "pandas resample.agg, same 9 columns",
+            "ref_s": full,
+            "err_ours": float("nan"),
+            "err_ref": float("nan"),
+        }
+    )
+    rows.append(
+        {
+            "what": "resample ticks -> 1m",
+            "n": n,
+            "ours_s": ours,
+            "ref": "pandas resample.agg, OHLC + volume only",
+            "ref_s": bare,
+            "err_ours": float("nan"),
+            "err_ref": float("nan"),
+        }
+    )
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = (f"{'benchmark':<36} {'n':>10} {'ours s':>9} {'ref s':>9} {'ratio':>8}  "
-            f"{'max rel err ours':>16} {'ref':>9}  reference")
+    head = (
+        f"{'benchmark':<36} {'n':>10} {'ours s':>9} {'ref s':>9} {'ratio':>8}  "
+        f"{'max rel err ours':>16} {'ref':>9}  reference"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         ratio = r["ref_s"] / r["ours_s"]
-        print(f"{r['what']:<36} {r['n']:>10,} {r['ours_s']:>9.4f} {r['ref_s']:>9.3f} "
-              f"{ratio:>7.1f}x  {r['err_ours']:>16.1e} {r['err_ref']:>9.1e}  {r['ref']}")
+        print(
+            f"{r['what']:<36} {r['n']:>10,} {r['ours_s']:>9.4f} {r['ref_s']:>9.3f} "
+            f"{ratio:>7.1f}x  {r['err_ours']:>16.1e} {r['err_ref']:>9.1e}  {r['ref']}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (seconds, not minutes)")
     args, _ = parser.parse_known_args(argv)
-    n, n_slow, n_ticks = (100_000, 20_000, 1_000_000) if args.quick else (
-        1_000_000, 100_000, 10_000_000
+    n, n_slow, n_ticks = (
+        (100_000, 20_000, 1_000_000) if args.quick else (1_000_000, 100_000, 10_000_000)
     )
     rows: list[dict[str, Any]] = []
     bench_rolling(n, n_slow, rows)

@@ -37,8 +37,16 @@ TIMEFRAMES: Final[dict[str, pd.Timedelta]] = {
 
 #: Columns of every candle frame, in order.
 CANDLE_COLUMNS: Final[tuple[str, ...]] = (
-    "open", "high", "low", "close", "volume", "quote_volume", "trades",
-    "taker_buy_volume", "taker_buy_quote_volume", "vwap",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "vwap",
 )
 
 _SCALE: Final = 100_000_000  # Binance decimals: at most 8
@@ -85,8 +93,8 @@ def timeframe_to_offset(timeframe: str | pd.Timedelta | _dt.timedelta) -> pd.Tim
                 offset = pd.tseries.frequencies.to_offset(timeframe)
         except ValueError:
             offset = None
-        if not isinstance(offset, pd.offsets.Tick):
-            raise ValueError(
+        if not isinstance(offset, pd.offsets.Tick):  # a calendar offset: a bad value
+            raise ValueError(  # noqa: TRY004
                 f"unknown timeframe {timeframe!r}: use one of {', '.join(TIMEFRAMES)} "
                 "or a fixed pandas offset such as '10s' or '90min'"
             )
@@ -176,6 +184,7 @@ def _assemble(
     pos = bar_ids - first_bar
     out: dict[str, np.ndarray] = {}
     for name in CANDLE_COLUMNS:
+        arr: np.ndarray
         if name == "trades":
             arr = np.zeros(nbars, dtype=np.int64)
         elif name in ("open", "high", "low", "close", "vwap"):
@@ -280,7 +289,9 @@ def resample(
     counts: np.ndarray | None = None
     if "first_id" in ticks.columns and "last_id" in ticks.columns:
         counts = (
-            ticks["last_id"].to_numpy(dtype=np.int64) - ticks["first_id"].to_numpy(dtype=np.int64) + 1
+            ticks["last_id"].to_numpy(dtype=np.int64)
+            - ticks["first_id"].to_numpy(dtype=np.int64)
+            + 1
         )
     market: np.ndarray | None = None
     if "is_market" in ticks.columns:
@@ -331,9 +342,9 @@ def resample(
         "close": price[bounds[1:] - 1],
         "volume": volume,
         "quote_volume": quote_volume,
-        "trades": (
-            np.diff(bounds) if counts is None else np.add.reduceat(counts, starts)
-        ).astype(np.int64),
+        "trades": (np.diff(bounds) if counts is None else np.add.reduceat(counts, starts)).astype(
+            np.int64
+        ),
         "taker_buy_volume": _units_to_float(tvol),
         "taker_buy_quote_volume": _limbs_to_float(tquote, _SCALE2),
         "vwap": vwap,

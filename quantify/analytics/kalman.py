@@ -144,7 +144,9 @@ def kalman_hedge(
     return KalmanResult(
         beta=pd.Series(states[:, 0], index=idx, name="beta"),
         alpha=pd.Series(states[:, 1], index=idx, name="alpha"),
-        covariance=pd.DataFrame(covs, index=idx, columns=["var_beta", "cov_beta_alpha", "var_alpha"]),
+        covariance=pd.DataFrame(
+            covs, index=idx, columns=["var_beta", "cov_beta_alpha", "var_alpha"]
+        ),
         forecast=pd.Series(yhat, index=idx, name="forecast"),
         error=pd.Series(err, index=idx, name="error"),
         error_var=pd.Series(qvar, index=idx, name="error_var"),

@@ -80,8 +80,9 @@ def half_life(spread: SeriesLike) -> HalfLifeResult:
     else:
         theta = -float(np.log1p(b))
         hl = float(np.log(2.0) / theta)
-    return HalfLifeResult(half_life=hl, b=b, a=a, theta=theta, mean=-a / b if b else float("nan"),
-                          nobs=fit.nobs)
+    return HalfLifeResult(
+        half_life=hl, b=b, a=a, theta=theta, mean=-a / b if b else float("nan"), nobs=fit.nobs
+    )
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

@@ -7,7 +7,7 @@ see :func:`rolling_hedge_ratio` for why that is not a given.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Union
+from typing import ClassVar, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ __all__ = [
     "zscore",
 ]
 
-SeriesLike = Union[pd.Series, np.ndarray, ArrayLike]
+SeriesLike: TypeAlias = pd.Series | np.ndarray | ArrayLike
 
 
 def _as_series(values: SeriesLike, name: str) -> pd.Series:
@@ -34,7 +34,7 @@ def _as_series(values: SeriesLike, name: str) -> pd.Series:
     if isinstance(values, pd.Series):
         s = values
     else:
-        arr = np.asarray(values)
+        arr: np.ndarray = np.asarray(values)
         if arr.ndim != 1:
             raise TypeError(f"{name} must be one-dimensional, got shape {arr.shape}")
         s = pd.Series(arr)
@@ -44,9 +44,9 @@ def _as_series(values: SeriesLike, name: str) -> pd.Series:
         raise TypeError(f"{name} must be numeric, got dtype {s.dtype}") from exc
 
 
-def _check_pair(y: SeriesLike, x: SeriesLike, names: tuple[str, str] = ("y", "x")) -> tuple[
-    pd.Series, pd.Series
-]:
+def _check_pair(
+    y: SeriesLike, x: SeriesLike, names: tuple[str, str] = ("y", "x")
+) -> tuple[pd.Series, pd.Series]:
     ys = _as_series(y, names[0])
     xs = _as_series(x, names[1])
     if len(ys) != len(xs):

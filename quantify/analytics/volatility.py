@@ -151,7 +151,7 @@ def realized_volatility(
     """
     p = _prices(prices)
     if not isinstance(p.index, pd.DatetimeIndex):
-        raise ValueError("realized_volatility needs a DatetimeIndex")
+        raise TypeError(f"realized_volatility needs a DatetimeIndex, not {type(p.index).__name__}")
     w = _check_window(window)
     if interval is not None:
         step = timeframe_to_offset(interval)  # type: ignore[arg-type]

@@ -69,8 +69,12 @@ def decimal_reference(raw: pd.DataFrame, timeframe: str) -> pd.DataFrame:
         vol = sum(q, Decimal(0))
         quote = sum((a * b for a, b in zip(p, q)), Decimal(0))
         out[bar] = {
-            "open": float(p[0]), "high": float(max(p)), "low": float(min(p)),
-            "close": float(p[-1]), "volume": float(vol), "quote_volume": float(quote),
+            "open": float(p[0]),
+            "high": float(max(p)),
+            "low": float(min(p)),
+            "close": float(p[-1]),
+            "volume": float(vol),
+            "quote_volume": float(quote),
             "trades": len(g),
             "taker_buy_volume": float(sum((b for b, t in zip(q, taker) if t), Decimal(0))),
             "taker_buy_quote_volume": float(
@@ -122,9 +126,7 @@ def test_empty_bars_are_flat_at_previous_close(ticks: pd.DataFrame):
     assert len(resample(holed, "1m", fill=False)) == 2
     # merging flat 1m bars into 3m skips them for prices
     pd.testing.assert_frame_equal(merge_candles(c, "3m"), resample(holed, "3m"), check_exact=True)
-    pd.testing.assert_frame_equal(
-        merge_candles(resample(holed, "1s"), "1m"), c, check_exact=True
-    )
+    pd.testing.assert_frame_equal(merge_candles(resample(holed, "1s"), "1m"), c, check_exact=True)
 
 
 def test_start_end_select_whole_bars(ticks: pd.DataFrame):
@@ -135,9 +137,11 @@ def test_start_end_select_whole_bars(ticks: pd.DataFrame):
     assert (c["close"].iloc[-2:] == ticks["price"].iloc[-1]).all()
     assert c["trades"].sum() == len(ticks)
     inner = resample(ticks, "1m", start="2024-08-08 23:58:10", end="2024-08-08 23:58:20")
-    assert len(inner) == 1 and inner["trades"].iloc[0] == (
-        ticks.index.floor("1min") == pd.Timestamp("2024-08-08 23:58", tz="UTC")
-    ).sum()
+    assert (
+        len(inner) == 1
+        and inner["trades"].iloc[0]
+        == (ticks.index.floor("1min") == pd.Timestamp("2024-08-08 23:58", tz="UTC")).sum()
+    )
     late = resample(ticks, "1m", start="2024-08-09 00:00", end="2024-08-09 00:02")
     assert (late["close"] == ticks["price"].iloc[-1]).all()  # carried from before start
     assert (late["trades"] == 0).all()
@@ -183,9 +187,7 @@ def test_huge_quote_volume_exact():
     """Sums far above 2**64 units of 1e-16 stay exact."""
     idx = pd.DatetimeIndex(["2024-01-01 00:00:01"] * 2000, tz="UTC")
     p, q = "20000000.12345678", "30000000.87654321"
-    ticks = pd.DataFrame(
-        {"price": float(p), "qty": float(q), "is_buyer_maker": False}, index=idx
-    )
+    ticks = pd.DataFrame({"price": float(p), "qty": float(q), "is_buyer_maker": False}, index=idx)
     c = resample(ticks, "1m")
     d = Decimal(p) * Decimal(q) * 2000
     assert c["quote_volume"].iloc[0] == float(d)
@@ -195,11 +197,17 @@ def test_huge_quote_volume_exact():
 def pandas_reference(ticks: pd.DataFrame, timeframe: str) -> pd.DataFrame:
     rule = timeframe_to_offset(timeframe)
     r = ticks.assign(quote=ticks["price"] * ticks["qty"]).resample(rule, origin="epoch")
-    ref = pd.DataFrame({
-        "open": r["price"].first(), "high": r["price"].max(), "low": r["price"].min(),
-        "close": r["price"].last(), "volume": r["qty"].sum(), "quote_volume": r["quote"].sum(),
-        "trades": r["price"].count(),
-    })
+    ref = pd.DataFrame(
+        {
+            "open": r["price"].first(),
+            "high": r["price"].max(),
+            "low": r["price"].min(),
+            "close": r["price"].last(),
+            "volume": r["qty"].sum(),
+            "quote_volume": r["quote"].sum(),
+            "trades": r["price"].count(),
+        }
+    )
     return ref
 
 
@@ -246,5 +254,6 @@ def test_matches_pandas_reference(frame: pd.DataFrame, timeframe: str):
         assert got.loc[bar, "quote_volume"] == float(quote)
         assert got.loc[bar, "volume"] == float(sum(map(Decimal, g["_q"]), Decimal(0)))
     # merge from 1s is exact for 2-decimal prices and 5-decimal quantities (p*q < 9e8 per bar)
-    pd.testing.assert_frame_equal(merge_candles(resample(ticks, "1s"), timeframe), got,
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        merge_candles(resample(ticks, "1s"), timeframe), got, check_exact=True
+    )

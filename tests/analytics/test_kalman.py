@@ -89,8 +89,13 @@ def test_tracks_beta_and_result_object():
 
 def test_bad_parameters():
     y, x = prices(10)
-    for kwargs, bad in [({"delta": 1.0}, "1.0"), ({"delta": 0}, "0"), ({"obs_var": -1.0}, "-1.0"),
-                        ({"initial_cov": -2.0}, "-2.0"), ({"obs_var": float("nan")}, "nan")]:
+    for kwargs, bad in [
+        ({"delta": 1.0}, "1.0"),
+        ({"delta": 0}, "0"),
+        ({"obs_var": -1.0}, "-1.0"),
+        ({"initial_cov": -2.0}, "-2.0"),
+        ({"obs_var": float("nan")}, "nan"),
+    ]:
         with pytest.raises(ValueError, match=bad):
             kalman_hedge(y, x, **kwargs)
     with pytest.raises(ValueError, match="positive"):

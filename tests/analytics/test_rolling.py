@@ -80,8 +80,9 @@ def test_rolling_matches_statsmodels_on_centred_data():
     y, x = y.fillna(0.0), x.fillna(0.0)
     got = rolling_hedge_ratio(y, x, WINDOW)
     sm_params = RollingOLS(y, sm.add_constant(x), window=WINDOW).fit(params_only=True).params
-    assert_allclose(got["beta"], sm_params["x"] if "x" in sm_params else sm_params.iloc[:, 1],
-                    rtol=1e-8)
+    assert_allclose(
+        got["beta"], sm_params["x"] if "x" in sm_params else sm_params.iloc[:, 1], rtol=1e-8
+    )
     assert_allclose(got["alpha"], sm_params["const"], rtol=1e-8, atol=1e-12)
 
 
@@ -145,9 +146,7 @@ def test_spread():
     y, x = y.fillna(0.0), x.fillna(0.0)
     assert_allclose(spread(y, x, 2.0, 1.0), y - 2 * x - 1)
     beta = rolling_hedge_ratio(y, x, WINDOW)
-    assert_allclose(
-        spread(y, x, beta["beta"], beta["alpha"]), y - beta["beta"] * x - beta["alpha"]
-    )
+    assert_allclose(spread(y, x, beta["beta"], beta["alpha"]), y - beta["beta"] * x - beta["alpha"])
     assert spread(y.to_numpy(), x.to_numpy(), 1.5).index.equals(pd.RangeIndex(len(y)))
 
 

@@ -27,8 +27,12 @@ def ticks() -> pd.DataFrame:
     )
     price = np.round(60_000 * np.exp(np.cumsum(rng.normal(0, 2e-4, n))), 2)
     return pd.DataFrame(
-        {"price": price, "qty": np.round(rng.exponential(0.01, n), 5) + 1e-5,
-         "trade_id": np.arange(n), "is_buyer_maker": rng.random(n) < 0.5},
+        {
+            "price": price,
+            "qty": np.round(rng.exponential(0.01, n), 5) + 1e-5,
+            "trade_id": np.arange(n),
+            "is_buyer_maker": rng.random(n) < 0.5,
+        },
         index=idx,
     )
 
@@ -72,7 +76,8 @@ def test_parkinson_and_garman_klass(candles: pd.DataFrame):
     )
     assert_allclose(
         parkinson(candles, 100.0, window=15),
-        np.sqrt((hl**2 / (4 * math.log(2))).rolling(15).mean() * 100), rtol=1e-10,
+        np.sqrt((hl**2 / (4 * math.log(2))).rolling(15).mean() * 100),
+        rtol=1e-10,
     )
     # all estimators see the same simulated volatility, roughly
     hv = historical_volatility(candles)
