@@ -39,6 +39,7 @@ from quantify.analytics.stationarity import (
     coint,
     johansen,
 )
+from quantify.analytics.backtest import BacktestResult, backtest_pairs
 from quantify.analytics.scan import benjamini_hochberg, scan_pairs
 from quantify.analytics.volatility import (
     DAYS_PER_YEAR,
@@ -53,6 +54,7 @@ __all__ = [
     "DAYS_PER_YEAR",
     "TIMEFRAMES",
     "ADFResult",
+    "BacktestResult",
     "CointResult",
     "HalfLifeResult",
     "HedgeRatioResult",
@@ -61,6 +63,7 @@ __all__ = [
     "KalmanResult",
     "Result",
     "adf",
+    "backtest_pairs",
     "benjamini_hochberg",
     "coint",
     "garman_klass",
