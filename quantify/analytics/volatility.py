@@ -146,8 +146,9 @@ def realized_volatility(
     :math:`RV = \\sum r_t^2` over log returns of the sampled prices (no mean
     is removed, unlike :func:`historical_volatility`), and the annualised
     figure is :math:`\\sqrt{RV \\cdot Y / T}` with :math:`T` the time the
-    returns span (number of returns times the interval). Sampling much
-    finer than a few seconds picks up bid-ask bounce.
+    returns span (first to last price; for a rolling window, ``window`` times
+    the median spacing). Sampling much finer than a few seconds picks up
+    bid-ask bounce.
     """
     p = _prices(prices)
     if not isinstance(p.index, pd.DatetimeIndex):
@@ -160,11 +161,17 @@ def realized_volatility(
         step = pd.Series(p.index).diff().median()
     r2 = np.log(p).diff() ** 2
     if w is None:
-        n = int(r2.count())
         rv = float(r2.sum())
         if not annualize:
             return math.sqrt(rv)
-        return math.sqrt(rv * (_YEAR / (n * step))) if n else float("nan")
+        ok = np.flatnonzero(r2.notna().to_numpy())
+        if not len(ok):
+            return float("nan")
+        # time the returns span (positions: tick times may repeat)
+        span = p.index[ok[-1]] - p.index[ok[0] - 1]
+        if span <= pd.Timedelta(0):
+            raise ValueError(f"the returns span no time ({span}): cannot annualise")
+        return math.sqrt(rv * (_YEAR / span))
     rv_w = r2.rolling(w).sum()
     return np.sqrt(rv_w * (_YEAR / (w * step))) if annualize else np.sqrt(rv_w)
 

@@ -57,6 +57,10 @@ def test_realized(ticks: pd.DataFrame, candles: pd.DataFrame):
     year = 365 * 24 * 12
     assert_allclose(realized_volatility(ticks, "5m"), math.sqrt((r**2).sum() * year / len(r)))
     assert_allclose(realized_volatility(ticks, "5m", annualize=False), math.sqrt((r**2).sum()))
+    # raw ticks: annualised over the time the returns span
+    lr = np.log(ticks["price"]).diff()
+    span = (ticks.index[-1] - ticks.index[0]) / pd.Timedelta(days=365)
+    assert_allclose(realized_volatility(ticks), math.sqrt((lr**2).sum() / span), rtol=1e-12)
     # bars at their own spacing: same as sampling ticks at 1m
     assert_allclose(realized_volatility(candles), realized_volatility(ticks, "1m"), rtol=1e-12)
     roll = realized_volatility(ticks, "1m", window=10)
