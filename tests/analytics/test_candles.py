@@ -257,3 +257,26 @@ def test_matches_pandas_reference(frame: pd.DataFrame, timeframe: str):
     pd.testing.assert_frame_equal(
         merge_candles(resample(ticks, "1s"), timeframe), got, check_exact=True
     )
+
+
+PACKAGED = Path(__file__).parents[2] / "quantify" / "data"
+
+
+@pytest.mark.parametrize("symbol", ["btcusdt", "ethusdt"])
+def test_packaged_sample_across_midnight(symbol: str):
+    """The bundled replay sample (11 minutes, two files split at midnight)."""
+    files = sorted(PACKAGED.glob(f"spot-2024-{symbol}_*.trades.gz"))
+    if len(files) != 2:
+        pytest.skip("bundled sample not present")
+    raw = pd.concat([load_trades(f) for f in files], ignore_index=True)
+    ticks = to_ticks(raw)
+    got = resample(ticks, "1m")
+    ref = decimal_reference(raw, "1m")
+    assert got.index.equals(pd.DatetimeIndex(ref.index))  # no empty minute in the capture
+    for col in CANDLE_COLUMNS:
+        if col != "vwap":
+            np.testing.assert_array_equal(got[col].to_numpy(), ref[col].to_numpy(), err_msg=col)
+    for coarse in ("5m", "15m", "1h"):
+        pd.testing.assert_frame_equal(
+            merge_candles(got, coarse), resample(ticks, coarse), check_exact=True
+        )
