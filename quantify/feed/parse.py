@@ -231,17 +231,18 @@ def trades_to_frame(trades: list[Trade]) -> pd.DataFrame:
             {c: np.empty(0, dtype=d) for c, d in zip(TICK_COLUMNS, _DTYPES)},
             index=pd.DatetimeIndex([], tz="UTC", name="time"),
         )
-    cols = list(zip(*trades))
-    index = pd.to_datetime(np.array(cols[4], dtype="int64"), unit="ms", utc=True).rename("time")
+    # One list comprehension per column: zip(*trades) is quadratic-ish for large batches.
+    ms = np.fromiter([t[4] for t in trades], dtype="int64", count=n)
+    index = pd.DatetimeIndex((ms * 1_000_000).view("M8[ns]"), name="time").tz_localize("UTC")
     return pd.DataFrame(
         {
-            "price": np.array(cols[2], dtype="float64"),
-            "qty": np.array(cols[3], dtype="float64"),
-            "trade_id": np.array(cols[1], dtype="int64"),
-            "is_buyer_maker": np.array(cols[5], dtype="bool"),
-            "first_id": np.array(cols[6], dtype="int64"),
-            "last_id": np.array(cols[7], dtype="int64"),
-            "is_market": np.array(cols[8], dtype="bool"),
+            "price": np.fromiter([t[2] for t in trades], dtype="float64", count=n),
+            "qty": np.fromiter([t[3] for t in trades], dtype="float64", count=n),
+            "trade_id": np.fromiter([t[1] for t in trades], dtype="int64", count=n),
+            "is_buyer_maker": np.fromiter([t[5] for t in trades], dtype="bool", count=n),
+            "first_id": np.fromiter([t[6] for t in trades], dtype="int64", count=n),
+            "last_id": np.fromiter([t[7] for t in trades], dtype="int64", count=n),
+            "is_market": np.fromiter([t[8] for t in trades], dtype="bool", count=n),
         },
         index=index,
     )

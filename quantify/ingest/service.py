@@ -301,7 +301,7 @@ class IngestService:
         time_ns = time.time_ns
         journal_write = self._journal.write if self._journal is not None else None
         first = not replacement
-        async for ws in connect(url, max_size=cfg.max_frame_bytes, compression=None,
+        async for ws in connect(url, max_size=cfg.max_frame_bytes, compression=None, max_queue=4096,
                                 reconnect_delays=delays, open_timeout=10, close_timeout=2):
             if not first:
                 stats.reconnects += 1
