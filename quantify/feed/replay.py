@@ -38,6 +38,7 @@ import collections
 import concurrent.futures
 import http
 import logging
+import math
 import random
 import re
 import threading
@@ -45,7 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -159,7 +160,7 @@ def _check_config(c: ReplayConfig) -> None:
         raise ValueError(f"port must be in 0..65535, got {c.port!r}")
     for name in ("speed", "drop_every", "shutdown_after", "shutdown_grace", "refuse_for"):
         value = getattr(c, name)
-        if not isinstance(value, (int, float)) or value != value or value < 0:
+        if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     if not 0.0 <= c.corrupt_fraction <= 1.0:
         raise ValueError(f"corrupt_fraction must be in [0, 1], got {c.corrupt_fraction!r}")
@@ -268,13 +269,25 @@ class ReplayServer:
         self._tasks.clear()
         for client in list(self._clients):
             self._stop_client_tasks(client)
+            # A client that stopped reading would hold the close handshake
+            # forever (websockets drains the write buffer before its timeout).
+            # Likewise a client that answered our close frame but keeps its socket open.
+            if client.conn.state is not State.OPEN or (
+                client.conn.transport.get_write_buffer_size() > 0
+            ):
+                client.conn.transport.abort()
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 5.0)
+            except TimeoutError:
+                for client in list(self._clients):
+                    client.conn.transport.abort()
+                await self._server.wait_closed()
             self._server = None
         logger.info("replay server stopped")
 
-    async def __aenter__(self) -> ReplayServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -404,7 +417,7 @@ class ReplayServer:
         for task in client.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
-        await client.conn.close(1001, "server shutdown")
+        await self._close(client, 1001, "server shutdown")
 
     async def _shutdown_timer(self, client: _Client) -> None:
         await asyncio.sleep(self.config.shutdown_after)
@@ -450,7 +463,7 @@ class ReplayServer:
             async for message in conn:
                 if not self._admit_message(client, loop.time()):
                     self._stop_client_tasks(client)
-                    await conn.close(1008, "Too many requests")
+                    await self._close(client, 1008, "Too many requests")
                     break
                 reply = self._control(client, message)
                 self._write(client, [ws_text_frame(orjson.dumps(reply))])
@@ -460,6 +473,13 @@ class ReplayServer:
             self._stop_client_tasks(client)
             self._clients.discard(client)
             logger.debug("connection from %s closed", conn.remote_address)
+
+    async def _close(self, client: _Client, code: int, reason: str) -> None:
+        """Close with a close frame, or abruptly if the client does not read."""
+        try:
+            await asyncio.wait_for(client.conn.close(code, reason), 5.0)
+        except TimeoutError:
+            client.conn.transport.abort()
 
     def _stop_client_tasks(self, client: _Client) -> None:
         current = asyncio.current_task()
@@ -730,7 +750,7 @@ class ReplayThread:
         self._error: BaseException | None = None
         self._stop: asyncio.Event | None = None
 
-    def start(self, timeout: float = 30.0) -> ReplayThread:
+    def start(self, timeout: float = 30.0) -> Self:
         """Start the server thread; return once the port is bound."""
         if self._thread is not None:
             raise RuntimeError("replay thread already started")
@@ -745,7 +765,7 @@ class ReplayThread:
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
-        except BaseException as exc:  # surfaced to start()'s caller
+        except BaseException as exc:  # noqa: BLE001 - surfaced to start()'s caller
             self._error = exc
             self._ready.set()
 
@@ -768,8 +788,10 @@ class ReplayThread:
             self._thread.join(timeout)
         self._thread = None
 
-    def __enter__(self) -> ReplayThread:
-        return self if self._thread is not None else self.start()
+    def __enter__(self) -> Self:
+        if self._thread is None:
+            self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

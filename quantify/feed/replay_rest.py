@@ -97,7 +97,7 @@ def kline_open(t: int, interval: str) -> int:
     """Open time of the ``interval`` bar holding time ``t`` (ms, UTC)."""
     step = KLINE_INTERVALS[interval]
     if interval == "1M":
-        d = dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc)
+        d = dt.datetime.fromtimestamp(t / 1000, dt.UTC)
         return calendar.timegm((d.year, d.month, 1, 0, 0, 0)) * 1000
     if interval == "1w":
         return (t - _MONDAY_OFFSET) // step * step + _MONDAY_OFFSET
@@ -106,7 +106,7 @@ def kline_open(t: int, interval: str) -> int:
 
 def _kline_next(open_ms: int, interval: str) -> int:
     if interval == "1M":
-        d = dt.datetime.fromtimestamp(open_ms / 1000, dt.timezone.utc)
+        d = dt.datetime.fromtimestamp(open_ms / 1000, dt.UTC)
         year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
         return calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
     return open_ms + KLINE_INTERVALS[interval]

@@ -292,9 +292,9 @@ class Tape:
             self.slot_time.append(t)
         # the aggregate completed at a slot (emitted with its last trade), or -1
         self.slot_agg: list[int] = [-1] * len(self.slot_symbol)
-        for s in self._by_index:
-            for a, l in enumerate(s.agg_last):
-                self.slot_agg[s.slots[l]] = a
+        for sym in self._by_index:
+            for a, last in enumerate(sym.agg_last):
+                self.slot_agg[sym.slots[last]] = a
         self.first_time = min(self.slot_time)
         self.last_time = max(self.slot_time)
         #: Time shift from one lap to the next: the recording's duration plus 1 s.

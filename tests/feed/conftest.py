@@ -13,6 +13,7 @@ from quantify.feed.recordings import read_frames, sample_files
 from quantify.feed.replay import ReplayConfig, ReplayServer, ReplayThread
 from quantify.feed.tape import Tape
 
+
 @pytest.fixture(scope="session")
 def sample_tape() -> Tape:
     """The bundled sample, loaded once (servers of the default config share it)."""

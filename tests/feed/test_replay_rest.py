@@ -47,9 +47,9 @@ def api(sample_tape):
 
 def test_ping_time_exchange_info_and_weights(api, sample_tape):
     assert get(api, "ping")[:2] == (200, {})
-    status, body, headers = get(api, "time", now_ms=1_723_161_300_123)
+    _, body, headers = get(api, "time", now_ms=1_723_161_300_123)
     assert body == {"serverTime": 1_723_161_300_123} and headers["X-MBX-USED-WEIGHT-1M"] == "2"
-    status, info, headers = get(api, "exchangeInfo")
+    _, info, headers = get(api, "exchangeInfo")
     assert headers["X-MBX-USED-WEIGHT-1M"] == "22"
     symbols = {s["symbol"]: s for s in info["symbols"]}
     assert set(symbols) == {"BTCUSDT", "ETHUSDT"}
