@@ -7,15 +7,53 @@ and candles and analyses them::
     import quantify as qf
     store = qf.open_store()
     bars = store.ohlcv("BTCUSDT", "1m", start="-6h")
+    qf.coint(bars.close, store.ohlcv("ETHUSDT", "1m", start="-6h").close)
+
+The analytics functions (``qf.resample``, ``qf.hedge_ratio``, ``qf.coint``,
+``qf.scan_pairs``, ...; see :mod:`quantify.analytics`) are imported on first
+use, so the command line and the ingestion service start without loading
+statsmodels and numba.
 """
 
 from __future__ import annotations
 
-from quantify import analytics
-from quantify.analytics import *  # noqa: F403  (re-exported public analytics names)
+import importlib
+from typing import Any
+
 from quantify.exceptions import QuantifyError
 from quantify.store import Store, open_store
 
 __version__ = "0.1.0"
 
-__all__ = sorted(["QuantifyError", "Store", "__version__", "analytics", "open_store", *analytics.__all__])
+__all__ = [
+    "QuantifyError", "Store", "__version__", "analytics", "load_ipython_extension", "open_store",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext quantify``: start streaming in the background (see :mod:`quantify.ipython`)."""
+    from quantify.ipython import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext quantify``: stop streaming, flushing every received trade."""
+    from quantify.ipython import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("analytics", "widgets", "alerts"):
+        return importlib.import_module(f"quantify.{name}")
+    analytics = importlib.import_module("quantify.analytics")
+    if name in analytics.__all__:
+        return getattr(analytics, name)
+    raise AttributeError(f"module 'quantify' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    analytics = importlib.import_module("quantify.analytics")
+    return sorted(set(globals()) | set(analytics.__all__) | {"analytics", "widgets", "alerts"})

@@ -19,7 +19,7 @@ from quantify.exceptions import QuantifyError
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``quantify --help`` lists them.
-COMMANDS = ("alerts", "dashboard", "demo", "ingest", "status")
+COMMANDS = ("demo", "replay", "ingest", "status", "dashboard", "alerts")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -36,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0,
                    help="replay speed: 1 real time (default), 10 ten times faster, 0 as fast as possible")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--port", type=int, default=0, help="dashboard port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
+    p.add_argument("--no-dashboard", action="store_true", help="run replay and ingestion only, with a status line")
     p.set_defaults(func=run)
 
 
@@ -76,9 +80,21 @@ def run(args: argparse.Namespace) -> int:
     service.start_in_thread()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    dashboard = None
     print(f"quantify demo: {BANNER}", flush=True)
     print(f"  replay server  {replay.ws_url} (WebSocket), {replay.rest_url} (REST)", flush=True)
     print(f"  store          {service.store.uri}", flush=True)
+    if not args.no_dashboard:
+        from quantify.cli.dashboard import serve_dashboard
+
+        try:
+            url, dashboard = serve_dashboard("pairs_monitor", str(service.store.uri), args.port,
+                                             open_browser=not args.no_browser)
+        except BaseException:
+            service.join(timeout=10)
+            replay.stop()
+            raise
+        print(f"  dashboard      {url}   <- open this (pairs monitor, Voilà)", flush=True)
     print("  Ctrl-C stops the demo.", flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     try:
@@ -91,6 +107,12 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if dashboard is not None:
+            dashboard.terminate()
+            try:
+                dashboard.wait(10)
+            except subprocess.TimeoutExpired:
+                dashboard.kill()
         service.join(timeout=10)
         replay.stop()
     status = service.status()
