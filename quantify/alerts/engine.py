@@ -131,6 +131,10 @@ class AlertEngine:
         self._tick_window: dict[str, int] = {}
         self._price: dict[str, _PriceGroup] = {}
         self._tf: dict[str, int] = {}
+        self._by_kind: dict[tuple[str, str], list[Rule]] = {}
+        self._bar_rules: list[Rule] = []
+        self._bars_of: dict[str, list[_eval.BarSeries]] = {}
+        self._stale_rules: list[Rule] = []
         self._version = -2
         self._next_poll = 0.0
         self._next_checkpoint = 0.0
@@ -223,6 +227,12 @@ class AlertEngine:
             if rule.kind in _PRICE_KINDS:
                 by_symbol.setdefault(rule.symbols[0], []).append(rule)
         self._price = {sym: _PriceGroup(rs) for sym, rs in by_symbol.items()}
+        self._by_kind: dict[tuple[str, str], list[Rule]] = {}
+        for rule in rules.values():
+            if rule.kind in ("pct-move", "gap"):
+                self._by_kind.setdefault((rule.kind, rule.symbols[0]), []).append(rule)
+        self._bar_rules = [r for r in rules.values() if r.kind in _BAR_KINDS]
+        self._stale_rules = [r for r in rules.values() if r.kind == "stale"]
         self._prepare_series()
         logger.debug("alert rules reloaded (version %d): %d enabled", version, len(rules))
 
@@ -261,6 +271,9 @@ class AlertEngine:
                     t, p, _ = self._read(sym, last_t - 2 * window - 60 * _NS, last_id)
                 self._ticks[sym] = (t, p)
         self._tick_window = need_ticks
+        self._bars_of: dict[str, list[_eval.BarSeries]] = {}
+        for (sym, _), series in self._bars.items():
+            self._bars_of.setdefault(sym, []).append(series)
         for rule in self.rules.values():
             st = self.state[rule.id]
             if st.pop("new", False) and rule.kind in _BAR_KINDS:
@@ -342,9 +355,8 @@ class AlertEngine:
             fired += self._eval_price(sym, t, p, ids)
             fired += self._eval_pct(sym, t, p, ids)
             fired += self._eval_gap(sym, t, ids)
-            for (bsym, _), series in self._bars.items():
-                if bsym == sym:
-                    series.update(t, p, ids)
+            for series in self._bars_of.get(sym, ()):
+                series.update(t, p, ids)
         fired += self._eval_bars()
         fired += self._eval_stale(batch)
         for sym, (t, _, ids) in batch.items():
@@ -405,9 +417,7 @@ class AlertEngine:
         all_t, all_p = np.concatenate([bt, t]), np.concatenate([bp, p])
         out: list[_Fired] = []
         cache: dict[int, np.ndarray] = {}
-        for rule in self.rules.values():
-            if rule.kind != "pct-move" or rule.symbols[0] != sym:
-                continue
+        for rule in self._by_kind.get(("pct-move", sym), ()):
             w = int(rule.params["window"] * _NS)
             move = cache.get(w)
             if move is None:
@@ -428,7 +438,7 @@ class AlertEngine:
         return out
 
     def _eval_gap(self, sym: str, t: np.ndarray, ids: np.ndarray) -> list[_Fired]:
-        rules = [r for r in self.rules.values() if r.kind == "gap" and r.symbols[0] == sym]
+        rules = self._by_kind.get(("gap", sym))
         if not rules or sym not in self.pos:
             return []
         missing = np.diff(np.concatenate([[self.pos[sym][0]], ids])) - 1
@@ -445,7 +455,7 @@ class AlertEngine:
         return out
 
     def _eval_stale(self, batch: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[_Fired]:
-        rules = [r for r in self.rules.values() if r.kind == "stale"]
+        rules = self._stale_rules
         if not rules or not batch:
             return []
         syms = sorted(batch)
@@ -488,9 +498,7 @@ class AlertEngine:
 
     def _eval_bars(self) -> list[_Fired]:
         out: list[_Fired] = []
-        for rule in self.rules.values():
-            if rule.kind not in _BAR_KINDS:
-                continue
+        for rule in self._bar_rules:
             series = self._series(rule)
             closed = self._pair_closed(rule)
             st = self.state[rule.id]
