@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from quantify.analytics._results import Result
+from quantify.analytics.kalman import kalman_hedge
 from quantify.analytics.rolling import SeriesLike, _check_pair, rolling_hedge_ratio, zscore
 from quantify.analytics.volatility import DAYS_PER_YEAR  # 365: crypto trades every day
 
@@ -158,7 +159,7 @@ class BacktestResult(Result):
             If bqplot is not installed (``pip install bqplot``).
         """
         try:
-            import bqplot as bq  # noqa: PLC0415 - optional, Jupyter only
+            import bqplot as bq  # optional: Jupyter only
         except ImportError as exc:
             raise ImportError("BacktestResult.plot needs bqplot: pip install bqplot") from exc
         index = self.equity.index
@@ -332,13 +333,12 @@ def backtest_pairs(
     capital = _check_number(capital, "capital", positive=True)
     ppy = _periods_per_year(ys.index, periods_per_year)
 
+    label: str
     if isinstance(hedge, str):
         if hedge == "ols":
             fit = rolling_hedge_ratio(ys, xs, int(hw))
             beta, alpha = fit["beta"], fit["alpha"]
         elif hedge == "kalman":
-            from quantify.analytics.kalman import kalman_hedge  # noqa: PLC0415
-
             kf = kalman_hedge(ys, xs, delta=delta, obs_var=obs_var)
             beta, alpha = kf.beta, kf.alpha
         else:

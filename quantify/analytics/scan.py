@@ -10,6 +10,7 @@ default, or e.g. a Dask client's ``get_executor()``).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import itertools
 import logging
 import math
@@ -23,6 +24,7 @@ import pandas as pd
 from statsmodels.tsa.adfvalues import mackinnonp
 from tqdm.auto import tqdm
 
+from quantify.analytics.meanrev import hurst
 from quantify.analytics.stationarity import (
     Autolag,
     Regression,
@@ -63,8 +65,6 @@ def limit_blas_threads(threads: int = 1) -> int:
     (measured here: 0.08 ms single-threaded vs 5-25 ms threaded). Linux only
     (reads ``/proc/self/maps``); elsewhere it does nothing and returns 0.
     """
-    import ctypes  # noqa: PLC0415
-
     try:
         with open("/proc/self/maps", encoding="utf-8") as maps:
             paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
@@ -118,8 +118,6 @@ def _half_life(spread: np.ndarray) -> float:
 
 
 def _hurst(spread: np.ndarray) -> float:
-    from quantify.analytics.meanrev import hurst  # noqa: PLC0415 - only when asked for
-
     try:
         return float(hurst(spread).hurst)
     except ValueError as exc:  # too short or constant: no estimate for this pair

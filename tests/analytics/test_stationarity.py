@@ -83,15 +83,22 @@ def test_adf_ctt_and_explicit_maxlag() -> None:
         assert_allclose(res.stat, ref[0], rtol=STAT_RTOL)
 
 
-def test_adf_accepts_series_and_blocked_qr(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the design is factorised in blocks of rows (TSQR); force many small blocks
+@pytest.mark.parametrize("regression", ["n", "c", "ct"])
+def test_adf_qr_fallback_equals_cholesky_path(monkeypatch: pytest.MonkeyPatch, regression: str) -> None:
+    # R comes from the Cholesky factor of the scaled cross-product unless that is
+    # ill-conditioned; force the blocked-QR fallback (many small blocks) instead
+    x = pd.Series(SERIES["ar2_walk"])
+    fast = adf(x, regression=regression)  # type: ignore[arg-type]
+    monkeypatch.setattr(stationarity, "_GRAM_MIN_DIAG", np.inf)
     monkeypatch.setattr(stationarity, "_QR_BLOCK", 97)
-    x = pd.Series(SERIES["walk_60k"])
     for autolag in ("AIC", None):
-        res = adf(x, autolag=autolag)  # type: ignore[arg-type]
-        ref = _sm_adf(x.to_numpy(), regression="c", autolag=autolag)
+        res = adf(x, regression=regression, autolag=autolag)  # type: ignore[arg-type]
+        ref = _sm_adf(x.to_numpy(), regression=regression, autolag=autolag)
         assert res.lags == ref[2]
         assert_allclose(res.stat, ref[0], rtol=STAT_RTOL)
+        if autolag == "AIC":
+            assert res.lags == fast.lags
+            assert_allclose(res.stat, fast.stat, rtol=1e-13)
     assert isinstance(res, ADFResult)
     assert "Augmented Dickey-Fuller" in res.summary()
     assert "<table" in res._repr_html_() and "pvalue" in res._repr_html_()
