@@ -90,6 +90,9 @@ class IngestConfig:
         Seconds between compactions of each symbol's appended segments.
     status_interval : float
         Seconds between status publications to the store.
+    alerts : bool
+        Evaluate the store's alert rules on every stored batch (the writer is
+        the one place rules are evaluated, once per event).
     duration : float or None
         Stop after this many seconds.
     backoff_initial, backoff_min, backoff_max : float
@@ -114,6 +117,7 @@ class IngestConfig:
     journal: bool = True
     compact_interval: float = 300.0
     status_interval: float = 1.0
+    alerts: bool = True
     duration: float | None = None
     backoff_initial: float = 1.0
     backoff_min: float = 0.5

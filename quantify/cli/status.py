@@ -64,7 +64,9 @@ def collect(uri: str | None) -> dict[str, Any]:
             "frames", "trades_received", "trades_stored", "malformed_frames", "reconnects",
             "server_shutdowns", "rotations", "backfilled", "journal_recovered",
             "rest_requests", "rest_rate_limited", "rest_errors", "store_errors", "appends",
-            "compactions", "store_latency_ms",
+            "compactions", "store_latency_ms", "listener_errors", "alerts_rules", "alerts_fired",
+            "alerts_delivered", "alerts_delivery_failed", "alerts_delivery_dropped",
+            "alerts_latency_ms_max",
         ) if k in writer},
         "symbols": symbols,
     }

@@ -101,6 +101,10 @@ class IngestService:
         self.listener_errors = 0
         #: Exchange time when streaming started (REST /api/v3/time), if known.
         self._start_ms: int | None = None
+        if config.alerts:
+            from quantify.alerts import AlertEngine
+
+            self.add_batch_listener(AlertEngine(self.store))
 
     def add_batch_listener(self, listener: BatchListener) -> None:
         """Call ``listener(frames)`` after every append, in the writer thread.
@@ -195,6 +199,13 @@ class IngestService:
                 # flush would append the same trades twice.
                 await asyncio.gather(*self._tasks, return_exceptions=True)
                 await self._flush(final=True)
+                for listener in self._listeners:
+                    close = getattr(listener, "close", None)
+                    if close is not None:
+                        try:
+                            await self._in_writer(close)
+                        except Exception:  # closing is best effort; the data is stored
+                            logger.exception("closing batch listener %r failed", listener)
                 if self._journal is not None:
                     self._journal.close(self._last_seen(), self.stored_next)
                 self._set_state(WriterState.STOPPED)
@@ -555,4 +566,16 @@ class IngestService:
             "appends": s.appends,
             "compactions": s.compactions,
             "symbols": symbols,
+            **self._listener_stats(),
         }
+
+    def _listener_stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for listener in self._listeners:
+            stats = getattr(listener, "stats", None)
+            if stats is not None:
+                try:
+                    out.update(stats())
+                except Exception:  # stats are informative; never fail status for them
+                    logger.debug("stats of %r failed", listener, exc_info=True)
+        return out

@@ -102,6 +102,13 @@ class Store:
     def _ticks(self) -> Any:
         return self.library(TICKS)
 
+    @property
+    def alerts(self) -> Any:
+        """The store's alert rules and fired-alert history (:class:`quantify.alerts.AlertBook`)."""
+        from quantify.alerts import AlertBook  # alerts build on the store: import on use
+
+        return AlertBook(self)
+
     # -- reads ------------------------------------------------------------
 
     def symbols(self) -> list[str]:
@@ -144,6 +151,62 @@ class Store:
             date_range = (t0, None if t1 is None else t1 - pd.Timedelta(1, "ns"))
         data = self._read(sym, date_range=date_range)
         return data
+
+    def ohlcv(
+        self,
+        symbol: str,
+        timeframe: str | pd.Timedelta = "1m",
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        *,
+        fill: bool = True,
+    ) -> pd.DataFrame:
+        """Return candles of ``symbol`` labelled ``start <= t < end``.
+
+        Parameters
+        ----------
+        symbol : str
+            A Binance symbol (case-insensitive).
+        timeframe : str or Timedelta, default "1m"
+            A Binance interval (``"1s"``, ``"1m"`` … ``"1d"``) or a fixed
+            pandas offset (see :func:`quantify.analytics.timeframe_to_offset`).
+        start, end : datetime, str or None
+            UTC bounds on the bar labels, inclusive-exclusive, as for
+            :meth:`ticks`; only whole bars are returned (an unaligned
+            ``start`` begins at the next bar). ``None``: from the first
+            trade's bar, through the last trade's bar (still open, so partial).
+        fill : bool, default True
+            Keep empty intervals inside the range as flat bars (Binance's
+            flat klines); ``False`` drops them.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Left-closed, left-labelled bars on a UTC index with the columns of
+            :func:`quantify.analytics.resample`. Equal to
+            ``resample(store.ticks(symbol), timeframe, start=..., end=...)``
+            with the bounds on bar boundaries.
+
+        Raises
+        ------
+        UnknownSymbol
+            If the store has no ticks of ``symbol``.
+        ValueError
+            On a bad timeframe (the message lists the valid ones) or
+            ``end <= start``.
+
+        Notes
+        -----
+        Multiples of 1m read the continuously aggregated 1m candles
+        (:class:`quantify.store.candles.CandleAggregator`) and merge them with
+        :func:`quantify.analytics.merge_candles`; what the aggregate does not
+        cover yet (the open minute, or ticks loaded without aggregates) is
+        resampled from the ticks. Other timeframes resample the ticks. See
+        :mod:`quantify.store.candles`.
+        """
+        from quantify.store.candles import read_ohlcv  # candles imports this module
+
+        return read_ohlcv(self, symbol, timeframe, start, end, fill=fill)
 
     def _read(self, sym: str, **kwargs: Any) -> pd.DataFrame:
         # A version pruned between listing and reading (the writer compacts and

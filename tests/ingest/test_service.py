@@ -170,3 +170,25 @@ def test_sigkill_twice_loses_nothing(lmdb_uri: str, tmp_path: Path) -> None:
             proc.wait(20)
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert_exact(lmdb_uri)
+
+
+def test_writer_evaluates_alerts_once_through_the_real_stream(lmdb_uri: str) -> None:
+    from quantify.alerts import price_below
+    from quantify.feed.recordings import read_trades, sample_files
+
+    btc = read_trades(sample_files()[0])["BTCUSDT"]
+    level = 61_700.0
+    expected = int(btc.trade_id[btc.price <= level].iloc[0])  # first trade at or below the level
+    store = open_store(lmdb_uri)
+    store.alerts.add(price_below("BTCUSDT", level, severity="high", cooldown="1h"), check_symbols=False)
+    with ReplayThread(ReplayConfig(speed=0)) as replay:
+        service = IngestService(config(lmdb_uri, replay))
+        service.start_in_thread()
+        try:
+            assert wait_for(lambda: complete(lmdb_uri), 60)
+        finally:
+            service.join(timeout=10)
+    history = store.alerts.history()
+    assert len(history) == 1
+    assert int(history["trade_id"].iloc[0]) == expected
+    assert service.status()["alerts_fired"] == 1
