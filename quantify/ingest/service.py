@@ -45,6 +45,7 @@ from quantify.ingest.buffer import SymbolBuffer
 from quantify.ingest.journal import Journal, journal_dir
 from quantify.ingest.stats import IngestStats, WriterState
 from quantify.store import Store, WriterLock, open_store
+from quantify.store.candles import CandleAggregator
 
 __all__ = ["BatchListener", "IngestService", "stream_urls"]
 
@@ -105,6 +106,7 @@ class IngestService:
             from quantify.alerts import AlertEngine
 
             self.add_batch_listener(AlertEngine(self.store))
+        self.add_batch_listener(CandleAggregator(self.store))  # continuous 1m candles
 
     def add_batch_listener(self, listener: BatchListener) -> None:
         """Call ``listener(frames)`` after every append, in the writer thread.
