@@ -480,6 +480,8 @@ def coint(
     search of :func:`adf`; ``lags``/``nobs`` and the residuals are returned too.
     """
     yv = _check_series(y, "y")
+    if isinstance(y, pd.Series) and isinstance(x, (pd.Series, pd.DataFrame)) and not y.index.equals(x.index):
+        raise ValueError("y and x have different indexes; align them first")
     if isinstance(x, pd.DataFrame):
         names = [str(c) for c in x.columns]
         xv = np.asarray(x, dtype=np.float64)

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from quantify.analytics.backtest import BacktestResult, backtest_pairs
@@ -128,6 +130,19 @@ def test_no_look_ahead(hedge: str) -> None:
     assert_allclose(a.equity.iloc[: cut + 1], b.equity.iloc[: cut + 1])
     assert_allclose(a.hedge_ratio.iloc[: cut + 1], b.hedge_ratio.iloc[: cut + 1])
     assert not np.allclose(a.equity.iloc[cut + 2 :], b.equity.iloc[cut + 2 :])
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cut=st.integers(50, 280), window=st.integers(5, 40))
+def test_no_look_ahead_hypothesis(seed: int, cut: int, window: int) -> None:
+    y, x = _pair(seed % 1000, n=300)
+    rng = np.random.default_rng(seed)
+    y2 = y.copy()
+    y2.iloc[cut + 1 :] = rng.uniform(0.5, 2.0) * y2.iloc[cut + 1 :] + rng.normal(0, 40, 300 - cut - 1)
+    a = backtest_pairs(y, x, window=window, entry=1.0, exit=0.2)
+    b = backtest_pairs(y2, x, window=window, entry=1.0, exit=0.2)
+    assert_allclose(a.positions.iloc[: cut + 1], b.positions.iloc[: cut + 1])
+    assert_allclose(a.equity.iloc[: cut + 1], b.equity.iloc[: cut + 1])
 
 
 def test_hedge_ratio_is_lagged_one_bar() -> None:

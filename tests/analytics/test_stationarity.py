@@ -244,6 +244,7 @@ def test_johansen_matches_statsmodels(det_order: int, k_ar_diff: int) -> None:
         (lambda: adf(np.ones((10, 2))), ValueError, r"\(10, 2\)"),
         (lambda: adf(["a", "b"]), TypeError, "numeric"),
         (lambda: coint(np.arange(100.0), np.arange(99.0)), ValueError, "100 rows"),
+        (lambda: coint(pd.Series(np.arange(9.0)), pd.Series(np.arange(9.0), index=range(1, 10))), ValueError, "indexes"),
         (lambda: coint(np.arange(100.0), np.arange(100.0), trend="t"), ValueError, "'t'"),  # type: ignore[arg-type]
         (lambda: johansen(np.ones((50, 1))), ValueError, r"\(50, 1\)"),
         (lambda: johansen(np.random.default_rng(0).normal(size=(50, 2)), det_order=2), ValueError, "2"),
