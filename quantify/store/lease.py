@@ -107,11 +107,21 @@ def read_writer_info(path: Path) -> WriterInfo | None:
 
 
 def writer_alive(path: Path) -> bool:
-    """True if some process holds the writer lock of the LMDB store at ``path``."""
-    lock = filelock.FileLock(path / "writer.lock", is_singleton=False)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
+    """True if the writer named in ``writer.json`` of the LMDB store at ``path`` still runs.
+
+    Reads only: probing the lock itself could make a writer that starts at
+    that moment fail. A writer on another host is taken as alive while its
+    ``writer.json`` exists (the file is removed on a clean stop).
+    """
+    info = read_writer_info(path)
+    if info is None:
+        return False
+    if info.host != socket.gethostname():
         return True
-    lock.release()
-    return False
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
