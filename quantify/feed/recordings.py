@@ -15,7 +15,8 @@ Formats understood (detected from the content, gzip or not):
 ``csv``
     data.binance.vision trades or aggTrades CSVs, spot or USD-M, with or
     without a header, timestamps in ms or µs (spot switched to µs on
-    2025-01-01).
+    2025-01-01). Klines CSVs are read by :func:`read_csv_klines`; a file's
+    ``.CHECKSUM`` is checked by :func:`verify_checksum`.
 
 :func:`read_frames` yields raw frames with their receive time;
 :func:`read_trades` returns trades per symbol as tick frames.
@@ -27,6 +28,7 @@ import gzip
 import io
 import os
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,20 @@ import pandas as pd
 from quantify.exceptions import FeedError
 from quantify.feed.parse import FrameParser, Trade, trade_from_event, trades_to_frame
 
-__all__ = ["SAMPLE_FILES", "detect_format", "read_frames", "read_trades", "read_csv_trades", "sample_files"]
+__all__ = [
+    "KLINE_CSV_COLUMNS",
+    "SAMPLE_FILES",
+    "checksum_path",
+    "csv_kind",
+    "detect_format",
+    "kline_interval_from_name",
+    "read_csv_klines",
+    "read_csv_trades",
+    "read_frames",
+    "read_trades",
+    "sample_files",
+    "verify_checksum",
+]
 
 #: The bundled replay sample (see ``quantify/data/README.md``).
 SAMPLE_FILES = (
@@ -143,6 +158,73 @@ def _symbol_from_name(path: str | os.PathLike[str]) -> str:
     return stem.split("_")[0].split("-")[0].upper()
 
 
+def _csv_header(path: str | os.PathLike[str]) -> tuple[bool, list[str]]:
+    """Whether the CSV has a header line, and the fields of its first line."""
+    with _open_text(path) as fh:
+        first = fh.readline()
+    fields = [f.strip() for f in first.split(",")]
+    return not fields[0].lstrip("-").isdigit(), fields
+
+
+def _read_csv_columns(
+    path: str | os.PathLike[str], has_header: bool, types: dict[int, str]
+) -> dict[int, np.ndarray]:
+    """Read the columns ``types`` (index -> numpy dtype) of a header-optional CSV.
+
+    pyarrow's multithreaded parser when installed (about 5x ``pandas.read_csv``
+    here), else pandas' C parser with a dtype per column. Values are parsed
+    straight to their types (floats correctly rounded, as ``float(str)``).
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        pa = None
+    if pa is not None:
+        arrow_types = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == _GZIP_MAGIC
+        # pyarrow infers compression from the extension; a path reads fastest
+        source: Any = os.fspath(path)
+        if gz and not source.endswith(".gz"):
+            source = pa.input_stream(source, compression="gzip")
+        try:
+            table = pacsv.read_csv(
+                source,
+                read_options=pacsv.ReadOptions(
+                    column_names=None, autogenerate_column_names=True,
+                    skip_rows=1 if has_header else 0, block_size=16 << 20,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={f"f{i}": arrow_types[t] for i, t in types.items()},
+                    include_columns=[f"f{i}" for i in types],
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
+            raise FeedError(f"{path}: not a Binance CSV: {_arrow_message(exc, has_header)}") from exc
+        return {i: table.column(f"f{i}").to_numpy() for i in types}
+    try:
+        raw = pd.read_csv(
+            path, header=0 if has_header else None, compression="infer", usecols=list(types),
+            dtype={i: t for i, t in types.items()} if not has_header else None, engine="c",
+        )
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise FeedError(f"{path}: not a Binance CSV: {exc}") from exc
+    return {i: raw.iloc[:, k].to_numpy(dtype=types[i]) for k, i in enumerate(sorted(types))}
+
+
+def _arrow_message(exc: Exception, has_header: bool) -> str:
+    """pyarrow's message with its 0-based data row turned into a 1-based file line."""
+    import re
+
+    text = str(exc).splitlines()[0]
+    match = re.search(r"Row #(\d+)", text)
+    if match:
+        line = int(match.group(1)) + (1 if has_header else 0)
+        text = f"line {line}: {text}"
+    return text
+
+
 def read_csv_trades(
     path: str | os.PathLike[str], symbol: str | None = None
 ) -> pd.DataFrame:
@@ -153,46 +235,43 @@ def read_csv_trades(
     is_buyer_maker, is_best_match), 6 for USD-M trades (no best match), 8 for
     spot aggTrades and 7 with a header for USD-M aggTrades. Timestamps in µs
     (spot since 2025-01-01) are told from ms by magnitude.
+
+    Raises :class:`~quantify.exceptions.FeedError` naming the file (and the
+    line, when the parser reports it) on anything else.
     """
     del symbol  # the frame is per file; callers name the symbol
-    with _open_text(path) as fh:
-        first = fh.readline()
-    has_header = not first.split(",")[0].strip().lstrip("-").isdigit()
-    try:
-        raw = pd.read_csv(
-            path, header=0 if has_header else None, compression="infer",
-            dtype=str, engine="c",
-        )
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise FeedError(f"{path}: not a Binance CSV: {exc}") from exc
-    names = [str(c).strip().lower() for c in raw.columns] if has_header else []
-    ncol = raw.shape[1]
+    has_header, fields = _csv_header(path)
+    names = [f.lower() for f in fields] if has_header else []
+    ncol = len(fields)
     agg = any("first" in n for n in names) or (not has_header and ncol == 8)
-    try:
-        if agg:
-            tid, price, qty, first_id, last_id, ttime, maker = (raw.iloc[:, i] for i in range(7))
-        elif ncol in (6, 7):
-            tid, price, qty, _quote, ttime, maker = (raw.iloc[:, i] for i in range(6))
-            first_id = last_id = tid
-        else:
-            raise FeedError(f"{path}: {ncol} columns, not a trades or aggTrades CSV")
-        times = ttime.astype("int64").to_numpy()
-        ids = tid.astype("int64").to_numpy()
-        frame = pd.DataFrame(
-            {
-                "price": price.astype("float64").to_numpy(),
-                "qty": qty.astype("float64").to_numpy(),
-                "trade_id": ids,
-                "is_buyer_maker": maker.str.strip().str.lower().eq("true").to_numpy(),
-                "first_id": first_id.astype("int64").to_numpy(),
-                "last_id": last_id.astype("int64").to_numpy(),
-                "is_market": np.ones(len(ids), dtype=bool),
-            }
-        )
-    except (ValueError, TypeError) as exc:
-        raise FeedError(f"{path}: bad value in CSV: {exc}") from exc
+    if agg:
+        # id, price, qty, first id, last id, time, buyer is maker
+        cols = _read_csv_columns(path, has_header, {0: "int64", 1: "float64", 2: "float64",
+                                                    3: "int64", 4: "int64", 5: "int64", 6: "bool"})
+        ids, first_id, last_id, times, maker = cols[0], cols[3], cols[4], cols[5], cols[6]
+    elif ncol in (6, 7):
+        # id, price, qty, quote qty, time, buyer is maker[, best match]
+        cols = _read_csv_columns(path, has_header, {0: "int64", 1: "float64", 2: "float64",
+                                                    4: "int64", 5: "bool"})
+        ids, times, maker = cols[0], cols[4], cols[5]
+        first_id = last_id = ids
+    else:
+        raise FeedError(f"{path}: {ncol} columns, not a trades or aggTrades CSV")
+    frame = pd.DataFrame(
+        {
+            "price": cols[1],
+            "qty": cols[2],
+            "trade_id": ids,
+            "is_buyer_maker": maker,
+            "first_id": first_id,
+            "last_id": last_id,
+            "is_market": np.ones(len(ids), dtype=bool),
+        },
+        copy=False,  # consolidating into 2-D blocks would cost more than parsing
+    )
     unit = "us" if len(times) and times.max() >= 10**14 else "ms"
-    frame.index = pd.to_datetime(times, unit=unit, utc=True).rename("time")
+    ns = times * (1_000 if unit == "us" else 1_000_000)
+    frame.index = pd.DatetimeIndex(ns.view("M8[ns]"), name="time").tz_localize("UTC")
     return frame
 
 
@@ -231,3 +310,99 @@ def read_trades(
         frame = frame.sort_values("trade_id", kind="stable")
         out[symbol] = frame[~frame["trade_id"].duplicated()]
     return out
+
+
+# -- klines CSVs and .CHECKSUM files (data.binance.vision) --------------------
+
+#: Columns of a data.binance.vision klines CSV, in order.
+KLINE_CSV_COLUMNS = (
+    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
+    "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
+)
+
+
+def csv_kind(path: str | os.PathLike[str]) -> str:
+    """``klines`` or ``trades`` (trades and aggTrades) for a data.binance.vision CSV."""
+    has_header, fields = _csv_header(path)
+    if len(fields) == 12 or (has_header and fields[0].lower() == "open_time"):
+        return "klines"
+    return "trades"
+
+
+def kline_interval_from_name(path: str | os.PathLike[str]) -> str:
+    """The interval in a klines file name: ``BTCUSDT-1m-2024-08-08.csv`` → ``1m``."""
+    parts = Path(path).name.split(".")[0].split("-")
+    if len(parts) < 2 or not parts[1][:-1].isdigit() or parts[1][-1:] not in "smhdwM":
+        raise FeedError(f"{path}: cannot tell the kline interval from the file name "
+                        "(expected SYMBOL-INTERVAL-DATE.csv, as on data.binance.vision)")
+    return parts[1]
+
+
+def read_csv_klines(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a data.binance.vision klines CSV into a candle frame.
+
+    Returns the columns of :data:`quantify.analytics.CANDLE_COLUMNS` (``trades``
+    is Binance's ``count``; ``vwap`` is ``quote_volume / volume``, the close
+    for a bar without volume) on a UTC index of open times. Header or not,
+    open times in ms or µs.
+    """
+    has_header, fields = _csv_header(path)
+    if len(fields) != 12:
+        raise FeedError(f"{path}: {len(fields)} columns, not a klines CSV (12 expected)")
+    types = {0: "int64", 1: "float64", 2: "float64", 3: "float64", 4: "float64", 5: "float64",
+             7: "float64", 8: "int64", 9: "float64", 10: "float64"}
+    c = _read_csv_columns(path, has_header, types)
+    volume, quote = c[5], c[7]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = np.where(volume > 0, quote / np.where(volume > 0, volume, 1.0), c[4])
+    frame = pd.DataFrame(
+        {
+            "open": c[1], "high": c[2], "low": c[3], "close": c[4], "volume": volume,
+            "quote_volume": quote, "trades": c[8], "taker_buy_volume": c[9],
+            "taker_buy_quote_volume": c[10], "vwap": vwap,
+        },
+        copy=False,
+    )
+    opens = c[0]
+    scale = 1_000 if len(opens) and opens.max() >= 10**14 else 1_000_000
+    frame.index = pd.DatetimeIndex((opens * scale).view("M8[ns]")).tz_localize("UTC")
+    return frame
+
+
+def checksum_path(path: str | os.PathLike[str]) -> Path:
+    """Where data.binance.vision puts the checksum of ``path``: ``<name>.CHECKSUM`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".CHECKSUM")
+
+
+def verify_checksum(path: str | os.PathLike[str]) -> bool:
+    """Check ``path`` against its ``.CHECKSUM`` file, if there is one.
+
+    The checksum file holds ``<sha256 hex>  <file name>`` (``sha256sum``'s
+    format). Returns True if it was present and matched, False if there is
+    none; raises :class:`~quantify.exceptions.FeedError` on a mismatch or an
+    unreadable checksum file.
+    """
+    import hashlib
+
+    check = checksum_path(path)
+    if not check.exists():
+        return False
+    try:
+        text = check.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError as exc:
+        raise FeedError(f"cannot read {check}: {exc.strerror}") from exc
+    expected = text.split()[0].lower() if text else ""
+    if len(expected) != 64 or any(ch not in "0123456789abcdef" for ch in expected):
+        raise FeedError(f"{check}: not a sha256 checksum line ('<hex>  <name>')")
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise FeedError(f"cannot read {path}: {exc.strerror}") from exc
+    if digest.hexdigest() != expected:
+        raise FeedError(f"{path}: sha256 {digest.hexdigest()[:16]}… does not match "
+                        f"{check.name} ({expected[:16]}…); the download is corrupt")
+    return True
