@@ -19,7 +19,7 @@ from quantify.exceptions import QuantifyError
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``quantify --help`` lists them.
-COMMANDS = ("demo", "replay", "ingest", "status", "dashboard", "alerts")
+COMMANDS = ("demo", "replay", "ingest", "status", "dashboard", "alerts", "load", "backfill", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

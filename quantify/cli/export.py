@@ -1,0 +1,56 @@
+"""``quantify export``: ticks or candles of a time range to CSV or Parquet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from quantify.cli._common import add_store_argument, store_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export", help="export ticks or candles of a time range to CSV or Parquet",
+        description=(
+            "Write SYMBOL's ticks, candles (from the ticks) or loaded klines with "
+            "START <= time < END (inclusive-exclusive; for candles, the bar open time) to "
+            "FILE, or CSV to standard output with '-o -'. An existing FILE is refused "
+            "unless --force."
+        ),
+    )
+    p.add_argument("symbol", metavar="SYMBOL", help="a Binance symbol, e.g. BTCUSDT")
+    p.add_argument("--kind", choices=("ticks", "ohlcv", "klines"), default="ticks",
+                   help="ticks (default), ohlcv candles computed from ticks, or loaded klines")
+    p.add_argument("--timeframe", default="1m",
+                   help="candle timeframe / kline interval (default 1m)")
+    p.add_argument("--start", metavar="T", default=None,
+                   help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative ('-6h')")
+    p.add_argument("--end", metavar="T", default=None, help="first time excluded")
+    p.add_argument("--format", choices=("csv", "parquet"), default=None,
+                   help="default: parquet for a .parquet/.pq FILE, else csv")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="output file, or '-' for standard output")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    add_store_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from quantify.store import open_store
+    from quantify.store.history import export
+
+    store = open_store(store_from_args(args))
+    target = sys.stdout.buffer if args.output == "-" else args.output
+    fmt = args.format or ("csv" if args.output == "-" else None)
+    if args.output == "-" and fmt == "parquet" and sys.stdout.isatty():
+        raise ValueError("refusing to write Parquet to a terminal; redirect standard output or use -o FILE")
+    try:
+        rows = export(store, args.symbol, target, kind=args.kind, timeframe=args.timeframe,
+                      start=args.start, end=args.end, format=fmt, overwrite=args.force)
+    except (FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise ValueError(str(exc)) from exc
+    if args.output != "-":
+        print(f"{rows:,} rows written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.flush()
+    return 0

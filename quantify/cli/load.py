@@ -1,0 +1,46 @@
+"""``quantify load``: bulk-load recorded files and data.binance.vision archives.
+
+Exit codes: 0 when every file was loaded, 1 when some were skipped (each is
+reported with its name and, when known, the line), 2 for usage errors — no
+such store, or a writer running on the store (loading takes the writer lock
+so it never races ``quantify ingest``; stop the writer, load, restart it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from quantify.cli._common import add_store_argument, store_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "load", help="bulk-load recordings and data.binance.vision CSVs/zips into the store",
+        description=(
+            "Load trades, aggTrades and klines into the store from data.binance.vision CSVs "
+            "(spot or USD-M, zipped or not, with or without header, ms or µs timestamps), "
+            "recorded WebSocket captures, REST JSON and QuantiFy journal segments. A .CHECKSUM "
+            "beside a file is verified. Idempotent: trade ids decide, so loading a file twice or "
+            "a file that overlaps the live stream adds nothing twice; files may come in any "
+            "order. Takes the store's writer lock: stop a running 'quantify ingest' first. "
+            "Exit status: 0 all loaded, 1 some files skipped (reported), 2 usage error."
+        ),
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="files to load")
+    add_store_argument(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from quantify.store import open_store
+    from quantify.store.history import load_files
+
+    store = open_store(store_from_args(args))
+    result = load_files(
+        store, args.files, progress=not args.no_progress and sys.stderr.isatty(),
+        on_file=lambda f: None if f.ok else print(f"quantify load: skipped {f.error}", file=sys.stderr),
+    )
+    print(result.summary())
+    return 0 if result.ok else 1

@@ -1,0 +1,391 @@
+"""Backfill a time range over REST: trades, aggregate trades or klines.
+
+``quantify backfill SYMBOL --start T --end T`` and :func:`backfill` fetch
+``[start, end)`` (inclusive-exclusive, on trade time or kline open time)
+page by page from Binance's REST API (or the replay server's):
+
+``aggTrades``
+    ``/api/v3/aggTrades``: one ``startTime`` query (at most 1 h wide, as
+    Binance requires; repeated hour by hour over an empty stretch) finds the
+    first aggregate id at or after ``start``; then ``fromId`` pages of 1,000
+    (weight 4 each) until a trade at or after ``end``.
+``trades``
+    ``/api/v3/historicalTrades``: the first trade id comes from that first
+    aggregate trade's ``f``; then ``fromId`` pages of 1,000 (weight 25).
+``klines``
+    ``/api/v3/klines`` pages of 1,000 bars (weight 2) by ``startTime``;
+    bars still open at the server's time are left for a later run.
+
+Within the weight budget, honouring ``Retry-After``: every request goes
+through :class:`~quantify.feed.rest.BinanceRest`, which keeps to the budget
+(6,000/min less 20 % headroom) and waits out 429/418s.
+
+Resumable: rows are merged into the store (:func:`quantify.store.history.merge_ticks`,
+ids decide, so nothing is stored twice) every ``flush_rows`` rows, and after
+each flush the cursor (the next id, or the next kline open time) is saved in
+the store's ``_meta`` library under ``backfill.<SYMBOL>.<kind>.<start>.<end>``.
+A run that is interrupted (Ctrl-C, a crash, a network failure) loses at
+most the unflushed rows; the next run with the same arguments continues at
+the saved cursor. A finished range is remembered and not fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from quantify.feed.parse import Trade, trades_to_frame
+from quantify.feed.rest import BinanceRest, RestConfig
+from quantify.store.history import merge_klines, merge_ticks, tick_kind
+from quantify.store.lease import WriterLock
+from quantify.store.times import TimeLike, parse_time
+
+if TYPE_CHECKING:
+    from quantify.store.store import Store
+
+__all__ = ["BACKFILL_KINDS", "BackfillResult", "DEFAULT_FLUSH_ROWS", "backfill", "run_backfill"]
+
+logger = logging.getLogger(__name__)
+
+BACKFILL_KINDS: Final = ("trades", "aggTrades", "klines")
+#: Rows fetched between two store merges (and cursor saves).
+DEFAULT_FLUSH_ROWS: Final = 50_000
+PAGE: Final = 1000
+_HOUR_MS: Final = 3_600_000
+_META: Final = "_meta"
+_INTERVAL_MS: Final = {
+    "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
+    "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
+    "6h": 21_600_000, "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000,
+}
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """What a :func:`backfill` run did.
+
+    Attributes
+    ----------
+    symbol, kind : str
+        The symbol and ``trades``/``aggTrades``/``klines``.
+    start, end : pandas.Timestamp
+        The range, inclusive-exclusive.
+    rows : int
+        Rows of the range fetched by this run.
+    added : int
+        Rows the store did not hold before.
+    pages, requests, rate_limited : int
+        REST pages fetched; HTTP requests sent (retries included); 429/418
+        answers waited out.
+    resumed : bool
+        This run continued an interrupted one.
+    complete : bool
+        The whole range is in the store. False when the exchange has no data
+        up to ``end`` yet (the range reaches into the future, or past the
+        replay server's clock): rerun later to continue.
+    reached : pandas.Timestamp or None
+        Time of the last row fetched.
+    """
+
+    symbol: str
+    kind: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    rows: int
+    added: int
+    pages: int
+    requests: int
+    rate_limited: int
+    resumed: bool
+    complete: bool
+    reached: pd.Timestamp | None
+
+    def summary(self) -> str:
+        state = "complete" if self.complete else f"incomplete (data reached {self.reached}; rerun later)"
+        return (
+            f"{self.symbol} {self.kind} [{self.start}, {self.end}): {self.rows:,} rows fetched, "
+            f"{self.added:,} added, {self.pages} pages, {self.requests} requests, "
+            f"{self.rate_limited} rate-limited{', resumed' if self.resumed else ''}; {state}"
+        )
+
+
+def _check(symbol: str, kind: str | None, interval: str) -> str:
+    if not isinstance(symbol, str) or not symbol.strip().isalnum():
+        raise ValueError(f"symbol must be a Binance symbol such as 'BTCUSDT', got {symbol!r}")
+    if kind is not None and kind not in BACKFILL_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(BACKFILL_KINDS)}, got {kind!r}")
+    if interval not in _INTERVAL_MS:
+        raise ValueError(f"interval must be one of {', '.join(_INTERVAL_MS)}, got {interval!r}")
+    return symbol.strip().upper()
+
+
+def _record_name(sym: str, kind: str, start_ms: int, end_ms: int, interval: str) -> str:
+    what = f"klines_{interval}" if kind == "klines" else kind
+    return f"backfill.{sym}.{what}.{start_ms}.{end_ms}"
+
+
+class _Progress:
+    """The saved cursor of one backfill range."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self._lib = store.library(_META)
+        self.name = name
+        self.state: dict[str, Any] = {}
+        if self._lib.has_symbol(name):
+            self.state = dict(self._lib.read(name).data)
+
+    def save(self, **changes: Any) -> None:
+        self.state.update(changes)
+        self._lib.write_pickle(self.name, dict(self.state), prune_previous_versions=True)
+
+
+def _default_kind(store: Store, sym: str) -> str:
+    lib = store.library("ticks")
+    if lib.has_symbol(sym):
+        tail = lib.tail(sym, 100).data
+        if len(tail):
+            return tick_kind(tail)
+    return "trades"
+
+
+async def backfill(
+    store: Store,
+    symbol: str,
+    start: TimeLike,
+    end: TimeLike,
+    *,
+    kind: str | None = None,
+    interval: str = "1m",
+    rest: RestConfig = RestConfig(),
+    transport: httpx.AsyncBaseTransport | None = None,
+    flush_rows: int = DEFAULT_FLUSH_ROWS,
+    progress: bool = True,
+    lock: bool = True,
+) -> BackfillResult:
+    """Fetch ``symbol``'s trades or klines of ``[start, end)`` over REST into ``store``.
+
+    Parameters
+    ----------
+    store : Store
+        Target store; the ticks go to ``ticks/<SYMBOL>``, klines to
+        ``klines/<SYMBOL>_<interval>``.
+    symbol : str
+        A Binance symbol.
+    start, end : datetime, str or number
+        The range, inclusive-exclusive (see :func:`quantify.store.parse_time`).
+    kind : {"trades", "aggTrades", "klines"} or None
+        ``None``: the kind of ids the symbol already holds, else ``trades``.
+    interval : str, default "1m"
+        Kline interval (``kind="klines"``).
+    rest : RestConfig
+        Base URL (Binance's or the replay server's) and weight budget.
+    transport : httpx.AsyncBaseTransport, optional
+        Replaces the network (tests).
+    flush_rows : int
+        Rows fetched between store merges; an interruption re-fetches at most these.
+    progress : bool
+        Show a tqdm bar (market time covered) on stderr.
+    lock : bool
+        Take the store's writer lock (default); False if the caller holds it.
+
+    Returns
+    -------
+    BackfillResult
+
+    Raises
+    ------
+    WriterLocked
+        If another process writes to the store.
+    RestError
+        If the server refuses a request (unknown symbol, …) or keeps failing.
+    """
+    sym = _check(symbol, kind, interval)
+    t0, t1 = parse_time(start), parse_time(end)
+    if t0 is None or t1 is None:
+        raise ValueError("backfill needs both start and end")
+    if t1 <= t0:
+        raise ValueError(f"end {t1} is not after start {t0}")
+    if flush_rows < 1:
+        raise ValueError(f"flush_rows must be >= 1, got {flush_rows!r}")
+    start_ms, end_ms = int(t0.value // 1_000_000), -(-int(t1.value) // 1_000_000)
+    held = WriterLock(store.uri.uri, store.uri.path).acquire() if lock else None
+    try:
+        kind = kind or _default_kind(store, sym)
+        record = _Progress(store, _record_name(sym, kind, start_ms, end_ms, interval))
+        run = _Run(store, sym, kind, interval, start_ms, end_ms, record, flush_rows, progress)
+        async with BinanceRest(rest, transport=transport) as client:
+            try:
+                if kind == "klines":
+                    await run.klines(client)
+                else:
+                    await run.trades(client)
+            finally:
+                run.close_bar()
+                run.requests, run.rate_limited = client.requests, client.rate_limited
+    finally:
+        if held is not None:
+            held.release()
+    result = run.result(t0, t1)
+    logger.info("backfill: %s", result.summary())
+    return result
+
+
+def run_backfill(store: Store, symbol: str, start: TimeLike, end: TimeLike,
+                 **kwargs: Any) -> BackfillResult:
+    """:func:`backfill` for synchronous callers (runs its own event loop)."""
+    return asyncio.run(backfill(store, symbol, start, end, **kwargs))
+
+
+class _Run:
+    """State of one backfill run."""
+
+    def __init__(self, store: Store, sym: str, kind: str, interval: str, start_ms: int,
+                 end_ms: int, record: _Progress, flush_rows: int, progress: bool) -> None:
+        self.store, self.sym, self.kind, self.interval = store, sym, kind, interval
+        self.start_ms, self.end_ms = start_ms, end_ms
+        self.record, self.flush_rows = record, flush_rows
+        self.resumed = bool(record.state) and not record.state.get("done")
+        self.rows = self.added = self.pages = self.requests = self.rate_limited = 0
+        self.complete = bool(record.state.get("done"))
+        self.reached: int | None = record.state.get("reached")
+        self._covered = start_ms
+        self._bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=round((end_ms - start_ms) / 1000), unit=" s", unit_scale=True,
+                             desc=f"{sym} {kind}", file=sys.stderr, dynamic_ncols=True)
+
+    def result(self, t0: pd.Timestamp, t1: pd.Timestamp) -> BackfillResult:
+        reached = None if self.reached is None else pd.Timestamp(self.reached, unit="ms", tz="UTC")
+        return BackfillResult(self.sym, self.kind, t0, t1, self.rows, self.added, self.pages,
+                              self.requests, self.rate_limited, self.resumed, self.complete, reached)
+
+    def _advance(self, t_ms: int) -> None:
+        self.reached = t_ms
+        if self._bar is not None and t_ms > self._covered:
+            self._bar.update(round((t_ms - self._covered) / 1000))
+            self._bar.set_postfix_str(f"{self.rows:,} rows", refresh=False)
+        self._covered = max(self._covered, t_ms)
+
+    def close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    # -- trades and aggregate trades ---------------------------------------------
+
+    async def _first_at_start(self, client: BinanceRest) -> tuple[int, int] | None:
+        """``(aggregate id, first trade id)`` of the first trade in the range, if any."""
+        s = self.start_ms
+        while s < self.end_ms:
+            e = min(s + _HOUR_MS, self.end_ms) - 1
+            rows = await client.get("/api/v3/aggTrades",
+                                    {"symbol": self.sym, "startTime": s, "endTime": e, "limit": 1})
+            if rows:
+                return int(rows[0]["a"]), int(rows[0]["f"])
+            self._advance(e + 1)
+            s = e + 1
+        return None
+
+    async def trades(self, client: BinanceRest) -> None:
+        if self.complete:
+            return
+        aggregate = self.kind == "aggTrades"
+        next_id = self.record.state.get("next_id")
+        if next_id is None:
+            first = await self._first_at_start(client)
+            if first is None:  # no trade in the range
+                self.complete = True
+                self.record.save(done=True, reached=self.reached)
+                return
+            next_id = first[0] if aggregate else first[1]
+            self.record.save(next_id=next_id, done=False)
+        buffer: list[Trade] = []
+        done = False
+        while not done:
+            page = await client.trades_from(self.sym, next_id, aggregate=aggregate, limit=PAGE)
+            self.pages += 1
+            if not page:
+                break
+            keep = [t for t in page if t.time < self.end_ms]
+            done = len(keep) < len(page)
+            buffer.extend(keep)
+            self.rows += len(keep)
+            next_id = page[-1].trade_id + 1
+            if keep:
+                self._advance(keep[-1].time)
+            if done:
+                self.complete = True
+            elif len(page) < PAGE:
+                # the latest trade the server has: complete if its clock is past the end
+                server_ms = int((await client.get("/api/v3/time"))["serverTime"])
+                self.complete = server_ms >= self.end_ms
+                break
+            if len(buffer) >= self.flush_rows or done:
+                self._flush(buffer, next_id, done)
+                buffer = []
+        self._flush(buffer, next_id, self.complete)
+        if self.complete and self._bar is not None:
+            self._advance(self.end_ms)
+
+    def _flush(self, buffer: list[Trade], next_id: int, done: bool) -> None:
+        if buffer:
+            frame = trades_to_frame(buffer)
+            self.added += merge_ticks(self.store, self.sym, frame).added
+        self.record.save(next_id=next_id, done=done, reached=self.reached)
+
+    # -- klines -------------------------------------------------------------------
+
+    async def klines(self, client: BinanceRest) -> None:
+        if self.complete:
+            return
+        step = _INTERVAL_MS[self.interval]
+        server_ms = int((await client.get("/api/v3/time"))["serverTime"])
+        cursor = int(self.record.state.get("next_ms", self.start_ms))
+        name = f"{self.sym}_{self.interval}"
+        open_bar = False
+        while cursor < self.end_ms:
+            rows = await client.get("/api/v3/klines", {
+                "symbol": self.sym, "interval": self.interval, "startTime": cursor,
+                "endTime": self.end_ms - 1, "limit": PAGE,
+            })
+            self.pages += 1
+            rows = [r for r in rows if int(r[0]) < self.end_ms]
+            closed = [r for r in rows if int(r[6]) < server_ms]
+            open_bar = len(closed) < len(rows)
+            if closed:
+                self.added += merge_klines(self.store, name, _klines_frame(closed))
+                self.rows += len(closed)
+                cursor = int(closed[-1][0]) + step
+                self._advance(cursor)
+                self.record.save(next_ms=cursor, done=False, reached=self.reached)
+            if open_bar or len(rows) < PAGE:
+                break  # a bar still open, or no more bars in the range
+        # without an open bar, the server has no bar left in the range once its
+        # clock is past the range's end
+        self.complete = cursor >= self.end_ms or (server_ms >= self.end_ms and not open_bar)
+        self.record.save(next_ms=cursor, done=self.complete, reached=self.reached)
+
+
+def _klines_frame(rows: list[list[Any]]) -> pd.DataFrame:
+    """REST kline rows → a candle frame (:data:`quantify.analytics.CANDLE_COLUMNS`)."""
+    a = np.array([r[:11] for r in rows], dtype=object)
+    f = {i: a[:, i].astype("float64") for i in (1, 2, 3, 4, 5, 7, 9, 10)}
+    volume, quote = f[5], f[7]
+    vwap = np.where(volume > 0, quote / np.where(volume > 0, volume, 1.0), f[4])
+    frame = pd.DataFrame({
+        "open": f[1], "high": f[2], "low": f[3], "close": f[4], "volume": volume,
+        "quote_volume": quote, "trades": a[:, 8].astype("int64"), "taker_buy_volume": f[9],
+        "taker_buy_quote_volume": f[10], "vwap": vwap,
+    })
+    opens = a[:, 0].astype("int64") * 1_000_000
+    frame.index = pd.DatetimeIndex(opens.view("M8[ns]")).tz_localize("UTC")
+    return frame
+
