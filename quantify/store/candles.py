@@ -11,12 +11,14 @@ service, in the writer thread)::
     batch of ticks ──▶ open minute's ticks (in memory) + batch ──resample──▶
         closed bars ──append──▶ candles_1m/<SYMBOL>;  last bar stays open
 
-A minute is closed when a later trade arrives (trade times never go back
-within a symbol). Only closed bars are written, with one ``append_batch``
-for every symbol that closed a minute in the batch; most batches write
-nothing. The open bar is not written: readers compute it from ticks, like
-every range the aggregate does not cover yet, so the aggregate never holds
-a partial bar and never needs ``update``.
+A batch that stays inside the open minute is only kept (a list append: most
+batches at live speed). A minute is closed when a later trade arrives (trade
+times never go back within a symbol): the kept ticks are resampled once,
+exactly, and the open minute's ticks kept for the next time. Closed bars are
+written with one ``append_batch`` for all symbols, at most every
+``write_interval`` seconds. The open bar is never written: readers compute
+it from ticks, like every range the aggregate does not cover yet, so the
+aggregate never holds a partial bar and never needs ``update``.
 
 Reading (:func:`read_ohlcv`, behind :meth:`Store.ohlcv`): bars up to the
 aggregate's end come from ``candles_1m``; the rest (the open minute, a lag,
@@ -56,7 +58,7 @@ from quantify.store.times import TimeLike, parse_time
 if TYPE_CHECKING:
     from quantify.store.store import Store
 
-__all__ = ["CANDLES_1M", "CandleAggregator", "read_ohlcv"]
+__all__ = ["CANDLES_1M", "DEFAULT_WRITE_INTERVAL", "CandleAggregator", "read_ohlcv"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,10 @@ _MINUTE_NS: Final = int(MINUTE.value)
 _PRICE_COLUMNS: Final = ("open", "high", "low", "close", "vwap")
 #: Catch-up reads ticks one window at a time, so memory stays bounded.
 _CATCH_UP_WINDOW: Final = pd.Timedelta(hours=6)
+#: Closed bars are appended at most this often (seconds): one ArcticDB append
+#: costs ~5 ms on LMDB, ~50 ms on S3, while a full-speed replay closes a minute
+#: every few batches. Readers compute the not-yet-written minutes from ticks.
+DEFAULT_WRITE_INTERVAL: Final = 1.0
 #: Compact a symbol's candles every so many appends (one segment per append).
 _COMPACT_EVERY: Final = 360
 
@@ -106,12 +112,15 @@ class _SymbolState:
     end: int | None = None
     #: Close of the last closed bar (carried into flat bars).
     prev_close: float = math.nan
-    #: Ticks of the open minute (all ticks at or after ``end``).
-    open: pd.DataFrame | None = None
+    #: Start of the open minute (that of the last trade seen), ns.
+    open_bar: int | None = None
+    #: Tick frames not yet resampled: the open minute's (and, until a minute closes, earlier).
+    pending: list[pd.DataFrame] = field(default_factory=list)
     #: Last trade id aggregated (a batch's older rows are skipped).
     last_id: int = -1
-    appends: int = 0
+    #: Closed bars not yet written.
     closed: list[pd.DataFrame] = field(default_factory=list)
+    appends: int = 0
 
 
 class CandleAggregator:
@@ -126,6 +135,8 @@ class CandleAggregator:
     store : Store
         The store the ticks are appended to; candles go to its
         :data:`CANDLES_1M` library.
+    write_interval : float, default DEFAULT_WRITE_INTERVAL
+        Least seconds between two appends of closed bars (0: every batch).
 
     Attributes
     ----------
@@ -146,8 +157,12 @@ class CandleAggregator:
     counted twice.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, write_interval: float = DEFAULT_WRITE_INTERVAL) -> None:
+        if not write_interval >= 0:
+            raise ValueError(f"write_interval must be >= 0 seconds, got {write_interval!r}")
         self.store = store
+        self.write_interval = float(write_interval)
+        self._last_write = -math.inf
         self._lib = store.library(CANDLES_1M)
         self._state: dict[str, _SymbolState] = {}
         self.batches = 0
@@ -180,7 +195,7 @@ class CandleAggregator:
                 if not len(ticks):
                     continue
             self._extend(state, ticks)
-        self._write()
+        self._write(force=False)
         self.batches += 1
         self.seconds += time.perf_counter() - t0
 
@@ -230,7 +245,7 @@ class CandleAggregator:
             if len(chunk):
                 n += len(chunk)
                 self._extend(state, chunk)
-                self._write()
+                self._write(force=True)
             t += window
         state.last_id = max(state.last_id, int(last["trade_id"].iat[-1]))
         if n:
@@ -242,25 +257,32 @@ class CandleAggregator:
             )
 
     def _extend(self, state: _SymbolState, ticks: pd.DataFrame) -> None:
-        data = (
-            ticks if state.open is None or not len(state.open) else pd.concat([state.open, ticks])
-        )
-        start = None if state.end is None else _ts(state.end)
-        bars = _fill_leading(resample(data, "1m", start=start), state.prev_close)
         state.last_id = int(ticks["trade_id"].iat[-1])
-        if not len(bars):
-            state.open = data
-            return
-        current = bars.index[-1]
-        if len(bars) > 1:
-            closed = bars.iloc[:-1]
-            state.closed.append(closed)
-            state.end = int(current.value)
-            state.prev_close = float(closed["close"].iat[-1])
-        cut = int(np.searchsorted(data.index.asi8, current.value, side="left"))
-        state.open = data.iloc[cut:]
+        state.pending.append(ticks)
+        bar = int(ticks.index.asi8[-1]) // _MINUTE_NS * _MINUTE_NS
+        if state.open_bar is None:
+            state.open_bar = int(ticks.index.asi8[0]) // _MINUTE_NS * _MINUTE_NS
+        if bar == state.open_bar:
+            return  # still the open minute: nothing closes, nothing to compute (most batches)
+        # A later minute began: every bar before it is closed.
+        data = state.pending[0] if len(state.pending) == 1 else pd.concat(state.pending)
+        start = None if state.end is None else _ts(state.end)
+        bars = _fill_leading(resample(data, "1m", start=start, end=_ts(bar)), state.prev_close)
+        if len(bars):
+            state.closed.append(bars)
+            state.end = bar
+            state.prev_close = float(bars["close"].iat[-1])
+        cut = int(np.searchsorted(data.index.asi8, bar, side="left"))
+        state.pending = [data.iloc[cut:]]
+        state.open_bar = bar
 
-    def _write(self) -> None:
+    def close(self) -> None:
+        """Write the closed bars still held (the service calls this on stop)."""
+        self._write(force=True)
+
+    def _write(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_write < self.write_interval:
+            return
         payloads = []
         pending = []
         for sym, state in self._state.items():
@@ -270,6 +292,7 @@ class CandleAggregator:
                 pending.append(state)
         if not payloads:
             return
+        self._last_write = time.monotonic()
         results = self._lib.append_batch(payloads, prune_previous_versions=True)
         errors = [r for r in results if isinstance(r, DataError)]
         if errors:  # the service counts this listener failure; bars stay pending for the next batch

@@ -67,7 +67,7 @@ def assert_aggregate_exact(store: Store, symbols: list[str]) -> None:
 
 def test_aggregate_equals_resample_over_uneven_batches(lmdb_uri: str, sample: dict) -> None:
     store = open_store(lmdb_uri)
-    agg = CandleAggregator(store)
+    agg = CandleAggregator(store, write_interval=0)
     agg.start(store)  # an empty store: nothing to catch up
     feed(store, agg, sample, seed=1)
     assert_aggregate_exact(store, ["BTCUSDT", "ETHUSDT"])
@@ -75,11 +75,28 @@ def test_aggregate_equals_resample_over_uneven_batches(lmdb_uri: str, sample: di
     assert agg.stats()["candle_batches"] == agg.batches > 0
 
 
+def test_throttled_writes_lag_but_reads_do_not(lmdb_uri: str, sample: dict) -> None:
+    """Closed bars wait in memory between writes; ``ohlcv`` reads what is missing from ticks."""
+    store = open_store(lmdb_uri)
+    agg = CandleAggregator(store, write_interval=3600)
+    feed(store, agg, sample, seed=11)
+    written = store.library(CANDLES_1M).read("BTCUSDT").data
+    assert 0 < len(written) < 11  # the first closed minutes only
+    for sym in sample:
+        pd.testing.assert_frame_equal(store.ohlcv(sym), resample(store.ticks(sym), "1m"), check_freq=False)
+    agg.close()  # the service's stop
+    assert_aggregate_exact(store, ["BTCUSDT", "ETHUSDT"])
+
+
 def test_one_trade_batches_and_repeated_batches(lmdb_uri: str, sample: dict) -> None:
     store = open_store(lmdb_uri)
-    agg = CandleAggregator(store)
-    btc = sample["BTCUSDT"].iloc[:3000]  # 23:54:15 .. 23:56:xx
-    for i in range(0, len(btc), 1):
+    agg = CandleAggregator(store, write_interval=0)
+    full = sample["BTCUSDT"]
+    cut = int(full.index.searchsorted(pd.Timestamp("2024-08-08 23:56", tz="UTC")))
+    btc = full.iloc[: cut + 150]  # big batches, then one trade at a time across a minute's close
+    store.append_ticks({"BTCUSDT": btc.iloc[: cut - 150]})
+    agg({"BTCUSDT": btc.iloc[: cut - 150]})
+    for i in range(cut - 150, len(btc)):
         one = {"BTCUSDT": btc.iloc[i : i + 1]}
         store.append_ticks(one)
         agg(one)
@@ -94,10 +111,10 @@ def test_kill_between_append_and_aggregation_is_caught_up(lmdb_uri: str, sample:
     first = {s: f.iloc[: len(f) // 3] for s, f in sample.items()}
     middle = {s: f.iloc[len(f) // 3 : 2 * len(f) // 3] for s, f in sample.items()}
     rest = {s: f.iloc[2 * len(f) // 3 :] for s, f in sample.items()}
-    feed(store, CandleAggregator(store), first, seed=2)
+    feed(store, CandleAggregator(store, write_interval=0), first, seed=2)
     feed(store, None, middle, seed=3)  # stored, never aggregated: the writer died
     assert len(store.library(CANDLES_1M).read("BTCUSDT").data) < 5
-    agg = CandleAggregator(store)  # the restarted writer
+    agg = CandleAggregator(store, write_interval=0)  # the restarted writer
     agg.start(store)
     assert_aggregate_exact(store, ["BTCUSDT", "ETHUSDT"])
     feed(store, agg, rest, seed=4)
@@ -108,7 +125,7 @@ def test_ticks_loaded_without_aggregates(lmdb_uri: str, sample: dict) -> None:
     store = open_store(lmdb_uri)
     feed(store, None, sample, seed=5)
     assert not store.library(CANDLES_1M).has_symbol("BTCUSDT")
-    CandleAggregator(store).start(store)
+    CandleAggregator(store, write_interval=0).start(store)
     assert_aggregate_exact(store, ["BTCUSDT", "ETHUSDT"])
 
 
@@ -119,7 +136,7 @@ def test_batch_before_start_is_not_counted_twice(lmdb_uri: str, sample: dict) ->
     recovered = {s: f.iloc[2000:2500] for s, f in sample.items()}
     feed(store, None, old, seed=6)
     store.append_ticks(recovered)
-    agg = CandleAggregator(store)
+    agg = CandleAggregator(store, write_interval=0)
     agg(recovered)  # first sight of the symbols: catch up from the store, which holds this batch
     agg.start(store)
     feed(store, agg, {s: f.iloc[2500:] for s, f in sample.items()}, seed=7)
@@ -141,7 +158,7 @@ def test_shared_recordings(lmdb_uri: str, files: list[str]) -> None:
         pytest.skip(f"recordings not found under {SHARED}")
     frames = load(paths)
     store = open_store(lmdb_uri)
-    agg = CandleAggregator(store)
+    agg = CandleAggregator(store, write_interval=0)
     feed(store, agg, frames, seed=8)
     assert_aggregate_exact(store, sorted(frames))
     # flat bars for the minutes without trades, at the previous close
@@ -160,7 +177,7 @@ def test_a_batch_costs_milliseconds(lmdb_uri: str, sample: dict) -> None:
     catches an accidental full re-read of the store per batch.
     """
     store = open_store(lmdb_uri)
-    agg = CandleAggregator(store)
+    agg = CandleAggregator(store, write_interval=0)
     feed(store, agg, {s: f.iloc[:200] for s, f in sample.items()}, seed=9)  # warm up
     agg.batches, agg.seconds = 0, 0.0
     for batch in batches({s: f.iloc[200:] for s, f in sample.items()}, seed=10, low=4000, high=6000):
