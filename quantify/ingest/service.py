@@ -229,10 +229,10 @@ class IngestService:
         def target() -> None:
             async def main() -> None:
                 task = asyncio.ensure_future(self.run())
-                while self.state is WriterState.STARTING or self.state is WriterState.RECOVERING:
-                    if task.done():
-                        break
+                while self.state in (WriterState.STARTING, WriterState.RECOVERING) and not task.done():
                     await asyncio.sleep(0.02)
+                if task.done():
+                    await task  # an error (WriterLocked) is recorded before `started` is set
                 started.set()
                 await task
 

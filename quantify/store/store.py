@@ -209,22 +209,26 @@ class Store:
         return read_ohlcv(self, symbol, timeframe, start, end, fill=fill)
 
     def _read(self, sym: str, **kwargs: Any) -> pd.DataFrame:
-        # A version pruned between listing and reading (the writer compacts and
-        # prunes) makes one read fail; the next read sees the new version.
-        for attempt in range(3):
+        return self._retry(sym, lambda: self._ticks.read(sym, **kwargs).data)
+
+    def _retry(self, sym: str, fn: Any) -> Any:
+        # A version pruned between listing and reading (the writer prunes old
+        # versions on every append) makes one read fail with "key not found";
+        # the next read sees the new version.
+        for attempt in range(5):
             try:
-                return self._ticks.read(sym, **kwargs).data
+                return fn()
             except adb.exceptions.ArcticException as exc:
-                if attempt == 2:
+                if attempt == 4:
                     raise StoreError(f"cannot read {sym} from {self.uri}: {exc}") from exc
-                time.sleep(0.05)
+                time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def last_trades(self) -> dict[str, tuple[int, pd.Timestamp]]:
         """Last stored ``(trade_id, time)`` of every symbol."""
         out = {}
         for sym in self.symbols():
-            tail = self._ticks.tail(sym, 1).data
+            tail = self._retry(sym, lambda: self._ticks.tail(sym, 1).data)
             if len(tail):
                 out[sym] = (int(tail["trade_id"].iloc[-1]), tail.index[-1])
         return out
@@ -232,9 +236,9 @@ class Store:
     def describe(self, symbol: str) -> dict[str, Any]:
         """Rows, first/last trade time and id of ``symbol``."""
         sym = self._require(symbol)
-        head = self._ticks.head(sym, 1).data
-        tail = self._ticks.tail(sym, 1).data
-        rows = self._ticks.get_description(sym).row_count
+        head = self._retry(sym, lambda: self._ticks.head(sym, 1).data)
+        tail = self._retry(sym, lambda: self._ticks.tail(sym, 1).data)
+        rows = self._retry(sym, lambda: self._ticks.get_description(sym).row_count)
         return {
             "symbol": sym,
             "rows": int(rows),

@@ -36,7 +36,10 @@ def live_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         replay.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running
+# in the main thread while it is open, which would break asyncio.run() in
+# every test collected after the browser tests.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
