@@ -201,7 +201,11 @@ def _read_csv_columns(
                 ),
             )
         except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
-            raise FeedError(f"{path}: not a Binance CSV: {_arrow_message(exc, has_header)}") from exc
+            where = _bad_value_line(path, has_header, types)
+            message = _arrow_message(exc, has_header)
+            if where and "line " not in message:
+                message = f"{where}: {message}"
+            raise FeedError(f"{path}: not a Binance CSV: {message}") from exc
         return {i: table.column(f"f{i}").to_numpy() for i in types}
     try:
         raw = pd.read_csv(
@@ -211,6 +215,27 @@ def _read_csv_columns(
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise FeedError(f"{path}: not a Binance CSV: {exc}") from exc
     return {i: raw.iloc[:, k].to_numpy(dtype=types[i]) for k, i in enumerate(sorted(types))}
+
+
+def _bad_value_line(path: str | os.PathLike[str], has_header: bool, types: dict[int, str]) -> str:
+    """``"line N"`` of the first value that is not of its column's type ("" if none found).
+
+    Only on the error path: pyarrow's conversion errors name the column, not the row.
+    """
+    try:
+        raw = pd.read_csv(path, header=None, dtype=str, skiprows=1 if has_header else 0,
+                          usecols=list(types), keep_default_na=False, on_bad_lines="skip")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return ""
+    bad = np.zeros(len(raw), dtype=bool)
+    for i, kind in types.items():
+        col = raw[i].str.strip()
+        if kind == "bool":
+            bad |= ~col.str.lower().isin(("true", "false", "1", "0")).to_numpy()
+        else:
+            bad |= pd.to_numeric(col, errors="coerce").isna().to_numpy()
+    rows = np.flatnonzero(bad)
+    return f"line {int(rows[0]) + 1 + int(has_header)}" if len(rows) else ""
 
 
 def _arrow_message(exc: Exception, has_header: bool) -> str:

@@ -85,6 +85,8 @@ TICK_DTYPES: Final = {
 EXPORT_KINDS: Final = ("ticks", "ohlcv", "klines")
 EXPORT_FORMATS: Final = ("csv", "parquet")
 _CSV_CHUNK_ROWS: Final = 500_000
+#: Times in exported CSVs: ISO 8601, UTC, µs, the same width on every row.
+CSV_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 # -- results --------------------------------------------------------------------
@@ -550,7 +552,9 @@ def _write(frame: pd.DataFrame, fh: IO[bytes], format: str) -> None:
     text = io.TextIOWrapper(fh, encoding="utf-8", newline="", write_through=True)
     try:
         for i in range(0, max(len(frame), 1), _CSV_CHUNK_ROWS):
-            frame.iloc[i:i + _CSV_CHUNK_ROWS].to_csv(text, header=(i == 0), index=True)
+            frame.iloc[i:i + _CSV_CHUNK_ROWS].to_csv(
+                text, header=(i == 0), index=True, date_format=CSV_TIME_FORMAT
+            )
         text.flush()
     finally:
         text.detach()  # leave the caller's stream open
@@ -610,9 +614,9 @@ def export(
 
     Notes
     -----
-    CSV: a header line, then one row per tick or bar; the first column is the
-    UTC time in ISO 8601 (``2024-08-08 23:55:00.123000+00:00``). Parquet keeps
-    the dtypes and the UTC index.
+    CSV: a header line, then one row per tick or bar; the first column,
+    ``time``, is the UTC time in ISO 8601 with µs (``2024-08-08T23:55:00.123000Z``;
+    Binance's times have at most µs). Parquet keeps the dtypes and the UTC index.
     """
     if kind not in EXPORT_KINDS:
         raise ValueError(f"kind must be one of {', '.join(EXPORT_KINDS)}, got {kind!r}")
