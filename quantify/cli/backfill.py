@@ -11,7 +11,7 @@ from quantify.cli._common import add_store_argument, store_from_args
 EPILOG = """\
 examples:
   quantify backfill BTCUSDT --start 2024-08-08 --end 2024-08-09
-  quantify backfill BTCUSDT --start -6h --end now --kind aggTrades
+  quantify backfill BTCUSDT --start=-6h --end now --kind aggTrades   # '=' before a '-'
   quantify backfill ETHUSDT --start 2024-08-01 --end 2024-09-01 --kind klines --interval 1h
 
 The range is inclusive-exclusive (START <= time < END). Interrupted runs
@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("symbol", metavar="SYMBOL", help="a Binance symbol, e.g. BTCUSDT")
     p.add_argument("--start", required=True, metavar="T",
-                   help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative ('-6h')")
+                   help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative "
+                        "(--start=-6h)")
     p.add_argument("--end", required=True, metavar="T", help="first time excluded")
     p.add_argument("--kind", choices=("trades", "aggTrades", "klines"), default=None,
                    help="default: the kind the symbol already holds, else trades")

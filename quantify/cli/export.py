@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeframe", default="1m",
                    help="candle timeframe / kline interval (default 1m)")
     p.add_argument("--start", metavar="T", default=None,
-                   help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative ('-6h')")
+                   help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative "
+                        "(--start=-6h)")
     p.add_argument("--end", metavar="T", default=None, help="first time excluded")
     p.add_argument("--format", choices=("csv", "parquet"), default=None,
                    help="default: parquet for a .parquet/.pq FILE, else csv")
