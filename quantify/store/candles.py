@@ -373,11 +373,16 @@ def read_ohlcv(
         raise ValueError(f"end {t1} is not after start {t0}")
     ticks_lib = store.library("ticks")
     # The bar grid [g0, g1): bars labelled start <= t < end, whole bars only.
+    agg = _aggregate_bounds(store.library(CANDLES_1M), sym)
     if t0 is None:
+        # from the first trade; the aggregate's first bar if older ticks were deleted
         head = ticks_lib.head(sym, 1).data
-        if not len(head):
+        first = int(head.index[0].value) if len(head) else None
+        if agg is not None and (first is None or agg[0] < first // _MINUTE_NS * _MINUTE_NS):
+            first = agg[0]
+        if first is None:
             return _empty()
-        g0 = int(head.index[0].value) // step * step
+        g0 = first // step * step
     else:
         g0 = -(-int(t0.value) // step) * step
     if t1 is None:
@@ -390,7 +395,6 @@ def read_ohlcv(
     if g1 <= g0:
         return _empty()
 
-    agg = _aggregate_bounds(store.library(CANDLES_1M), sym)
     if step % _MINUTE_NS:
         # Sub-minute or not a multiple of 1m: straight from the ticks.
         prev = _close_before(store, sym, g0, agg)
