@@ -162,7 +162,7 @@ def test_shared_recordings(lmdb_uri: str, files: list[str]) -> None:
     feed(store, agg, frames, seed=8)
     assert_aggregate_exact(store, sorted(frames))
     # flat bars for the minutes without trades, at the previous close
-    bars = store.library(CANDLES_1M).read(sorted(frames)[0]).data
+    bars = store.library(CANDLES_1M).read(min(frames)).data
     flat = bars[bars["trades"] == 0]
     if len(flat):
         prev = bars["close"].shift(1)[bars["trades"] == 0]
