@@ -85,7 +85,7 @@ TICK_DTYPES: Final = {
 EXPORT_KINDS: Final = ("ticks", "ohlcv", "klines")
 EXPORT_FORMATS: Final = ("csv", "parquet")
 _CSV_CHUNK_ROWS: Final = 500_000
-#: Times in exported CSVs: ISO 8601, UTC, µs, the same width on every row.
+#: Times in exported CSVs (strftime spelling): ISO 8601, UTC, µs, one width on every row.
 CSV_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -545,19 +545,28 @@ def _format_of(target: Any, format: str | None) -> str:
     return format
 
 
+def _csv_times(index: pd.DatetimeIndex) -> np.ndarray:
+    """ISO 8601 UTC strings with µs (:data:`CSV_TIME_FORMAT`), vectorised."""
+    us = index.tz_convert("UTC").tz_localize(None).to_numpy().astype("M8[us]")
+    return np.char.add(np.datetime_as_string(us, unit="us"), "Z")
+
+
 def _write(frame: pd.DataFrame, fh: IO[bytes], format: str) -> None:
     if format == "parquet":
         frame.to_parquet(fh, engine="pyarrow", index=True)
         return
-    text = io.TextIOWrapper(fh, encoding="utf-8", newline="", write_through=True)
-    try:
-        for i in range(0, max(len(frame), 1), _CSV_CHUNK_ROWS):
-            frame.iloc[i:i + _CSV_CHUNK_ROWS].to_csv(
-                text, header=(i == 0), index=True, date_format=CSV_TIME_FORMAT
-            )
-        text.flush()
-    finally:
-        text.detach()  # leave the caller's stream open
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    # pyarrow's writer: ~10x DataFrame.to_csv; floats in shortest round-trip form
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    fh.write((",".join(["time", *map(str, frame.columns)]) + "\n").encode())  # unquoted
+    for i in range(0, len(frame), _CSV_CHUNK_ROWS):
+        part = frame.iloc[i:i + _CSV_CHUNK_ROWS]
+        table = pa.table({"time": _csv_times(part.index),
+                          **{str(c): part[c].to_numpy() for c in part.columns}})
+        pacsv.write_csv(table, fh, options)
+    fh.flush()
 
 
 def export(
@@ -616,7 +625,8 @@ def export(
     -----
     CSV: a header line, then one row per tick or bar; the first column,
     ``time``, is the UTC time in ISO 8601 with µs (``2024-08-08T23:55:00.123000Z``;
-    Binance's times have at most µs). Parquet keeps the dtypes and the UTC index.
+    Binance's times have at most µs); floats in their shortest round-trip form,
+    booleans ``true``/``false``. Parquet keeps the dtypes and the UTC index.
     """
     if kind not in EXPORT_KINDS:
         raise ValueError(f"kind must be one of {', '.join(EXPORT_KINDS)}, got {kind!r}")
