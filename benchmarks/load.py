@@ -93,8 +93,10 @@ def main() -> None:
             ("csv", lambda p: ticks.to_csv(p)),
             ("parquet", lambda p: ticks.to_parquet(p)),
         ):
-            _, t_ref = timed(lambda: ref(Path(tmp) / f"ref.{fmt}"))
-            _, t_exp = timed(lambda: export(store, "BTCUSDT", Path(tmp) / f"out.{fmt}", format=fmt))
+            _, t_ref = timed(lambda ref=ref, fmt=fmt: ref(Path(tmp) / f"ref.{fmt}"))
+            _, t_exp = timed(
+                lambda fmt=fmt: export(store, "BTCUSDT", Path(tmp) / f"out.{fmt}", format=fmt)
+            )
             results[f"export_{fmt}_rows_s"] = n / t_exp
             results[f"to_{fmt}_rows_s"] = n / t_ref
             results[f"export_{fmt}_vs_pandas"] = t_ref / t_exp

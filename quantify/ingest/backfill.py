@@ -50,7 +50,7 @@ from quantify.store.times import TimeLike, parse_time
 if TYPE_CHECKING:
     from quantify.store.store import Store
 
-__all__ = ["BACKFILL_KINDS", "BackfillResult", "DEFAULT_FLUSH_ROWS", "backfill", "run_backfill"]
+__all__ = ["BACKFILL_KINDS", "DEFAULT_FLUSH_ROWS", "BackfillResult", "backfill", "run_backfill"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ async def backfill(
     *,
     kind: str | None = None,
     interval: str = "1m",
-    rest: RestConfig = RestConfig(),
+    rest: RestConfig | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     flush_rows: int = DEFAULT_FLUSH_ROWS,
     progress: bool = True,
@@ -184,8 +184,9 @@ async def backfill(
         ``None``: the kind of ids the symbol already holds, else ``trades``.
     interval : str, default "1m"
         Kline interval (``kind="klines"``).
-    rest : RestConfig
-        Base URL (Binance's or the replay server's) and weight budget.
+    rest : RestConfig, optional
+        Base URL (Binance's or the replay server's) and weight budget;
+        default ``RestConfig()`` (Binance).
     transport : httpx.AsyncBaseTransport, optional
         Replaces the network (tests).
     flush_rows : int
@@ -220,7 +221,7 @@ async def backfill(
         kind = kind or _default_kind(store, sym)
         record = _Progress(store, _record_name(sym, kind, start_ms, end_ms, interval))
         run = _Run(store, sym, kind, interval, start_ms, end_ms, record, flush_rows, progress)
-        async with BinanceRest(rest, transport=transport) as client:
+        async with BinanceRest(rest or RestConfig(), transport=transport) as client:
             try:
                 if kind == "klines":
                     await run.klines(client)

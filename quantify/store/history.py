@@ -34,7 +34,6 @@ as everywhere in QuantiFy) to CSV or Parquet, to a path or a binary stream.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
@@ -59,8 +58,8 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPORT_FORMATS",
     "EXPORT_KINDS",
-    "FileResult",
     "KLINES",
+    "FileResult",
     "LoadResult",
     "MergeResult",
     "export",
@@ -167,12 +166,13 @@ class LoadResult:
                 acc = per.setdefault(sym, [0, 0])
                 acc[0] += n
                 acc[1] += f.added.get(sym, 0)
-        lines = [
+        head = (
             f"{len(self.files) - len(self.skipped)} file(s) loaded, {len(self.skipped)} skipped; "
             f"{self.rows:,} rows read, {self.added:,} added "
             f"({self.rows - self.added:,} already stored) in {self.seconds:.1f} s "
             f"({self.rows_per_second:,.0f} rows/s)"
-        ]
+        )
+        lines = [head]
         lines += [f"  {sym}: {read:,} read, {added:,} added" for sym, (read, added) in sorted(per.items())]
         lines += [f"  skipped {f.path}: {f.error}" for f in self.skipped]
         return "\n".join(lines)
@@ -459,13 +459,13 @@ def load_files(
     """
     from quantify.feed.recordings import verify_checksum
 
-    paths = [Path(p) for p in paths]
+    files = [Path(p) for p in paths]
     held = _writer_lock(store).acquire() if lock else None
     result = LoadResult()
     t0 = time.perf_counter()
     bar = _progress_bar(progress)
     try:
-        for path in paths:
+        for path in files:
             fr = FileResult(path)
             if bar is not None:
                 bar.set_postfix_str(path.name, refresh=False)

@@ -170,9 +170,8 @@ def test_klines_csv(tmp_path: Path) -> None:
 
 def test_load_refuses_while_a_writer_runs(lmdb_uri: str) -> None:
     store = open_store(lmdb_uri)
-    with WriterLock(store.uri.uri, store.uri.path):
-        with pytest.raises(WriterLocked, match="already has a writer"):
-            load_files(store, sample_files()[:1], progress=False)
+    with WriterLock(store.uri.uri, store.uri.path), pytest.raises(WriterLocked, match="writer"):
+        load_files(store, sample_files()[:1], progress=False)
     assert load_files(store, sample_files()[:1], progress=False).ok
 
 
