@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from quantify.feed.rest import WEIGHTS as ENDPOINT_WEIGHTS
 from quantify.feed.tape import SymbolTape, Tape, format_units
 
 __all__ = [
@@ -48,18 +49,8 @@ __all__ = [
 ]
 
 #: Request weight a client IP may use per minute (Binance spot: 6000).
+#: ``ENDPOINT_WEIGHTS`` is the client's table: one source for both sides.
 DEFAULT_WEIGHT_LIMIT = 6000
-
-#: Weight of each endpoint, as on Binance's spot API.
-ENDPOINT_WEIGHTS = {
-    "/api/v3/ping": 1,
-    "/api/v3/time": 1,
-    "/api/v3/exchangeInfo": 20,
-    "/api/v3/aggTrades": 4,
-    "/api/v3/historicalTrades": 25,
-    "/api/v3/trades": 25,
-    "/api/v3/klines": 2,
-}
 
 _S, _M, _H, _D = 1000, 60_000, 3_600_000, 86_400_000
 #: Kline intervals in milliseconds (``1M`` is a calendar month, ``0`` here).

@@ -59,6 +59,19 @@ def config(uri: str, replay: ReplayThread, **kw: object) -> IngestConfig:
                         backoff_initial=0.2, backoff_min=0.2, backoff_max=1.0, **kw)
 
 
+def ingest_replay(uri: str, replay_cfg: ReplayConfig, timeout: float = 120, **kw: object) -> IngestService:
+    """Ingest a replay into ``uri`` until every recorded trade is stored; return the stopped service."""
+    with ReplayThread(replay_cfg) as replay:
+        service = IngestService(config(uri, replay, **kw))
+        service.start_in_thread()
+        try:
+            assert wait_for(lambda: complete(uri), timeout)
+        finally:
+            service.join(timeout=10)
+    assert_exact(uri)
+    return service
+
+
 def test_stream_urls_split_connections() -> None:
     cfg = IngestConfig(symbols=[f"S{i}USDT" for i in range(450)], streams_per_connection=200)
     urls = stream_urls(cfg)
@@ -68,28 +81,13 @@ def test_stream_urls_split_connections() -> None:
 
 
 def test_full_speed_replay_stores_every_trade_once(lmdb_uri: str) -> None:
-    with ReplayThread(ReplayConfig(speed=0)) as replay:
-        service = IngestService(config(lmdb_uri, replay))
-        service.start_in_thread()
-        try:
-            assert wait_for(lambda: complete(lmdb_uri), 60)
-        finally:
-            service.join(timeout=10)
-    assert_exact(lmdb_uri)
+    service = ingest_replay(lmdb_uri, ReplayConfig(speed=0), 60)
     status = service.status()
     assert status["state"] == "stopped" and status["trades_stored"] == BTC[0] + ETH[0]
 
 
 def test_drops_and_corrupt_frames_lose_nothing(lmdb_uri: str) -> None:
-    replay_cfg = ReplayConfig(speed=40, drop_every=2.0, corrupt_fraction=0.05, seed=7)
-    with ReplayThread(replay_cfg) as replay:
-        service = IngestService(config(lmdb_uri, replay))
-        service.start_in_thread()
-        try:
-            assert wait_for(lambda: complete(lmdb_uri), 120)
-        finally:
-            service.join(timeout=10)
-    assert_exact(lmdb_uri)
+    service = ingest_replay(lmdb_uri, ReplayConfig(speed=40, drop_every=2.0, corrupt_fraction=0.05, seed=7))
     status = service.status()
     print(f"\nfaults: reconnects={status['reconnects']} malformed={status['malformed_frames']} "
           f"backfilled={status['backfilled']} (trades lost 0, duplicates 0)")
@@ -99,26 +97,14 @@ def test_drops_and_corrupt_frames_lose_nothing(lmdb_uri: str) -> None:
 
 
 def test_server_shutdown_switches_connection(lmdb_uri: str) -> None:
-    with ReplayThread(ReplayConfig(speed=40, shutdown_after=3.0, shutdown_grace=1.0)) as replay:
-        service = IngestService(config(lmdb_uri, replay, rotation_overlap=0.5))
-        service.start_in_thread()
-        try:
-            assert wait_for(lambda: complete(lmdb_uri), 120)
-        finally:
-            service.join(timeout=10)
-    assert_exact(lmdb_uri)
+    service = ingest_replay(lmdb_uri, ReplayConfig(speed=40, shutdown_after=3.0, shutdown_grace=1.0),
+                            rotation_overlap=0.5)
     assert service.status()["server_shutdowns"] >= 1
 
 
 def test_connection_rotation_overlap_drops_duplicates(lmdb_uri: str) -> None:
-    with ReplayThread(ReplayConfig(speed=40)) as replay:
-        service = IngestService(config(lmdb_uri, replay, connection_max_age=3.0, rotation_overlap=1.0))
-        service.start_in_thread()
-        try:
-            assert wait_for(lambda: complete(lmdb_uri), 120)
-        finally:
-            service.join(timeout=10)
-    assert_exact(lmdb_uri)
+    service = ingest_replay(lmdb_uri, ReplayConfig(speed=40), connection_max_age=3.0,
+                            rotation_overlap=1.0)
     status = service.status()
     assert status["rotations"] >= 2
     assert sum(s["duplicates_dropped"] for s in status["symbols"].values()) > 0
@@ -181,13 +167,7 @@ def test_writer_evaluates_alerts_once_through_the_real_stream(lmdb_uri: str) -> 
     expected = int(btc.trade_id[btc.price <= level].iloc[0])  # first trade at or below the level
     store = open_store(lmdb_uri)
     store.alerts.add(price_below("BTCUSDT", level, severity="high", cooldown="1h"), check_symbols=False)
-    with ReplayThread(ReplayConfig(speed=0)) as replay:
-        service = IngestService(config(lmdb_uri, replay))
-        service.start_in_thread()
-        try:
-            assert wait_for(lambda: complete(lmdb_uri), 60)
-        finally:
-            service.join(timeout=10)
+    service = ingest_replay(lmdb_uri, ReplayConfig(speed=0), 60)
     history = store.alerts.history()
     assert len(history) == 1
     assert int(history["trade_id"].iloc[0]) == expected
