@@ -219,10 +219,13 @@ def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.D
                     return read_history_file(target)
                 except FeedError as exc:
                     raise FeedError(str(exc).replace(str(target), f"{path}!{name}")) from exc
-    if recordings.detect_format(path) == "csv" and recordings.csv_kind(path) == "klines":
+    if recordings.detect_format(path) == "csv":
         sym = recordings._symbol_from_name(path)
-        interval = recordings.kline_interval_from_name(path)
-        return "klines", {f"{sym}_{interval}": recordings.read_csv_klines(path)}
+        if recordings.csv_kind(path) == "klines":
+            interval = recordings.kline_interval_from_name(path)
+            return "klines", {f"{sym}_{interval}": recordings.read_csv_klines(path)}
+        # not read_trades: its sort and de-duplication copies are redone by merge_ticks
+        return "ticks", {sym: recordings.read_csv_trades(path)}
     return "ticks", recordings.read_trades(path)
 
 
