@@ -28,8 +28,8 @@ import gzip
 import io
 import os
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson

@@ -162,9 +162,8 @@ def test_klines_equal_resampled_ticks(replay, btc) -> None:
 
 def test_backfill_refuses_while_a_writer_runs(replay, lmdb_uri) -> None:
     store = open_store(lmdb_uri)
-    with WriterLock(store.uri.uri, store.uri.path):
-        with pytest.raises(WriterLocked):
-            run_backfill(store, "BTCUSDT", START, END, rest=_rest(replay), progress=False)
+    with WriterLock(store.uri.uri, store.uri.path), pytest.raises(WriterLocked):
+        run_backfill(store, "BTCUSDT", START, END, rest=_rest(replay), progress=False)
 
 
 @pytest.mark.parametrize("kwargs, match", [
