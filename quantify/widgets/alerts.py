@@ -127,7 +127,7 @@ def beep_uri(frequency: float = 880.0, seconds: float = 0.18, rate: int = 8000) 
 def _css(theme: Theme) -> str:
     t = theme
     sev = SEVERITY_COLOURS.get(t.name, SEVERITY_COLOURS["light"])
-    rules = "".join(f".qf-sev-{s} {{ background:{c}; }} .qf-alert-{s} {{ border-left-color:{c}; }}\n"
+    rules = "".join(f".qf-alerts .qf-sev-{s} {{ background:{c}; }} .qf-alerts .qf-alert-{s} {{ border-left-color:{c}; }}\n"
                     for s, c in sev.items())
     return f"""<style>
 .qf-alerts .qf-section {{ font-size:12px; font-weight:700; letter-spacing:.6px; text-transform:uppercase;
@@ -144,9 +144,9 @@ def _css(theme: Theme) -> str:
 .qf-alerts .qf-mono {{ font-family:ui-monospace, SFMono-Regular, Menlo, monospace; color:{t.muted}; font-size:11px; }}
 .qf-alerts .qf-row {{ border-bottom:1px solid {t.grid}; }}
 .qf-alerts .qf-row-off .qf-cell {{ opacity:.5; }}
-.qf-alerts .qf-pill {{ display:inline-block; padding:1px 7px; border-radius:9px; font-size:10px; font-weight:700;
-  letter-spacing:.5px; text-transform:uppercase; color:#fff; }}
-.qf-alerts .qf-sev-medium {{ color:#111; }}
+.qf-alerts .qf-pill {{ display:inline-block; padding:0 7px; border-radius:9px; font-size:10px; font-weight:700;
+  line-height:17px; letter-spacing:.5px; text-transform:uppercase; color:#fff; vertical-align:middle; }}
+.qf-alerts .qf-pill.qf-sev-medium {{ color:#111; }}
 .qf-alerts .qf-alert {{ border-left:4px solid {t.muted}; padding-left:8px; border-bottom:1px solid {t.grid}; }}
 .qf-alerts .qf-alert-acked {{ opacity:.5; }}
 .qf-alerts .qf-empty {{ color:{t.muted}; font-size:12px; font-style:italic; padding:6px 0; }}
@@ -163,7 +163,7 @@ def _field(label: str, widget: W.Widget, width: str) -> W.VBox:
 
 
 #: Columns of the rule list: heading and width in pixels.
-_RULE_COLUMNS = (("Symbol", 170), ("Kind", 110), ("Condition", 250), ("Severity", 80), ("Cooldown", 70),
+_RULE_COLUMNS = (("Symbol", 170), ("Kind", 110), ("Condition", 250), ("Severity", 80), ("Cooldown", 80),
                  ("Message", 190))
 
 

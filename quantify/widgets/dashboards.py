@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import ipywidgets as W
 
 from quantify.store import Store
 from quantify.widgets._base import esc
+from quantify.widgets.alerts import AlertPanel
 from quantify.widgets.charts import LiveChart
 from quantify.widgets.pairs import PairMonitor
 from quantify.widgets.panels import ControlPanel, StatusBar
@@ -57,16 +60,22 @@ def pairs_monitor(store: Store | str | None = None, *, y: str | None = None, x: 
 
 
 def alerts_dashboard(store: Store | str | None = None, *, theme: str = "dark") -> W.VBox:
-    """Alert rules and fired alerts, with a price chart to see them against."""
+    """Alert rules and fired alerts, with a price chart to see them against.
+
+    The chart shows the symbol chosen in the panel's form (its Y leg for a
+    pair rule): closes of 5-second bars over the last 12.5 minutes.
+    """
     st = resolve_store(store)
     status = StatusBar(st, theme=theme)
-    body: list[W.Widget] = [status]
-    try:
-        from quantify.widgets.alerts import AlertPanel
-    except ImportError as exc:  # alerts not installed yet
-        body.append(W.HTML(f'<div class="qf-sub">alerts unavailable: {esc(exc)}</div>'))
-    else:
-        body.append(AlertPanel(st, theme=theme))
-    body.append(LiveChart(_symbols(st)[:1], "5s", kind="line", store=st, theme=theme, bars=600))
-    return _page("Alerts", "Rules are evaluated by the writer on every batch; fired alerts appear below.",
-                 body, theme)
+    panel = AlertPanel(st, theme=theme)
+    # Context only, so cheap for the browser: 5-second closes over 12.5 minutes, two frames a second.
+    chart = LiveChart([panel.symbol.value or _symbols(st)[0]], "5s", kind="line", store=st, theme=theme,
+                      bars=150, fps=2.0)
+
+    def follow(change: dict[str, Any]) -> None:
+        if change["new"] and [change["new"]] != chart.symbols:
+            chart.set_symbols([change["new"]])
+
+    panel.symbol.observe(follow, "value")
+    return _page("Alerts", "Rules are evaluated by the writer on every trade it stores; fired alerts appear "
+                 "below, newest first.", [status, panel, chart], theme)
