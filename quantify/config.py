@@ -99,6 +99,13 @@ class IngestConfig:
         Reconnection backoff (jittered initial delay, then exponential).
     max_frame_bytes : int
         Frames above this size are rejected.
+    lease_ttl : float
+        Shared (S3) stores: seconds a worker's ownership of its symbols lasts
+        without renewal (renewed every ``lease_ttl / 3``); a dead worker's
+        symbols can be taken over after this long.
+    standby : tuple of str
+        Shared stores: symbols this worker does not claim at start but takes
+        over when their owner's lease expires (a dead worker).
     """
 
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
@@ -123,10 +130,16 @@ class IngestConfig:
     backoff_min: float = 0.5
     backoff_max: float = 30.0
     max_frame_bytes: int = 1 << 20
+    lease_ttl: float = 30.0
+    standby: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", parse_symbols(self.symbols))
+        if self.standby:
+            object.__setattr__(self, "standby", parse_symbols(self.standby))
+        if not self.lease_ttl > 0:
+            raise ValueError(f"lease_ttl must be positive seconds, got {self.lease_ttl!r}")
         if self.stream not in STREAM_KINDS:
             raise ValueError(f"stream must be one of {', '.join(STREAM_KINDS)}, got {self.stream!r}")
         for name in ("batch_size", "streams_per_connection"):

@@ -15,8 +15,14 @@ examples:
   quantify replay --loop &    # offline: a local Binance-compatible server
   quantify ingest --ws-url ws://127.0.0.1:9443 --rest-url http://127.0.0.1:9443 --duration 60
 
-Exactly one writer per store: a second 'quantify ingest' on the same store
-refuses and names the running one. Ctrl-C (SIGINT) or SIGTERM flushes every
+Exactly one writer per LMDB store: a second 'quantify ingest' on the same store
+refuses and names the running one. On a shared S3 store several workers each
+own the symbols they claim (a lease in the store, renewed every --lease-ttl/3 s):
+symbols another live worker owns are skipped with a warning naming the owner and
+taken over when its lease expires; a worker granted none of its symbols (and
+given no --standby) refuses with exit code 2.
+  quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT
+  quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT Ctrl-C (SIGINT) or SIGTERM flushes every
 received trade and stops. 'quantify status' shows what the writer is doing.
 """
 
@@ -37,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this many seconds")
     p.add_argument("--batch-size", type=int, metavar="N", help="append when a symbol has N new trades (default 5000)")
     p.add_argument("--flush-interval", type=float, metavar="S", help="... or after S seconds (default 0.1)")
+    p.add_argument("--lease-ttl", type=float, metavar="S",
+                   help="shared stores: seconds a dead worker's symbols stay owned (default 30)")
+    p.add_argument("--standby", metavar="SYM,SYM",
+                   help="shared stores: take these symbols over when their owner's lease expires")
     p.add_argument("--no-journal", action="store_true", help="do not keep the raw journal of received frames")
     p.set_defaults(func=run)
 
@@ -48,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         symbols=args.symbols, stream=args.stream, store=store_from_args(args), ws_url=args.ws_url,
         rest_url=args.rest_url, duration=args.duration, batch_size=args.batch_size,
         flush_interval=args.flush_interval, journal=False if args.no_journal else None,
+        lease_ttl=args.lease_ttl, standby=args.standby or None,
     )
     service = IngestService(config)
 

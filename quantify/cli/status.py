@@ -30,6 +30,8 @@ def collect(uri: str | None) -> dict[str, Any]:
     from quantify.store.lease import writer_alive
 
     store = open_store(uri)
+    if store.uri.scheme in ("s3", "s3s"):
+        return _collect_shared(store)
     writer = store.read_status() or {}
     heartbeat_age = time.time() - writer["heartbeat"] if "heartbeat" in writer else None
     if store.uri.path is not None:
@@ -60,14 +62,82 @@ def collect(uri: str | None) -> dict[str, Any]:
         "writer_state": writer.get("state") if alive else ("stopped" if writer else None),
         "heartbeat_age_s": None if heartbeat_age is None else round(heartbeat_age, 1),
         "ticks_per_second": writer.get("ticks_per_second", 0.0) if alive else 0.0,
-        "counters": {k: writer.get(k) for k in (
-            "frames", "trades_received", "trades_stored", "malformed_frames", "reconnects",
-            "server_shutdowns", "rotations", "backfilled", "journal_recovered",
-            "rest_requests", "rest_rate_limited", "rest_errors", "store_errors", "appends",
-            "compactions", "store_latency_ms", "listener_errors", "alerts_rules", "alerts_fired",
-            "alerts_delivered", "alerts_delivery_failed", "alerts_delivery_dropped",
-            "alerts_latency_ms_max",
-        ) if k in writer},
+        "counters": _counters(writer),
+        "symbols": symbols,
+    }
+
+
+_COUNTERS = (
+    "frames", "trades_received", "trades_stored", "malformed_frames", "reconnects",
+    "server_shutdowns", "rotations", "backfilled", "journal_recovered",
+    "rest_requests", "rest_rate_limited", "rest_errors", "store_errors", "appends",
+    "compactions", "store_latency_ms", "listener_errors", "alerts_rules", "alerts_fired",
+    "alerts_delivered", "alerts_delivery_failed", "alerts_delivery_dropped",
+    "alerts_latency_ms_max", "lease_errors",
+)
+
+
+def _counters(writer: dict[str, Any]) -> dict[str, Any]:
+    return {k: writer[k] for k in _COUNTERS if k in writer}
+
+
+def _collect_shared(store: Any) -> dict[str, Any]:
+    """Status of a sharded (S3) store: every worker, and each symbol's owner and lease age."""
+    from quantify.store.shard import read_leases
+
+    now = time.time()
+    leases = {lease.symbol: lease for lease in read_leases(store)}
+    statuses = store.worker_statuses()
+    workers = []
+    for owner, w in statuses.items():
+        held = [s for s, lease in leases.items() if lease.owner == owner and lease.alive(now)]
+        age = now - w["heartbeat"] if "heartbeat" in w else None
+        alive = bool(held) or (age is not None and age < HEARTBEAT_STALE_SECONDS
+                               and w.get("state") not in ("stopped",))
+        if not alive and (age is None or age > 86_400):
+            continue  # long-gone workers are not worth a line
+        workers.append({
+            "owner": owner, "alive": alive, "writer": w.get("writer"),
+            "state": w.get("state") if alive else "stopped",
+            "heartbeat_age_s": None if age is None else round(age, 1),
+            "ticks_per_second": w.get("ticks_per_second", 0.0) if alive else 0.0,
+            "owned": held, "skipped": w.get("skipped", {}),
+            "counters": _counters(w),
+        })
+    symbols = []
+    for sym in sorted(set(store.symbols()) | set(leases)):
+        lease = leases.get(sym)
+        d = store.describe(sym) if sym in store.symbols() else {
+            "rows": 0, "first_time": None, "last_time": None, "first_id": None, "last_id": None}
+        w = statuses.get(lease.owner, {}).get("symbols", {}).get(sym, {}) if lease else {}
+        symbols.append({
+            "symbol": sym,
+            "rows": d["rows"],
+            "first_time": d["first_time"].isoformat() if d["first_time"] is not None else None,
+            "last_time": d["last_time"].isoformat() if d["last_time"] is not None else None,
+            "first_id": d["first_id"],
+            "last_id": d["last_id"],
+            "gaps_found": w.get("gaps_found", 0),
+            "gaps_filled": w.get("gaps_filled", 0),
+            "gaps_unfilled": w.get("gaps_unfilled", 0),
+            "duplicates_dropped": w.get("duplicates_dropped", 0),
+            "owner": lease.owner if lease else None,
+            "lease_alive": lease.alive(now) if lease else False,
+            "lease_age_s": lease.as_dict(now)["lease_age_s"] if lease else None,
+            "lease_expires_in_s": lease.as_dict(now)["expires_in_s"] if lease else None,
+        })
+    live = [w for w in workers if w["alive"]]
+    return {
+        "store": str(store.uri),
+        "sharded": True,
+        "writer_alive": bool(live),
+        "writer": "; ".join(w["writer"] or w["owner"] for w in live) or None,
+        "writer_state": ",".join(sorted({w["state"] for w in live})) or None,
+        "heartbeat_age_s": min((w["heartbeat_age_s"] for w in live if w["heartbeat_age_s"] is not None),
+                               default=None),
+        "ticks_per_second": round(sum(w["ticks_per_second"] for w in live), 1),
+        "counters": {},
+        "workers": workers,
         "symbols": symbols,
     }
 
@@ -75,6 +145,8 @@ def collect(uri: str | None) -> dict[str, Any]:
 def render(status: dict[str, Any]) -> str:
     """The human-readable table of :func:`collect`'s result."""
     lines = [f"store   {status['store']}"]
+    if status.get("sharded"):
+        return _render_shared(status, lines)
     if status["writer_alive"]:
         lines.append(f"writer  alive, {status['writer_state']}: {status['writer']}")
         lines.append(f"        {status['ticks_per_second']:.0f} ticks/s, heartbeat {status['heartbeat_age_s']} s ago")
@@ -90,6 +162,31 @@ def render(status: dict[str, Any]) -> str:
             f"{s['symbol']:<10} {s['rows']:>10} {str(s['first_time'])[:26]:<26} {str(s['last_time'])[:26]:<26} "
             f"{s['last_id']!s:>12} {s['gaps_found']:>5} {s['gaps_filled']:>6}"
         )
+    if not status["symbols"]:
+        lines.append("(no symbols yet)")
+    return "\n".join(lines)
+
+
+def _render_shared(status: dict[str, Any], lines: list[str]) -> str:
+    if not status["workers"]:
+        lines.append("workers none running")
+    for w in status["workers"]:
+        state = f"alive, {w['state']}" if w["alive"] else "stopped"
+        lines.append(f"worker  {w['owner']}: {state}, {w['ticks_per_second']:.0f} ticks/s, "
+                     f"heartbeat {w['heartbeat_age_s']} s ago, owns {','.join(w['owned']) or 'nothing'}")
+        c = w["counters"]
+        if c:
+            lines.append("        " + ", ".join(f"{k} {v}" for k, v in c.items() if k != "store_latency_ms"))
+    header = (f"{'symbol':<10} {'rows':>10} {'last trade (UTC)':<26} {'last id':>12} {'gaps':>5} "
+              f"{'owner':<28} {'lease age':>9}")
+    lines += ["", header, "-" * len(header)]
+    for s in status["symbols"]:
+        owner = s["owner"] or "-"
+        if s["owner"] and not s["lease_alive"]:
+            owner += " (expired)"
+        age = "-" if s["lease_age_s"] is None else f"{s['lease_age_s']:.0f} s"
+        lines.append(f"{s['symbol']:<10} {s['rows']:>10} {str(s['last_time'])[:26]:<26} {s['last_id']!s:>12} "
+                     f"{s['gaps_found']:>5} {owner:<28} {age:>9}")
     if not status["symbols"]:
         lines.append("(no symbols yet)")
     return "\n".join(lines)

@@ -13,6 +13,10 @@ writer thread so receiving never waits for storage::
 - Connections use websockets' own reconnect loop (capped, jittered backoff),
   reconnect at once on ``serverShutdown`` and are rotated before Binance's
   24 h limit with an overlap; duplicates are dropped by id.
+- Shared (S3) stores take per-symbol ownership leases instead of the
+  whole-store lock (:mod:`quantify.store.shard`): symbols another live worker
+  owns are skipped (named in a warning) and taken over once that worker's
+  lease expires; a worker granted none of its symbols refuses to start.
 - On start the service takes the store's writer lock, replays the journal
   left by a killed predecessor, and resumes each symbol at its last stored
   id: the first live trade then reveals the downtime as a gap, which REST
@@ -38,7 +42,7 @@ from websockets.asyncio.client import connect
 from websockets.client import backoff
 
 from quantify.config import IngestConfig
-from quantify.exceptions import QuantifyError, RestError
+from quantify.exceptions import QuantifyError, RestError, WriterLocked
 from quantify.feed.parse import FrameParser, ServerShutdown, Trade, trades_to_frame
 from quantify.feed.rest import BinanceRest, RestConfig
 from quantify.ingest.buffer import SymbolBuffer
@@ -46,6 +50,7 @@ from quantify.ingest.journal import Journal, journal_dir
 from quantify.ingest.stats import IngestStats, WriterState
 from quantify.store import Store, WriterLock, open_store
 from quantify.store.candles import CandleAggregator
+from quantify.store.shard import ShardLeases
 
 __all__ = ["BatchListener", "IngestService", "stream_urls"]
 
@@ -89,7 +94,14 @@ class IngestService:
         self.last_time: dict[str, int] = {}
         self._rest_transport = rest_transport
         self._lock = WriterLock(str(self.store.uri), self.store.uri.path)
+        #: Per-symbol ownership on a shared (S3) store; ``None`` for LMDB and mem.
+        self.leases: ShardLeases | None = None
+        #: Symbols asked for but owned by another live worker: {symbol: owner}.
+        self.skipped: dict[str, str] = {}
+        self.lease_errors = 0
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="quantify-writer")
+        # Lease renewals must not queue behind slow appends: their own thread.
+        self._lease_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="quantify-lease")
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -102,7 +114,12 @@ class IngestService:
         self.listener_errors = 0
         #: Exchange time when streaming started (REST /api/v3/time), if known.
         self._start_ms: int | None = None
-        if config.alerts:
+        self.sharded = self.store.uri.scheme in ("s3", "s3s")
+        if config.alerts and self.sharded:
+            # Alert history and checkpoints are single-writer records; several
+            # workers evaluating rules would overwrite each other's.
+            logger.info("alerts are not evaluated by workers of a sharded store")
+        elif config.alerts:
             from quantify.alerts import AlertEngine
 
             self.add_batch_listener(AlertEngine(self.store))
@@ -146,12 +163,42 @@ class IngestService:
         """Run until :meth:`stop` is called or ``config.duration`` elapses."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._lock.acquire()
+        if self.sharded:
+            await self._acquire_leases()
+        else:
+            self._lock.acquire()
         try:
             await self._run()
         finally:
-            self._lock.release()
+            if self.leases is not None:
+                await self._in_lease(self.leases.release)
+                self._lease_executor.shutdown(wait=True)
+            else:
+                self._lock.release()
             self._executor.shutdown(wait=True)
+
+    @property
+    def owned(self) -> tuple[str, ...]:
+        """The symbols this worker writes (all of ``config.symbols`` unless sharded)."""
+        if self.leases is None:
+            return self.config.symbols
+        return tuple(s for s in self.config.symbols + self.config.standby if s in self.leases.held)
+
+    async def _acquire_leases(self) -> None:
+        cfg = self.config
+        ttl = cfg.lease_ttl
+        self.leases = ShardLeases(self.store, ttl=ttl, verify_delay=min(1.0, ttl / 10))
+        claim = await self._in_lease(self.leases.acquire, cfg.symbols)
+        self.skipped = {s: lease.owner for s, lease in claim.refused.items()}
+        if not claim.acquired and not cfg.standby:
+            raise WriterLocked(
+                f"every symbol asked for on {self.store.uri} is owned by a live worker: "
+                f"{claim.describe_refused()}. Ask for other symbols, or wait until the owner "
+                f"stops (its lease expires {ttl:.0f} s after it dies)."
+            )
+        if claim.refused:
+            logger.warning("skipping %s: %s; they are taken over if that lease expires",
+                           ",".join(sorted(claim.refused)), claim.describe_refused())
 
     async def _run(self) -> None:
         cfg = self.config
@@ -166,7 +213,14 @@ class IngestService:
             self._journal.start()
         for listener in self._listeners:
             start = getattr(listener, "start", None)
-            if start is not None:
+            catch_up = getattr(listener, "catch_up", None)
+            if self.leases is not None and catch_up is not None:
+                # Sharded: catch up only on the symbols this worker owns;
+                # the others are their owners' to write.
+                for sym in self.owned:
+                    if self.store.library("ticks").has_symbol(sym):
+                        await self._in_writer(catch_up, sym)
+            elif start is not None:
                 # Listeners catch up on what was stored while they were not
                 # running (e.g. trades appended just before a kill -9).
                 await self._in_writer(start, self.store)
@@ -178,11 +232,14 @@ class IngestService:
                 self._start_ms = int((await rest.get("/api/v3/time"))["serverTime"])
             except (RestError, KeyError, TypeError, ValueError) as exc:
                 logger.warning("no exchange time (%s): new symbols start at their first trade seen", exc)
-            for sym in cfg.symbols:
+            owned = self.owned
+            for sym in owned:
                 self._buffer(sym)
-            for url in stream_urls(cfg):
+            for url in stream_urls(cfg.with_(symbols=owned)) if owned else []:
                 self._spawn(self._connection(url))
             self._spawn(self._backfill_loop())
+            if self.leases is not None:
+                self._spawn(self._lease_loop())
             flusher = self._spawn(self._flush_loop())
             try:
                 if cfg.duration is not None:
@@ -211,7 +268,8 @@ class IngestService:
                 if self._journal is not None:
                     self._journal.close(self._last_seen(), self.stored_next)
                 self._set_state(WriterState.STOPPED)
-                await self._in_writer(self.store.write_status, self.status())
+                with contextlib.suppress(Exception):  # the store may still be unreachable
+                    await self._in_writer(self._write_status)
         logger.info("stopped; %d trades stored this run", self.stats.stored)
 
     def stop(self) -> None:
@@ -274,6 +332,10 @@ class IngestService:
     async def _in_writer(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
+    async def _in_lease(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._lease_executor, functools.partial(fn, *args, **kwargs))
+
     def _buffer(self, symbol: str) -> SymbolBuffer:
         buf = self.buffers.get(symbol)
         if buf is None:
@@ -281,6 +343,70 @@ class IngestService:
                 symbol, self.stored_next.get(symbol), start_ms=self._start_ms
             )
         return buf
+
+    def _new_buffer(self, symbol: str) -> SymbolBuffer | None:
+        # Sharded: a symbol this worker does not own (any more) is not buffered.
+        if self.leases is not None and symbol not in self.leases.held:
+            return None
+        return self._buffer(symbol)
+
+    def _write_status(self) -> None:
+        name = "status" if self.leases is None else f"status__{self.leases.owner}"
+        self.store.write_status(self.status(), name=name)
+
+    # -- ownership (shared stores) ------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        """Renew this worker's lease; take over symbols whose owner's lease expired."""
+        leases = self.leases
+        assert leases is not None
+        cfg = self.config
+        while True:
+            await asyncio.sleep(leases.renew_interval)
+            try:
+                lost = await self._in_lease(leases.renew)
+                for sym in lost:
+                    self.buffers.pop(sym, None)
+                    self._pending_frames.pop(sym, None)
+                wanted = [s for s in cfg.symbols if s not in leases.held]
+                standby = [s for s in cfg.standby if s not in leases.held and s not in cfg.symbols]
+                acquired: list[str] = []
+                if wanted:
+                    claim = await self._in_lease(leases.acquire, wanted)
+                    acquired += claim.acquired
+                    self.skipped = {s: lease.owner for s, lease in claim.refused.items()}
+                if standby:
+                    acquired += (await self._in_lease(leases.acquire, standby, takeover_only=True)).acquired
+            except Exception as exc:  # the store is unreachable: the lease runs out locally
+                self.lease_errors += 1
+                logger.warning("lease renewal failed (%s); retrying in %.1f s", exc, leases.renew_interval)
+                continue
+            if acquired:
+                await self._take_over(acquired)
+
+    async def _take_over(self, symbols: list[str]) -> None:
+        """Start writing ``symbols``: resume at the last stored id, backfill the rest."""
+        def last_of() -> dict[str, tuple[int, pd.Timestamp]]:
+            ticks = self.store.library("ticks")
+            out = {}
+            for sym in symbols:
+                if ticks.has_symbol(sym):
+                    tail = self.store._retry(sym, lambda s=sym: ticks.tail(s, 1).data)
+                    if len(tail):
+                        out[sym] = (int(tail["trade_id"].iloc[-1]), tail.index[-1])
+            return out
+
+        last = await self._in_writer(last_of)
+        for sym in symbols:
+            if sym in last:
+                tid, ts = last[sym]
+                self.stored_next[sym] = tid + 1
+                self.last_time[sym] = int(ts.value // 1_000_000)
+            self.buffers.pop(sym, None)
+            self._buffer(sym)
+        logger.info("now writing %s (resuming at the last stored ids)", ",".join(symbols))
+        for url in stream_urls(self.config.with_(symbols=tuple(symbols))):
+            self._spawn(self._connection(url))
 
     def _last_seen(self) -> dict[str, int]:
         return {s: b.last_seen for s, b in self.buffers.items() if b.last_seen is not None}
@@ -330,8 +456,9 @@ class IngestService:
                     event = parse(frame)
                     if type(event) is Trade:
                         stats.trades += 1
-                        buf = buffers.get(event.symbol) or self._buffer(event.symbol)
-                        buf.add(event)
+                        buf = buffers.get(event.symbol) or self._new_buffer(event.symbol)
+                        if buf is not None:
+                            buf.add(event)
                     elif type(event) is ServerShutdown:
                         stats.server_shutdowns += 1
                         logger.info("serverShutdown from %s: switching connection", url.split("?")[0])
@@ -463,7 +590,7 @@ class IngestService:
                 next_status = now + cfg.status_interval
                 self.stats.update_rate()
                 try:
-                    await self._in_writer(self.store.write_status, self.status())
+                    await self._in_writer(self._write_status)
                 except QuantifyError as exc:
                     logger.debug("status not published: %s", exc)
                 except Exception as exc:  # ArcticDB storage errors: counted, retried next time
@@ -479,9 +606,15 @@ class IngestService:
             ready = buf.take()
             if ready:
                 pending.setdefault(sym, []).extend(ready)
-        if not pending:
+        if self.leases is not None:
+            # Never write a symbol whose lease is not fresh (renewals failing):
+            # its trades wait here until the lease is renewed or lost.
+            writable = {s: t for s, t in pending.items() if self.leases.holds(s)}
+        else:
+            writable = dict(pending)
+        if not writable:
             return
-        frames = {sym: trades_to_frame(trades) for sym, trades in pending.items()}
+        frames = {sym: trades_to_frame(trades) for sym, trades in writable.items()}
         delay = 0.2
         while True:
             try:
@@ -497,12 +630,13 @@ class IngestService:
                 delay = min(delay * 2, 10.0)
                 if final and delay >= 10.0:
                     logger.error("store still refuses writes at shutdown; %d trades remain in the journal",
-                                 sum(len(t) for t in pending.values()))
+                                 sum(len(t) for t in writable.values()))
                     return
         if self.state is WriterState.DEGRADED:
             self._set_state(WriterState.RUNNING)
-        self._pending_frames = {}
-        for sym, trades in pending.items():
+        for sym in list(writable):
+            pending.pop(sym, None)
+        for sym, trades in writable.items():
             self.stored_next[sym] = trades[-1].trade_id + 1
             self.last_time[sym] = trades[-1].time
             self.rows[sym] = self.rows.get(sym, 0) + len(trades)
@@ -568,7 +702,19 @@ class IngestService:
             "appends": s.appends,
             "compactions": s.compactions,
             "symbols": symbols,
+            **self._lease_status(),
             **self._listener_stats(),
+        }
+
+    def _lease_status(self) -> dict[str, Any]:
+        if self.leases is None:
+            return {}
+        return {
+            "owner": self.leases.owner,
+            "lease_ttl": self.leases.ttl,
+            "owned": sorted(self.leases.held),
+            "skipped": dict(sorted(self.skipped.items())),
+            "lease_errors": self.lease_errors,
         }
 
     def _listener_stats(self) -> dict[str, Any]:

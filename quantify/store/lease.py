@@ -8,8 +8,8 @@ QuantiFy therefore lets one process write to a store at a time:
   writer never blocks its successor. Who holds it is written beside it in
   ``writer.json`` so the refusal can name the running writer.
 - ``mem://`` stores: a per-process registry.
-- S3 stores: an expiring lease record in the store's ``_meta`` library,
-  renewed by the writer's heartbeat (see :mod:`quantify.store.store`).
+- S3 stores: no whole-store lock; each worker owns symbols through expiring,
+  renewed per-symbol leases in the store (:mod:`quantify.store.shard`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import filelock
 
 from quantify.exceptions import WriterLocked
 
-__all__ = ["WriterInfo", "WriterLock"]
+__all__ = ["WriterInfo", "WriterLock", "masked_command"]
 
 _MEM_WRITERS: set[str] = set()
 
@@ -38,7 +38,7 @@ class WriterInfo:
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
     started: float = field(default_factory=time.time)
-    command: str = field(default_factory=lambda: " ".join(sys.argv[:3]))
+    command: str = field(default_factory=lambda: masked_command())
 
     def describe(self) -> str:
         """One line naming the writer, for error messages and ``status``."""
@@ -95,6 +95,12 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def masked_command(argv: list[str] | None = None) -> str:
+    """The first words of the command line, with store credentials masked."""
+    words = (sys.argv if argv is None else argv)[:3]
+    return " ".join(w.split("?", 1)[0] + "?…" if ("secret=" in w or "access=" in w) else w for w in words)
 
 
 def read_writer_info(path: Path) -> WriterInfo | None:

@@ -274,19 +274,34 @@ class Store:
 
     # -- writer status ------------------------------------------------------
 
-    def write_status(self, status: Mapping[str, Any]) -> None:
-        """Publish the writer's status (a small dict) for ``quantify status``."""
-        self.library(META).write_pickle(STATUS, dict(status), prune_previous_versions=True)
+    def write_status(self, status: Mapping[str, Any], *, name: str = STATUS) -> None:
+        """Publish the writer's status (a small dict) for ``quantify status``.
 
-    def read_status(self) -> dict[str, Any] | None:
-        """The last status the writer published, or ``None``."""
+        ``name`` is ``"status"`` for the store's single writer, and
+        ``"status__<owner>"`` for each worker of a sharded (S3) store.
+        """
+        self.library(META).write_pickle(name, dict(status), prune_previous_versions=True)
+
+    def read_status(self, name: str = STATUS) -> dict[str, Any] | None:
+        """The last status the writer published (``name`` as for :meth:`write_status`), or ``None``."""
         meta = self.library(META)
-        if not meta.has_symbol(STATUS):
+        if not meta.has_symbol(name):
             return None
         try:
-            return dict(meta.read(STATUS).data)
+            return dict(meta.read(name).data)
         except adb.exceptions.ArcticException:
             return None
+
+    def worker_statuses(self) -> dict[str, dict[str, Any]]:
+        """Statuses published by the workers of a sharded store, by owner id."""
+        prefix = STATUS + "__"
+        names = [n for n in self.library(META).list_symbols() if n.startswith(prefix)]
+        out = {}
+        for name in sorted(names):
+            status = self.read_status(name)
+            if status is not None:
+                out[name[len(prefix):]] = status
+        return out
 
 
 def open_store(uri: str | None = None, *, read_cache_seconds: float = DEFAULT_READ_CACHE_SECONDS) -> Store:
