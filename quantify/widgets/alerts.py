@@ -147,6 +147,7 @@ def _css(theme: Theme) -> str:
 .qf-alerts .qf-pill {{ display:inline-block; padding:0 7px; border-radius:9px; font-size:10px; font-weight:700;
   line-height:17px; letter-spacing:.5px; text-transform:uppercase; color:#fff; vertical-align:middle; }}
 .qf-alerts .qf-pill.qf-sev-medium {{ color:#111; }}
+{".qf-alerts .qf-pill.qf-sev-low { color:#111; }" if t.name == "dark" else ""}
 .qf-alerts .qf-alert {{ border-left:4px solid {t.muted}; padding-left:8px; border-bottom:1px solid {t.grid}; }}
 .qf-alerts .qf-alert-acked {{ opacity:.5; }}
 .qf-alerts .qf-empty {{ color:{t.muted}; font-size:12px; font-style:italic; padding:6px 0; }}
