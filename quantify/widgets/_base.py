@@ -48,6 +48,9 @@ def read_history(store: Store, symbol: str, timeframe: str, bars: int) -> tuple[
     ohlcv = getattr(store, "ohlcv", None)
     if ohlcv is not None:
         done = ohlcv(symbol, timeframe, start=start, end=current)[BAR_COLUMNS]
+        # bars before the first trade have no price (NaN): never sent to the browser
+        first = done["close"].first_valid_index()
+        done = done.loc[first:] if first is not None else done.iloc[:0]
         ticks = store.ticks(symbol, start=current)
     else:
         done, ticks = _empty_bars(), store.ticks(symbol, start=start)
