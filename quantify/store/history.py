@@ -35,6 +35,7 @@ as everywhere in QuantiFy) to CSV or Parquet, to a path or a binary stream.
 from __future__ import annotations
 
 import logging
+import io
 import os
 import sys
 import tempfile
@@ -555,6 +556,13 @@ def _csv_times(index: pd.DatetimeIndex) -> np.ndarray:
 
 
 def _write(frame: pd.DataFrame, fh: IO[bytes], format: str) -> None:
+    if isinstance(fh, io.TextIOBase):
+        if format == "parquet":
+            raise TypeError("Parquet is binary: pass a path or a binary stream (io.BytesIO), not a text stream")
+        data = io.BytesIO()
+        _write(frame, data, format)
+        fh.write(data.getvalue().decode())
+        return
     if format == "parquet":
         frame.to_parquet(fh, engine="pyarrow", index=True)
         return

@@ -109,6 +109,24 @@ class Store:
 
         return AlertBook(self)
 
+    def export(self, symbol: str, path_or_buffer: Any, **kwargs: Any) -> int:
+        """Write ticks, candles or klines of ``symbol`` to a CSV/Parquet file or stream.
+
+        See :func:`quantify.store.history.export` for the arguments (``kind``,
+        ``timeframe``, ``start``/``end`` inclusive-exclusive, ``format``,
+        ``overwrite``). Returns the number of rows written.
+        """
+        from quantify.store.history import export
+
+        return export(self, symbol, path_or_buffer, **kwargs)
+
+    def klines(self, symbol: str, interval: str = "1m", start: TimeLike | None = None,
+               end: TimeLike | None = None) -> pd.DataFrame:
+        """Official Binance klines loaded or backfilled for ``symbol`` (see ``quantify load``)."""
+        from quantify.store.history import klines
+
+        return klines(self, symbol, interval, start, end)
+
     # -- reads ------------------------------------------------------------
 
     def symbols(self) -> list[str]:
