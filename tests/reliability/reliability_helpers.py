@@ -97,3 +97,57 @@ class MotoServer:
         return f"s3://127.0.0.1:{bucket}?port={self.port}&access={S3_ACCESS}&secret={S3_SECRET}"
 
 
+
+
+PROXY = r"""
+import socket, sys, threading
+listen, target = int(sys.argv[1]), int(sys.argv[2])
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", listen)); srv.listen(128)
+def pipe(a, b):
+    try:
+        while (data := a.recv(65536)):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try: s.close()
+            except OSError: pass
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection(("127.0.0.1", target))
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+"""
+
+
+class TcpProxy:
+    """A TCP forwarder subprocess on 127.0.0.1: kill it and the endpoint refuses connections.
+
+    Stands between a store client and its S3 server so that the store can
+    go away (connections reset and refused) and come back (restart on the
+    same port) while the server keeps its data.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", PROXY, str(self.port), str(self.target)])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("proxy did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
