@@ -60,7 +60,7 @@ def test_simultaneous_claims_have_one_winner(store) -> None:
         results: dict[int, tuple[str, ...]] = {}
         barrier = threading.Barrier(len(workers))
 
-        def claim(i: int) -> None:
+        def claim(i: int, workers=workers, results=results, barrier=barrier, sym=sym) -> None:
             barrier.wait()
             results[i] = workers[i].acquire([sym]).acquired
 

@@ -49,7 +49,7 @@ def ingest(uri: str, replay: ReplayThread, log: Path, *args: str) -> subprocess.
 
 def status_json(uri: str) -> tuple[dict, str]:
     proc = subprocess.run([sys.executable, "-m", "quantify", "status", "--store", uri, "--json"],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout), proc.stdout + proc.stderr
 
