@@ -105,9 +105,10 @@ def _collect_shared(store: Any) -> dict[str, Any]:
             "counters": _counters(w),
         })
     symbols = []
-    for sym in sorted(set(store.symbols()) | set(leases)):
+    stored = set(store.symbols())
+    for sym in sorted(stored | set(leases)):
         lease = leases.get(sym)
-        d = store.describe(sym) if sym in store.symbols() else {
+        d: dict[str, Any] = store.describe(sym) if sym in stored else {
             "rows": 0, "first_time": None, "last_time": None, "first_id": None, "last_id": None}
         w = statuses.get(lease.owner, {}).get("symbols", {}).get(sym, {}) if lease else {}
         symbols.append({

@@ -150,6 +150,7 @@ def test_soak_bounded(lmdb_uri: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_soak_full(lmdb_uri: str, tmp_path: Path) -> None:
     """>= 200k trades, every fault kind, three SIGKILLs."""
     run_soak(lmdb_uri, tmp_path / "ingest.log", Soak(target=210_000, kills=3))
