@@ -9,8 +9,13 @@ symbol: ids contiguous from the recording's first id (no duplicate, nothing
 missing), candles equal a from-scratch resample, and the price alert fired
 exactly at the trades a straightforward walk over the stored prices finds.
 
-The bounded form (~45k trades, one SIGKILL) runs by default; the full soak
-(>= 200k trades, three SIGKILLs) is marked ``slow``. Both print their counts;
+The bounded form (30k trades, one SIGKILL) runs by default; the full soak
+(>= 200k trades, three SIGKILLs) is marked ``slow``. Speeds are bounded by
+REST backfill, not by ingestion: 5 % corrupt frames leave a gap every ~20
+ids, one request (within Binance's weight budget) repairs 1,000 ids, so at
+replay speeds much above 10-25 the gaps outgrow the backfill and time out
+(``gap_timeout``, 120 s) as unfilled; a first full run at speed 100 showed
+exactly that (3,400 single-id gaps given up). Both print their counts;
 the latest are recorded in ``benchmarks/RESULTS.md``.
 """
 
@@ -81,9 +86,10 @@ def run_soak(uri: str, log: Path, soak: Soak) -> dict[str, object]:
         try:
             # kill points spread over the run; the other faults in between
             marks = [soak.target * (i + 1) / (soak.kills + 2) for i in range(soak.kills)]
-            shutdown_at, refuse_at, r429_at = (soak.target * f for f in (0.15, 0.35, 0.55))
+            shutdown_at, refuse_at, r429_at = (soak.target * f for f in (0.1, 0.5, 0.7))
             pending = {"shutdown": shutdown_at, "refused": refuse_at, "429": r429_at}
-            deadline = time.monotonic() + 60 + soak.target / 400
+            # the recording holds ~52 trades per second of replay time
+            deadline = time.monotonic() + 60 + 30 * soak.kills + 2 * soak.target / (52 * soak.speed)
             while (n := _stored(uri)) < soak.target:
                 assert time.monotonic() < deadline, f"only {n} trades stored\n{log.read_text()[-3000:]}"
                 assert proc.poll() is None, log.read_text()[-3000:]
@@ -92,7 +98,7 @@ def run_soak(uri: str, log: Path, soak: Soak) -> dict[str, object]:
                     replay.send_server_shutdown()
                 if "refused" in pending and n >= pending["refused"]:
                     del pending["refused"]
-                    replay.refuse_connections(3.0)
+                    replay.refuse_connections(5.0)
                     replay.drop_connections()
                 if "429" in pending and n >= pending["429"]:
                     del pending["429"]
@@ -145,12 +151,12 @@ def run_soak(uri: str, log: Path, soak: Soak) -> dict[str, object]:
 
 
 def test_soak_bounded(lmdb_uri: str, tmp_path: Path) -> None:
-    """~45k trades, every fault kind, one SIGKILL: runs by default."""
-    run_soak(lmdb_uri, tmp_path / "ingest.log", Soak(target=45_000, kills=1))
+    """30k trades, every fault kind, one SIGKILL: runs by default."""
+    run_soak(lmdb_uri, tmp_path / "ingest.log", Soak(target=30_000, kills=1, speed=25))
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_soak_full(lmdb_uri: str, tmp_path: Path) -> None:
     """>= 200k trades, every fault kind, three SIGKILLs."""
-    run_soak(lmdb_uri, tmp_path / "ingest.log", Soak(target=210_000, kills=3))
+    run_soak(lmdb_uri, tmp_path / "ingest.log", Soak(target=210_000, kills=3, speed=10))
