@@ -31,14 +31,8 @@ from quantify.analytics.rolling import (
     spread,
     zscore,
 )
-from quantify.analytics.stationarity import (
-    ADFResult,
-    CointResult,
-    JohansenResult,
-    adf,
-    coint,
-    johansen,
-)
+from quantify.analytics.johansen import JohansenResult, johansen
+from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
 from quantify.analytics.backtest import BacktestResult, backtest_pairs
 from quantify.analytics.scan import benjamini_hochberg, scan_pairs
 from quantify.analytics.volatility import (

@@ -22,7 +22,8 @@ from statsmodels.tsa.stattools import coint as sm_coint
 from statsmodels.tsa.vector_ar.vecm import coint_johansen
 
 from quantify.analytics import stationarity
-from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint, johansen
+from quantify.analytics.johansen import johansen
+from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
 
 STAT_RTOL = 1e-9
 P_ATOL = 1e-9
