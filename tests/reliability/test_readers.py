@@ -104,7 +104,7 @@ def test_twenty_reader_processes_while_ingesting_at_full_speed(lmdb_uri: str) ->
         service.start_in_thread()
         try:
             assert wait_for(lambda: service.stats.stored > 0, 60)
-            readers = [_reader(lmdb_uri, 8, "ticks" if i % 2 else "last") for i in range(20)]
+            readers = [_reader(lmdb_uri, 4, "ticks" if i % 2 else "last") for i in range(20)]
             results = []
             for r in readers:
                 out, err = r.communicate(timeout=180)
