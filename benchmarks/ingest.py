@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import multiprocessing.synchronize
 import os
 import resource
 import subprocess
@@ -85,12 +86,11 @@ class SamplingParser(FrameParser):
         return event
 
 
-def reader(uri: str, out: str, stop_after: float) -> None:
-    """In another process: poll the last visible trade id of BTCUSDT and ETHUSDT."""
+def reader(uri: str, out: str, stop: mp.synchronize.Event) -> None:
+    """In another process: poll the last visible trade id of BTCUSDT and ETHUSDT until ``stop``."""
     store = open_store(uri)
     seen: list[tuple[float, str, int]] = []
-    deadline = time.time() + stop_after
-    while time.time() < deadline:
+    while not stop.is_set():
         for sym in ("BTCUSDT", "ETHUSDT"):
             try:
                 tail = store._ticks.tail(sym, 1).data
@@ -129,7 +129,8 @@ def main() -> None:
         service.parser = parser
         service.start_in_thread()
         ctx = mp.get_context("spawn")
-        rd = ctx.Process(target=reader, args=(uri, seen_file, 600))
+        stop = ctx.Event()
+        rd = ctx.Process(target=reader, args=(uri, seen_file, stop))
         rd.start()
         rss = []
         t0 = None
@@ -145,8 +146,8 @@ def main() -> None:
         rate = (service.stats.stored - s0) / elapsed
         cpu_per_trade = (cpu_seconds() - c0) / (service.stats.stored - s0) * 1e6
         service.join(timeout=30)
-        rd.terminate()
-        rd.join()
+        stop.set()
+        rd.join(60)
     finally:
         proc.kill()
 
