@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from quantify.exceptions import QuantifyError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``quantify --help`` lists them.
 COMMANDS = ("demo", "replay", "ingest", "status", "dashboard", "alerts", "load", "backfill", "export")
@@ -57,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `quantify status --json | head`: the reader left; not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit from raising again
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _symbol_row(sym: str, d: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
+    """One symbol's line: what the store holds (``d``) and its writer's counters (``w``)."""
+    return {
+        "symbol": sym,
+        "rows": d["rows"],
+        "first_time": d["first_time"].isoformat() if d["first_time"] is not None else None,
+        "last_time": d["last_time"].isoformat() if d["last_time"] is not None else None,
+        "first_id": d["first_id"],
+        "last_id": d["last_id"],
+        "gaps_found": w.get("gaps_found", 0),
+        "gaps_filled": w.get("gaps_filled", 0),
+        "gaps_unfilled": w.get("gaps_unfilled", 0),
+        "duplicates_dropped": w.get("duplicates_dropped", 0),
+    }
+
+
 def collect(uri: str | None) -> dict[str, Any]:
     """Gather the status of the store at ``uri`` as plain data."""
     from quantify.store import open_store
@@ -43,18 +59,7 @@ def collect(uri: str | None) -> dict[str, Any]:
     for sym in store.symbols():
         d = store.describe(sym)
         w = per_writer.get(sym, {})
-        symbols.append({
-            "symbol": sym,
-            "rows": d["rows"],
-            "first_time": d["first_time"].isoformat() if d["first_time"] is not None else None,
-            "last_time": d["last_time"].isoformat() if d["last_time"] is not None else None,
-            "first_id": d["first_id"],
-            "last_id": d["last_id"],
-            "gaps_found": w.get("gaps_found", 0),
-            "gaps_filled": w.get("gaps_filled", 0),
-            "gaps_unfilled": w.get("gaps_unfilled", 0),
-            "duplicates_dropped": w.get("duplicates_dropped", 0),
-        })
+        symbols.append(_symbol_row(sym, d, w))
     return {
         "store": str(store.uri),
         "writer_alive": alive,
@@ -112,16 +117,7 @@ def _collect_shared(store: Any) -> dict[str, Any]:
             "rows": 0, "first_time": None, "last_time": None, "first_id": None, "last_id": None}
         w = statuses.get(lease.owner, {}).get("symbols", {}).get(sym, {}) if lease else {}
         symbols.append({
-            "symbol": sym,
-            "rows": d["rows"],
-            "first_time": d["first_time"].isoformat() if d["first_time"] is not None else None,
-            "last_time": d["last_time"].isoformat() if d["last_time"] is not None else None,
-            "first_id": d["first_id"],
-            "last_id": d["last_id"],
-            "gaps_found": w.get("gaps_found", 0),
-            "gaps_filled": w.get("gaps_filled", 0),
-            "gaps_unfilled": w.get("gaps_unfilled", 0),
-            "duplicates_dropped": w.get("duplicates_dropped", 0),
+            **_symbol_row(sym, d, w),
             "owner": lease.owner if lease else None,
             "lease_alive": lease.alive(now) if lease else False,
             "lease_age_s": lease.as_dict(now)["lease_age_s"] if lease else None,

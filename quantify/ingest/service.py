@@ -64,8 +64,7 @@ def stream_urls(config: IngestConfig) -> list[str]:
     """Combined-stream URLs covering every symbol, ``streams_per_connection`` each."""
     base = config.ws_url.rstrip("/")
     for suffix in ("/stream", "/ws"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
+        base = base.removesuffix(suffix)
     names = [f"{s.lower()}@{config.stream}" for s in config.symbols]
     size = config.streams_per_connection
     return [f"{base}/stream?streams={'/'.join(names[i:i + size])}" for i in range(0, len(names), size)]
@@ -492,11 +491,8 @@ class IngestService:
     async def _check_tail(self, buf: SymbolBuffer, aggregate: bool) -> None:
         """A gap at the tail shows no later trade to reveal it: ask REST what follows."""
         assert buf.last_seen is not None
-        try:
-            trades = await self._rest.trades_from(buf.symbol, buf.last_seen + 1, aggregate=aggregate, limit=1000)
-        except (RestError, httpx.HTTPError, KeyError, TypeError) as exc:
-            self.stats.rest_errors += 1
-            logger.warning("%s: tail check failed: %s", buf.symbol, exc)
+        trades = await self._fetch(buf.symbol, buf.last_seen + 1, 1000, aggregate, "tail check")
+        if trades is None:
             return
         for trade in trades:
             buf.add(trade)
@@ -532,17 +528,23 @@ class IngestService:
                 # waiting backfill_delay lets gaps gather so requests stay few.
                 first = buf.gaps[0].first
                 limit = max(1, min(1000, buf.gaps[-1].last - first + 1))
-                try:
-                    trades = await self._rest.trades_from(buf.symbol, first, aggregate=aggregate, limit=limit)
-                except (RestError, httpx.HTTPError, KeyError, TypeError) as exc:
-                    self.stats.rest_errors += 1
-                    logger.warning("%s: backfill from id %d failed: %s", buf.symbol, first, exc)
-                    await asyncio.sleep(1.0)
+                trades = await self._fetch(buf.symbol, first, limit, aggregate, "backfill")
+                if trades is None:
                     continue
                 filled = buf.fill(trades)
                 self.stats.backfilled += filled
                 if filled:
                     logger.info("%s: backfilled %d trades from id %d", buf.symbol, filled, first)
+
+    async def _fetch(self, symbol: str, from_id: int, limit: int, aggregate: bool, what: str) -> list[Trade] | None:
+        """Trades of ``symbol`` from ``from_id`` over REST; ``None`` (counted, logged) on failure."""
+        try:
+            return await self._rest.trades_from(symbol, from_id, aggregate=aggregate, limit=limit)
+        except (RestError, httpx.HTTPError, KeyError, TypeError) as exc:
+            self.stats.rest_errors += 1
+            logger.warning("%s: %s from id %d failed: %s", symbol, what, from_id, exc)
+            await asyncio.sleep(1.0)
+            return None
 
     async def _probe_head(self, buf: SymbolBuffer, aggregate: bool) -> None:
         """Find trades since start that came before a new symbol's first frame."""
@@ -553,20 +555,16 @@ class IngestService:
             return
         earlier: list[Trade] = []
         from_id = head
-        try:
-            for _ in range(10):  # at most 10,000 trades back
-                from_id = max(0, from_id - 1000)
-                batch = await self._rest.trades_from(buf.symbol, from_id, aggregate=aggregate,
-                                                     limit=min(1000, head - from_id) or 1)
-                earlier = batch + earlier
-                # Stop when the server has nothing older or we reached the start time.
-                if from_id == 0 or not batch or batch[0].trade_id > from_id or batch[0].time < (buf.start_ms or 0):
-                    break
-        except (RestError, httpx.HTTPError, KeyError, TypeError) as exc:
-            self.stats.rest_errors += 1
-            logger.warning("%s: looking up trades before id %d failed: %s", buf.symbol, head, exc)
-            await asyncio.sleep(1.0)
-            return
+        for _ in range(10):  # at most 10,000 trades back
+            from_id = max(0, from_id - 1000)
+            batch = await self._fetch(buf.symbol, from_id, min(1000, head - from_id) or 1, aggregate,
+                                      "lookup of trades before the first received")
+            if batch is None:
+                return
+            earlier = batch + earlier
+            # Stop when the server has nothing older or we reached the start time.
+            if from_id == 0 or not batch or batch[0].trade_id > from_id or batch[0].time < (buf.start_ms or 0):
+                break
         added = buf.resolve_head(earlier)
         self.stats.backfilled += added
         if added:
