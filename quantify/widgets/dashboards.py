@@ -15,7 +15,7 @@ from quantify.widgets.panels import ControlPanel, StatusBar
 from quantify.widgets.source import resolve_store
 from quantify.widgets.theme import get_theme, panel_css
 
-__all__ = ["alerts_dashboard", "market_overview", "pairs_monitor"]
+__all__ = ["DownloadButton", "alerts_dashboard", "market_overview", "pairs_monitor"]
 
 
 def _page(title: str, subtitle: str, body: list[W.Widget], theme: str) -> W.VBox:
@@ -42,7 +42,43 @@ def market_overview(store: Store | str | None = None, *, timeframe: str = "5s", 
     chart = LiveChart(syms, timeframe, kind="candles", store=st, theme=theme, bars=300)
     controls = ControlPanel([chart], symbols=_symbols(st), theme=theme)
     return _page("Market overview", "Trades → candles, UTC. Pan/zoom with the toolbar.",
-                 [status, controls, chart], theme)
+                 [status, controls, DownloadButton(st, chart), chart], theme)
+
+
+class DownloadButton(W.HBox):
+    """A button that exports the candles a chart shows and offers them as a CSV download.
+
+    The file is built in the kernel with :meth:`Store.export` (candles of the
+    chart's symbols and timeframe, the whole stored range) and handed to the
+    browser as a ``data:`` link, so nothing is written on the server and no
+    path comes from the page.
+    """
+
+    def __init__(self, store: Store, chart: Any) -> None:
+        self.store, self.chart = store, chart
+        self.button = W.Button(description="Export candles (CSV)", icon="download",
+                               layout=W.Layout(width="auto"))
+        self.link = W.HTML()
+        self.button.on_click(lambda _: self.prepare())
+        super().__init__([self.button, self.link], layout=W.Layout(align_items="center"))
+
+    def prepare(self) -> None:
+        """Export the chart's candles now and show the download link."""
+        import base64
+        import io
+
+        links = []
+        for sym in self.chart.symbols:
+            buf = io.BytesIO()
+            try:
+                self.store.export(sym, buf, kind="ohlcv", timeframe=self.chart.timeframe, format="csv")
+            except Exception as exc:  # shown to the user instead of a silent failure
+                links.append(f'<span class="qf-error">{esc(sym)}: {esc(str(exc))}</span>')
+                continue
+            data = base64.b64encode(buf.getvalue()).decode()
+            name = f"{sym}_{self.chart.timeframe}.csv"
+            links.append(f'<a download="{esc(name)}" href="data:text/csv;base64,{data}">{esc(name)}</a>')
+        self.link.value = " · ".join(links)
 
 
 def pairs_monitor(store: Store | str | None = None, *, y: str | None = None, x: str | None = None,
@@ -56,7 +92,7 @@ def pairs_monitor(store: Store | str | None = None, *, y: str | None = None, x: 
     monitor = PairMonitor(y, x, timeframe, window, store=st, theme=theme, bars=1500)
     controls = ControlPanel([monitor], symbols=syms, theme=theme)
     return _page("Pairs monitor", "log Y = β·log X + α · spread, z-score bands ±2 (entry) and ±0.5 (exit)",
-                 [status, controls, monitor], theme)
+                 [status, controls, DownloadButton(st, monitor), monitor], theme)
 
 
 def alerts_dashboard(store: Store | str | None = None, *, theme: str = "dark") -> W.VBox:
