@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from quantify.feed.parse import Trade
 
@@ -92,7 +93,7 @@ class SymbolBuffer:
         if tid < nxt or tid in self.held:
             self.duplicates += 1
             return
-        last_seen = self.last_seen  # type: ignore[assignment]
+        last_seen = cast(int, self.last_seen)  # set by the first trade
         if tid > last_seen + 1:
             self.gaps.append(Gap(last_seen + 1, tid - 1, time.monotonic()))
             self.gaps_found += 1

@@ -79,8 +79,10 @@ class Journal:
         self._opened_at = time.monotonic()
         self._bytes = 0
 
-    def write(self, frame: str, recv_ns: int) -> None:
+    def write(self, frame: str | bytes, recv_ns: int) -> None:
         """Append one frame (buffered; see :meth:`flush`)."""
+        if isinstance(frame, bytes):  # Binance sends text frames; keep a binary one readable
+            frame = frame.decode("utf-8", "replace")
         line = f"{recv_ns} {frame}\n"
         self._fh.write(line)  # type: ignore[attr-defined]
         self._bytes += len(line)

@@ -240,15 +240,17 @@ class IngestService:
             if self.leases is not None:
                 self._spawn(self._lease_loop())
             flusher = self._spawn(self._flush_loop())
+            stop = self._stop
+            assert stop is not None
             try:
                 if cfg.duration is not None:
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), cfg.duration)
+                        await asyncio.wait_for(stop.wait(), cfg.duration)
                 else:
-                    await self._stop.wait()
+                    await stop.wait()
             finally:
                 self._set_state(WriterState.STOPPING)
-                self._stop.set()
+                stop.set()
                 for task in list(self._tasks):
                     if task is not flusher:
                         task.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from quantify.exceptions import InvalidTime
 
 __all__ = ["TimeLike", "parse_time"]
 
-TimeLike = dt.datetime | dt.date | pd.Timestamp | np.datetime64 | str | int | float
+TimeLike: TypeAlias = dt.datetime | dt.date | pd.Timestamp | np.datetime64 | str | int | float
 
 _RELATIVE = re.compile(r"^\s*-\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)\s*$")
 _UNITS = {"ms": "ms", "s": "s", "m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}
