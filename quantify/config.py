@@ -61,9 +61,21 @@ class IngestConfig:
     ws_url, rest_url : str
         Binance's WebSocket and REST base URLs (or the replay server's).
     batch_size : int
-        Append to ArcticDB when a symbol has this many new trades ...
+        Append to ArcticDB as soon as a symbol has this many new trades ...
     flush_interval : float
         ... or when this many seconds passed since the last append.
+    switch_interval : float or None
+        The interpreter's GIL switch interval (seconds) while the service
+        runs; ``None`` leaves it alone. The receive loop keeps the GIL busy,
+        and the writer thread, which releases the GIL in every ArcticDB
+        call, waits up to one switch interval (5 ms by default) to get it
+        back each time: at full speed that tripled the time of an append.
+        The previous value is restored when the service stops.
+    freeze_gc : bool
+        Move the objects that exist when streaming starts (imported modules,
+        mostly) out of the garbage collector's reach (``gc.freeze``) until the
+        service stops. Full collections otherwise walk them all, every few
+        hundred thousand trades: 120 ms pauses, 14 % of the time at full speed.
     streams_per_connection : int
         Streams per WebSocket connection (Binance allows 1,024); more symbols
         open more connections.
@@ -115,6 +127,8 @@ class IngestConfig:
     rest_url: str = DEFAULT_REST_URL
     batch_size: int = 5_000
     flush_interval: float = 0.1
+    switch_interval: float | None = 0.0005
+    freeze_gc: bool = True
     streams_per_connection: int = 200
     connection_max_age: float = 23.5 * 3600
     rotation_overlap: float = 10.0
@@ -147,6 +161,8 @@ class IngestConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if self.streams_per_connection > 1024:
             raise ValueError("Binance allows at most 1024 streams per connection")
+        if self.switch_interval is not None and not 0 < self.switch_interval <= 0.1:
+            raise ValueError(f"switch_interval must be in (0, 0.1] seconds, got {self.switch_interval!r}")
         if self.duration is not None and not self.duration > 0:
             raise ValueError(f"duration must be positive seconds, got {self.duration!r}")
         for url, schemes in ((self.ws_url, ("ws://", "wss://")), (self.rest_url, ("http://", "https://"))):

@@ -112,8 +112,7 @@ def trade_from_event(data: dict[str, Any]) -> Trade:
     """
     kind = data["e"]
     if kind == "trade":
-        tid = data["t"]
-        first = last = tid
+        tid = first = last = data["t"]
     elif kind == "aggTrade":
         tid = data["a"]
         first = data["f"]
@@ -123,19 +122,24 @@ def trade_from_event(data: dict[str, Any]) -> Trade:
     symbol = data["s"]
     ttime = data["T"]
     maker = data["m"]
+    price = data["p"]
+    qty = data["q"]
     if (
         type(tid) is not int or type(first) is not int or type(last) is not int
         or type(ttime) is not int or type(maker) is not bool or type(symbol) is not str
     ):
         raise TypeError("trade ids and times must be integers, 'm' a boolean, 's' a string")
-    price = data["p"]
-    qty = data["q"]
     if type(price) is not str or type(qty) is not str:
         raise TypeError("price and quantity must be decimal strings")
-    return Trade(
+    # tuple.__new__ skips the NamedTuple's Python-level constructor: this
+    # runs once per trade received.
+    return _new_tuple(Trade, (
         symbol, tid, float(price), float(qty), ttime, maker, first, last,
         data.get("X", "MARKET") == "MARKET", data.get("E", ttime),
-    )
+    ))
+
+
+_new_tuple = tuple.__new__
 
 
 def _kline_from_event(data: dict[str, Any]) -> Kline:

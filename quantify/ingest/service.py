@@ -29,7 +29,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import gc
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -102,6 +104,8 @@ class IngestService:
         # Lease renewals must not queue behind slow appends: their own thread.
         self._lease_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="quantify-lease")
         self._stop: asyncio.Event | None = None
+        #: Set when a symbol has ``batch_size`` trades ready, or to stop: the flusher wakes.
+        self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pending_frames: dict[str, list[Trade]] = {}
@@ -147,7 +151,9 @@ class IngestService:
                 self.listener_errors += 1
                 logger.exception("batch listener %r failed", listener)
 
-    def _append(self, frames: dict[str, pd.DataFrame]) -> None:
+    def _append(self, trades: dict[str, list[Trade]]) -> None:
+        # Building the frames here keeps the receive loop free of the work.
+        frames = {sym: trades_to_frame(batch) for sym, batch in trades.items()}
         self.store.append_ticks(frames)
         self._notify(frames)
 
@@ -162,13 +168,22 @@ class IngestService:
         """Run until :meth:`stop` is called or ``config.duration`` elapses."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
         if self.sharded:
             await self._acquire_leases()
         else:
             self._lock.acquire()
+        switch = self.config.switch_interval
+        previous_switch = sys.getswitchinterval()
+        if switch is not None:
+            sys.setswitchinterval(switch)
         try:
             await self._run()
         finally:
+            if switch is not None and sys.getswitchinterval() == switch:
+                sys.setswitchinterval(previous_switch)
+            if self.config.freeze_gc:
+                gc.unfreeze()
             if self.leases is not None:
                 await self._in_lease(self.leases.release)
                 self._lease_executor.shutdown(wait=True)
@@ -223,6 +238,8 @@ class IngestService:
                 # Listeners catch up on what was stored while they were not
                 # running (e.g. trades appended just before a kill -9).
                 await self._in_writer(start, self.store)
+        if cfg.freeze_gc:
+            gc.freeze()
         self._set_state(WriterState.RUNNING)
         logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
         async with BinanceRest(RestConfig(base_url=cfg.rest_url), transport=self._rest_transport) as rest:
@@ -250,7 +267,7 @@ class IngestService:
                     await stop.wait()
             finally:
                 self._set_state(WriterState.STOPPING)
-                stop.set()
+                self._request_stop()
                 for task in list(self._tasks):
                     if task is not flusher:
                         task.cancel()
@@ -276,7 +293,12 @@ class IngestService:
     def stop(self) -> None:
         """Ask the service to stop (thread-safe); it flushes everything received."""
         if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+            self._loop.call_soon_threadsafe(self._request_stop)
+
+    def _request_stop(self) -> None:
+        assert self._stop is not None and self._wake is not None
+        self._stop.set()
+        self._wake.set()
 
     def start_in_thread(self, *, ready_timeout: float = 30.0) -> None:
         """Run the service in a daemon thread with its own event loop.
@@ -328,7 +350,7 @@ class IngestService:
         if not task.cancelled() and task.exception() is not None:
             logger.error("ingestion task failed: %r", task.exception(), exc_info=task.exception())
             if self._stop is not None:
-                self._stop.set()
+                self._request_stop()
 
     async def _in_writer(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
@@ -440,6 +462,9 @@ class IngestService:
         stats = self.stats
         time_ns = time.time_ns
         journal_write = self._journal.write if self._journal is not None else None
+        batch_size = cfg.batch_size
+        wake = self._wake
+        assert wake is not None
         first = not replacement
         async for ws in connect(url, max_size=cfg.max_frame_bytes, compression=None, max_queue=4096,
                                 reconnect_delays=delays, open_timeout=10, close_timeout=2):
@@ -449,8 +474,12 @@ class IngestService:
             first = False
             rotation = asyncio.ensure_future(self._retire_after(ws, url, cfg.connection_max_age))
             retiring = False
+            recv = ws.recv
             try:
-                async for frame in ws:
+                while True:
+                    # Undecoded: orjson reads UTF-8 bytes itself, and the
+                    # journal stores them as they came.
+                    frame = await recv(decode=False)
                     if journal_write is not None:
                         journal_write(frame, time_ns())
                     stats.frames += 1
@@ -460,6 +489,8 @@ class IngestService:
                         buf = buffers.get(event.symbol) or self._new_buffer(event.symbol)
                         if buf is not None:
                             buf.add(event)
+                            if len(buf.ready) >= batch_size:
+                                wake.set()
                     elif type(event) is ServerShutdown:
                         stats.server_shutdowns += 1
                         logger.info("serverShutdown from %s: switching connection", url.split("?")[0])
@@ -577,10 +608,11 @@ class IngestService:
     async def _flush_loop(self) -> None:
         cfg = self.config
         next_status = 0.0
-        assert self._stop is not None
+        assert self._stop is not None and self._wake is not None
         while not self._stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), cfg.flush_interval)
+                await asyncio.wait_for(self._wake.wait(), cfg.flush_interval)
+            self._wake.clear()
             await self._flush()
             now = time.monotonic()
             if now - self._last_compact >= cfg.compact_interval:
@@ -614,11 +646,10 @@ class IngestService:
             writable = dict(pending)
         if not writable:
             return
-        frames = {sym: trades_to_frame(trades) for sym, trades in writable.items()}
         delay = 0.2
         while True:
             try:
-                await self._in_writer(self._append, frames)
+                await self._in_writer(self._append, writable)
                 break
             except Exception as exc:  # the store refused: keep everything, retry with backoff
                 self.stats.store_errors += 1

@@ -53,6 +53,7 @@ from arcticdb_ext.version_store import DataError
 
 from quantify.analytics.candles import CANDLE_COLUMNS, merge_candles, resample, timeframe_to_offset
 from quantify.exceptions import StoreError
+from quantify.feed.parse import Trade, trades_to_frame
 from quantify.store.times import TimeLike, parse_time
 
 if TYPE_CHECKING:
@@ -175,7 +176,13 @@ class CandleAggregator:
     # -- the listener protocol ------------------------------------------------
 
     def start(self, store: Store | None = None) -> None:
-        """Catch up every symbol of the store (trades stored but not aggregated)."""
+        """Catch up every symbol of the store (trades stored but not aggregated).
+
+        Also loads the compiled resampling kernels now, before streaming
+        starts: loading them at the first batch held that batch back for a
+        fraction of a second.
+        """
+        resample(trades_to_frame([Trade("WARMUP", 1, 1.0, 1.0, 0, False, 1, 1, True, 0)]), "1m")
         for sym in (store or self.store).symbols():
             if sym not in self._state:
                 self.catch_up(sym)

@@ -7,7 +7,7 @@ from pathlib import Path
 from quantify.feed.recordings import read_frames
 from quantify.ingest.journal import Journal
 
-FRAME = '{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":%d,"p":"1.0","q":"1.0","T":1,"m":true,"M":true}}'
+FRAME = b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":%d,"p":"1.0","q":"1.0","T":1,"m":true,"M":true}}'
 
 
 def test_segments_rotate_replay_and_release(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_segments_rotate_replay_and_release(tmp_path: Path) -> None:
     segments = j.leftover()
     assert len(segments) > 1
     frames = [f for p in segments for _, f in read_frames(p)]
-    assert frames == [FRAME % i for i in range(1, 11)]
+    assert frames == [(FRAME % i).decode() for i in range(1, 11)]
     # A restarted writer sees every frame.
     assert list(Journal(tmp_path).replay_leftover()) == frames
     assert j.release({"BTCUSDT": 5}) >= 1  # segments up to id 4 are stored
@@ -37,3 +37,21 @@ def test_leftover_released_only_when_asked(tmp_path: Path) -> None:
     j2.start()
     assert j2.release({"BTCUSDT": 100}) == 0
     assert j2.release({"BTCUSDT": 100}, all_leftover=True) == 1
+
+
+def test_frames_are_kept_as_received(tmp_path: Path) -> None:
+    """Undecoded frames read back as they came; invalid UTF-8 parses as malformed, not as an error."""
+    from quantify.feed.parse import FrameParser, Trade
+
+    j = Journal(tmp_path)
+    j.start()
+    j.write(FRAME % 1, 1)
+    j.write(b'{"stream":"\xff\xfe garbage', 2)
+    j.write(FRAME % 3, 3)
+    j.flush(lambda: {"BTCUSDT": 3})
+    frames = [f for p in j.leftover() for _, f in read_frames(p)]
+    assert len(frames) == 3
+    parser = FrameParser()
+    events = [parser.parse(f) for f in frames]
+    assert [e.trade_id for e in events if type(e) is Trade] == [1, 3]
+    assert parser.malformed_total == 1
