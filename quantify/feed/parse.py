@@ -7,6 +7,11 @@ and returns one event: a :class:`Trade`, a :class:`Kline`, a
 that are well-formed but of no interest (depth, book ticker). Malformed frames
 are counted per reason and logged with a sample; they never raise.
 
+Combined-stream trade frames, nearly every frame the ingestion sees, take a
+fast path (msgspec decodes and type-checks them in one pass); every other
+frame, and any the fast path does not accept exactly, takes the general path
+(orjson plus explicit checks), which defines the result.
+
 Prices and quantities arrive as decimal strings with at most 8 decimals.
 They are kept as float64: for values below 2**53 / 1e8 (about 9e7),
 ``round(x * 1e8)`` recovers the exact decimal, which is how candle volumes
@@ -19,6 +24,7 @@ import logging
 from collections import Counter
 from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
 import orjson
 import pandas as pd
@@ -131,15 +137,71 @@ def trade_from_event(data: dict[str, Any]) -> Trade:
         raise TypeError("trade ids and times must be integers, 'm' a boolean, 's' a string")
     if type(price) is not str or type(qty) is not str:
         raise TypeError("price and quantity must be decimal strings")
+    p, q = float(price), float(qty)
+    if p - p or q - q:  # NaN or infinite: x - x is NaN (truthy) for those, 0.0 otherwise
+        raise ValueError(f"price and quantity must be finite, got {price!r} and {qty!r}")
     # tuple.__new__ skips the NamedTuple's Python-level constructor: this
     # runs once per trade received.
     return _new_tuple(Trade, (
-        symbol, tid, float(price), float(qty), ttime, maker, first, last,
+        symbol, tid, p, q, ttime, maker, first, last,
         data.get("X", "MARKET") == "MARKET", data.get("E", ttime),
     ))
 
 
 _new_tuple = tuple.__new__
+
+
+# The hot path: combined-stream trade and aggTrade frames, decoded and
+# type-checked by msgspec in one C pass (half the time of orjson plus the
+# checks above). Anything it does not accept exactly takes the general path,
+# which is the reference: same events, and it counts what is malformed.
+
+
+class _WireTrade(msgspec.Struct, tag_field="e", tag="trade", gc=False):
+    E: int
+    s: str
+    t: int
+    p: str
+    q: str
+    T: int
+    m: bool
+    X: str = "MARKET"
+
+
+class _WireAggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", gc=False):
+    E: int
+    s: str
+    a: int
+    p: str
+    q: str
+    f: int
+    l: int  # noqa: E741 (Binance's field name)
+    T: int
+    m: bool
+    X: str = "MARKET"
+
+
+class _WireCombined(msgspec.Struct, gc=False):
+    stream: str
+    data: _WireTrade | _WireAggTrade
+
+
+_decode_combined = msgspec.json.Decoder(_WireCombined).decode
+_WIRE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, ValueError)
+
+
+def _fast_trade(frame: str | bytes) -> Trade | None:
+    """The trade of a well-formed combined-stream frame; ``None`` for anything else."""
+    try:
+        d = _decode_combined(frame).data
+        p, q = float(d.p), float(d.q)
+    except _WIRE_ERRORS:
+        return None
+    if p - p or q - q:  # not finite: the general path rejects it
+        return None
+    if type(d) is _WireTrade:
+        return _new_tuple(Trade, (d.s, d.t, p, q, d.T, d.m, d.t, d.t, d.X == "MARKET", d.E))
+    return _new_tuple(Trade, (d.s, d.a, p, q, d.T, d.m, d.f, d.l, d.X == "MARKET", d.E))
 
 
 def _kline_from_event(data: dict[str, Any]) -> Kline:
@@ -196,6 +258,13 @@ class FrameParser:
         if len(frame) > self.max_frame_bytes:
             self._reject("oversized", frame)
             return None
+        trade = _fast_trade(frame)
+        if trade is not None:
+            return trade
+        return self._parse_any(frame)
+
+    def _parse_any(self, frame: str | bytes) -> Event | None:
+        """The general path: every kind of frame, malformed ones counted."""
         try:
             msg = orjson.loads(frame)
         except orjson.JSONDecodeError as exc:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantify.feed.parse import (
-    FrameParser, Kline, ServerShutdown, SubscriptionReply, Trade, trades_to_frame,
+    FrameParser, Kline, ServerShutdown, SubscriptionReply, Trade, _fast_trade, trades_to_frame,
 )
 
 SPOT = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT",'
@@ -57,6 +57,10 @@ def test_kline_shutdown_and_replies() -> None:
         ('{"stream":"x@trade","data":{"e":"trade","s":"BTCUSDT","t":"1","p":"1","q":"1","T":1,"m":true}}', "fields"),
         ('{"stream":"x@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":1.5,"q":"1","T":1,"m":true}}', "fields"),
         ('{"stream":"x@trade","data":{"e":"trade","s":"BTCUSDT","p":"1","q":"1","T":1,"m":true}}', "fields"),
+        ('{"stream":"x@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"NaN","q":"1","T":1,"m":true}}',
+         "fields"),
+        ('{"stream":"x@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"inf","T":1,"m":true}}',
+         "fields"),
         ('{"stream":"x@trade","data":[1,2]}', "fields"),
         ("[1,2,3]", "fields"),
     ],
@@ -82,6 +86,29 @@ def test_parser_never_raises(frame: bytes | str) -> None:
     p = FrameParser()
     event = p.parse(frame)
     assert event is None or isinstance(event, (Trade, Kline, ServerShutdown, SubscriptionReply))
+
+
+_FIELD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False),
+    st.sampled_from(["trade", "aggTrade", "BTCUSDT", "61837.63", "0.02", "1e3", "nan", "x", "MARKET", "ADL", ""]),
+)
+_TRADE = orjson.loads(SPOT)["data"]
+_AGG = orjson.loads(AGG)
+
+
+@settings(max_examples=500, deadline=None)
+@given(base=st.sampled_from([_TRADE, _AGG]),
+       changes=st.dictionaries(st.sampled_from(list("eEstpqTmMXafl")), _FIELD_VALUES, max_size=3),
+       dropped=st.sets(st.sampled_from(list("eEstpqTmXafl")), max_size=2))
+def test_fast_path_agrees_with_the_general_path(base, changes, dropped) -> None:
+    """The msgspec fast path returns exactly what the general path does, or defers to it."""
+    data = {k: v for k, v in {**base, **changes}.items() if k not in dropped}
+    frame = orjson.dumps({"stream": "btcusdt@trade", "data": data})
+    fast = _fast_trade(frame)
+    general = FrameParser()._parse_any(frame)
+    if fast is not None:
+        assert fast == general and type(fast.price) is float
+    assert FrameParser().parse(frame) == general
 
 
 def test_trades_to_frame_schema() -> None:
