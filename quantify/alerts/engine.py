@@ -227,7 +227,7 @@ class AlertEngine:
             if rule.kind in _PRICE_KINDS:
                 by_symbol.setdefault(rule.symbols[0], []).append(rule)
         self._price = {sym: _PriceGroup(rs) for sym, rs in by_symbol.items()}
-        self._by_kind: dict[tuple[str, str], list[Rule]] = {}
+        self._by_kind = {}
         for rule in rules.values():
             if rule.kind in ("pct-move", "gap"):
                 self._by_kind.setdefault((rule.kind, rule.symbols[0]), []).append(rule)
@@ -258,20 +258,20 @@ class AlertEngine:
                 series = _eval.BarSeries(tf, max(n, 2))
                 if sym in self.pos:
                     last_id, last_t = self.pos[sym]
-                    t, p, ids = self._read(sym, last_t - (n + 2) * tf, last_id)
-                    series.update(t, p, ids)
+                    t, prices, ids = self._read(sym, last_t - (n + 2) * tf, last_id)
+                    series.update(t, prices, ids)
                 self._bars[(sym, tf)] = series
         for sym in [s for s in self._ticks if s not in need_ticks]:
             del self._ticks[sym]
         for sym, window in need_ticks.items():
             if self._tick_window.get(sym, -1) < window or sym not in self._ticks:
-                t, p = np.empty(0, dtype=np.int64), np.empty(0)
+                t, prices = np.empty(0, dtype=np.int64), np.empty(0)
                 if sym in self.pos:
                     last_id, last_t = self.pos[sym]
-                    t, p, _ = self._read(sym, last_t - 2 * window - 60 * _NS, last_id)
-                self._ticks[sym] = (t, p)
+                    t, prices, _ = self._read(sym, last_t - 2 * window - 60 * _NS, last_id)
+                self._ticks[sym] = (t, prices)
         self._tick_window = need_ticks
-        self._bars_of: dict[str, list[_eval.BarSeries]] = {}
+        self._bars_of = {}
         for (sym, _), series in self._bars.items():
             self._bars_of.setdefault(sym, []).append(series)
         for rule in self.rules.values():
@@ -506,7 +506,10 @@ class AlertEngine:
                 continue
             tf = series[0].tf
             if st["last_bar"] is None:
-                k = max(s.first for s in series)  # type: ignore[type-var]
+                firsts = [s.first for s in series]
+                if any(f is None for f in firsts):
+                    continue
+                k = max(f for f in firsts if f is not None)
             else:
                 k = st["last_bar"] + tf
             while k <= closed:
@@ -538,7 +541,7 @@ class AlertEngine:
             value = test = _eval.vol_ratio(windows[0], p["short"], p["long"])  # type: ignore[arg-type]
             above, level = True, p["k"]
         else:
-            value = test = _eval.corr_value(*windows)  # type: ignore[misc]
+            value = test = _eval.corr_value(*windows)  # type: ignore[arg-type]
             above, level = False, p["level"]
         # The pair's bar is known closed at the later of its legs' closing trades.
         i = [s.index(k) for s in series]

@@ -434,8 +434,9 @@ def make_rule(kind: str, symbols: str | Iterable[str], **kwargs: Any) -> Rule:
     common = {k: kwargs.pop(k) for k in _COMMON if k in kwargs}
     params = dict(kwargs.pop("params", {}) or {})
     params.update(kwargs)
-    return Rule(kind=kind, symbols=symbols if isinstance(symbols, str) else tuple(symbols),
-                params=params, **common)
+    # A string ("BTCUSDT/ETHUSDT") is split by the rule's own validation.
+    syms: Any = symbols if isinstance(symbols, str) else tuple(symbols)
+    return Rule(kind=kind, symbols=syms, params=params, **common)
 
 
 def price_above(symbol: str, level: float, *, margin: float = 0.0, **common: Any) -> Rule:

@@ -199,7 +199,7 @@ def _fast_trade(frame: str | bytes) -> Trade | None:
         return None
     if p - p or q - q:  # not finite: the general path rejects it
         return None
-    if type(d) is _WireTrade:
+    if isinstance(d, _WireTrade):
         return _new_tuple(Trade, (d.s, d.t, p, q, d.T, d.m, d.t, d.t, d.X == "MARKET", d.E))
     return _new_tuple(Trade, (d.s, d.a, p, q, d.T, d.m, d.f, d.l, d.X == "MARKET", d.E))
 
