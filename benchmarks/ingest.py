@@ -24,6 +24,7 @@ import multiprocessing as mp
 import multiprocessing.synchronize
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,7 @@ def main() -> None:
 
     # Latency: first time the reader saw an id >= a sampled id, minus its receipt.
     seen = json.loads(Path(seen_file).read_text()) if Path(seen_file).exists() else []
+    shutil.rmtree(tmp, ignore_errors=True)
     by_sym: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for sym in {s for _, s, _ in seen}:
         obs = [(t, tid) for t, s, tid in seen if s == sym]
