@@ -48,6 +48,7 @@ from quantify.exceptions import QuantifyError, RestError, WriterLocked
 from quantify.feed.parse import FrameParser, ServerShutdown, Trade, trades_to_frame
 from quantify.feed.rest import BinanceRest, RestConfig
 from quantify.ingest.buffer import SymbolBuffer
+from quantify.ingest.gaps import GapFiller
 from quantify.ingest.journal import Journal, journal_dir
 from quantify.ingest.stats import IngestStats, WriterState
 from quantify.store import Store, WriterLock, open_store
@@ -244,6 +245,7 @@ class IngestService:
         logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
         async with BinanceRest(RestConfig(base_url=cfg.rest_url), transport=self._rest_transport) as rest:
             self._rest = rest
+            gaps = GapFiller(self.buffers, rest, self.stats, cfg)
             try:
                 self._start_ms = int((await rest.get("/api/v3/time"))["serverTime"])
             except (RestError, KeyError, TypeError, ValueError) as exc:
@@ -253,7 +255,7 @@ class IngestService:
                 self._buffer(sym)
             for url in stream_urls(cfg.with_(symbols=owned)) if owned else []:
                 self._spawn(self._connection(url))
-            self._spawn(self._backfill_loop())
+            self._spawn(gaps.run())
             if self.leases is not None:
                 self._spawn(self._lease_loop())
             flusher = self._spawn(self._flush_loop())
@@ -513,95 +515,6 @@ class IngestService:
         await asyncio.sleep(overlap)
         await ws.close()
         return True
-
-    # -- gaps -------------------------------------------------------------
-
-    def _tail_interval(self) -> float:
-        """Seconds between tail checks of a quiet symbol: a quarter of the weight budget at most."""
-        weight_per_second = 6000 / 60 * 0.25
-        return max(self.config.tail_check_interval, len(self.buffers) * 25 / weight_per_second)
-
-    async def _check_tail(self, buf: SymbolBuffer, aggregate: bool) -> None:
-        """A gap at the tail shows no later trade to reveal it: ask REST what follows."""
-        assert buf.last_seen is not None
-        trades = await self._fetch(buf.symbol, buf.last_seen + 1, 1000, aggregate, "tail check")
-        if trades is None:
-            return
-        for trade in trades:
-            buf.add(trade)
-        if trades:
-            self.stats.backfilled += len(trades)
-            logger.info("%s: %d trades after id %d recovered by a tail check", buf.symbol, len(trades),
-                        trades[0].trade_id - 1)
-
-    async def _backfill_loop(self) -> None:
-        aggregate = self.config.stream == "aggTrade"
-        seen: dict[str, tuple[int | None, float]] = {}
-        while True:
-            await asyncio.sleep(0.1)
-            now = time.monotonic()
-            for buf in list(self.buffers.values()):
-                if buf.head is not None:
-                    await self._probe_head(buf, aggregate)
-                    continue
-                last, since = seen.get(buf.symbol, (None, now))
-                if buf.last_seen != last:
-                    seen[buf.symbol] = (buf.last_seen, now)
-                elif buf.last_seen is not None and not buf.gaps and now - since >= self._tail_interval():
-                    seen[buf.symbol] = (buf.last_seen, now)
-                    await self._check_tail(buf, aggregate)
-                while buf.gaps and time.monotonic() - buf.gaps[0].found_at > self.config.gap_timeout:
-                    gap = buf.gaps[0]
-                    logger.warning("%s: giving up on ids %d..%d after %.0f s; recorded as unfilled",
-                                   buf.symbol, gap.first, gap.last, self.config.gap_timeout)
-                    buf.give_up(gap)
-                if not buf.gaps or time.monotonic() - buf.gaps[0].found_at < self.config.backfill_delay:
-                    continue
-                # One request spans as many of the (usually small) gaps as it can;
-                # waiting backfill_delay lets gaps gather so requests stay few.
-                first = buf.gaps[0].first
-                limit = max(1, min(1000, buf.gaps[-1].last - first + 1))
-                trades = await self._fetch(buf.symbol, first, limit, aggregate, "backfill")
-                if trades is None:
-                    continue
-                filled = buf.fill(trades)
-                self.stats.backfilled += filled
-                if filled:
-                    logger.info("%s: backfilled %d trades from id %d", buf.symbol, filled, first)
-
-    async def _fetch(self, symbol: str, from_id: int, limit: int, aggregate: bool, what: str) -> list[Trade] | None:
-        """Trades of ``symbol`` from ``from_id`` over REST; ``None`` (counted, logged) on failure."""
-        try:
-            return await self._rest.trades_from(symbol, from_id, aggregate=aggregate, limit=limit)
-        except (RestError, httpx.HTTPError, KeyError, TypeError) as exc:
-            self.stats.rest_errors += 1
-            logger.warning("%s: %s from id %d failed: %s", symbol, what, from_id, exc)
-            await asyncio.sleep(1.0)
-            return None
-
-    async def _probe_head(self, buf: SymbolBuffer, aggregate: bool) -> None:
-        """Find trades since start that came before a new symbol's first frame."""
-        head = buf.head
-        assert head is not None
-        if time.monotonic() - buf.head_found_at > self.config.gap_timeout:
-            buf.resolve_head([])
-            return
-        earlier: list[Trade] = []
-        from_id = head
-        for _ in range(10):  # at most 10,000 trades back
-            from_id = max(0, from_id - 1000)
-            batch = await self._fetch(buf.symbol, from_id, min(1000, head - from_id) or 1, aggregate,
-                                      "lookup of trades before the first received")
-            if batch is None:
-                return
-            earlier = batch + earlier
-            # Stop when the server has nothing older or we reached the start time.
-            if from_id == 0 or not batch or batch[0].trade_id > from_id or batch[0].time < (buf.start_ms or 0):
-                break
-        added = buf.resolve_head(earlier)
-        self.stats.backfilled += added
-        if added:
-            logger.info("%s: %d trades since start recovered before the first one received", buf.symbol, added)
 
     # -- storing ----------------------------------------------------------
 

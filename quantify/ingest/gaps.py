@@ -1,0 +1,151 @@
+"""Gap filling over REST: what the stream lost, found by trade id and fetched back.
+
+Every 0.1 s :class:`GapFiller` looks at each symbol's
+:class:`~quantify.ingest.buffer.SymbolBuffer`:
+
+- a **gap** (ids missing between two received trades) waits
+  ``backfill_delay`` so that neighbouring gaps gather, then one
+  ``historicalTrades``/``aggTrades`` request (``fromId``, up to 1,000 ids)
+  fills as many as it spans; a gap still open after ``gap_timeout`` is given
+  up and recorded as unfilled;
+- a **head** (a new symbol's first trade, with trades since start possibly
+  lost before it) is resolved by looking back up to 10,000 ids;
+- a **quiet tail** (no new trade for ``tail_check_interval``) is checked for
+  trades after the last one seen, since a lost last frame has no successor
+  to reveal it. Tail checks of many quiet symbols use at most a quarter of
+  Binance's request-weight budget.
+
+REST failures are counted in ``stats.rest_errors``, logged, and retried on
+the next pass; rate limits (``429``/``Retry-After``) are honoured by
+:class:`~quantify.feed.rest.BinanceRest`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import httpx
+
+from quantify.config import IngestConfig
+from quantify.exceptions import RestError
+from quantify.feed.parse import Trade
+from quantify.feed.rest import BinanceRest
+from quantify.ingest.buffer import SymbolBuffer
+from quantify.ingest.stats import IngestStats
+
+__all__ = ["GapFiller"]
+
+logger = logging.getLogger(__name__)
+
+
+class GapFiller:
+    """Fill the gaps of live :class:`SymbolBuffer` objects over REST.
+
+    Parameters
+    ----------
+    buffers : dict of str to SymbolBuffer
+        The service's buffers, read live (symbols come and go).
+    rest : BinanceRest
+        The REST client (its weight budget is shared with other callers).
+    stats : IngestStats
+        Where ``backfilled`` and ``rest_errors`` are counted.
+    config : IngestConfig
+        ``stream``, ``backfill_delay``, ``gap_timeout``, ``tail_check_interval``.
+    """
+
+    def __init__(self, buffers: dict[str, SymbolBuffer], rest: BinanceRest, stats: IngestStats,
+                 config: IngestConfig) -> None:
+        self.buffers = buffers
+        self.rest = rest
+        self.stats = stats
+        self.config = config
+
+    def _tail_interval(self) -> float:
+        """Seconds between tail checks of a quiet symbol: a quarter of the weight budget at most."""
+        weight_per_second = 6000 / 60 * 0.25
+        return max(self.config.tail_check_interval, len(self.buffers) * 25 / weight_per_second)
+
+    async def _check_tail(self, buf: SymbolBuffer, aggregate: bool) -> None:
+        """A gap at the tail shows no later trade to reveal it: ask REST what follows."""
+        assert buf.last_seen is not None
+        trades = await self._fetch(buf.symbol, buf.last_seen + 1, 1000, aggregate, "tail check")
+        if trades is None:
+            return
+        for trade in trades:
+            buf.add(trade)
+        if trades:
+            self.stats.backfilled += len(trades)
+            logger.info("%s: %d trades after id %d recovered by a tail check", buf.symbol, len(trades),
+                        trades[0].trade_id - 1)
+
+    async def run(self) -> None:
+        """Fill gaps, probe heads and check quiet tails, forever (cancel to stop)."""
+        aggregate = self.config.stream == "aggTrade"
+        seen: dict[str, tuple[int | None, float]] = {}
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            for buf in list(self.buffers.values()):
+                if buf.head is not None:
+                    await self._probe_head(buf, aggregate)
+                    continue
+                last, since = seen.get(buf.symbol, (None, now))
+                if buf.last_seen != last:
+                    seen[buf.symbol] = (buf.last_seen, now)
+                elif buf.last_seen is not None and not buf.gaps and now - since >= self._tail_interval():
+                    seen[buf.symbol] = (buf.last_seen, now)
+                    await self._check_tail(buf, aggregate)
+                while buf.gaps and time.monotonic() - buf.gaps[0].found_at > self.config.gap_timeout:
+                    gap = buf.gaps[0]
+                    logger.warning("%s: giving up on ids %d..%d after %.0f s; recorded as unfilled",
+                                   buf.symbol, gap.first, gap.last, self.config.gap_timeout)
+                    buf.give_up(gap)
+                if not buf.gaps or time.monotonic() - buf.gaps[0].found_at < self.config.backfill_delay:
+                    continue
+                # One request spans as many of the (usually small) gaps as it can;
+                # waiting backfill_delay lets gaps gather so requests stay few.
+                first = buf.gaps[0].first
+                limit = max(1, min(1000, buf.gaps[-1].last - first + 1))
+                trades = await self._fetch(buf.symbol, first, limit, aggregate, "backfill")
+                if trades is None:
+                    continue
+                filled = buf.fill(trades)
+                self.stats.backfilled += filled
+                if filled:
+                    logger.info("%s: backfilled %d trades from id %d", buf.symbol, filled, first)
+
+    async def _fetch(self, symbol: str, from_id: int, limit: int, aggregate: bool, what: str) -> list[Trade] | None:
+        """Trades of ``symbol`` from ``from_id`` over REST; ``None`` (counted, logged) on failure."""
+        try:
+            return await self.rest.trades_from(symbol, from_id, aggregate=aggregate, limit=limit)
+        except (RestError, httpx.HTTPError, KeyError, TypeError) as exc:
+            self.stats.rest_errors += 1
+            logger.warning("%s: %s from id %d failed: %s", symbol, what, from_id, exc)
+            await asyncio.sleep(1.0)
+            return None
+
+    async def _probe_head(self, buf: SymbolBuffer, aggregate: bool) -> None:
+        """Find trades since start that came before a new symbol's first frame."""
+        head = buf.head
+        assert head is not None
+        if time.monotonic() - buf.head_found_at > self.config.gap_timeout:
+            buf.resolve_head([])
+            return
+        earlier: list[Trade] = []
+        from_id = head
+        for _ in range(10):  # at most 10,000 trades back
+            from_id = max(0, from_id - 1000)
+            batch = await self._fetch(buf.symbol, from_id, min(1000, head - from_id) or 1, aggregate,
+                                      "lookup of trades before the first received")
+            if batch is None:
+                return
+            earlier = batch + earlier
+            # Stop when the server has nothing older or we reached the start time.
+            if from_id == 0 or not batch or batch[0].trade_id > from_id or batch[0].time < (buf.start_ms or 0):
+                break
+        added = buf.resolve_head(earlier)
+        self.stats.backfilled += added
+        if added:
+            logger.info("%s: %d trades since start recovered before the first one received", buf.symbol, added)
