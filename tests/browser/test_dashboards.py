@@ -6,14 +6,6 @@ import time
 
 #: Voilà's page template links font-awesome from a CDN; offline that load fails.
 OFFLINE_NOISE = ("net::ERR_NAME_NOT_RESOLVED", "net::ERR_INTERNET_DISCONNECTED")
-# Known, open: on some runs bqplot draws a figure once before its flexbox width
-# is known (the figures are rebuilt when the timeframe changes) and d3 reports
-# "<g> attribute transform: Expected number, translate(undefined,…)" (and for
-# the lines of that draw, NaN in "<path> attribute d"); the next frame draws
-# correctly. Any other console error still fails the test.
-BQPLOT_FIRST_LAYOUT = ('attribute transform: Expected number, "translate(undefined,',
-                       'Error: <path> attribute d: Expected number')
-
 
 
 def _points(page) -> int:
@@ -32,7 +24,7 @@ def _wait_points(page, pred, timeout=30.0) -> int:
 
 def _errors(page) -> list[str]:
     return [e for e in page.errors
-            if not any(noise in e for noise in (*OFFLINE_NOISE, *BQPLOT_FIRST_LAYOUT))]
+            if not any(noise in e for noise in OFFLINE_NOISE)]
 
 
 def test_pairs_monitor_renders_grows_and_redraws(serve, page):
