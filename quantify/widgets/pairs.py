@@ -141,8 +141,9 @@ class PairMonitor(LiveWidget):
             "prices": self._figure(f"{y} vs {x}, normalised (100 = first bar)", [self._prices],
                                    [self._time_axis(sx), vaxis(s1, ".2f")], "260px",
                                    legend_location="top-left"),
+            # side by side: one height, so their time axes line up
             "spread": self._figure("spread (log)", [self._spread], [self._time_axis(sx), vaxis(s2, ".4f")],
-                                   "170px"),
+                                   "200px"),
             "zscore": self._figure("z-score", [self._z], [self._time_axis(sx), vaxis(s3, ".1f")], "200px"),
             "corr": self._figure("rolling correlation of returns", [self._corr],
                                  [self._time_axis(sx), vaxis(s4, ".1f")], "150px"),
