@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import threading
 from typing import Any
 
 from quantify.config import IngestConfig, ingest_config_from_env
@@ -43,7 +44,7 @@ def load_ipython_extension(ipython: Any, config: IngestConfig | None = None) -> 
     ipython.set_hook("complete_command", lambda _self, event: complete_quantify(
         session, event.symbol, event.line), str_key="%quantify")
     _SESSION = session
-    atexit.register(_shutdown)
+    _register_shutdown()
     print(f"quantify: {session.start()}")
 
 
@@ -61,7 +62,36 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = ipython.magics_manager.registry.pop("QuantifyMagics", None)
     if magics is not None:
         ipython.magics_manager.magics["line"].pop("quantify", None)
-    atexit.unregister(_shutdown)
+
+
+_SHUTDOWN_REGISTERED = False
+
+
+def _register_shutdown() -> None:
+    """Stop the session when the kernel's interpreter exits, once per process.
+
+    The hook must run before ``concurrent.futures`` refuses new work, which
+    it does from its own "threading atexit" hook, called before ``atexit``
+    handlers: from an ``atexit`` handler the writer thread could no longer
+    take the final flush, and a kernel shutdown left trades unflushed and
+    the store's status at "running". So the hook goes where
+    ``concurrent.futures`` puts its own (``threading._register_atexit``,
+    CPython's; called in reverse order of registration, so ours, registered
+    after it, runs first), with ``atexit`` as the fallback.
+    """
+    global _SHUTDOWN_REGISTERED
+    if _SHUTDOWN_REGISTERED:
+        return
+    # concurrent.futures.thread registers its hook when first imported (it
+    # is imported lazily): import it now, so that ours comes later and runs first.
+    import concurrent.futures.thread  # noqa: F401
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(_shutdown)
+    else:
+        atexit.register(_shutdown)
+    _SHUTDOWN_REGISTERED = True
 
 
 def _shutdown() -> None:
