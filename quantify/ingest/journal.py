@@ -50,6 +50,9 @@ class Journal:
         self._current: _Segment | None = None
         self._fh: object = None
         self._opened_at = 0.0
+        #: Writes or flushes that failed (a full disk); logged, never raised.
+        self.errors = 0
+        self._reopen = False
 
     def leftover(self) -> list[Path]:
         """Segments left by a previous writer, oldest first."""
@@ -85,7 +88,18 @@ class Journal:
         only as whitespace). One that did would read back as a malformed
         line, and its trade would be refilled over REST by id like any gap.
         """
-        self._fh.write(b"%d %b\n" % (recv_ns, frame))  # type: ignore[attr-defined]
+        try:
+            self._fh.write(b"%d %b\n" % (recv_ns, frame))  # type: ignore[attr-defined]
+        except OSError as exc:  # a full disk: the trades are still held in memory
+            self._failed(exc)
+        except AttributeError:  # no open segment (opening one failed): counted as a failure
+            self.errors += 1
+
+    def _failed(self, exc: OSError) -> None:
+        self.errors += 1
+        if self.errors % 10_000 == 1:
+            logger.warning("journal write failed (%s; %d so far): received trades are held in memory "
+                           "until stored, but a crash now would need REST to refill them", exc, self.errors)
 
     def flush(self, last_seen: Callable[[], dict[str, int]]) -> None:
         """Hand buffered lines to the OS; rotate the segment when it is full or old.
@@ -94,15 +108,32 @@ class Journal:
         it marks what the closed segment holds at most.
         """
         if self._fh is None:
+            if self._reopen:
+                try:
+                    self._open()
+                    self._reopen = False
+                except OSError as exc:
+                    self._failed(exc)
             return
-        self._fh.flush()  # type: ignore[attr-defined]
+        try:
+            self._fh.flush()  # type: ignore[attr-defined]
+        except OSError as exc:
+            self._failed(exc)
+            return
         size = self._fh.tell()  # type: ignore[attr-defined]
         if size >= self.segment_bytes or (time.monotonic() - self._opened_at >= self.segment_seconds and size):
             self._close_current(last_seen())
-            self._open()
+            try:
+                self._open()
+            except OSError as exc:  # no segment until a later flush manages to open one
+                self._reopen = True
+                self._failed(exc)
 
     def _close_current(self, last_ids: dict[str, int]) -> None:
-        self._fh.close()  # type: ignore[attr-defined]
+        try:
+            self._fh.close()  # type: ignore[attr-defined]
+        except OSError as exc:
+            self._failed(exc)
         self._fh = None
         self._current.last_ids = dict(last_ids)  # type: ignore[union-attr]
         self._closed.append(self._current)  # type: ignore[arg-type]

@@ -155,6 +155,7 @@ class IngestService:
     def _append(self, trades: dict[str, list[Trade]]) -> None:
         # Building the frames here keeps the receive loop free of the work.
         frames = {sym: trades_to_frame(batch) for sym, batch in trades.items()}
+        self.store.check_space()
         self.store.append_ticks(frames)
         self._notify(frames)
 
@@ -377,6 +378,7 @@ class IngestService:
 
     def _write_status(self) -> None:
         name = "status" if self.leases is None else f"status__{self.leases.owner}"
+        self.store.check_space()
         self.store.write_status(self.status(), name=name)
 
     # -- ownership (shared stores) ------------------------------------------
@@ -637,6 +639,7 @@ class IngestService:
             "server_shutdowns": s.server_shutdowns,
             "rotations": s.rotations,
             "journal_recovered": s.journal_recovered,
+            "journal_errors": self._journal.errors if self._journal is not None else 0,
             "backfilled": s.backfilled,
             "rest_requests": getattr(getattr(self, "_rest", None), "requests", 0),
             "rest_rate_limited": getattr(getattr(self, "_rest", None), "rate_limited", 0),

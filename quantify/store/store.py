@@ -31,7 +31,7 @@ from quantify.exceptions import StoreError, UnknownSymbol
 from quantify.store.times import TimeLike, parse_time
 from quantify.store.uri import StoreURI, parse_store_uri
 
-__all__ = ["DEFAULT_READ_CACHE_SECONDS", "Store", "open_store"]
+__all__ = ["DEFAULT_READ_CACHE_SECONDS", "MIN_FREE_BYTES", "Store", "open_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ STATUS = "status"
 #: ArcticDB's default is 2 s; QuantiFy lowers it so readers in other
 #: processes see new trades within about a second.
 DEFAULT_READ_CACHE_SECONDS = 0.2
+
+#: Writers stop writing an LMDB store whose disk has less free space than this.
+MIN_FREE_BYTES = 64 << 20
 
 _INSTANCES: dict[str, adb.Arctic] = {}
 _INSTANCES_LOCK = threading.Lock()
@@ -267,6 +270,31 @@ class Store:
         }
 
     # -- writes (the single writer only) ------------------------------------
+
+    def free_bytes(self) -> int | None:
+        """Bytes free on the filesystem of an LMDB store (``None`` for other backends)."""
+        if self.uri.path is None:
+            return None
+        try:
+            st = os.statvfs(self.uri.path)
+        except OSError as exc:
+            raise StoreError(f"cannot stat {self.uri}: {exc.strerror}") from exc
+        return st.f_bavail * st.f_frsize
+
+    def check_space(self, min_free: int = MIN_FREE_BYTES) -> None:
+        """Raise :class:`StoreError` if an LMDB store's disk has less than ``min_free`` bytes free.
+
+        Writers call this before writing: LMDB fails a commit that meets a
+        full disk, and the next write after such a failure can crash the
+        process (a segmentation fault in the storage library, seen on a
+        full tmpfs). Refusing early keeps the failure a clean, retryable error.
+        """
+        free = self.free_bytes()
+        if free is not None and free < min_free:
+            raise StoreError(
+                f"{self.uri}: {free / 2**20:.0f} MB free on its disk, below the "
+                f"{min_free / 2**20:.0f} MB kept free; writes wait until space is freed"
+            )
 
     def append_ticks(self, frames: Mapping[str, pd.DataFrame]) -> None:
         """Append tick frames, one per symbol, in one batch.
