@@ -82,7 +82,7 @@ def serve_dashboard(
     cmd = [
         sys.executable, "-m", "voila", str(target), "--no-browser", f"--port={port}",
         "--Voila.ip=127.0.0.1", "--strip_sources=True", f"--theme={theme}",
-        "--VoilaConfiguration.show_tracebacks=True", "--preheat_kernel=True", "--pool_size=1",
+        "--VoilaConfiguration.show_tracebacks=False", "--preheat_kernel=True", "--pool_size=1",
     ]
     proc = subprocess.Popen(cmd, env=env, cwd=folder, stdout=log, stderr=log, start_new_session=True)
     _wait_for_port(port, proc, timeout)
