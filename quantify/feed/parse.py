@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any, NamedTuple
+from typing import Annotated, Any, Final, NamedTuple
 
 import msgspec
 import numpy as np
@@ -137,6 +137,9 @@ def trade_from_event(data: dict[str, Any]) -> Trade:
         raise TypeError("trade ids and times must be integers, 'm' a boolean, 's' a string")
     if type(price) is not str or type(qty) is not str:
         raise TypeError("price and quantity must be decimal strings")
+    if not (0 <= tid <= _MAX_ID and 0 <= first <= _MAX_ID and 0 <= last <= _MAX_ID
+            and 0 <= ttime <= MAX_TIME_MS):
+        raise ValueError(f"trade id or time out of range: {tid!r}, {ttime!r}")
     p, q = float(price), float(qty)
     if p - p or q - q:  # NaN or infinite: x - x is NaN (truthy) for those, 0.0 otherwise
         raise ValueError(f"price and quantity must be finite, got {price!r} and {qty!r}")
@@ -150,6 +153,12 @@ def trade_from_event(data: dict[str, Any]) -> Trade:
 
 _new_tuple = tuple.__new__
 
+#: Largest trade time (ms) a tick frame can hold: its ns index is an int64 (year 2262).
+MAX_TIME_MS: Final = (2**63 - 1) // 1_000_000
+_MAX_ID: Final = 2**63 - 1
+_Id = Annotated[int, msgspec.Meta(ge=0, le=_MAX_ID)]
+_TimeMs = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIME_MS)]
+
 
 # The hot path: combined-stream trade and aggTrade frames, decoded and
 # type-checked by msgspec in one C pass (half the time of orjson plus the
@@ -160,10 +169,10 @@ _new_tuple = tuple.__new__
 class _WireTrade(msgspec.Struct, tag_field="e", tag="trade", gc=False):
     E: int
     s: str
-    t: int
+    t: _Id
     p: str
     q: str
-    T: int
+    T: _TimeMs
     m: bool
     X: str = "MARKET"
 
@@ -171,12 +180,12 @@ class _WireTrade(msgspec.Struct, tag_field="e", tag="trade", gc=False):
 class _WireAggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", gc=False):
     E: int
     s: str
-    a: int
+    a: _Id
     p: str
     q: str
-    f: int
-    l: int  # noqa: E741 (Binance's field name)
-    T: int
+    f: _Id
+    l: _Id  # noqa: E741 (Binance's field name)
+    T: _TimeMs
     m: bool
     X: str = "MARKET"
 

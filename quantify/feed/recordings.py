@@ -24,9 +24,11 @@ Formats understood (detected from the content, gzip or not):
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,16 @@ def _open_text(path: str | os.PathLike[str]) -> io.TextIOBase:
     return open(path, encoding="utf-8", errors="replace")
 
 
+@contextlib.contextmanager
+def _reading(path: str | os.PathLike[str]) -> Iterator[io.TextIOBase]:
+    """``_open_text``, with a damaged gzip stream or a read error raised as :class:`FeedError`."""
+    with _open_text(path) as f:
+        try:
+            yield f
+        except (EOFError, OSError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise FeedError(f"{path}: cannot read: {exc}") from exc
+
+
 def _to_ns(stamp: int) -> int:
     """Scale an integer epoch timestamp in s, ms, µs or ns to ns."""
     if stamp >= 10**17:
@@ -98,7 +110,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
     Raises :class:`~quantify.exceptions.FeedError` if no format fits.
     """
-    with _open_text(path) as fh:
+    with _reading(path) as fh:
         head = fh.read(4096)
     first = head.lstrip()
     if not first:
@@ -127,7 +139,7 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     fmt = detect_format(path)
     if fmt not in ("stream", "cryptofeed"):
         raise FeedError(f"{path}: holds {fmt} data, not recorded WebSocket frames")
-    with _open_text(path) as fh:
+    with _reading(path) as fh:
         for line in fh:
             stamp, sep, frame = line.partition(" ")
             if not sep or not frame.startswith("{"):
@@ -143,7 +155,7 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
 
 
 def _rest_rows(path: str | os.PathLike[str]) -> list[dict]:
-    with _open_text(path) as fh:
+    with _reading(path) as fh:
         try:
             rows = orjson.loads(fh.read())
         except orjson.JSONDecodeError as exc:
@@ -160,7 +172,7 @@ def _symbol_from_name(path: str | os.PathLike[str]) -> str:
 
 def _csv_header(path: str | os.PathLike[str]) -> tuple[bool, list[str]]:
     """Whether the CSV has a header line, and the fields of its first line."""
-    with _open_text(path) as fh:
+    with _reading(path) as fh:
         first = fh.readline()
     fields = [f.strip() for f in first.split(",")]
     return not fields[0].lstrip("-").isdigit(), fields
@@ -226,6 +238,8 @@ def _bad_value_line(path: str | os.PathLike[str], has_header: bool, types: dict[
         raw = pd.read_csv(path, header=None, dtype=str, skiprows=1 if has_header else 0,
                           usecols=list(types), keep_default_na=False, on_bad_lines="skip")
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return ""
+    if not set(types) <= set(raw.columns):  # too few columns: nothing to point at
         return ""
     bad = np.zeros(len(raw), dtype=bool)
     for i, kind in types.items():

@@ -61,6 +61,11 @@ def test_kline_shutdown_and_replies() -> None:
          "fields"),
         ('{"stream":"x@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"inf","T":1,"m":true}}',
          "fields"),
+        # found by tests/fuzz/fuzz_recordings.py: a time beyond an int64 ns index
+        ('{"stream":"x@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1",'
+         '"T":17231612553430000000,"m":true}}', "fields"),
+        ('{"stream":"x@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":-5,"p":"1","q":"1","T":1,"m":true}}',
+         "fields"),
         ('{"stream":"x@trade","data":[1,2]}', "fields"),
         ("[1,2,3]", "fields"),
     ],

@@ -110,3 +110,32 @@ def test_unrecognised_files_raise_feed_error(tmp_path: Path, content: str) -> No
 def test_missing_file_is_a_feed_error(tmp_path: Path) -> None:
     with pytest.raises(FeedError, match="cannot read"):
         detect_format(tmp_path / "nope.gz")
+
+
+def test_csv_with_ragged_rows_is_a_feed_error(tmp_path: Path) -> None:
+    """Found by tests/fuzz/fuzz_recordings.py: locating the bad line raised KeyError."""
+    path = tmp_path / "BTCUSDT-trades-2024-08-08.csv"
+    path.write_bytes(
+        b'17231612553430000,0 {"stream":"btcusdt@trade","data":{"e":"trade","161255617,"m":true,"M":tru[}}\n'
+        b'1723161255343000000 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255619,"s":"BTCUSDT",'
+        b'"t":373568320 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255619,"s":"BTCUSDT",'
+        b'"t":3735683260,"p":"61837.63000000","q":"0.04800000","T":1723161255617,"m":true,"M":tru[}}\n'
+        b'1723161255343000000 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255619,"s":"BTCUSDT",'
+        b'"t":3735683261,"p":"61837.63000000","q":"0.00009000","T":1723161255617,"m":true,"M":true}}\n'
+    )
+    with pytest.raises(FeedError, match="BTCUSDT-trades-2024-08-08.csv: not a Binance CSV"):
+        read_trades(path)
+
+
+def test_damaged_gzip_is_a_feed_error(tmp_path: Path) -> None:
+    """Found by tests/fuzz/fuzz_recordings.py: a gzip header over garbage raised BadGzipFile."""
+    path = tmp_path / "spot-2024-btcusdt_20240808.trades.gz"
+    path.write_bytes(b"\x1f\x8b" + b"not a deflate stream" * 10)
+    with pytest.raises(FeedError, match="cannot read"):
+        read_trades(path)
+    truncated = tmp_path / "spot-2024-ethusdt_20240808.trades.gz"
+    lines = b"".join(b'%d {"stream":"btcusdt@trade","data":{"t":%d}}\n' % (1723161255343000000 + i * 7919, i * 31)
+                     for i in range(5000))
+    truncated.write_bytes(gzip.compress(lines)[:2000])
+    with pytest.raises(FeedError, match="cannot read"):
+        list(read_frames(truncated))
