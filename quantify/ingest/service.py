@@ -62,6 +62,10 @@ BatchListener = Callable[[dict[str, pd.DataFrame]], None]
 
 logger = logging.getLogger(__name__)
 
+#: Allocations between collections of the youngest generation while streaming
+#: (CPython's default is 700); see ``IngestConfig.tune_gc``.
+GC_YOUNG_THRESHOLD = 100_000
+
 
 def stream_urls(config: IngestConfig) -> list[str]:
     """Combined-stream URLs covering every symbol, ``streams_per_connection`` each."""
@@ -105,6 +109,8 @@ class IngestService:
         # Lease renewals must not queue behind slow appends: their own thread.
         self._lease_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="quantify-lease")
         self._stop: asyncio.Event | None = None
+        #: The collector's thresholds before streaming (restored on stop), if tuned.
+        self._gc_threshold: tuple[int, int, int] | None = None
         #: Set when a symbol has ``batch_size`` trades ready, or to stop: the flusher wakes.
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -184,8 +190,9 @@ class IngestService:
         finally:
             if switch is not None and sys.getswitchinterval() == switch:
                 sys.setswitchinterval(previous_switch)
-            if self.config.freeze_gc:
+            if self._gc_threshold is not None:
                 gc.unfreeze()
+                gc.set_threshold(*self._gc_threshold)
             if self.leases is not None:
                 await self._in_lease(self.leases.release)
                 self._lease_executor.shutdown(wait=True)
@@ -240,8 +247,10 @@ class IngestService:
                 # Listeners catch up on what was stored while they were not
                 # running (e.g. trades appended just before a kill -9).
                 await self._in_writer(start, self.store)
-        if cfg.freeze_gc:
+        if cfg.tune_gc:
+            self._gc_threshold = gc.get_threshold()
             gc.freeze()
+            gc.set_threshold(GC_YOUNG_THRESHOLD, *self._gc_threshold[1:])
         self._set_state(WriterState.RUNNING)
         logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
         async with BinanceRest(RestConfig(base_url=cfg.rest_url), transport=self._rest_transport) as rest:
