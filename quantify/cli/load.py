@@ -1,8 +1,8 @@
 """``quantify load``: bulk-load recorded files and data.binance.vision archives.
 
 Exit codes: 0 when every file was loaded, 1 when some were skipped (each is
-reported with its name and, when known, the line), 2 for usage errors — no
-such store, or a writer running on the store (loading takes the writer lock
+reported with its name and, when known, the line), 2 when none could be
+loaded, and for usage errors — no such store, or a writer running on the store (loading takes the writer lock
 so it never races ``quantify ingest``; stop the writer, load, restart it).
 """
 
@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "beside a file is verified. Idempotent: trade ids decide, so loading a file twice or "
             "a file that overlaps the live stream adds nothing twice; files may come in any "
             "order. Takes the store's writer lock: stop a running 'quantify ingest' first. "
-            "Exit status: 0 all loaded, 1 some files skipped (reported), 2 usage error."
+            "Exit status: 0 all loaded, 1 some files skipped (reported), 2 no file loaded or a "
+            "usage error."
         ),
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="files to load")
@@ -43,4 +44,10 @@ def run(args: argparse.Namespace) -> int:
         on_file=lambda f: None if f.ok else print(f"quantify load: skipped {f.error}", file=sys.stderr),
     )
     print(result.summary())
-    return 0 if result.ok else 1
+    if result.ok:
+        return 0
+    if len(result.skipped) == len(result.files):
+        print(f"quantify load: error: none of the {len(result.files)} file(s) could be loaded",
+              file=sys.stderr)
+        return 2
+    return 1

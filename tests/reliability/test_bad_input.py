@@ -63,16 +63,9 @@ CASES = {
 }
 
 
-#: ``quantify load`` skips unreadable files, loads the rest and exits 1 with a
-#: summary (its documented batch behaviour), not 2; no traceback either way.
-#: Left to the owner of quantify/cli/load.py (reported).
-LOAD_EXITS_1 = {"load: missing file", "load: garbage file", "load: text file"}
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="load exits 1 after skipping bad files"))
-    if n in LOAD_EXITS_1 else n for n in CASES
-])
+@pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_one_line_exit_2(name: str, env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     argv = [a.format(**env) for a in CASES[name]]
     try:
