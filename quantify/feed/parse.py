@@ -58,7 +58,8 @@ class Trade(NamedTuple):
     ``first_id``/``last_id`` are the underlying trade ids (both ``t`` for a
     plain trade) so a candle's trade count is ``sum(last_id - first_id + 1)``.
     ``is_market`` is False for USD-M trades whose ``X`` is not ``MARKET``.
-    Times are milliseconds since the epoch.
+    Times (``time`` is ``T``; ``event_time`` is ``E``, or ``T`` if absent) are
+    milliseconds since the epoch.
     """
 
     symbol: str
@@ -127,27 +128,28 @@ def trade_from_event(data: dict[str, Any]) -> Trade:
         raise ValueError(f"not a trade event: {kind!r}")
     symbol = data["s"]
     ttime = data["T"]
+    etime = data.get("E", ttime)
     maker = data["m"]
     price = data["p"]
     qty = data["q"]
     if (
         type(tid) is not int or type(first) is not int or type(last) is not int
-        or type(ttime) is not int or type(maker) is not bool or type(symbol) is not str
+        or type(ttime) is not int or type(etime) is not int or type(maker) is not bool
+        or type(symbol) is not str
     ):
         raise TypeError("trade ids and times must be integers, 'm' a boolean, 's' a string")
     if type(price) is not str or type(qty) is not str:
         raise TypeError("price and quantity must be decimal strings")
     if not (0 <= tid <= _MAX_ID and 0 <= first <= _MAX_ID and 0 <= last <= _MAX_ID
-            and 0 <= ttime <= MAX_TIME_MS):
-        raise ValueError(f"trade id or time out of range: {tid!r}, {ttime!r}")
+            and 0 <= ttime <= MAX_TIME_MS and 0 <= etime <= MAX_TIME_MS):
+        raise ValueError(f"trade id or time out of range: {tid!r}, {ttime!r}, {etime!r}")
     p, q = float(price), float(qty)
     if p - p or q - q:  # NaN or infinite: x - x is NaN (truthy) for those, 0.0 otherwise
         raise ValueError(f"price and quantity must be finite, got {price!r} and {qty!r}")
     # tuple.__new__ skips the NamedTuple's Python-level constructor: this
     # runs once per trade received.
     return _new_tuple(Trade, (
-        symbol, tid, p, q, ttime, maker, first, last,
-        data.get("X", "MARKET") == "MARKET", data.get("E", ttime),
+        symbol, tid, p, q, ttime, maker, first, last, data.get("X", "MARKET") == "MARKET", etime,
     ))
 
 
@@ -167,7 +169,7 @@ _TimeMs = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIME_MS)]
 
 
 class _WireTrade(msgspec.Struct, tag_field="e", tag="trade", gc=False):
-    E: int
+    E: _TimeMs
     s: str
     t: _Id
     p: str
@@ -178,7 +180,7 @@ class _WireTrade(msgspec.Struct, tag_field="e", tag="trade", gc=False):
 
 
 class _WireAggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", gc=False):
-    E: int
+    E: _TimeMs
     s: str
     a: _Id
     p: str
@@ -201,6 +203,10 @@ _WIRE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, ValueError)
 
 def _fast_trade(frame: str | bytes) -> Trade | None:
     """The trade of a well-formed combined-stream frame; ``None`` for anything else."""
+    if not frame.isascii():
+        # msgspec skips unknown fields without checking their UTF-8, orjson refuses the frame:
+        # leave non-ASCII (rare, and never a Binance trade frame) to the general path.
+        return None
     try:
         d = _decode_combined(frame).data
         p, q = float(d.p), float(d.q)

@@ -31,7 +31,6 @@ import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
@@ -84,6 +83,12 @@ def _open_text(path: str | os.PathLike[str]) -> io.TextIOBase:
     return open(path, encoding="utf-8", errors="replace")
 
 
+def _compression(path: str | os.PathLike[str]) -> str | None:
+    """``"gzip"`` or ``None`` by the first bytes, for readers that would guess it from the name."""
+    with open(path, "rb") as fh:
+        return "gzip" if fh.read(2) == _GZIP_MAGIC else None
+
+
 @contextlib.contextmanager
 def _reading(path: str | os.PathLike[str]) -> Iterator[io.TextIOBase]:
     """``_open_text``, with a damaged gzip stream or a read error raised as :class:`FeedError`."""
@@ -134,7 +139,8 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """Yield ``(receive time in ns, frame text)`` from a ``stream`` or ``cryptofeed`` file.
 
     Lines that are not frames (the URL header of cryptofeed files, blank
-    lines, truncated last lines) are skipped.
+    lines, truncated last lines, a receive time that is no finite number)
+    are skipped.
     """
     fmt = detect_format(path)
     if fmt not in ("stream", "cryptofeed"):
@@ -149,7 +155,7 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
                     ns = _to_ns(int(stamp))
                 else:
                     ns = int(float(stamp.rstrip(":")) * 1e9)
-            except ValueError:
+            except (ValueError, OverflowError):  # "nan:", "1e999:" are no receive times
                 continue
             yield ns, frame.rstrip("\n")
 
@@ -183,24 +189,17 @@ def _read_csv_columns(
 ) -> dict[int, np.ndarray]:
     """Read the columns ``types`` (index -> numpy dtype) of a header-optional CSV.
 
-    pyarrow's multithreaded parser when installed (about 5x ``pandas.read_csv``
-    here), else pandas' C parser with a dtype per column. Values are parsed
-    straight to their types (floats correctly rounded, as ``float(str)``).
+    pyarrow's multithreaded parser (about 5x ``pandas.read_csv`` here; pandas'
+    C parser also crashes the process on an exponent beyond 2**31). Values are
+    parsed straight to their types (floats correctly rounded, as ``float(str)``).
     """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    arrow_types = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
     try:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        pa = None
-    if pa is not None:
-        arrow_types = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
-        with open(path, "rb") as fh:
-            gz = fh.read(2) == _GZIP_MAGIC
-        # pyarrow infers compression from the extension; a path reads fastest
-        source: Any = os.fspath(path)
-        if gz and not source.endswith(".gz"):
-            source = pa.input_stream(source, compression="gzip")
-        try:
+        # A stream, not a path: pyarrow would guess the compression from the name.
+        with pa.input_stream(os.fspath(path), compression=_compression(path)) as source:
             table = pacsv.read_csv(
                 source,
                 read_options=pacsv.ReadOptions(
@@ -212,21 +211,21 @@ def _read_csv_columns(
                     include_columns=[f"f{i}" for i in types],
                 ),
             )
-        except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
-            where = _bad_value_line(path, has_header, types)
-            message = _arrow_message(exc, has_header)
-            if where and "line " not in message:
-                message = f"{where}: {message}"
-            raise FeedError(f"{path}: not a Binance CSV: {message}") from exc
-        return {i: table.column(f"f{i}").to_numpy() for i in types}
-    try:
-        raw = pd.read_csv(
-            path, header=0 if has_header else None, compression="infer", usecols=list(types),
-            dtype={i: t for i, t in types.items()} if not has_header else None, engine="c",
-        )
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise FeedError(f"{path}: not a Binance CSV: {exc}") from exc
-    return {i: raw.iloc[:, k].to_numpy(dtype=types[i]) for k, i in enumerate(sorted(types))}
+    except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
+        where = _bad_value_line(path, has_header, types)
+        message = _arrow_message(exc, has_header)
+        if where and "line " not in message:
+            message = f"{where}: {message}"
+        raise FeedError(f"{path}: not a Binance CSV: {message}") from exc
+    return {i: table.column(f"f{i}").to_numpy() for i in types}
+
+
+#: What a value of each column type looks like (the line finder's test, not the parser's).
+_VALUE_PATTERNS = {
+    "int64": r"[+-]?\d+",
+    "float64": r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?i:inf|nan)",
+    "bool": r"(?i:true|false|1|0)",
+}
 
 
 def _bad_value_line(path: str | os.PathLike[str], has_header: bool, types: dict[int, str]) -> str:
@@ -236,18 +235,16 @@ def _bad_value_line(path: str | os.PathLike[str], has_header: bool, types: dict[
     """
     try:
         raw = pd.read_csv(path, header=None, dtype=str, skiprows=1 if has_header else 0,
-                          usecols=list(types), keep_default_na=False, on_bad_lines="skip")
+                          usecols=list(types), keep_default_na=False, on_bad_lines="skip",
+                          compression=_compression(path))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
         return ""
     if not set(types) <= set(raw.columns):  # too few columns: nothing to point at
         return ""
     bad = np.zeros(len(raw), dtype=bool)
     for i, kind in types.items():
-        col = raw[i].str.strip()
-        if kind == "bool":
-            bad |= ~col.str.lower().isin(("true", "false", "1", "0")).to_numpy()
-        else:
-            bad |= pd.to_numeric(col, errors="coerce").isna().to_numpy()
+        # a pattern, not pd.to_numeric: that crashes the process on "1e2147483648"
+        bad |= ~raw[i].str.strip().str.fullmatch(_VALUE_PATTERNS[kind]).eq(True).to_numpy()
     rows = np.flatnonzero(bad)
     return f"line {int(rows[0]) + 1 + int(has_header)}" if len(rows) else ""
 
@@ -276,7 +273,8 @@ def read_csv_trades(
     (spot since 2025-01-01) are told from ms by magnitude.
 
     Raises :class:`~quantify.exceptions.FeedError` naming the file (and the
-    line, when the parser reports it) on anything else.
+    line, when the parser reports it) on anything else, including a negative
+    id or time and a time past 2262 (it would wrap around in an ns index).
     """
     del symbol  # the frame is per file; callers name the symbol
     has_header, fields = _csv_header(path)
@@ -308,10 +306,33 @@ def read_csv_trades(
         },
         copy=False,  # consolidating into 2-D blocks would cost more than parsing
     )
-    unit = "us" if len(times) and times.max() >= 10**14 else "ms"
-    ns = times * (1_000 if unit == "us" else 1_000_000)
-    frame.index = pd.DatetimeIndex(ns.view("M8[ns]"), name="time").tz_localize("UTC")
+    for name, ids_ in (("trade id", ids), ("first id", first_id), ("last id", last_id)):
+        _check_range(path, has_header, name, ids_, _INT64_MAX)
+    frame.index = pd.DatetimeIndex(_times_ns(path, has_header, times), name="time").tz_localize("UTC")
     return frame
+
+
+#: Largest trade id, and largest time in ns (2262-04-11): both are stored as int64.
+_INT64_MAX = 2**63 - 1
+
+
+def _check_range(path: str | os.PathLike[str], has_header: bool, name: str, values: np.ndarray,
+                 high: int) -> None:
+    """Raise :class:`FeedError` naming the line of the first value outside ``[0, high]``."""
+    bad = np.flatnonzero((values < 0) | (values > high))
+    if len(bad):
+        line = int(bad[0]) + 1 + int(has_header)
+        raise FeedError(f"{path}: line {line}: {name} {values[bad[0]]} is out of range")
+
+
+def _times_ns(path: str | os.PathLike[str], has_header: bool, times: np.ndarray) -> np.ndarray:
+    """Epoch times in ms, or µs when any is >= 1e14 (spot since 2025), as ``datetime64[ns]``.
+
+    A time that would not fit an int64 in ns is refused, not wrapped around.
+    """
+    scale = 1_000 if len(times) and times.max() >= 10**14 else 1_000_000
+    _check_range(path, has_header, "time", times, _INT64_MAX // scale)
+    return (times * scale).view("M8[ns]")
 
 
 def read_trades(
@@ -402,9 +423,7 @@ def read_csv_klines(path: str | os.PathLike[str]) -> pd.DataFrame:
         },
         copy=False,
     )
-    opens = c[0]
-    scale = 1_000 if len(opens) and opens.max() >= 10**14 else 1_000_000
-    frame.index = pd.DatetimeIndex((opens * scale).view("M8[ns]")).tz_localize("UTC")
+    frame.index = pd.DatetimeIndex(_times_ns(path, has_header, c[0])).tz_localize("UTC")
     return frame
 
 

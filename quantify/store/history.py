@@ -34,13 +34,16 @@ as everywhere in QuantiFy) to CSV or Parquet, to a path or a binary stream.
 
 from __future__ import annotations
 
-import logging
 import io
+import logging
+import lzma
 import os
+import struct
 import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,25 +204,12 @@ def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.D
 
     path = Path(path)
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            if len(members) != 1:
-                raise FeedError(f"{path}: a zip archive must hold exactly one file, "
-                                f"it holds {len(members)}")
-            member = members[0]
-            name = Path(member.filename).name
-            if not name or name in (".", ".."):
-                raise FeedError(f"{path}: archive member {member.filename!r} has no usable name")
-            with tempfile.TemporaryDirectory(prefix="quantify-load-") as tmp:
-                # Extract under the member's base name only (never its path: no traversal).
-                target = Path(tmp) / name
-                with zf.open(member) as src, open(target, "wb") as dst:
-                    while block := src.read(1 << 22):
-                        dst.write(block)
-                try:
-                    return read_history_file(target)
-                except FeedError as exc:
-                    raise FeedError(str(exc).replace(str(target), f"{path}!{name}")) from exc
+        with tempfile.TemporaryDirectory(prefix="quantify-load-") as tmp:
+            target = _unzip_one(path, Path(tmp))
+            try:
+                return read_history_file(target)
+            except FeedError as exc:
+                raise FeedError(str(exc).replace(str(target), f"{path}!{target.name}")) from exc
     if recordings.detect_format(path) == "csv":
         sym = recordings._symbol_from_name(path)
         if recordings.csv_kind(path) == "klines":
@@ -228,6 +218,48 @@ def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.D
         # not read_trades: its sort and de-duplication copies are redone by merge_ticks
         return "ticks", {sym: recordings.read_csv_trades(path)}
     return "ticks", recordings.read_trades(path)
+
+
+#: An archive member inflating to more than this many times its compressed size is
+#: refused (a zip bomb); Binance's CSVs inflate about 5 times.
+MAX_UNZIP_RATIO: Final = 100
+
+#: What :mod:`zipfile` raises on a damaged, encrypted or unsupported archive (ValueError:
+#: a member name flagged UTF-8 that is not).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, struct.error,
+               EOFError, NotImplementedError, RuntimeError, OSError, ValueError)
+
+
+def _unzip_one(path: Path, folder: Path) -> Path:
+    """Extract the one file of zip archive ``path`` into ``folder``; return where it went.
+
+    The file keeps its base name only (never the member's path: no traversal).
+    Raises :class:`FeedError` naming the archive for anything else than one
+    readable file of at most :data:`MAX_UNZIP_RATIO` times its compressed size.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.infolist() if not m.filename.endswith("/")]  # is_dir() fails on ""
+            if len(members) != 1:
+                raise FeedError(f"{path}: a zip archive must hold exactly one file, "
+                                f"it holds {len(members)}")
+            member = members[0]
+            name = Path(member.filename).name
+            if not name or name in (".", ".."):
+                raise FeedError(f"{path}: archive member {member.filename!r} has no usable name")
+            limit = max(1 << 20, MAX_UNZIP_RATIO * member.compress_size)
+            target = folder / name
+            with zf.open(member) as src, open(target, "wb") as dst:
+                written = 0
+                while block := src.read(1 << 22):
+                    written += len(block)
+                    if written > limit:
+                        raise FeedError(f"{path}: {name} inflates to more than {MAX_UNZIP_RATIO} "
+                                        "times its compressed size; refusing it as a zip bomb")
+                    dst.write(block)
+    except _ZIP_ERRORS as exc:
+        raise FeedError(f"{path}: cannot unzip: {exc}") from exc
+    return target
 
 
 # -- merging ---------------------------------------------------------------------------

@@ -66,11 +66,20 @@ def test_kline_shutdown_and_replies() -> None:
          '"T":17231612553430000000,"m":true}}', "fields"),
         ('{"stream":"x@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":-5,"p":"1","q":"1","T":1,"m":true}}',
          "fields"),
+        # found by tests/fuzz/fuzz_parse.py: the fast path took an event time beyond 64 bits that
+        # the general path reads as a float; an event time is now an integer time like T on both
+        ('{"stream":"x@trade","data":{"e":"trade","E":2240809193832263022969,"s":"BTCUSDT","t":1,"p":"1",'
+         '"q":"1","T":1,"m":true}}', "fields"),
+        ('{"stream":"x@trade","data":{"e":"trade","E":"1","s":"BTCUSDT","t":1,"p":"1","q":"1","T":1,"m":true}}',
+         "fields"),
         ('{"stream":"x@trade","data":[1,2]}', "fields"),
+        # found by tests/fuzz/fuzz_parse.py: the fast path accepted invalid UTF-8 in an unknown key
+        (b'{"stream":"x@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1,'
+         b'"m":true,"\xb0":true}}', "json"),
         ("[1,2,3]", "fields"),
     ],
 )
-def test_malformed_frames_are_counted_not_raised(frame: str, reason: str) -> None:
+def test_malformed_frames_are_counted_not_raised(frame: str | bytes, reason: str) -> None:
     p = FrameParser()
     assert p.parse(frame) is None
     assert p.malformed[reason] == 1 and reason in p.samples

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import decimal
 import gzip
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -139,3 +141,53 @@ def test_damaged_gzip_is_a_feed_error(tmp_path: Path) -> None:
     truncated.write_bytes(gzip.compress(lines)[:2000])
     with pytest.raises(FeedError, match="cannot read"):
         list(read_frames(truncated))
+
+
+@pytest.mark.parametrize("stamp", ["1e999:", "-1e400:", "nan:", "inf:"])
+def test_cryptofeed_line_without_a_finite_receive_time_is_skipped(tmp_path: Path, stamp: str) -> None:
+    """Found by tests/fuzz/fuzz_recordings.py: ``1e758789136:`` raised OverflowError."""
+    frame = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255619,"s":"BTCUSDT",'
+             '"t":3735683261,"p":"61837.63","q":"0.00009","T":1723161255617,"m":true,"M":true}}')
+    path = tmp_path / "btcusdt.ws"
+    path.write_text(f"1723161255.5: {frame}\n{stamp} {frame}\n")
+    assert [ns for ns, _ in read_frames(path)] == [1723161255_500000000]
+
+
+@pytest.mark.parametrize("row, match", [
+    ("3735683261,61837.63,0.00009,5.5653867,17231612556157,True,True", "line 2: time 17231612556157"),
+    ("3735683261,61837.63,0.00009,5.5653867,9300000000000000,True,True", "line 2: time 9300000000000000"),
+    ("3735683261,61837.63,0.00009,5.5653867,-1,True,True", "line 2: time -1"),
+    ("-3735683261,61837.63,0.00009,5.5653867,1723161255617,True,True", "line 2: trade id -3735683261"),
+])
+def test_csv_time_or_id_out_of_range_is_a_feed_error(tmp_path: Path, row: str, match: str) -> None:
+    """Found by tests/fuzz/fuzz_recordings.py: a time past 2262 wrapped around to 1931."""
+    path = tmp_path / "BTCUSDT-trades-2024-08-08.csv"
+    path.write_text(f"3735683260,61837.63,0.048,2968.20624,1723161255617,True,True\n{row}\n")
+    with pytest.raises(FeedError, match=f"BTCUSDT-trades-2024-08-08.csv: {match} is out of range"):
+        read_csv_trades(path)
+
+
+def test_compression_is_read_from_the_bytes_not_the_name(tmp_path: Path) -> None:
+    """Found by tests/fuzz/fuzz_recordings.py: a plain CSV named .zip raised BadZipFile."""
+    row = "3735683260,61837.63,0.048,2968.20624,1723161255617,True,True\n"
+    plain = tmp_path / "BTCUSDT-trades-2024-08-08.zip"
+    plain.write_text(row + "3735683261,61837.63,x,1,1723161255617,True,True\n")
+    with pytest.raises(FeedError, match="line 2"):
+        read_csv_trades(plain)
+    packed = tmp_path / "BTCUSDT-trades-2024-08-08.csv"
+    packed.write_bytes(gzip.compress(row.encode()))
+    assert read_csv_trades(packed)["trade_id"].tolist() == [3735683260]
+
+
+def test_csv_exponent_beyond_int32_is_a_feed_error(tmp_path: Path) -> None:
+    """Found by tests/fuzz/fuzz_recordings.py: pandas.to_numeric, which located the bad line,
+    crashed the process (SIGSEGV, pandas 2.3) on such an exponent. A child process holds it."""
+    path = tmp_path / "BTCUSDT-trades-2024-08-08.csv"
+    path.write_text("379,6100,0.02,1,1723161255617,True,True\n"
+                    "380,6100,0.02,1,1723161e2551255617,True,True\n")
+    code = ("import sys; from quantify.feed.recordings import read_csv_trades\n"
+            "try:\n    read_csv_trades(sys.argv[1])\nexcept Exception as exc:\n    print(repr(exc))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "FeedError" in done.stdout and "line 2" in done.stdout, done.stdout

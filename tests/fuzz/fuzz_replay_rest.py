@@ -2,7 +2,11 @@
 
 Every request gets a status and a JSON body: 200 with data, or Binance's
 error body (``{"code": -11xx, "msg": ...}``) with a 4xx status; never a 5xx
-or an exception. Run: ``python tests/fuzz/fuzz_replay_rest.py [-atheris_runs=N]``.
+or an exception. Half the inputs call :meth:`RestApi.handle` with a query
+built from Binance's parameter names; the other half send a raw request
+target (any printable ASCII, as websockets admits it) through the server's
+HTTP entry point, which also gates WebSocket handshakes.
+Run: ``python tests/fuzz/fuzz_replay_rest.py [-atheris_runs=N]``.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import sys
 
 import atheris
 import orjson
+from websockets.datastructures import Headers
+from websockets.http11 import Request
 
 with atheris.instrument_imports(include=["quantify"]):
     from quantify.feed.recordings import sample_files
+    from quantify.feed.replay import ReplayConfig, ReplayServer
     from quantify.feed.replay_rest import RestApi
     from quantify.feed.tape import Tape
 
@@ -31,29 +38,52 @@ class _Clock:
         return self.t
 
 
+class _Conn:
+    """What the server's HTTP entry point reads of a connection."""
+
+    remote_address = ("127.0.0.1", 50000)
+
+
 API = RestApi(TAPE, clock=_Clock())
+SERVER = ReplayServer(ReplayConfig(weight_limit=2**62), tape=TAPE)
+
+
+def _check(status: int, body: bytes, what: object) -> None:
+    assert status < 500, (what, status, body[:200])
+    if status == 200 or (400 <= status < 500 and status != 404):
+        decoded = orjson.loads(body)
+        if status != 200:
+            assert isinstance(decoded, dict) and isinstance(decoded.get("code"), int), decoded
+            assert isinstance(decoded.get("msg"), str), decoded
+
+
+def _query(fdp: atheris.FuzzedDataProvider) -> str:
+    if fdp.ConsumeBool():
+        return fdp.ConsumeUnicodeNoSurrogates(200)
+    parts = []
+    for _ in range(fdp.ConsumeIntInRange(0, 5)):
+        key = KEYS[fdp.ConsumeIntInRange(0, len(KEYS) - 1)]
+        value = fdp.PickValueInList([
+            str(fdp.ConsumeInt(8)), "BTCUSDT", "ethusdt", "1m", "1M", "", "-1", "1e3",
+            '["BTCUSDT","ETHUSDT"]', fdp.ConsumeUnicodeNoSurrogates(12)])
+        parts.append(f"{key}={value}")
+    return "&".join(parts)
 
 
 def one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
-    path = "/api/v3/" + PATHS[fdp.ConsumeIntInRange(0, len(PATHS) - 1)]
     if fdp.ConsumeBool():
-        query = fdp.ConsumeUnicodeNoSurrogates(200)
-    else:
-        parts = []
-        for _ in range(fdp.ConsumeIntInRange(0, 5)):
-            key = KEYS[fdp.ConsumeIntInRange(0, len(KEYS) - 1)]
-            value = fdp.PickValueInList([
-                str(fdp.ConsumeInt(8)), "BTCUSDT", "ethusdt", "1m", "1M", "", "-1", "1e3",
-                fdp.ConsumeUnicodeNoSurrogates(12)])
-            parts.append(f"{key}={value}")
-        query = "&".join(parts)
-    pos = fdp.ConsumeIntInRange(0, TAPE.n)
-    res = API.handle(path, query, "127.0.0.1", pos, TAPE.last_time)
-    assert res.status < 500, (path, query, res.status, res.body[:200])
-    body = orjson.loads(res.body)
-    if res.status >= 400 and res.status != 404:
-        assert isinstance(body, dict) and isinstance(body.get("code"), int) and "msg" in body, body
+        path = "/api/v3/" + PATHS[fdp.ConsumeIntInRange(0, len(PATHS) - 1)]
+        query = _query(fdp)
+        res = API.handle(path, query, "127.0.0.1", fdp.ConsumeIntInRange(0, TAPE.n), TAPE.last_time)
+        _check(res.status, res.body, (path, query))
+        return
+    prefix = fdp.PickValueInList(["/api/v3/", "/ws/", "/stream?streams=", "/", ""])
+    raw = fdp.ConsumeBytes(fdp.remaining_bytes())
+    target = prefix + bytes(b for b in raw if 0x21 <= b <= 0x7E).decode("ascii")
+    response = SERVER._process_request(_Conn(), Request(target, Headers()))  # type: ignore[arg-type]
+    if response is not None:  # None: the WebSocket handshake goes ahead
+        _check(response.status_code, response.body, target)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantify.exceptions import WriterLocked
+from quantify.exceptions import FeedError, WriterLocked
 from quantify.feed.recordings import read_trades, sample_files
 from quantify.store import WriterLock, open_store
-from quantify.store.history import export, klines, load_files, merge_ticks
+from quantify.store.history import export, klines, load_files, merge_ticks, read_history_file
 
 BTC_FIRST, BTC_LAST = 3735683259, 3735703162
 
@@ -142,6 +142,52 @@ def test_bad_files_are_skipped_and_named(sample_ticks, tmp_path: Path) -> None:
     assert "aggTrades" in errors[2] and str(agg) in errors[2]
     assert str(missing) in errors[3]
     assert len(store.ticks("BTCUSDT")) == 100
+
+
+def _zip_header_changed(path: Path, changes: dict[int, bytes]) -> None:
+    """Overwrite bytes of the central directory entry of ``path``'s one member (offset: bytes)."""
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")
+    for field, value in changes.items():
+        data[entry + field:entry + field + len(value)] = value
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({8: b"\x01"}, "encrypted"),  # general purpose flags
+    ({10: b"\x63"}, "compression method is not supported"),  # method 99
+    ({10: b"\x0c"}, "Invalid data stream"),  # bzip2 claimed over deflate data
+    ({16: b"\0\0\0\0"}, "Bad CRC-32"),
+    ({42: b"\x05\0\0\0"}, "Bad magic number"),  # local header offset
+    ({9: b"\x08", 46: b"\xff"}, "can't decode"),  # name flagged UTF-8, and not UTF-8
+])
+def test_damaged_zip_is_a_feed_error(tmp_path: Path, changes: dict[int, bytes], match: str) -> None:
+    """Found by tests/fuzz/fuzz_recordings.py: zipfile's own errors escaped ``quantify load``."""
+    zpath = tmp_path / "BTCUSDT-trades-2024-08-08.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("BTCUSDT-trades-2024-08-08.csv", "1,2.0,3.0,6.0,1723161255342,True,True\n" * 100)
+    _zip_header_changed(zpath, changes)
+    with pytest.raises(FeedError, match=f"{zpath.name}: cannot unzip: .*{match}"):
+        read_history_file(zpath)
+    res = load_files(open_store("mem://history-damaged-zip"), [zpath], progress=False)
+    assert not res.ok and str(zpath) in res.files[0].error
+
+
+def test_zip_member_without_a_name_is_a_feed_error(tmp_path: Path) -> None:
+    """Found by tests/fuzz/fuzz_recordings.py: ZipInfo.is_dir() raised IndexError on ''."""
+    zpath = tmp_path / "BTCUSDT-trades-2024-08-08.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(""), "1,2.0,3.0,6.0,1723161255342,True,True\n")
+    with pytest.raises(FeedError, match="has no usable name"):
+        read_history_file(zpath)
+
+
+def test_zip_bomb_is_refused(tmp_path: Path) -> None:
+    zpath = tmp_path / "BTCUSDT-trades-2024-08-08.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("BTCUSDT-trades-2024-08-08.csv", b"0" * (64 << 20))  # 64 MiB in ~64 KiB
+    with pytest.raises(FeedError, match="zip bomb"):
+        read_history_file(zpath)
 
 
 def test_journal_segments_load(tmp_path: Path) -> None:
