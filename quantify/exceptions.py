@@ -13,7 +13,8 @@ bad arguments to public functions raise the built-in ``ValueError`` or
     │   ├── InvalidStoreURI     the store URI is malformed or unsupported
     │   ├── UnknownSymbol       the symbol is not in the store
     │   └── WriterLocked        another process already writes to the store
-    └── InvalidTime             a time argument could not be parsed
+    ├── InvalidTime             a time argument could not be parsed
+    └── UnsafePath              a path would leave the directory it must stay in
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "RestError",
     "StoreError",
     "UnknownSymbol",
+    "UnsafePath",
     "WriterLocked",
 ]
 
@@ -82,3 +84,7 @@ class WriterLocked(StoreError):
 
 class InvalidTime(QuantifyError, ValueError):
     """A time argument is neither a datetime, an ISO string nor a relative string."""
+
+
+class UnsafePath(QuantifyError, ValueError):
+    """A path resolves outside the directory it was confined to (``..``, absolute, a symlink)."""

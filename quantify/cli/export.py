@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from quantify.cli._common import add_store_argument, store_from_args
@@ -15,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Write SYMBOL's ticks, candles (from the ticks) or loaded klines with "
             "START <= time < END (inclusive-exclusive; for candles, the bar open time) to "
             "FILE, or CSV to standard output with '-o -'. An existing FILE is refused "
-            "unless --force."
+            "unless --force. With --dir, FILE is taken relative to DIR and refused if it "
+            "resolves outside it ('..', an absolute path elsewhere, a symlink leading out)."
         ),
     )
     p.add_argument("symbol", metavar="SYMBOL", help="a Binance symbol, e.g. BTCUSDT")
@@ -32,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="output file, or '-' for standard output")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.add_argument("--dir", metavar="DIR", default=None,
+                   help="write FILE only inside this existing directory (FILE relative to it)")
     add_store_argument(p)
     p.set_defaults(func=run)
 
@@ -47,11 +51,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("refusing to write Parquet to a terminal; redirect standard output or use -o FILE")
     try:
         rows = export(store, args.symbol, target, kind=args.kind, timeframe=args.timeframe,
-                      start=args.start, end=args.end, format=fmt, overwrite=args.force)
+                      start=args.start, end=args.end, format=fmt, overwrite=args.force,
+                      directory=args.dir)
     except (FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         raise ValueError(str(exc)) from exc
     if args.output != "-":
-        print(f"{rows:,} rows written to {args.output}", file=sys.stderr)
+        written = args.output if args.dir is None else os.path.join(args.dir, args.output)
+        print(f"{rows:,} rows written to {written}", file=sys.stderr)
     else:
         sys.stdout.flush()
     return 0

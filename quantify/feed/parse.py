@@ -263,6 +263,10 @@ class FrameParser:
                 sample, f" [{exc}]" if exc else "",
             )
 
+    def reject_oversized(self, detail: str) -> None:
+        """Count a frame refused as too big before it reached :meth:`parse` (by the WebSocket layer)."""
+        self._reject("oversized", detail)
+
     def parse(self, frame: str | bytes) -> Event | None:
         """Return the event carried by ``frame``, or ``None``.
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import http
+import ipaddress
 import logging
 import math
 import random
@@ -247,8 +248,9 @@ class ReplayServer:
         if self._server is not None:
             raise RuntimeError("replay server already started")
         c = self.config
-        if c.host not in ("127.0.0.1", "localhost", "::1"):
-            logger.warning("replay server listening on non-loopback host %s", c.host)
+        if not _is_loopback(c.host):
+            logger.warning("replay server listening on non-loopback host %s: reachable from other "
+                           "machines, with no authentication", c.host or "'' (every interface)")
         self._server = await serve(
             self._handle, c.host, c.port, process_request=self._process_request,
             compression=None, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT,
@@ -703,6 +705,16 @@ def _response(status: int, body: bytes, headers: list[tuple[str, str]]) -> Respo
 
 def _ws_error(code: int, msg: str, req_id: Any) -> dict[str, Any]:
     return {"error": {"code": code, "msg": msg}, "id": req_id}
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``''`` and ``0.0.0.0`` mean every interface)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def _parse_stream_path(path: str, query: str) -> tuple[bool, list[str]]:

@@ -8,7 +8,8 @@ against the replay server or an in-memory transport). It
   from every response, and waits for the window to roll over before a
   request would exceed the budget;
 - on ``429``/``418`` waits the server's ``Retry-After`` before trying again
-  (ignoring it is how IPs get banned);
+  (ignoring it is how IPs get banned), or gives up at once when it asks for
+  more than :data:`MAX_RETRY_AFTER` (an IP ban lasts minutes to days);
 - never follows redirects (a redirect off the configured host is an error);
 - translates failures into :class:`~quantify.exceptions.RestError`.
 """
@@ -16,7 +17,10 @@ against the replay server or an in-memory transport). It
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +31,14 @@ import orjson
 from quantify.exceptions import RestError
 from quantify.feed.parse import Trade
 
-__all__ = ["DEFAULT_REST_URL", "RestConfig", "BinanceRest", "WEIGHTS"]
+__all__ = ["DEFAULT_REST_URL", "MAX_RETRY_AFTER", "WEIGHTS", "BinanceRest", "RestConfig"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_REST_URL = "https://api.binance.com"
+
+#: Longest ``Retry-After`` (seconds) a request waits out; beyond it, it fails at once.
+MAX_RETRY_AFTER = 300.0
 
 #: Request weights of the endpoints QuantiFy calls (Binance spot API docs).
 WEIGHTS = {
@@ -125,12 +132,13 @@ class BinanceRest:
                 self.used_weight = max(self.used_weight, int(used))
             if response.status_code in (429, 418):
                 self.rate_limited += 1
-                retry_after = float(response.headers.get("retry-after") or 1)
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                if attempt == self.config.max_retries or retry_after > MAX_RETRY_AFTER:
+                    raise RestError(f"GET {path}: rate limited (HTTP {response.status_code}, "
+                                    f"Retry-After {retry_after:.0f} s)", status=response.status_code,
+                                    retry_after=retry_after)
                 logger.warning("REST %s answered %d; waiting %.0f s (Retry-After)", path,
                                response.status_code, retry_after)
-                if attempt == self.config.max_retries:
-                    raise RestError(f"GET {path}: rate limited", status=response.status_code,
-                                    retry_after=retry_after)
                 await asyncio.sleep(retry_after)
                 continue
             if response.status_code >= 500:
@@ -175,3 +183,24 @@ class BinanceRest:
                   r["id"], r["id"], True, r["time"])
             for r in rows
         ]
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date; RFC 9110).
+
+    Missing or unreadable: 1. Negative or past: 0. It may be ``inf``: the
+    caller refuses anything above :data:`MAX_RETRY_AFTER` rather than sleep.
+    """
+    if not value:
+        return 1.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return 1.0
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
+    return 1.0 if math.isnan(seconds) else max(seconds, 0.0)

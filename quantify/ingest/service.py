@@ -42,6 +42,7 @@ import pandas as pd
 import websockets
 from websockets.asyncio.client import connect
 from websockets.client import backoff
+from websockets.frames import CloseCode
 
 from quantify.config import IngestConfig
 from quantify.exceptions import QuantifyError, RestError, WriterLocked
@@ -509,8 +510,10 @@ class IngestService:
                         logger.info("serverShutdown from %s: switching connection", url.split("?")[0])
                         rotation.cancel()
                         rotation = asyncio.ensure_future(self._retire_after(ws, url, 0.0))
-            except websockets.ConnectionClosed:
-                pass
+            except websockets.ConnectionClosed as exc:
+                if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                    # websockets refused the frame (max_size) before the parser saw it; count it there
+                    self.parser.reject_oversized(exc.sent.reason)
             finally:
                 retiring = rotation.done() and not rotation.cancelled() and bool(rotation.result())
                 rotation.cancel()

@@ -30,6 +30,10 @@ extension), which would otherwise race it (ArcticDB has no transactions).
 Export (:func:`export`, ``Store.export``, ``quantify export``): ticks, candles
 or loaded klines of a time range ``start <= t < end`` (inclusive-exclusive,
 as everywhere in QuantiFy) to CSV or Parquet, to a path or a binary stream.
+A path is written where its caller says, unless a ``directory`` (``--dir``)
+confines it: then a path resolving outside that directory is refused
+(:class:`~quantify.exceptions.UnsafePath`). The dashboards' download writes
+no file at all.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
-from quantify.exceptions import FeedError, QuantifyError
+from quantify.exceptions import FeedError, QuantifyError, UnsafePath
 from quantify.store.lease import WriterLock
 from quantify.store.times import TimeLike, parse_time
 
@@ -66,6 +70,7 @@ __all__ = [
     "FileResult",
     "LoadResult",
     "MergeResult",
+    "confined_path",
     "export",
     "klines",
     "load_files",
@@ -612,6 +617,32 @@ def _write(frame: pd.DataFrame, fh: IO[bytes], format: str) -> None:
     fh.flush()
 
 
+def confined_path(path: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
+    """Return ``path`` resolved inside ``directory``, or raise :class:`UnsafePath`.
+
+    A relative ``path`` is taken relative to ``directory``. The folders on
+    the way are resolved (``..`` and symlinks included) and must end inside
+    ``directory``; the last component must name a file (not ``.`` or
+    ``..``). The file itself is not followed: :func:`export` never writes
+    through a symlink (it creates the file exclusively, or replaces it).
+
+    Raises
+    ------
+    UnsafePath
+        If the path leaves ``directory``.
+    FileNotFoundError
+        If ``directory`` does not exist.
+    """
+    root = Path(directory).expanduser().resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"directory {root} does not exist")
+    target = root / Path(path)  # an absolute path replaces root here; the check below refuses it
+    resolved = target.parent.resolve() / target.name
+    if target.name in ("", ".", "..") or not resolved.parent.is_relative_to(root):
+        raise UnsafePath(f"{os.fspath(path)!r} is outside {root}; export writes only inside that directory")
+    return resolved
+
+
 def export(
     store: Store,
     symbol: str,
@@ -623,6 +654,7 @@ def export(
     end: TimeLike | None = None,
     format: str | None = None,
     overwrite: bool = False,
+    directory: str | os.PathLike[str] | None = None,
 ) -> int:
     """Write ``symbol``'s ticks or candles of ``[start, end)`` to a file or stream.
 
@@ -651,6 +683,12 @@ def export(
         ``None``: from the path's suffix (``.parquet``/``.pq``), else CSV.
     overwrite : bool
         Replace an existing file.
+    directory : path, optional
+        Confine the file to this existing directory: a relative path is taken
+        relative to it, and a path that resolves outside it (``..``, an
+        absolute path elsewhere, a symlinked folder leading out) is refused.
+        Pass it whenever the file name comes from someone other than the
+        person running the code. Without it, a path is used as given.
 
     Returns
     -------
@@ -661,6 +699,8 @@ def export(
     ------
     FileExistsError
         If the path exists and ``overwrite`` is False.
+    UnsafePath
+        If ``directory`` is given and the path resolves outside it.
     UnknownSymbol, ValueError
         For an unknown symbol, kind, format, timeframe or ``end <= start``.
 
@@ -674,6 +714,8 @@ def export(
     if kind not in EXPORT_KINDS:
         raise ValueError(f"kind must be one of {', '.join(EXPORT_KINDS)}, got {kind!r}")
     fmt = _format_of(path_or_buffer, format)
+    if directory is not None and isinstance(path_or_buffer, (str, os.PathLike)):
+        path_or_buffer = confined_path(path_or_buffer, directory)  # refused before reading anything
     frame = _export_frame(store, symbol, kind, timeframe, start, end)
     frame.index.name = "time"
     if not isinstance(path_or_buffer, (str, os.PathLike)):

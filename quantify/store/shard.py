@@ -320,7 +320,9 @@ class ShardLeases:
                              owners.get(OWNER_PREFIX + s, {}).get("owner", "nobody"))
             self._write_worker()
         except Exception as exc:  # ArcticDB storage errors have several unrelated types
-            raise StoreError(f"lease renewal on {self.store.uri} failed: {exc}") from exc
+            raise StoreError(
+                f"lease renewal on {self.store.uri} failed: {self.store.uri.redact(str(exc))}"
+            ) from exc
         return lost
 
     def release(self) -> None:
@@ -333,6 +335,6 @@ class ShardLeases:
             self._lib.delete(WORKER_PREFIX + self.owner)
         except Exception as exc:  # best effort: the leases expire anyway
             logger.warning("releasing leases on %s failed (they expire in %.0f s): %s",
-                           self.store.uri, self.ttl, exc)
+                           self.store.uri, self.ttl, self.store.uri.redact(str(exc)))
         self.held.clear()
         self._valid_until = 0.0

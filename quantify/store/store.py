@@ -60,7 +60,7 @@ def _arctic(uri: StoreURI) -> adb.Arctic:
             try:
                 arctic = adb.Arctic(uri.arctic_uri)
             except Exception as exc:  # ArcticDB raises several unrelated types here
-                raise StoreError(f"cannot open store {uri}: {exc}") from exc
+                raise StoreError(f"cannot open store {uri}: {uri.redact(str(exc))}") from exc
             _INSTANCES[uri.arctic_uri] = arctic
         return arctic
 
@@ -97,7 +97,9 @@ class Store:
             try:
                 lib = self._arctic.get_library(name, create_if_missing=True)
             except Exception as exc:
-                raise StoreError(f"cannot open library {name!r} of store {self.uri}: {exc}") from exc
+                raise StoreError(
+                    f"cannot open library {name!r} of store {self.uri}: {self.uri.redact(str(exc))}"
+                ) from exc
             self._libs[name] = lib
         return lib
 
@@ -241,7 +243,7 @@ class Store:
                 return fn()
             except adb.exceptions.ArcticException as exc:
                 if attempt == 4:
-                    raise StoreError(f"cannot read {sym} from {self.uri}: {exc}") from exc
+                    raise StoreError(f"cannot read {sym} from {self.uri}: {self.uri.redact(str(exc))}") from exc
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
 
