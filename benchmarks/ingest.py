@@ -41,7 +41,7 @@ from quantify.store import open_store
 
 STREAMS = "btcusdt@trade/ethusdt@trade"
 REPLAY = (
-    "import sys, time; from quantify.feed.replay import ReplayConfig, ReplayThread; "
+    "import sys, time; from quantify.replay import ReplayConfig, ReplayThread; "
     "r = ReplayThread(ReplayConfig(speed=0, loop=True)).start(); "
     "print(r.ws_url, r.rest_url, flush=True); time.sleep(3600)"
 )

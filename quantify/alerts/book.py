@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from quantify.alerts.rules import SEVERITIES, Rule
-from quantify.store.times import TimeLike, parse_time
+from quantify.model.times import TimeLike, parse_time
 
 __all__ = ["ALERTS_LIBRARY", "HISTORY_COLUMNS", "AlertBook"]
 

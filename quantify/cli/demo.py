@@ -69,7 +69,8 @@ def _line(store: object, service: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from quantify.config import IngestConfig
-    from quantify.feed.replay import ReplayConfig, ReplayThread
+    from quantify.replay.server import ReplayConfig
+    from quantify.replay.thread import ReplayThread
     from quantify.ingest.service import IngestService
 
     uri = _fresh_store(args.store)

@@ -96,7 +96,7 @@ def register(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from quantify.feed.replay import ReplayConfig
+    from quantify.replay.server import ReplayConfig
 
     return ReplayConfig(
         files=tuple(args.files) if args.files else tuple(sample_files()),
@@ -109,7 +109,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run the replay server until Ctrl-C or SIGTERM; return the exit code."""
-    from quantify.feed.replay import ReplayServer
+    from quantify.replay.server import ReplayServer
 
     server = ReplayServer(_config(args))  # bad files raise FeedError before binding
 

@@ -45,7 +45,7 @@ from quantify.feed.parse import Trade, trades_to_frame
 from quantify.feed.rest import BinanceRest, RestConfig
 from quantify.store.history import merge_klines, merge_ticks, tick_kind
 from quantify.store.lease import WriterLock
-from quantify.store.times import TimeLike, parse_time
+from quantify.model.times import TimeLike, parse_time
 
 if TYPE_CHECKING:
     from quantify.store.store import Store

@@ -54,7 +54,7 @@ from arcticdb_ext.version_store import DataError
 from quantify.analytics.candles import CANDLE_COLUMNS, merge_candles, resample, timeframe_to_offset
 from quantify.exceptions import StoreError
 from quantify.feed.parse import Trade, trades_to_frame
-from quantify.store.times import TimeLike, parse_time
+from quantify.model.times import TimeLike, parse_time
 
 if TYPE_CHECKING:
     from quantify.store.store import Store

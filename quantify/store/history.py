@@ -58,7 +58,7 @@ import pandas as pd
 
 from quantify.exceptions import FeedError, QuantifyError, UnsafePath
 from quantify.store.lease import WriterLock
-from quantify.store.times import TimeLike, parse_time
+from quantify.model.times import TimeLike, parse_time
 
 if TYPE_CHECKING:
     from quantify.store.store import Store

@@ -28,7 +28,7 @@ from arcticdb.version_store.library import WritePayload
 from arcticdb_ext.version_store import DataError
 
 from quantify.exceptions import StoreError, UnknownSymbol
-from quantify.store.times import TimeLike, parse_time
+from quantify.model.times import TimeLike, parse_time
 from quantify.store.uri import StoreURI, parse_store_uri
 
 __all__ = ["DEFAULT_READ_CACHE_SECONDS", "MIN_FREE_BYTES", "Store", "open_store"]

@@ -21,7 +21,8 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
 def live_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A store the replay (real time, looping) streams into, through the ingestion service."""
     from quantify.config import IngestConfig
-    from quantify.feed.replay import ReplayConfig, ReplayThread
+    from quantify.replay.server import ReplayConfig
+    from quantify.replay.thread import ReplayThread
     from quantify.ingest.service import IngestService
 
     uri = f"lmdb://{tmp_path_factory.mktemp('browser') / 'store'}"

@@ -31,7 +31,8 @@ def alerts_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     """Replay (fast, looping) -> ingestion -> lmdb store, and Voilà serving the alerts dashboard on it."""
     from quantify.cli.dashboard import serve_dashboard
     from quantify.config import IngestConfig
-    from quantify.feed.replay import ReplayConfig, ReplayThread
+    from quantify.replay.server import ReplayConfig
+    from quantify.replay.thread import ReplayThread
     from quantify.ingest.service import IngestService
     from quantify.store import open_store
 

@@ -12,7 +12,8 @@ import websockets
 
 from quantify.cli import main
 from quantify.feed.recordings import sample_files
-from quantify.feed.replay import ReplayConfig, ReplayThread
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.store import WriterLock, open_store
 
 SAMPLE = [str(p) for p in sample_files()]

@@ -21,9 +21,9 @@ from websockets.http11 import Request
 
 with atheris.instrument_imports(include=["quantify"]):
     from quantify.feed.recordings import sample_files
-    from quantify.feed.replay import ReplayConfig, ReplayServer
-    from quantify.feed.replay_rest import RestApi
-    from quantify.feed.tape import Tape
+    from quantify.replay.server import ReplayConfig, ReplayServer
+    from quantify.replay.rest import RestApi
+    from quantify.replay.tape import Tape
 
 PATHS = ("ping", "time", "exchangeInfo", "aggTrades", "historicalTrades", "trades", "klines", "depth", "")
 KEYS = ("symbol", "symbols", "fromId", "startTime", "endTime", "limit", "interval", "timeZone", "x")

@@ -14,7 +14,8 @@ import websockets
 from quantify.analytics.candles import resample
 from quantify.exceptions import WriterLocked
 from quantify.feed.recordings import read_trades, sample_files
-from quantify.feed.replay import ReplayConfig, ReplayThread
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.feed.rest import RestConfig
 from quantify.ingest.backfill import run_backfill
 from quantify.store import WriterLock, open_store

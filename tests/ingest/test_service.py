@@ -17,7 +17,8 @@ import pytest
 
 from quantify.config import IngestConfig
 from quantify.exceptions import WriterLocked
-from quantify.feed.replay import ReplayConfig, ReplayThread
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.ingest.service import IngestService, stream_urls
 from quantify.store import open_store
 

@@ -8,7 +8,8 @@ import pytest
 from IPython.testing.globalipapp import get_ipython
 
 from quantify.config import IngestConfig
-from quantify.feed.replay import ReplayConfig, ReplayThread
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.ipython import current_session, load_ipython_extension, unload_ipython_extension
 from quantify.ipython.magics import complete_quantify
 from quantify.store import open_store

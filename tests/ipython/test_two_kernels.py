@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from quantify.feed.replay import ReplayConfig, ReplayThread
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
 
 BTC = ("BTCUSDT", 3735683259, 3735703162)

@@ -18,7 +18,8 @@ import numpy as np
 from reliability_helpers import wait_for
 
 from quantify.config import IngestConfig
-from quantify.feed.replay import ReplayConfig, ReplayThread
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.ingest.service import IngestService
 
 READER = r"""

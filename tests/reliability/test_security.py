@@ -45,9 +45,10 @@ from quantify.cli.dashboard import serve_dashboard
 from quantify.config import IngestConfig
 from quantify.exceptions import InvalidStoreURI, RestError, StoreError, UnsafePath
 from quantify.feed.recordings import read_trades, sample_files
-from quantify.feed.replay import ReplayConfig, ReplayServer, ReplayThread
+from quantify.replay.server import ReplayConfig, ReplayServer
+from quantify.replay.thread import ReplayThread
 from quantify.feed.rest import BinanceRest, RestConfig
-from quantify.feed.tape import Tape
+from quantify.replay.tape import Tape
 from quantify.ingest.service import IngestService
 from quantify.store import open_store, parse_store_uri
 from quantify.store.history import confined_path, export
@@ -81,7 +82,7 @@ def test_replay_binds_loopback_by_default_and_warns_otherwise(
 ) -> None:
     assert ReplayConfig().host == "127.0.0.1"
     server = ReplayServer(ReplayConfig(host=host, speed=0), tape=tape)
-    with caplog.at_level(logging.WARNING, logger="quantify.feed.replay"), server.run_in_thread():
+    with caplog.at_level(logging.WARNING, logger="quantify.replay.server"), ReplayThread(server=server).start():
         pass
     warnings = [r.getMessage() for r in caplog.records if "non-loopback host" in r.getMessage()]
     assert bool(warnings) == warned, warnings
@@ -109,7 +110,7 @@ def test_replay_cli_warns_on_a_non_loopback_host() -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "WARNING quantify.feed.replay: replay server listening on non-loopback host 0.0.0.0" in err
+    assert "WARNING quantify.replay.server: replay server listening on non-loopback host 0.0.0.0" in err
 
 
 # -- dashboards ------------------------------------------------------------------------------
@@ -317,7 +318,7 @@ def test_rest_client_refuses_a_redirect_to_another_host_on_loopback(status: int)
 def test_replay_server_refuses_an_oversized_client_message(tape: Tape) -> None:
     """A client message above 64 KiB closes that connection (1009); the server serves on."""
     # Real time: a client that reads one trade must not have megabytes queued before the close frame.
-    with ReplayServer(ReplayConfig(speed=1), tape=tape).run_in_thread() as replay:
+    with ReplayThread(server=ReplayServer(ReplayConfig(speed=1), tape=tape)).start() as replay:
         with connect(f"{replay.ws_url}/ws", max_size=None) as ws:
             ws.send("x" * (1 << 17))
             with pytest.raises(ConnectionClosedError) as info:

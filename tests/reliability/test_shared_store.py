@@ -14,7 +14,8 @@ from pathlib import Path
 
 from reliability_helpers import S3_ACCESS, S3_SECRET, wait_for
 
-from quantify.feed.replay import ReplayConfig, ReplayThread
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
 
 BTC = ("BTCUSDT", 19_904, 3735683259, 3735703162)

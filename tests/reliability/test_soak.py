@@ -33,7 +33,8 @@ import pandas as pd
 import pytest
 
 from quantify.analytics import resample
-from quantify.feed.replay import ReplayConfig, ReplayThread
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
 
 FIRST_IDS = {"BTCUSDT": 3735683259, "ETHUSDT": 1520538925}

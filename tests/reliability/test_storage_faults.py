@@ -30,7 +30,8 @@ import pytest
 from reliability_helpers import TcpProxy, wait_for
 
 from quantify.config import IngestConfig
-from quantify.feed.replay import ReplayConfig, ReplayThread
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.ingest.service import IngestService
 from quantify.store import open_store
 

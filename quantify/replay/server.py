@@ -5,7 +5,7 @@ enough for Binance's own client libraries: WebSocket ``/ws/<stream>`` (raw
 events), ``/stream?streams=a/b`` (combined ``{"stream", "data"}``),
 ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS``/``SET_PROPERTY``/
 ``GET_PROPERTY`` requests, and REST ``/api/v3/...`` (see
-:mod:`quantify.feed.replay_rest`) on the same port. It is the default data
+:mod:`quantify.replay.rest`) on the same port. It is the default data
 source offline and the test double of the ingestion service.
 
 Timing: trades are released at their recorded trade time ``T`` scaled by
@@ -15,7 +15,7 @@ releases them as fast as clients read; the furthest point any client has been
 sent is then the clock. REST serves only trades already released.
 
 Throughput: events are pre-encoded once per lap and format as complete
-WebSocket frames (:class:`~quantify.feed.tape.Tape`) and written to the
+WebSocket frames (:class:`~quantify.replay.tape.Tape`) and written to the
 transport in bulk, many frames per ``write()``, with backpressure from the
 transport's write buffer; websockets' ``send()`` is used for nothing on the
 data path (it halves the rate a client can receive).
@@ -45,7 +45,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -56,11 +56,9 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from quantify.feed.recordings import sample_files
-from quantify.feed.replay_rest import DEFAULT_WEIGHT_LIMIT, RestApi
-from quantify.feed.tape import Tape, _payload, ws_text_frame
+from quantify.replay.rest import DEFAULT_WEIGHT_LIMIT, RestApi
+from quantify.replay.tape import Tape, _payload, ws_text_frame
 
-if TYPE_CHECKING:
-    from quantify.feed.replay_thread import ReplayThread
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -69,7 +67,6 @@ __all__ = [
     "MAX_STREAMS_PER_CONNECTION",
     "ReplayConfig",
     "ReplayServer",
-    "ReplayThread",
 ]
 
 logger = logging.getLogger(__name__)
@@ -216,7 +213,7 @@ class ReplayServer:
     Notes
     -----
     Use ``async with ReplayServer(config) as server:`` in asyncio code, or
-    :meth:`run_in_thread` (a :class:`ReplayThread`) from synchronous code.
+    a :class:`~quantify.replay.thread.ReplayThread` from synchronous code.
     Fault triggers (:meth:`drop_connections`, ...) must be called on the
     server's event loop; :class:`ReplayThread` forwards them thread-safely.
     """
@@ -296,12 +293,6 @@ class ReplayServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    def run_in_thread(self) -> ReplayThread:
-        """Start this server in a daemon thread with its own event loop."""
-        from quantify.feed.replay_thread import ReplayThread
-
-        return ReplayThread(server=self).start()
 
     @property
     def port(self) -> int:
@@ -729,12 +720,3 @@ def _parse_stream_path(path: str, query: str) -> tuple[bool, list[str]]:
             if key == "streams":
                 names.extend(value.split("/"))
     return combined, list(dict.fromkeys(unquote(n) for n in names if n))
-
-
-def __getattr__(name: str) -> Any:
-    # ReplayThread lives in its own module (it imports this one); keep the old name here.
-    if name == "ReplayThread":
-        from quantify.feed.replay_thread import ReplayThread
-
-        return ReplayThread
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from quantify.feed.rest import WEIGHTS as ENDPOINT_WEIGHTS
-from quantify.feed.tape import SymbolTape, Tape, format_units
+from quantify.replay.tape import SymbolTape, Tape, format_units
 
 __all__ = [
     "DEFAULT_WEIGHT_LIMIT",

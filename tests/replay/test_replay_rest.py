@@ -14,7 +14,7 @@ import websockets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantify.feed.replay_rest import KLINE_INTERVALS, RestApi, kline_open
+from quantify.replay.rest import KLINE_INTERVALS, RestApi, kline_open
 
 IP = "10.0.0.1"
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Self, TypeVar
 
-from quantify.feed.replay import ReplayConfig, ReplayServer
+from quantify.replay.server import ReplayConfig, ReplayServer
 
 __all__ = ["ReplayThread"]
 

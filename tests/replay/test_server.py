@@ -15,7 +15,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from quantify.feed.parse import FrameParser, ServerShutdown, Trade
-from quantify.feed.replay import ReplayConfig, ReplayServer, ReplayThread
+from quantify.replay.server import ReplayConfig, ReplayServer
+from quantify.replay.thread import ReplayThread
 
 #: Seconds any single network wait may take (generous: shared CI machines are slow).
 TIMEOUT = 20.0
@@ -396,7 +397,7 @@ def test_async_context_manager_and_properties(sample_tape):
 
 
 def test_run_in_thread(sample_tape):
-    thread = ReplayServer(ReplayConfig(speed=0), tape=sample_tape).run_in_thread()
+    thread = ReplayThread(server=ReplayServer(ReplayConfig(speed=0), tape=sample_tape)).start()
     try:
         assert httpx.get(thread.rest_url + "/api/v3/ping").json() == {}
     finally:
