@@ -4,7 +4,7 @@
    prices and quantities with 8 decimals, ms times) of ``--rows`` trades is
    written to a temporary directory.
 2. ``pandas.read_csv(path, header=None)`` alone on that file (the reference).
-3. ``quantify.store.history.load_files`` of the same file into a fresh LMDB
+3. ``quantify.ingest.load.load_files`` of the same file into a fresh LMDB
    store: parse, checks, ArcticDB write — end to end.
 4. The same file loaded again (every row already stored: the idempotent path).
 5. Export of the stored ticks to CSV and to Parquet, against
@@ -29,7 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from quantify.store import open_store
-from quantify.store.history import export, load_files
+from quantify.store.export import export
+from quantify.ingest.load import load_files
 
 
 def write_vision_csv(path: Path, rows: int, seed: int = 0) -> None:

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from quantify.store import open_store
-    from quantify.store.history import export
+    from quantify.store.export import export
 
     store = open_store(store_from_args(args))
     target = sys.stdout.buffer if args.output == "-" else args.output

@@ -20,7 +20,7 @@ Within the weight budget, honouring ``Retry-After``: every request goes
 through :class:`~quantify.feed.rest.BinanceRest`, which keeps to the budget
 (6,000/min less 20 % headroom) and waits out 429/418s.
 
-Resumable: rows are merged into the store (:func:`quantify.store.history.merge_ticks`,
+Resumable: rows are merged into the store (:func:`quantify.store.merge.merge_ticks`,
 ids decide, so nothing is stored twice) every ``flush_rows`` rows, and after
 each flush the cursor (the next id, or the next kline open time) is saved in
 the store's ``_meta`` library under ``backfill.<SYMBOL>.<kind>.<start>.<end>``.
@@ -43,7 +43,7 @@ import pandas as pd
 
 from quantify.feed.parse import Trade, trades_to_frame
 from quantify.feed.rest import BinanceRest, RestConfig
-from quantify.store.history import merge_klines, merge_ticks, tick_kind
+from quantify.store.merge import merge_klines, merge_ticks, tick_kind
 from quantify.store.lease import WriterLock
 from quantify.model.times import TimeLike, parse_time
 

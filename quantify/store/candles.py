@@ -55,6 +55,7 @@ from quantify.analytics.candles import CANDLE_COLUMNS, merge_candles, resample, 
 from quantify.exceptions import StoreError
 from quantify.feed.parse import Trade, trades_to_frame
 from quantify.model.times import TimeLike, parse_time
+from quantify.store._libraries import CANDLES_1M, TICKS
 
 if TYPE_CHECKING:
     from quantify.store.store import Store
@@ -64,7 +65,6 @@ __all__ = ["CANDLES_1M", "DEFAULT_WRITE_INTERVAL", "CandleAggregator", "read_ohl
 logger = logging.getLogger(__name__)
 
 #: The library of continuously aggregated 1m candles.
-CANDLES_1M: Final = "candles_1m"
 
 MINUTE: Final = pd.Timedelta(minutes=1)
 _MINUTE_NS: Final = int(MINUTE.value)
@@ -236,7 +236,7 @@ class CandleAggregator:
             raise
 
     def _catch_up(self, sym: str, state: _SymbolState) -> None:
-        ticks_lib = self.store.library("ticks")
+        ticks_lib = self.store.library(TICKS)
         last = ticks_lib.tail(sym, 1).data
         if not len(last):
             return
@@ -336,7 +336,7 @@ def _close_before(store: Store, sym: str, t: int, agg: tuple[int, int, float] | 
         bar = store.library(CANDLES_1M).read(sym, date_range=(_ts(t - _MINUTE_NS), _ts(t - 1))).data
         if len(bar):
             return float(bar["close"].iat[-1])
-    ticks_lib = store.library("ticks")
+    ticks_lib = store.library(TICKS)
     head = ticks_lib.head(sym, 1).data
     if not len(head) or int(head.index[0].value) >= t:
         return math.nan
@@ -358,7 +358,7 @@ def _close_before(store: Store, sym: str, t: int, agg: tuple[int, int, float] | 
 
 def _ticks_1m(store: Store, sym: str, lo: int, hi: int, prev_close: float) -> pd.DataFrame:
     """Exact 1m bars of ``[lo, hi)`` from ticks, flat bars at ``prev_close`` first."""
-    ticks = store.library("ticks").read(sym, date_range=(_ts(lo), _ts(hi - 1))).data
+    ticks = store.library(TICKS).read(sym, date_range=(_ts(lo), _ts(hi - 1))).data
     bars = resample(ticks, "1m", start=_ts(lo), end=_ts(hi))
     return _fill_leading(bars, prev_close)
 
@@ -378,7 +378,7 @@ def read_ohlcv(
     t0, t1 = parse_time(start), parse_time(end)
     if t0 is not None and t1 is not None and t1 <= t0:
         raise ValueError(f"end {t1} is not after start {t0}")
-    ticks_lib = store.library("ticks")
+    ticks_lib = store.library(TICKS)
     # The bar grid [g0, g1): bars labelled start <= t < end, whole bars only.
     agg = _aggregate_bounds(store.library(CANDLES_1M), sym)
     if t0 is None:

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from arcticdb.version_store.library import WritePayload
 
 from quantify.exceptions import StoreError
+from quantify.store._libraries import META
 from quantify.store.lease import masked_command
 
 if TYPE_CHECKING:
@@ -72,7 +73,6 @@ DEFAULT_LEASE_TTL = 30.0
 #: Seconds between writing a claim and reading it back.
 DEFAULT_VERIFY_DELAY = 1.0
 
-META = "_meta"
 OWNER_PREFIX = "owner__"
 WORKER_PREFIX = "worker__"
 

@@ -29,14 +29,15 @@ from arcticdb_ext.version_store import DataError
 
 from quantify.exceptions import StoreError, UnknownSymbol
 from quantify.model.times import TimeLike, parse_time
+from quantify.store import merge
+from quantify.store._libraries import META, TICKS
+from quantify.store.export import export
 from quantify.store.uri import StoreURI, parse_store_uri
 
 __all__ = ["DEFAULT_READ_CACHE_SECONDS", "MIN_FREE_BYTES", "Store", "open_store"]
 
 logger = logging.getLogger(__name__)
 
-TICKS = "ticks"
-META = "_meta"
 STATUS = "status"
 
 #: How long a reader trusts its cached idea of a symbol's latest version.
@@ -117,20 +118,16 @@ class Store:
     def export(self, symbol: str, path_or_buffer: Any, **kwargs: Any) -> int:
         """Write ticks, candles or klines of ``symbol`` to a CSV/Parquet file or stream.
 
-        See :func:`quantify.store.history.export` for the arguments (``kind``,
+        See :func:`quantify.store.export.export` for the arguments (``kind``,
         ``timeframe``, ``start``/``end`` inclusive-exclusive, ``format``,
         ``overwrite``). Returns the number of rows written.
         """
-        from quantify.store.history import export
-
         return export(self, symbol, path_or_buffer, **kwargs)
 
     def klines(self, symbol: str, interval: str = "1m", start: TimeLike | None = None,
                end: TimeLike | None = None) -> pd.DataFrame:
         """Official Binance klines loaded or backfilled for ``symbol`` (see ``quantify load``)."""
-        from quantify.store.history import klines
-
-        return klines(self, symbol, interval, start, end)
+        return merge.klines(self, symbol, interval, start, end)
 
     # -- reads ------------------------------------------------------------
 

@@ -4,7 +4,7 @@ The first input byte picks the file name (one per recorded format: the
 symbol and a kline interval come from the name), the container (plain,
 gzip, a zip archive holding the rest, or such an archive with bytes of its
 headers overwritten, as the rest of the input says) and the reader: :func:`~quantify.feed.recordings.read_trades` (which reads
-frames, REST JSON and CSVs) or :func:`~quantify.store.history.read_history_file`
+frames, REST JSON and CSVs) or :func:`~quantify.ingest.load.read_history_file`
 (``quantify load``: also zip archives and klines CSVs). Their documented
 failure is :class:`~quantify.exceptions.FeedError` naming the file; what
 they return must hold only what a store can take (ids and times >= 0).
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import atheris
 
-with atheris.instrument_imports(include=["quantify.feed", "quantify.store.history"]):
+with atheris.instrument_imports(include=["quantify.feed", "quantify.ingest.load"]):
     from quantify.exceptions import FeedError
     from quantify.feed.recordings import read_trades
-    from quantify.store.history import read_history_file
+    from quantify.ingest.load import read_history_file
 
 DIR = Path(tempfile.mkdtemp(prefix="quantify-fuzz-"))
 NAMES = ("BTCUSDT-trades-2024-08-08.csv", "spot-2024-btcusdt_20240808.trades", "btcusdt_aggtrades.json",

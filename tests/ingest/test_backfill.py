@@ -19,7 +19,7 @@ from quantify.replay.thread import ReplayThread
 from quantify.feed.rest import RestConfig
 from quantify.ingest.backfill import run_backfill
 from quantify.store import WriterLock, open_store
-from quantify.store.history import klines
+from quantify.store.merge import klines
 
 START, END = "2024-08-08 23:50", "2024-08-09 00:04"  # the sample runs 23:54:15 .. 00:05:05
 TOTAL = 19_904 + 14_515

@@ -51,7 +51,7 @@ from quantify.feed.rest import BinanceRest, RestConfig
 from quantify.replay.tape import Tape
 from quantify.ingest.service import IngestService
 from quantify.store import open_store, parse_store_uri
-from quantify.store.history import confined_path, export
+from quantify.store.export import confined_path, export
 from quantify.widgets.dashboards import DownloadButton, market_overview, pairs_monitor
 
 PACKAGE = Path(quantify.__file__).parent

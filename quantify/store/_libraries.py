@@ -1,0 +1,18 @@
+"""Names of the ArcticDB libraries inside a QuantiFy store: private to the store package.
+
+Code outside :mod:`quantify.store` reads and writes through :class:`~quantify.store.Store`'s
+verbs, never through these names.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: One ArcticDB symbol per instrument (its textual form): the tick frame, appended in trade-id order.
+TICKS: Final = "ticks"
+#: Loaded or backfilled exchange klines, one symbol per instrument and interval.
+KLINES: Final = "klines"
+#: The writer's continuously aggregated 1m candles, one symbol per instrument.
+CANDLES_1M: Final = "candles_1m"
+#: Writer status, leases, checkpoints.
+META: Final = "_meta"
