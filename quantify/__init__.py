@@ -55,5 +55,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    # only the public names: not the helpers this module imports (importlib, Any, annotations)
     analytics = importlib.import_module("quantify.analytics")
-    return sorted(set(globals()) | set(analytics.__all__) | {"analytics", "widgets", "alerts"})
+    return sorted(set(__all__) | set(analytics.__all__) | {"widgets", "alerts"})
