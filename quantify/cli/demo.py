@@ -78,10 +78,10 @@ def _last_prices(store: Store, status: WriterStatus) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     from quantify.config import IngestConfig
-    from quantify.replay.server import ReplayConfig
-    from quantify.replay.thread import ReplayThread
     from quantify.ingest.listeners import standard_listeners
     from quantify.ingest.service import IngestService
+    from quantify.replay.server import ReplayConfig
+    from quantify.replay.thread import ReplayThread
     from quantify.store import open_store
 
     uri = _fresh_store(args.store)

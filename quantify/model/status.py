@@ -128,7 +128,7 @@ def _esc(value: object) -> str:
     return html.escape(str(value))
 
 
-def _html_table(header: list[str], rows: list[list[object]], caption: str = "") -> str:
+def _html_table(header: list[str], rows: list[list[Any]], caption: str = "") -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_esc('' if v is None else v)}</td>" for v in row) + "</tr>"
                    for row in rows)
@@ -331,10 +331,10 @@ class WriterStatus:
         listeners = d.get("listeners")
         if not isinstance(listeners, Mapping):  # published before listeners were nested
             listeners = {k: v for k, v in d.items() if k.startswith(_LISTENER_PREFIXES)}
-        symbols = d.get("symbols") if isinstance(d.get("symbols"), Mapping) else {}
-        latency = d.get("store_latency_ms") if isinstance(d.get("store_latency_ms"), Mapping) else {}
-        ints = {f.name: _int(d.get(f.name)) for f in dataclasses.fields(cls)
-                if f.type == "int" and f.name != "pid"}
+        symbols: Mapping[str, Any] = d["symbols"] if isinstance(d.get("symbols"), Mapping) else {}
+        latency: Mapping[str, Any] = d["store_latency_ms"] if isinstance(d.get("store_latency_ms"), Mapping) \
+            else {}
+        ints: dict[str, Any] = {f.name: _int(d.get(f.name)) for f in dataclasses.fields(cls) if f.type == "int"}
         return cls(
             state=_state(d.get("state", WriterState.STOPPED.value)), writer=_opt_str(d.get("writer")),
             pid=_opt_int(d.get("pid")), host=_opt_str(d.get("host")),
@@ -412,7 +412,8 @@ class StoreStatus:
     def writer(self) -> WriterStatus | None:
         """The single writer's status (the first live worker's on a sharded store), if any."""
         live = [w for w in self.writers if w.alive]
-        return (live or list(self.writers) or [None])[0]
+        candidates = live or list(self.writers)
+        return candidates[0] if candidates else None
 
     @property
     def writer_alive(self) -> bool:
@@ -441,7 +442,7 @@ class StoreStatus:
                 "ticks_per_second": w.ticks_per_second if alive and w is not None else 0.0,
                 "counters": {} if w is None else w.counters(), "symbols": rows,
             }
-        workers = [{
+        workers: list[dict[str, Any]] = [{
             "owner": w.owner, "alive": bool(w.alive), "writer": w.writer,
             "state": w.state.value if w.alive else "stopped", "heartbeat_age_s": self._age(w),
             "ticks_per_second": w.ticks_per_second if w.alive else 0.0,
@@ -465,7 +466,7 @@ class StoreStatus:
 
         def writer(d: Mapping[str, Any], alive: bool) -> WriterStatus:
             age = _opt_float(d.get("heartbeat_age_s"))
-            counters = d.get("counters") if isinstance(d.get("counters"), Mapping) else {}
+            counters: Mapping[str, Any] = d["counters"] if isinstance(d.get("counters"), Mapping) else {}
             published = {**counters, **{k: v for k, v in d.items() if k not in ("state", "alive")}}
             published["state"] = d.get("state", d.get("writer_state"))
             published["heartbeat"] = None if age is None else checked - age

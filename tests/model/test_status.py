@@ -6,7 +6,13 @@ import dataclasses
 
 import pandas as pd
 
-from quantify.model.status import InstrumentStatus, StoreStatus, WriterState, WriterStatus, is_replay_url
+from quantify.model.status import (
+    InstrumentStatus,
+    StoreStatus,
+    WriterState,
+    WriterStatus,
+    is_replay_url,
+)
 
 T = pd.Timestamp("2024-08-08 12:00:00.123", tz="UTC")
 
@@ -17,10 +23,11 @@ def _writer(**kw: object) -> WriterStatus:
                                     gaps_filled=1, gaps_open=1),
         "binance-usdm:BTCUSDT": InstrumentStatus("binance-usdm:BTCUSDT", rows_this_run=3, last_id=7),
     }
-    base = dict(state=WriterState.RUNNING, writer="pid 1 on h", pid=1, host="h", heartbeat=1000.0,
-                started=900.0, store="lmdb:///x", stream="trade", ws_url="ws://127.0.0.1:9443",
-                ticks_per_second=12.5, trades_stored=13, reconnects=2, instruments=inst,
-                listeners={"alerts_fired": 1, "candle_batches": 4})
+    base: dict[str, object] = {
+        "state": WriterState.RUNNING, "writer": "pid 1 on h", "pid": 1, "host": "h", "heartbeat": 1000.0,
+        "started": 900.0, "store": "lmdb:///x", "stream": "trade", "ws_url": "ws://127.0.0.1:9443",
+        "ticks_per_second": 12.5, "trades_stored": 13, "reconnects": 2, "instruments": inst,
+        "listeners": {"alerts_fired": 1, "candle_batches": 4}}
     base.update(kw)
     return WriterStatus(**base)  # type: ignore[arg-type]
 

@@ -12,7 +12,13 @@ import pytest
 
 from quantify.model.status import WriterStatus
 from quantify.widgets import (
-    ControlPanel, LiveChart, PairMonitor, StatusBar, downsample, is_replay, live_timers,
+    ControlPanel,
+    LiveChart,
+    PairMonitor,
+    StatusBar,
+    downsample,
+    is_replay,
+    live_timers,
 )
 from quantify.widgets.source import StoreTail
 

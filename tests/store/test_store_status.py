@@ -22,10 +22,10 @@ def btc() -> pd.DataFrame:
 
 
 def _published(**kw: object) -> WriterStatus:
-    fields: dict[str, object] = dict(
-        state=WriterState.RUNNING, writer="pid 1 on elsewhere", heartbeat=time.time(), store="mem://",
-        ticks_per_second=42.0, reconnects=3,
-        instruments={"BTCUSDT": InstrumentStatus("BTCUSDT", gaps_found=2, gaps_filled=2)})
+    fields: dict[str, object] = {
+        "state": WriterState.RUNNING, "writer": "pid 1 on elsewhere", "heartbeat": time.time(),
+        "store": "mem://", "ticks_per_second": 42.0, "reconnects": 3,
+        "instruments": {"BTCUSDT": InstrumentStatus("BTCUSDT", gaps_found=2, gaps_filled=2)}}
     fields.update(kw)
     return WriterStatus(**fields)  # type: ignore[arg-type]
 
