@@ -22,12 +22,13 @@ from typing import Any
 
 from quantify.exceptions import QuantifyError
 from quantify.store import Store, open_store
+from quantify.store.status import status
 
 __version__ = "0.1.0"
 
 __all__ = [
     "QuantifyError", "Store", "__version__", "analytics", "load_ipython_extension", "open_store",
-    "unload_ipython_extension",
+    "status", "unload_ipython_extension",
 ]
 
 

@@ -52,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from quantify.ingest.listeners import standard_listeners
     from quantify.ingest.service import IngestService
+    from quantify.store import open_store
 
     config = ingest_config_from_env(
         symbols=args.symbols, stream=args.stream, store=store_from_args(args), ws_url=args.ws_url,
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         flush_interval=args.flush_interval, journal=False if args.no_journal else None,
         lease_ttl=args.lease_ttl, standby=args.standby or None,
     )
-    service = IngestService(config)
+    service = IngestService(config, listeners=standard_listeners(open_store(config.store), config))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -72,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
           f"{config.ws_url} into {service.store.uri}", flush=True)
     asyncio.run(main())
     s = service.status()
-    print(f"quantify ingest: stopped; {s['trades_stored']} trades stored, {s['reconnects']} reconnects, "
-          f"{s['backfilled']} backfilled, {s['malformed_frames']} malformed frames", flush=True)
+    print(f"quantify ingest: stopped; {s.trades_stored} trades stored, {s.reconnects} reconnects, "
+          f"{s.backfilled} backfilled, {s.malformed_frames} malformed frames", flush=True)
     return 0

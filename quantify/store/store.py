@@ -32,6 +32,7 @@ from arcticdb_ext.version_store import DataError
 
 from quantify.exceptions import StoreError, UnknownSymbol
 from quantify.model.instrument import Instrument, InstrumentLike, instrument_key
+from quantify.model.status import WriterStatus
 from quantify.model.times import TimeLike, parse_time
 from quantify.store import merge
 from quantify.store._libraries import META, TICKS
@@ -342,16 +343,22 @@ class Store:
 
     # -- writer status ------------------------------------------------------
 
-    def write_status(self, status: Mapping[str, Any], *, name: str = STATUS) -> None:
-        """Publish the writer's status (a small dict) for ``quantify status``.
+    def write_status(self, status: WriterStatus | Mapping[str, Any], *, name: str = STATUS) -> None:
+        """Publish the writer's status for ``quantify status``.
 
-        ``name`` is ``"status"`` for the store's single writer, and
-        ``"status__<owner>"`` for each worker of a sharded (S3) store.
+        ``status`` is stored in its dict form (:meth:`WriterStatus.to_dict`),
+        which readers of any version read back tolerantly. ``name`` is
+        ``"status"`` for the store's single writer, and ``"status__<owner>"``
+        for each worker of a sharded (S3) store.
         """
-        self.library(META).write_pickle(name, dict(status), prune_previous_versions=True)
+        published = status.to_dict() if isinstance(status, WriterStatus) else dict(status)
+        self.library(META).write_pickle(name, published, prune_previous_versions=True)
 
     def read_status(self, name: str = STATUS) -> dict[str, Any] | None:
-        """The last status the writer published (``name`` as for :meth:`write_status`), or ``None``."""
+        """The dict the writer last published (``name`` as for :meth:`write_status`), or ``None``.
+
+        :meth:`WriterStatus.from_dict` reads it; :func:`quantify.status` does both.
+        """
         meta = self.library(META)
         if not meta.has_symbol(name):
             return None
