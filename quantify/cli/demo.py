@@ -69,12 +69,13 @@ def _line(store: object, service: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from quantify.config import IngestConfig
-    from quantify.replay.server import ReplayConfig
+    from quantify.replay.config import ReplayConfig, default_files
     from quantify.replay.thread import ReplayThread
     from quantify.ingest.service import IngestService
 
     uri = _fresh_store(args.store)
-    replay = ReplayThread(ReplayConfig(speed=args.speed, loop=True)).start()
+    replay = ReplayThread(ReplayConfig(files=tuple(default_files()), speed=args.speed,
+                                        loop=True)).start()
     service = IngestService(IngestConfig(
         store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url, status_interval=0.5,
     ))

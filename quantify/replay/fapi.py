@@ -23,7 +23,8 @@ different instruments with separate id sequences):
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from quantify.replay.rest import KLINE_INTERVALS, RestApi
@@ -65,16 +66,16 @@ class UsdmRestApi(RestApi):
     counters so that forced 429s count over both markets.
     """
 
-    venue = USDM
-    prefix = "/fapi/v1/"
-    weights = FAPI_WEIGHTS
-    limits = {
+    venue: ClassVar[str] = USDM
+    prefix: ClassVar[str] = "/fapi/v1/"
+    weights: ClassVar[Mapping[str, int]] = FAPI_WEIGHTS
+    limits: ClassVar[Mapping[str, tuple[int, int]]] = {
         "trades": (500, 1000),
         "historicalTrades": (100, 500),
         "aggTrades": (500, 1000),
         "klines": (500, 1500),
     }
-    intervals = tuple(i for i in KLINE_INTERVALS if i != "1s")
+    intervals: ClassVar[tuple[str, ...]] = tuple(i for i in KLINE_INTERVALS if i != "1s")
 
     def __init__(self, *args: Any, weight_limit: int = USDM_WEIGHT_LIMIT, **kwargs: Any) -> None:
         super().__init__(*args, weight_limit=weight_limit, **kwargs)

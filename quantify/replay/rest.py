@@ -31,8 +31,8 @@ import datetime as dt
 import re
 import time
 from bisect import bisect_left
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qsl
 
 import orjson
@@ -130,13 +130,13 @@ class RestApi:
     """
 
     #: Venue whose symbols are served, and the path prefix of its endpoints.
-    venue = SPOT
-    prefix = "/api/v3/"
+    venue: ClassVar[str] = SPOT
+    prefix: ClassVar[str] = "/api/v3/"
     #: Endpoint path -> request weight.
-    weights: dict[str, int] = ENDPOINT_WEIGHTS
+    weights: ClassVar[Mapping[str, int]] = ENDPOINT_WEIGHTS
     #: ``limit`` per endpoint name: (default, maximum).
-    limits: dict[str, tuple[int, int]] = {}
-    intervals: tuple[str, ...] = tuple(KLINE_INTERVALS)
+    limits: ClassVar[Mapping[str, tuple[int, int]]] = {}
+    intervals: ClassVar[tuple[str, ...]] = tuple(KLINE_INTERVALS)
 
     def __init__(
         self, tape: Tape, *, loop: bool = False, weight_limit: int = DEFAULT_WEIGHT_LIMIT,

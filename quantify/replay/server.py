@@ -38,11 +38,9 @@ Examples
 from __future__ import annotations
 
 import asyncio
-import collections
 import ipaddress
 import logging
 import random
-import re
 import time
 from collections.abc import Sequence
 from typing import Any, Self
@@ -55,11 +53,11 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from quantify.replay.config import DEFAULT_CHUNK_EVENTS, DEFAULT_HOST, DEFAULT_SPEED, ReplayConfig
+from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control
 from quantify.replay.fapi import UsdmRestApi
 from quantify.replay.rest import RestApi
 from quantify.replay.routes import WsRoute, response, stream_tier, ws_route
 from quantify.replay.tape import SPOT, Tape, _payload, ws_text_frame
-
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -72,40 +70,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Binance: at most 1024 streams per connection.
-MAX_STREAMS_PER_CONNECTION = 1024
 #: Binance pings every 20 s and drops a client silent for a minute.
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 60.0
 #: Transport write-buffer high-water mark; above it the pump waits.
 WRITE_BUFFER_HIGH = 1 << 19
 
-_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+@[A-Za-z0-9_]+")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_]{1,36}")
 _FAULT_KINDS = ("drop", "corrupt", "shutdown", "refused", "429")
-_METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
-
-
-class _Client:
-    """State of one WebSocket connection."""
-
-    def __init__(self, conn: ServerConnection, route: WsRoute, now: float) -> None:
-        self.conn = conn
-        self.route = route
-        self.combined = route.combined
-        self.streams: dict[str, None] = {}  # ordered set
-        self.trade_syms: set[int] = set()
-        self.agg_syms: set[int] = set()
-        self.cursor = 0
-        self.wake = asyncio.Event()
-        self.opened = now
-        self.messages: collections.deque[float] = collections.deque()
-        self.tasks: list[asyncio.Task[None]] = []
-        self.closing = False
-
-    @property
-    def active(self) -> bool:
-        return bool(self.trade_syms or self.agg_syms)
 
 
 class ReplayServer:
@@ -145,7 +116,7 @@ class ReplayServer:
                                 forced=self.rest._forced)
         self._rng = random.Random(self.config.seed)
         self._server: Server | None = None
-        self._clients: set[_Client] = set()
+        self._clients: set[Client] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._clock_start: float | None = None  # loop time when the first client subscribed
         self._position = 0  # speed 0: furthest slot sent to any client
@@ -318,7 +289,7 @@ class ReplayServer:
             await asyncio.sleep(self.config.drop_every)
             self.drop_connections()
 
-    def _announce_shutdown(self, client: _Client) -> None:
+    def _announce_shutdown(self, client: Client) -> None:
         client.closing = True
         ms = self.now_ms()
         self._write(client, [ws_text_frame(orjson.dumps({"e": "serverShutdown", "E": ms}))])
@@ -326,14 +297,14 @@ class ReplayServer:
         logger.info("sent serverShutdown to %s", client.conn.remote_address)
         client.tasks.append(asyncio.create_task(self._close_later(client)))
 
-    async def _close_later(self, client: _Client) -> None:
+    async def _close_later(self, client: Client) -> None:
         await asyncio.sleep(self.config.shutdown_grace)
         for task in client.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
         await self._close(client, 1001, "server shutdown")
 
-    async def _shutdown_timer(self, client: _Client) -> None:
+    async def _shutdown_timer(self, client: Client) -> None:
         await asyncio.sleep(self.config.shutdown_after)
         if not client.closing:
             self._announce_shutdown(client)
@@ -370,7 +341,7 @@ class ReplayServer:
         route = ws_route(url.path, url.query) or WsRoute(SPOT, None, False, [])
         streams = route.streams
         loop = asyncio.get_running_loop()
-        client = _Client(conn, route, loop.time())
+        client = Client(conn, route, loop.time())
         self._clients.add(client)
         self._connections += 1
         logger.debug("connection from %s: %s", conn.remote_address, url.path)
@@ -385,7 +356,7 @@ class ReplayServer:
                     self._stop_client_tasks(client)
                     await self._close(client, 1008, "Too many requests")
                     break
-                reply = self._control(client, message)
+                reply = control(client, message, self._subscribe, self._unsubscribe)
                 self._write(client, [ws_text_frame(orjson.dumps(reply))])
         except ConnectionClosed:
             pass
@@ -394,20 +365,20 @@ class ReplayServer:
             self._clients.discard(client)
             logger.debug("connection from %s closed", conn.remote_address)
 
-    async def _close(self, client: _Client, code: int, reason: str) -> None:
+    async def _close(self, client: Client, code: int, reason: str) -> None:
         """Close with a close frame, or abruptly if the client does not read."""
         try:
             await asyncio.wait_for(client.conn.close(code, reason), 5.0)
         except TimeoutError:
             client.conn.transport.abort()
 
-    def _stop_client_tasks(self, client: _Client) -> None:
+    def _stop_client_tasks(self, client: Client) -> None:
         current = asyncio.current_task()
         for task in client.tasks:
             if task is not current:
                 task.cancel()
 
-    def _admit_message(self, client: _Client, now: float) -> bool:
+    def _admit_message(self, client: Client, now: float) -> bool:
         limit = self.config.max_messages_per_second
         if not limit:
             return True
@@ -417,7 +388,7 @@ class ReplayServer:
             q.popleft()
         return len(q) <= limit
 
-    def _write(self, client: _Client, frames: list[bytes]) -> None:
+    def _write(self, client: Client, frames: list[bytes]) -> None:
         transport = client.conn.transport
         # Once a close frame went either way, data frames would break the protocol.
         if client.conn.state is not State.OPEN or transport.is_closing():
@@ -427,60 +398,7 @@ class ReplayServer:
         self._frames_sent += len(frames)
         self._bytes_sent += len(data)
 
-    # ---- control messages (SUBSCRIBE, ...) ---------------------------------------
-
-    def _control(self, client: _Client, message: str | bytes) -> dict[str, Any]:
-        try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            return _ws_error(3, f"Invalid JSON: {exc}", None)
-        if type(msg) is not dict:
-            return _ws_error(2, "Invalid request: expected an object", None)
-        req_id = msg.get("id")
-        if not (
-            req_id is None or (type(req_id) is int and 0 <= req_id < 2**63)
-            or (type(req_id) is str and _REQUEST_ID.fullmatch(req_id))
-        ):
-            return _ws_error(2, "Invalid request: request ID must be an unsigned integer", None)
-        method = msg.get("method")
-        if method is None:
-            return _ws_error(2, "Invalid request: missing field `method`", req_id)
-        params = msg.get("params", [])
-        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            if type(params) is not list or not all(type(p) is str for p in params):
-                return _ws_error(2, "Invalid request: params must be an array of strings", req_id)
-            bad = [p for p in params if not _STREAM_NAME.fullmatch(p)]
-            if bad:
-                return _ws_error(2, f"Invalid request: invalid stream name `{bad[0][:64]}`", req_id)
-            if method == "SUBSCRIBE":
-                if len({**client.streams, **dict.fromkeys(params)}) > MAX_STREAMS_PER_CONNECTION:
-                    return _ws_error(
-                        2, "Invalid request: too many streams; max 1024 per connection", req_id
-                    )
-                self._subscribe(client, params)
-            else:
-                self._unsubscribe(client, params)
-            return {"result": None, "id": req_id}
-        if method == "LIST_SUBSCRIPTIONS":
-            return {"result": list(client.streams), "id": req_id}
-        if method == "SET_PROPERTY":
-            if type(params) is not list or len(params) != 2 or params[0] != "combined":
-                return _ws_error(0, "Unknown property", req_id)
-            if type(params[1]) is not bool:
-                return _ws_error(1, "Invalid value type: expected Boolean", req_id)
-            client.combined = params[1]
-            return {"result": None, "id": req_id}
-        if method == "GET_PROPERTY":
-            if type(params) is not list or params != ["combined"]:
-                return _ws_error(0, "Unknown property", req_id)
-            return {"result": client.combined, "id": req_id}
-        shown = method if type(method) is str else orjson.dumps(method).decode()
-        return _ws_error(
-            2, f"Invalid request: unknown variant `{shown[:64]}`, expected one of {_METHODS}",
-            req_id,
-        )
-
-    def _subscribe(self, client: _Client, streams: Sequence[str]) -> None:
+    def _subscribe(self, client: Client, streams: Sequence[str]) -> None:
         was_active = client.active
         first = self._clock_start is None
         route = client.route
@@ -499,12 +417,12 @@ class ReplayServer:
             client.cursor = 0 if first else self.position()
         client.wake.set()
 
-    def _unsubscribe(self, client: _Client, streams: Sequence[str]) -> None:
+    def _unsubscribe(self, client: Client, streams: Sequence[str]) -> None:
         for name in streams:
             client.streams.pop(name, None)
         self._resolve(client)
 
-    def _resolve(self, client: _Client) -> None:
+    def _resolve(self, client: Client) -> None:
         trade: set[int] = set()
         agg: set[int] = set()
         route = client.route
@@ -522,7 +440,7 @@ class ReplayServer:
 
     # ---- the data path -----------------------------------------------------------
 
-    async def _pump(self, client: _Client) -> None:
+    async def _pump(self, client: Client) -> None:
         """Write due events to one client, many frames per write."""
         tape, cfg = self.tape, self.config
         n = tape.n
@@ -564,7 +482,7 @@ class ReplayServer:
                     await conn.drain()
             await asyncio.sleep(0)
 
-    def _frames_between(self, client: _Client, start: int, stop: int) -> list[bytes]:
+    def _frames_between(self, client: Client, start: int, stop: int) -> list[bytes]:
         n = self.tape.n
         lap, j0 = divmod(start, n)
         j1 = j0 + (stop - start)
@@ -616,10 +534,6 @@ class ReplayServer:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _ws_error(code: int, msg: str, req_id: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "msg": msg}, "id": req_id}
 
 
 def _is_loopback(host: str) -> bool:
