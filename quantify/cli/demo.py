@@ -70,7 +70,7 @@ def _last_prices(store: Store, status: WriterStatus) -> dict[str, float]:
     out = {}
     for key, inst in status.instruments.items():
         if inst.last_id is not None:
-            tail = store.library("ticks").tail(key, 1).data
+            tail = store.tail(key, 1)
             if len(tail):
                 out[key] = float(tail["price"].iloc[-1])
     return out
@@ -80,12 +80,12 @@ def run(args: argparse.Namespace) -> int:
     from quantify.config import IngestConfig
     from quantify.ingest.listeners import standard_listeners
     from quantify.ingest.service import IngestService
-    from quantify.replay.server import ReplayConfig
+    from quantify.replay.config import ReplayConfig, default_files
     from quantify.replay.thread import ReplayThread
     from quantify.store import open_store
 
     uri = _fresh_store(args.store)
-    replay = ReplayThread(ReplayConfig(speed=args.speed, loop=True)).start()
+    replay = ReplayThread(ReplayConfig(files=tuple(default_files()), speed=args.speed, loop=True)).start()
     config = IngestConfig(store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url, status_interval=0.5)
     service = IngestService(config, listeners=standard_listeners(open_store(config.store), config))
     service.start_in_thread()

@@ -260,6 +260,11 @@ class Store:
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    def tail(self, symbol: InstrumentLike, n: int = 1) -> pd.DataFrame:
+        """The last ``n`` stored ticks of ``symbol`` (columns as :meth:`ticks`)."""
+        sym = self._require(symbol)
+        return self._retry(sym, lambda: self._ticks.tail(sym, int(n)).data)
+
     def last_trade(self, symbol: InstrumentLike) -> tuple[int, pd.Timestamp] | None:
         """Last stored ``(trade_id, time)`` of ``symbol``, or ``None`` if it has no ticks."""
         sym = _check_symbol(symbol)
