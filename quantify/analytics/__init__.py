@@ -31,6 +31,7 @@ from quantify.analytics.rolling import (
     spread,
     zscore,
 )
+from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
 from quantify.analytics.backtest import BacktestResult, backtest_pairs
@@ -47,6 +48,7 @@ __all__ = [
     "CANDLE_COLUMNS",
     "DAYS_PER_YEAR",
     "TIMEFRAMES",
+    "PAIR_ZSCORE_COLUMNS",
     "ADFResult",
     "BacktestResult",
     "CointResult",
@@ -68,6 +70,7 @@ __all__ = [
     "johansen",
     "kalman_hedge",
     "merge_candles",
+    "pair_zscore",
     "parkinson",
     "realized_volatility",
     "resample",
