@@ -61,9 +61,11 @@ logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _PRICE_KINDS = ("price-above", "price-below", "price-crosses")
 _BAR_KINDS = ("zscore", "vol-breakout", "corr-breakdown")
-#: Bars a Kalman z-score rule filters over: the filter is causal, so its z depends on
-#: where its history starts; a long history makes that start matter less.
-_KALMAN_BARS = min(1_000, MAX_BARS)
+#: Least bars a z-score rule's series keep. The Kalman filter is causal, so its z
+#: depends on where the history starts, and the rolling kernels' rounding (about
+#: 1e-13) on it too: with a long history the engine's z equals the PairMonitor's on
+#: the same bars (bit for bit when both start at the same bar).
+_PAIR_BARS = min(1_000, MAX_BARS)
 
 
 def _bars_needed(rule: Rule) -> int:
@@ -74,8 +76,7 @@ def _bars_needed(rule: Rule) -> int:
     if rule.kind == "zscore":
         # the first z needs 2 * window - 1 bars (rolling hedge, then rolling z); one more
         # so that the bar before the first evaluated one is known too
-        n = 2 * int(p["window"])
-        return max(n, _KALMAN_BARS) if p["hedge"] == "kalman" else n
+        return max(2 * int(p["window"]), _PAIR_BARS)
     return int(p["window"]) + 1
 
 
