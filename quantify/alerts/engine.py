@@ -51,8 +51,8 @@ from quantify.alerts import _eval
 from quantify.alerts.book import AlertBook
 from quantify.alerts.channels import DEFAULT_RETRY, Channel, Dispatcher, LoggingChannel, RetryPolicy
 from quantify.alerts.rules import MAX_BARS, Rule
-from quantify.analytics.candles import timeframe_to_offset
 from quantify.analytics.pairs import pair_zscore
+from quantify.model.timeframes import timeframe_to_offset
 
 __all__ = ["AlertEngine"]
 

@@ -40,8 +40,8 @@ from typing import Any, Final
 
 import pandas as pd
 
-from quantify.analytics.candles import timeframe_to_offset
 from quantify.analytics.pairs import HEDGES
+from quantify.model.timeframes import timeframe_to_offset
 
 __all__ = [
     "KINDS",

@@ -1,18 +1,16 @@
 """Pure analytics over pandas/numpy: candles, pairs, stationarity, volatility, scans.
 
-Nothing here knows about Binance's wire protocol, ArcticDB or widgets.
+Nothing here knows about Binance's wire protocol, ArcticDB or widgets. The
+candle functions and the timeframe table live in the model layer
+(:mod:`quantify.model.bars`, :mod:`quantify.model.timeframes`), shared with the
+store, the replay and the alerts; they are re-exported here as the public API.
 """
 
 from __future__ import annotations
 
 from quantify.analytics._results import Result
-from quantify.analytics.candles import (
-    CANDLE_COLUMNS,
-    TIMEFRAMES,
-    merge_candles,
-    resample,
-    timeframe_to_offset,
-)
+from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
+from quantify.model.timeframes import TIMEFRAMES, timeframe_to_offset
 from quantify.analytics.kalman import (
     KalmanResult,
     kalman_hedge,

@@ -567,7 +567,7 @@ def _export_frame(store: Store, symbol: str, kind: str, timeframe: str,
     ohlcv = getattr(store, "ohlcv", None)
     if ohlcv is not None:
         return ohlcv(symbol, timeframe, start, end)
-    from quantify.analytics.candles import resample  # pragma: no cover - older stores
+    from quantify.model.bars import resample  # pragma: no cover - older stores
 
     return resample(store.ticks(symbol, start, end), timeframe)  # pragma: no cover
 
