@@ -30,6 +30,20 @@ Mapping to :class:`~quantify.feed.parse.Trade`:
 ``is_market``      True (the public channel carries no other kind)
 =================  ==========================================================
 
+Why ``side`` is the taker's side: OKX documents it as the trade direction of
+the ``trades`` channel (https://www.okx.com/docs-v5/en/#websocket-api-public-channel);
+adapters built on those docs read it as the aggressor's side (nautilus-okx,
+rustrade-data's ``okx/trade.rs``). The recorded session settles it: each
+``buy`` printed at or above the best ask of the recorded ``books`` just before
+it (46 of 46), each ``sell`` at or below the best bid (25 of 25), which only
+a taker buy lifting the offer and a taker sell hitting the bid do (checked
+by ``tests/feed/test_okx.py``).
+
+Since the 2022 recording OKX may aggregate the fills of one taker order at
+one price into one item with a ``count`` field (``tradeId`` the last fill's).
+Such an item is one :class:`~quantify.feed.parse.Trade` here: its size is
+right, but a candle's ``trades`` counts it once, not ``count`` times.
+
 Prices and sizes arrive as decimal strings. They are kept as float64: for
 values below 2**53 / 1e8 (about 9e7) with at most 8 decimals, ``round(x *
 1e8)`` recovers the exact decimal, as for Binance. ``sz`` of a derivative is a
@@ -96,7 +110,8 @@ TRADES_CHANNEL: Final = "trades"
 #: and ``a``), so id-gap detection and gap backfill by id do not apply.
 CONSECUTIVE_IDS: Final = False
 
-#: The keep-alive text a client sends, and the server's reply (plain text, not JSON).
+#: The keep-alive text a client sends, and the server's reply: plain text, not
+#: JSON (OKX's docs, "Connect"; the recording holds neither).
 PING: Final = "ping"
 PONG: Final = "pong"
 
