@@ -12,11 +12,12 @@ from quantify.model.instrument import (
     Instrument,
     InstrumentLike,
     Market,
+    instrument_key,
     parse_instruments,
 )
 from quantify.model.times import TimeLike, parse_time
 
 __all__ = [
     "DEFAULT_VENUE", "VENUES", "Instrument", "InstrumentLike", "Market", "TimeLike",
-    "parse_instruments", "parse_time",
+    "instrument_key", "parse_instruments", "parse_time",
 ]
