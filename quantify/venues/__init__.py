@@ -1,0 +1,1 @@
+"""Venue adapters: each exchange's wire protocol, parsed into venue-neutral trades."""
