@@ -43,9 +43,9 @@ import pandas as pd
 
 from quantify.feed.parse import Trade, trades_to_frame
 from quantify.feed.rest import BinanceRest, RestConfig
-from quantify.store.merge import merge_klines, merge_ticks, tick_kind
-from quantify.store.lease import WriterLock
 from quantify.model.times import TimeLike, parse_time
+from quantify.store.lease import WriterLock
+from quantify.store.merge import merge_klines, merge_ticks, tick_kind
 
 if TYPE_CHECKING:
     from quantify.store.store import Store
