@@ -12,7 +12,7 @@ peers and the layers above can all import it.
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,15 @@ import pandas as pd
 from quantify.model import _bar_kernels as _kernels
 from quantify.model.timeframes import timeframe_to_offset
 
-__all__ = ["CANDLE_COLUMNS", "merge_candles", "resample"]
+__all__ = [
+    "CANDLE_COLUMNS",
+    "UnitBars",
+    "bar_bounds",
+    "bars_of_units",
+    "limbs_to_ints",
+    "merge_candles",
+    "resample",
+]
 
 #: Columns of every candle frame, in order.
 CANDLE_COLUMNS: Final[tuple[str, ...]] = (
@@ -40,6 +48,154 @@ _SCALE: Final = 100_000_000  # Binance decimals: at most 8
 _SCALE2: Final = _SCALE * _SCALE
 _EXACT_FLOAT: Final = 1 << 53
 _TICK_COLUMNS: Final = ("price", "qty", "is_buyer_maker")
+
+
+class UnitBars(NamedTuple):
+    """Per-bar aggregates of :func:`bars_of_units`, exact, in the input's units.
+
+    Every array has one entry per bar (``quote_volume`` and
+    ``taker_buy_quote_volume`` one row of three limbs, see
+    :func:`limbs_to_ints`). Row indexes are -1 for a bar without rows.
+    """
+
+    #: Bar ``b`` holds rows ``bounds[b]:bounds[b + 1]`` (nbars + 1 entries).
+    bounds: np.ndarray
+    open_row: np.ndarray
+    high_row: np.ndarray
+    low_row: np.ndarray
+    close_row: np.ndarray
+    #: Sum of the quantity units.
+    volume: np.ndarray
+    #: Sum of the price units times quantity units, as ``(nbars, 3)`` limbs.
+    quote_volume: np.ndarray
+    #: Number of underlying trades.
+    trades: np.ndarray
+    taker_buy_volume: np.ndarray
+    taker_buy_quote_volume: np.ndarray
+
+
+def limbs_to_ints(limbs: np.ndarray) -> list[int]:
+    """Exact Python integers of the ``(n, 3)`` base-2**26 limb rows of :class:`UnitBars`."""
+    b = _kernels.LIMB_BITS
+    return [
+        (h << (2 * b)) + (m << b) + lo
+        for lo, m, h in zip(limbs[:, 0].tolist(), limbs[:, 1].tolist(), limbs[:, 2].tolist())
+    ]
+
+
+def bar_bounds(times: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch-aligned bars of sorted int64 times: ``(bounds, bar_ids)``.
+
+    Parameters
+    ----------
+    times : ndarray
+        int64 times (any unit, the unit of ``step``), non-decreasing.
+    step : int
+        Bar length, > 0.
+
+    Returns
+    -------
+    bounds : ndarray
+        Each bar's first row, then ``len(times)``: bar ``b`` holds rows
+        ``bounds[b]:bounds[b + 1]``. Only bars with rows are listed.
+    bar_ids : ndarray
+        ``floor(time / step)`` of each bar (its start is ``bar_id * step``).
+
+    Raises
+    ------
+    ValueError
+        If ``step <= 0`` or ``times`` decreases somewhere.
+    """
+    if step <= 0:
+        raise ValueError(f"bar step must be > 0, got {step!r}")
+    bounds, ids, bad = _kernels.bar_bounds(
+        np.ascontiguousarray(times, dtype=np.int64), int(step)
+    )
+    if bad >= 0:
+        raise ValueError(
+            f"times must be non-decreasing (sort them by trade time): row {bad} goes back"
+        )
+    return bounds, ids
+
+
+def bars_of_units(
+    bounds: np.ndarray,
+    price_units: np.ndarray,
+    qty_units: np.ndarray,
+    is_buyer_maker: np.ndarray,
+    *,
+    counts: np.ndarray | None = None,
+    compare: np.ndarray | None = None,
+) -> UnitBars:
+    """Aggregate rows given as exact integer units into bars: the bar kernel.
+
+    Parameters
+    ----------
+    bounds : ndarray
+        int64, one more entry than there are bars: bar ``b`` holds rows
+        ``bounds[b]:bounds[b + 1]`` (non-decreasing; a bar may be empty). See
+        :func:`bar_bounds`; calendar bars (the replay's weeks and months) pass
+        their own.
+    price_units, qty_units : ndarray
+        int64 prices and quantities in integer units (any fixed scale each),
+        in ``[0, 2**52)``.
+    is_buyer_maker : ndarray
+        bool; the taker-buy sums cover rows where it is False.
+    counts : ndarray, optional
+        Underlying trades per row (aggregate trades); default one per row.
+    compare : ndarray, optional
+        Values that order rows for high and low (default ``price_units``);
+        :func:`resample` passes the float prices.
+
+    Returns
+    -------
+    UnitBars
+        Open/high/low/close row indexes (the first highest and first lowest
+        row win ties), exact sums of ``q`` and ``p * q`` over all rows and over
+        taker-buy rows (``p * q`` in the product of the two scales), trade
+        counts.
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length, ``bounds`` does not cover them, or a
+        unit lies outside ``[0, 2**52)``.
+    """
+    n = len(price_units)
+    if len(qty_units) != n or len(is_buyer_maker) != n:
+        raise ValueError(
+            f"price_units, qty_units and is_buyer_maker differ in length: "
+            f"{n}, {len(qty_units)}, {len(is_buyer_maker)}"
+        )
+    bounds = np.ascontiguousarray(bounds, dtype=np.int64)
+    if len(bounds) == 0 or bounds[0] < 0 or bounds[-1] > n or np.any(np.diff(bounds) < 0):
+        raise ValueError(f"bounds must be non-decreasing within [0, {n}], got {bounds!r}")
+    pu = np.ascontiguousarray(price_units, dtype=np.int64)
+    qu = np.ascontiguousarray(qty_units, dtype=np.int64)
+    cmp = pu if compare is None else np.ascontiguousarray(compare)
+    if len(cmp) != n:
+        raise ValueError(f"compare has {len(cmp)} rows, not {n}")
+    cnt = np.empty(0, dtype=np.int64) if counts is None else np.ascontiguousarray(counts, np.int64)
+    rows, vol, tvol, quote, tquote, trades, bad = _kernels.bar_units(
+        bounds, cmp, pu, qu, np.ascontiguousarray(is_buyer_maker, dtype=np.bool_), cnt
+    )
+    if bad >= 0:
+        raise ValueError(
+            f"price and qty units must lie in [0, 2**52), got {int(pu[bad])}, {int(qu[bad])} "
+            f"at row {bad}"
+        )
+    return UnitBars(
+        bounds=bounds,
+        open_row=rows[:, 0],
+        high_row=rows[:, 1],
+        low_row=rows[:, 2],
+        close_row=rows[:, 3],
+        volume=vol,
+        quote_volume=quote,
+        trades=trades,
+        taker_buy_volume=tvol,
+        taker_buy_quote_volume=tquote,
+    )
 
 
 def _utc_ns(index: pd.Index, what: str) -> np.ndarray:
@@ -260,29 +416,28 @@ def resample(
             return _assemble(bar_ids, step, {}, first_bar, end_bar, fill, prev_close)
         return _empty_candles()
 
-    starts = bounds[:-1]
-    vol, tvol, quote, tquote, bad = _kernels.bar_sums(bounds, price, qty, maker)
+    price = np.ascontiguousarray(price)
+    pu, qu, bad = _kernels.to_units(price, np.ascontiguousarray(qty))
     if bad >= 0:
         raise ValueError(
             "price and qty must be finite, >= 0 and < 4.5e7 (8 decimals), got "
             f"price={price[bad]!r}, qty={qty[bad]!r} at {pd.Timestamp(int(ts[bad]), tz='UTC')}"
         )
-    volume = _units_to_float(vol)
-    quote_volume = _limbs_to_float(quote, _SCALE2)
+    bars = bars_of_units(bounds, pu, qu, maker, counts=counts, compare=price)
+    volume = _units_to_float(bars.volume)
+    quote_volume = _limbs_to_float(bars.quote_volume, _SCALE2)
     with np.errstate(invalid="ignore", divide="ignore"):
         vwap = quote_volume / volume
     cols = {
-        "open": price[starts],
-        "high": np.maximum.reduceat(price, starts),
-        "low": np.minimum.reduceat(price, starts),
-        "close": price[bounds[1:] - 1],
+        "open": price[bars.open_row],
+        "high": price[bars.high_row],
+        "low": price[bars.low_row],
+        "close": price[bars.close_row],
         "volume": volume,
         "quote_volume": quote_volume,
-        "trades": (np.diff(bounds) if counts is None else np.add.reduceat(counts, starts)).astype(
-            np.int64
-        ),
-        "taker_buy_volume": _units_to_float(tvol),
-        "taker_buy_quote_volume": _limbs_to_float(tquote, _SCALE2),
+        "trades": bars.trades,
+        "taker_buy_volume": _units_to_float(bars.taker_buy_volume),
+        "taker_buy_quote_volume": _limbs_to_float(bars.taker_buy_quote_volume, _SCALE2),
         "vwap": vwap,
     }
     return _assemble(bar_ids, step, cols, first_bar, end_bar, fill, prev_close)
