@@ -48,6 +48,8 @@ _SCALE: Final = 100_000_000  # Binance decimals: at most 8
 _SCALE2: Final = _SCALE * _SCALE
 _EXACT_FLOAT: Final = 1 << 53
 _TICK_COLUMNS: Final = ("price", "qty", "is_buyer_maker")
+_MERGE_NEEDS: Final = ("open", "high", "low", "close", "trades")
+_SUM_COLUMNS: Final = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
 
 
 class UnitBars(NamedTuple):
@@ -262,6 +264,7 @@ def _assemble(
     end_bar: int | None,
     fill: bool,
     prev_close: float = math.nan,
+    columns: tuple[str, ...] = CANDLE_COLUMNS,
 ) -> pd.DataFrame:
     """Lay per-bar values on the full bar grid and fill the empty bars."""
     if first_bar is None:
@@ -275,7 +278,7 @@ def _assemble(
     nbars = max(end_bar - first_bar, 0)
     pos = bar_ids - first_bar
     out: dict[str, np.ndarray] = {}
-    for name in CANDLE_COLUMNS:
+    for name in columns:
         arr: np.ndarray
         if name == "trades":
             arr = np.zeros(nbars, dtype=np.int64)
@@ -295,9 +298,10 @@ def _assemble(
         closes = np.where(idx >= 0, out["close"][np.maximum(idx, 0)], prev_close)
         empty = ~has
         for name in ("open", "high", "low", "close", "vwap"):
-            out[name][empty] = closes[empty]
+            if name in out:
+                out[name][empty] = closes[empty]
     index = pd.to_datetime((first_bar + np.arange(nbars)) * step, utc=True).as_unit("ns")
-    frame = pd.DataFrame(out, index=index, columns=list(CANDLE_COLUMNS))
+    frame = pd.DataFrame(out, index=index, columns=list(columns))
     if not fill:
         frame = frame[has]
     return frame
@@ -480,7 +484,10 @@ def merge_candles(
     ----------
     candles : DataFrame
         Candles as returned by :func:`resample`, with or without flat bars,
-        whose timeframe divides ``timeframe``.
+        whose timeframe divides ``timeframe``. Candles with the same label are
+        parts of one bar (a live bar so far and the same bar of a new batch of
+        ticks) and merge too. Columns ``open``, ``high``, ``low``, ``close`` and
+        ``trades`` are needed; the volume columns are merged if present.
     timeframe : str or Timedelta
         The longer timeframe, see :func:`timeframe_to_offset`.
     fill : bool, default True
@@ -490,13 +497,15 @@ def merge_candles(
     -------
     DataFrame
         Equal to ``resample(ticks, timeframe)`` for the ticks behind
-        ``candles`` (see Notes for the one condition).
+        ``candles`` (see Notes for the one condition), on the columns of
+        :data:`CANDLE_COLUMNS` that the input has (``vwap`` when it has
+        ``volume`` and ``quote_volume``).
 
     Raises
     ------
     ValueError
-        If a column is missing or the candles are not aligned to a divisor of
-        ``timeframe``.
+        If a column is missing, the index decreases or the candles are not
+        aligned to a divisor of ``timeframe``.
 
     Notes
     -----
@@ -514,15 +523,22 @@ def merge_candles(
     so of :func:`resample`'s figure.
     """
     step = int(timeframe_to_offset(timeframe).value)
-    missing = [c for c in CANDLE_COLUMNS if c not in candles.columns and c != "vwap"]
+    missing = [c for c in _MERGE_NEEDS if c not in candles.columns]
     if missing:
         raise ValueError(f"candles lack column(s) {missing}; have {list(candles.columns)}")
+    sums = [c for c in _SUM_COLUMNS if c in candles.columns]
+    columns = tuple(
+        c for c in CANDLE_COLUMNS
+        if c in _MERGE_NEEDS or c in sums
+        or (c == "vwap" and "volume" in sums and "quote_volume" in sums)
+    )
     ts = _utc_ns(candles.index, "candles")
     if ts.size > 1:
         d = np.diff(ts)
-        if np.any(d <= 0):
-            raise ValueError("candles index must be strictly increasing")
-        if step % int(d.min()) or np.any(ts % int(d.min())):
+        if np.any(d < 0):
+            raise ValueError("candles index must be non-decreasing")
+        d = d[d > 0]
+        if d.size and (step % int(d.min()) or np.any(ts % int(d.min()))):
             raise ValueError(
                 f"candles spaced {pd.Timedelta(int(d.min()))} do not nest into {timeframe!r}"
             )
@@ -538,25 +554,19 @@ def merge_candles(
     if ts.size and not nonempty[0]:
         prev_close = float(candles["close"].iloc[0])
     if not len(sub):
-        return _assemble(bar, step, {}, first_bar, end_bar, fill, prev_close)
+        return _assemble(bar, step, {}, first_bar, end_bar, fill, prev_close, columns)
     starts = np.flatnonzero(np.concatenate(([True], bar[1:] != bar[:-1])))
     ends = np.append(starts[1:], len(bar))
-    volume = _exact_sums(sub["volume"].to_numpy(dtype=np.float64), starts)
-    quote_volume = _exact_sums(sub["quote_volume"].to_numpy(dtype=np.float64), starts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vwap = quote_volume / volume
     cols = {
         "open": sub["open"].to_numpy(dtype=np.float64)[starts],
         "high": np.maximum.reduceat(sub["high"].to_numpy(dtype=np.float64), starts),
         "low": np.minimum.reduceat(sub["low"].to_numpy(dtype=np.float64), starts),
         "close": sub["close"].to_numpy(dtype=np.float64)[ends - 1],
-        "volume": volume,
-        "quote_volume": quote_volume,
         "trades": np.add.reduceat(trades[nonempty], starts),
-        "taker_buy_volume": _exact_sums(sub["taker_buy_volume"].to_numpy(dtype=np.float64), starts),
-        "taker_buy_quote_volume": _exact_sums(
-            sub["taker_buy_quote_volume"].to_numpy(dtype=np.float64), starts
-        ),
-        "vwap": vwap,
     }
-    return _assemble(bar[starts], step, cols, first_bar, end_bar, fill, prev_close)
+    for name in sums:
+        cols[name] = _exact_sums(sub[name].to_numpy(dtype=np.float64), starts)
+    if "vwap" in columns:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cols["vwap"] = cols["quote_volume"] / cols["volume"]
+    return _assemble(bar[starts], step, cols, first_bar, end_bar, fill, prev_close, columns)
