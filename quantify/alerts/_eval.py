@@ -156,6 +156,34 @@ class BarSeries:
             return None
         return self.first + (len(self.closes) - 1) * self.tf
 
+    def _open(self, starts: np.ndarray, rows: np.ndarray, before: np.ndarray, closes: np.ndarray,
+              times: np.ndarray, ids: np.ndarray) -> None:
+        """Close the bars from ``before`` up to ``starts`` (the bars opened by ``rows``).
+
+        Each opened bar closes the bar before it, at ``closes``, and the empty
+        bars between them at the same close; the trade at ``rows`` triggers them.
+        """
+        tf = self.tf
+        counts = (starts - before) // tf
+        silent = np.flatnonzero(counts > self.keep + 1)
+        if silent.size:  # a long silence: older bars are of no use
+            j = int(silent[-1])
+            self.first, self.closes, self.trig_t, self.trig_id = None, [], [], []
+            before, closes, rows, counts = before[j:], closes[j:], rows[j:], counts[j:].copy()
+            counts[0] = self.keep + 1
+            before = before.copy()
+            before[0] = starts[j] - counts[0] * tf
+        if self.first is None or not self.closes:
+            self.first = int(before[0])
+        if len(counts) == 1 and counts[0] == 1:
+            self.closes.append(float(closes[0]))
+            self.trig_t.append(int(times[rows[0]]))
+            self.trig_id.append(int(ids[rows[0]]))
+            return
+        self.closes += np.repeat(closes, counts).tolist()
+        self.trig_t += np.repeat(times[rows], counts).tolist()
+        self.trig_id += np.repeat(np.asarray(ids)[rows], counts).tolist()
+
     def update(self, times: np.ndarray, prices: np.ndarray, ids: np.ndarray) -> None:
         """Add trades (id order); close every bar they pass the end of.
 
@@ -177,29 +205,18 @@ class BarSeries:
         starts = bar_ids * tf
         if self.cur is None:
             self.cur = int(starts[0])
-        # bar i of the batch opens where bar i - 1 (bar 0: the open bar) closes
-        before = np.empty_like(starts)
-        before[0] = self.cur
-        before[1:] = starts[:-1]
-        opened = np.flatnonzero(starts != before)  # all but maybe the first
-        if opened.size:
+        if starts[0] == self.cur:  # the batch goes on with the open bar
+            if len(starts) > 1:
+                self._open(starts[1:], bounds[1:-1], starts[:-1], prices[bounds[1:-1] - 1],
+                           times, ids)
+        else:
             closes = np.empty(len(starts))
             closes[0] = self.cur_close
             closes[1:] = prices[bounds[1:-1] - 1]
-            before, closes, rows = before[opened], closes[opened], bounds[opened]
-            counts = (starts[opened] - before) // tf  # the closed bar and the empty ones after it
-            silent = np.flatnonzero(counts > self.keep + 1)
-            if silent.size:  # a long silence: older bars are of no use
-                j = int(silent[-1])
-                self.first, self.closes, self.trig_t, self.trig_id = None, [], [], []
-                before, closes, rows, counts = before[j:], closes[j:], rows[j:], counts[j:]
-                counts[0] = self.keep + 1
-                before[0] = starts[opened[j]] - counts[0] * tf
-            if self.first is None or not self.closes:
-                self.first = int(before[0])
-            self.closes += np.repeat(closes, counts).tolist()
-            self.trig_t += np.repeat(times[rows], counts).tolist()
-            self.trig_id += np.repeat(np.asarray(ids)[rows], counts).tolist()
+            before = np.empty_like(starts)
+            before[0] = self.cur
+            before[1:] = starts[:-1]
+            self._open(starts, bounds[:-1], before, closes, times, ids)
         self.cur = int(starts[-1])
         self.cur_close = float(prices[-1])
         extra = len(self.closes) - 2 * self.keep
