@@ -1,12 +1,14 @@
 """Bars (OHLCV candles) from ticks, with Binance's kline semantics: the one bar kernel.
 
-:func:`resample` turns a tick frame into candles; :func:`merge_candles` turns
-fine candles (the store keeps 1m) into coarser ones with the same result;
-:func:`bars_of_units` does the same aggregation on exact integer units (the
-replay's klines format those as Binance's decimal strings). Every consumer
-(analytics, the store's 1m aggregate, the replay's klines, the alert engine's
-bar closes, the widgets' live bars) calls these: the model layer, so that
-peers and the layers above can all import it.
+:func:`bar_bounds` cuts sorted times into epoch-aligned bars and
+:func:`bars_of_units` aggregates rows given as exact integer units (open,
+high, low and close rows, exact sums of ``q`` and ``p * q``, trade counts):
+that is the one aggregation path. :func:`resample` is built on it (floats in,
+float candles out); the replay's klines format its exact sums as Binance's
+decimal strings; the alert engine's bar closes cut each batch with
+:func:`bar_bounds`. :func:`merge_candles` turns fine candles (the store keeps
+1m), or the parts of a live bar (the widgets), into coarser ones with the same
+result. The model layer, so that peers and the layers above can all import it.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def limbs_to_ints(limbs: np.ndarray) -> list[int]:
     b = _kernels.LIMB_BITS
     return [
         (h << (2 * b)) + (m << b) + lo
-        for lo, m, h in zip(limbs[:, 0].tolist(), limbs[:, 1].tolist(), limbs[:, 2].tolist())
+        for lo, m, h in zip(limbs[:, 0].tolist(), limbs[:, 1].tolist(), limbs[:, 2].tolist(), strict=True)
     ]
 
 
@@ -237,7 +239,7 @@ def _limbs_to_float(limbs: np.ndarray, divisor: int) -> np.ndarray:
         # Python's int / int is correctly rounded, like float(Decimal(...))
         out[big] = [
             ((h << (2 * b)) + (m << b) + lo) / divisor
-            for h, m, lo in zip(l2[big].tolist(), l1[big].tolist(), l0[big].tolist())
+            for h, m, lo in zip(l2[big].tolist(), l1[big].tolist(), l0[big].tolist(), strict=True)
         ]
     return out
 
@@ -472,7 +474,7 @@ def _exact_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return np.array([u / scale for u in sums.tolist()])
     # not 8-decimal figures: the best we can do is a correctly rounded float sum
     ends = np.append(starts[1:], len(values))
-    return np.array([math.fsum(values[a:b]) for a, b in zip(starts.tolist(), ends.tolist())])
+    return np.array([math.fsum(values[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)])
 
 
 def merge_candles(
