@@ -569,7 +569,10 @@ class AlertEngine:
         """
         p = rule.params
         tf = series[0].tf
-        start = max(s.first for s in series)  # type: ignore[type-var]
+        firsts = [s.first for s in series]
+        if any(f is None for f in firsts):
+            return []
+        start = max(f for f in firsts if f is not None)
         k = max(k, start)
         n = (closed - start) // tf + 1
         y, x = (s.window(closed, n) for s in series)
