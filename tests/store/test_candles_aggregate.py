@@ -13,10 +13,10 @@ import pytest
 from quantify.analytics import resample
 from quantify.config import IngestConfig
 from quantify.feed.recordings import read_trades, sample_files
-from quantify.replay.server import ReplayConfig
-from quantify.replay.thread import ReplayThread
 from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.store import Store, open_store
 from quantify.store.candles import CANDLES_1M, CandleAggregator
 
