@@ -43,6 +43,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from quantify.model.instrument import instrument_key
 from quantify.model.timeframes import timeframe_to_offset
 
 #: The hedge estimates of a pair z-score (:func:`quantify.analytics.pair_zscore`): rolling
@@ -253,11 +254,12 @@ def _check_symbols(kind: str, symbols: Any) -> tuple[str, ...]:
             raise ValueError(f"symbols must be a symbol or a list of symbols, got {symbols!r}") from None
     out = []
     for item in items:
-        sym = str(item).strip().upper()
-        if not sym:
+        if not str(item).strip():
             continue
-        if not sym.isalnum() or not 2 <= len(sym) <= 20:
-            raise ValueError(f"symbols: {item!r} is not a Binance symbol (letters and digits, such as BTCUSDT)")
+        try:
+            sym = instrument_key(str(item))
+        except ValueError as exc:
+            raise ValueError(f"symbols: {exc}") from None
         out.append(sym)
     need = KINDS[kind].n_symbols
     if len(out) != need or len(set(out)) != need:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from quantify.exceptions import UnknownSymbol
 from quantify.model.bars import resample
+from quantify.model.instrument import instrument_key
 from quantify.model.timeframes import timeframe_to_offset
 from quantify.store import Store
 from quantify.widgets.frames import DEFAULT_FPS, MAX_POINTS, FrameTimer
@@ -89,7 +90,7 @@ class LiveWidget(W.VBox):
         self.theme = get_theme(theme)
         self.timeframe = timeframe
         self.max_bars = bars
-        self.symbols = [s.upper() for s in symbols]
+        self.symbols = [instrument_key(s) for s in symbols]
         self.bars: dict[str, pd.DataFrame] = {}
         self._last_id: dict[str, int] = {}
         self._lock = threading.RLock()
@@ -163,7 +164,7 @@ class LiveWidget(W.VBox):
 
     def set_symbols(self, symbols: Iterable[str]) -> None:
         with self._lock:
-            self.symbols = [s.upper() for s in symbols]
+            self.symbols = [instrument_key(s) for s in symbols]
             self._load()
             self._rebuild()
         self.refresh()

@@ -69,3 +69,23 @@ def test_a_store_of_an_earlier_release_reads_as_it_is(tmp_path, spot_ticks):
     assert store.instruments() == [Instrument("binance", Instrument.parse("BTCUSDT").market, "BTCUSDT")]
     assert len(store.ticks("binance:BTCUSDT")) == 5_000
     assert store.ohlcv("BTCUSDT", "1m")["trades"].sum() == 5_000
+
+
+def test_alert_rules_and_widgets_take_the_same_instrument_text(lmdb_uri, spot_ticks, perp_ticks):
+    from quantify import alerts
+    from quantify.widgets import LiveChart
+
+    store = open_store(lmdb_uri)
+    merge_ticks(store, SPOT, spot_ticks)
+    merge_ticks(store, PERP, perp_ticks)
+    rule = alerts.zscore("btcusdt", "Binance-USDM:btcusdt", 2.5, timeframe="1m", window=20)
+    assert rule.symbols == (SPOT, PERP)
+    rid = store.alerts.add(rule)
+    assert store.alerts.get(rid).symbols == (SPOT, PERP)
+    with pytest.raises(ValueError, match="symbols: 'kraken:XBTUSD': unknown venue"):
+        alerts.price_above("kraken:XBTUSD", 1.0)
+    chart = LiveChart([SPOT, "binance-usdm:btcusdt"], store=store, timeframe="1m", autostart=False)
+    try:
+        assert chart.symbols == [SPOT, PERP]
+    finally:
+        chart.close()
