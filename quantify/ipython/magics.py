@@ -110,6 +110,7 @@ def complete_quantify(session: KernelSession, text: str, line: str) -> list[str]
                 pool = open_store(session.config.store).symbols()
             except Exception:  # noqa: BLE001 - completion must never raise into the shell
                 pool = []
-            pool = sorted(set(pool) | {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"})
-        return [p for p in pool if p.startswith(text.upper())]
+            pool = sorted(set(pool) | {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT",
+                                       "binance-usdm:BTCUSDT", "binance-usdm:ETHUSDT"})
+        return [p for p in pool if p.lower().startswith(text.lower())]
     return []
