@@ -1,11 +1,11 @@
-# QuantiFy: `make demo` runs the demo, `make test` runs every test.
+# QuantiFy: `make demo` runs the demo, `make test` runs the static checks and every test.
 # Both create the virtual environment (.venv) on first use.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup system bench clean
+.PHONY: demo test check setup system bench clean
 
 $(BIN)/quantify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ system:
 demo: setup
 	$(BIN)/quantify demo
 
-test: setup system
+# Static checks first (ruff, mypy, the import contract), then every test.
+test: setup system check
 	$(BIN)/python -m pytest
+
+check: setup
+	BIN=$(BIN) scripts/check
 
 bench: setup
 	$(BIN)/python benchmarks/ingest.py
