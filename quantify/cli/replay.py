@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from quantify.feed.recordings import sample_files
+from quantify.venues.binance.recordings import sample_files
 
 __all__ = ["register", "run"]
 

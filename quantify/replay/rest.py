@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from quantify.feed.rest import WEIGHTS as ENDPOINT_WEIGHTS
+from quantify.venues.binance.rest import WEIGHTS as ENDPOINT_WEIGHTS
 from quantify.replay.tape import SymbolTape, Tape, format_units
 
 __all__ = [

@@ -55,7 +55,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from quantify.feed.recordings import sample_files
+from quantify.venues.binance.recordings import sample_files
 from quantify.replay.rest import DEFAULT_WEIGHT_LIMIT, RestApi
 from quantify.replay.tape import Tape, _payload, ws_text_frame
 

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from quantify.exceptions import FeedError
-from quantify.feed.recordings import read_frames
+from quantify.venues.binance.recordings import read_frames
 
 __all__ = ["SymbolTape", "Tape", "format_units", "ws_text_frame"]
 
@@ -198,7 +198,7 @@ class Tape:
     ----------
     files : sequence of path-like
         Recordings in the ``stream`` or ``cryptofeed`` format (see
-        :mod:`quantify.feed.recordings`); only ``@trade`` frames are used.
+        :mod:`quantify.venues.binance.recordings`); only ``@trade`` frames are used.
 
     Raises
     ------

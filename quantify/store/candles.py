@@ -53,7 +53,7 @@ from arcticdb_ext.version_store import DataError
 
 from quantify.analytics.candles import CANDLE_COLUMNS, merge_candles, resample, timeframe_to_offset
 from quantify.exceptions import StoreError
-from quantify.feed.parse import Trade, trades_to_frame
+from quantify.model.trades import Trade, trades_to_frame
 from quantify.model.times import TimeLike, parse_time
 from quantify.store._libraries import CANDLES_1M, TICKS
 

@@ -12,7 +12,7 @@ import pytest
 
 from quantify.analytics import resample
 from quantify.config import IngestConfig
-from quantify.feed.recordings import read_trades, sample_files
+from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
 from quantify.ingest.service import IngestService

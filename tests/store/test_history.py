@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from quantify.exceptions import FeedError, WriterLocked
-from quantify.feed.recordings import read_trades, sample_files
+from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.store import WriterLock, open_store
 from quantify.store.export import export
 from quantify.store.merge import klines, merge_ticks
