@@ -35,6 +35,7 @@ import numpy as np
 import websockets
 
 from quantify.config import IngestConfig
+from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService
 from quantify.model.trades import Trade
 from quantify.store import open_store
@@ -127,7 +128,8 @@ def main() -> None:
     uri = f"lmdb://{tmp}/store"
     seen_file = f"{tmp}/seen.json"
     try:
-        service = IngestService(IngestConfig(store=uri, ws_url=ws_url, rest_url=rest_url))
+        config = IngestConfig(store=uri, ws_url=ws_url, rest_url=rest_url)
+        service = IngestService(config, listeners=standard_listeners(open_store(uri), config))
         parser = SamplingParser()
         service.feeds["binance"].parser = parser  # the spot feed's parser
         # The reader polls before the first trade arrives, so its start-up

@@ -22,12 +22,13 @@ from typing import Any
 
 from quantify.exceptions import QuantifyError
 from quantify.store import Store, open_store
+from quantify.store.status import status
 
 __version__ = "0.1.0"
 
 __all__ = [
     "QuantifyError", "Store", "__version__", "analytics", "load_ipython_extension", "open_store",
-    "unload_ipython_extension",
+    "status", "unload_ipython_extension",
 ]
 
 
@@ -55,5 +56,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    # only the public names: not the helpers this module imports (importlib, Any, annotations)
     analytics = importlib.import_module("quantify.analytics")
-    return sorted(set(globals()) | set(analytics.__all__) | {"analytics", "widgets", "alerts"})
+    return sorted(set(__all__) | set(analytics.__all__) | {"widgets", "alerts"})

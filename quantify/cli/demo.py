@@ -9,7 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+from quantify.model.status import WriterStatus
+from quantify.store import Store
 
 EPILOG = """\
 The demo needs no network: a local, Binance-compatible replay server serves
@@ -52,32 +56,38 @@ def _fresh_store(uri: str | None) -> str:
     return f"lmdb://{path}"
 
 
-def _line(store: object, service: object) -> str:
-    status = service.status()  # type: ignore[attr-defined]
+def _line(status: WriterStatus, prices: Mapping[str, float]) -> str:
+    """The demo's status line: each instrument's last price and trades this run, ticks/s."""
     parts = [BANNER]
-    for sym, info in status["symbols"].items():
-        last = info.get("last_id")
-        price = ""
-        if last is not None:
-            tail = store._ticks.tail(sym, 1).data  # type: ignore[attr-defined]
-            if len(tail):
-                price = f" {tail['price'].iloc[-1]:,.2f}"
-        parts.append(f"{sym}{price} ({info['rows_this_run']:,} trades)")
-    parts.append(f"{status['ticks_per_second']:.0f} ticks/s")
+    for key, inst in status.instruments.items():
+        price = f" {prices[key]:,.2f}" if key in prices else ""
+        parts.append(f"{key}{price} ({inst.rows_this_run:,} trades)")
+    parts.append(f"{status.ticks_per_second:.0f} ticks/s")
     return " | ".join(parts)
+
+
+def _last_prices(store: Store, status: WriterStatus) -> dict[str, float]:
+    out = {}
+    for key, inst in status.instruments.items():
+        if inst.last_id is not None:
+            tail = store.tail(key, 1)
+            if len(tail):
+                out[key] = float(tail["price"].iloc[-1])
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     from quantify.config import IngestConfig
-    from quantify.replay.server import ReplayConfig
-    from quantify.replay.thread import ReplayThread
+    from quantify.ingest.listeners import standard_listeners
     from quantify.ingest.service import IngestService
+    from quantify.replay.config import ReplayConfig, default_files
+    from quantify.replay.thread import ReplayThread
+    from quantify.store import open_store
 
     uri = _fresh_store(args.store)
-    replay = ReplayThread(ReplayConfig(speed=args.speed, loop=True)).start()
-    service = IngestService(IngestConfig(
-        store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url, status_interval=0.5,
-    ))
+    replay = ReplayThread(ReplayConfig(files=tuple(default_files()), speed=args.speed, loop=True)).start()
+    config = IngestConfig(store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url, status_interval=0.5)
+    service = IngestService(config, listeners=standard_listeners(open_store(config.store), config))
     service.start_in_thread()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -104,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
             if service._thread is not None and not service._thread.is_alive():
                 print("quantify demo: ingestion stopped unexpectedly; see the log above", file=sys.stderr)
                 return 1
-            print(_line(service.store, service), flush=True)
+            status = service.status()
+            print(_line(status, _last_prices(service.store, status)), flush=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -117,5 +128,5 @@ def run(args: argparse.Namespace) -> int:
         service.join(timeout=10)
         replay.stop()
     status = service.status()
-    print(f"quantify demo: stopped; {status['trades_stored']:,} trades stored in {service.store.uri}", flush=True)
+    print(f"quantify demo: stopped; {status.trades_stored:,} trades stored in {service.store.uri}", flush=True)
     return 0

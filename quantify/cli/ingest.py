@@ -73,16 +73,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from quantify.ingest.listeners import standard_listeners
     from quantify.ingest.service import IngestService, stream_urls
+    from quantify.store import open_store
 
     ws_urls, rest_urls = parse_venue_urls(args.venue_url)
     config = ingest_config_from_env(
         symbols=args.symbols, stream=args.stream, store=store_from_args(args), ws_url=args.ws_url,
-        rest_url=args.rest_url, ws_urls=ws_urls or None, rest_urls=rest_urls or None, duration=args.duration, batch_size=args.batch_size,
-        flush_interval=args.flush_interval, journal=False if args.no_journal else None,
+        rest_url=args.rest_url, ws_urls=ws_urls or None, rest_urls=rest_urls or None,
+        duration=args.duration, batch_size=args.batch_size, flush_interval=args.flush_interval, journal=False if args.no_journal else None,
         lease_ttl=args.lease_ttl, standby=args.standby or None,
     )
-    service = IngestService(config)
+    service = IngestService(config, listeners=standard_listeners(open_store(config.store), config))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -95,6 +97,6 @@ def run(args: argparse.Namespace) -> int:
           f"{', '.join(sources)} into {service.store.uri}", flush=True)
     asyncio.run(main())
     s = service.status()
-    print(f"quantify ingest: stopped; {s['trades_stored']} trades stored, {s['reconnects']} reconnects, "
-          f"{s['backfilled']} backfilled, {s['malformed_frames']} malformed frames", flush=True)
+    print(f"quantify ingest: stopped; {s.trades_stored} trades stored, {s.reconnects} reconnects, "
+          f"{s.backfilled} backfilled, {s.malformed_frames} malformed frames", flush=True)
     return 0

@@ -1,4 +1,4 @@
-"""``quantify replay``: serve recorded Binance trades on a local Binance-compatible server."""
+"""``quantify replay``: serve recorded Binance trades (spot and USD-M) on a local server."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from quantify.venues.binance.recordings import sample_files
+from quantify.replay.config import default_files
 
 __all__ = ["register", "run"]
 
@@ -20,17 +20,28 @@ DEFAULT_CLI_PORT = 9443
 
 _EPILOG = """\
 examples:
-  quantify replay                          bundled BTCUSDT/ETHUSDT sample, real time, port 9443
+  quantify replay                          bundled BTCUSDT/ETHUSDT samples, spot and USD-M,
+                                           real time, port 9443
   quantify replay --speed 10 --loop        ten times faster, forever (ids keep increasing)
   quantify replay --speed 0 --port 0       as fast as clients read, on a free port
+  quantify replay spot.gz --usdm perp.gz    spot.gz as detected, perp.gz as USD-M futures
   quantify replay my.trades.gz --drop-every 30 --refuse-for 5 --corrupt-fraction 0.001
                                            a hostile exchange, to test reconnects and backfill
 
-clients connect to:
+clients connect to (spot):
   ws://HOST:PORT/ws/btcusdt@trade                      raw events
   ws://HOST:PORT/stream?streams=btcusdt@trade/ethusdt@aggTrade   combined events
   http://HOST:PORT/api/v3/klines?symbol=BTCUSDT&interval=1m     REST (also ping, time,
       exchangeInfo, aggTrades, historicalTrades, trades)
+clients connect to (USD-M futures, Binance's routed fstream paths):
+  ws://HOST:PORT/market/ws/btcusdt@trade               raw events (@trade, @aggTrade)
+  ws://HOST:PORT/market/stream?streams=btcusdt@aggTrade          combined events
+  ws://HOST:PORT/public/...                            depth/bookTicker: accepted, not served yet
+  http://HOST:PORT/fapi/v1/klines?symbol=BTCUSDT&interval=1m    REST (same endpoints)
+  a stream on the wrong tier (/public vs /market) delivers nothing, as on Binance.
+
+markets: a file is USD-M if its trades carry "X" (or its depth events "pu"), else if
+its name contains "usdm" or "futures"; otherwise spot. --usdm forces USD-M.
 """
 
 
@@ -51,8 +62,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "files", nargs="*", type=Path, metavar="FILE",
-        help="recorded frames (<recv ns> <JSON> lines, gzip or not); "
-        "default: the bundled sample",
+        help="recorded frames (<recv ns> <JSON> lines, gzip or not), market detected; "
+        "default: the bundled spot and USD-M samples",
+    )
+    p.add_argument(
+        "--usdm", nargs="+", type=Path, default=[], metavar="FILE",
+        help="recordings to serve as Binance USD-M futures whatever they look like",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument(
@@ -99,7 +114,8 @@ def _config(args: argparse.Namespace) -> Any:
     from quantify.replay.server import ReplayConfig
 
     return ReplayConfig(
-        files=tuple(args.files) if args.files else tuple(sample_files()),
+        files=tuple(args.files) if args.files or args.usdm else tuple(default_files()),
+        usdm_files=tuple(args.usdm),
         host=args.host, port=args.port, speed=args.speed, loop=args.loop,
         drop_every=args.drop_every, corrupt_fraction=args.corrupt_fraction,
         shutdown_after=args.shutdown_after, refuse_for=args.refuse_for,

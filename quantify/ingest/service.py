@@ -41,7 +41,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -64,18 +64,16 @@ from quantify.ingest.feeds import (
 )
 from quantify.ingest.gaps import GapFiller
 from quantify.ingest.journal import Journal, JournalSet, journal_dir
-from quantify.ingest.stats import IngestStats, WriterState
+from quantify.ingest.listeners import BatchListener, listener_stats
+from quantify.ingest.stats import IngestStats
 from quantify.model.instrument import Instrument
+from quantify.model.status import InstrumentStatus, WriterState, WriterStatus
 from quantify.model.trades import ServerShutdown, Trade, trades_to_frame
 from quantify.store import Store, WriterLock, open_store
-from quantify.store.candles import CandleAggregator
 from quantify.store.shard import ShardLeases
 from quantify.venues import venue as venue_named
 
-__all__ = ["BatchListener", "IngestService", "stream_urls"]
-
-#: Called with ``{symbol: tick frame}`` after each append (see ``add_batch_listener``).
-BatchListener = Callable[[dict[str, pd.DataFrame]], None]
+__all__ = ["IngestService", "stream_urls"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +89,16 @@ class IngestService:
     ----------
     config : IngestConfig
         What to stream, from where, into which store.
+    listeners : iterable of BatchListener, optional
+        Called after every append (see :meth:`add_batch_listener`); the entry
+        points pass :func:`quantify.ingest.listeners.standard_listeners`
+        (continuous candles, alerts). None by default: the service stores ticks only.
     rest_transport : httpx.AsyncBaseTransport, optional
         Replaces the network for REST backfill (tests).
     """
 
-    def __init__(self, config: IngestConfig, *, rest_transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, config: IngestConfig, *, listeners: Iterable[BatchListener] = (),
+                 rest_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
         self.store: Store = open_store(config.store)
         self.stats = IngestStats()
@@ -140,15 +143,8 @@ class IngestService:
         #: Requests and rate limits of every venue's REST client.
         self._rest = RestTotals(self.feeds)
         self.sharded = self.store.uri.scheme in ("s3", "s3s")
-        if config.alerts and self.sharded:
-            # Alert history and checkpoints are single-writer records; several
-            # workers evaluating rules would overwrite each other's.
-            logger.info("alerts are not evaluated by workers of a sharded store")
-        elif config.alerts:
-            from quantify.alerts import AlertEngine
-
-            self.add_batch_listener(AlertEngine(self.store))
-        self.add_batch_listener(CandleAggregator(self.store))  # continuous 1m candles
+        for listener in listeners:
+            self.add_batch_listener(listener)
 
     def add_batch_listener(self, listener: BatchListener) -> None:
         """Call ``listener(frames)`` after every append, in the writer thread.
@@ -165,7 +161,7 @@ class IngestService:
         """
         self._listeners.append(listener)
 
-    def _notify(self, frames: dict[str, pd.DataFrame]) -> None:
+    def _notify(self, frames: Mapping[str, pd.DataFrame]) -> None:
         for listener in self._listeners:
             try:
                 listener(frames)
@@ -654,56 +650,74 @@ class IngestService:
 
     # -- reporting --------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """Everything ``quantify status`` shows, as plain data."""
-        symbols = {}
+    def status(self) -> WriterStatus:
+        """Everything this service reports about itself (what it publishes every second)."""
+        instruments = {}
         for sym, buf in sorted(self.buffers.items()):
-            symbols[sym] = {
-                "rows_this_run": self.rows.get(sym, 0),
-                "last_id": self.stored_next[sym] - 1 if sym in self.stored_next else None,
-                "last_time_ms": self.last_time.get(sym),
-                "gaps_found": buf.gaps_found,
-                "gaps_filled": buf.gaps_filled,
-                "gaps_open": len(buf.gaps),
-                "gaps_unfilled": buf.gaps_unfilled,
-                "trades_lost": buf.trades_lost,
-                "duplicates_dropped": buf.duplicates,
-                "pending": buf.pending,
-            }
+            last_ms = self.last_time.get(sym)
+            instruments[sym] = InstrumentStatus(
+                instrument=sym,
+                rows_this_run=self.rows.get(sym, 0),
+                last_id=self.stored_next[sym] - 1 if sym in self.stored_next else None,
+                last_time=None if last_ms is None else pd.Timestamp(last_ms, unit="ms", tz="UTC"),
+                gaps_found=buf.gaps_found,
+                gaps_filled=buf.gaps_filled,
+                gaps_open=len(buf.gaps),
+                gaps_unfilled=buf.gaps_unfilled,
+                trades_lost=buf.trades_lost,
+                duplicates_dropped=buf.duplicates,
+                pending=buf.pending,
+            )
         s = self.stats
-        return {
-            "writer": self._lock.info.describe(),
-            "pid": self._lock.info.pid,
-            "state": self.state.value,
-            "heartbeat": time.time(),
-            "started": s.started,
-            "store": str(self.store.uri),
-            "stream": self.config.stream,
-            "ws_url": self.config.ws_url,
-            "ticks_per_second": round(s.ticks_per_second, 1),
-            "store_latency_ms": s.latency_ms(),
-            "frames": s.frames,
-            "trades_received": s.trades,
-            "trades_stored": s.stored,
-            "malformed_frames": self.parser.malformed_total,
-            "malformed_by_reason": dict(self.parser.malformed),
-            "reconnects": s.reconnects,
-            "server_shutdowns": s.server_shutdowns,
-            "rotations": s.rotations,
-            "journal_recovered": s.journal_recovered,
-            "journal_errors": self._journal.errors if self._journal is not None else 0,
-            "backfilled": s.backfilled,
-            "rest_requests": getattr(getattr(self, "_rest", None), "requests", 0),
-            "rest_rate_limited": getattr(getattr(self, "_rest", None), "rate_limited", 0),
-            "rest_errors": s.rest_errors,
-            "store_errors": s.store_errors,
-            "listener_errors": self.listener_errors,
-            "appends": s.appends,
-            "compactions": s.compactions,
-            "symbols": symbols,
+        rest = getattr(self, "_rest", None)
+        info = self._lock.info
+        degraded = None
+        if self.state is WriterState.DEGRADED:
+            degraded = f"the store refuses writes ({s.store_errors} failed appends); trades wait in memory"
+        owned = self.owned
+        per_connection = max(self.config.streams_per_connection, 1)
+        return WriterStatus(
+            state=self.state,
+            writer=info.describe(),
+            pid=info.pid,
+            host=info.host,
+            heartbeat=time.time(),
+            started=s.started,
+            store=str(self.store.uri),
+            stream=self.config.stream,
+            ws_url=self._ws_url(),
+            connections=-(-len(owned) // per_connection) if self.state is WriterState.RUNNING else 0,
+            ticks_per_second=round(s.ticks_per_second, 1),
+            store_latency_ms=s.latency_ms(),
+            frames=s.frames,
+            trades_received=s.trades,
+            trades_stored=s.stored,
+            malformed_frames=self.parser.malformed_total,
+            malformed_by_reason=dict(self.parser.malformed),
+            reconnects=s.reconnects,
+            server_shutdowns=s.server_shutdowns,
+            rotations=s.rotations,
+            journal_recovered=s.journal_recovered,
+            journal_errors=self._journal.errors if self._journal is not None else 0,
+            backfilled=s.backfilled,
+            rest_requests=getattr(rest, "requests", 0),
+            rest_rate_limited=getattr(rest, "rate_limited", 0),
+            rest_errors=s.rest_errors,
+            store_errors=s.store_errors,
+            listener_errors=self.listener_errors,
+            appends=s.appends,
+            compactions=s.compactions,
+            degraded_reason=degraded,
+            instruments=instruments,
+            listeners=self._listener_stats(),
             **self._lease_status(),
-            **self._listener_stats(),
-        }
+        )
+
+    def _ws_url(self) -> str:
+        """The WebSocket base URL streamed from (the first venue's, if they differ)."""
+        for name, feed in self.feeds.items():
+            return self.config.ws_base(name) or feed.venue.ws_url
+        return self.config.ws_url or ""
 
     def _lease_status(self) -> dict[str, Any]:
         if self.leases is None:
@@ -711,18 +725,10 @@ class IngestService:
         return {
             "owner": self.leases.owner,
             "lease_ttl": self.leases.ttl,
-            "owned": sorted(self.leases.held),
+            "owned": tuple(sorted(self.leases.held)),
             "skipped": dict(sorted(self.skipped.items())),
             "lease_errors": self.lease_errors,
         }
 
     def _listener_stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for listener in self._listeners:
-            stats = getattr(listener, "stats", None)
-            if stats is not None:
-                try:
-                    out.update(stats())
-                except Exception:  # stats are informative; never fail status for them
-                    logger.debug("stats of %r failed", listener, exc_info=True)
-        return out
+        return listener_stats(self._listeners)

@@ -1,26 +1,14 @@
-"""Counters the ingestion service keeps and publishes to the store."""
+"""Counters the ingestion service keeps (published as :class:`quantify.model.status.WriterStatus`)."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 
-__all__ = ["IngestStats", "WriterState"]
-
-
-class WriterState(str, Enum):
-    """Lifecycle of the ingestion service."""
-
-    STARTING = "starting"
-    RECOVERING = "recovering"
-    RUNNING = "running"
-    DEGRADED = "degraded"  # the store refuses writes; trades wait in memory and the journal
-    STOPPING = "stopping"
-    STOPPED = "stopped"
+__all__ = ["IngestStats"]
 
 
 @dataclass

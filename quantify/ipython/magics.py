@@ -10,6 +10,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from quantify.config import parse_symbols
 from quantify.ipython.session import KernelSession
+from quantify.model.status import WriterStatus
 from quantify.store import open_store
 
 __all__ = ["QuantifyMagics"]
@@ -17,24 +18,11 @@ __all__ = ["QuantifyMagics"]
 ACTIONS = ("status", "start", "stop", "symbols", "store")
 
 
-def format_status(status: dict[str, Any], mode: str) -> str:
-    """Human-readable status: one line overall, one per symbol."""
-    if not status:
+def format_status(status: WriterStatus | None, mode: str) -> str:
+    """Human-readable status: the kernel's mode, then :meth:`WriterStatus.summary`."""
+    if status is None:
         return f"{mode}: no status published yet"
-    lat = (status.get("store_latency_ms") or {}).get("p50")
-    lines = [
-        f"{mode} · {status.get('state', '?')} · {status.get('store', '')} · "
-        f"{float(status.get('ticks_per_second', 0)):,.0f} ticks/s · "
-        f"lag {'–' if lat is None else f'{lat:.0f} ms'} · {int(status.get('trades_stored', 0)):,} stored · "
-        f"reconnects {status.get('reconnects', 0)}"
-    ]
-    for sym, info in (status.get("symbols") or {}).items():
-        lines.append(
-            f"  {sym:<10} last id {info.get('last_id')} · +{int(info.get('rows_this_run', 0)):,} rows · "
-            f"gaps {info.get('gaps_found', 0)} found, {info.get('gaps_filled', 0)} filled, "
-            f"{info.get('gaps_open', 0)} open"
-        )
-    return "\n".join(lines)
+    return f"{mode} · {status.summary()}"
 
 
 @magics_class
@@ -66,7 +54,10 @@ class QuantifyMagics(Magics):
         s = self.session
         if args.action == "status":
             status = s.status()
-            print(json.dumps(status, indent=1, default=str) if args.json else format_status(status, s.mode))
+            if args.json:
+                print(json.dumps(None if status is None else status.to_dict(), indent=1, default=str))
+            else:
+                print(format_status(status, s.mode))
         elif args.action == "start":
             print(s.start())
         elif args.action == "stop":

@@ -12,8 +12,11 @@ from typing import Any
 
 from quantify.config import IngestConfig
 from quantify.exceptions import WriterLocked
+from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService
+from quantify.model.status import WriterStatus
 from quantify.store import open_store
+from quantify.store.status import writer_status
 from quantify.widgets.source import attach_service, detach_service
 
 __all__ = ["KernelSession"]
@@ -45,7 +48,8 @@ class KernelSession:
         """Start streaming (or attach as reader); return one line saying which."""
         if self.service is not None:
             return f"already streaming {', '.join(self.config.symbols)} into {self.service.store.uri}"
-        service = IngestService(self.config)
+        service = IngestService(self.config,
+                                listeners=standard_listeners(open_store(self.config.store), self.config))
         try:
             service.start_in_thread()
         except WriterLocked as exc:
@@ -82,11 +86,11 @@ class KernelSession:
         self.config = self.config.with_(**changes)
         return self.start() if running or self.mode == "reader" else "configured; %quantify start to stream"
 
-    def status(self) -> dict[str, Any]:
-        """The service's status when writing, else the writer's published status."""
+    def status(self) -> WriterStatus | None:
+        """The service's status when writing, else the writer's published one (``None`` if none)."""
         if self.service is not None:
             return self.service.status()
-        return open_store(self.config.store).read_status() or {}
+        return writer_status(self.config.store)
 
 
 def _who(exc: WriterLocked) -> str:

@@ -12,11 +12,13 @@ from quantify.model.instrument import (
     Instrument,
     InstrumentLike,
     Market,
+    instrument_key,
     parse_instruments,
 )
+from quantify.model.status import InstrumentStatus, StoreStatus, WriterState, WriterStatus
 from quantify.model.times import TimeLike, parse_time
 
 __all__ = [
-    "DEFAULT_VENUE", "VENUES", "Instrument", "InstrumentLike", "Market", "TimeLike",
-    "parse_instruments", "parse_time",
+    "DEFAULT_VENUE", "VENUES", "Instrument", "InstrumentLike", "InstrumentStatus", "Market",
+    "StoreStatus", "TimeLike", "WriterState", "WriterStatus", "instrument_key", "parse_instruments", "parse_time",
 ]

@@ -30,7 +30,9 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["DEFAULT_VENUE", "VENUES", "Instrument", "InstrumentLike", "Market", "parse_instruments"]
+__all__ = [
+    "DEFAULT_VENUE", "VENUES", "Instrument", "InstrumentLike", "Market", "instrument_key", "parse_instruments",
+]
 
 
 class Market(enum.StrEnum):
@@ -67,11 +69,11 @@ def _okx(symbol: str) -> Market | None:
     return Market.DELIVERY if symbol.count("-") == 2 else Market.SPOT
 
 
-#: Venue name -> (how its symbols look, for error messages; the market a symbol means, or None).
+#: Venue name -> (its name for people, how its symbols look, the market a symbol means or None).
 VENUES: Final = {
-    "binance": ("BTCUSDT", _binance_spot),
-    "binance-usdm": ("BTCUSDT or BTCUSDT_250328", _binance_usdm),
-    "okx": ("BTC-USDT, BTC-USDT-SWAP or BTC-USD-220527", _okx),
+    "binance": ("Binance", "BTCUSDT", _binance_spot),
+    "binance-usdm": ("Binance USD-M", "BTCUSDT or BTCUSDT_250328", _binance_usdm),
+    "okx": ("OKX", "BTC-USDT, BTC-USDT-SWAP or BTC-USD-220527", _okx),
 }
 
 
@@ -99,10 +101,10 @@ class Instrument:
     def __post_init__(self) -> None:
         if self.venue not in VENUES:
             raise ValueError(f"unknown venue {self.venue!r}; known: {', '.join(VENUES)}")
-        example, market_of = VENUES[self.venue]
+        label, example, market_of = VENUES[self.venue]
         market = market_of(self.symbol)
         if market is None:
-            raise ValueError(f"{self.symbol!r} is not a {self.venue} symbol (such as {example})")
+            raise ValueError(f"{self.symbol!r} is not a {label} symbol (such as {example})")
         if Market(self.market) is not market:
             raise ValueError(f"{self.venue}:{self.symbol} is a {market.value} market, not {self.market}")
         object.__setattr__(self, "market", market)
@@ -125,9 +127,10 @@ class Instrument:
             raise ValueError(f"{text!r} names no symbol (such as BTCUSDT or binance-usdm:BTCUSDT)")
         if venue not in VENUES:
             raise ValueError(f"{text!r}: unknown venue {venue!r}; known: {', '.join(VENUES)}")
-        market = VENUES[venue][1](symbol)
+        label, example, market_of = VENUES[venue]
+        market = market_of(symbol)
         if market is None:
-            raise ValueError(f"{text!r} is not a {venue} symbol (such as {VENUES[venue][0]})")
+            raise ValueError(f"{text!r} is not a {label} symbol (such as {example})")
         return cls(venue, market, symbol)
 
     def __str__(self) -> str:
@@ -169,3 +172,8 @@ def parse_instruments(text: str | InstrumentLike | tuple[InstrumentLike, ...] | 
     if not out:
         raise ValueError("no instruments given; pass e.g. BTCUSDT,binance-usdm:BTCUSDT")
     return tuple(out)
+
+
+def instrument_key(value: InstrumentLike) -> str:
+    """The canonical text of ``value`` (``"btcusdt"`` -> ``"BTCUSDT"``); ``ValueError``/``TypeError`` if bad."""
+    return Instrument.parse(value).key

@@ -1,10 +1,11 @@
 """Binance's public REST market-data endpoints over a replay tape, sans I/O.
 
-:class:`RestApi` answers ``GET /api/v3/...`` requests given the path, the
+:class:`RestApi` answers spot ``GET /api/v3/...`` requests given the path, the
 query string, the client's address and the replay position; the replay
 server moves the bytes. It serves only trades that have already been
 replayed, like a live exchange, and applies Binance's request-weight budget
-and error bodies.
+and error bodies. Its subclass :class:`~quantify.replay.fapi.UsdmRestApi`
+answers USD-M futures ``/fapi/v1/...`` over the USD-M symbols of the same tape.
 
 Notes
 -----
@@ -30,14 +31,14 @@ import datetime as dt
 import re
 import time
 from bisect import bisect_left
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qsl
 
 import orjson
 
+from quantify.replay.tape import SPOT, SymbolTape, Tape, format_units
 from quantify.venues.binance.rest import WEIGHTS as ENDPOINT_WEIGHTS
-from quantify.replay.tape import SymbolTape, Tape, format_units
 
 __all__ = [
     "DEFAULT_WEIGHT_LIMIT",
@@ -75,6 +76,14 @@ class RestResponse(NamedTuple):
     status: int
     headers: dict[str, str]
     body: bytes
+
+
+class ForcedFaults:
+    """Forced-429 counters, shared by the spot and USD-M APIs of one server."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.rejected = 0
 
 
 class _BadRequest(Exception):
@@ -120,9 +129,19 @@ class RestApi:
         Wall clock in seconds (for the weight windows), injectable for tests.
     """
 
+    #: Venue whose symbols are served, and the path prefix of its endpoints.
+    venue: ClassVar[str] = SPOT
+    prefix: ClassVar[str] = "/api/v3/"
+    #: Endpoint path -> request weight.
+    weights: ClassVar[Mapping[str, int]] = ENDPOINT_WEIGHTS
+    #: ``limit`` per endpoint name: (default, maximum).
+    limits: ClassVar[Mapping[str, tuple[int, int]]] = {}
+    intervals: ClassVar[tuple[str, ...]] = tuple(KLINE_INTERVALS)
+
     def __init__(
         self, tape: Tape, *, loop: bool = False, weight_limit: int = DEFAULT_WEIGHT_LIMIT,
         weight_window: float = 60.0, clock: Callable[[], float] = time.time,
+        forced: ForcedFaults | None = None,
     ) -> None:
         if weight_limit < 1:
             raise ValueError(f"weight_limit must be >= 1, got {weight_limit!r}")
@@ -133,14 +152,31 @@ class RestApi:
         self.weight_limit = weight_limit
         self.weight_window = weight_window
         self.clock = clock
-        self.forced_429 = 0
+        self._forced = forced or ForcedFaults()
         self.requests = 0
         self.rejected_429 = 0  # over the weight budget
-        self.forced_rejected = 0  # by forced_429
         self._weights: dict[str, tuple[int, int]] = {}  # ip -> (window number, used)
         self._agg_times = {
-            s.symbol: [s.times[f] for f in s.agg_first] for s in tape.symbols.values()
+            s.key: [s.times[f] for f in s.agg_first] for s in tape.symbols.values()
         }
+
+    @property
+    def forced_429(self) -> int:
+        """Requests still to be answered with a forced HTTP 429 (shared by both markets)."""
+        return self._forced.pending
+
+    @forced_429.setter
+    def forced_429(self, count: int) -> None:
+        self._forced.pending = count
+
+    @property
+    def forced_rejected(self) -> int:
+        """Requests answered with a forced HTTP 429 so far."""
+        return self._forced.rejected
+
+    def _weight(self, path: str, query: str) -> int | None:
+        """Request weight of ``path`` (None: not an endpoint of this API)."""
+        return self.weights.get(path)
 
     # ---- entry point -----------------------------------------------------------
 
@@ -156,15 +192,15 @@ class RestApi:
         w_no, used = self._weights.get(client, (window, 0))
         if w_no != window:
             used = 0
-        weight = ENDPOINT_WEIGHTS.get(path)
+        weight = self._weight(path, query)
         if weight is None:
             return RestResponse(
                 404, {"X-MBX-USED-WEIGHT-1M": str(used)}, b'{"code":-1,"msg":"Not found."}'
             )
         retry = max(1, int((window + 1) * self.weight_window - now + 0.999))
-        if self.forced_429 > 0:
-            self.forced_429 -= 1
-            self.forced_rejected += 1
+        if self._forced.pending > 0:
+            self._forced.pending -= 1
+            self._forced.rejected += 1
             return self._too_many(client, used, 1)
         if used + weight > self.weight_limit:
             self.rejected_429 += 1
@@ -227,13 +263,14 @@ class RestApi:
             )
         return int(value)
 
-    def _limit(self, params: dict[str, str]) -> int:
+    def _limit(self, params: dict[str, str], endpoint: str = "") -> int:
+        default, maximum = self.limits.get(endpoint, (_DEFAULT_LIMIT, _MAX_LIMIT))
         limit = self._long(params, "limit")
         if limit is None:
-            return _DEFAULT_LIMIT
+            return default
         if limit < 1:
             raise _BadRequest(-1130, "Data sent for parameter 'limit' is not valid.")
-        return min(limit, _MAX_LIMIT)
+        return min(limit, maximum)
 
     def _symbol(self, params: dict[str, str]) -> SymbolTape:
         name = params.get("symbol")
@@ -246,7 +283,7 @@ class RestApi:
                 -1100, "Illegal characters found in parameter 'symbol'; "
                 "legal range is '^[A-Z0-9-_.]{1,20}$'.",
             )
-        sym = self.tape.symbol(name)
+        sym = self.tape.symbol(name, self.venue)
         if sym is None:
             raise _BadRequest(-1121, "Invalid symbol.")
         return sym
@@ -254,27 +291,28 @@ class RestApi:
     # ---- routing ---------------------------------------------------------------
 
     def _route(self, path: str, params: dict[str, str], pos: int, now_ms: int) -> Any:
-        if path == "/api/v3/ping":
+        endpoint = path.removeprefix(self.prefix)
+        if endpoint == "ping":
             self._check_known(params, ())
             return {}
-        if path == "/api/v3/time":
+        if endpoint == "time":
             self._check_known(params, ())
             return {"serverTime": now_ms}
-        if path == "/api/v3/exchangeInfo":
+        if endpoint == "exchangeInfo":
             return self._exchange_info(params, now_ms)
-        if path == "/api/v3/aggTrades":
+        if endpoint == "aggTrades":
             return self._agg_trades(params, pos)
-        if path == "/api/v3/historicalTrades":
+        if endpoint == "historicalTrades":
             return self._historical_trades(params, pos)
-        if path == "/api/v3/trades":
+        if endpoint == "trades":
             self._check_known(params, ("symbol", "limit"))
             sym = self._symbol(params)
-            limit = self._limit(params)
+            limit = self._limit(params, "trades")
             end = self.tape.replayed_trades(sym, pos)
-            return [self._trade_row(sym, k) for k in range(max(0, end - limit), end)]
-        if path == "/api/v3/klines":
+            return self._trade_rows(sym, end, limit, backwards=True)
+        if endpoint == "klines":
             return self._klines(params, pos, now_ms)
-        raise AssertionError(path)  # pragma: no cover - ENDPOINT_WEIGHTS lists every path
+        raise AssertionError(path)  # pragma: no cover - self.weights lists every path
 
     # ---- exchangeInfo ----------------------------------------------------------
 
@@ -296,7 +334,7 @@ class RestApi:
                 if self.tape.symbol(name) is None:
                     raise _BadRequest(-1121, "Invalid symbol.")
             names = listed
-        syms = [self.tape.symbols[n] for n in (names or sorted(self.tape.symbols))]
+        syms = [self.tape.symbols[n] for n in (names or sorted(self._keys()))]
         return {
             "timezone": "UTC",
             "serverTime": now_ms,
@@ -308,19 +346,29 @@ class RestApi:
             "symbols": [self._symbol_info(s) for s in syms],
         }
 
+    def _keys(self) -> list[str]:
+        """Tape keys of this API's venue."""
+        return [k for k, s in self.tape.symbols.items() if s.venue == self.venue]
+
     @staticmethod
-    def _symbol_info(sym: SymbolTape) -> dict[str, Any]:
-        base, quote = sym.symbol, ""
+    def _split_symbol(symbol: str) -> tuple[str, str]:
         for q in _QUOTES:
-            if sym.symbol.endswith(q) and len(sym.symbol) > len(q):
-                base, quote = sym.symbol[: -len(q)], q
-                break
-        # The finest increment seen in the recording stands in for the tick/step size.
+            if symbol.endswith(q) and len(symbol) > len(q):
+                return symbol[: -len(q)], q
+        return symbol, ""
+
+    @staticmethod
+    def _increments(sym: SymbolTape) -> tuple[str, str]:
+        """Tick and step size: the finest increments seen in the recording."""
         p_dec = max(len(p.partition(".")[2].rstrip("0")) for p in sym.prices)
         q_dec = max(len(q.partition(".")[2].rstrip("0")) for q in sym.qtys)
         ps, qs = sym.price_scale, sym.qty_scale
-        tick = format_units(10 ** (ps - p_dec), ps, ps)
-        step = format_units(10 ** (qs - q_dec), qs, qs)
+        return format_units(10 ** (ps - p_dec), ps, ps), format_units(10 ** (qs - q_dec), qs, qs)
+
+    def _symbol_info(self, sym: SymbolTape) -> dict[str, Any]:
+        base, quote = self._split_symbol(sym.symbol)
+        ps, qs = sym.price_scale, sym.qty_scale
+        tick, step = self._increments(sym)
         return {
             "symbol": sym.symbol,
             "status": "TRADING",
@@ -359,17 +407,25 @@ class RestApi:
             row["isBestMatch"] = True
         return row
 
+    def _trade_rows(self, sym: SymbolTape, edge: int, limit: int, *, backwards: bool,
+                    end: int | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows of served trades: the last before local index ``edge``
+        (``backwards``), or the first from ``edge`` on, before ``end``."""
+        if backwards:
+            return [self._trade_row(sym, k) for k in range(max(0, edge - limit), edge)]
+        assert end is not None
+        return [self._trade_row(sym, k) for k in range(edge, min(end, edge + limit))]
+
     def _historical_trades(self, params: dict[str, str], pos: int) -> Any:
         self._check_known(params, ("symbol", "limit", "fromId"))
         sym = self._symbol(params)
-        limit = self._limit(params)
+        limit = self._limit(params, "historicalTrades")
         from_id = self._long(params, "fromId")
         end = self.tape.replayed_trades(sym, pos)
         if from_id is None:
-            start = max(0, end - limit)
-        else:
-            start = self._trade_index_of_id(sym, from_id)
-        return [self._trade_row(sym, k) for k in range(start, min(end, start + limit))]
+            return self._trade_rows(sym, end, limit, backwards=True)
+        start = self._trade_index_of_id(sym, from_id)
+        return self._trade_rows(sym, start, limit, backwards=False, end=end)
 
     def _trade_index_of_id(self, sym: SymbolTape, trade_id: int) -> int:
         """Absolute local index of the first trade with id ``>= trade_id``."""
@@ -409,7 +465,7 @@ class RestApi:
     def _agg_trades(self, params: dict[str, str], pos: int) -> Any:
         self._check_known(params, ("symbol", "fromId", "startTime", "endTime", "limit"))
         sym = self._symbol(params)
-        limit = self._limit(params)
+        limit = self._limit(params, "aggTrades")
         from_id = self._long(params, "fromId")
         start = self._long(params, "startTime")
         end = self._long(params, "endTime")
@@ -418,7 +474,7 @@ class RestApi:
         total = self._replayed_aggs(sym, pos)
         if sym.n_aggs == 0:
             return []
-        times = self._agg_times[sym.symbol]
+        times = self._agg_times[sym.key]
         if from_id is None and start is None and end is None:
             return [self._agg_row(sym, g) for g in range(max(0, total - limit), total)]
         if from_id is None:
@@ -446,9 +502,9 @@ class RestApi:
             raise _BadRequest(
                 -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed."
             )
-        if interval not in KLINE_INTERVALS:
+        if interval not in self.intervals:
             raise _BadRequest(-1120, "Invalid interval.")
-        limit = self._limit(params)
+        limit = self._limit(params, "klines")
         start = self._long(params, "startTime")
         end = self._long(params, "endTime")
         replayed = self.tape.replayed_trades(sym, pos)

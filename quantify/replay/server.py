@@ -1,11 +1,15 @@
 """A Binance-compatible replay server on loopback, serving recorded trades.
 
-:class:`ReplayServer` speaks Binance's spot market-data protocol closely
-enough for Binance's own client libraries: WebSocket ``/ws/<stream>`` (raw
-events), ``/stream?streams=a/b`` (combined ``{"stream", "data"}``),
+:class:`ReplayServer` speaks Binance's spot and USD-M futures market-data
+protocols closely enough for Binance's own client libraries, side by side on
+one port: spot WebSocket ``/ws/<stream>`` (raw events), ``/stream?streams=a/b``
+(combined ``{"stream", "data"}``), USD-M ``/market/ws/<stream>`` and
+``/market/stream?streams=...`` (Binance's 2026 routed paths; ``/public/...``
+accepted, ``/private/...`` refused: see :mod:`quantify.replay.routes`),
 ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS``/``SET_PROPERTY``/
-``GET_PROPERTY`` requests, and REST ``/api/v3/...`` (see
-:mod:`quantify.replay.rest`) on the same port. It is the default data
+``GET_PROPERTY`` requests, and REST ``/api/v3/...`` (:mod:`quantify.replay.rest`)
+and ``/fapi/v1/...`` (:mod:`quantify.replay.fapi`). Spot and USD-M ``BTCUSDT``
+are different instruments with their own trades. It is the default data
 source offline and the test double of the ingestion service.
 
 Timing: trades are released at their recorded trade time ``T`` scaled by
@@ -20,7 +24,7 @@ transport in bulk, many frames per ``write()``, with backpressure from the
 transport's write buffer; websockets' ``send()`` is used for nothing on the
 data path (it halves the rate a client can receive).
 
-Faults (all off by default): periodic abrupt drops, corrupted frames,
+Faults (all off by default, and on both markets' connections): periodic abrupt drops, corrupted frames,
 ``serverShutdown`` announcements, refused handshakes, forced HTTP 429s; also
 callable at run time. :class:`ReplayThread` runs a server in a daemon thread
 for synchronous callers and tests.
@@ -34,31 +38,26 @@ Examples
 from __future__ import annotations
 
 import asyncio
-import collections
-import http
 import ipaddress
 import logging
-import math
 import random
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from quantify.venues.binance.recordings import sample_files
-from quantify.replay.rest import DEFAULT_WEIGHT_LIMIT, RestApi
-from quantify.replay.tape import Tape, _payload, ws_text_frame
-
+from quantify.replay.config import DEFAULT_CHUNK_EVENTS, DEFAULT_HOST, DEFAULT_SPEED, ReplayConfig
+from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control
+from quantify.replay.fapi import UsdmRestApi
+from quantify.replay.rest import RestApi
+from quantify.replay.routes import WsRoute, response, stream_tier, ws_route
+from quantify.replay.tape import SPOT, Tape, _payload, ws_text_frame
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -71,126 +70,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_SPEED = 1.0
-#: Events written per ``transport.write()`` at most.
-DEFAULT_CHUNK_EVENTS = 500
-#: Binance: at most 1024 streams per connection.
-MAX_STREAMS_PER_CONNECTION = 1024
-#: Binance: at most 5 incoming messages per second per connection.
-DEFAULT_MAX_MESSAGES_PER_SECOND = 5
 #: Binance pings every 20 s and drops a client silent for a minute.
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 60.0
 #: Transport write-buffer high-water mark; above it the pump waits.
 WRITE_BUFFER_HIGH = 1 << 19
 
-_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+@[A-Za-z0-9_]+")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_]{1,36}")
 _FAULT_KINDS = ("drop", "corrupt", "shutdown", "refused", "429")
-_METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
-
-
-@dataclass(frozen=True)
-class ReplayConfig:
-    """Settings of a :class:`ReplayServer`.
-
-    Parameters
-    ----------
-    files : tuple of Path
-        Recordings to serve (default: the bundled BTCUSDT/ETHUSDT sample).
-    host, port : str, int
-        Where to listen; ``port=0`` picks a free port.
-    speed : float
-        Replay speed: 1 is real time, 10 ten times faster, 0 as fast as
-        clients read.
-    loop : bool
-        Repeat the recording forever, ids and times shifted forward per lap.
-    drop_every : float
-        Every this many seconds, close every connection abruptly (TCP close,
-        no close frame); 0 disables.
-    corrupt_fraction : float
-        Fraction of trade frames replaced by garbage (truncated JSON, wrong
-        types). The genuine trade still counts as replayed.
-    shutdown_after : float
-        Seconds after a connection opens to send it ``serverShutdown``, then
-        close it ``shutdown_grace`` seconds later; 0 disables.
-    refuse_for : float
-        After each drop, refuse new WebSocket handshakes with HTTP 503 for
-        this many seconds.
-    force_429 : int
-        The first this many REST requests get HTTP 429 with ``Retry-After: 1``.
-    seed : int
-        Seed of the fault generator.
-    weight_limit : int
-        REST request weight per client IP per minute.
-    max_messages_per_second : int
-        Incoming messages per connection per second above which the
-        connection is closed (code 1008), as on Binance; 0 disables.
-    chunk_events : int
-        Events per bulk write at most.
-    """
-
-    files: tuple[Path, ...] = field(default_factory=lambda: tuple(sample_files()))
-    host: str = DEFAULT_HOST
-    port: int = 0
-    speed: float = DEFAULT_SPEED
-    loop: bool = False
-    drop_every: float = 0.0
-    corrupt_fraction: float = 0.0
-    shutdown_after: float = 0.0
-    shutdown_grace: float = 3.0
-    refuse_for: float = 0.0
-    force_429: int = 0
-    seed: int = 0
-    weight_limit: int = DEFAULT_WEIGHT_LIMIT
-    max_messages_per_second: int = DEFAULT_MAX_MESSAGES_PER_SECOND
-    chunk_events: int = DEFAULT_CHUNK_EVENTS
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "files", tuple(Path(f) for f in self.files))
-        _check_config(self)
-
-
-def _check_config(c: ReplayConfig) -> None:
-    if not c.files:
-        raise ValueError("files must name at least one recording, got none")
-    if not 0 <= c.port <= 65535:
-        raise ValueError(f"port must be in 0..65535, got {c.port!r}")
-    for name in ("speed", "drop_every", "shutdown_after", "shutdown_grace", "refuse_for"):
-        value = getattr(c, name)
-        if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if not 0.0 <= c.corrupt_fraction <= 1.0:
-        raise ValueError(f"corrupt_fraction must be in [0, 1], got {c.corrupt_fraction!r}")
-    for name in ("force_429", "max_messages_per_second"):
-        if getattr(c, name) < 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(c, name)!r}")
-    if c.weight_limit < 1:
-        raise ValueError(f"weight_limit must be >= 1, got {c.weight_limit!r}")
-    if c.chunk_events < 1:
-        raise ValueError(f"chunk_events must be >= 1, got {c.chunk_events!r}")
-
-
-class _Client:
-    """State of one WebSocket connection."""
-
-    def __init__(self, conn: ServerConnection, combined: bool, now: float) -> None:
-        self.conn = conn
-        self.combined = combined
-        self.streams: dict[str, None] = {}  # ordered set
-        self.trade_syms: set[int] = set()
-        self.agg_syms: set[int] = set()
-        self.cursor = 0
-        self.wake = asyncio.Event()
-        self.opened = now
-        self.messages: collections.deque[float] = collections.deque()
-        self.tasks: list[asyncio.Task[None]] = []
-        self.closing = False
-
-    @property
-    def active(self) -> bool:
-        return bool(self.trade_syms or self.agg_syms)
 
 
 class ReplayServer:
@@ -220,14 +106,17 @@ class ReplayServer:
 
     def __init__(self, config: ReplayConfig | None = None, *, tape: Tape | None = None) -> None:
         self.config = config or ReplayConfig()
-        if tape is not None and tape.files != list(self.config.files):
-            raise ValueError(f"tape holds {tape.files}, config names {list(self.config.files)}")
-        self.tape = tape or Tape(self.config.files)
-        self.rest = RestApi(self.tape, loop=self.config.loop, weight_limit=self.config.weight_limit)
-        self.rest.forced_429 = self.config.force_429
+        c = self.config
+        if tape is not None and tape.files != c.all_files:
+            raise ValueError(f"tape holds {tape.files}, config names {c.all_files}")
+        self.tape = tape or Tape(c.files, usdm_files=c.usdm_files)
+        self.rest = RestApi(self.tape, loop=c.loop, weight_limit=c.weight_limit)
+        self.rest.forced_429 = c.force_429
+        self.fapi = UsdmRestApi(self.tape, loop=c.loop, weight_limit=c.usdm_weight_limit,
+                                forced=self.rest._forced)
         self._rng = random.Random(self.config.seed)
         self._server: Server | None = None
-        self._clients: set[_Client] = set()
+        self._clients: set[Client] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._clock_start: float | None = None  # loop time when the first client subscribed
         self._position = 0  # speed 0: furthest slot sent to any client
@@ -322,8 +211,8 @@ class ReplayServer:
             "connections": self._connections,
             "connections_open": len(self._clients),
             "faults": {**self._faults, "429": self.rest.forced_rejected},
-            "rest_requests": self.rest.requests,
-            "rest_rate_limited": self.rest.rejected_429,
+            "rest_requests": self.rest.requests + self.fapi.requests,
+            "rest_rate_limited": self.rest.rejected_429 + self.fapi.rejected_429,
             "started": self._clock_start is not None,
             "replay_time": self.now_ms(),
             "position": pos,
@@ -400,7 +289,7 @@ class ReplayServer:
             await asyncio.sleep(self.config.drop_every)
             self.drop_connections()
 
-    def _announce_shutdown(self, client: _Client) -> None:
+    def _announce_shutdown(self, client: Client) -> None:
         client.closing = True
         ms = self.now_ms()
         self._write(client, [ws_text_frame(orjson.dumps({"e": "serverShutdown", "E": ms}))])
@@ -408,14 +297,14 @@ class ReplayServer:
         logger.info("sent serverShutdown to %s", client.conn.remote_address)
         client.tasks.append(asyncio.create_task(self._close_later(client)))
 
-    async def _close_later(self, client: _Client) -> None:
+    async def _close_later(self, client: Client) -> None:
         await asyncio.sleep(self.config.shutdown_grace)
         for task in client.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
         await self._close(client, 1001, "server shutdown")
 
-    async def _shutdown_timer(self, client: _Client) -> None:
+    async def _shutdown_timer(self, client: Client) -> None:
         await asyncio.sleep(self.config.shutdown_after)
         if not client.closing:
             self._announce_shutdown(client)
@@ -425,28 +314,34 @@ class ReplayServer:
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         path = url.path
-        if path in ("/ws", "/stream") or path.startswith("/ws/"):
+        route = ws_route(path, url.query)
+        if route is not None:
+            if route.tier == "private":
+                body = orjson.dumps({"code": -1, "msg": "User data streams are not served by "
+                                     "the replay (no accounts)"})
+                return response(403, body, [("Content-Type", "application/json")])
             if time.monotonic() < self._refuse_until:
                 self._faults["refused"] += 1
-                return _response(503, b"Service Unavailable\n", [("Content-Type", "text/plain")])
-            _, streams = _parse_stream_path(url.path, url.query)
-            if len(streams) > MAX_STREAMS_PER_CONNECTION:
+                return response(503, b"Service Unavailable\n", [("Content-Type", "text/plain")])
+            if len(route.streams) > MAX_STREAMS_PER_CONNECTION:
                 body = orjson.dumps({"code": -1, "msg": "Too many streams; max 1024 per connection"})
-                return _response(400, body, [("Content-Type", "application/json")])
+                return response(400, body, [("Content-Type", "application/json")])
             return None
         # Everything else is REST (unknown paths get a 404 from RestApi).
         client = conn.remote_address[0] if conn.remote_address else "?"
-        res = self.rest.handle(path, url.query, client, self.position(), self.now_ms())
+        api = self.fapi if path.startswith(self.fapi.prefix) else self.rest
+        res = api.handle(path, url.query, client, self.position(), self.now_ms())
         headers = [("Content-Type", "application/json;charset=UTF-8"), *res.headers.items()]
-        return _response(res.status, res.body, headers)
+        return response(res.status, res.body, headers)
 
     # ---- WebSocket connections ---------------------------------------------------
 
     async def _handle(self, conn: ServerConnection) -> None:
         url = urlsplit(conn.request.path if conn.request else "/ws")
-        combined, streams = _parse_stream_path(url.path, url.query)
+        route = ws_route(url.path, url.query) or WsRoute(SPOT, None, False, [])
+        streams = route.streams
         loop = asyncio.get_running_loop()
-        client = _Client(conn, combined, loop.time())
+        client = Client(conn, route, loop.time())
         self._clients.add(client)
         self._connections += 1
         logger.debug("connection from %s: %s", conn.remote_address, url.path)
@@ -461,7 +356,7 @@ class ReplayServer:
                     self._stop_client_tasks(client)
                     await self._close(client, 1008, "Too many requests")
                     break
-                reply = self._control(client, message)
+                reply = control(client, message, self._subscribe, self._unsubscribe)
                 self._write(client, [ws_text_frame(orjson.dumps(reply))])
         except ConnectionClosed:
             pass
@@ -470,20 +365,20 @@ class ReplayServer:
             self._clients.discard(client)
             logger.debug("connection from %s closed", conn.remote_address)
 
-    async def _close(self, client: _Client, code: int, reason: str) -> None:
+    async def _close(self, client: Client, code: int, reason: str) -> None:
         """Close with a close frame, or abruptly if the client does not read."""
         try:
             await asyncio.wait_for(client.conn.close(code, reason), 5.0)
         except TimeoutError:
             client.conn.transport.abort()
 
-    def _stop_client_tasks(self, client: _Client) -> None:
+    def _stop_client_tasks(self, client: Client) -> None:
         current = asyncio.current_task()
         for task in client.tasks:
             if task is not current:
                 task.cancel()
 
-    def _admit_message(self, client: _Client, now: float) -> bool:
+    def _admit_message(self, client: Client, now: float) -> bool:
         limit = self.config.max_messages_per_second
         if not limit:
             return True
@@ -493,7 +388,7 @@ class ReplayServer:
             q.popleft()
         return len(q) <= limit
 
-    def _write(self, client: _Client, frames: list[bytes]) -> None:
+    def _write(self, client: Client, frames: list[bytes]) -> None:
         transport = client.conn.transport
         # Once a close frame went either way, data frames would break the protocol.
         if client.conn.state is not State.OPEN or transport.is_closing():
@@ -503,63 +398,16 @@ class ReplayServer:
         self._frames_sent += len(frames)
         self._bytes_sent += len(data)
 
-    # ---- control messages (SUBSCRIBE, ...) ---------------------------------------
-
-    def _control(self, client: _Client, message: str | bytes) -> dict[str, Any]:
-        try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            return _ws_error(3, f"Invalid JSON: {exc}", None)
-        if type(msg) is not dict:
-            return _ws_error(2, "Invalid request: expected an object", None)
-        req_id = msg.get("id")
-        if not (
-            req_id is None or (type(req_id) is int and 0 <= req_id < 2**63)
-            or (type(req_id) is str and _REQUEST_ID.fullmatch(req_id))
-        ):
-            return _ws_error(2, "Invalid request: request ID must be an unsigned integer", None)
-        method = msg.get("method")
-        if method is None:
-            return _ws_error(2, "Invalid request: missing field `method`", req_id)
-        params = msg.get("params", [])
-        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            if type(params) is not list or not all(type(p) is str for p in params):
-                return _ws_error(2, "Invalid request: params must be an array of strings", req_id)
-            bad = [p for p in params if not _STREAM_NAME.fullmatch(p)]
-            if bad:
-                return _ws_error(2, f"Invalid request: invalid stream name `{bad[0][:64]}`", req_id)
-            if method == "SUBSCRIBE":
-                if len({**client.streams, **dict.fromkeys(params)}) > MAX_STREAMS_PER_CONNECTION:
-                    return _ws_error(
-                        2, "Invalid request: too many streams; max 1024 per connection", req_id
-                    )
-                self._subscribe(client, params)
-            else:
-                self._unsubscribe(client, params)
-            return {"result": None, "id": req_id}
-        if method == "LIST_SUBSCRIPTIONS":
-            return {"result": list(client.streams), "id": req_id}
-        if method == "SET_PROPERTY":
-            if type(params) is not list or len(params) != 2 or params[0] != "combined":
-                return _ws_error(0, "Unknown property", req_id)
-            if type(params[1]) is not bool:
-                return _ws_error(1, "Invalid value type: expected Boolean", req_id)
-            client.combined = params[1]
-            return {"result": None, "id": req_id}
-        if method == "GET_PROPERTY":
-            if type(params) is not list or params != ["combined"]:
-                return _ws_error(0, "Unknown property", req_id)
-            return {"result": client.combined, "id": req_id}
-        shown = method if type(method) is str else orjson.dumps(method).decode()
-        return _ws_error(
-            2, f"Invalid request: unknown variant `{shown[:64]}`, expected one of {_METHODS}",
-            req_id,
-        )
-
-    def _subscribe(self, client: _Client, streams: Sequence[str]) -> None:
+    def _subscribe(self, client: Client, streams: Sequence[str]) -> None:
         was_active = client.active
         first = self._clock_start is None
+        route = client.route
         for name in streams:
+            if route.tier is not None and name not in client.streams:
+                tier = stream_tier(name)
+                if tier != route.tier:
+                    logger.warning("stream %s belongs on /%s/..., not %s/...: it delivers "
+                                   "nothing here, as on Binance", name, tier, route.base)
             client.streams[name] = None
         self._start_clock()
         self._resolve(client)
@@ -569,18 +417,19 @@ class ReplayServer:
             client.cursor = 0 if first else self.position()
         client.wake.set()
 
-    def _unsubscribe(self, client: _Client, streams: Sequence[str]) -> None:
+    def _unsubscribe(self, client: Client, streams: Sequence[str]) -> None:
         for name in streams:
             client.streams.pop(name, None)
         self._resolve(client)
 
-    def _resolve(self, client: _Client) -> None:
+    def _resolve(self, client: Client) -> None:
         trade: set[int] = set()
         agg: set[int] = set()
+        route = client.route
         for name in client.streams:
             sym_name, _, kind = name.partition("@")
-            sym = self.tape.symbol(sym_name.upper()) if sym_name.islower() else None
-            if sym is None:
+            sym = self.tape.symbol(sym_name.upper(), route.venue) if sym_name.islower() else None
+            if sym is None or (route.tier is not None and stream_tier(name) != route.tier):
                 logger.debug("stream %s carries no data here", name)
                 continue
             if kind == "trade":
@@ -591,7 +440,7 @@ class ReplayServer:
 
     # ---- the data path -----------------------------------------------------------
 
-    async def _pump(self, client: _Client) -> None:
+    async def _pump(self, client: Client) -> None:
         """Write due events to one client, many frames per write."""
         tape, cfg = self.tape, self.config
         n = tape.n
@@ -633,7 +482,7 @@ class ReplayServer:
                     await conn.drain()
             await asyncio.sleep(0)
 
-    def _frames_between(self, client: _Client, start: int, stop: int) -> list[bytes]:
+    def _frames_between(self, client: Client, start: int, stop: int) -> list[bytes]:
         n = self.tape.n
         lap, j0 = divmod(start, n)
         j1 = j0 + (stop - start)
@@ -687,17 +536,6 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _response(status: int, body: bytes, headers: list[tuple[str, str]]) -> Response:
-    all_headers = Headers(headers)
-    all_headers["Content-Length"] = str(len(body))
-    all_headers["Connection"] = "close"
-    return Response(status, http.HTTPStatus(status).phrase, all_headers, body)
-
-
-def _ws_error(code: int, msg: str, req_id: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "msg": msg}, "id": req_id}
-
-
 def _is_loopback(host: str) -> bool:
     """Whether ``host`` names this machine only (``''`` and ``0.0.0.0`` mean every interface)."""
     if host == "localhost":
@@ -706,17 +544,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: it may resolve anywhere
         return False
-
-
-def _parse_stream_path(path: str, query: str) -> tuple[bool, list[str]]:
-    """Return ``(combined, streams)`` for a WebSocket URL path and query."""
-    combined = path.startswith("/stream")
-    names: list[str] = []
-    if path.startswith("/ws/"):
-        names = path[4:].split("/")
-    elif combined:
-        for part in query.split("&"):
-            key, _, value = part.partition("=")
-            if key == "streams":
-                names.extend(value.split("/"))
-    return combined, list(dict.fromkeys(unquote(n) for n in names if n))

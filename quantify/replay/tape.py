@@ -12,6 +12,16 @@ looping, lap ``k`` repeats lap 0 with trade ids (and aggregate ids) shifted by
 ``k * lap_ms``, where ``lap_ms`` is the recording's duration plus one second,
 so ids and times keep increasing forever.
 
+Markets: each file is Binance spot or USD-M futures. Spot and USD-M
+``BTCUSDT`` are different instruments with separate id sequences, so the
+tape keys its symbols by the instrument's textual form
+(:class:`~quantify.model.instrument.Instrument`): ``BTCUSDT`` for spot,
+``binance-usdm:BTCUSDT`` for USD-M. A file's market is read from its content
+where that is unambiguous (USD-M trade events carry ``X``, spot ones ``M``;
+USD-M depth events carry ``pu``), else from its name (``usdm`` or
+``futures`` in it means USD-M), else it is spot; ``Tape(..., usdm_files=...)``
+forces USD-M.
+
 Aggregate trades are computed from the trades as Binance does: consecutive
 trades of a symbol with the same trade time, price and maker side, and
 contiguous ids, form one aggregate ``a`` covering trades ``f..l``. USD-M trades
@@ -34,14 +44,42 @@ from typing import Any
 import orjson
 
 from quantify.exceptions import FeedError
+from quantify.model.instrument import Instrument
 from quantify.venues.binance.recordings import read_frames
 
-__all__ = ["SymbolTape", "Tape", "format_units", "ws_text_frame"]
+__all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market", "format_units", "ws_text_frame"]
 
 logger = logging.getLogger(__name__)
 
 #: Laps of encoded frames kept in memory (a slow client may lag one lap behind).
 _FRAME_CACHE_LAPS = 3
+
+#: Venue names of the two markets served (as in :mod:`quantify.model.instrument`).
+SPOT = "binance"
+USDM = "binance-usdm"
+#: File-name parts that mark a USD-M recording when the content does not tell.
+_USDM_NAME_HINTS = ("usdm", "futures")
+
+
+def detect_market(path: str | os.PathLike[str], hints: Iterable[str] = ()) -> str:
+    """The venue (:data:`SPOT` or :data:`USDM`) of a recording.
+
+    ``hints`` are the venues its content pointed to (see :meth:`Tape._hint`);
+    if they agree they decide, otherwise the file name does (``usdm`` or
+    ``futures`` in it means USD-M), otherwise it is spot.
+    """
+    seen = set(hints)
+    name = Path(path).name.lower()
+    by_name = USDM if any(h in name for h in _USDM_NAME_HINTS) else None
+    if len(seen) == 1:
+        venue = seen.pop()
+        if by_name is not None and by_name != venue:
+            logger.warning("%s: the name says USD-M but the content is spot; serving it as spot",
+                           path)
+        return venue
+    if seen:
+        logger.warning("%s: content looks both spot and USD-M; deciding by the file name", path)
+    return by_name or SPOT
 
 
 def ws_text_frame(payload: bytes) -> bytes:
@@ -94,6 +132,7 @@ class SymbolTape:
 
     symbol: str
     index: int
+    venue: str = SPOT
     events: list[dict[str, Any]] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
     times: list[int] = field(default_factory=list)
@@ -127,6 +166,11 @@ class SymbolTape:
     def id_span(self) -> int:
         """Trade-id shift from one lap to the next."""
         return self.ids[-1] - self.ids[0] + 1
+
+    @property
+    def key(self) -> str:
+        """The instrument's textual form: ``BTCUSDT`` (spot), ``binance-usdm:BTCUSDT``."""
+        return self.symbol if self.venue == SPOT else f"{self.venue}:{self.symbol}"
 
     @property
     def stream_trade(self) -> str:
@@ -199,6 +243,9 @@ class Tape:
     files : sequence of path-like
         Recordings in the ``stream`` or ``cryptofeed`` format (see
         :mod:`quantify.venues.binance.recordings`); only ``@trade`` frames are used.
+        Each file's market is detected (see :func:`detect_market`).
+    usdm_files : sequence of path-like
+        More recordings, served as USD-M futures whatever they look like.
 
     Raises
     ------
@@ -206,26 +253,40 @@ class Tape:
         If a file cannot be read or holds no trade frame.
     """
 
-    def __init__(self, files: Sequence[str | os.PathLike[str]]) -> None:
-        if not files:
+    def __init__(
+        self, files: Sequence[str | os.PathLike[str]],
+        *, usdm_files: Sequence[str | os.PathLike[str]] = (),
+    ) -> None:
+        if not files and not usdm_files:
             raise ValueError("files must name at least one recording, got none")
-        self.files = [Path(f) for f in files]
+        forced = [Path(f) for f in usdm_files]
+        self.files = [Path(f) for f in files] + forced
         self.skipped_frames = 0
-        raw: dict[str, dict[int, dict[str, Any]]] = {}
-        for path in self.files:
-            found = 0
+        #: The venue of each file (:data:`SPOT` or :data:`USDM`).
+        self.markets: dict[Path, str] = {}
+        raw: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+        for i, path in enumerate(self.files):
+            events: list[dict[str, Any]] = []
+            hints: set[str] = set()
             for _, text in read_frames(path):
                 event = self._trade_event(text)
+                hint = self._hint(text, event)
+                if hint is not None:
+                    hints.add(hint)
                 if event is None:
                     self.skipped_frames += 1
                     continue
-                raw.setdefault(event["s"], {})[event["t"]] = event
-                found += 1
-            if not found:
+                events.append(event)
+            if not events:
                 raise FeedError(f"{path}: no @trade frames in this recording")
+            venue = USDM if i >= len(self.files) - len(forced) else detect_market(path, hints)
+            self.markets[path] = venue
+            for event in events:
+                raw.setdefault((venue, event["s"]), {})[event["t"]] = event
         self.symbols: dict[str, SymbolTape] = {}
-        for i, symbol in enumerate(sorted(raw)):
-            self.symbols[symbol] = self._symbol_tape(symbol, i, raw[symbol])
+        for i, (venue, symbol) in enumerate(sorted(raw)):
+            sym = self._symbol_tape(symbol, i, raw[venue, symbol], venue)
+            self.symbols[sym.key] = sym
         self._by_index = list(self.symbols.values())
         self._merge()
         self._frames: OrderedDict[tuple[int, str, bool], list[bytes | None]] = OrderedDict()
@@ -258,8 +319,24 @@ class Tape:
         return data
 
     @staticmethod
-    def _symbol_tape(symbol: str, index: int, by_id: dict[int, dict[str, Any]]) -> SymbolTape:
-        tape = SymbolTape(symbol, index)
+    def _hint(text: str, event: dict[str, Any] | None) -> str | None:
+        """The market a frame's content points to, if it tells."""
+        if event is not None:
+            if "X" in event:
+                return USDM
+            return SPOT if "M" in event else None
+        # A USD-M diff-depth event carries the previous final update id ``pu``.
+        return USDM if '"depthUpdate"' in text and '"pu":' in text else None
+
+    @staticmethod
+    def _symbol_tape(
+        symbol: str, index: int, by_id: dict[int, dict[str, Any]], venue: str = SPOT
+    ) -> SymbolTape:
+        try:
+            Instrument.parse(f"{venue}:{symbol}")
+        except ValueError as exc:
+            raise FeedError(f"recorded trade of an unusable symbol: {exc}") from None
+        tape = SymbolTape(symbol, index, venue)
         events = [by_id[t] for t in sorted(by_id)]
         tape.events = events
         tape.ids = [e["t"] for e in events]
@@ -307,8 +384,13 @@ class Tape:
         """Number of slots (trades of all symbols) in one lap."""
         return len(self.slot_symbol)
 
-    def symbol(self, name: str) -> SymbolTape | None:
-        return self.symbols.get(name)
+    def symbol(self, name: str, venue: str = SPOT) -> SymbolTape | None:
+        """The tape of exchange symbol ``name`` (``BTCUSDT``) on ``venue``, if recorded."""
+        return self.symbols.get(name if venue == SPOT else f"{venue}:{name}")
+
+    def venues(self) -> set[str]:
+        """The venues recorded on this tape."""
+        return {s.venue for s in self._by_index}
 
     def by_index(self, i: int) -> SymbolTape:
         return self._by_index[i]

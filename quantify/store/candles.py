@@ -53,6 +53,7 @@ from arcticdb_ext.version_store import DataError
 
 from quantify.analytics.candles import CANDLE_COLUMNS, merge_candles, resample, timeframe_to_offset
 from quantify.exceptions import StoreError
+from quantify.model.instrument import instrument_key
 from quantify.model.trades import Trade, trades_to_frame
 from quantify.model.times import TimeLike, parse_time
 from quantify.store._libraries import CANDLES_1M, TICKS
@@ -220,7 +221,7 @@ class CandleAggregator:
 
     def catch_up(self, symbol: str) -> None:
         """Aggregate ``symbol``'s ticks from the aggregate's end to the last stored tick."""
-        sym = symbol.upper()
+        sym = instrument_key(symbol)
         state = _SymbolState()
         if self._lib.has_symbol(sym):
             tail = self._lib.tail(sym, 1).data

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from quantify.exceptions import FeedError, UnknownSymbol
+from quantify.model.instrument import InstrumentLike, instrument_key
 from quantify.model.times import TimeLike, parse_time
 from quantify.store._libraries import CANDLES_1M, KLINES, TICKS
 
@@ -68,10 +69,6 @@ class MergeResult:
         return self.rows - self.added
 
 
-def _check_symbol(symbol: str) -> str:
-    if not isinstance(symbol, str) or not symbol.strip() or not symbol.strip().isalnum():
-        raise ValueError(f"symbol must be a Binance symbol such as 'BTCUSDT', got {symbol!r}")
-    return symbol.strip().upper()
 
 
 def tick_kind(frame: pd.DataFrame) -> str:
@@ -143,15 +140,15 @@ def _truncate_candles(store: Store, sym: str, from_ns: int) -> None:
                 pd.Timestamp(minute, tz="UTC"))
 
 
-def merge_ticks(store: Store, symbol: str, frame: pd.DataFrame) -> MergeResult:
+def merge_ticks(store: Store, symbol: InstrumentLike, frame: pd.DataFrame) -> MergeResult:
     """Merge a tick frame into ``symbol``'s stored ticks; ids decide what is new.
 
     Parameters
     ----------
     store : Store
         The store; the caller holds its writer lock.
-    symbol : str
-        A Binance symbol.
+    symbol : str or Instrument
+        The instrument (``BTCUSDT``, ``binance-usdm:BTCUSDT``, ``okx:BTC-USDT``).
     frame : pandas.DataFrame
         A tick frame in any order, possibly overlapping what is stored.
 
@@ -172,7 +169,7 @@ def merge_ticks(store: Store, symbol: str, frame: pd.DataFrame) -> MergeResult:
     (read, add the rows whose ids are missing, sort by (time, id), ArcticDB
     ``update`` of that range). Nothing is written when nothing is new.
     """
-    sym = _check_symbol(symbol)
+    sym = instrument_key(symbol)
     new = _normalise(frame)
     n = len(new)
     if n == 0:
@@ -236,10 +233,10 @@ def merge_klines(store: Store, name: str, frame: pd.DataFrame) -> int:
     return new_bars
 
 
-def klines(store: Store, symbol: str, interval: str = "1m",
+def klines(store: Store, symbol: InstrumentLike, interval: str = "1m",
            start: TimeLike | None = None, end: TimeLike | None = None) -> pd.DataFrame:
     """Loaded or backfilled Binance klines of ``symbol`` with ``start <= open time < end``."""
-    name = f"{_check_symbol(symbol)}_{interval}"
+    name = f"{instrument_key(symbol)}_{interval}"
     lib = store.library(KLINES)
     if not lib.has_symbol(name):
         known = ", ".join(sorted(lib.list_symbols())) or "none"

@@ -3,8 +3,11 @@
 Libraries inside one ArcticDB instance:
 
 ``ticks``
-    One symbol per trading pair (``BTCUSDT``): the tick frame, appended in
-    trade-id order by the single writer, compacted on a schedule.
+    One ArcticDB symbol per instrument, named by its text (``BTCUSDT`` for
+    Binance spot — as in stores of every earlier release —,
+    ``binance-usdm:BTCUSDT``, ``okx:BTC-USDT``): the tick frame, appended in
+    trade-id order by the single writer, compacted on a schedule. Spot and
+    perpetual ``BTCUSDT`` live side by side.
 ``_meta``
     Writer status (stats published every second) and leases.
 
@@ -28,9 +31,12 @@ from arcticdb.version_store.library import WritePayload
 from arcticdb_ext.version_store import DataError
 
 from quantify.exceptions import StoreError, UnknownSymbol
+from quantify.model.instrument import Instrument, InstrumentLike, instrument_key
+from quantify.model.status import WriterStatus
 from quantify.model.times import TimeLike, parse_time
 from quantify.store import merge
 from quantify.store._libraries import META, TICKS
+from quantify.store.candles import read_ohlcv
 from quantify.store.export import export
 from quantify.store.uri import StoreURI, parse_store_uri
 
@@ -66,13 +72,11 @@ def _arctic(uri: StoreURI) -> adb.Arctic:
         return arctic
 
 
-def _check_symbol(symbol: str) -> str:
-    if not isinstance(symbol, str) or not symbol.strip():
-        raise ValueError(f"symbol must be a non-empty string such as 'BTCUSDT', got {symbol!r}")
-    sym = symbol.strip().upper()
-    if not sym.isalnum():
-        raise ValueError(f"symbol {symbol!r} is not a Binance symbol (letters and digits only)")
-    return sym
+def _check_symbol(symbol: InstrumentLike) -> str:
+    """The store key of an instrument: its canonical text (``BTCUSDT``, ``binance-usdm:BTCUSDT``)."""
+    if isinstance(symbol, str) and not symbol.strip():
+        raise ValueError(f"an instrument such as 'BTCUSDT' or 'binance-usdm:BTCUSDT' is needed, got {symbol!r}")
+    return instrument_key(symbol)
 
 
 class Store:
@@ -115,7 +119,7 @@ class Store:
 
         return AlertBook(self)
 
-    def export(self, symbol: str, path_or_buffer: Any, **kwargs: Any) -> int:
+    def export(self, symbol: InstrumentLike, path_or_buffer: Any, **kwargs: Any) -> int:
         """Write ticks, candles or klines of ``symbol`` to a CSV/Parquet file or stream.
 
         See :func:`quantify.store.export.export` for the arguments (``kind``,
@@ -124,7 +128,7 @@ class Store:
         """
         return export(self, symbol, path_or_buffer, **kwargs)
 
-    def klines(self, symbol: str, interval: str = "1m", start: TimeLike | None = None,
+    def klines(self, symbol: InstrumentLike, interval: str = "1m", start: TimeLike | None = None,
                end: TimeLike | None = None) -> pd.DataFrame:
         """Official Binance klines loaded or backfilled for ``symbol`` (see ``quantify load``)."""
         return merge.klines(self, symbol, interval, start, end)
@@ -132,25 +136,35 @@ class Store:
     # -- reads ------------------------------------------------------------
 
     def symbols(self) -> list[str]:
-        """Symbols with ticks in the store, sorted."""
+        """Instruments with ticks in the store, as text (``BTCUSDT``, ``binance-usdm:BTCUSDT``), sorted."""
         return sorted(self._ticks.list_symbols())
 
-    def _require(self, symbol: str) -> str:
+    def instruments(self) -> list[Instrument]:
+        """Instruments with ticks in the store, sorted by venue, market and symbol."""
+        return sorted(Instrument.parse(key) for key in self._ticks.list_symbols())
+
+    def has_ticks(self, symbol: InstrumentLike) -> bool:
+        """True if the store holds ticks of ``symbol``."""
+        sym = _check_symbol(symbol)
+        return bool(self._retry(sym, lambda: self._ticks.has_symbol(sym)))
+
+    def _require(self, symbol: InstrumentLike) -> str:
         sym = _check_symbol(symbol)
         if not self._ticks.has_symbol(sym):
             known = ", ".join(self.symbols()) or "none yet"
-            raise UnknownSymbol(f"no ticks for {sym!r} in store {self.uri} (symbols: {known})")
+            raise UnknownSymbol(f"no ticks for {sym!r} in store {self.uri} (instruments: {known})")
         return sym
 
     def ticks(
-        self, symbol: str, start: TimeLike | None = None, end: TimeLike | None = None
+        self, symbol: InstrumentLike, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> pd.DataFrame:
         """Return the trades of ``symbol`` with ``start <= time < end``.
 
         Parameters
         ----------
-        symbol : str
-            A Binance symbol (``"BTCUSDT"``; case-insensitive).
+        symbol : str or Instrument
+            An instrument: ``"BTCUSDT"`` (Binance spot), ``"binance-usdm:BTCUSDT"``,
+            ``"okx:BTC-USDT"`` (case-insensitive; see :class:`quantify.model.Instrument`).
         start, end : datetime, str or None
             UTC bounds, inclusive-exclusive; ISO strings, ``"now"`` and relative
             strings (``"-6h"``) are accepted. ``None`` means unbounded.
@@ -174,7 +188,7 @@ class Store:
 
     def ohlcv(
         self,
-        symbol: str,
+        symbol: InstrumentLike,
         timeframe: str | pd.Timedelta = "1m",
         start: TimeLike | None = None,
         end: TimeLike | None = None,
@@ -185,8 +199,8 @@ class Store:
 
         Parameters
         ----------
-        symbol : str
-            A Binance symbol (case-insensitive).
+        symbol : str or Instrument
+            An instrument, as for :meth:`ticks`.
         timeframe : str or Timedelta, default "1m"
             A Binance interval (``"1s"``, ``"1m"`` … ``"1d"``) or a fixed
             pandas offset (see :func:`quantify.analytics.timeframe_to_offset`).
@@ -224,17 +238,19 @@ class Store:
         resampled from the ticks. Other timeframes resample the ticks. See
         :mod:`quantify.store.candles`.
         """
-        from quantify.store.candles import read_ohlcv  # candles imports this module
-
-        return read_ohlcv(self, symbol, timeframe, start, end, fill=fill)
+        return self._retry(self._require(symbol), lambda: read_ohlcv(self, symbol, timeframe, start, end, fill=fill))
 
     def _read(self, sym: str, **kwargs: Any) -> pd.DataFrame:
         return self._retry(sym, lambda: self._ticks.read(sym, **kwargs).data)
 
     def _retry(self, sym: str, fn: Any) -> Any:
-        # A version pruned between listing and reading (the writer prunes old
-        # versions on every append) makes one read fail with "key not found";
-        # the next read sees the new version.
+        """Run the read ``fn``; retry ArcticDB errors a few times, then raise :class:`StoreError`.
+
+        Every read of the store package goes through here. A version pruned
+        between listing and reading (the writer prunes old versions on every
+        append) makes one read fail with "key not found"; the next read sees
+        the new version.
+        """
         for attempt in range(5):
             try:
                 return fn()
@@ -244,16 +260,29 @@ class Store:
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    def tail(self, symbol: InstrumentLike, n: int = 1) -> pd.DataFrame:
+        """The last ``n`` stored ticks of ``symbol`` (columns as :meth:`ticks`)."""
+        sym = self._require(symbol)
+        return self._retry(sym, lambda: self._ticks.tail(sym, int(n)).data)
+
+    def last_trade(self, symbol: InstrumentLike) -> tuple[int, pd.Timestamp] | None:
+        """Last stored ``(trade_id, time)`` of ``symbol``, or ``None`` if it has no ticks."""
+        sym = _check_symbol(symbol)
+        if not self._ticks.has_symbol(sym):
+            return None
+        tail = self._retry(sym, lambda: self._ticks.tail(sym, 1).data)
+        return (int(tail["trade_id"].iloc[-1]), tail.index[-1]) if len(tail) else None
+
     def last_trades(self) -> dict[str, tuple[int, pd.Timestamp]]:
-        """Last stored ``(trade_id, time)`` of every symbol."""
+        """Last stored ``(trade_id, time)`` of every instrument."""
         out = {}
         for sym in self.symbols():
-            tail = self._retry(sym, lambda: self._ticks.tail(sym, 1).data)
-            if len(tail):
-                out[sym] = (int(tail["trade_id"].iloc[-1]), tail.index[-1])
+            last = self.last_trade(sym)
+            if last is not None:
+                out[sym] = last
         return out
 
-    def describe(self, symbol: str) -> dict[str, Any]:
+    def describe(self, symbol: InstrumentLike) -> dict[str, Any]:
         """Rows, first/last trade time and id of ``symbol``."""
         sym = self._require(symbol)
         head = self._retry(sym, lambda: self._ticks.head(sym, 1).data)
@@ -296,7 +325,7 @@ class Store:
             )
 
     def append_ticks(self, frames: Mapping[str, pd.DataFrame]) -> None:
-        """Append tick frames, one per symbol, in one batch.
+        """Append tick frames, one per instrument key (``inst.key``), in one batch.
 
         Each frame must start at or after the symbol's last stored time and
         continue its trade ids; the ingestion service guarantees both.
@@ -310,7 +339,7 @@ class Store:
         if errors:
             raise StoreError(f"append to {self.uri} failed: {errors[0]}")
 
-    def compact(self, symbol: str, rows_per_segment: int = 100_000) -> bool:
+    def compact(self, symbol: InstrumentLike, rows_per_segment: int = 100_000) -> bool:
         """Merge a symbol's small appended segments; True if anything changed."""
         sym = _check_symbol(symbol)
         before = self._ticks.list_versions(sym)
@@ -319,16 +348,22 @@ class Store:
 
     # -- writer status ------------------------------------------------------
 
-    def write_status(self, status: Mapping[str, Any], *, name: str = STATUS) -> None:
-        """Publish the writer's status (a small dict) for ``quantify status``.
+    def write_status(self, status: WriterStatus | Mapping[str, Any], *, name: str = STATUS) -> None:
+        """Publish the writer's status for ``quantify status``.
 
-        ``name`` is ``"status"`` for the store's single writer, and
-        ``"status__<owner>"`` for each worker of a sharded (S3) store.
+        ``status`` is stored in its dict form (:meth:`WriterStatus.to_dict`),
+        which readers of any version read back tolerantly. ``name`` is
+        ``"status"`` for the store's single writer, and ``"status__<owner>"``
+        for each worker of a sharded (S3) store.
         """
-        self.library(META).write_pickle(name, dict(status), prune_previous_versions=True)
+        published = status.to_dict() if isinstance(status, WriterStatus) else dict(status)
+        self.library(META).write_pickle(name, published, prune_previous_versions=True)
 
     def read_status(self, name: str = STATUS) -> dict[str, Any] | None:
-        """The last status the writer published (``name`` as for :meth:`write_status`), or ``None``."""
+        """The dict the writer last published (``name`` as for :meth:`write_status`), or ``None``.
+
+        :meth:`WriterStatus.from_dict` reads it; :func:`quantify.status` does both.
+        """
         meta = self.library(META)
         if not meta.has_symbol(name):
             return None

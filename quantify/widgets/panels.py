@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 
 import ipywidgets as W
 
+from quantify.model.status import WriterState, WriterStatus
 from quantify.store import Store
+from quantify.store.status import writer_status
 from quantify.widgets._base import esc
 from quantify.widgets.frames import FrameTimer
 from quantify.widgets.source import attached_service, resolve_store
@@ -135,7 +137,7 @@ class StatusBar(W.HBox):
         self.theme = get_theme(theme)
         self.html = W.HTML()
         self.children = [W.HTML(panel_css(self.theme), layout=W.Layout(height="0px", width="0px")), self.html]
-        self.status: dict[str, Any] | None = None
+        self.status: WriterStatus | None = None
         self._timer = FrameTimer(self.refresh, 1.0 / interval, name="StatusBar")
         self.refresh()
         if autostart:
@@ -151,38 +153,40 @@ class StatusBar(W.HBox):
         self.stop()
         super().close()
 
-    def read(self) -> dict[str, Any] | None:
+    def read(self) -> WriterStatus | None:
+        """The in-process service's status, else the one the writer published (one read)."""
         service = attached_service(self.store)
         if service is not None:
             return service.status()  # type: ignore[no-any-return]
-        return self.store.read_status()
+        return writer_status(self.store)
 
     def refresh(self) -> None:
         self.status = status = self.read()
         self.html.value = self.render(status)
 
-    def render(self, status: dict[str, Any] | None) -> str:
-        if not status:
+    def render(self, status: WriterStatus | None) -> str:
+        """The bar's HTML for ``status`` (``None``: nothing has written the store yet)."""
+        if status is None:
             return ('<span class="qf-badge qf-badge-off">NO WRITER</span>'
                     f'<span class="qf-status">nothing has written to {esc(self.store.uri)} yet</span>')
-        age = time.time() - float(status.get("heartbeat", 0))
-        state = str(status.get("state", "?"))
-        alive = age < 5 and state not in ("stopped",)
-        if is_replay(status.get("ws_url")):
+        age = time.time() - (status.heartbeat or 0.0)
+        state = status.state.value
+        alive = age < 5 and status.state is not WriterState.STOPPED
+        if status.replay:
             badge = f'<span class="qf-badge qf-badge-replay">{esc(REPLAY_BADGE)}</span>'
         else:
             badge = '<span class="qf-badge qf-badge-live">LIVE — Binance</span>'
-        syms = status.get("symbols", {}) or {}
-        gaps = sum(int(v.get("gaps_found", 0)) for v in syms.values())
-        open_gaps = sum(int(v.get("gaps_open", 0)) for v in syms.values())
-        lat = (status.get("store_latency_ms") or {}).get("p50")
+        syms = status.instruments
+        gaps = sum(v.gaps_found for v in syms.values())
+        open_gaps = sum(v.gaps_open for v in syms.values())
+        lat = status.store_latency_ms.get("p50")
         writer = f"<b>{esc(state)}</b>" if alive else f'<b style="color:{self.theme.down}">{esc(state)} · silent {age:,.0f} s</b>'
         parts = [
             f"writer {writer}",
-            f"<b>{float(status.get('ticks_per_second', 0)):,.0f}</b> ticks/s",
+            f"<b>{status.ticks_per_second:,.0f}</b> ticks/s",
             f"lag <b>{'–' if lat is None else f'{lat:,.0f} ms'}</b>",
             f"gaps <b>{gaps}</b>" + (f" ({open_gaps} open)" if open_gaps else ""),
-            f"stored <b>{int(status.get('trades_stored', 0)):,}</b>",
+            f"stored <b>{status.trades_stored:,}</b>",
             f"{esc(', '.join(syms))}",
         ]
         return badge + '<span class="qf-status">' + " · ".join(parts) + "</span>"

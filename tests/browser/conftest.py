@@ -23,12 +23,15 @@ def live_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from quantify.config import IngestConfig
     from quantify.replay.server import ReplayConfig
     from quantify.replay.thread import ReplayThread
+    from quantify.ingest.listeners import standard_listeners
     from quantify.ingest.service import IngestService
+    from quantify.store import open_store
 
     uri = f"lmdb://{tmp_path_factory.mktemp('browser') / 'store'}"
     replay = ReplayThread(ReplayConfig(speed=1.0, loop=True)).start()
-    service = IngestService(IngestConfig(store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url,
-                                         status_interval=0.5, journal=False))
+    cfg = IngestConfig(store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url,
+                       status_interval=0.5, journal=False)
+    service = IngestService(cfg, listeners=standard_listeners(open_store(uri), cfg))
     service.start_in_thread()
     try:
         yield uri

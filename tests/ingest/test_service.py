@@ -17,6 +17,7 @@ import pytest
 
 from quantify.config import IngestConfig
 from quantify.exceptions import WriterLocked
+from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService, stream_urls
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
@@ -63,7 +64,8 @@ def config(uri: str, replay: ReplayThread, **kw: object) -> IngestConfig:
 def ingest_replay(uri: str, replay_cfg: ReplayConfig, timeout: float = 120, **kw: object) -> IngestService:
     """Ingest a replay into ``uri`` until every recorded trade is stored; return the stopped service."""
     with ReplayThread(replay_cfg) as replay:
-        service = IngestService(config(uri, replay, **kw))
+        cfg = config(uri, replay, **kw)
+        service = IngestService(cfg, listeners=standard_listeners(open_store(uri), cfg))
         service.start_in_thread()
         try:
             assert wait_for(lambda: complete(uri), timeout)
@@ -84,31 +86,31 @@ def test_stream_urls_split_connections() -> None:
 def test_full_speed_replay_stores_every_trade_once(lmdb_uri: str) -> None:
     service = ingest_replay(lmdb_uri, ReplayConfig(speed=0), 60)
     status = service.status()
-    assert status["state"] == "stopped" and status["trades_stored"] == BTC[0] + ETH[0]
+    assert status.state == "stopped" and status.trades_stored == BTC[0] + ETH[0]
 
 
 def test_drops_and_corrupt_frames_lose_nothing(lmdb_uri: str) -> None:
     service = ingest_replay(lmdb_uri, ReplayConfig(speed=40, drop_every=2.0, corrupt_fraction=0.05, seed=7))
     status = service.status()
-    print(f"\nfaults: reconnects={status['reconnects']} malformed={status['malformed_frames']} "
-          f"backfilled={status['backfilled']} (trades lost 0, duplicates 0)")
-    assert status["reconnects"] >= 2
-    assert status["malformed_frames"] > 100
-    assert status["backfilled"] >= status["malformed_frames"] * 0.5
+    print(f"\nfaults: reconnects={status.reconnects} malformed={status.malformed_frames} "
+          f"backfilled={status.backfilled} (trades lost 0, duplicates 0)")
+    assert status.reconnects >= 2
+    assert status.malformed_frames > 100
+    assert status.backfilled >= status.malformed_frames * 0.5
 
 
 def test_server_shutdown_switches_connection(lmdb_uri: str) -> None:
     service = ingest_replay(lmdb_uri, ReplayConfig(speed=40, shutdown_after=3.0, shutdown_grace=1.0),
                             rotation_overlap=0.5)
-    assert service.status()["server_shutdowns"] >= 1
+    assert service.status().server_shutdowns >= 1
 
 
 def test_connection_rotation_overlap_drops_duplicates(lmdb_uri: str) -> None:
     service = ingest_replay(lmdb_uri, ReplayConfig(speed=40), connection_max_age=3.0,
                             rotation_overlap=1.0)
     status = service.status()
-    assert status["rotations"] >= 2
-    assert sum(s["duplicates_dropped"] for s in status["symbols"].values()) > 0
+    assert status.rotations >= 2
+    assert sum(s.duplicates_dropped for s in status.instruments.values()) > 0
 
 
 def test_second_writer_refuses(lmdb_uri: str) -> None:
@@ -172,4 +174,4 @@ def test_writer_evaluates_alerts_once_through_the_real_stream(lmdb_uri: str) -> 
     history = store.alerts.history()
     assert len(history) == 1
     assert int(history["trade_id"].iloc[0]) == expected
-    assert service.status()["alerts_fired"] == 1
+    assert service.status().listeners["alerts_fired"] == 1

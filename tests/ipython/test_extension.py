@@ -57,7 +57,8 @@ def test_load_streams_prints_one_line_and_unload_flushes_fast(ip, replay, lmdb_u
     received = session.status()  # reads the published status after stop
     store = open_store(lmdb_uri)
     stored = sum(store.describe(s)["rows"] for s in store.symbols())
-    assert received["state"] == "stopped" and stored == received["trades_stored"]
+    assert received is not None
+    assert received.state == "stopped" and stored == received.trades_stored
     assert capsys.readouterr().out == ""  # background work printed nothing
 
 

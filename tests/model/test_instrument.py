@@ -36,10 +36,10 @@ def test_spot_and_perpetual_of_one_symbol_are_distinct():
 @pytest.mark.parametrize(("text", "message"), [
     ("", "names no symbol"),
     ("kraken:XBTUSD", "unknown venue 'kraken'"),
-    ("BTC-USDT", "is not a binance symbol"),
-    ("binance:BTCUSDT_250328", "is not a binance symbol"),
-    ("okx:BTCUSDT", "is not a okx symbol"),
-    ("BTC USDT", "is not a binance symbol"),
+    ("BTC-USDT", "is not a Binance symbol"),
+    ("binance:BTCUSDT_250328", "is not a Binance symbol"),
+    ("okx:BTCUSDT", "is not a OKX symbol"),
+    ("BTC USDT", "is not a Binance symbol"),
 ])
 def test_bad_text_is_refused_with_the_text_named(text, message):
     with pytest.raises(ValueError, match=message):

@@ -119,4 +119,4 @@ def test_twenty_reader_processes_while_ingesting_at_full_speed(lmdb_uri: str) ->
     print(f"\n20 readers: {polls} polls, {errors} errors, while {stored} trades were stored")
     assert errors == 0, [e for _, e in results if e][:3]
     assert all(r["polls"] > 0 for r, _ in results)
-    assert service.status()["store_errors"] == 0
+    assert service.status().to_dict()["store_errors"] == 0

@@ -340,7 +340,7 @@ def test_oversized_websocket_frame_closes_the_connection_not_the_service(tmp_pat
             deadline = time.monotonic() + 30
             while service.stats.reconnects < 3 and time.monotonic() < deadline:
                 time.sleep(0.1)
-            status = service.status()
+            status = service.status().to_dict()
         finally:
             service.join(30)
     assert status["state"] == "running" and status["reconnects"] >= 3

@@ -84,16 +84,16 @@ def test_lmdb_disk_full_degrades_then_catches_up_losing_nothing(small_disk: Path
             filled = _fill(ballast)
             assert os.statvfs(small_disk).f_bavail == 0
             t_full = time.monotonic()
-            assert wait_for(lambda: service.status()["state"] == "degraded", 30), service.status()
+            assert wait_for(lambda: service.status().to_dict()["state"] == "degraded", 30), service.status().to_dict()
             time.sleep(2)
-            down = service.status()
+            down = service.status().to_dict()
             assert down["trades_received"] > down["trades_stored"]  # held, not dropped
             degraded_s = time.monotonic() - t_full
             ballast.unlink()
             assert wait_for(lambda: service.state.value == "running"
                             and service.stored_next.get("BTCUSDT", 0) > BTC[2]
-                            and service.stored_next.get("ETHUSDT", 0) > ETH[2], 120), service.status()
-            final = service.status()
+                            and service.stored_next.get("ETHUSDT", 0) > ETH[2], 120), service.status().to_dict()
+            final = service.status().to_dict()
         finally:
             service.join(30)
     store = open_store(uri)
@@ -122,10 +122,10 @@ def test_s3_outage_degrades_then_catches_up_losing_nothing(moto_server, s3_uri: 
             proxy.kill()  # the store goes away: connections reset, then refused
             t_down = time.monotonic()
             try:
-                assert wait_for(lambda: service.status()["state"] == "degraded", 120), service.status()
+                assert wait_for(lambda: service.status().to_dict()["state"] == "degraded", 120), service.status().to_dict()
                 degraded_after = time.monotonic() - t_down
                 time.sleep(3)
-                down = service.status()
+                down = service.status().to_dict()
                 # received trades are held (not dropped) while the store refuses them
                 assert down["trades_received"] > down["trades_stored"]
             finally:
@@ -133,7 +133,7 @@ def test_s3_outage_degrades_then_catches_up_losing_nothing(moto_server, s3_uri: 
             t_up = time.monotonic()
             assert wait_for(lambda: service.state.value == "running"
                             and service.stored_next.get("BTCUSDT", 0) > BTC[2]
-                            and service.stored_next.get("ETHUSDT", 0) > ETH[2], 180), service.status()
+                            and service.stored_next.get("ETHUSDT", 0) > ETH[2], 180), service.status().to_dict()
             recovered_after = time.monotonic() - t_up
         finally:
             service.join(timeout=30)

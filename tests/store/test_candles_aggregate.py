@@ -15,6 +15,7 @@ from quantify.config import IngestConfig
 from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
+from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService
 from quantify.store import Store, open_store
 from quantify.store.candles import CANDLES_1M, CandleAggregator
@@ -190,8 +191,8 @@ def test_a_batch_costs_milliseconds(lmdb_uri: str, sample: dict) -> None:
 def test_ingestion_service_maintains_the_aggregate(lmdb_uri: str, sample: dict) -> None:
     """Through the real stream: replay at full speed → service → candles_1m."""
     with ReplayThread(ReplayConfig(speed=0)) as replay:
-        service = IngestService(IngestConfig(store=lmdb_uri, ws_url=replay.ws_url, rest_url=replay.rest_url,
-                                             journal=False))
+        cfg = IngestConfig(store=lmdb_uri, ws_url=replay.ws_url, rest_url=replay.rest_url, journal=False)
+        service = IngestService(cfg, listeners=standard_listeners(open_store(lmdb_uri), cfg))
         service.start_in_thread()
         store = open_store(lmdb_uri)
         try:

@@ -10,8 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quantify.model.status import WriterStatus
 from quantify.widgets import (
-    ControlPanel, LiveChart, PairMonitor, StatusBar, downsample, is_replay, live_timers,
+    ControlPanel,
+    LiveChart,
+    PairMonitor,
+    StatusBar,
+    downsample,
+    is_replay,
+    live_timers,
 )
 from quantify.widgets.source import StoreTail
 
@@ -147,9 +154,9 @@ def test_status_bar_flags_replay(sample_store):
     status = {"state": "running", "heartbeat": pd.Timestamp.now().timestamp(), "ws_url": "ws://127.0.0.1:555",
               "ticks_per_second": 12.0, "store_latency_ms": {"p50": 3.0}, "trades_stored": 10,
               "symbols": {"BTCUSDT": {"gaps_found": 1, "gaps_open": 0}}}
-    html = bar.render(status)
+    html = bar.render(WriterStatus.from_dict(status))
     assert "REPLAY — recorded Binance trades, 2024-08-08" in html and "12</b> ticks/s" in html
-    assert "LIVE" in bar.render({**status, "ws_url": "wss://stream.binance.com:9443"})
+    assert "LIVE" in bar.render(WriterStatus.from_dict({**status, "ws_url": "wss://stream.binance.com:9443"}))
     assert is_replay("ws://localhost:1") and not is_replay("wss://stream.binance.com:9443")
     bar.close()
 

@@ -1,0 +1,178 @@
+"""Binance USD-M futures REST market data (``/fapi/v1/...``) over a replay tape, sans I/O.
+
+:class:`UsdmRestApi` is :class:`~quantify.replay.rest.RestApi` with USD-M's
+rules, over the tape's USD-M symbols (spot and USD-M ``BTCUSDT`` are
+different instruments with separate id sequences):
+
+- Endpoints ``ping``, ``time``, ``exchangeInfo`` (USD-M shape:
+  ``contractType: PERPETUAL``, ``marginAsset``, ...), ``aggTrades``,
+  ``historicalTrades``, ``trades``, ``klines``.
+- Request weights and limits of Binance's USD-M documentation: ``ping``,
+  ``time``, ``exchangeInfo`` 1; ``trades`` 5 (limit 500, at most 1000);
+  ``historicalTrades`` 20 (limit 100, at most 500); ``aggTrades`` 20 (limit
+  500, at most 1000); ``klines`` 1, 2, 5 or 10 for a limit in [1, 100),
+  [100, 500), [500, 1000], above 1000 (limit 500, at most 1500). The budget
+  is 2400 per minute per IP, counted apart from the spot budget (on Binance
+  they are different hosts).
+- Only ``MARKET`` trades are served by ``trades``/``historicalTrades`` and
+  counted in klines and aggregates: insurance-fund and ADL trades (``X`` not
+  ``MARKET``) are left out, as on Binance; the WebSocket ``@trade`` stream
+  carries them as recorded.
+- Klines have no ``1s`` interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+from quantify.replay.rest import KLINE_INTERVALS, RestApi
+from quantify.replay.tape import USDM, SymbolTape, format_units
+
+__all__ = ["FAPI_WEIGHTS", "USDM_WEIGHT_LIMIT", "UsdmRestApi"]
+
+#: Request weight a client IP may use per minute on USD-M futures.
+USDM_WEIGHT_LIMIT = 2400
+
+#: Request weights of the USD-M endpoints served (``klines`` varies with ``limit``).
+FAPI_WEIGHTS = {
+    "/fapi/v1/ping": 1,
+    "/fapi/v1/time": 1,
+    "/fapi/v1/exchangeInfo": 1,
+    "/fapi/v1/aggTrades": 20,
+    "/fapi/v1/historicalTrades": 20,
+    "/fapi/v1/trades": 5,
+    "/fapi/v1/klines": 5,
+}
+
+#: Far-future delivery date Binance gives perpetual contracts (2100-12-25).
+_PERPETUAL_DELIVERY = 4133404800000
+
+
+def _kline_weight(limit: int) -> int:
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    return 5 if limit <= 1000 else 10
+
+
+class UsdmRestApi(RestApi):
+    """Answer Binance USD-M futures ``/fapi/v1`` market-data requests from a tape.
+
+    Parameters are those of :class:`~quantify.replay.rest.RestApi`; the
+    default ``weight_limit`` is USD-M's 2400. Pass the spot API's ``forced``
+    counters so that forced 429s count over both markets.
+    """
+
+    venue: ClassVar[str] = USDM
+    prefix: ClassVar[str] = "/fapi/v1/"
+    weights: ClassVar[Mapping[str, int]] = FAPI_WEIGHTS
+    limits: ClassVar[Mapping[str, tuple[int, int]]] = {
+        "trades": (500, 1000),
+        "historicalTrades": (100, 500),
+        "aggTrades": (500, 1000),
+        "klines": (500, 1500),
+    }
+    intervals: ClassVar[tuple[str, ...]] = tuple(i for i in KLINE_INTERVALS if i != "1s")
+
+    def __init__(self, *args: Any, weight_limit: int = USDM_WEIGHT_LIMIT, **kwargs: Any) -> None:
+        super().__init__(*args, weight_limit=weight_limit, **kwargs)
+
+    def _weight(self, path: str, query: str) -> int | None:
+        if path != "/fapi/v1/klines":
+            return self.weights.get(path)
+        limit = 500
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key == "limit" and value.isdigit() and len(value) < 20:
+                limit = int(value)
+        return _kline_weight(limit)
+
+    # ---- trades: MARKET trades only ----------------------------------------------
+
+    def _trade_row(self, sym: SymbolTape, k: int) -> dict[str, Any]:
+        row = super()._trade_row(sym, k)
+        row.pop("isBestMatch", None)
+        return row
+
+    def _trade_rows(self, sym: SymbolTape, edge: int, limit: int, *, backwards: bool,
+                    end: int | None = None) -> list[dict[str, Any]]:
+        n = sym.n
+        out: list[dict[str, Any]] = []
+        if backwards:
+            k = edge - 1
+            while k >= 0 and len(out) < limit:
+                if sym.market[k % n]:
+                    out.append(self._trade_row(sym, k))
+                k -= 1
+            out.reverse()
+            return out
+        assert end is not None
+        k = edge
+        while k < end and len(out) < limit:
+            if sym.market[k % n]:
+                out.append(self._trade_row(sym, k))
+            k += 1
+        return out
+
+    # ---- exchangeInfo ----------------------------------------------------------
+
+    def _exchange_info(self, params: dict[str, str], now_ms: int) -> Any:
+        self._check_known(params, ())
+        syms = [self.tape.symbols[k] for k in sorted(self._keys())]
+        assets = sorted({a for s in syms for a in self._split_symbol(s.symbol)[1:] if a})
+        return {
+            "timezone": "UTC",
+            "serverTime": now_ms,
+            "futuresType": "U_MARGINED",
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": self.weight_limit},
+                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": 1200},
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+                 "limit": 300},
+            ],
+            "exchangeFilters": [],
+            "assets": [{"asset": a, "marginAvailable": True, "autoAssetExchange": "0"}
+                       for a in assets],
+            "symbols": [self._symbol_info(s) for s in syms],
+        }
+
+    def _symbol_info(self, sym: SymbolTape) -> dict[str, Any]:
+        base, quote = self._split_symbol(sym.symbol)
+        ps, qs = sym.price_scale, sym.qty_scale
+        tick, step = self._increments(sym)
+        return {
+            "symbol": sym.symbol,
+            "pair": sym.symbol,
+            "contractType": "PERPETUAL",
+            "deliveryDate": _PERPETUAL_DELIVERY,
+            "onboardDate": sym.times[0],
+            "status": "TRADING",
+            "baseAsset": base,
+            "quoteAsset": quote,
+            "marginAsset": quote,
+            "pricePrecision": ps,
+            "quantityPrecision": qs,
+            "baseAssetPrecision": 8,
+            "quotePrecision": 8,
+            "underlyingType": "COIN",
+            "underlyingSubType": [],
+            "settlePlan": 0,
+            "triggerProtect": "0.0500",
+            "liquidationFee": "0.012500",
+            "marketTakeBound": "0.05",
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": tick,
+                 "maxPrice": format_units(10 ** (ps + 6), ps, ps), "tickSize": tick},
+                {"filterType": "LOT_SIZE", "minQty": step,
+                 "maxQty": format_units(1000 * 10**qs, qs, qs), "stepSize": step},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": step,
+                 "maxQty": format_units(100 * 10**qs, qs, qs), "stepSize": step},
+            ],
+            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                           "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+        }
