@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BarSeries", "corr_value", "first_true", "kalman_z", "scan_crosses", "scan_level",
-           "vol_ratio", "zscore_ols"]
+__all__ = ["BarSeries", "corr_value", "first_true", "scan_crosses", "scan_level", "vol_ratio"]
 
 
 def first_true(mask: np.ndarray, start: int) -> int:
@@ -202,59 +201,6 @@ class BarSeries:
         if i < 0 or i + 1 < n:
             return None
         return np.asarray(self.closes[i + 1 - n:i + 1], dtype=float)
-
-
-def zscore_ols(y: np.ndarray, x: np.ndarray) -> float:
-    """z-score of the last point of the spread ``y - beta x``, beta the OLS slope (with intercept).
-
-    ``beta = cov(x, y) / var(x)`` and ``z = (s[-1] - mean(s)) / std(s, ddof=1)``
-    over the window, both two-pass.
-    """
-    xm, ym = x.mean(), y.mean()
-    dx = x - xm
-    sxx = float(dx @ dx)
-    if sxx <= 0:
-        return math.nan
-    beta = float(dx @ (y - ym)) / sxx
-    s = y - beta * x
-    sd = float(s.std(ddof=1))
-    if not sd > 0:
-        return math.nan
-    return float((s[-1] - s.mean()) / sd)
-
-
-def kalman_z(y: np.ndarray, x: np.ndarray, delta: float) -> float:
-    """Forecast-error z-score of the last bar from a Kalman filter of ``y = a + b x``.
-
-    The filter starts at the OLS fit of the window with the OLS covariance,
-    lets ``(b, a)`` drift with covariance ``delta / (1 - delta)`` times that
-    covariance per bar, and takes the OLS residual variance as observation
-    noise; ``z = e_t / sqrt(Q_t)`` for the last bar (Chan, *Algorithmic
-    Trading*, 2013, ch. 3). Scale-free, so it works on raw prices.
-    """
-    n = len(y)
-    X = np.column_stack([x, np.ones(n)])
-    try:
-        theta, *_ = np.linalg.lstsq(X, y, rcond=None)
-        resid = y - X @ theta
-        ve = float(resid @ resid) / max(n - 2, 1)
-        cov = ve * np.linalg.inv(X.T @ X)
-    except np.linalg.LinAlgError:
-        return math.nan
-    if not ve > 0:
-        return math.nan
-    vw = delta / (1 - delta) * cov
-    P = cov.copy()
-    e = q = math.nan
-    for t in range(n):
-        h = X[t]
-        R = P + vw
-        q = float(h @ R @ h) + ve
-        e = float(y[t] - h @ theta)
-        k = R @ h / q
-        theta = theta + k * e
-        P = R - np.outer(k, h) @ R
-    return e / math.sqrt(q) if q > 0 else math.nan
 
 
 def vol_ratio(closes: np.ndarray, short: int, long: int) -> float:

@@ -51,7 +51,8 @@ from quantify.alerts import _eval
 from quantify.alerts.book import AlertBook
 from quantify.alerts.channels import DEFAULT_RETRY, Channel, Dispatcher, LoggingChannel, RetryPolicy
 from quantify.alerts.rules import MAX_BARS, Rule
-from quantify.analytics.candles import timeframe_to_offset
+from quantify.analytics.pairs import pair_zscore
+from quantify.model.timeframes import timeframe_to_offset
 
 __all__ = ["AlertEngine"]
 
@@ -60,6 +61,23 @@ logger = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _PRICE_KINDS = ("price-above", "price-below", "price-crosses")
 _BAR_KINDS = ("zscore", "vol-breakout", "corr-breakdown")
+#: Least bars a z-score rule's series keep. The Kalman filter is causal, so its z
+#: depends on where the history starts, and the rolling kernels' rounding (about
+#: 1e-13) on it too: with a long history the engine's z equals the PairMonitor's on
+#: the same bars (bit for bit when both start at the same bar).
+_PAIR_BARS = min(1_000, MAX_BARS)
+
+
+def _bars_needed(rule: Rule) -> int:
+    """Closed bars a bar rule's series must keep."""
+    p = rule.params
+    if rule.kind == "vol-breakout":
+        return int(p["long"]) + 1
+    if rule.kind == "zscore":
+        # the first z needs 2 * window - 1 bars (rolling hedge, then rolling z); one more
+        # so that the bar before the first evaluated one is known too
+        return max(2 * int(p["window"]), _PAIR_BARS)
+    return int(p["window"]) + 1
 
 
 @dataclass(frozen=True)
@@ -244,7 +262,7 @@ class AlertEngine:
             p = rule.params
             if rule.kind in _BAR_KINDS:
                 tf = int(timeframe_to_offset(p["timeframe"]).value)
-                n = p["long"] + 1 if rule.kind == "vol-breakout" else p["window"] + 1
+                n = _bars_needed(rule)
                 for sym in rule.symbols:
                     need_bars[(sym, tf)] = max(need_bars.get((sym, tf), 0), n)
             elif rule.kind == "pct-move":
@@ -512,6 +530,15 @@ class AlertEngine:
                 k = max(f for f in firsts if f is not None)
             else:
                 k = st["last_bar"] + tf
+            if rule.kind == "zscore":
+                if k <= closed:
+                    try:
+                        out += self._eval_zscore(rule, series, k, closed, st)
+                    except (ValueError, FloatingPointError) as exc:
+                        self._stats["rule_errors"] += 1
+                        logger.warning("alert rule %s: bars %s..%s not evaluated: %s", rule.id, k, closed, exc)
+                    st["last_bar"] = closed
+                continue
             while k <= closed:
                 try:
                     out += self._eval_bar(rule, series, k, st)
@@ -522,6 +549,43 @@ class AlertEngine:
                 k += tf
         return out
 
+    @staticmethod
+    def _trigger(series: list[_eval.BarSeries], k: int) -> tuple[int, int, int]:
+        """``(time, trade id, leg)`` of the trade that closed the pair's bar ``k``.
+
+        The pair's bar is known closed at the later of its legs' closing trades.
+        """
+        i = [s.index(k) for s in series]
+        trig = max(range(len(series)), key=lambda j: (series[j].trig_t[i[j]], j))
+        return series[trig].trig_t[i[trig]], series[trig].trig_id[i[trig]], trig
+
+    def _eval_zscore(self, rule: Rule, series: list[_eval.BarSeries], k: int, closed: int,
+                     st: dict[str, Any]) -> list[_Fired]:
+        """Evaluate the pair z-score at every closed bar from ``k`` to ``closed``, in order.
+
+        One :func:`~quantify.analytics.pair_zscore` over the bars both legs
+        keep (the monitor's number, on the same closes), then the level
+        trigger walks the new bars.
+        """
+        p = rule.params
+        tf = series[0].tf
+        start = max(s.first for s in series)  # type: ignore[type-var]
+        k = max(k, start)
+        n = (closed - start) // tf + 1
+        y, x = (s.window(closed, n) for s in series)
+        if y is None or x is None:
+            return []
+        z = pair_zscore(y, x, int(p["window"]), hedge=p["hedge"], delta=p["delta"])["z"].to_numpy()
+        z = z[(k - start) // tf:]
+        trig = [self._trigger(series, b) for b in range(k, closed + 1, tf)]
+        op = p["op"]
+        test = np.abs(z) if op == "abs-above" else z
+        times = np.array([t for t, _, _ in trig], dtype=np.int64)
+        idx, sup = _eval.scan_level(test, times, above=op != "below", level=p["level"], margin=p["margin"],
+                                    strict=True, state=st, cooldown_ns=self._cooldown_ns(rule))
+        self._stats["suppressed"] += sup
+        return [_Fired(trig[i][0], rule.id, trig[i][1], rule.symbols[trig[i][2]], float(z[i])) for i in idx]
+
     def _eval_bar(self, rule: Rule, series: list[_eval.BarSeries], k: int, st: dict[str, Any]) -> list[_Fired]:
         p = rule.params
         n = p["long"] + 1 if rule.kind == "vol-breakout" else p["window"]
@@ -530,23 +594,13 @@ class AlertEngine:
         windows = [s.window(k, n) for s in series]
         if any(w is None for w in windows):
             return []
-        if rule.kind == "zscore":
-            y, x = windows
-            value = (_eval.zscore_ols(y, x) if p["hedge"] == "ols"  # type: ignore[arg-type]
-                     else _eval.kalman_z(y, x, p["delta"]))  # type: ignore[arg-type]
-            op = p["op"]
-            test = abs(value) if op == "abs-above" else value
-            above, level = op != "below", p["level"]
-        elif rule.kind == "vol-breakout":
+        if rule.kind == "vol-breakout":
             value = test = _eval.vol_ratio(windows[0], p["short"], p["long"])  # type: ignore[arg-type]
             above, level = True, p["k"]
         else:
             value = test = _eval.corr_value(*windows)  # type: ignore[arg-type]
             above, level = False, p["level"]
-        # The pair's bar is known closed at the later of its legs' closing trades.
-        i = [s.index(k) for s in series]
-        trig = max(range(len(series)), key=lambda j: (series[j].trig_t[i[j]], j))
-        tt, tid = series[trig].trig_t[i[trig]], series[trig].trig_id[i[trig]]
+        tt, tid, trig = self._trigger(series, k)
         idx, sup = _eval.scan_level(np.array([test]), np.array([tt]), above=above, level=level,
                                     margin=p["margin"], strict=True, state=st,
                                     cooldown_ns=self._cooldown_ns(rule))

@@ -40,7 +40,8 @@ from typing import Any, Final
 
 import pandas as pd
 
-from quantify.analytics.candles import timeframe_to_offset
+from quantify.analytics.pairs import HEDGES
+from quantify.model.timeframes import timeframe_to_offset
 
 __all__ = [
     "KINDS",
@@ -103,7 +104,8 @@ def _level(name: str) -> Callable[[Any], float]:
     return lambda v: _finite(name, v)
 
 
-def _bars(name: str, minimum: int = 1) -> Callable[[Any], int]:
+def _bars(name: str, minimum: int = 1, history: int = 1) -> Callable[[Any], int]:
+    """Check a count of bars; the rule needs ``history * n - (history - 1)`` bars kept."""
     def check(value: Any) -> int:
         n: int | None = None
         if isinstance(value, bool):
@@ -118,9 +120,10 @@ def _bars(name: str, minimum: int = 1) -> Callable[[Any], int]:
             raise ValueError(f"{name} must be a positive integer number of bars, got {value!r}")
         if n < minimum:
             raise ValueError(f"{name} must be at least {minimum} bars, got {n}")
-        if n > MAX_BARS:
+        if history * n - (history - 1) > MAX_BARS:
+            needs = f" needs {history * n - (history - 1)} bars of history and" if history > 1 else ""
             raise ValueError(
-                f"{name} of {n} bars is larger than the history kept ({MAX_BARS} bars); "
+                f"{name} of {n} bars{needs} is larger than the history kept ({MAX_BARS} bars); "
                 "use a longer timeframe with fewer bars"
             )
         return n
@@ -191,7 +194,7 @@ class _Kind:
 
 
 _LEVEL_PARAMS = {"level": (_level("level"), _REQUIRED), "margin": (_nonneg("margin"), 0.0)}
-_BAR_HEDGES = ("ols", "kalman")
+_BAR_HEDGES = HEDGES
 
 KINDS: Final[dict[str, _Kind]] = {
     "price-above": _Kind(1, _LEVEL_PARAMS, "{symbol} at {value:g}, above {threshold:g}"),
@@ -207,7 +210,8 @@ KINDS: Final[dict[str, _Kind]] = {
         "level": (_level("level"), _REQUIRED),
         "op": (_choice("op", ("above", "below", "abs-above")), "abs-above"),
         "timeframe": (_timeframe, "1m"),
-        "window": (_bars("window", 3), 120),
+        # the pair z-score needs 2 * window - 1 bars (hedge window, then z window)
+        "window": (_bars("window", 3, history=2), 120),
         "hedge": (_choice("hedge", _BAR_HEDGES), "ols"),
         "delta": (_positive("delta"), 1e-4),
         "margin": (_nonneg("margin"), 0.0),
@@ -463,7 +467,14 @@ def pct_move(symbol: str, pct: float, window: float | str, *, direction: str = "
 def zscore(y: str, x: str, level: float, *, op: str = "abs-above", timeframe: str = "1m",
            window: int | str = 120, hedge: str = "ols", delta: float = 1e-4, margin: float = 0.0,
            **common: Any) -> Rule:
-    """Fire when the z-score of the spread ``y - beta * x`` on closed bars passes ``level``."""
+    """Fire when the pair z-score on closed bars passes ``level``.
+
+    The z-score is :func:`quantify.analytics.pair_zscore` of the two legs'
+    bar closes (log prices; ``hedge`` "ols": rolling OLS over ``window``
+    bars, "kalman": the Kalman filter with ``delta``), the number the
+    :class:`~quantify.widgets.PairMonitor` shows. ``window`` is at most
+    ``(MAX_BARS + 1) // 2`` bars: the first z needs ``2 * window - 1`` bars.
+    """
     return make_rule("zscore", (y, x), level=level, op=op, timeframe=timeframe, window=window,
                      hedge=hedge, delta=delta, margin=margin, **common)
 

@@ -1,18 +1,16 @@
 """Pure analytics over pandas/numpy: candles, pairs, stationarity, volatility, scans.
 
-Nothing here knows about Binance's wire protocol, ArcticDB or widgets.
+Nothing here knows about Binance's wire protocol, ArcticDB or widgets. The
+candle functions and the timeframe table live in the model layer
+(:mod:`quantify.model.bars`, :mod:`quantify.model.timeframes`), shared with the
+store, the replay and the alerts; they are re-exported here as the public API.
 """
 
 from __future__ import annotations
 
 from quantify.analytics._results import Result
-from quantify.analytics.candles import (
-    CANDLE_COLUMNS,
-    TIMEFRAMES,
-    merge_candles,
-    resample,
-    timeframe_to_offset,
-)
+from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
+from quantify.model.timeframes import TIMEFRAMES, timeframe_to_offset
 from quantify.analytics.kalman import (
     KalmanResult,
     kalman_hedge,
@@ -31,6 +29,7 @@ from quantify.analytics.rolling import (
     spread,
     zscore,
 )
+from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
 from quantify.analytics.backtest import BacktestResult, backtest_pairs
@@ -47,6 +46,7 @@ __all__ = [
     "CANDLE_COLUMNS",
     "DAYS_PER_YEAR",
     "TIMEFRAMES",
+    "PAIR_ZSCORE_COLUMNS",
     "ADFResult",
     "BacktestResult",
     "CointResult",
@@ -68,6 +68,7 @@ __all__ = [
     "johansen",
     "kalman_hedge",
     "merge_candles",
+    "pair_zscore",
     "parkinson",
     "realized_volatility",
     "resample",

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from quantify.analytics._results import Result
-from quantify.analytics.kalman import kalman_hedge
-from quantify.analytics.rolling import SeriesLike, _check_pair, rolling_hedge_ratio, zscore
+from quantify.analytics.pairs import HEDGES, pair_zscore
+from quantify.analytics.rolling import SeriesLike, _check_pair
 from quantify.analytics.volatility import DAYS_PER_YEAR  # 365: crypto trades every day
 
 __all__ = ["BacktestResult", "backtest_pairs"]
@@ -303,7 +303,8 @@ def backtest_pairs(
     fitted on data up to :math:`t-1` (the rolling OLS of the previous bar, or the
     Kalman state filtered through :math:`t-1`), spread :math:`s_t = y_t -
     \\beta_{t-1}x_t - \\alpha_{t-1}`, :math:`z_t = (s_t - \\bar s)/\\hat\\sigma`
-    over the last ``window`` spreads (ddof 1). The position decided at close
+    over the last ``window`` spreads (ddof 1): :func:`~quantify.analytics.pair_zscore`
+    with ``log=False, lag=1``, the z-score the dashboards and alerts use. The position decided at close
     :math:`t` is filled at that close and earns
     :math:`u^y_t (y_{t+1}-y_t) + u^x_t (x_{t+1}-x_t)`; nothing uses a later price,
     so changing data after :math:`t` cannot change positions up to :math:`t`.
@@ -335,25 +336,18 @@ def backtest_pairs(
 
     label: str
     if isinstance(hedge, str):
-        if hedge == "ols":
-            fit = rolling_hedge_ratio(ys, xs, int(hw))
-            beta, alpha = fit["beta"], fit["alpha"]
-        elif hedge == "kalman":
-            kf = kalman_hedge(ys, xs, delta=delta, obs_var=obs_var)
-            beta, alpha = kf.beta, kf.alpha
-        else:
+        if hedge not in HEDGES:
             raise ValueError(f"hedge must be 'ols', 'kalman' or a number, got {hedge!r}")
-        # the ratio known at close t is the one fitted through t-1
-        beta, alpha = beta.shift(1), alpha.shift(1)
         label = hedge
     else:
-        b = _check_number(hedge, "hedge")
-        beta = pd.Series(b, index=ys.index)
-        alpha = pd.Series(0.0, index=ys.index)
-        label = f"fixed {b:g}"
-    spread = pd.Series(ys.to_numpy() - beta.to_numpy() * xs.to_numpy() - alpha.to_numpy(),
-                       index=ys.index, name="spread")
-    z = zscore(spread, int(window))
+        hedge = _check_number(hedge, "hedge")
+        label = f"fixed {hedge:g}"
+    # raw prices (PnL is in price units); the ratio known at close t is the one fitted through t-1
+    pz = pair_zscore(ys, xs, int(window), hedge=hedge, log=False, hedge_window=int(hw), lag=1,
+                     delta=delta, obs_var=obs_var)
+    beta = pz["beta"]
+    spread = pz["spread"]
+    z = pz["z"]
 
     yv, xv, zv, bv = (s.to_numpy(dtype=np.float64) for s in (ys, xs, z, beta))
     signal, uy, ux, pnl, cst, slp, equity = _run(

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from quantify.analytics.candles import timeframe_to_offset
+from quantify.model.timeframes import timeframe_to_offset
 
 __all__ = [
     "DAYS_PER_YEAR",

@@ -33,6 +33,7 @@ import pandas as pd
 from quantify.exceptions import FeedError, QuantifyError
 from quantify.store import Store, WriterLock
 from quantify.store.merge import merge_klines, merge_ticks
+from quantify.venues import okx
 from quantify.venues.binance import recordings
 
 __all__ = ["MAX_UNZIP_RATIO", "FileResult", "LoadResult", "load_files", "read_history_file"]
@@ -114,7 +115,9 @@ def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.D
     ``"klines"`` (names are ``SYMBOL_INTERVAL``, frames candle frames).
     Understands every format of :mod:`quantify.venues.binance.recordings` (recorded
     WebSocket frames, QuantiFy journal segments, REST JSON, data.binance.vision
-    trades/aggTrades/klines CSVs) and ``.zip`` archives holding one such file.
+    trades/aggTrades/klines CSVs), recorded OKX v5 sessions (names are
+    instrument keys such as ``okx:BTC-USDT``; :mod:`quantify.venues.okx`) and
+    ``.zip`` archives holding one such file.
     """
     path = Path(path)
     if zipfile.is_zipfile(path):
@@ -124,7 +127,10 @@ def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.D
                 return read_history_file(target)
             except FeedError as exc:
                 raise FeedError(str(exc).replace(str(target), f"{path}!{target.name}")) from exc
-    if recordings.detect_format(path) == "csv":
+    fmt = recordings.detect_format(path)
+    if fmt == "cryptofeed" and okx.is_session(path):
+        return "ticks", okx.read_trades(path)
+    if fmt == "csv":
         sym = recordings._symbol_from_name(path)
         if recordings.csv_kind(path) == "klines":
             interval = recordings.kline_interval_from_name(path)

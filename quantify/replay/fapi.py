@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-from quantify.replay.rest import KLINE_INTERVALS, RestApi
+from quantify.model.timeframes import KLINE_INTERVALS
+from quantify.replay.rest import RestApi
 from quantify.replay.tape import USDM, SymbolTape, format_units
 
 __all__ = ["FAPI_WEIGHTS", "USDM_WEIGHT_LIMIT", "UsdmRestApi"]

@@ -37,13 +37,13 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from quantify.model.timeframes import KLINE_INTERVALS
 from quantify.replay.tape import SPOT, SymbolTape, Tape, format_units
 from quantify.venues.binance.rest import WEIGHTS as ENDPOINT_WEIGHTS
 
 __all__ = [
     "DEFAULT_WEIGHT_LIMIT",
     "ENDPOINT_WEIGHTS",
-    "KLINE_INTERVALS",
     "RestApi",
     "RestResponse",
     "kline_open",
@@ -53,13 +53,7 @@ __all__ = [
 #: ``ENDPOINT_WEIGHTS`` is the client's table: one source for both sides.
 DEFAULT_WEIGHT_LIMIT = 6000
 
-_S, _M, _H, _D = 1000, 60_000, 3_600_000, 86_400_000
-#: Kline intervals in milliseconds (``1M`` is a calendar month, ``0`` here).
-KLINE_INTERVALS = {
-    "1s": _S, "1m": _M, "3m": 3 * _M, "5m": 5 * _M, "15m": 15 * _M, "30m": 30 * _M,
-    "1h": _H, "2h": 2 * _H, "4h": 4 * _H, "6h": 6 * _H, "8h": 8 * _H, "12h": 12 * _H,
-    "1d": _D, "3d": 3 * _D, "1w": 7 * _D, "1M": 0,
-}
+_D = 86_400_000
 _MONDAY_OFFSET = 4 * _D  # 1970-01-01 was a Thursday; weekly bars open on Mondays
 
 _MAX_LIMIT = 1000

@@ -1,7 +1,7 @@
 """Continuous 1m candles: the writer's aggregate, and the ``ohlcv`` read path.
 
 Library ``candles_1m`` of the store holds one symbol per pair with *closed*
-1m candles (:data:`~quantify.analytics.candles.CANDLE_COLUMNS`, Binance's
+1m candles (:data:`~quantify.model.bars.CANDLE_COLUMNS`, Binance's
 kline rules, flat bars for empty minutes), dense from the pair's first
 trade's minute to the last minute that is known complete.
 
@@ -23,8 +23,8 @@ aggregate never holds a partial bar and never needs ``update``.
 Reading (:func:`read_ohlcv`, behind :meth:`Store.ohlcv`): bars up to the
 aggregate's end come from ``candles_1m``; the rest (the open minute, a lag,
 or a whole store whose ticks were loaded without aggregates) from the
-ticks, resampled with :func:`~quantify.analytics.resample`; longer
-timeframes merge the 1m bars (:func:`~quantify.analytics.merge_candles`).
+ticks, resampled with :func:`~quantify.model.bars.resample`; longer
+timeframes merge the 1m bars (:func:`~quantify.model.bars.merge_candles`).
 
 Why the unaggregated tail is not resampled inside ArcticDB
 (``QueryBuilder().resample("1min").agg(...)``): its prices, counts and
@@ -51,7 +51,8 @@ import pandas as pd
 from arcticdb.version_store.library import WritePayload
 from arcticdb_ext.version_store import DataError
 
-from quantify.analytics.candles import CANDLE_COLUMNS, merge_candles, resample, timeframe_to_offset
+from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
+from quantify.model.timeframes import timeframe_to_offset
 from quantify.exceptions import StoreError
 from quantify.model.instrument import instrument_key
 from quantify.model.trades import Trade, trades_to_frame
@@ -151,7 +152,7 @@ class CandleAggregator:
     -----
     The aggregate equals ``resample(store.ticks(symbol), "1m")`` bar for bar
     (all but the open minute): each closed bar is computed by
-    :func:`~quantify.analytics.resample` from all of its ticks (the open
+    :func:`~quantify.model.bars.resample` from all of its ticks (the open
     minute's ticks are kept and resampled again with the next batch), and
     flat bars take the previous close. Idempotent per trade: rows whose
     ``trade_id`` is not above the last aggregated one are skipped, so a

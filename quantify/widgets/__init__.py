@@ -9,14 +9,15 @@ ingestion service or by tailing the store anywhere else. ``close()`` or
 
 from __future__ import annotations
 
+from quantify.model.timeframes import WIDGET_TIMEFRAMES
 from quantify.widgets.alerts import AlertPanel
 from quantify.widgets.charts import LiveChart
 from quantify.widgets.frames import MAX_POINTS, downsample, live_timers, stop_all
 from quantify.widgets.pairs import PairMonitor
-from quantify.widgets.panels import REPLAY_BADGE, TIMEFRAMES, ControlPanel, StatusBar, is_replay
+from quantify.widgets.panels import REPLAY_BADGE, ControlPanel, StatusBar, is_replay
 from quantify.widgets.theme import DARK, LIGHT, Theme
 
 __all__ = sorted([
-    "DARK", "LIGHT", "MAX_POINTS", "REPLAY_BADGE", "TIMEFRAMES", "AlertPanel", "ControlPanel", "LiveChart",
+    "DARK", "LIGHT", "MAX_POINTS", "REPLAY_BADGE", "WIDGET_TIMEFRAMES", "AlertPanel", "ControlPanel", "LiveChart",
     "PairMonitor", "StatusBar", "Theme", "downsample", "is_replay", "live_timers", "stop_all",
 ])

@@ -12,7 +12,8 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 
-from quantify.analytics.candles import resample, timeframe_to_offset
+from quantify.model.bars import resample
+from quantify.model.timeframes import timeframe_to_offset
 from quantify.exceptions import UnknownSymbol
 from quantify.store import Store
 from quantify.widgets.frames import DEFAULT_FPS, MAX_POINTS, FrameTimer

@@ -24,22 +24,17 @@ import numpy as np
 import pandas as pd
 
 from quantify.alerts import KINDS, SEVERITIES, AlertBook, Rule, make_rule
+from quantify.model.timeframes import WIDGET_TIMEFRAMES
 from quantify.store import Store
 from quantify.widgets._base import esc
 from quantify.widgets.frames import MAX_FPS, FrameTimer
-from quantify.widgets.panels import TIMEFRAMES
 from quantify.widgets.source import resolve_store
 from quantify.widgets.theme import Theme, get_theme, panel_css
 
-__all__ = ["SEVERITY_COLOURS", "AlertPanel"]
+__all__ = ["AlertPanel"]
 
 logger = logging.getLogger(__name__)
 
-#: Colours of fired alerts per theme: critical red, high orange, medium yellow, low grey.
-SEVERITY_COLOURS: dict[str, dict[str, str]] = {
-    "light": {"critical": "#cf222e", "high": "#d15704", "medium": "#b08800", "low": "#6e7781"},
-    "dark": {"critical": "#f85149", "high": "#f0883e", "medium": "#d29922", "low": "#8b949e"},
-}
 
 _LABELS = {
     "level": "Level", "margin": "Margin", "pct": "Move %", "window": "Window", "direction": "Direction",
@@ -48,7 +43,7 @@ _LABELS = {
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "direction": ("abs", "up", "down"), "op": ("abs-above", "above", "below"), "hedge": ("ols", "kalman"),
-    "timeframe": TIMEFRAMES,
+    "timeframe": WIDGET_TIMEFRAMES,
 }
 #: Parameters the form leaves at their defaults (tuning for experts; make_rule takes them).
 _HIDDEN = frozenset({"delta"})
@@ -126,7 +121,7 @@ def beep_uri(frequency: float = 880.0, seconds: float = 0.18, rate: int = 8000) 
 
 def _css(theme: Theme) -> str:
     t = theme
-    sev = SEVERITY_COLOURS.get(t.name, SEVERITY_COLOURS["light"])
+    sev = dict(t.severity)  # the one palette (quantify.widgets.theme)
     rules = "".join(f".qf-alerts .qf-sev-{s} {{ background:{c}; }} .qf-alerts .qf-alert-{s} {{ border-left-color:{c}; }}\n"
                     for s, c in sev.items())
     return f"""<style>

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -11,6 +10,8 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 
+from quantify.analytics import PAIR_ZSCORE_COLUMNS, half_life, pair_zscore, rolling_corr
+from quantify.analytics.pairs import HEDGES
 from quantify.widgets._base import LiveWidget, esc, points_html
 from quantify.widgets.frames import downsample
 
@@ -18,19 +19,7 @@ __all__ = ["HEDGE_METHODS", "PairMonitor"]
 
 logger = logging.getLogger(__name__)
 
-HEDGE_METHODS = ("ols", "kalman")
-
-
-def _analytics(module: str, name: str) -> Any | None:
-    """``quantify.analytics.<module>.<name>``, or None while it is not installed."""
-    try:
-        return getattr(importlib.import_module(f"quantify.analytics.{module}"), name)
-    except (ImportError, AttributeError):
-        return None
-
-
-def _column(obj: Any, name: str) -> pd.Series:
-    return obj[name] if isinstance(obj, pd.DataFrame) else getattr(obj, name)
+HEDGE_METHODS = HEDGES
 
 
 def _finite_tail(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -74,7 +63,8 @@ class PairMonitor(LiveWidget):
     Notes
     -----
     On bars of closes :math:`Y_t, X_t`: :math:`s_t = \\log Y_t - \\beta_t \\log X_t - \\alpha_t`,
-    :math:`z_t` is :math:`s_t` standardised over the last ``window`` bars, the
+    :math:`z_t` is :math:`s_t` standardised over the last ``window`` bars
+    (:func:`quantify.analytics.pair_zscore`, the alert rules' z-score), the
     correlation is of one-bar log returns, and the half-life that of an AR(1)
     fit of the spread (``quantify.analytics``). Prices are normalised to 100 at
     the first plotted bar.
@@ -178,42 +168,32 @@ class PairMonitor(LiveWidget):
     # -- statistics -------------------------------------------------------
 
     def compute(self) -> pd.DataFrame:
-        """Aligned closes and the pair statistics per bar (columns y, x, beta, alpha, spread, z, corr)."""
+        """Aligned closes and the pair statistics per bar (columns y, x, beta, alpha, spread, z, corr).
+
+        ``beta``, ``alpha``, ``spread`` and ``z`` are
+        :func:`quantify.analytics.pair_zscore` of the closes (log prices,
+        ``window``, ``hedge``): the z-score a ``zscore`` alert rule with the
+        same timeframe, window and hedge fires on. The last bar is the open
+        one, so its values move until it closes.
+        """
         ysym, xsym = self.pair
         closes = pd.concat({"y": self.bars[ysym]["close"], "x": self.bars[xsym]["close"]}, axis=1)
         closes = closes.ffill().dropna()
         out = closes.copy()
-        for col in ("beta", "alpha", "spread", "z", "corr"):
+        for col in (*PAIR_ZSCORE_COLUMNS, "corr"):
             out[col] = np.nan
         self.note = ""
         self.effective_window = self.window
-        if len(closes) < 6:
+        if len(closes) < 3:
             return out
-        ly, lx = np.log(closes["y"]), np.log(closes["x"])
-        # Until two windows of bars exist, a shorter window keeps the spread and
-        # z-score visible; the note says so.
-        window = self.window
-        if len(closes) < 2 * self.window:
-            window = max(3, min(self.window, len(closes) // 2))
-            self.note = f"warming up: window {window} of {self.window} bars until {2 * self.window} bars exist"
-        self.effective_window = window
-        zscore = _analytics("rolling", "zscore")
-        rolling_corr = _analytics("rolling", "rolling_corr")
-        if self.hedge == "kalman":
-            kalman = _analytics("kalman", "kalman_hedge")
-            fit = None if kalman is None else kalman(ly, lx)
-        else:
-            rolling = _analytics("rolling", "rolling_hedge_ratio")
-            fit = None if rolling is None else rolling(ly, lx, window)
-        if fit is None or zscore is None:
-            self.note = f"{self.hedge} hedge ratio not available yet (quantify.analytics)"
-            return out
-        out["beta"], out["alpha"] = _column(fit, "beta"), _column(fit, "alpha")
-        out["spread"] = ly - out["beta"] * lx - out["alpha"]
-        out["z"] = zscore(out["spread"], window)
-        if rolling_corr is not None:
-            rets = np.log(closes).diff()
-            out["corr"] = rolling_corr(rets["y"], rets["x"], window)
+        need = 2 * self.window - 1 if self.hedge == "ols" else self.window
+        if len(closes) < need:
+            self.note = f"warming up: the z-score needs {need} bars, {len(closes)} so far"
+        pz = pair_zscore(closes["y"], closes["x"], self.window, hedge=self.hedge)
+        for col in PAIR_ZSCORE_COLUMNS:
+            out[col] = pz[col]
+        rets = np.log(closes).diff()
+        out["corr"] = rolling_corr(rets["y"], rets["x"], self.window)
         return out
 
     def _draw(self) -> None:
@@ -238,13 +218,12 @@ class PairMonitor(LiveWidget):
         self._stats.value = self._stats_html(data)
 
     def _stats_html(self, data: pd.DataFrame) -> str:
-        half_life = _analytics("meanrev", "half_life")
         last = data.iloc[-1] if len(data) else None
         stats = {"beta": np.nan, "alpha": np.nan, "z": np.nan, "corr": np.nan, "half_life": np.nan}
         if last is not None:
             stats.update({k: float(last[k]) for k in ("beta", "alpha", "z", "corr")})
             spread = data["spread"].dropna().tail(self.window)
-            if half_life is not None and len(spread) >= 3:
+            if len(spread) >= 3:
                 try:
                     hl = half_life(spread)
                     stats["half_life"] = float(getattr(hl, "half_life", hl))

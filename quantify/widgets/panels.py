@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import ipywidgets as W
 
 from quantify.model.status import WriterState, WriterStatus
+from quantify.model.timeframes import WIDGET_TIMEFRAMES
 from quantify.store import Store
 from quantify.store.status import writer_status
 from quantify.widgets._base import esc
@@ -18,12 +19,11 @@ from quantify.widgets.frames import FrameTimer
 from quantify.widgets.source import attached_service, resolve_store
 from quantify.widgets.theme import Theme, get_theme, panel_css
 
-__all__ = ["REPLAY_BADGE", "TIMEFRAMES", "ControlPanel", "StatusBar", "is_replay"]
+__all__ = ["REPLAY_BADGE", "ControlPanel", "StatusBar", "is_replay"]
 
 logger = logging.getLogger(__name__)
 
 #: Timeframes offered by the control panel.
-TIMEFRAMES = ("1s", "5s", "15s", "1m", "5m", "15m", "1h", "4h", "1d")
 #: Shown whenever the data comes from the replay server, never from Binance.
 REPLAY_BADGE = "REPLAY — recorded Binance trades, 2024-08-08"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -65,7 +65,7 @@ class ControlPanel(W.VBox):
         y = y or (syms[0] if syms else "")
         x = x or (syms[1] if len(syms) > 1 else y)
         tf = timeframe or (first.timeframe if first is not None else "1m")
-        options = list(TIMEFRAMES) if tf in TIMEFRAMES else [tf, *TIMEFRAMES]
+        options = list(WIDGET_TIMEFRAMES) if tf in WIDGET_TIMEFRAMES else [tf, *WIDGET_TIMEFRAMES]
         small = W.Layout(width="150px")
         self.y = W.Dropdown(options=syms, value=y or None, description="Symbol" if not pair else "Y",
                             layout=small)

@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from quantify.analytics.candles import resample, timeframe_to_offset
+from quantify.model.bars import resample
+from quantify.model.timeframes import timeframe_to_offset
 from quantify.exceptions import QuantifyError, UnknownSymbol
 from quantify.store import Store, open_store
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import bqplot as bq
 
-__all__ = ["DARK", "LIGHT", "THEMES", "Theme", "get_theme"]
+__all__ = ["DARK", "LIGHT", "SEVERITY_COLOURS", "THEMES", "Theme", "get_theme"]
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,11 @@ class Theme:
     """Colours of one theme.
 
     ``palette`` colours the series in order; ``up``/``down`` the candles;
-    ``bands`` the z-score entry/exit bands.
+    ``bands`` the z-score entry/exit bands; ``severity`` the alert
+    severities (:data:`quantify.alerts.SEVERITIES`: critical red, high
+    orange, medium yellow, low grey), the one severity palette every widget
+    and dashboard uses (through :meth:`severity_colour` or
+    :data:`SEVERITY_COLOURS`).
     """
 
     name: str
@@ -31,6 +35,7 @@ class Theme:
     font: str = "-apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
     def severity_colour(self, severity: str) -> str:
+        """Colour of an alert severity (``muted`` for an unknown one)."""
         return dict(self.severity).get(str(severity).lower(), self.muted)
 
 
@@ -38,17 +43,18 @@ LIGHT = Theme(
     name="light", background="#ffffff", panel="#f6f8fa", foreground="#1f2328", muted="#656d76",
     grid="#e6e9ed", palette=("#0969da", "#d1242f", "#1a7f37", "#8250df", "#bf8700"),
     up="#1a7f37", down="#d1242f", bands="#8c959f",
-    severity=(("info", "#0969da"), ("low", "#1a7f37"), ("medium", "#bf8700"), ("high", "#d1242f"),
-              ("critical", "#8250df")),
+    severity=(("critical", "#cf222e"), ("high", "#d15704"), ("medium", "#b08800"), ("low", "#6e7781")),
 )
 DARK = Theme(
     name="dark", background="#0d1117", panel="#161b22", foreground="#e6edf3", muted="#8d96a0",
     grid="#262c36", palette=("#4493f8", "#f47067", "#3fb950", "#b083f0", "#d29922"),
     up="#3fb950", down="#f85149", bands="#6e7681",
-    severity=(("info", "#4493f8"), ("low", "#3fb950"), ("medium", "#d29922"), ("high", "#f85149"),
-              ("critical", "#db61a2")),
+    severity=(("critical", "#f85149"), ("high", "#f0883e"), ("medium", "#d29922"), ("low", "#8b949e")),
 )
 THEMES = {"light": LIGHT, "dark": DARK}
+
+#: The severity palette per theme name: ``SEVERITY_COLOURS["dark"]["high"]``.
+SEVERITY_COLOURS: dict[str, dict[str, str]] = {name: dict(t.severity) for name, t in THEMES.items()}
 
 
 def get_theme(theme: str | Theme) -> Theme:

@@ -82,12 +82,15 @@ def reference_zscores(sample: dict[str, pd.DataFrame], tf: str, window: int) -> 
     step = pd.Timedelta(tf)
     closes = {s: f["price"].resample(tf).last().ffill() for s, f in sample.items()}
     bars = pd.concat({"y": closes["BTCUSDT"], "x": closes["ETHUSDT"]}, axis=1).dropna()
-    beta = bars["y"].rolling(window).cov(bars["x"]) / bars["x"].rolling(window).var()
-    z = pd.Series(np.nan, index=bars.index)
+    # The pair z-score's definition (quantify.analytics.pair_zscore), computed the slow,
+    # obvious way: log prices, an OLS fit (numpy's lstsq) per window, pandas' rolling z.
+    ly, lx = np.log(bars["y"]).to_numpy(), np.log(bars["x"]).to_numpy()
+    spread = pd.Series(np.nan, index=bars.index)
     for k in range(window - 1, len(bars)):
-        w = bars.iloc[k - window + 1:k + 1]
-        spread = w["y"] - beta.iloc[k] * w["x"]
-        z.iloc[k] = (spread.iloc[-1] - spread.mean()) / spread.std()
+        w = slice(k - window + 1, k + 1)
+        beta, alpha = np.polyfit(lx[w], ly[w], 1)
+        spread.iloc[k] = ly[k] - beta * lx[k] - alpha
+    z = (spread - spread.rolling(window).mean()) / spread.rolling(window).std()
     # A pair's bar is closed once both legs traded at or after its end.
     trig_t, trig_id = [], []
     for start in bars.index:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantify.analytics.candles import (
+from quantify.analytics import (
     CANDLE_COLUMNS,
     TIMEFRAMES,
     merge_candles,

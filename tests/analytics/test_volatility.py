@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from quantify.analytics.candles import resample
+from quantify.analytics import resample
 from quantify.analytics.volatility import (
     garman_klass,
     historical_volatility,

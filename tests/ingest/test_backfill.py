@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import websockets
 
-from quantify.analytics.candles import resample
+from quantify.analytics import resample
 from quantify.exceptions import WriterLocked
 from quantify.ingest.backfill import run_backfill
 from quantify.replay.server import ReplayConfig

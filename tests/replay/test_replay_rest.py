@@ -14,7 +14,8 @@ import websockets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantify.replay.rest import KLINE_INTERVALS, RestApi, kline_open
+from quantify.model.timeframes import KLINE_INTERVALS
+from quantify.replay.rest import RestApi, kline_open
 
 IP = "10.0.0.1"
 

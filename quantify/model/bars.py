@@ -1,39 +1,26 @@
-"""Candles (OHLCV bars) from ticks, with Binance's kline semantics.
+"""Bars (OHLCV candles) from ticks, with Binance's kline semantics: the one bar kernel.
 
 :func:`resample` turns a tick frame into candles; :func:`merge_candles` turns
-fine candles (the store keeps 1m) into coarser ones with the same result.
+fine candles (the store keeps 1m) into coarser ones with the same result;
+:func:`bars_of_units` does the same aggregation on exact integer units (the
+replay's klines format those as Binance's decimal strings). Every consumer
+(analytics, the store's 1m aggregate, the replay's klines, the alert engine's
+bar closes, the widgets' live bars) calls these: the model layer, so that
+peers and the layers above can all import it.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
-import warnings
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
-from quantify.analytics import _kernels
+from quantify.model import _bar_kernels as _kernels
+from quantify.model.timeframes import timeframe_to_offset
 
-__all__ = ["CANDLE_COLUMNS", "TIMEFRAMES", "merge_candles", "resample", "timeframe_to_offset"]
-
-#: Binance's kline intervals of fixed length, by Binance's spelling.
-TIMEFRAMES: Final[dict[str, pd.Timedelta]] = {
-    "1s": pd.Timedelta(seconds=1),
-    "1m": pd.Timedelta(minutes=1),
-    "3m": pd.Timedelta(minutes=3),
-    "5m": pd.Timedelta(minutes=5),
-    "15m": pd.Timedelta(minutes=15),
-    "30m": pd.Timedelta(minutes=30),
-    "1h": pd.Timedelta(hours=1),
-    "2h": pd.Timedelta(hours=2),
-    "4h": pd.Timedelta(hours=4),
-    "6h": pd.Timedelta(hours=6),
-    "8h": pd.Timedelta(hours=8),
-    "12h": pd.Timedelta(hours=12),
-    "1d": pd.Timedelta(days=1),
-}
+__all__ = ["CANDLE_COLUMNS", "merge_candles", "resample"]
 
 #: Columns of every candle frame, in order.
 CANDLE_COLUMNS: Final[tuple[str, ...]] = (
@@ -53,57 +40,6 @@ _SCALE: Final = 100_000_000  # Binance decimals: at most 8
 _SCALE2: Final = _SCALE * _SCALE
 _EXACT_FLOAT: Final = 1 << 53
 _TICK_COLUMNS: Final = ("price", "qty", "is_buyer_maker")
-
-
-def timeframe_to_offset(timeframe: str | pd.Timedelta | _dt.timedelta) -> pd.Timedelta:
-    """Return the length of a candle timeframe.
-
-    Parameters
-    ----------
-    timeframe : str or Timedelta
-        A Binance interval (``"1s"``, ``"1m"``, ``"3m"``, ``"5m"``, ``"15m"``,
-        ``"30m"``, ``"1h"``, ``"2h"``, ``"4h"``, ``"6h"``, ``"8h"``, ``"12h"``,
-        ``"1d"``), any fixed pandas offset (``"10s"``, ``"90min"``) or a
-        positive timedelta.
-
-    Returns
-    -------
-    pandas.Timedelta
-
-    Raises
-    ------
-    ValueError
-        If the timeframe is not positive, not of fixed length (``"1M"``, a
-        month, in pandas; ``"1w"`` is not accepted either) or not parseable;
-        the message lists the Binance spellings.
-
-    Notes
-    -----
-    Binance spellings win over pandas': ``"1m"`` is a minute (pandas would
-    read it the same, but ``"1M"`` would be a month and is refused).
-    """
-    if isinstance(timeframe, (pd.Timedelta, _dt.timedelta)):
-        td = pd.Timedelta(timeframe)
-    elif isinstance(timeframe, str):
-        if timeframe in TIMEFRAMES:
-            return TIMEFRAMES[timeframe]
-        try:
-            with warnings.catch_warnings():  # pandas warns on deprecated spellings ("1M")
-                warnings.simplefilter("ignore", FutureWarning)
-                offset = pd.tseries.frequencies.to_offset(timeframe)
-        except ValueError:
-            offset = None
-        if not isinstance(offset, pd.offsets.Tick):  # a calendar offset: a bad value
-            raise ValueError(  # noqa: TRY004
-                f"unknown timeframe {timeframe!r}: use one of {', '.join(TIMEFRAMES)} "
-                "or a fixed pandas offset such as '10s' or '90min'"
-            )
-        td = pd.Timedelta(offset)
-    else:
-        raise TypeError(f"timeframe must be a string or a timedelta, not {timeframe!r}")
-    if td <= pd.Timedelta(0):
-        raise ValueError(f"timeframe must be positive, got {timeframe!r}")
-    return td
 
 
 def _utc_ns(index: pd.Index, what: str) -> np.ndarray:
