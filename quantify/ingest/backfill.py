@@ -263,6 +263,8 @@ class _Run:
         #: ``sym`` names the data in the store; ``venue_symbol`` is what the venue's REST wants.
         self.store, self.sym, self.kind, self.interval = store, sym, kind, interval
         self.venue_symbol = inst.symbol
+        #: Trades per ``fromId`` page (1,000; USD-M ``historicalTrades`` 500).
+        self.page = venue_of(inst).trades_limit(kind == "aggTrades")
         self.start_ms, self.end_ms = start_ms, end_ms
         self.record, self.flush_rows = record, flush_rows
         self.resumed = bool(record.state) and not record.state.get("done")
@@ -323,7 +325,7 @@ class _Run:
         buffer: list[Trade] = []
         done = False
         while not done:
-            page = await client.trades_from(self.venue_symbol, next_id, aggregate=aggregate, limit=PAGE)
+            page = await client.trades_from(self.venue_symbol, next_id, aggregate=aggregate, limit=self.page)
             self.pages += 1
             if not page:
                 break
@@ -336,7 +338,7 @@ class _Run:
                 self._advance(keep[-1].time)
             if done:
                 self.complete = True
-            elif len(page) < PAGE:
+            elif len(page) < self.page:
                 # the latest trade the server has: complete if its clock is past the end
                 server_ms = await client.server_time()
                 self.complete = server_ms >= self.end_ms

@@ -5,7 +5,8 @@ Every 0.1 s :class:`GapFiller` looks at each symbol's
 
 - a **gap** (ids missing between two received trades) waits
   ``backfill_delay`` so that neighbouring gaps gather, then one
-  ``historicalTrades``/``aggTrades`` request (``fromId``, up to 1,000 ids)
+  ``historicalTrades``/``aggTrades`` request (``fromId``, up to 1,000 ids;
+  500 for USD-M ``historicalTrades``)
   fills as many as it spans; a gap still open after ``gap_timeout`` is given
   up and recorded as unfilled;
 - a **head** (a new symbol's first trade, with trades since start possibly
@@ -78,18 +79,25 @@ class GapFiller:
         weight = self.venue.trades_weight(self.config.stream == "aggTrade")
         return max(self.config.tail_check_interval, len(self.buffers) * weight / weight_per_second)
 
-    async def _check_tail(self, buf: SymbolBuffer, aggregate: bool) -> None:
-        """A gap at the tail shows no later trade to reveal it: ask REST what follows."""
+    async def _check_tail(self, buf: SymbolBuffer, aggregate: bool) -> bool:
+        """A gap at the tail shows no later trade to reveal it: ask REST what follows.
+
+        Returns True when a full page came back: more probably follows (the
+        stream is silent, e.g. after a restart once the venue stopped
+        sending), so the caller checks again at once instead of waiting.
+        """
         assert buf.last_seen is not None
-        trades = await self._fetch(buf.symbol, buf.last_seen + 1, 1000, aggregate, "tail check")
+        page = self.venue.trades_limit(aggregate)
+        trades = await self._fetch(buf.symbol, buf.last_seen + 1, page, aggregate, "tail check")
         if trades is None:
-            return
+            return False
         for trade in trades:
             buf.add(trade)
         if trades:
             self.stats.backfilled += len(trades)
-            logger.info("%s%s: %d trades after id %d recovered by a tail check", self._label, buf.symbol, len(trades),
-                        trades[0].trade_id - 1)
+            logger.info("%s%s: %d trades after id %d recovered by a tail check", self._label, buf.symbol,
+                        len(trades), trades[0].trade_id - 1)
+        return len(trades) >= page
 
     async def run(self) -> None:
         """Fill gaps, probe heads and check quiet tails, forever (cancel to stop)."""
@@ -107,7 +115,9 @@ class GapFiller:
                     seen[buf.symbol] = (buf.last_seen, now)
                 elif buf.last_seen is not None and not buf.gaps and now - since >= self._tail_interval():
                     seen[buf.symbol] = (buf.last_seen, now)
-                    await self._check_tail(buf, aggregate)
+                    if await self._check_tail(buf, aggregate):
+                        # a full page: the next pass asks for the following one
+                        seen[buf.symbol] = (buf.last_seen, now - self._tail_interval())
                 while buf.gaps and time.monotonic() - buf.gaps[0].found_at > self.config.gap_timeout:
                     gap = buf.gaps[0]
                     logger.warning("%s%s: giving up on ids %d..%d after %.0f s; recorded as unfilled",
@@ -118,7 +128,7 @@ class GapFiller:
                 # One request spans as many of the (usually small) gaps as it can;
                 # waiting backfill_delay lets gaps gather so requests stay few.
                 first = buf.gaps[0].first
-                limit = max(1, min(1000, buf.gaps[-1].last - first + 1))
+                limit = max(1, min(self.venue.trades_limit(aggregate), buf.gaps[-1].last - first + 1))
                 trades = await self._fetch(buf.symbol, first, limit, aggregate, "backfill")
                 if trades is None:
                     continue
@@ -146,9 +156,10 @@ class GapFiller:
             return
         earlier: list[Trade] = []
         from_id = head
-        for _ in range(10):  # at most 10,000 trades back
-            from_id = max(0, from_id - 1000)
-            batch = await self._fetch(buf.symbol, from_id, min(1000, head - from_id) or 1, aggregate,
+        page = self.venue.trades_limit(aggregate)  # 1,000, or 500 (USD-M historicalTrades)
+        for _ in range(10_000 // page):  # at most 10,000 trades back
+            from_id = max(0, from_id - page)
+            batch = await self._fetch(buf.symbol, from_id, min(page, head - from_id) or 1, aggregate,
                                       "lookup of trades before the first received")
             if batch is None:
                 return

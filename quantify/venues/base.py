@@ -156,6 +156,10 @@ class Venue(abc.ABC):
         """REST weight of one request of trades by id (aggregate trades if ``aggregate``)."""
 
     @abc.abstractmethod
+    def trades_limit(self, aggregate: bool) -> int:
+        """The most trades (aggregate trades if ``aggregate``) one REST request by id returns."""
+
+    @abc.abstractmethod
     def read_frames(self, path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
         """``(receive time ns, frame)`` of a recorded file (or a journal segment)."""
 

@@ -101,6 +101,9 @@ class BinanceVenue(Venue):
     def trades_weight(self, aggregate: bool) -> int:
         return self.api.weight("aggTrades" if aggregate else "historicalTrades")
 
+    def trades_limit(self, aggregate: bool) -> int:
+        return self.api.max_limit("aggTrades" if aggregate else "historicalTrades")
+
     def read_frames(self, path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
         return recordings.read_frames(path)
 

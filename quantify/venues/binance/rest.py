@@ -79,11 +79,20 @@ USDM_WEIGHTS = {
 
 @dataclass(frozen=True)
 class BinanceApi:
-    """One Binance market-data API: path prefix, endpoint weights, weight budget per minute."""
+    """One Binance market-data API: path prefix, endpoint weights, weight budget per minute.
+
+    ``limits`` holds the largest ``limit`` of endpoints that accept fewer than
+    1,000 rows per request (USD-M ``historicalTrades``: 500).
+    """
 
     prefix: str
     weights: Mapping[str, int] = field(hash=False)
     weight_limit: int
+    limits: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+    def max_limit(self, endpoint: str) -> int:
+        """The most rows one request of ``endpoint`` (``"historicalTrades"``) returns."""
+        return self.limits.get(endpoint, 1000)
 
     def path(self, endpoint: str) -> str:
         """``"aggTrades"`` -> ``"/fapi/v1/aggTrades"``."""
@@ -98,7 +107,8 @@ class BinanceApi:
 #: Binance spot (``https://api.binance.com``).
 SPOT_API = BinanceApi("/api/v3", WEIGHTS, 6000)
 #: Binance USD-M futures (``https://fapi.binance.com``): its own budget, 2,400 per minute.
-USDM_API = BinanceApi("/fapi/v1", USDM_WEIGHTS, 2400)
+#: Old Trades Lookup returns at most 500 trades a request ("limit: Default 100; max 500").
+USDM_API = BinanceApi("/fapi/v1", USDM_WEIGHTS, 2400, {"historicalTrades": 500})
 
 
 @dataclass(frozen=True)
