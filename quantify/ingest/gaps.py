@@ -155,19 +155,32 @@ class GapFiller:
             buf.resolve_head([])
             return
         earlier: list[Trade] = []
-        from_id = head
+        upper = head  # ids below this are wanted
         page = self.venue.trades_limit(aggregate)  # 1,000, or 500 (USD-M historicalTrades)
+        what = "lookup of trades before the first received"
         for _ in range(10_000 // page):  # at most 10,000 trades back
-            from_id = max(0, from_id - page)
-            batch = await self._fetch(buf.symbol, from_id, min(page, head - from_id) or 1, aggregate,
-                                      "lookup of trades before the first received")
+            from_id = max(0, upper - page)
+            batch = await self._fetch(buf.symbol, from_id, min(page, upper - from_id) or 1, aggregate, what)
             if batch is None:
                 return
-            earlier = batch + earlier
+            got = [t for t in batch if t.trade_id < upper]
+            # The server's oldest trade may come after from_id: the page then ends
+            # short of ``upper``; fetch forward until it is reached.
+            for _ in range(10_000 // page):
+                if not got or got[-1].trade_id >= upper - 1 or len(batch) < page:
+                    break
+                nxt = got[-1].trade_id + 1
+                batch = await self._fetch(buf.symbol, nxt, min(page, upper - nxt), aggregate, what)
+                if batch is None:
+                    return
+                got += [t for t in batch if t.trade_id < upper]
+            earlier = got + earlier
             # Stop when the server has nothing older or we reached the start time.
-            if from_id == 0 or not batch or batch[0].trade_id > from_id or batch[0].time < (buf.start_ms or 0):
+            if from_id == 0 or not got or got[0].trade_id > from_id or got[0].time < (buf.start_ms or 0):
                 break
+            upper = got[0].trade_id
         added = buf.resolve_head(earlier)
         self.stats.backfilled += added
         if added:
-            logger.info("%s%s: %d trades since start recovered before the first one received", self._label, buf.symbol, added)
+            logger.info("%s%s: %d trades since start recovered before the first one received",
+                        self._label, buf.symbol, added)
