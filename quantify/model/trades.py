@@ -68,7 +68,7 @@ def trades_to_frame(trades: list[Trade]) -> pd.DataFrame:
     n = len(trades)
     if n == 0:
         return pd.DataFrame(
-            {c: np.empty(0, dtype=d) for c, d in zip(TICK_COLUMNS, _DTYPES)},
+            {c: np.empty(0, dtype=d) for c, d in zip(TICK_COLUMNS, _DTYPES, strict=True)},
             index=pd.DatetimeIndex([], tz="UTC", name="time"),
         )
     # One list comprehension per column: zip(*trades) is quadratic-ish for large batches.

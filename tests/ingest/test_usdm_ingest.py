@@ -164,3 +164,38 @@ def test_spot_and_usdm_btcusdt_in_one_store(lmdb_uri: str, tmp_path: Path, fault
     # the journal of each venue is its own, and empty once everything is stored
     journal = Path(lmdb_uri.removeprefix("lmdb://")) / "journal"
     assert not list(journal.glob("journal-*.log")) and not list((journal / "binance-usdm").glob("journal-*.log"))
+
+
+async def _drain(url: str, count: int) -> None:
+    import websockets
+
+    async with websockets.connect(url, max_queue=None, close_timeout=2) as ws:
+        for _ in range(count):
+            await ws.recv()
+
+
+@pytest.mark.parametrize("kind, rows", [("trades", USDM_BTC[1]), ("aggTrades", None), ("klines", 6)])
+def test_usdm_backfill_over_fapi(tmp_path: Path, kind: str, rows: int | None) -> None:
+    """``backfill`` of ``binance-usdm:BTCUSDT`` goes to /fapi/v1 (pages of 500 trades) into its own key."""
+    import asyncio
+
+    from quantify.ingest.backfill import run_backfill
+
+    store = open_store(f"lmdb://{tmp_path}/store")
+    with ReplayThread(usdm_replay(speed=0)) as replay:
+        # REST serves only trades the clock has released: play the whole recording first
+        asyncio.run(asyncio.wait_for(_drain(replay.ws_url + "/public/stream?streams=btcusdt@trade",
+                                            USDM_BTC[1]), 60))
+        res = run_backfill(store, USDM_BTC[0], "2024-08-08 23:54", "2024-08-09 00:00", kind=kind,
+                           rest_url=replay.rest_url, progress=False)
+    assert res.complete and res.symbol == USDM_BTC[0]
+    if kind == "klines":
+        assert res.rows == rows
+        return
+    ticks = open_store(f"lmdb://{tmp_path}/store").ticks(USDM_BTC[0])
+    if kind == "trades":
+        assert res.rows == rows and ticks["trade_id"].tolist() == list(range(USDM_BTC[2], USDM_BTC[3] + 1))
+        assert res.pages >= rows // 500  # USD-M historicalTrades: 500 a page
+    else:
+        assert int((ticks.last_id - ticks.first_id + 1).sum()) == USDM_BTC[1]
+    assert "BTCUSDT" not in store.symbols()  # spot BTCUSDT untouched
