@@ -18,7 +18,6 @@ The writer evaluates rules as a batch listener of the ingestion service::
 
 from __future__ import annotations
 
-from quantify.alerts.book import ALERTS_LIBRARY, HISTORY_COLUMNS, AlertBook
 from quantify.alerts.channels import (
     DEFAULT_RETRY,
     CallbackChannel,
@@ -29,7 +28,7 @@ from quantify.alerts.channels import (
     WebhookChannel,
 )
 from quantify.alerts.engine import AlertEngine
-from quantify.alerts.rules import (
+from quantify.model.rules import (
     KINDS,
     MAX_BARS,
     MAX_TICK_WINDOW,
@@ -46,9 +45,10 @@ from quantify.alerts.rules import (
     vol_breakout,
     zscore,
 )
+from quantify.store.alerts import HISTORY_COLUMNS, AlertBook
 
 __all__ = sorted([
-    "ALERTS_LIBRARY", "DEFAULT_RETRY", "HISTORY_COLUMNS", "KINDS", "MAX_BARS", "MAX_TICK_WINDOW",
+    "DEFAULT_RETRY", "HISTORY_COLUMNS", "KINDS", "MAX_BARS", "MAX_TICK_WINDOW",
     "SEVERITIES", "AlertBook", "AlertEngine", "CallbackChannel", "Channel", "Dispatcher",
     "LoggingChannel", "Rule", "RetryPolicy", "WebhookChannel", "corr_breakdown", "gap", "make_rule",
     "pct_move", "price_above", "price_below", "price_crosses", "stale", "vol_breakout", "zscore",

@@ -48,11 +48,11 @@ import numpy as np
 import pandas as pd
 
 from quantify.alerts import _eval
-from quantify.alerts.book import AlertBook
 from quantify.alerts.channels import DEFAULT_RETRY, Channel, Dispatcher, LoggingChannel, RetryPolicy
-from quantify.alerts.rules import MAX_BARS, Rule
 from quantify.analytics.pairs import pair_zscore
+from quantify.model.rules import MAX_BARS, Rule
 from quantify.model.timeframes import timeframe_to_offset
+from quantify.store.alerts import AlertBook
 
 __all__ = ["AlertEngine"]
 

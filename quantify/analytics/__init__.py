@@ -9,8 +9,8 @@ store, the replay and the alerts; they are re-exported here as the public API.
 from __future__ import annotations
 
 from quantify.analytics._results import Result
-from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
-from quantify.model.timeframes import TIMEFRAMES, timeframe_to_offset
+from quantify.analytics.backtest import BacktestResult, backtest_pairs
+from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
     KalmanResult,
     kalman_hedge,
@@ -21,6 +21,7 @@ from quantify.analytics.meanrev import (
     half_life,
     hurst,
 )
+from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
 from quantify.analytics.rolling import (
     HedgeRatioResult,
     hedge_ratio,
@@ -29,11 +30,8 @@ from quantify.analytics.rolling import (
     spread,
     zscore,
 )
-from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
-from quantify.analytics.johansen import JohansenResult, johansen
-from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
-from quantify.analytics.backtest import BacktestResult, backtest_pairs
 from quantify.analytics.scan import benjamini_hochberg, scan_pairs
+from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
 from quantify.analytics.volatility import (
     DAYS_PER_YEAR,
     garman_klass,
@@ -41,6 +39,8 @@ from quantify.analytics.volatility import (
     parkinson,
     realized_volatility,
 )
+from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
+from quantify.model.timeframes import TIMEFRAMES, timeframe_to_offset
 
 __all__ = [
     "CANDLE_COLUMNS",

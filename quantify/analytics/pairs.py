@@ -9,11 +9,11 @@ import pandas as pd
 
 from quantify.analytics.kalman import kalman_hedge
 from quantify.analytics.rolling import SeriesLike, _check_pair, _check_window, rolling_hedge_ratio, zscore
+from quantify.model.rules import HEDGES
 
 __all__ = ["HEDGES", "PAIR_ZSCORE_COLUMNS", "pair_zscore"]
 
 #: The estimated hedges of :func:`pair_zscore` (a number is a fixed hedge).
-HEDGES: Final = ("ols", "kalman")
 #: Columns of :func:`pair_zscore`'s frame, in order.
 PAIR_ZSCORE_COLUMNS: Final = ("beta", "alpha", "spread", "z")
 

@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantify.store import open_store
     from quantify.ingest.load import load_files
+    from quantify.store import open_store
 
     store = open_store(store_from_args(args))
     result = load_files(

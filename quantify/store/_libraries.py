@@ -16,3 +16,5 @@ KLINES: Final = "klines"
 CANDLES_1M: Final = "candles_1m"
 #: Writer status, leases, checkpoints.
 META: Final = "_meta"
+#: Alert rules, fired-alert history, acknowledgements, the engine's checkpoint.
+ALERTS: Final = "alerts"

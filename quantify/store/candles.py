@@ -51,10 +51,10 @@ import pandas as pd
 from arcticdb.version_store.library import WritePayload
 from arcticdb_ext.version_store import DataError
 
-from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
-from quantify.model.timeframes import timeframe_to_offset
 from quantify.exceptions import StoreError
+from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
 from quantify.model.instrument import instrument_key
+from quantify.model.timeframes import timeframe_to_offset
 from quantify.model.trades import Trade, trades_to_frame
 from quantify.model.times import TimeLike, parse_time
 from quantify.store._libraries import CANDLES_1M, TICKS

@@ -36,6 +36,7 @@ from quantify.model.status import WriterStatus
 from quantify.model.times import TimeLike, parse_time
 from quantify.store import merge
 from quantify.store._libraries import META, TICKS
+from quantify.store.alerts import AlertBook
 from quantify.store.candles import read_ohlcv
 from quantify.store.export import export
 from quantify.store.uri import StoreURI, parse_store_uri
@@ -113,10 +114,8 @@ class Store:
         return self.library(TICKS)
 
     @property
-    def alerts(self) -> Any:
+    def alerts(self) -> AlertBook:
         """The store's alert rules and fired-alert history (:class:`quantify.alerts.AlertBook`)."""
-        from quantify.alerts import AlertBook  # alerts build on the store: import on use
-
         return AlertBook(self)
 
     def export(self, symbol: InstrumentLike, path_or_buffer: Any, **kwargs: Any) -> int:

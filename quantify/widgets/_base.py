@@ -12,9 +12,9 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 
+from quantify.exceptions import UnknownSymbol
 from quantify.model.bars import resample
 from quantify.model.timeframes import timeframe_to_offset
-from quantify.exceptions import UnknownSymbol
 from quantify.store import Store
 from quantify.widgets.frames import DEFAULT_FPS, MAX_POINTS, FrameTimer
 from quantify.widgets.source import BAR_COLUMNS, StoreTail, feed_for, resolve_store, update_bars

@@ -4,7 +4,7 @@ The panel only edits the store's :class:`~quantify.alerts.AlertBook`; the
 ingestion writer evaluates the rules (in whatever process it runs) and
 appends fired alerts to the book's history, which the panel tails on a
 :class:`~quantify.widgets.frames.FrameTimer` (``history(since=last seen)``).
-Every argument is validated by :mod:`quantify.alerts.rules` itself; the panel
+Every argument is validated by :mod:`quantify.model.rules` itself; the panel
 shows its ``ValueError`` inline, next to the form, and creates nothing.
 """
 

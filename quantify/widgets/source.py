@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from quantify.exceptions import QuantifyError, UnknownSymbol
 from quantify.model.bars import resample
 from quantify.model.timeframes import timeframe_to_offset
-from quantify.exceptions import QuantifyError, UnknownSymbol
 from quantify.store import Store, open_store
 
 __all__ = [

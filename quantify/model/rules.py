@@ -1,4 +1,7 @@
-"""Alert rules: what to watch, validated once, at creation.
+"""Alert rules as data: what to watch, validated once, at creation.
+
+Rules live in the model layer: the store persists them (:mod:`quantify.store.alerts`),
+the alert engine evaluates them (:mod:`quantify.alerts.engine`), and the widgets edit them.
 
 A :class:`Rule` is a frozen value: a ``kind``, the symbol(s) it watches,
 kind-specific ``params``, a severity, a cooldown and a message template.
@@ -40,10 +43,14 @@ from typing import Any, Final
 
 import pandas as pd
 
-from quantify.analytics.pairs import HEDGES
 from quantify.model.timeframes import timeframe_to_offset
 
+#: The hedge estimates of a pair z-score (:func:`quantify.analytics.pair_zscore`): rolling
+#: OLS over the window, or a Kalman filter's state.
+HEDGES: Final = ("ols", "kalman")
+
 __all__ = [
+    "HEDGES",
     "KINDS",
     "MAX_BARS",
     "MAX_TICK_WINDOW",

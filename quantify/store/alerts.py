@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantify.alerts.rules import SEVERITIES, Rule
+from quantify.model.rules import SEVERITIES, Rule
 from quantify.model.times import TimeLike, parse_time
+from quantify.store._libraries import ALERTS
 
-__all__ = ["ALERTS_LIBRARY", "HISTORY_COLUMNS", "AlertBook"]
+__all__ = ["HISTORY_COLUMNS", "AlertBook"]
 
 logger = logging.getLogger(__name__)
 
-ALERTS_LIBRARY = "alerts"
 RULES = "rules"
 HISTORY = "history"
 ACKS = "acks"
@@ -92,7 +92,7 @@ class AlertBook:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        self.lib = store.library(ALERTS_LIBRARY)
+        self.lib = store.library(ALERTS)
 
     def __repr__(self) -> str:
         return f"<quantify.alerts.AlertBook {self.store.uri}: {len(self._rules_frame())} rule(s)>"
