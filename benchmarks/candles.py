@@ -48,7 +48,7 @@ def main() -> None:
     from arcticdb import QueryBuilder
 
     from quantify.analytics import resample
-    from quantify.feed.recordings import read_trades, sample_files
+    from quantify.venues.binance.recordings import read_trades, sample_files
     from quantify.store import open_store
     from quantify.store.candles import CandleAggregator
 

@@ -35,10 +35,11 @@ import numpy as np
 import websockets
 
 from quantify.config import IngestConfig
-from quantify.feed.parse import FrameParser, Trade
 from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService
+from quantify.model.trades import Trade
 from quantify.store import open_store
+from quantify.venues.binance.parse import FrameParser
 
 STREAMS = "btcusdt@trade/ethusdt@trade"
 REPLAY = (
@@ -130,7 +131,7 @@ def main() -> None:
         config = IngestConfig(store=uri, ws_url=ws_url, rest_url=rest_url)
         service = IngestService(config, listeners=standard_listeners(open_store(uri), config))
         parser = SamplingParser()
-        service.parser = parser
+        service.feeds["binance"].parser = parser  # the spot feed's parser
         # The reader polls before the first trade arrives, so its start-up
         # (a fresh interpreter importing ArcticDB) is not counted as latency.
         ctx = mp.get_context("spawn")

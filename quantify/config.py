@@ -11,39 +11,80 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from quantify.model.instrument import VENUES, Instrument
+
 __all__ = [
-    "DEFAULT_REST_URL",
     "DEFAULT_SYMBOLS",
-    "DEFAULT_WS_URL",
     "IngestConfig",
     "ingest_config_from_env",
     "parse_symbols",
+    "parse_venue_urls",
 ]
 
-DEFAULT_WS_URL = "wss://stream.binance.com:9443"
-DEFAULT_REST_URL = "https://api.binance.com"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 STREAM_KINDS = ("trade", "aggTrade")
 
 
 def parse_symbols(text: str | Sequence[str]) -> tuple[str, ...]:
-    """Read ``"btcusdt, ETHUSDT"`` (or a sequence) as upper-case Binance symbols.
+    """Read ``"btcusdt, binance-usdm:BTCUSDT"`` (or a sequence) as canonical instrument texts.
 
-    Raises ``ValueError`` naming the first bad symbol.
+    Each item is an instrument text (:meth:`Instrument.parse`); a plain
+    symbol is Binance spot. The result holds ``str(Instrument.parse(item))``
+    (``BTCUSDT``, ``binance-usdm:BTCUSDT``), distinct, in order. Raises
+    ``ValueError`` naming the first bad item.
     """
     items = text.split(",") if isinstance(text, str) else list(text)
     out: list[str] = []
     for item in items:
-        sym = str(item).strip().upper()
-        if not sym:
+        raw = str(item).strip()
+        if not raw:
             continue
-        if not sym.isalnum() or not 2 <= len(sym) <= 20:
-            raise ValueError(f"{item!r} is not a Binance symbol (letters and digits, such as BTCUSDT)")
-        if sym not in out:
-            out.append(sym)
+        try:
+            key = str(Instrument.parse(raw))
+        except ValueError as exc:
+            if ":" in raw:
+                raise
+            raise ValueError(f"{item!r} is not a Binance symbol (letters and digits, such as BTCUSDT) "
+                             f"nor an instrument such as binance-usdm:BTCUSDT") from exc
+        if key not in out:
+            out.append(key)
     if not out:
-        raise ValueError("no symbols given; pass e.g. --symbols BTCUSDT,ETHUSDT")
+        raise ValueError("no symbols given; pass e.g. --symbols BTCUSDT,binance-usdm:BTCUSDT")
     return tuple(out)
+
+
+def _check_url(url: str, schemes: tuple[str, ...]) -> str:
+    if not isinstance(url, str) or not url.startswith(schemes):
+        raise ValueError(f"URL {url!r} must start with {' or '.join(schemes)}")
+    return url
+
+
+def _check_venue(name: str) -> str:
+    if name not in VENUES:
+        raise ValueError(f"unknown venue {name!r}; known: {', '.join(VENUES)}")
+    return name
+
+
+def parse_venue_urls(items: str | Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Read ``VENUE=WS_URL,REST_URL`` items into ``(ws_urls, rest_urls)`` by venue name.
+
+    Either URL may be left empty (``binance-usdm=,http://127.0.0.1:9443``).
+    Raises ``ValueError`` naming the bad item.
+    """
+    ws: dict[str, str] = {}
+    rest: dict[str, str] = {}
+    for item in [items] if isinstance(items, str) else items:
+        name, sep, urls = item.partition("=")
+        ws_url, comma, rest_url = urls.partition(",")
+        if not sep or not comma:
+            raise ValueError(f"{item!r}: expected VENUE=WS_URL,REST_URL (e.g. "
+                             f"binance-usdm=ws://127.0.0.1:9443,http://127.0.0.1:9443)")
+        name = _check_venue(name.strip().lower())
+        if ws_url.strip():
+            ws[name] = _check_url(ws_url.strip(), ("ws://", "wss://"))
+        if rest_url.strip():
+            rest[name] = _check_url(rest_url.strip(), ("http://", "https://"))
+    return ws, rest
 
 
 @dataclass(frozen=True)
@@ -53,13 +94,21 @@ class IngestConfig:
     Attributes
     ----------
     symbols : tuple of str
-        Binance symbols to stream.
+        Instruments to stream, as canonical instrument texts
+        (``BTCUSDT`` = Binance spot, ``binance-usdm:BTCUSDT`` = USD-M
+        perpetual): anything :func:`parse_symbols` reads is accepted and
+        canonicalised. See :attr:`instruments`.
     stream : str
         ``"trade"`` or ``"aggTrade"``.
     store : str or None
         Store URI (``None``: the default store).
-    ws_url, rest_url : str
-        Binance's WebSocket and REST base URLs (or the replay server's).
+    ws_url, rest_url : str or None
+        WebSocket and REST base URLs for every venue of the run (a replay
+        server serves every venue on one port); ``None``: each venue's own
+        (:mod:`quantify.venues`).
+    ws_urls, rest_urls : mapping of str to str
+        Per-venue base URLs (``{"binance-usdm": "ws://..."}``), taking
+        precedence over ``ws_url``/``rest_url`` for that venue.
     batch_size : int
         Append to ArcticDB as soon as a symbol has this many new trades ...
     flush_interval : float
@@ -81,8 +130,9 @@ class IngestConfig:
         allocates, and at 700 the collections cost 0.5 µs per trade. Both are
         undone when the service stops.
     streams_per_connection : int
-        Streams per WebSocket connection (Binance allows 1,024); more symbols
-        open more connections.
+        Streams per WebSocket connection at most (each venue's own limit
+        applies too: Binance spot 1,024, USD-M 200); more symbols open more
+        connections.
     connection_max_age : float
         Rotate a connection after this many seconds (Binance closes them at 24 h).
     rotation_overlap : float
@@ -127,8 +177,10 @@ class IngestConfig:
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     stream: str = "trade"
     store: str | None = None
-    ws_url: str = DEFAULT_WS_URL
-    rest_url: str = DEFAULT_REST_URL
+    ws_url: str | None = None
+    rest_url: str | None = None
+    ws_urls: Mapping[str, str] = field(default_factory=dict)
+    rest_urls: Mapping[str, str] = field(default_factory=dict)
     batch_size: int = 5_000
     flush_interval: float = 0.1
     switch_interval: float | None = 0.0005
@@ -164,14 +216,31 @@ class IngestConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if self.streams_per_connection > 1024:
-            raise ValueError("Binance allows at most 1024 streams per connection")
+            raise ValueError("no venue allows more than 1024 streams per connection")
         if self.switch_interval is not None and not 0 < self.switch_interval <= 0.1:
             raise ValueError(f"switch_interval must be in (0, 0.1] seconds, got {self.switch_interval!r}")
         if self.duration is not None and not self.duration > 0:
             raise ValueError(f"duration must be positive seconds, got {self.duration!r}")
         for url, schemes in ((self.ws_url, ("ws://", "wss://")), (self.rest_url, ("http://", "https://"))):
-            if not url.startswith(schemes):
-                raise ValueError(f"URL {url!r} must start with {' or '.join(schemes)}")
+            if url is not None:
+                _check_url(url, schemes)
+        for name, urls, schemes in (("ws_urls", self.ws_urls, ("ws://", "wss://")),
+                                    ("rest_urls", self.rest_urls, ("http://", "https://"))):
+            checked = {_check_venue(v): _check_url(u, schemes) for v, u in dict(urls).items()}
+            object.__setattr__(self, name, checked)
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        """:attr:`symbols` as instruments, in order."""
+        return tuple(Instrument.parse(s) for s in self.symbols)
+
+    def ws_base(self, venue: str) -> str | None:
+        """The WebSocket base URL configured for ``venue`` (``None``: the venue's own)."""
+        return self.ws_urls.get(venue, self.ws_url)
+
+    def rest_base(self, venue: str) -> str | None:
+        """The REST base URL configured for ``venue`` (``None``: the venue's own)."""
+        return self.rest_urls.get(venue, self.rest_url)
 
     def with_(self, **changes: object) -> IngestConfig:
         """A copy with ``changes`` applied."""
@@ -182,7 +251,8 @@ def ingest_config_from_env(env: Mapping[str, str] | None = None, **overrides: ob
     """Build an :class:`IngestConfig` from ``QUANTIFY_*`` variables and overrides.
 
     Read: ``QUANTIFY_STORE``, ``QUANTIFY_SYMBOLS``, ``QUANTIFY_STREAM``,
-    ``QUANTIFY_WS_URL``, ``QUANTIFY_REST_URL``. Overrides that are ``None``
+    ``QUANTIFY_WS_URL``, ``QUANTIFY_REST_URL`` (the base URLs of every
+    venue). Overrides that are ``None``
     are ignored. Called by entry points only.
     """
     env = os.environ if env is None else env

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from quantify.feed.recordings import read_frames, sample_files
+from quantify.venues.binance.recordings import read_frames, sample_files
 from quantify.replay.server import ReplayConfig, ReplayServer
 from quantify.replay.tape import Tape
 from quantify.replay.thread import ReplayThread

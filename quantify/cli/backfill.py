@@ -13,6 +13,12 @@ examples:
   quantify backfill BTCUSDT --start 2024-08-08 --end 2024-08-09
   quantify backfill BTCUSDT --start=-6h --end now --kind aggTrades   # '=' before a '-'
   quantify backfill ETHUSDT --start 2024-08-01 --end 2024-09-01 --kind klines --interval 1h
+  quantify backfill binance-usdm:BTCUSDT --start 2024-08-08 --end 2024-08-09   # USD-M, /fapi/v1
+
+An instrument is a Binance spot symbol (BTCUSDT) or VENUE:SYMBOL
+(binance-usdm:BTCUSDT for the USD-M perpetual); each is fetched from its
+venue's REST API (api.binance.com/api/v3, fapi.binance.com/fapi/v1) within
+that venue's weight budget.
 
 The range is inclusive-exclusive (START <= time < END). Interrupted runs
 resume where they stopped when rerun with the same arguments; nothing is
@@ -25,12 +31,14 @@ server has no data up to END yet (rerun later), 2 usage error.
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "backfill", help="fetch a time range of trades or klines over REST into the store",
-        description="Fetch SYMBOL's trades (historicalTrades), aggregate trades or klines "
-                    "with START <= time < END over Binance's REST API, within the request-"
-                    "weight budget and honouring Retry-After, resumably.",
+        description="Fetch INSTRUMENT's trades (historicalTrades), aggregate trades or klines "
+                    "with START <= time < END over its venue's REST API (Binance spot or "
+                    "USD-M futures), within the request-weight budget and honouring "
+                    "Retry-After, resumably.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("symbol", metavar="SYMBOL", help="a Binance symbol, e.g. BTCUSDT")
+    p.add_argument("symbol", metavar="INSTRUMENT",
+                   help="an instrument: BTCUSDT (Binance spot) or binance-usdm:BTCUSDT (USD-M)")
     p.add_argument("--start", required=True, metavar="T",
                    help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative "
                         "(--start=-6h)")
@@ -40,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--interval", default="1m", help="kline interval for --kind klines (default 1m)")
     add_store_argument(p)
     p.add_argument("--rest-url", metavar="URL", default=None,
-                   help="REST base URL (default: $QUANTIFY_REST_URL or https://api.binance.com)")
+                   help="REST base URL (default: $QUANTIFY_REST_URL or the venue's own: "
+                        "https://api.binance.com, https://fapi.binance.com)")
     p.add_argument("--flush-rows", type=int, default=None, metavar="N",
                    help="store (and save the resume point) every N rows (default 50000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -48,15 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantify.feed.rest import DEFAULT_REST_URL, RestConfig
     from quantify.ingest.backfill import DEFAULT_FLUSH_ROWS, run_backfill
     from quantify.store import open_store
 
     store = open_store(store_from_args(args))
-    url = args.rest_url or os.environ.get("QUANTIFY_REST_URL") or DEFAULT_REST_URL
+    url = args.rest_url or os.environ.get("QUANTIFY_REST_URL") or None
     result = run_backfill(
         store, args.symbol, args.start, args.end, kind=args.kind, interval=args.interval,
-        rest=RestConfig(base_url=url), flush_rows=args.flush_rows or DEFAULT_FLUSH_ROWS,
+        rest_url=url, flush_rows=args.flush_rows or DEFAULT_FLUSH_ROWS,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
     print(result.summary())

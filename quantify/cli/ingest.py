@@ -7,13 +7,26 @@ import asyncio
 import signal
 
 from quantify.cli._common import add_store_argument, store_from_args
-from quantify.config import ingest_config_from_env
+from quantify.config import ingest_config_from_env, parse_venue_urls
 
 EPILOG = """\
 examples:
   quantify ingest --symbols BTCUSDT,ETHUSDT
+  quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT     # spot and the USD-M perpetual
   quantify replay --loop &    # offline: a local Binance-compatible server
   quantify ingest --ws-url ws://127.0.0.1:9443 --rest-url http://127.0.0.1:9443 --duration 60
+
+Instruments: a plain symbol (BTCUSDT) is Binance spot; VENUE:SYMBOL names
+another venue (binance-usdm:BTCUSDT, the USD-M perpetual). Each venue streams
+over its own connections (spot wss://stream.binance.com:9443; USD-M
+wss://fstream.binance.com, @trade on /public, @aggTrade on /market) and fills
+gaps over its own REST API (api.binance.com/api/v3, fapi.binance.com/fapi/v1).
+
+Base URLs: --ws-url and --rest-url apply to every venue of the run (a replay
+server serves all venues on one port); --venue-url VENUE=WS_URL,REST_URL
+(repeatable; either URL may be empty) overrides them for one venue:
+  quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT \
+      --venue-url binance-usdm=ws://127.0.0.1:9443,http://127.0.0.1:9443
 
 Exactly one writer per LMDB store: a second 'quantify ingest' on the same store
 refuses and names the running one. On a shared S3 store several workers each
@@ -34,18 +47,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "backfill over REST, a raw journal, and exactly one writer per store.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--symbols", metavar="SYM,SYM", help="symbols to stream (default: BTCUSDT,ETHUSDT "
-                   "or $QUANTIFY_SYMBOLS)")
-    p.add_argument("--stream", choices=("trade", "aggTrade"), help="Binance stream kind (default: trade)")
+    p.add_argument("--symbols", metavar="INST,INST",
+                   help="instruments to stream, e.g. BTCUSDT,binance-usdm:BTCUSDT (default: "
+                        "BTCUSDT,ETHUSDT or $QUANTIFY_SYMBOLS)")
+    p.add_argument("--stream", choices=("trade", "aggTrade"), help="trade stream kind (default: trade)")
     add_store_argument(p)
-    p.add_argument("--ws-url", metavar="URL", help="WebSocket base URL (default: wss://stream.binance.com:9443)")
-    p.add_argument("--rest-url", metavar="URL", help="REST base URL for gap backfill (default: https://api.binance.com)")
+    p.add_argument("--ws-url", metavar="URL",
+                   help="WebSocket base URL for every venue (default: $QUANTIFY_WS_URL or each "
+                        "venue's own)")
+    p.add_argument("--rest-url", metavar="URL",
+                   help="REST base URL for gap backfill, every venue (default: $QUANTIFY_REST_URL "
+                        "or each venue's own)")
+    p.add_argument("--venue-url", metavar="VENUE=WS,REST", action="append", default=[],
+                   help="base URLs of one venue, overriding --ws-url/--rest-url for it "
+                        "(repeatable), e.g. binance-usdm=ws://127.0.0.1:9443,http://127.0.0.1:9443")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this many seconds")
     p.add_argument("--batch-size", type=int, metavar="N", help="append when a symbol has N new trades (default 5000)")
     p.add_argument("--flush-interval", type=float, metavar="S", help="... or after S seconds (default 0.1)")
     p.add_argument("--lease-ttl", type=float, metavar="S",
                    help="shared stores: seconds a dead worker's symbols stay owned (default 30)")
-    p.add_argument("--standby", metavar="SYM,SYM",
+    p.add_argument("--standby", metavar="INST,INST",
                    help="shared stores: take these symbols over when their owner's lease expires")
     p.add_argument("--no-journal", action="store_true", help="do not keep the raw journal of received frames")
     p.set_defaults(func=run)
@@ -53,13 +74,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from quantify.ingest.listeners import standard_listeners
-    from quantify.ingest.service import IngestService
+    from quantify.ingest.service import IngestService, stream_urls
     from quantify.store import open_store
 
+    ws_urls, rest_urls = parse_venue_urls(args.venue_url)
     config = ingest_config_from_env(
         symbols=args.symbols, stream=args.stream, store=store_from_args(args), ws_url=args.ws_url,
-        rest_url=args.rest_url, duration=args.duration, batch_size=args.batch_size,
-        flush_interval=args.flush_interval, journal=False if args.no_journal else None,
+        rest_url=args.rest_url, ws_urls=ws_urls or None, rest_urls=rest_urls or None,
+        duration=args.duration, batch_size=args.batch_size, flush_interval=args.flush_interval, journal=False if args.no_journal else None,
         lease_ttl=args.lease_ttl, standby=args.standby or None,
     )
     service = IngestService(config, listeners=standard_listeners(open_store(config.store), config))
@@ -70,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, service.stop)
         await service.run()
 
+    sources = sorted({url.split("?")[0] for url in stream_urls(config)})
     print(f"quantify ingest: streaming {','.join(config.symbols)} ({config.stream}) from "
-          f"{config.ws_url} into {service.store.uri}", flush=True)
+          f"{', '.join(sources)} into {service.store.uri}", flush=True)
     asyncio.run(main())
     s = service.status()
     print(f"quantify ingest: stopped; {s.trades_stored} trades stored, {s.reconnects} reconnects, "

@@ -34,9 +34,9 @@ clients connect to (spot):
   http://HOST:PORT/api/v3/klines?symbol=BTCUSDT&interval=1m     REST (also ping, time,
       exchangeInfo, aggTrades, historicalTrades, trades)
 clients connect to (USD-M futures, Binance's routed fstream paths):
-  ws://HOST:PORT/market/ws/btcusdt@trade               raw events (@trade, @aggTrade)
-  ws://HOST:PORT/market/stream?streams=btcusdt@aggTrade          combined events
-  ws://HOST:PORT/public/...                            depth/bookTicker: accepted, not served yet
+  ws://HOST:PORT/public/ws/btcusdt@trade               raw @trade events (depth and
+                                                       bookTicker: accepted, not served yet)
+  ws://HOST:PORT/market/stream?streams=btcusdt@aggTrade          combined @aggTrade events
   http://HOST:PORT/fapi/v1/klines?symbol=BTCUSDT&interval=1m    REST (same endpoints)
   a stream on the wrong tier (/public vs /market) delivers nothing, as on Binance.
 

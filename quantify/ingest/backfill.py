@@ -1,24 +1,28 @@
 """Backfill a time range over REST: trades, aggregate trades or klines.
 
-``quantify backfill SYMBOL --start T --end T`` and :func:`backfill` fetch
+``quantify backfill INSTRUMENT --start T --end T`` and :func:`backfill` fetch
 ``[start, end)`` (inclusive-exclusive, on trade time or kline open time)
-page by page from Binance's REST API (or the replay server's):
+page by page from the instrument's venue's REST API (or the replay
+server's): ``BTCUSDT`` from Binance spot (``/api/v3``),
+``binance-usdm:BTCUSDT`` from Binance USD-M futures (``/fapi/v1``):
 
 ``aggTrades``
-    ``/api/v3/aggTrades``: one ``startTime`` query (at most 1 h wide, as
-    Binance requires; repeated hour by hour over an empty stretch) finds the
-    first aggregate id at or after ``start``; then ``fromId`` pages of 1,000
-    (weight 4 each) until a trade at or after ``end``.
+    ``aggTrades``: one ``startTime`` query (at most 1 h wide, as Binance
+    requires; repeated hour by hour over an empty stretch) finds the first
+    aggregate id at or after ``start``; then ``fromId`` pages of 1,000
+    (weight 4 each on spot, 20 on USD-M) until a trade at or after ``end``.
 ``trades``
-    ``/api/v3/historicalTrades``: the first trade id comes from that first
-    aggregate trade's ``f``; then ``fromId`` pages of 1,000 (weight 25).
+    ``historicalTrades``: the first trade id comes from that first
+    aggregate trade's ``f``; then ``fromId`` pages of 1,000 (weight 25 on
+    spot, 20 on USD-M).
 ``klines``
-    ``/api/v3/klines`` pages of 1,000 bars (weight 2) by ``startTime``;
-    bars still open at the server's time are left for a later run.
+    ``klines`` pages of 1,000 bars (weight 2 on spot, 5 on USD-M) by
+    ``startTime``; bars still open at the server's time are left for a later run.
 
 Within the weight budget, honouring ``Retry-After``: every request goes
-through :class:`~quantify.feed.rest.BinanceRest`, which keeps to the budget
-(6,000/min less 20 % headroom) and waits out 429/418s.
+through the venue's REST client (:meth:`quantify.venues.base.Venue.rest`),
+which keeps to the venue's budget (spot 6,000/min, USD-M 2,400/min, less
+20 % headroom) and waits out 429/418s.
 
 Resumable: rows are merged into the store (:func:`quantify.store.merge.merge_ticks`,
 ids decide, so nothing is stored twice) every ``flush_rows`` rows, and after
@@ -41,11 +45,13 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from quantify.feed.parse import Trade, trades_to_frame
-from quantify.feed.rest import BinanceRest, RestConfig
+from quantify.model.instrument import Instrument, InstrumentLike
 from quantify.model.times import TimeLike, parse_time
+from quantify.model.trades import Trade, trades_to_frame
 from quantify.store.lease import WriterLock
 from quantify.store.merge import merge_klines, merge_ticks, tick_kind
+from quantify.venues import venue_of
+from quantify.venues.base import VenueRest
 
 if TYPE_CHECKING:
     from quantify.store.store import Store
@@ -116,14 +122,17 @@ class BackfillResult:
         )
 
 
-def _check(symbol: str, kind: str | None, interval: str) -> str:
-    if not isinstance(symbol, str) or not symbol.strip().isalnum():
-        raise ValueError(f"symbol must be a Binance symbol such as 'BTCUSDT', got {symbol!r}")
+def _check(symbol: InstrumentLike, kind: str | None, interval: str) -> Instrument:
+    try:
+        inst = Instrument.parse(symbol)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"symbol must be a Binance symbol such as 'BTCUSDT' or an instrument such as "
+                         f"'binance-usdm:BTCUSDT', got {symbol!r}") from exc
     if kind is not None and kind not in BACKFILL_KINDS:
         raise ValueError(f"kind must be one of {', '.join(BACKFILL_KINDS)}, got {kind!r}")
     if interval not in _INTERVAL_MS:
         raise ValueError(f"interval must be one of {', '.join(_INTERVAL_MS)}, got {interval!r}")
-    return symbol.strip().upper()
+    return inst
 
 
 def _record_name(sym: str, kind: str, start_ms: int, end_ms: int, interval: str) -> str:
@@ -157,36 +166,36 @@ def _default_kind(store: Store, sym: str) -> str:
 
 async def backfill(
     store: Store,
-    symbol: str,
+    symbol: InstrumentLike,
     start: TimeLike,
     end: TimeLike,
     *,
     kind: str | None = None,
     interval: str = "1m",
-    rest: RestConfig | None = None,
+    rest_url: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     flush_rows: int = DEFAULT_FLUSH_ROWS,
     progress: bool = True,
     lock: bool = True,
 ) -> BackfillResult:
-    """Fetch ``symbol``'s trades or klines of ``[start, end)`` over REST into ``store``.
+    """Fetch ``symbol``'s trades or klines of ``[start, end)`` over its venue's REST into ``store``.
 
     Parameters
     ----------
     store : Store
-        Target store; the ticks go to ``ticks/<SYMBOL>``, klines to
-        ``klines/<SYMBOL>_<interval>``.
-    symbol : str
-        A Binance symbol.
+        Target store; the ticks go to ``ticks/<INSTRUMENT>``, klines to
+        ``klines/<INSTRUMENT>_<interval>`` (``BTCUSDT``, ``binance-usdm:BTCUSDT``).
+    symbol : str or Instrument
+        An instrument: ``BTCUSDT`` (Binance spot), ``binance-usdm:BTCUSDT``.
     start, end : datetime, str or number
         The range, inclusive-exclusive (see :func:`quantify.store.parse_time`).
     kind : {"trades", "aggTrades", "klines"} or None
         ``None``: the kind of ids the symbol already holds, else ``trades``.
     interval : str, default "1m"
         Kline interval (``kind="klines"``).
-    rest : RestConfig, optional
-        Base URL (Binance's or the replay server's) and weight budget;
-        default ``RestConfig()`` (Binance).
+    rest_url : str, optional
+        REST base URL (the replay server's); default: the venue's own
+        (``https://api.binance.com``, ``https://fapi.binance.com``).
     transport : httpx.AsyncBaseTransport, optional
         Replaces the network (tests).
     flush_rows : int
@@ -207,7 +216,8 @@ async def backfill(
     RestError
         If the server refuses a request (unknown symbol, …) or keeps failing.
     """
-    sym = _check(symbol, kind, interval)
+    inst = _check(symbol, kind, interval)
+    sym = inst.key
     t0, t1 = parse_time(start), parse_time(end)
     if t0 is None or t1 is None:
         raise ValueError("backfill needs both start and end")
@@ -220,8 +230,8 @@ async def backfill(
     try:
         kind = kind or _default_kind(store, sym)
         record = _Progress(store, _record_name(sym, kind, start_ms, end_ms, interval))
-        run = _Run(store, sym, kind, interval, start_ms, end_ms, record, flush_rows, progress)
-        async with BinanceRest(rest or RestConfig(), transport=transport) as client:
+        run = _Run(store, inst, kind, interval, start_ms, end_ms, record, flush_rows, progress)
+        async with venue_of(inst).rest(rest_url, transport=transport) as client:
             try:
                 if kind == "klines":
                     await run.klines(client)
@@ -238,7 +248,7 @@ async def backfill(
     return result
 
 
-def run_backfill(store: Store, symbol: str, start: TimeLike, end: TimeLike,
+def run_backfill(store: Store, symbol: InstrumentLike, start: TimeLike, end: TimeLike,
                  **kwargs: Any) -> BackfillResult:
     """:func:`backfill` for synchronous callers (runs its own event loop)."""
     return asyncio.run(backfill(store, symbol, start, end, **kwargs))
@@ -247,9 +257,14 @@ def run_backfill(store: Store, symbol: str, start: TimeLike, end: TimeLike,
 class _Run:
     """State of one backfill run."""
 
-    def __init__(self, store: Store, sym: str, kind: str, interval: str, start_ms: int,
+    def __init__(self, store: Store, inst: Instrument, kind: str, interval: str, start_ms: int,
                  end_ms: int, record: _Progress, flush_rows: int, progress: bool) -> None:
+        sym = inst.key
+        #: ``sym`` names the data in the store; ``venue_symbol`` is what the venue's REST wants.
         self.store, self.sym, self.kind, self.interval = store, sym, kind, interval
+        self.venue_symbol = inst.symbol
+        #: Trades per ``fromId`` page (1,000; USD-M ``historicalTrades`` 500).
+        self.page = venue_of(inst).trades_limit(kind == "aggTrades")
         self.start_ms, self.end_ms = start_ms, end_ms
         self.record, self.flush_rows = record, flush_rows
         self.resumed = bool(record.state) and not record.state.get("done")
@@ -282,20 +297,19 @@ class _Run:
 
     # -- trades and aggregate trades ---------------------------------------------
 
-    async def _first_at_start(self, client: BinanceRest) -> tuple[int, int] | None:
+    async def _first_at_start(self, client: VenueRest) -> tuple[int, int] | None:
         """``(aggregate id, first trade id)`` of the first trade in the range, if any."""
         s = self.start_ms
         while s < self.end_ms:
             e = min(s + _HOUR_MS, self.end_ms) - 1
-            rows = await client.get("/api/v3/aggTrades",
-                                    {"symbol": self.sym, "startTime": s, "endTime": e, "limit": 1})
+            rows = await client.agg_trades_between(self.venue_symbol, s, e, limit=1)
             if rows:
-                return int(rows[0]["a"]), int(rows[0]["f"])
+                return int(rows[0].trade_id), int(rows[0].first_id)
             self._advance(e + 1)
             s = e + 1
         return None
 
-    async def trades(self, client: BinanceRest) -> None:
+    async def trades(self, client: VenueRest) -> None:
         if self.complete:
             return
         aggregate = self.kind == "aggTrades"
@@ -311,7 +325,7 @@ class _Run:
         buffer: list[Trade] = []
         done = False
         while not done:
-            page = await client.trades_from(self.sym, next_id, aggregate=aggregate, limit=PAGE)
+            page = await client.trades_from(self.venue_symbol, next_id, aggregate=aggregate, limit=self.page)
             self.pages += 1
             if not page:
                 break
@@ -324,9 +338,9 @@ class _Run:
                 self._advance(keep[-1].time)
             if done:
                 self.complete = True
-            elif len(page) < PAGE:
+            elif len(page) < self.page:
                 # the latest trade the server has: complete if its clock is past the end
-                server_ms = int((await client.get("/api/v3/time"))["serverTime"])
+                server_ms = await client.server_time()
                 self.complete = server_ms >= self.end_ms
                 break
             if len(buffer) >= self.flush_rows or done:
@@ -344,19 +358,16 @@ class _Run:
 
     # -- klines -------------------------------------------------------------------
 
-    async def klines(self, client: BinanceRest) -> None:
+    async def klines(self, client: VenueRest) -> None:
         if self.complete:
             return
         step = _INTERVAL_MS[self.interval]
-        server_ms = int((await client.get("/api/v3/time"))["serverTime"])
+        server_ms = await client.server_time()
         cursor = int(self.record.state.get("next_ms", self.start_ms))
         name = f"{self.sym}_{self.interval}"
         open_bar = False
         while cursor < self.end_ms:
-            rows = await client.get("/api/v3/klines", {
-                "symbol": self.sym, "interval": self.interval, "startTime": cursor,
-                "endTime": self.end_ms - 1, "limit": PAGE,
-            })
+            rows = await client.klines(self.venue_symbol, self.interval, cursor, self.end_ms - 1, limit=PAGE)
             self.pages += 1
             rows = [r for r in rows if int(r[0]) < self.end_ms]
             closed = [r for r in rows if int(r[6]) < server_ms]

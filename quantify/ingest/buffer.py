@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
-from quantify.feed.parse import Trade
+from quantify.model.trades import Trade
 
 __all__ = ["Gap", "SymbolBuffer"]
 

@@ -2,7 +2,9 @@
 
 Frames are written as ``<receive time ns> <frame>`` lines, the format of the
 recorded Binance captures, so a journal segment can be replayed with
-``quantify replay`` or read with :func:`quantify.feed.recordings.read_frames`.
+``quantify replay`` or read with :func:`quantify.venues.binance.recordings.read_frames`.
+Each venue of a run has its own journal (:func:`journal_dir`), so recovery
+parses every frame with the parser of the venue it came from.
 
 The journal bridges the gap between receipt and the ArcticDB append: after a
 ``kill -9``, the next writer reads the segments left behind and stores the
@@ -20,9 +22,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quantify.feed.recordings import read_frames
+from quantify.model.instrument import DEFAULT_VENUE
+from quantify.venues.binance.recordings import read_frames
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "JournalSet", "journal_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +186,31 @@ class Journal:
                 pass
 
 
-def journal_dir(store_path: Path | None) -> Path | None:
-    """The journal directory of an LMDB store (``None`` for other backends)."""
-    return None if store_path is None else store_path / "journal"
+def journal_dir(store_path: Path | None, venue: str = DEFAULT_VENUE) -> Path | None:
+    """The journal directory of ``venue`` in an LMDB store (``None`` for other backends).
+
+    Binance spot's is ``<store>/journal`` (where journals were before there
+    were venues, so a predecessor's leftover is found); other venues' are
+    ``<store>/journal/<venue>``.
+    """
+    if store_path is None:
+        return None
+    root = store_path / "journal"
+    return root if venue == DEFAULT_VENUE else root / venue
+
+
+class JournalSet:
+    """The journals of a run, one per venue, counted together."""
+
+    def __init__(self, journals: dict[str, Journal]) -> None:
+        self.journals = journals
+
+    @property
+    def errors(self) -> int:
+        """Failed writes and flushes of every journal."""
+        return sum(j.errors for j in self.journals.values())
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(j.size_bytes for j in self.journals.values())
 

@@ -31,10 +31,10 @@ from typing import Any, Final
 import pandas as pd
 
 from quantify.exceptions import FeedError, QuantifyError
-from quantify.feed import recordings
 from quantify.store import Store, WriterLock
 from quantify.store.merge import merge_klines, merge_ticks
 from quantify.venues import okx
+from quantify.venues.binance import recordings
 
 __all__ = ["MAX_UNZIP_RATIO", "FileResult", "LoadResult", "load_files", "read_history_file"]
 
@@ -113,7 +113,7 @@ def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.D
 
     ``kind`` is ``"ticks"`` (names are symbols, frames tick frames) or
     ``"klines"`` (names are ``SYMBOL_INTERVAL``, frames candle frames).
-    Understands every format of :mod:`quantify.feed.recordings` (recorded
+    Understands every format of :mod:`quantify.venues.binance.recordings` (recorded
     WebSocket frames, QuantiFy journal segments, REST JSON, data.binance.vision
     trades/aggTrades/klines CSVs), recorded OKX v5 sessions (names are
     instrument keys such as ``okx:BTC-USDT``; :mod:`quantify.venues.okx`) and

@@ -1,14 +1,21 @@
-"""The ingestion service: Binance trades into ArcticDB, nothing lost, nothing twice.
+"""The ingestion service: exchange trades into ArcticDB, nothing lost, nothing twice.
 
 One asyncio loop runs everything but the ArcticDB calls, which go to one
 writer thread so receiving never waits for storage::
 
-    connections ──frames──▶ journal (raw, append-only)
+    connections ──frames──▶ journal (raw, append-only, one per venue)
          │
-         └──parse──▶ SymbolBuffer per symbol ──contiguous runs──▶ flusher ──▶ ArcticDB
-                          │ gaps                                   (writer thread)
+         └──parse──▶ SymbolBuffer per instrument ──contiguous runs──▶ flusher ──▶ ArcticDB
+                          │ gaps                                      (writer thread)
                           ▼
-                      backfill (REST, by id)
+                      backfill (the venue's REST, by id)
+
+- Instruments of several venues stream at once (``BTCUSDT`` is Binance spot,
+  ``binance-usdm:BTCUSDT`` the USD-M perpetual): each venue of the run
+  (:class:`~quantify.ingest.feeds.VenueFeed`) has its own connections on its
+  own stream URLs, its own parser, journal, REST client and gap filler;
+  buffers, the journal's bookkeeping and the store are keyed by instrument
+  (``inst.key``; for spot, the plain symbol as before).
 
 - Connections use websockets' own reconnect loop (capped, jittered backoff),
   reconnect at once on ``serverShutdown`` and are rotated before Binance's
@@ -46,16 +53,25 @@ from websockets.frames import CloseCode
 
 from quantify.config import IngestConfig
 from quantify.exceptions import QuantifyError, RestError, WriterLocked
-from quantify.feed.parse import FrameParser, ServerShutdown, Trade, trades_to_frame
-from quantify.feed.rest import BinanceRest, RestConfig
 from quantify.ingest.buffer import SymbolBuffer
+from quantify.ingest.feeds import (
+    ParserTotals,
+    RestTotals,
+    VenueFeed,
+    by_venue,
+    stream_urls,
+    venue_stream_urls,
+)
 from quantify.ingest.gaps import GapFiller
-from quantify.ingest.journal import Journal, journal_dir
+from quantify.ingest.journal import Journal, JournalSet, journal_dir
 from quantify.ingest.listeners import BatchListener, listener_stats
 from quantify.ingest.stats import IngestStats
+from quantify.model.instrument import Instrument
 from quantify.model.status import InstrumentStatus, WriterState, WriterStatus
+from quantify.model.trades import ServerShutdown, Trade, trades_to_frame
 from quantify.store import Store, WriterLock, open_store
 from quantify.store.shard import ShardLeases
+from quantify.venues import venue as venue_named
 
 __all__ = ["IngestService", "stream_urls"]
 
@@ -64,16 +80,6 @@ logger = logging.getLogger(__name__)
 #: Allocations between collections of the youngest generation while streaming
 #: (CPython's default is 700); see ``IngestConfig.tune_gc``.
 GC_YOUNG_THRESHOLD = 100_000
-
-
-def stream_urls(config: IngestConfig) -> list[str]:
-    """Combined-stream URLs covering every symbol, ``streams_per_connection`` each."""
-    base = config.ws_url.rstrip("/")
-    for suffix in ("/stream", "/ws"):
-        base = base.removesuffix(suffix)
-    names = [f"{s.lower()}@{config.stream}" for s in config.symbols]
-    size = config.streams_per_connection
-    return [f"{base}/stream?streams={'/'.join(names[i:i + size])}" for i in range(0, len(names), size)]
 
 
 class IngestService:
@@ -97,7 +103,15 @@ class IngestService:
         self.store: Store = open_store(config.store)
         self.stats = IngestStats()
         self.state = WriterState.STARTING
-        self.parser = FrameParser(config.max_frame_bytes)
+        #: Venue name -> that venue's parser, buffers, journal, REST client (see ``VenueFeed``).
+        self.feeds: dict[str, VenueFeed] = {}
+        for name in by_venue(config.instruments + tuple(Instrument.parse(s) for s in config.standby)):
+            v = venue_named(name)
+            v.check_kind(config.stream)
+            self.feeds[name] = VenueFeed(v, v.parser(config.max_frame_bytes))
+        #: Malformed-frame counts of every venue's parser.
+        self.parser = ParserTotals(self.feeds)
+        #: Instrument key -> buffer (``BTCUSDT``, ``binance-usdm:BTCUSDT``).
         self.buffers: dict[str, SymbolBuffer] = {}
         self.stored_next: dict[str, int] = {}
         self.rows: dict[str, int] = {}
@@ -121,13 +135,13 @@ class IngestService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pending_frames: dict[str, list[Trade]] = {}
         self._last_compact = time.monotonic()
-        self._journal: Journal | None = None
+        self._journal: JournalSet | None = None
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
         self._listeners: list[BatchListener] = []
         self.listener_errors = 0
-        #: Exchange time when streaming started (REST /api/v3/time), if known.
-        self._start_ms: int | None = None
+        #: Requests and rate limits of every venue's REST client.
+        self._rest = RestTotals(self.feeds)
         self.sharded = self.store.uri.scheme in ("s3", "s3s")
         for listener in listeners:
             self.add_batch_listener(listener)
@@ -226,11 +240,14 @@ class IngestService:
         for sym, (tid, ts) in last.items():
             self.stored_next[sym] = tid + 1
             self.last_time[sym] = int(ts.value // 1_000_000)
-        jdir = journal_dir(self.store.uri.path) if cfg.journal else None
-        if jdir is not None:
-            self._journal = Journal(jdir)
+        if cfg.journal and journal_dir(self.store.uri.path) is not None:
+            for name, feed in self.feeds.items():
+                feed.journal = Journal(journal_dir(self.store.uri.path, name))  # type: ignore[arg-type]
+            self._journal = JournalSet({n: f.journal for n, f in self.feeds.items() if f.journal})
             await self._recover_journal()
-            self._journal.start()
+            for feed in self.feeds.values():
+                if feed.journal is not None:
+                    feed.journal.start()
         for listener in self._listeners:
             start = getattr(listener, "start", None)
             catch_up = getattr(listener, "catch_up", None)
@@ -250,19 +267,23 @@ class IngestService:
             gc.set_threshold(GC_YOUNG_THRESHOLD, *self._gc_threshold[1:])
         self._set_state(WriterState.RUNNING)
         logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
-        async with BinanceRest(RestConfig(base_url=cfg.rest_url), transport=self._rest_transport) as rest:
-            self._rest = rest
-            gaps = GapFiller(self.buffers, rest, self.stats, cfg)
-            try:
-                self._start_ms = int((await rest.get("/api/v3/time"))["serverTime"])
-            except (RestError, KeyError, TypeError, ValueError) as exc:
-                logger.warning("no exchange time (%s): new symbols start at their first trade seen", exc)
+        async with contextlib.AsyncExitStack() as rests:
+            for name, feed in self.feeds.items():
+                feed.rest = await rests.enter_async_context(
+                    feed.venue.rest(cfg.rest_base(name), transport=self._rest_transport))
+                try:
+                    feed.start_ms = await feed.rest.server_time()
+                except (RestError, KeyError, TypeError, ValueError) as exc:
+                    logger.warning("%s: no exchange time (%s): new symbols start at their first trade seen",
+                                   name, exc)
             owned = self.owned
-            for sym in owned:
-                self._buffer(sym)
-            for url in stream_urls(cfg.with_(symbols=owned)) if owned else []:
-                self._spawn(self._connection(url))
-            self._spawn(gaps.run())
+            for key in owned:
+                self._buffer(key)
+            for venue, url in venue_stream_urls(cfg, owned) if owned else []:
+                self._spawn(self._connection(self.feeds[venue.name], url))
+            for feed in self.feeds.values():
+                assert feed.rest is not None
+                self._spawn(GapFiller(feed.buffers, feed.rest, self.stats, cfg, venue=feed.venue).run())
             if self.leases is not None:
                 self._spawn(self._lease_loop())
             flusher = self._spawn(self._flush_loop())
@@ -292,8 +313,9 @@ class IngestService:
                             await self._in_writer(close)
                         except Exception:  # closing is best effort; the data is stored
                             logger.exception("closing batch listener %r failed", listener)
-                if self._journal is not None:
-                    self._journal.close(self._last_seen(), self.stored_next)
+                for feed in self.feeds.values():
+                    if feed.journal is not None:
+                        feed.journal.close(feed.last_seen(), self.stored_next)
                 self._set_state(WriterState.STOPPED)
                 with contextlib.suppress(Exception):  # the store may still be unreachable
                     await self._in_writer(self._write_status)
@@ -368,19 +390,32 @@ class IngestService:
         return await asyncio.get_running_loop().run_in_executor(
             self._lease_executor, functools.partial(fn, *args, **kwargs))
 
-    def _buffer(self, symbol: str) -> SymbolBuffer:
-        buf = self.buffers.get(symbol)
+    def _buffer(self, key: str) -> SymbolBuffer:
+        """The buffer of instrument ``key`` (created, and registered with its venue, if new)."""
+        buf = self.buffers.get(key)
         if buf is None:
-            buf = self.buffers[symbol] = SymbolBuffer(
-                symbol, self.stored_next.get(symbol), start_ms=self._start_ms
-            )
+            inst = Instrument.parse(key)
+            feed = self.feeds.get(inst.venue)
+            if feed is None:
+                raise ValueError(f"{key}: its venue {inst.venue!r} is not streamed by this run")
+            buf = self.buffers[key] = SymbolBuffer(inst.symbol, self.stored_next.get(key), start_ms=feed.start_ms)
+            feed.buffers[inst.symbol] = buf
+            feed.keys[inst.symbol] = key
         return buf
 
-    def _new_buffer(self, symbol: str) -> SymbolBuffer | None:
+    def _new_buffer(self, feed: VenueFeed, symbol: str) -> SymbolBuffer | None:
+        key = feed.key(symbol)
         # Sharded: a symbol this worker does not own (any more) is not buffered.
-        if self.leases is not None and symbol not in self.leases.held:
+        if self.leases is not None and key not in self.leases.held:
             return None
-        return self._buffer(symbol)
+        return self._buffer(key)
+
+    def _drop_buffer(self, key: str) -> None:
+        self.buffers.pop(key, None)
+        inst = Instrument.parse(key)
+        feed = self.feeds.get(inst.venue)
+        if feed is not None:
+            feed.buffers.pop(inst.symbol, None)
 
     def _write_status(self) -> None:
         name = "status" if self.leases is None else f"status__{self.leases.owner}"
@@ -399,7 +434,7 @@ class IngestService:
             try:
                 lost = await self._in_lease(leases.renew)
                 for sym in lost:
-                    self.buffers.pop(sym, None)
+                    self._drop_buffer(sym)
                     self._pending_frames.pop(sym, None)
                 wanted = [s for s in cfg.symbols if s not in leases.held]
                 standby = [s for s in cfg.standby if s not in leases.held and s not in cfg.symbols]
@@ -435,43 +470,46 @@ class IngestService:
                 tid, ts = last[sym]
                 self.stored_next[sym] = tid + 1
                 self.last_time[sym] = int(ts.value // 1_000_000)
-            self.buffers.pop(sym, None)
+            self._drop_buffer(sym)
             self._buffer(sym)
         logger.info("now writing %s (resuming at the last stored ids)", ",".join(symbols))
-        for url in stream_urls(self.config.with_(symbols=tuple(symbols))):
-            self._spawn(self._connection(url))
-
-    def _last_seen(self) -> dict[str, int]:
-        return {s: b.last_seen for s, b in self.buffers.items() if b.last_seen is not None}
+        for venue, url in venue_stream_urls(self.config, symbols):
+            self._spawn(self._connection(self.feeds[venue.name], url))
 
     async def _recover_journal(self) -> None:
-        assert self._journal is not None
-        leftover = self._journal.leftover()
+        """Store the trades of the segments a killed predecessor left, each venue with its parser."""
+        leftover = 0
+        before = sum(len(b.ready) for b in self.buffers.values())
+        for feed in self.feeds.values():
+            journal = feed.journal
+            if journal is None or not journal.leftover():
+                continue
+            self._set_state(WriterState.RECOVERING)
+            leftover += len(journal.leftover())
+            parse = feed.parser.parse
+            for frame in journal.replay_leftover():
+                event = parse(frame)
+                if type(event) is Trade:
+                    self._buffer(feed.key(event.symbol)).add(event)
         if not leftover:
             return
-        self._set_state(WriterState.RECOVERING)
-        before = sum(len(b.ready) for b in self.buffers.values())
-        for frame in self._journal.replay_leftover():
-            event = self.parser.parse(frame)
-            if type(event) is Trade:
-                self._buffer(event.symbol).add(event)
         recovered = sum(len(b.ready) for b in self.buffers.values()) - before
         self.stats.journal_recovered += recovered
-        logger.info("journal: %d trades recovered from %d segment(s)", recovered, len(leftover))
+        logger.info("journal: %d trades recovered from %d segment(s)", recovered, leftover)
         await self._flush()
 
     # -- receiving --------------------------------------------------------
 
-    async def _connection(self, url: str, *, replacement: bool = False) -> None:
+    async def _connection(self, feed: VenueFeed, url: str, *, replacement: bool = False) -> None:
         cfg = self.config
         delays = functools.partial(
             backoff, initial_delay=cfg.backoff_initial, min_delay=cfg.backoff_min, max_delay=cfg.backoff_max
         )
-        parse = self.parser.parse
-        buffers = self.buffers
+        parse = feed.parser.parse
+        buffers = feed.buffers  # by the venue's symbol, as its frames carry it
         stats = self.stats
         time_ns = time.time_ns
-        journal_write = self._journal.write if self._journal is not None else None
+        journal_write = feed.journal.write if feed.journal is not None else None
         batch_size = cfg.batch_size
         wake = self._wake
         assert wake is not None
@@ -482,7 +520,7 @@ class IngestService:
                 stats.reconnects += 1
                 logger.info("reconnected to %s", url.split("?")[0])
             first = False
-            rotation = asyncio.ensure_future(self._retire_after(ws, url, cfg.connection_max_age))
+            rotation = asyncio.ensure_future(self._retire_after(ws, feed, url, cfg.connection_max_age))
             retiring = False
             recv = ws.recv
             try:
@@ -496,7 +534,7 @@ class IngestService:
                     event = parse(frame)
                     if type(event) is Trade:
                         stats.trades += 1
-                        buf = buffers.get(event.symbol) or self._new_buffer(event.symbol)
+                        buf = buffers.get(event.symbol) or self._new_buffer(feed, event.symbol)
                         if buf is not None:
                             buf.add(event)
                             if len(buf.ready) >= batch_size:
@@ -505,23 +543,23 @@ class IngestService:
                         stats.server_shutdowns += 1
                         logger.info("serverShutdown from %s: switching connection", url.split("?")[0])
                         rotation.cancel()
-                        rotation = asyncio.ensure_future(self._retire_after(ws, url, 0.0))
+                        rotation = asyncio.ensure_future(self._retire_after(ws, feed, url, 0.0))
             except websockets.ConnectionClosed as exc:
                 if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
                     # websockets refused the frame (max_size) before the parser saw it; count it there
-                    self.parser.reject_oversized(exc.sent.reason)
+                    feed.parser.reject_oversized(exc.sent.reason)
             finally:
                 retiring = rotation.done() and not rotation.cancelled() and bool(rotation.result())
                 rotation.cancel()
             if retiring:
                 return
 
-    async def _retire_after(self, ws: Any, url: str, age: float) -> bool:
+    async def _retire_after(self, ws: Any, feed: VenueFeed, url: str, age: float) -> bool:
         """After ``age`` s, open a replacement connection, overlap, then close ``ws``."""
         overlap = self.config.rotation_overlap if age > 0 else min(self.config.rotation_overlap, 2.0)
         await asyncio.sleep(max(age - overlap, 0.0))
         self.stats.rotations += 1
-        self._spawn(self._connection(url, replacement=True))
+        self._spawn(self._connection(feed, url, replacement=True))
         await asyncio.sleep(overlap)
         await ws.close()
         return True
@@ -553,8 +591,9 @@ class IngestService:
                     logger.debug("status not published: %s", exc)
 
     async def _flush(self, *, final: bool = False) -> None:
-        if self._journal is not None:
-            self._journal.flush(self._last_seen)
+        for feed in self.feeds.values():
+            if feed.journal is not None:
+                feed.journal.flush(feed.last_seen)
         received_at = time.monotonic()
         pending = self._pending_frames
         for sym, buf in self.buffers.items():
@@ -597,8 +636,9 @@ class IngestService:
             self.stats.stored += len(trades)
         self.stats.appends += 1
         self.stats.store_latency.append(time.monotonic() - received_at)
-        if self._journal is not None:
-            self._journal.release(self.stored_next, all_leftover=True)
+        for feed in self.feeds.values():
+            if feed.journal is not None:
+                feed.journal.release(self.stored_next, all_leftover=True)
 
     async def _compact(self) -> None:
         for sym in list(self.stored_next):
@@ -645,7 +685,7 @@ class IngestService:
             started=s.started,
             store=str(self.store.uri),
             stream=self.config.stream,
-            ws_url=self.config.ws_url,
+            ws_url=self._ws_url(),
             connections=-(-len(owned) // per_connection) if self.state is WriterState.RUNNING else 0,
             ticks_per_second=round(s.ticks_per_second, 1),
             store_latency_ms=s.latency_ms(),
@@ -672,6 +712,12 @@ class IngestService:
             listeners=self._listener_stats(),
             **self._lease_status(),
         )
+
+    def _ws_url(self) -> str:
+        """The WebSocket base URL streamed from (the first venue's, if they differ)."""
+        for name, feed in self.feeds.items():
+            return self.config.ws_base(name) or feed.venue.ws_url
+        return self.config.ws_url or ""
 
     def _lease_status(self) -> dict[str, Any]:
         if self.leases is None:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quantify.feed.recordings import sample_files
+from quantify.venues.binance.recordings import sample_files
 from quantify.replay.fapi import USDM_WEIGHT_LIMIT
 from quantify.replay.rest import DEFAULT_WEIGHT_LIMIT
 

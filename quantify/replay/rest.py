@@ -38,10 +38,10 @@ from urllib.parse import parse_qsl
 import numpy as np
 import orjson
 
-from quantify.feed.rest import WEIGHTS as ENDPOINT_WEIGHTS
 from quantify.model.bars import bars_of_units, limbs_to_ints
 from quantify.model.timeframes import KLINE_INTERVALS
 from quantify.replay.tape import SPOT, SymbolTape, Tape, format_units
+from quantify.venues.binance.rest import WEIGHTS as ENDPOINT_WEIGHTS
 
 __all__ = [
     "DEFAULT_WEIGHT_LIMIT",

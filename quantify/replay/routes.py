@@ -12,12 +12,13 @@ USD-M futures (``fstream.binance.com`` style, with Binance's 2026 routed paths):
     and ``stream`` mode (``/<tier>/stream?streams=...``, combined events):
 
     ``/public``
-        high-frequency public market data: ``@depth...``, ``@bookTicker``
-        (recorded but not served by the replay yet: the connection is
-        accepted and delivers nothing).
+        high-frequency public market data: ``@trade`` (see the note),
+        ``@depth...``, ``@bookTicker`` (depth and book ticker recorded but not
+        served by the replay yet: the connection is accepted and delivers
+        nothing for them).
     ``/market``
         regular market data: ``@aggTrade``, ``@markPrice``, ``@kline_...``,
-        tickers, ``@forceOrder``, and here ``@trade`` too (see the note).
+        tickers, ``@forceOrder``.
     ``/private``
         user data (listenKey and events): refused, there are no accounts.
 
@@ -31,9 +32,12 @@ Notes
 Binance's change notice ("Important WebSocket Change Notice — Base URL Split
 & Migration", developers.binance.com, USDⓈ-M futures WebSocket market
 streams) names ``@depth`` as public and ``@aggTrade``/``@markPrice`` as market
-data but lists no tier for ``@trade``; one third-party client (rustrade) puts
-``@trade`` under ``/public``. The replay follows QuantiFy's design and serves
-``@trade`` on ``/market``: :data:`USDM_STREAM_TIERS` is the one table to change.
+data but lists no tier for ``@trade``; third-party clients built for the split
+(rustrade-data's Binance futures module; maxt's entry-point table) put the raw
+``@trade`` stream, which the matching engine pushes on change like depth and
+book ticker, under ``/public``. The replay serves it there, as the venue adapter
+(:mod:`quantify.venues.binance`) subscribes it: :data:`USDM_STREAM_TIERS` is
+the one table to change.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ USDM_TIERS = ("public", "market", "private")
 USDM_STREAM_TIERS = {
     "depth": "public",
     "bookTicker": "public",
-    "trade": "market",
+    "trade": "public",
     "aggTrade": "market",
     "markPrice": "market",
     "kline": "market",

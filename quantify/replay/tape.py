@@ -44,8 +44,8 @@ from typing import Any
 import orjson
 
 from quantify.exceptions import FeedError
-from quantify.feed.recordings import read_frames
 from quantify.model.instrument import Instrument
+from quantify.venues.binance.recordings import read_frames
 
 __all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market", "format_units", "ws_text_frame"]
 
@@ -242,7 +242,7 @@ class Tape:
     ----------
     files : sequence of path-like
         Recordings in the ``stream`` or ``cryptofeed`` format (see
-        :mod:`quantify.feed.recordings`); only ``@trade`` frames are used.
+        :mod:`quantify.venues.binance.recordings`); only ``@trade`` frames are used.
         Each file's market is detected (see :func:`detect_market`).
     usdm_files : sequence of path-like
         More recordings, served as USD-M futures whatever they look like.

@@ -52,10 +52,10 @@ from arcticdb.version_store.library import WritePayload
 from arcticdb_ext.version_store import DataError
 
 from quantify.exceptions import StoreError
-from quantify.feed.parse import Trade, trades_to_frame
 from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
 from quantify.model.instrument import InstrumentLike, instrument_key
 from quantify.model.timeframes import timeframe_to_offset
+from quantify.model.trades import Trade, trades_to_frame
 from quantify.model.times import TimeLike, parse_time
 from quantify.store._libraries import CANDLES_1M, TICKS
 

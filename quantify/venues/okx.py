@@ -2,7 +2,7 @@
 
 Nothing here touches a socket. :class:`OkxParser` takes the text of one
 message of ``wss://ws.okx.com:8443/ws/v5/public`` and returns the trades it
-carries as venue-neutral :class:`~quantify.feed.parse.Trade` records (the same
+carries as venue-neutral :class:`~quantify.model.trades.Trade` records (the same
 records the Binance parser yields, so ingestion, the store and analytics take
 them unchanged). A ``trades`` push looks like::
 
@@ -15,10 +15,10 @@ replies (``{"event": "subscribe", "arg": ...}``, ``{"event": "error", "code":
 ..., "msg": ...}``) in :attr:`OkxParser.events`, pushes of other channels
 (``tickers``, ``books``) and the ``pong`` keep-alive reply in
 :attr:`OkxParser.ignored`, malformed messages per reason in
-:attr:`OkxParser.malformed` (as :class:`quantify.feed.parse.FrameParser`
+:attr:`OkxParser.malformed` (as :class:`quantify.venues.binance.parse.FrameParser`
 does).
 
-Mapping to :class:`~quantify.feed.parse.Trade`:
+Mapping to :class:`~quantify.model.trades.Trade`:
 
 =================  ==========================================================
 ``symbol``         the instrument key ``okx:<instId>`` (:class:`~quantify.model.instrument.Instrument`)
@@ -37,11 +37,11 @@ rustrade-data's ``okx/trade.rs``). The recorded session settles it: each
 ``buy`` printed at or above the best ask of the recorded ``books`` just before
 it (46 of 46), each ``sell`` at or below the best bid (25 of 25), which only
 a taker buy lifting the offer and a taker sell hitting the bid do (checked
-by ``tests/feed/test_okx.py``).
+by ``tests/venues/test_okx.py``).
 
 Since the 2022 recording OKX may aggregate the fills of one taker order at
 one price into one item with a ``count`` field (``tradeId`` the last fill's).
-Such an item is one :class:`~quantify.feed.parse.Trade` here: its size is
+Such an item is one :class:`~quantify.model.trades.Trade` here: its size is
 right, but a candle's ``trades`` counts it once, not ``count`` times.
 
 Prices and sizes arrive as decimal strings. They are kept as float64: for
@@ -75,9 +75,9 @@ import orjson
 import pandas as pd
 
 from quantify.exceptions import FeedError
-from quantify.feed.parse import MAX_TIME_MS, Trade, trades_to_frame
-from quantify.feed.recordings import detect_format, read_frames
 from quantify.model.instrument import Instrument
+from quantify.model.trades import MAX_TIME_MS, Trade, trades_to_frame
+from quantify.venues.binance.recordings import detect_format, read_frames
 
 __all__ = [
     "CONSECUTIVE_IDS",
@@ -333,7 +333,7 @@ def read_trades(path: str | os.PathLike[str], parser: OkxParser | None = None) -
     """Read every trade of a recorded OKX session, per instrument key, as tick frames.
 
     Keys are instrument keys (``okx:BTC-USDT``, ``okx:BTC-USD-220527``);
-    frames have the columns of :data:`quantify.feed.parse.TICK_COLUMNS`,
+    frames have the columns of :data:`quantify.model.trades.TICK_COLUMNS`,
     sorted by trade id with duplicates dropped (a reconnecting client may
     receive a trade twice). Lines the client sent (``<-``) are skipped;
     messages that are not trades are counted in ``parser``.

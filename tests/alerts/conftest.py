@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from quantify.alerts import AlertEngine
-from quantify.feed.recordings import read_trades, sample_files
+from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.store import open_store
 
 _counter = itertools.count()

@@ -12,11 +12,11 @@ import pytest
 
 from quantify.alerts._eval import BarSeries
 from quantify.analytics import resample
-from quantify.feed.recordings import read_trades, sample_files
 from quantify.model.bars import bar_bounds, bars_of_units, limbs_to_ints
 from quantify.replay.rest import RestApi
 from quantify.store import open_store
 from quantify.store.candles import CandleAggregator
+from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.widgets.source import BAR_COLUMNS, update_bars
 
 

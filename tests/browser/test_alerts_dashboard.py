@@ -73,7 +73,7 @@ def plan_crossing(symbol: str, now: pd.Timestamp) -> Plan:
     ``now`` is the time of the last stored trade; with looping, lap ``k``
     repeats the recording shifted by ``k`` times (duration + 1 s).
     """
-    from quantify.feed.recordings import read_trades, sample_files
+    from quantify.venues.binance.recordings import read_trades, sample_files
 
     frames = [f for p in sample_files() for f in read_trades(p).values()]
     first = min(f.index[0] for f in frames)

@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from quantify.cli import main
-from quantify.feed.recordings import sample_files
+from quantify.venues.binance.recordings import sample_files
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
 from quantify.store import WriterLock, open_store

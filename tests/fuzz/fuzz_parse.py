@@ -22,12 +22,11 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["quantify"]):
-    from quantify.feed.parse import (
+    from quantify.model.trades import ServerShutdown, Trade
+    from quantify.venues.binance.parse import (
         FrameParser,
         Kline,
-        ServerShutdown,
         SubscriptionReply,
-        Trade,
         _fast_trade,
     )
 

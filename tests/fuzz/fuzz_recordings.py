@@ -3,7 +3,7 @@
 The first input byte picks the file name (one per recorded format: the
 symbol and a kline interval come from the name), the container (plain,
 gzip, a zip archive holding the rest, or such an archive with bytes of its
-headers overwritten, as the rest of the input says) and the reader: :func:`~quantify.feed.recordings.read_trades` (which reads
+headers overwritten, as the rest of the input says) and the reader: :func:`~quantify.venues.binance.recordings.read_trades` (which reads
 frames, REST JSON and CSVs) or :func:`~quantify.ingest.load.read_history_file`
 (``quantify load``: also zip archives and klines CSVs). Their documented
 failure is :class:`~quantify.exceptions.FeedError` naming the file; what
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import atheris
 
-with atheris.instrument_imports(include=["quantify.feed", "quantify.ingest.load"]):
+with atheris.instrument_imports(include=["quantify.venues", "quantify.ingest.load"]):
     from quantify.exceptions import FeedError
-    from quantify.feed.recordings import read_trades
+    from quantify.venues.binance.recordings import read_trades
     from quantify.ingest.load import read_history_file
 
 DIR = Path(tempfile.mkdtemp(prefix="quantify-fuzz-"))

@@ -20,7 +20,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request
 
 with atheris.instrument_imports(include=["quantify"]):
-    from quantify.feed.recordings import sample_files
+    from quantify.venues.binance.recordings import sample_files
     from quantify.replay.server import ReplayConfig, ReplayServer
     from quantify.replay.rest import RestApi
     from quantify.replay.tape import Tape

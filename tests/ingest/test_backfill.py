@@ -13,13 +13,12 @@ import websockets
 
 from quantify.analytics import resample
 from quantify.exceptions import WriterLocked
-from quantify.feed.recordings import read_trades, sample_files
+from quantify.ingest.backfill import run_backfill
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
-from quantify.feed.rest import RestConfig
-from quantify.ingest.backfill import run_backfill
 from quantify.store import WriterLock, open_store
 from quantify.store.merge import klines
+from quantify.venues.binance.recordings import read_trades, sample_files
 
 START, END = "2024-08-08 23:50", "2024-08-09 00:04"  # the sample runs 23:54:15 .. 00:05:05
 TOTAL = 19_904 + 14_515
@@ -52,13 +51,13 @@ def _in_range(ticks: pd.DataFrame, start: str = START, end: str = END) -> pd.Dat
     return ticks[(ticks.index >= t0) & (ticks.index < t1)]
 
 
-def _rest(replay: ReplayThread) -> RestConfig:
-    return RestConfig(base_url=replay.rest_url)
+def _rest(replay: ReplayThread) -> str:
+    return replay.rest_url
 
 
 def test_trades_of_a_range_equal_the_recording(replay, btc) -> None:
     store = open_store("mem://backfill-trades")
-    res = run_backfill(store, "BTCUSDT", START, END, kind="trades", rest=_rest(replay),
+    res = run_backfill(store, "BTCUSDT", START, END, kind="trades", rest_url=_rest(replay),
                        progress=False)
     assert res.complete and not res.resumed
     got = store.ticks("BTCUSDT")
@@ -68,14 +67,14 @@ def test_trades_of_a_range_equal_the_recording(replay, btc) -> None:
     np.testing.assert_array_equal(got.price, want.price)
     np.testing.assert_array_equal(got.index.asi8, want.index.asi8)
     # a finished range is not fetched again
-    again = run_backfill(store, "BTCUSDT", START, END, kind="trades", rest=_rest(replay),
+    again = run_backfill(store, "BTCUSDT", START, END, kind="trades", rest_url=_rest(replay),
                          progress=False)
     assert again.complete and again.pages == 0 and again.added == 0
 
 
 def test_agg_trades_cover_every_trade_once(replay, btc) -> None:
     store = open_store("mem://backfill-agg")
-    res = run_backfill(store, "BTCUSDT", START, END, kind="aggTrades", rest=_rest(replay),
+    res = run_backfill(store, "BTCUSDT", START, END, kind="aggTrades", rest_url=_rest(replay),
                        progress=False)
     assert res.complete
     agg = store.ticks("BTCUSDT")
@@ -89,11 +88,11 @@ def test_agg_trades_cover_every_trade_once(replay, btc) -> None:
 def test_range_past_the_servers_clock_is_incomplete_then_resumes(replay) -> None:
     store = open_store("mem://backfill-open")
     res = run_backfill(store, "ETHUSDT", START, "2024-08-09 01:00", kind="trades",
-                       rest=_rest(replay), progress=False)
+                       rest_url=_rest(replay), progress=False)
     assert not res.complete and res.rows == 14_515
     assert res.reached is not None and res.reached < pd.Timestamp("2024-08-09 00:06", tz="UTC")
     res2 = run_backfill(store, "ETHUSDT", START, "2024-08-09 01:00", kind="trades",
-                        rest=_rest(replay), progress=False)
+                        rest_url=_rest(replay), progress=False)
     assert res2.resumed and res2.added == 0 and len(store.ticks("ETHUSDT")) == 14_515
 
 
@@ -123,11 +122,11 @@ class _FailingTransport(httpx.AsyncBaseTransport):
 def test_interrupted_backfill_resumes_without_gap_or_duplicate(replay, btc, lmdb_uri, kind) -> None:
     store = open_store(lmdb_uri)
     with pytest.raises(_Interrupt):
-        run_backfill(store, "BTCUSDT", START, END, kind=kind, rest=_rest(replay),
+        run_backfill(store, "BTCUSDT", START, END, kind=kind, rest_url=_rest(replay),
                      transport=_FailingTransport(after=6), flush_rows=2_000, progress=False)
     partial = store.ticks("BTCUSDT")
     assert 0 < len(partial)  # some pages were stored before the interruption
-    res = run_backfill(store, "BTCUSDT", START, END, kind=kind, rest=_rest(replay),
+    res = run_backfill(store, "BTCUSDT", START, END, kind=kind, rest_url=_rest(replay),
                        flush_rows=2_000, progress=False)
     assert res.resumed and res.complete
     got = store.ticks("BTCUSDT")
@@ -140,7 +139,7 @@ def test_interrupted_backfill_resumes_without_gap_or_duplicate(replay, btc, lmdb
 def test_retry_after_is_honoured(replay, btc) -> None:
     store = open_store("mem://backfill-429")
     replay.force_429(2)
-    res = run_backfill(store, "BTCUSDT", START, END, kind="aggTrades", rest=_rest(replay),
+    res = run_backfill(store, "BTCUSDT", START, END, kind="aggTrades", rest_url=_rest(replay),
                        progress=False)
     assert res.rate_limited == 2 and res.complete
     assert res.requests == res.pages + 1 + 2  # pages, the start lookup, two retries
@@ -148,7 +147,7 @@ def test_retry_after_is_honoured(replay, btc) -> None:
 
 def test_klines_equal_resampled_ticks(replay, btc) -> None:
     store = open_store("mem://backfill-klines")
-    res = run_backfill(store, "BTCUSDT", START, END, kind="klines", rest=_rest(replay),
+    res = run_backfill(store, "BTCUSDT", START, END, kind="klines", rest_url=_rest(replay),
                        progress=False)
     assert res.complete
     k = klines(store, "BTCUSDT", "1m")
@@ -164,7 +163,7 @@ def test_klines_equal_resampled_ticks(replay, btc) -> None:
 def test_backfill_refuses_while_a_writer_runs(replay, lmdb_uri) -> None:
     store = open_store(lmdb_uri)
     with WriterLock(store.uri.uri, store.uri.path), pytest.raises(WriterLocked):
-        run_backfill(store, "BTCUSDT", START, END, rest=_rest(replay), progress=False)
+        run_backfill(store, "BTCUSDT", START, END, rest_url=_rest(replay), progress=False)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -175,7 +174,7 @@ def test_backfill_refuses_while_a_writer_runs(replay, lmdb_uri) -> None:
 def test_bad_arguments(replay, kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         run_backfill(open_store("mem://backfill-bad"), "BTCUSDT", START, END,
-                     rest=_rest(replay), progress=False, **kwargs)
+                     rest_url=_rest(replay), progress=False, **kwargs)
     with pytest.raises(ValueError, match="not after"):
         run_backfill(open_store("mem://backfill-bad"), "BTCUSDT", END, START,
-                     rest=_rest(replay), progress=False)
+                     rest_url=_rest(replay), progress=False)

@@ -7,8 +7,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantify.feed.parse import Trade
 from quantify.ingest.buffer import SymbolBuffer
+from quantify.model.trades import Trade
 
 
 def trade(i: int) -> Trade:

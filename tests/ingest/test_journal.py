@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quantify.feed.recordings import read_frames
 from quantify.ingest.journal import Journal
+from quantify.venues.binance.recordings import read_frames
 
 FRAME = b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":%d,"p":"1.0","q":"1.0","T":1,"m":true,"M":true}}'
 
@@ -41,7 +41,8 @@ def test_leftover_released_only_when_asked(tmp_path: Path) -> None:
 
 def test_frames_are_kept_as_received(tmp_path: Path) -> None:
     """Undecoded frames read back as they came; invalid UTF-8 parses as malformed, not as an error."""
-    from quantify.feed.parse import FrameParser, Trade
+    from quantify.model.trades import Trade
+    from quantify.venues.binance.parse import FrameParser
 
     j = Journal(tmp_path)
     j.start()

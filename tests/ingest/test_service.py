@@ -17,10 +17,10 @@ import pytest
 
 from quantify.config import IngestConfig
 from quantify.exceptions import WriterLocked
-from quantify.replay.server import ReplayConfig
-from quantify.replay.thread import ReplayThread
 from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService, stream_urls
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
 
 BTC = (19_904, 3735683259, 3735703162)
@@ -163,7 +163,7 @@ def test_sigkill_twice_loses_nothing(lmdb_uri: str, tmp_path: Path) -> None:
 
 def test_writer_evaluates_alerts_once_through_the_real_stream(lmdb_uri: str) -> None:
     from quantify.alerts import price_below
-    from quantify.feed.recordings import read_trades, sample_files
+    from quantify.venues.binance.recordings import read_trades, sample_files
 
     btc = read_trades(sample_files()[0])["BTCUSDT"]
     level = 61_700.0

@@ -25,7 +25,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     text = root / "notes.txt"
     text.write_text("hello\n")
     store = root / "store"
-    from quantify.feed.recordings import sample_files
+    from quantify.venues.binance.recordings import sample_files
 
     main(["load", "--store", f"lmdb://{store}", "--no-progress", str(sample_files()[0])])
     return {"store": f"lmdb://{store}", "garbage": str(garbage), "text": str(text), "dir": str(root)}

@@ -14,7 +14,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from quantify.feed.parse import FrameParser, ServerShutdown, Trade
+from quantify.model.trades import ServerShutdown, Trade
+from quantify.venues.binance.parse import FrameParser
 from quantify.replay.server import ReplayConfig, ReplayServer
 from quantify.replay.thread import ReplayThread
 

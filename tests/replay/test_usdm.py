@@ -15,7 +15,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from quantify.feed.recordings import sample_files
+from quantify.venues.binance.recordings import sample_files
 from quantify.replay.config import ReplayConfig, usdm_sample_files
 from quantify.replay.server import ReplayServer
 from quantify.replay.tape import SPOT, USDM, Tape, detect_market
@@ -86,9 +86,9 @@ def test_markets_are_detected_from_content_and_name(both_tape, tmp_path):
     assert detect_market("a_usdm.gz", {SPOT}) == SPOT  # content beats the name
 
 
-def test_usdm_market_stream_delivers_exactly_the_recording(both):
+def test_usdm_public_stream_delivers_exactly_the_recording(both):
     expected = recorded(usdm_sample_files(), "BTCUSDT")
-    url = both.ws_url + "/market/stream?streams=btcusdt@trade"
+    url = both.ws_url + "/public/stream?streams=btcusdt@trade"
     messages = run(collect(url, len(expected)))
     assert all(m["stream"] == "btcusdt@trade" for m in messages)
     assert [m["data"] for m in messages] == expected
@@ -105,9 +105,9 @@ def test_usdm_raw_ws_path_and_agg_trades(both):
 
 def test_stream_on_the_wrong_path_delivers_nothing(both, caplog):
     with caplog.at_level(logging.WARNING, logger="quantify.replay.server"):
-        got = run(collect(both.ws_url + "/public/stream?streams=btcusdt@trade", 5, idle=1.0))
+        got = run(collect(both.ws_url + "/market/stream?streams=btcusdt@trade", 5, idle=1.0))
     assert got == []
-    assert any("belongs on /market/" in r.getMessage() for r in caplog.records)
+    assert any("belongs on /public/" in r.getMessage() for r in caplog.records)
     # depth on /public is accepted, not served yet
     assert run(collect(both.ws_url + "/public/ws/btcusdt@depth@100ms", 5, idle=0.5)) == []
 
@@ -128,7 +128,7 @@ def test_spot_and_usdm_btcusdt_are_separate(both_tape):
 
 def _check_separate(both: ReplayThread) -> None:
     spot = run(collect(both.ws_url + "/ws/btcusdt@trade", 10))
-    usdm = run(collect(both.ws_url + "/market/ws/btcusdt@trade", 10))
+    usdm = run(collect(both.ws_url + "/public/ws/btcusdt@trade", 10))
     assert spot[0]["t"] == SPOT_BTC_FIRST and "M" in spot[0] and "X" not in spot[0]
     # (the second client joins the running clock, so it starts later in the recording)
     # (a later loop continues the ids past the recording's last one)
@@ -268,7 +268,7 @@ def test_faults_apply_to_usdm_connections(both_tape):
     # looping: the second connection joins after the first ran the clock past the USD-M recording
     config = ReplayConfig(files=tuple(both_tape.files), speed=0, loop=True, corrupt_fraction=0.5, seed=3)
     with ReplayThread(server=ReplayServer(config, tape=both_tape)) as server:
-        url = server.ws_url + "/market/stream?streams=btcusdt@trade"
+        url = server.ws_url + "/public/stream?streams=btcusdt@trade"
         frames = run(collect_raw(url, 200))
         bad = sum(1 for f in frames if not _is_trade(f))
         assert 50 < bad < 150

@@ -11,7 +11,7 @@ from arcticdb import QueryBuilder
 
 from quantify.analytics import resample
 from quantify.exceptions import UnknownSymbol
-from quantify.feed.recordings import read_trades, sample_files
+from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.store import Store, open_store
 from quantify.store.candles import CANDLES_1M, CandleAggregator
 

@@ -9,8 +9,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from quantify.feed.recordings import read_trades, sample_files
     from quantify.store import open_store
+    from quantify.venues.binance.recordings import read_trades, sample_files
 
     store = open_store(f"lmdb://{tmp_path_factory.mktemp('w') / 'store'}")
     for path in sample_files():

@@ -1,17 +1,21 @@
-"""Binance REST client for market data: trades by id, within the weight budget.
+"""Binance REST client for market data (spot and USD-M): trades by id, within the weight budget.
 
 An asyncio client over ``httpx`` (the transport is injectable, so tests run
 against the replay server or an in-memory transport). It
 
-- keeps to Binance's request-weight budget (6,000 per minute per IP): it
-  tracks the weight of its own requests and reads ``X-MBX-USED-WEIGHT-1M``
-  from every response, and waits for the window to roll over before a
-  request would exceed the budget;
+- keeps to the API's request-weight budget (spot: 6,000 per minute per IP;
+  USD-M futures: 2,400): it tracks the weight of its own requests and reads
+  ``X-MBX-USED-WEIGHT-1M`` from every response, and waits for the window to
+  roll over before a request would exceed the budget;
 - on ``429``/``418`` waits the server's ``Retry-After`` before trying again
   (ignoring it is how IPs get banned), or gives up at once when it asks for
   more than :data:`MAX_RETRY_AFTER` (an IP ban lasts minutes to days);
 - never follows redirects (a redirect off the configured host is an error);
 - translates failures into :class:`~quantify.exceptions.RestError`.
+
+Spot and USD-M futures serve the same market-data endpoints under different
+prefixes (``/api/v3``, ``/fapi/v1``) with different weights: a
+:class:`BinanceApi` (:data:`SPOT_API`, :data:`USDM_API`) holds them.
 """
 
 from __future__ import annotations
@@ -22,16 +26,20 @@ import email.utils
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 
 from quantify.exceptions import RestError
-from quantify.feed.parse import Trade
+from quantify.model.trades import Trade
 
-__all__ = ["DEFAULT_REST_URL", "MAX_RETRY_AFTER", "WEIGHTS", "BinanceRest", "RestConfig"]
+__all__ = [
+    "DEFAULT_REST_URL", "MAX_RETRY_AFTER", "SPOT_API", "USDM_API", "USDM_WEIGHTS", "WEIGHTS",
+    "BinanceApi", "BinanceRest", "RestConfig",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +48,7 @@ DEFAULT_REST_URL = "https://api.binance.com"
 #: Longest ``Retry-After`` (seconds) a request waits out; beyond it, it fails at once.
 MAX_RETRY_AFTER = 300.0
 
-#: Request weights of the endpoints QuantiFy calls (Binance spot API docs).
+#: Request weights of the spot endpoints QuantiFy calls (Binance spot API docs).
 WEIGHTS = {
     "/api/v3/ping": 1,
     "/api/v3/time": 1,
@@ -51,17 +59,77 @@ WEIGHTS = {
     "/api/v3/klines": 2,
 }
 
+#: Request weights of the USD-M futures endpoints QuantiFy calls. Binance's
+#: USD-M market-data docs (developers.binance.com, derivatives /
+#: usds-margined-futures / market-data / rest-api): "Compressed/Aggregate
+#: Trades List, GET /fapi/v1/aggTrades, Request Weight 20"; Old Trades
+#: Lookup (``historicalTrades``) 20; Recent Trades (``trades``) 5;
+#: ``exchangeInfo``, ``time``, ``ping`` 1; ``klines`` by ``limit``: 1 below
+#: 100, 2 below 500, 5 up to 1,000 (QuantiFy asks for 1,000), 10 above.
+USDM_WEIGHTS = {
+    "/fapi/v1/ping": 1,
+    "/fapi/v1/time": 1,
+    "/fapi/v1/exchangeInfo": 1,
+    "/fapi/v1/aggTrades": 20,
+    "/fapi/v1/historicalTrades": 20,
+    "/fapi/v1/trades": 5,
+    "/fapi/v1/klines": 5,
+}
+
+
+@dataclass(frozen=True)
+class BinanceApi:
+    """One Binance market-data API: path prefix, endpoint weights, weight budget per minute.
+
+    ``limits`` holds the largest ``limit`` of endpoints that accept fewer than
+    1,000 rows per request (USD-M ``historicalTrades``: 500).
+    """
+
+    prefix: str
+    weights: Mapping[str, int] = field(hash=False)
+    weight_limit: int
+    limits: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+    def max_limit(self, endpoint: str) -> int:
+        """The most rows one request of ``endpoint`` (``"historicalTrades"``) returns."""
+        return self.limits.get(endpoint, 1000)
+
+    def path(self, endpoint: str) -> str:
+        """``"aggTrades"`` -> ``"/fapi/v1/aggTrades"``."""
+        return f"{self.prefix}/{endpoint}"
+
+    def weight(self, endpoint: str) -> int:
+        """Request weight of ``endpoint`` (a name such as ``historicalTrades``, or a full path)."""
+        path = endpoint if endpoint.startswith("/") else self.path(endpoint)
+        return self.weights.get(path, 1)
+
+
+#: Binance spot (``https://api.binance.com``).
+SPOT_API = BinanceApi("/api/v3", WEIGHTS, 6000)
+#: Binance USD-M futures (``https://fapi.binance.com``): its own budget, 2,400 per minute.
+#: Old Trades Lookup returns at most 500 trades a request ("limit: Default 100; max 500").
+USDM_API = BinanceApi("/fapi/v1", USDM_WEIGHTS, 2400, {"historicalTrades": 500})
+
 
 @dataclass(frozen=True)
 class RestConfig:
-    """Settings of :class:`BinanceRest`."""
+    """Settings of :class:`BinanceRest`.
+
+    ``weight_limit`` ``None`` means the API's own budget (``api.weight_limit``).
+    """
 
     base_url: str = DEFAULT_REST_URL
-    weight_limit: int = 6000
+    weight_limit: int | None = None
     #: Keep this fraction of the budget free for other clients on the same IP.
     weight_headroom: float = 0.2
     timeout: float = 10.0
     max_retries: int = 8
+    api: BinanceApi = SPOT_API
+
+    @property
+    def budget(self) -> int:
+        """Weight per minute this client may use (before headroom)."""
+        return self.api.weight_limit if self.weight_limit is None else self.weight_limit
 
 
 class BinanceRest:
@@ -77,6 +145,7 @@ class BinanceRest:
 
     def __init__(self, config: RestConfig = RestConfig(), *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
+        self.api = config.api
         self._client = httpx.AsyncClient(
             base_url=config.base_url, timeout=config.timeout, follow_redirects=False,
             transport=transport, headers={"User-Agent": "quantify"},
@@ -96,7 +165,7 @@ class BinanceRest:
         await self.aclose()
 
     async def _await_budget(self, weight: int) -> None:
-        budget = self.config.weight_limit * (1 - self.config.weight_headroom)
+        budget = self.config.budget * (1 - self.config.weight_headroom)
         while True:
             window = int(time.time() // 60)
             if window != self._window:
@@ -114,7 +183,7 @@ class BinanceRest:
         Retries on 429/418 (after ``Retry-After``), 5xx and connection errors,
         up to ``max_retries`` times; raises :class:`RestError` otherwise.
         """
-        weight = WEIGHTS.get(path, 1)
+        weight = self.api.weight(path)
         delay = 0.5
         for attempt in range(self.config.max_retries + 1):
             await self._await_budget(weight)
@@ -165,24 +234,49 @@ class BinanceRest:
         raise AssertionError("unreachable")
 
     async def trades_from(self, symbol: str, from_id: int, *, aggregate: bool, limit: int = 1000) -> list[Trade]:
-        """Up to ``limit`` trades of ``symbol`` with id ≥ ``from_id``.
+        """Up to ``limit`` trades of ``symbol`` with id >= ``from_id``.
 
-        ``aggregate`` selects ``/api/v3/aggTrades`` (ids are aggregate ids)
-        instead of ``/api/v3/historicalTrades``.
+        ``aggregate`` selects ``aggTrades`` (ids are aggregate ids) instead of
+        ``historicalTrades``. USD-M REST rows carry no trade type (``X``):
+        their trades come back with ``is_market`` True unless a row says otherwise.
         """
         params = {"symbol": symbol, "fromId": from_id, "limit": limit}
         if aggregate:
-            rows = await self.get("/api/v3/aggTrades", params)
-            return [
-                Trade(symbol, r["a"], float(r["p"]), float(r["q"]), r["T"], r["m"], r["f"], r["l"], True, r["T"])
-                for r in rows
-            ]
-        rows = await self.get("/api/v3/historicalTrades", params)
+            return _agg_trades(symbol, await self.get(self.api.path("aggTrades"), params))
+        rows = await self.get(self.api.path("historicalTrades"), params)
         return [
             Trade(symbol, r["id"], float(r["price"]), float(r["qty"]), r["time"], r["isBuyerMaker"],
-                  r["id"], r["id"], True, r["time"])
+                  r["id"], r["id"], r.get("X", "MARKET") == "MARKET", r["time"])
             for r in rows
         ]
+
+    async def agg_trades_between(self, symbol: str, start_ms: int, end_ms: int, *, limit: int = 1000) -> list[Trade]:
+        """Aggregate trades of ``symbol`` with ``start_ms <= T <= end_ms`` (Binance: at most 1 h apart)."""
+        rows = await self.get(self.api.path("aggTrades"),
+                              {"symbol": symbol, "startTime": start_ms, "endTime": end_ms, "limit": limit})
+        return _agg_trades(symbol, rows)
+
+    async def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int, *,
+                     limit: int = 1000) -> list[list[Any]]:
+        """Kline rows (Binance's arrays: open time, o, h, l, c, volume, close time, quote volume, trades, ...)."""
+        return await self.get(self.api.path("klines"), {
+            "symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms, "limit": limit,
+        })
+
+    async def server_time(self) -> int:
+        """The exchange's clock, ms since the epoch."""
+        return int((await self.get(self.api.path("time")))["serverTime"])
+
+    async def exchange_info(self, symbol: str | None = None) -> dict[str, Any]:
+        """The ``exchangeInfo`` document (of one symbol if given)."""
+        return await self.get(self.api.path("exchangeInfo"), {"symbol": symbol} if symbol else None)
+
+
+def _agg_trades(symbol: str, rows: list[dict[str, Any]]) -> list[Trade]:
+    return [
+        Trade(symbol, r["a"], float(r["p"]), float(r["q"]), r["T"], r["m"], r["f"], r["l"], True, r["T"])
+        for r in rows
+    ]
 
 
 def _retry_after(value: str | None) -> float:

@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 
 from quantify.analytics import resample
-from quantify.feed.parse import TICK_COLUMNS, Trade
-from quantify.feed.recordings import read_frames
 from quantify.ingest.load import read_history_file
 from quantify.model.instrument import Instrument, Market
+from quantify.model.trades import TICK_COLUMNS, Trade
 from quantify.store import open_store
 from quantify.venues import okx
+from quantify.venues.binance.recordings import read_frames
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SESSION = DATA / "okx-v5-session.ws.gz"

@@ -12,7 +12,13 @@ import orjson
 import pytest
 
 from quantify.exceptions import FeedError
-from quantify.feed.recordings import detect_format, read_csv_trades, read_frames, read_trades, sample_files
+from quantify.venues.binance.recordings import (
+    detect_format,
+    read_csv_trades,
+    read_frames,
+    read_trades,
+    sample_files,
+)
 
 
 def test_bundled_sample_is_complete() -> None:
@@ -185,7 +191,7 @@ def test_csv_exponent_beyond_int32_is_a_feed_error(tmp_path: Path) -> None:
     path = tmp_path / "BTCUSDT-trades-2024-08-08.csv"
     path.write_text("379,6100,0.02,1,1723161255617,True,True\n"
                     "380,6100,0.02,1,1723161e2551255617,True,True\n")
-    code = ("import sys; from quantify.feed.recordings import read_csv_trades\n"
+    code = ("import sys; from quantify.venues.binance.recordings import read_csv_trades\n"
             "try:\n    read_csv_trades(sys.argv[1])\nexcept Exception as exc:\n    print(repr(exc))")
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
                           timeout=120, check=False)

@@ -1,9 +1,9 @@
-"""Sans-I/O parsing of Binance WebSocket frames: text in, typed events out.
+"""Sans-I/O parsing of Binance WebSocket frames (spot and USD-M): text in, typed events out.
 
 Nothing here touches a socket. :class:`FrameParser` takes the text of one
 frame (combined-stream ``{"stream": ..., "data": ...}`` or a raw-stream event)
-and returns one event: a :class:`Trade`, a :class:`Kline`, a
-:class:`ServerShutdown`, a :class:`SubscriptionReply`, or ``None`` for frames
+and returns one event: a :class:`~quantify.model.trades.Trade`, a :class:`Kline`, a
+:class:`~quantify.model.trades.ServerShutdown`, a :class:`SubscriptionReply`, or ``None`` for frames
 that are well-formed but of no interest (depth, book ticker). Malformed frames
 are counted per reason and logged with a sample; they never raise.
 
@@ -16,6 +16,10 @@ Prices and quantities arrive as decimal strings with at most 8 decimals.
 They are kept as float64: for values below 2**53 / 1e8 (about 9e7),
 ``round(x * 1e8)`` recovers the exact decimal, which is how candle volumes
 reproduce Binance's figures digit for digit.
+
+Spot and USD-M futures frames share this format; USD-M trade events also
+carry ``X`` (``MARKET``, ``INSURANCE_FUND``, ``ADL``, ...), read as
+``Trade.is_market``.
 """
 
 from __future__ import annotations
@@ -25,20 +29,17 @@ from collections import Counter
 from typing import Annotated, Any, Final, NamedTuple
 
 import msgspec
-import numpy as np
 import orjson
-import pandas as pd
+
+from quantify.model.trades import MAX_ID, MAX_TIME_MS, ServerShutdown, Trade
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
-    "TICK_COLUMNS",
+    "Event",
     "FrameParser",
     "Kline",
-    "ServerShutdown",
     "SubscriptionReply",
-    "Trade",
     "trade_from_event",
-    "trades_to_frame",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,33 +47,6 @@ logger = logging.getLogger(__name__)
 #: Frames above this size are rejected as malformed (Binance's are < 4 KiB
 #: for trades; depth snapshots of a combined stream stay far below).
 DEFAULT_MAX_FRAME_BYTES = 1 << 20
-
-#: Columns of a tick frame, in order (index: trade time, UTC).
-TICK_COLUMNS = ("price", "qty", "trade_id", "is_buyer_maker", "first_id", "last_id", "is_market")
-
-
-class Trade(NamedTuple):
-    """One trade (``@trade``) or aggregate trade (``@aggTrade``).
-
-    ``trade_id`` is ``t`` for trades and ``a`` for aggregate trades;
-    ``first_id``/``last_id`` are the underlying trade ids (both ``t`` for a
-    plain trade) so a candle's trade count is ``sum(last_id - first_id + 1)``.
-    ``is_market`` is False for USD-M trades whose ``X`` is not ``MARKET``.
-    Times (``time`` is ``T``; ``event_time`` is ``E``, or ``T`` if absent) are
-    milliseconds since the epoch.
-    """
-
-    symbol: str
-    trade_id: int
-    price: float
-    qty: float
-    time: int
-    is_buyer_maker: bool
-    first_id: int
-    last_id: int
-    is_market: bool
-    event_time: int
-
 
 class Kline(NamedTuple):
     """A ``@kline_<interval>`` event; decimal fields stay strings (exact)."""
@@ -91,12 +65,6 @@ class Kline(NamedTuple):
     taker_buy_volume: str
     taker_buy_quote_volume: str
     closed: bool
-    event_time: int
-
-
-class ServerShutdown(NamedTuple):
-    """Binance announces that it will close this connection soon."""
-
     event_time: int
 
 
@@ -155,9 +123,7 @@ def trade_from_event(data: dict[str, Any]) -> Trade:
 
 _new_tuple = tuple.__new__
 
-#: Largest trade time (ms) a tick frame can hold: its ns index is an int64 (year 2262).
-MAX_TIME_MS: Final = (2**63 - 1) // 1_000_000
-_MAX_ID: Final = 2**63 - 1
+_MAX_ID: Final = MAX_ID
 _Id = Annotated[int, msgspec.Meta(ge=0, le=_MAX_ID)]
 _TimeMs = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIME_MS)]
 
@@ -310,34 +276,3 @@ class FrameParser:
             self._reject("fields", frame, exc)
             return None
         return None
-
-
-def trades_to_frame(trades: list[Trade]) -> pd.DataFrame:
-    """Convert trades (all of one symbol) to a tick frame.
-
-    The index is the trade time (UTC, ns); columns are :data:`TICK_COLUMNS`.
-    """
-    n = len(trades)
-    if n == 0:
-        return pd.DataFrame(
-            {c: np.empty(0, dtype=d) for c, d in zip(TICK_COLUMNS, _DTYPES)},
-            index=pd.DatetimeIndex([], tz="UTC", name="time"),
-        )
-    # One list comprehension per column: zip(*trades) is quadratic-ish for large batches.
-    ms = np.fromiter([t[4] for t in trades], dtype="int64", count=n)
-    index = pd.DatetimeIndex((ms * 1_000_000).view("M8[ns]"), name="time").tz_localize("UTC")
-    return pd.DataFrame(
-        {
-            "price": np.fromiter([t[2] for t in trades], dtype="float64", count=n),
-            "qty": np.fromiter([t[3] for t in trades], dtype="float64", count=n),
-            "trade_id": np.fromiter([t[1] for t in trades], dtype="int64", count=n),
-            "is_buyer_maker": np.fromiter([t[5] for t in trades], dtype="bool", count=n),
-            "first_id": np.fromiter([t[6] for t in trades], dtype="int64", count=n),
-            "last_id": np.fromiter([t[7] for t in trades], dtype="int64", count=n),
-            "is_market": np.fromiter([t[8] for t in trades], dtype="bool", count=n),
-        },
-        index=index,
-    )
-
-
-_DTYPES = ("float64", "float64", "int64", "bool", "int64", "int64", "bool")

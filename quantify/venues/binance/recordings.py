@@ -37,7 +37,8 @@ import orjson
 import pandas as pd
 
 from quantify.exceptions import FeedError
-from quantify.feed.parse import FrameParser, Trade, trade_from_event, trades_to_frame
+from quantify.model.trades import Trade, trades_to_frame
+from quantify.venues.binance.parse import FrameParser, trade_from_event
 
 __all__ = [
     "KLINE_CSV_COLUMNS",
@@ -65,7 +66,7 @@ SAMPLE_FILES = (
 
 def sample_files() -> list[Path]:
     """Return the paths of the bundled sample recording (BTCUSDT, ETHUSDT spot trades)."""
-    root = Path(__file__).resolve().parent.parent / "data"
+    root = Path(__file__).resolve().parents[2] / "data"
     return [root / name for name in SAMPLE_FILES]
 
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from quantify.exceptions import RestError
-from quantify.feed.rest import MAX_RETRY_AFTER, BinanceRest, RestConfig, _retry_after
+from quantify.venues.binance.rest import MAX_RETRY_AFTER, BinanceRest, RestConfig, _retry_after
 
 
 @pytest.mark.parametrize("value, seconds", [

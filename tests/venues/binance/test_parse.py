@@ -7,9 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantify.feed.parse import (
-    FrameParser, Kline, ServerShutdown, SubscriptionReply, Trade, _fast_trade, trades_to_frame,
-)
+from quantify.model.trades import ServerShutdown, Trade, trades_to_frame
+from quantify.venues.binance.parse import FrameParser, Kline, SubscriptionReply, _fast_trade
 
 SPOT = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT",'
         '"t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}')

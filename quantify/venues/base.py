@@ -1,0 +1,168 @@
+"""The venue seam: one interface per exchange API, everything exchange-specific behind it.
+
+A :class:`Venue` is a frozen description of one market-data API (Binance
+spot, Binance USD-M futures, OKX, ...) plus the factories ingestion needs:
+
+- its name (the ``venue`` of :class:`~quantify.model.instrument.Instrument`:
+  ``"binance"``, ``"binance-usdm"``, ``"okx"``), its default WebSocket and
+  REST base URLs, the stream kinds it offers and its streams-per-connection
+  limit;
+- :meth:`Venue.stream_urls`: the WebSocket URLs carrying a set of symbols'
+  streams (combined-stream paths, routing, connection limits);
+- :meth:`Venue.parser`: a sans-I/O frame parser producing venue-neutral
+  events (:class:`~quantify.model.trades.Trade`,
+  :class:`~quantify.model.trades.ServerShutdown`; anything else is ignored
+  by ingestion);
+- :meth:`Venue.rest`: a REST client (:class:`VenueRest`) with the venue's
+  weight budget and endpoint weights;
+- :attr:`Venue.consecutive_ids`: whether trade ids increase by exactly one
+  per trade of a symbol, which is what gap detection relies on;
+- :meth:`Venue.read_trades` / :meth:`Venue.read_frames`: its recorded-file
+  readers.
+
+Nothing here opens a socket; the ingestion layer drives the I/O.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, Self
+
+import httpx
+import pandas as pd
+
+from quantify.model.instrument import Instrument
+from quantify.model.trades import Trade
+
+__all__ = ["FrameParserLike", "Venue", "VenueRest"]
+
+
+class FrameParserLike(Protocol):
+    """What ingestion needs of a venue's frame parser (sans I/O)."""
+
+    malformed: Any
+    """Counter of rejected frames by reason."""
+
+    def parse(self, frame: str | bytes) -> object | None:
+        """The event of one frame (a ``Trade``, a ``ServerShutdown``, ...) or ``None``."""
+
+    def reject_oversized(self, detail: str) -> None:
+        """Count a frame the WebSocket layer refused as too big."""
+
+    @property
+    def malformed_total(self) -> int:
+        """Frames rejected so far."""
+
+
+class VenueRest(Protocol):
+    """What ingestion and backfill need of a venue's REST client.
+
+    Ids and times are the venue's own (trade or aggregate-trade ids; ms).
+    Failures raise :class:`~quantify.exceptions.RestError`.
+    """
+
+    requests: int
+    rate_limited: int
+
+    async def trades_from(self, symbol: str, from_id: int, *, aggregate: bool, limit: int = 1000) -> list[Trade]:
+        """Up to ``limit`` trades (or aggregate trades) with id >= ``from_id``, in id order."""
+
+    async def agg_trades_between(self, symbol: str, start_ms: int, end_ms: int, *, limit: int = 1000) -> list[Trade]:
+        """Aggregate trades with ``start_ms <= time <= end_ms`` (the window at most 1 h wide)."""
+
+    async def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int, *,
+                     limit: int = 1000) -> list[list[Any]]:
+        """Kline rows opening in ``[start_ms, end_ms]``."""
+
+    async def server_time(self) -> int:
+        """The exchange's clock (ms)."""
+
+    async def exchange_info(self, symbol: str | None = None) -> dict[str, Any]:
+        """The venue's instrument metadata."""
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class Venue(abc.ABC):
+    """One exchange API, as ingestion, backfill and the readers see it.
+
+    Attributes
+    ----------
+    name : str
+        The instrument venue name (``"binance"``, ``"binance-usdm"``).
+    ws_url, rest_url : str
+        Default WebSocket and REST base URLs (no path).
+    stream_kinds : tuple of str
+        Trade stream kinds offered (``"trade"``, ``"aggTrade"``).
+    max_streams_per_connection : int
+        The venue's limit of streams on one WebSocket connection.
+    weight_limit : int
+        REST request weight per minute per IP.
+    consecutive_ids : bool
+        Trade ids (and aggregate ids) of a symbol increase by one per trade,
+        so a jump is lost data and gaps can be refilled by id.
+    """
+
+    name: str
+    ws_url: str
+    rest_url: str
+    stream_kinds: tuple[str, ...]
+    max_streams_per_connection: int
+    weight_limit: int
+    consecutive_ids: bool = True
+
+    def __str__(self) -> str:
+        return self.name
+
+    def check_kind(self, kind: str) -> str:
+        """``kind`` if this venue offers it; else ``ValueError`` naming the ones it does."""
+        if kind not in self.stream_kinds:
+            raise ValueError(f"{self.name} offers the streams {', '.join(self.stream_kinds)}, not {kind!r}")
+        return kind
+
+    def instrument(self, symbol: str) -> Instrument:
+        """The instrument of this venue's ``symbol`` (``"BTCUSDT"`` -> ``binance-usdm:BTCUSDT``)."""
+        return Instrument.parse(f"{self.name}:{symbol}")
+
+    @abc.abstractmethod
+    def stream_urls(self, ws_base: str | None, symbols: Sequence[str], kind: str,
+                    per_connection: int) -> list[str]:
+        """WebSocket URLs carrying the ``kind`` streams of ``symbols`` (the venue's spelling).
+
+        ``ws_base`` replaces :attr:`ws_url` (a replay server); at most
+        ``min(per_connection, max_streams_per_connection)`` streams each.
+        """
+
+    @abc.abstractmethod
+    def parser(self, max_frame_bytes: int) -> FrameParserLike:
+        """A new sans-I/O frame parser (frames above ``max_frame_bytes`` rejected)."""
+
+    @abc.abstractmethod
+    def rest(self, base_url: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
+             **options: Any) -> VenueRest:
+        """A REST client on ``base_url`` (default :attr:`rest_url`) within the venue's budget."""
+
+    @abc.abstractmethod
+    def trades_weight(self, aggregate: bool) -> int:
+        """REST weight of one request of trades by id (aggregate trades if ``aggregate``)."""
+
+    @abc.abstractmethod
+    def trades_limit(self, aggregate: bool) -> int:
+        """The most trades (aggregate trades if ``aggregate``) one REST request by id returns."""
+
+    @abc.abstractmethod
+    def read_frames(self, path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+        """``(receive time ns, frame)`` of a recorded file (or a journal segment)."""
+
+    @abc.abstractmethod
+    def read_trades(self, path: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
+        """Every trade of a recorded file, per venue symbol, as tick frames."""

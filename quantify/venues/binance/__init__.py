@@ -1,0 +1,127 @@
+"""Binance: spot (``binance``) and USD-M futures (``binance-usdm``), one protocol, two APIs.
+
+Both speak the same WebSocket event format (:mod:`.parse`), the same REST
+market-data endpoints under different prefixes and weights (:mod:`.rest`)
+and the same recorded-file formats (:mod:`.recordings`). What differs:
+
+========================  ==================================  ==========================================
+                          spot (:data:`SPOT`)                 USD-M futures (:data:`USDM`)
+========================  ==================================  ==========================================
+WebSocket                 ``wss://stream.binance.com:9443``   ``wss://fstream.binance.com``, routed paths
+combined stream           ``/stream?streams=...``             ``/public/stream?...`` (``@trade``),
+                                                              ``/market/stream?...`` (``@aggTrade``)
+streams per connection    1,024                               200
+REST                      ``https://api.binance.com/api/v3``  ``https://fapi.binance.com/fapi/v1``
+weight budget             6,000 per minute                    2,400 per minute
+========================  ==================================  ==========================================
+
+USD-M routing. Binance split ``fstream.binance.com`` into three routed
+entry points ("Important WebSocket Change Notice - Base URL Split &
+Migration", developers.binance.com, derivatives / usds-margined-futures /
+websocket-market-streams; announced in "Binance Futures Upgrades USDⓈ-M
+Futures WebSocket URL Architecture", legacy URLs "permanently retired on
+2026-04-23"): ``/public`` for high-frequency public data (``@bookTicker``,
+``@depth*`` and the raw ``@trade`` stream the matching engine pushes),
+``/market`` for regular market data (``@aggTrade``, ``@markPrice``,
+``@kline_*``, tickers, ``@forceOrder``; the notice's own example is
+``wss://fstream.binance.com/market/stream?streams=bnbusdt@aggTrade/btcusdt@markPrice``)
+and ``/private`` for user data. "Connections that do not include a routed
+path will only receive data from the Public endpoint": a stream on the
+wrong path stays silent, so each kind goes on its documented path. The
+USD-M "Websocket Market Streams" page gives the limit of 200 streams per
+connection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from quantify.venues.base import Venue
+from quantify.venues.binance import recordings
+from quantify.venues.binance.parse import FrameParser
+from quantify.venues.binance.rest import SPOT_API, USDM_API, BinanceApi, BinanceRest, RestConfig
+
+__all__ = ["SPOT", "USDM", "BinanceVenue"]
+
+
+@dataclass(frozen=True)
+class BinanceVenue(Venue):
+    """A Binance market-data API (spot or USD-M futures).
+
+    Attributes
+    ----------
+    api : BinanceApi
+        REST prefix, endpoint weights and budget.
+    routes : tuple of (str, str)
+        Stream kind -> WebSocket path prefix (``("trade", "/public")``); empty:
+        combined streams at the root (spot).
+    """
+
+    api: BinanceApi = SPOT_API
+    routes: tuple[tuple[str, str], ...] = ()
+
+    def _base(self, ws_base: str | None) -> str:
+        base = (ws_base or self.ws_url).rstrip("/")
+        for suffix in ("/stream", "/ws"):
+            base = base.removesuffix(suffix)
+        for _, route in self.routes:
+            base = base.removesuffix(route)
+        return base
+
+    def stream_url_prefix(self, ws_base: str | None, kind: str) -> str:
+        """The combined-stream URL up to ``?streams=`` for ``kind`` streams."""
+        route = dict(self.routes).get(self.check_kind(kind), "")
+        return f"{self._base(ws_base)}{route}/stream"
+
+    def stream_urls(self, ws_base: str | None, symbols: Sequence[str], kind: str,
+                    per_connection: int) -> list[str]:
+        """Combined-stream URLs, ``<symbol>@<kind>`` each, the venue's limit per connection."""
+        if per_connection < 1:
+            raise ValueError(f"per_connection must be at least 1, got {per_connection!r}")
+        prefix = self.stream_url_prefix(ws_base, kind)
+        names = [f"{s.lower()}@{kind}" for s in symbols]
+        size = min(per_connection, self.max_streams_per_connection)
+        return [f"{prefix}?streams={'/'.join(names[i:i + size])}" for i in range(0, len(names), size)]
+
+    def parser(self, max_frame_bytes: int) -> FrameParser:
+        return FrameParser(max_frame_bytes)
+
+    def rest(self, base_url: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
+             **options: Any) -> BinanceRest:
+        """A :class:`BinanceRest`; ``options`` are further :class:`RestConfig` fields."""
+        config = RestConfig(base_url=base_url or self.rest_url, api=self.api, **options)
+        return BinanceRest(config, transport=transport)
+
+    def trades_weight(self, aggregate: bool) -> int:
+        return self.api.weight("aggTrades" if aggregate else "historicalTrades")
+
+    def trades_limit(self, aggregate: bool) -> int:
+        return self.api.max_limit("aggTrades" if aggregate else "historicalTrades")
+
+    def read_frames(self, path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+        return recordings.read_frames(path)
+
+    def read_trades(self, path: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
+        return recordings.read_trades(path)
+
+
+#: Binance spot: plain ``BTCUSDT`` instruments.
+SPOT = BinanceVenue(
+    name="binance", ws_url="wss://stream.binance.com:9443", rest_url="https://api.binance.com",
+    stream_kinds=("trade", "aggTrade"), max_streams_per_connection=1024,
+    weight_limit=SPOT_API.weight_limit, api=SPOT_API,
+)
+
+#: Binance USD-M futures: ``binance-usdm:BTCUSDT`` instruments.
+USDM = BinanceVenue(
+    name="binance-usdm", ws_url="wss://fstream.binance.com", rest_url="https://fapi.binance.com",
+    stream_kinds=("trade", "aggTrade"), max_streams_per_connection=200,
+    weight_limit=USDM_API.weight_limit, api=USDM_API,
+    routes=(("trade", "/public"), ("aggTrade", "/market")),
+)

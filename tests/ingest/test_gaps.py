@@ -1,0 +1,56 @@
+"""The gap filler's REST lookups, on an in-memory venue REST client (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from quantify.config import IngestConfig
+from quantify.ingest.buffer import SymbolBuffer
+from quantify.ingest.gaps import GapFiller
+from quantify.ingest.stats import IngestStats
+from quantify.model.trades import Trade
+from quantify.venues import venue
+
+T0 = 1_700_000_000_000
+
+
+def trade(i: int) -> Trade:
+    return Trade("BTCUSDT", i, 1.0, 1.0, T0 + i, False, i, i, True, T0 + i)
+
+
+class FakeRest:
+    """Serves ids ``first..last`` by ``fromId``, at most ``limit`` (as the venue caps it)."""
+
+    def __init__(self, first: int, last: int, cap: int) -> None:
+        self.first, self.last, self.cap = first, last, cap
+        self.requests: list[tuple[int, int]] = []
+
+    async def trades_from(self, symbol: str, from_id: int, *, aggregate: bool, limit: int = 1000) -> list[Trade]:
+        assert limit <= self.cap, f"asked for {limit} > the venue's {self.cap}"
+        self.requests.append((from_id, limit))
+        start = max(from_id, self.first)
+        return [trade(i) for i in range(start, min(start + limit, self.last + 1))]
+
+
+def test_head_probe_recovers_everything_when_the_oldest_trade_is_after_the_lookup() -> None:
+    """USD-M pages are 500: a first frame 999 ids after start needs two pages, the older one short."""
+    first, head = 10_000, 10_999
+    rest = FakeRest(first, 20_000, cap=500)
+    buf = SymbolBuffer("BTCUSDT", None, start_ms=T0)
+    buf.add(trade(head))
+    filler = GapFiller({"BTCUSDT": buf}, rest, IngestStats(), IngestConfig(symbols=("binance-usdm:BTCUSDT",)),
+                       venue=venue("binance-usdm"))
+    asyncio.run(filler._probe_head(buf, aggregate=False))
+    assert [t.trade_id for t in buf.take()] == list(range(first, head + 1))
+    assert all(limit <= 500 for _, limit in rest.requests)
+
+
+def test_tail_check_pages_follow_each_other_and_respect_the_venue_limit() -> None:
+    rest = FakeRest(0, 1_234, cap=500)
+    buf = SymbolBuffer("BTCUSDT", 0)
+    buf.add(trade(0))
+    filler = GapFiller({"BTCUSDT": buf}, rest, IngestStats(), IngestConfig(symbols=("binance-usdm:BTCUSDT",)),
+                       venue=venue("binance-usdm"))
+    full = [asyncio.run(filler._check_tail(buf, aggregate=False)) for _ in range(3)]
+    assert full == [True, True, False]  # two full pages of 500, then the last 234
+    assert [t.trade_id for t in buf.take()] == list(range(0, 1_235))
