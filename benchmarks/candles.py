@@ -48,9 +48,9 @@ def main() -> None:
     from arcticdb import QueryBuilder
 
     from quantify.analytics import resample
-    from quantify.venues.binance.recordings import read_trades, sample_files
     from quantify.store import open_store
     from quantify.store.candles import CandleAggregator
+    from quantify.venues.binance.recordings import read_trades, sample_files
 
     btc = pd.concat([read_trades(p)["BTCUSDT"] for p in sample_files() if "btcusdt" in p.name])
     ticks = looped(btc, LAPS)

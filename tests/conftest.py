@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from quantify.venues.binance.recordings import read_frames, sample_files
 from quantify.replay.server import ReplayConfig, ReplayServer
 from quantify.replay.tape import Tape
 from quantify.replay.thread import ReplayThread
+from quantify.venues.binance.recordings import read_frames, sample_files
 
 DATA = Path(__file__).parent / "data"
 _counter = itertools.count()

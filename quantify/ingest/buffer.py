@@ -52,9 +52,22 @@ class SymbolBuffer:
         the symbol.
     """
 
-    __slots__ = ("symbol", "next_id", "last_seen", "ready", "held", "gaps", "start_ms", "head",
-                 "head_found_at", "duplicates", "gaps_found", "gaps_filled", "gaps_unfilled",
-                 "trades_lost")
+    __slots__ = (
+        "duplicates",
+        "gaps",
+        "gaps_filled",
+        "gaps_found",
+        "gaps_unfilled",
+        "head",
+        "head_found_at",
+        "held",
+        "last_seen",
+        "next_id",
+        "ready",
+        "start_ms",
+        "symbol",
+        "trades_lost",
+    )
 
     def __init__(self, symbol: str, next_id: int | None = None, start_ms: int | None = None) -> None:
         self.symbol = symbol

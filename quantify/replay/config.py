@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quantify.venues.binance.recordings import sample_files
 from quantify.replay.fapi import USDM_WEIGHT_LIMIT
 from quantify.replay.rest import DEFAULT_WEIGHT_LIMIT
+from quantify.venues.binance.recordings import sample_files
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",

@@ -55,8 +55,8 @@ from quantify.exceptions import StoreError
 from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
 from quantify.model.instrument import InstrumentLike, instrument_key
 from quantify.model.timeframes import timeframe_to_offset
-from quantify.model.trades import Trade, trades_to_frame
 from quantify.model.times import TimeLike, parse_time
+from quantify.model.trades import Trade, trades_to_frame
 from quantify.store._libraries import CANDLES_1M, TICKS
 
 if TYPE_CHECKING:

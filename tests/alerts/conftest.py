@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from quantify.alerts import AlertEngine
-from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.store import open_store
+from quantify.venues.binance.recordings import read_trades, sample_files
 
 _counter = itertools.count()
 

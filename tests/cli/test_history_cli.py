@@ -11,10 +11,10 @@ import pytest
 import websockets
 
 from quantify.cli import main
-from quantify.venues.binance.recordings import sample_files
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
 from quantify.store import WriterLock, open_store
+from quantify.venues.binance.recordings import sample_files
 
 SAMPLE = [str(p) for p in sample_files()]
 

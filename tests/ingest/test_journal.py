@@ -15,7 +15,7 @@ def test_segments_rotate_replay_and_release(tmp_path: Path) -> None:
     j.start()
     for i in range(1, 11):
         j.write(FRAME % i, 1_700_000_000_000_000_000 + i)
-        j.flush(lambda: {"BTCUSDT": i})
+        j.flush(lambda i=i: {"BTCUSDT": i})
     segments = j.leftover()
     assert len(segments) > 1
     frames = [f for p in segments for _, f in read_frames(p)]

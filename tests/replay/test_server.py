@@ -15,9 +15,9 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from quantify.model.trades import ServerShutdown, Trade
-from quantify.venues.binance.parse import FrameParser
 from quantify.replay.server import ReplayConfig, ReplayServer
 from quantify.replay.thread import ReplayThread
+from quantify.venues.binance.parse import FrameParser
 
 #: Seconds any single network wait may take (generous: shared CI machines are slow).
 TIMEOUT = 20.0

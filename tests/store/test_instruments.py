@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from quantify.exceptions import UnknownSymbol
-from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.model import Instrument
 from quantify.store import open_store
 from quantify.store.merge import merge_ticks
+from quantify.venues.binance.recordings import read_trades, sample_files
 
 SPOT, PERP = "BTCUSDT", "binance-usdm:BTCUSDT"
 

@@ -11,9 +11,9 @@ from arcticdb import QueryBuilder
 
 from quantify.analytics import resample
 from quantify.exceptions import UnknownSymbol
-from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.store import Store, open_store
 from quantify.store.candles import CANDLES_1M, CandleAggregator
+from quantify.venues.binance.recordings import read_trades, sample_files
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance"
 TIMEFRAMES = ["1s", "10s", "90s", "1m", "3m", "5m", "7min", "15m", "1h", "1d"]

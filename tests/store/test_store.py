@@ -9,8 +9,8 @@ import pytest
 
 import quantify as qf
 from quantify.exceptions import InvalidStoreURI, InvalidTime, UnknownSymbol, WriterLocked
-from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.store import WriterLock, open_store, parse_store_uri, parse_time
+from quantify.venues.binance.recordings import read_trades, sample_files
 
 
 @pytest.fixture

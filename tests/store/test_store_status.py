@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import quantify as qf
-from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.model.status import InstrumentStatus, StoreStatus, WriterState, WriterStatus
 from quantify.store.status import writer_status
+from quantify.venues.binance.recordings import read_trades, sample_files
 
 
 @pytest.fixture

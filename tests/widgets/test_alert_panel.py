@@ -11,8 +11,8 @@ import pytest
 
 from quantify import alerts as qa
 from quantify.alerts import AlertEngine
-from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.store import open_store
+from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.widgets import AlertPanel, live_timers
 from quantify.widgets.alerts import beep_uri, describe, fmt_seconds
 from quantify.widgets.theme import SEVERITY_COLOURS

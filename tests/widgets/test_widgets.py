@@ -85,8 +85,8 @@ def test_downsample_bounds_and_keeps_extremes():
 
 
 def test_frames_send_one_message_per_mark_and_feed_in_new_ticks(sample_store, tmp_path):
-    from quantify.venues.binance.recordings import read_trades, sample_files
     from quantify.store import open_store
+    from quantify.venues.binance.recordings import read_trades, sample_files
 
     store = open_store(f"lmdb://{tmp_path / 's'}")
     btc = pd.concat([f["BTCUSDT"] for f in map(read_trades, sample_files()) if "BTCUSDT" in f]).sort_index()
