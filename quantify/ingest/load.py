@@ -33,8 +33,8 @@ import pandas as pd
 from quantify.exceptions import FeedError, QuantifyError
 from quantify.store import Store, WriterLock
 from quantify.store.merge import merge_klines, merge_ticks
-from quantify.venues import okx
 from quantify.venues.binance import recordings
+from quantify.venues.files import read_recorded
 
 __all__ = ["MAX_UNZIP_RATIO", "FileResult", "LoadResult", "load_files", "read_history_file"]
 
@@ -113,11 +113,10 @@ def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.D
 
     ``kind`` is ``"ticks"`` (names are symbols, frames tick frames) or
     ``"klines"`` (names are ``SYMBOL_INTERVAL``, frames candle frames).
-    Understands every format of :mod:`quantify.venues.binance.recordings` (recorded
-    WebSocket frames, QuantiFy journal segments, REST JSON, data.binance.vision
-    trades/aggTrades/klines CSVs), recorded OKX v5 sessions (names are
-    instrument keys such as ``okx:BTC-USDT``; :mod:`quantify.venues.okx`) and
-    ``.zip`` archives holding one such file.
+    Names are instrument keys (``BTCUSDT``, ``binance-usdm:BTCUSDT``,
+    ``okx:BTC-USDT``). Understands every format of
+    :func:`quantify.venues.files.read_recorded` and ``.zip`` archives holding
+    one such file.
     """
     path = Path(path)
     if zipfile.is_zipfile(path):
@@ -127,17 +126,7 @@ def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.D
                 return read_history_file(target)
             except FeedError as exc:
                 raise FeedError(str(exc).replace(str(target), f"{path}!{target.name}")) from exc
-    fmt = recordings.detect_format(path)
-    if fmt == "cryptofeed" and okx.is_session(path):
-        return "ticks", okx.read_trades(path)
-    if fmt == "csv":
-        sym = recordings._symbol_from_name(path)
-        if recordings.csv_kind(path) == "klines":
-            interval = recordings.kline_interval_from_name(path)
-            return "klines", {f"{sym}_{interval}": recordings.read_csv_klines(path)}
-        # not read_trades: its sort and de-duplication copies are redone by merge_ticks
-        return "ticks", {sym: recordings.read_csv_trades(path)}
-    return "ticks", recordings.read_trades(path)
+    return read_recorded(path)
 
 
 #: An archive member inflating to more than this many times its compressed size is

@@ -237,9 +237,9 @@ def test_read_history_file_returns_tick_frames_per_instrument_key(recorded) -> N
         assert frame.index.tz is not None and str(frame.index.tz) == "UTC"
         assert frame["trade_id"].tolist() == [int(i["tradeId"]) for i in items]
         assert (frame.index.asi8 // 1_000_000).tolist() == [int(i["ts"]) for i in items]
-    # Binance recordings of the same line format still read as before
+    # Binance recordings of the same line format still read, under their market (a USD-M session)
     kind, frames = read_history_file(DATA / "cryptofeed-BINANCE_FUTURES.ws.gz")
-    assert kind == "ticks" and all(":" not in k for k in frames)
+    assert kind == "ticks" and frames and all(k.startswith("binance-usdm:") for k in frames)
 
 
 # -- end to end: quantify load beside Binance ticks -------------------------------------

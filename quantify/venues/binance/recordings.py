@@ -46,6 +46,7 @@ __all__ = [
     "checksum_path",
     "csv_kind",
     "detect_format",
+    "detect_venue",
     "kline_interval_from_name",
     "read_csv_klines",
     "read_csv_trades",
@@ -134,6 +135,57 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if "," in line:
         return "csv"
     raise FeedError(f"{path}: unrecognised format (first line: {line[:80]!r})")
+
+
+#: File-name parts that mean a USD-M recording when the content does not say.
+USDM_NAME_HINTS = ("usdm", "futures", "fstream", "-um-", "_um_")
+#: Frames looked at to tell spot from USD-M.
+_DETECT_FRAMES = 2_000
+
+
+def detect_venue(path: str | os.PathLike[str]) -> str:
+    """``"binance"`` (spot) or ``"binance-usdm"``: the market a Binance recording was taken from.
+
+    Spot and USD-M share symbol names, so a file must say which it holds.
+    The content decides where it can: USD-M trade events carry ``X`` (spot
+    and aggregate-trade ones ``M``, USD-M ones never), USD-M depth events ``pu``; a recorded session's URL names
+    ``fstream``; data.binance.vision USD-M CSVs have a header line (since
+    2022) or six columns for trades, spot CSVs never a header. Otherwise the
+    file name does (:data:`USDM_NAME_HINTS`), otherwise it is spot.
+    """
+    name = Path(path).name.lower()
+    by_name = "binance-usdm" if any(h in name for h in USDM_NAME_HINTS) else None
+    fmt = detect_format(path)
+    if fmt == "csv":
+        has_header, fields = _csv_header(path)
+        if has_header or len(fields) == 6:
+            return "binance-usdm"
+        return by_name or "binance"
+    if fmt == "cryptofeed":
+        with _reading(path) as fh:
+            first = fh.readline()
+        if "fstream" in first or "/fapi/" in first:
+            return "binance-usdm"
+    if fmt in ("stream", "cryptofeed"):
+        for n, (_, frame) in enumerate(read_frames(path)):
+            if n >= _DETECT_FRAMES:
+                break
+            try:
+                msg = orjson.loads(frame)
+            except orjson.JSONDecodeError:
+                continue
+            data = msg.get("data", msg) if isinstance(msg, dict) else None
+            if not isinstance(data, dict):
+                continue
+            kind = data.get("e")
+            if kind in ("trade", "aggTrade"):
+                # spot events carry M (best match), USD-M trades X (order type), USD-M aggTrades neither
+                if "M" in data:
+                    return "binance"
+                return "binance-usdm"
+            elif kind == "depthUpdate" and "pu" in data:
+                return "binance-usdm"
+    return by_name or "binance"
 
 
 def read_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
