@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from quantify.model.timeframes import KLINE_INTERVALS
+from quantify.replay._params import check_known
 from quantify.replay.rest import RestApi
 from quantify.replay.tape import USDM, SymbolTape, format_units
 
@@ -120,7 +121,7 @@ class UsdmRestApi(RestApi):
     # ---- exchangeInfo ----------------------------------------------------------
 
     def _exchange_info(self, params: dict[str, str], now_ms: int) -> Any:
-        self._check_known(params, ())
+        check_known(params, ())
         syms = [self.tape.symbols[k] for k in sorted(self._keys())]
         assets = sorted({a for s in syms for a in self._split_symbol(s.symbol)[1:] if a})
         return {

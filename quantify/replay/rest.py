@@ -22,24 +22,33 @@ says so:
 - Unknown query parameters are error -1104, as on Binance's spot API.
 - The weight window is a fixed minute (``weight_window`` seconds) per client
   IP; a rejected request costs no weight.
+
+Parameter validation (Binance's error codes) is in :mod:`quantify.replay._params`,
+kline bar boundaries and rows in :mod:`quantify.replay._klines`.
 """
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
-import re
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
-from urllib.parse import parse_qsl
 
 import numpy as np
 import orjson
 
-from quantify.model.bars import bars_of_units, limbs_to_ints
 from quantify.model.timeframes import KLINE_INTERVALS
+from quantify.replay._klines import KlineUnits, kline_next, kline_open, kline_opens, kline_rows
+from quantify.replay._params import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    BadRequest,
+    check_known,
+    parse_limit,
+    parse_long,
+    parse_query,
+    symbol_name,
+)
 from quantify.replay.tape import SPOT, SymbolTape, Tape, format_units
 from quantify.venues.binance.rest import WEIGHTS as ENDPOINT_WEIGHTS
 
@@ -55,24 +64,8 @@ __all__ = [
 #: ``ENDPOINT_WEIGHTS`` is the client's table: one source for both sides.
 DEFAULT_WEIGHT_LIMIT = 6000
 
-_D = 86_400_000
-_MONDAY_OFFSET = 4 * _D  # 1970-01-01 was a Thursday; weekly bars open on Mondays
-
-_MAX_LIMIT = 1000
-_DEFAULT_LIMIT = 500
 _HOUR = 3_600_000
-_LONG = re.compile(r"[0-9]{1,20}")
-_SYMBOL = re.compile(r"[A-Z0-9\-_.]{1,20}")
 _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "DAI")
-
-
-class _KlineUnits(NamedTuple):
-    """A symbol tape's trades as arrays for the bar kernel (lap 0, local index order)."""
-
-    price_units: np.ndarray
-    qty_units: np.ndarray
-    makers: np.ndarray
-    market: np.ndarray
 
 
 class RestResponse(NamedTuple):
@@ -89,32 +82,6 @@ class ForcedFaults:
     def __init__(self) -> None:
         self.pending = 0
         self.rejected = 0
-
-
-class _BadRequest(Exception):
-    def __init__(self, code: int, msg: str) -> None:
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
-
-
-def kline_open(t: int, interval: str) -> int:
-    """Open time of the ``interval`` bar holding time ``t`` (ms, UTC)."""
-    step = KLINE_INTERVALS[interval]
-    if interval == "1M":
-        d = dt.datetime.fromtimestamp(t / 1000, dt.UTC)
-        return calendar.timegm((d.year, d.month, 1, 0, 0, 0)) * 1000
-    if interval == "1w":
-        return (t - _MONDAY_OFFSET) // step * step + _MONDAY_OFFSET
-    return t // step * step
-
-
-def _kline_next(open_ms: int, interval: str) -> int:
-    if interval == "1M":
-        d = dt.datetime.fromtimestamp(open_ms / 1000, dt.UTC)
-        year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
-        return calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
-    return open_ms + KLINE_INTERVALS[interval]
 
 
 class RestApi:
@@ -164,7 +131,7 @@ class RestApi:
         self._agg_times = {
             s.key: [s.times[f] for f in s.agg_first] for s in tape.symbols.values()
         }
-        self._kline_units: dict[str, _KlineUnits] = {}  # symbol key -> arrays, on first use
+        self._kline_units: dict[str, KlineUnits] = {}  # symbol key -> arrays, on first use
 
     @property
     def forced_429(self) -> int:
@@ -216,9 +183,9 @@ class RestApi:
         self._weights[client] = (window, used)
         headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
         try:
-            params = self._params(query)
+            params = parse_query(query)
             body: Any = self._route(path, params, pos, now_ms)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             return RestResponse(400, headers, orjson.dumps({"code": exc.code, "msg": exc.msg}))
         return RestResponse(200, headers, orjson.dumps(body))
 
@@ -234,64 +201,15 @@ class RestApi:
 
     # ---- parameters ------------------------------------------------------------
 
-    @staticmethod
-    def _params(query: str) -> dict[str, str]:
-        params: dict[str, str] = {}
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            if key in params:
-                raise _BadRequest(-1101, "Duplicate values for a parameter detected.")
-            params[key] = value
-        return params
-
-    @staticmethod
-    def _check_known(params: dict[str, str], known: tuple[str, ...]) -> None:
-        extra = [k for k in params if k not in known]
-        if extra:
-            read = len(params) - len(extra)
-            raise _BadRequest(
-                -1104, f"Not all sent parameters were read; read '{read}' parameter(s) "
-                f"but was sent '{len(params)}'.",
-            )
-
-    @staticmethod
-    def _long(params: dict[str, str], name: str) -> int | None:
-        value = params.get(name)
-        if value is None:
-            return None
-        if value == "":
-            raise _BadRequest(
-                -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-            )
-        if not _LONG.fullmatch(value) or int(value) > 2**63 - 1:
-            raise _BadRequest(
-                -1100, f"Illegal characters found in parameter '{name}'; "
-                "legal range is '^[0-9]{1,20}$'.",
-            )
-        return int(value)
-
     def _limit(self, params: dict[str, str], endpoint: str = "") -> int:
-        default, maximum = self.limits.get(endpoint, (_DEFAULT_LIMIT, _MAX_LIMIT))
-        limit = self._long(params, "limit")
-        if limit is None:
-            return default
-        if limit < 1:
-            raise _BadRequest(-1130, "Data sent for parameter 'limit' is not valid.")
-        return min(limit, maximum)
+        default, maximum = self.limits.get(endpoint, (DEFAULT_LIMIT, MAX_LIMIT))
+        return parse_limit(params, default, maximum)
 
     def _symbol(self, params: dict[str, str]) -> SymbolTape:
-        name = params.get("symbol")
-        if not name:
-            raise _BadRequest(
-                -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
-            )
-        if not _SYMBOL.fullmatch(name):
-            raise _BadRequest(
-                -1100, "Illegal characters found in parameter 'symbol'; "
-                "legal range is '^[A-Z0-9-_.]{1,20}$'.",
-            )
+        name = symbol_name(params)
         sym = self.tape.symbol(name, self.venue)
         if sym is None:
-            raise _BadRequest(-1121, "Invalid symbol.")
+            raise BadRequest(-1121, "Invalid symbol.")
         return sym
 
     # ---- routing ---------------------------------------------------------------
@@ -299,10 +217,10 @@ class RestApi:
     def _route(self, path: str, params: dict[str, str], pos: int, now_ms: int) -> Any:
         endpoint = path.removeprefix(self.prefix)
         if endpoint == "ping":
-            self._check_known(params, ())
+            check_known(params, ())
             return {}
         if endpoint == "time":
-            self._check_known(params, ())
+            check_known(params, ())
             return {"serverTime": now_ms}
         if endpoint == "exchangeInfo":
             return self._exchange_info(params, now_ms)
@@ -311,7 +229,7 @@ class RestApi:
         if endpoint == "historicalTrades":
             return self._historical_trades(params, pos)
         if endpoint == "trades":
-            self._check_known(params, ("symbol", "limit"))
+            check_known(params, ("symbol", "limit"))
             sym = self._symbol(params)
             limit = self._limit(params, "trades")
             end = self.tape.replayed_trades(sym, pos)
@@ -323,7 +241,7 @@ class RestApi:
     # ---- exchangeInfo ----------------------------------------------------------
 
     def _exchange_info(self, params: dict[str, str], now_ms: int) -> Any:
-        self._check_known(params, ("symbol", "symbols", "permissions", "showPermissionSets",
+        check_known(params, ("symbol", "symbols", "permissions", "showPermissionSets",
                                    "symbolStatus"))
         names: list[str] | None = None
         if "symbol" in params:
@@ -334,11 +252,11 @@ class RestApi:
             except orjson.JSONDecodeError:
                 listed = None
             if type(listed) is not list or not listed or not all(type(x) is str for x in listed):
-                raise _BadRequest(-1100, "Illegal characters found in parameter 'symbols'; "
+                raise BadRequest(-1100, "Illegal characters found in parameter 'symbols'; "
                                   "legal range is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\")*)]$'.")
             for name in listed:
                 if self.tape.symbol(name) is None:
-                    raise _BadRequest(-1121, "Invalid symbol.")
+                    raise BadRequest(-1121, "Invalid symbol.")
             names = listed
         syms = [self.tape.symbols[n] for n in (names or sorted(self._keys()))]
         return {
@@ -423,10 +341,10 @@ class RestApi:
         return [self._trade_row(sym, k) for k in range(edge, min(end, edge + limit))]
 
     def _historical_trades(self, params: dict[str, str], pos: int) -> Any:
-        self._check_known(params, ("symbol", "limit", "fromId"))
+        check_known(params, ("symbol", "limit", "fromId"))
         sym = self._symbol(params)
         limit = self._limit(params, "historicalTrades")
-        from_id = self._long(params, "fromId")
+        from_id = parse_long(params, "fromId")
         end = self.tape.replayed_trades(sym, pos)
         if from_id is None:
             return self._trade_rows(sym, end, limit, backwards=True)
@@ -469,14 +387,14 @@ class RestApi:
         return event
 
     def _agg_trades(self, params: dict[str, str], pos: int) -> Any:
-        self._check_known(params, ("symbol", "fromId", "startTime", "endTime", "limit"))
+        check_known(params, ("symbol", "fromId", "startTime", "endTime", "limit"))
         sym = self._symbol(params)
         limit = self._limit(params, "aggTrades")
-        from_id = self._long(params, "fromId")
-        start = self._long(params, "startTime")
-        end = self._long(params, "endTime")
+        from_id = parse_long(params, "fromId")
+        start = parse_long(params, "startTime")
+        end = parse_long(params, "endTime")
         if start is not None and end is not None and end - start > _HOUR:
-            raise _BadRequest(-1127, "More than 1 hours between startTime and endTime.")
+            raise BadRequest(-1127, "More than 1 hours between startTime and endTime.")
         total = self._replayed_aggs(sym, pos)
         if sym.n_aggs == 0:
             return []
@@ -500,19 +418,19 @@ class RestApi:
     # ---- klines ----------------------------------------------------------------
 
     def _klines(self, params: dict[str, str], pos: int, now_ms: int) -> Any:
-        self._check_known(params, ("symbol", "interval", "startTime", "endTime", "limit",
+        check_known(params, ("symbol", "interval", "startTime", "endTime", "limit",
                                    "timeZone"))
         sym = self._symbol(params)
         interval = params.get("interval")
         if not interval:
-            raise _BadRequest(
+            raise BadRequest(
                 -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed."
             )
         if interval not in self.intervals:
-            raise _BadRequest(-1120, "Invalid interval.")
+            raise BadRequest(-1120, "Invalid interval.")
         limit = self._limit(params, "klines")
-        start = self._long(params, "startTime")
-        end = self._long(params, "endTime")
+        start = parse_long(params, "startTime")
+        end = parse_long(params, "endTime")
         replayed = self.tape.replayed_trades(sym, pos)
         if replayed == 0 or (start is not None and end is not None and start > end):
             return []
@@ -521,37 +439,17 @@ class RestApi:
         hi = kline_open(max(now_ms, last_trade_time), interval)
         if end is not None:
             hi = min(hi, kline_open(end, interval))
-        opens: list[int] = []
-        if start is not None:
-            b = kline_open(start, interval)
-            if b < start:
-                b = _kline_next(b, interval)
-            b = max(b, lo)
-            while b <= hi and len(opens) < limit:
-                opens.append(b)
-                b = _kline_next(b, interval)
-        else:
-            b = hi
-            while b >= lo and len(opens) < limit:
-                opens.append(b)
-                b = kline_open(b - 1, interval)
-            opens.reverse()
+        opens = kline_opens(lo, hi, start, limit, interval)
         return self._kline_rows(sym, interval, opens, replayed)
 
     def _trade_time(self, sym: SymbolTape, k: int) -> int:
         lap, r = divmod(k, sym.n)
         return sym.times[r] + lap * self.tape.lap_ms
 
-    def _units_of(self, sym: SymbolTape) -> _KlineUnits:
+    def _units_of(self, sym: SymbolTape) -> KlineUnits:
         units = self._kline_units.get(sym.key)
         if units is None:
-            units = _KlineUnits(
-                np.array(sym.price_units, dtype=np.int64),
-                np.array(sym.qty_units, dtype=np.int64),
-                np.array(sym.makers, dtype=bool),
-                np.array(sym.market, dtype=bool),
-            )
-            self._kline_units[sym.key] = units
+            units = self._kline_units[sym.key] = KlineUnits.of(sym)
         return units
 
     def _kline_rows(
@@ -565,46 +463,6 @@ class RestApi:
         """
         if not opens:
             return []
-        edges = [*opens, _kline_next(opens[-1], interval)]  # the opens are consecutive bars
+        edges = [*opens, kline_next(opens[-1], interval)]  # the opens are consecutive bars
         ks = np.array([min(self._trade_index_at(sym, e), replayed) for e in edges], dtype=np.int64)
-        units = self._units_of(sym)
-        r = np.arange(ks[0], ks[-1], dtype=np.int64) % sym.n  # absolute index -> lap-0 row
-        market = units.market[r]
-        if not market.all():  # insurance-fund/ADL trades (USD-M) are not in Binance's klines
-            kept = np.concatenate(([0], np.cumsum(market)))
-            bounds = kept[ks - ks[0]]
-            r = r[market]
-        else:
-            bounds = ks - ks[0]
-        bars = bars_of_units(bounds, units.price_units[r], units.qty_units[r], units.makers[r])
-        quote = limbs_to_ints(bars.quote_volume)
-        buy_quote = limbs_to_ints(bars.taker_buy_quote_volume)
-        prices = sym.prices
-        qscale = sym.price_scale + sym.qty_scale
-        # a bar without trades is flat at the previous close (none before: the first price)
-        prev = self._close_before(sym, int(ks[0]))
-        out: list[list[Any]] = []
-        for b, open_ms in enumerate(opens):
-            if bars.open_row[b] < 0:
-                o = h = lo = c = prev
-            else:
-                o = prices[r[bars.open_row[b]]]
-                h = prices[r[bars.high_row[b]]]
-                lo = prices[r[bars.low_row[b]]]
-                c = prev = prices[r[bars.close_row[b]]]
-            out.append([
-                open_ms, o, h, lo, c, sym.qty_str(int(bars.volume[b])), edges[b + 1] - 1,
-                format_units(quote[b], qscale, 8), int(bars.trades[b]),
-                sym.qty_str(int(bars.taker_buy_volume[b])), format_units(buy_quote[b], qscale, 8),
-                "0",
-            ])
-        return out
-
-    @staticmethod
-    def _close_before(sym: SymbolTape, k0: int) -> str:
-        """Price of the last ``MARKET`` trade before absolute index ``k0`` (or the first price)."""
-        n = sym.n
-        k = k0 - 1
-        while k >= 0 and not sym.market[k % n]:
-            k -= 1
-        return sym.prices[k % n] if k >= 0 else sym.prices[0]
+        return kline_rows(sym, self._units_of(sym), opens, edges, ks)

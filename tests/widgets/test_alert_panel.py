@@ -14,7 +14,7 @@ from quantify.alerts import AlertEngine
 from quantify.store import open_store
 from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.widgets import AlertPanel, live_timers
-from quantify.widgets.alerts import beep_uri, describe, fmt_seconds
+from quantify.widgets._alert_view import beep_uri, describe, fmt_seconds
 from quantify.widgets.theme import SEVERITY_COLOURS
 from tests.alerts.conftest import batches
 

@@ -1,0 +1,317 @@
+"""Evaluation of each rule kind on one batch: price levels, moves, gaps, silences, closed bars.
+
+:class:`RuleEvaluator` indexes the enabled rules by kind and symbol and turns a
+batch of trades (and the bars it closes) into :class:`Fired` records, advancing
+each rule's state (armed, side, last firing, last bar) in place. It neither
+stores nor delivers: the engine does, in the order it documents.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from quantify.alerts import _eval
+from quantify.alerts._history import BAR_KINDS, NS, MarketHistory
+from quantify.analytics.pairs import pair_zscore
+from quantify.model.rules import Rule
+
+__all__ = ["PRICE_KINDS", "Fired", "RuleEvaluator"]
+
+logger = logging.getLogger(__name__)
+
+PRICE_KINDS = ("price-above", "price-below", "price-crosses")
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One firing, before it is stored."""
+
+    t: int
+    rule_id: str
+    trade_id: int
+    trigger_symbol: str
+    value: float
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.rule_id, self.trigger_symbol, self.trade_id)
+
+
+class _PriceGroup:
+    """The price-level rules of one symbol as arrays, for one numpy pass per batch."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+        self.level = np.array([r.params["level"] for r in rules], dtype=float)
+        self.margin = np.array([r.params["margin"] for r in rules], dtype=float)
+        self.above = np.array([r.kind == "price-above" for r in rules])
+        self.crosses = np.array([r.kind == "price-crosses" for r in rules])
+
+
+class RuleEvaluator:
+    """The enabled rules indexed by kind, evaluated batch by batch.
+
+    Parameters
+    ----------
+    history : MarketHistory
+        The bar series and tick windows the rules read.
+    state : dict
+        Rule id -> the rule's state, shared with (and persisted by) the engine.
+    pos : dict
+        Symbol -> (last evaluated trade id, its time ns), shared with the engine;
+        read here, advanced by the engine after each batch.
+    stats : dict
+        The engine's counters; ``suppressed`` and ``rule_errors`` are counted here.
+    """
+
+    def __init__(self, history: MarketHistory, state: dict[str, dict[str, Any]],
+                 pos: dict[str, tuple[int, int]], stats: dict[str, Any]) -> None:
+        self.history = history
+        self.state = state
+        self.pos = pos
+        self.stats = stats
+        self.price_groups: dict[str, _PriceGroup] = {}
+        self.by_kind: dict[tuple[str, str], list[Rule]] = {}
+        self.bar_rules: list[Rule] = []
+        self.stale_rules: list[Rule] = []
+
+    def index(self, rules: Iterable[Rule]) -> None:
+        """Index ``rules`` (the enabled ones) by kind and symbol."""
+        rules = list(rules)
+        by_symbol: dict[str, list[Rule]] = {}
+        for rule in rules:
+            if rule.kind in PRICE_KINDS:
+                by_symbol.setdefault(rule.symbols[0], []).append(rule)
+        self.price_groups = {sym: _PriceGroup(rs) for sym, rs in by_symbol.items()}
+        self.by_kind = {}
+        for rule in rules:
+            if rule.kind in ("pct-move", "gap"):
+                self.by_kind.setdefault((rule.kind, rule.symbols[0]), []).append(rule)
+        self.bar_rules = [r for r in rules if r.kind in BAR_KINDS]
+        self.stale_rules = [r for r in rules if r.kind == "stale"]
+
+    def _cooldown_ns(self, rule: Rule) -> int:
+        return int(rule.cooldown * NS)
+
+    def _collect(self, rule: Rule, idx: list[int], suppressed: int, t: np.ndarray, ids: np.ndarray,
+                 values: np.ndarray, trigger: str) -> list[Fired]:
+        self.stats["suppressed"] += suppressed
+        return [Fired(int(t[i]), rule.id, int(ids[i]), trigger, float(values[i])) for i in idx]
+
+    def price(self, sym: str, t: np.ndarray, p: np.ndarray, ids: np.ndarray) -> list[Fired]:
+        """Price-level rules of ``sym`` at every trade of the batch."""
+        group = self.price_groups.get(sym)
+        if group is None:
+            return []
+        lo, hi = float(p.min()), float(p.max())
+        armed = np.array([self.state[r.id]["armed"] for r in group.rules])
+        undecided = np.array([self.state[r.id]["side"] is None for r in group.rules])
+        # Only rules whose trigger or re-arm level lies within the batch's range can change.
+        lv, m = group.level, group.margin
+        above = np.where(armed, hi >= lv, lo < lv - m)
+        below = np.where(armed, lo <= lv, hi > lv + m)
+        cross = (lo <= lv + m) & (hi >= lv - m) | undecided
+        candidate = np.where(group.crosses, cross, np.where(group.above, above, below))
+        out: list[Fired] = []
+        for j in np.flatnonzero(candidate):
+            rule = group.rules[j]
+            st = self.state[rule.id]
+            if group.crosses[j]:
+                idx, sup = _eval.scan_crosses(p, t, level=lv[j], margin=m[j], state=st,
+                                              cooldown_ns=self._cooldown_ns(rule))
+            else:
+                idx, sup = _eval.scan_level(p, t, above=bool(group.above[j]), level=lv[j], margin=m[j],
+                                            strict=False, state=st, cooldown_ns=self._cooldown_ns(rule))
+            out += self._collect(rule, idx, sup, t, ids, p, sym)
+        return out
+
+    def pct(self, sym: str, t: np.ndarray, p: np.ndarray, ids: np.ndarray) -> list[Fired]:
+        """``pct-move`` rules of ``sym`` at every trade (the tick window is advanced here)."""
+        if sym not in self.history.ticks:
+            return []
+        bt, bp = self.history.ticks[sym]
+        all_t, all_p = np.concatenate([bt, t]), np.concatenate([bp, p])
+        out: list[Fired] = []
+        cache: dict[int, np.ndarray] = {}
+        for rule in self.by_kind.get(("pct-move", sym), ()):
+            w = int(rule.params["window"] * NS)
+            move = cache.get(w)
+            if move is None:
+                ref = np.searchsorted(all_t, t - w, side="right") - 1
+                ok = ref >= 0
+                move = np.full(len(t), np.nan)
+                move[ok] = (p[ok] / all_p[ref[ok]] - 1.0) * 100.0
+                cache[w] = move
+            direction = rule.params["direction"]
+            values = move if direction == "up" else (-move if direction == "down" else np.abs(move))
+            idx, sup = _eval.scan_level(values, t, above=True, level=rule.params["pct"],
+                                        margin=rule.params["margin"], strict=False,
+                                        state=self.state[rule.id], cooldown_ns=self._cooldown_ns(rule))
+            out += self._collect(rule, idx, sup, t, ids, move, sym)
+        # Keep one trade before the longest window so the reference price is always known.
+        first = int(np.searchsorted(all_t, all_t[-1] - self.history.tick_window[sym], side="right")) - 1
+        self.history.ticks[sym] = (all_t[max(first, 0):], all_p[max(first, 0):])
+        return out
+
+    def gap(self, sym: str, t: np.ndarray, ids: np.ndarray) -> list[Fired]:
+        """``gap`` rules of ``sym``: trade ids missing before a trade of the batch."""
+        rules = self.by_kind.get(("gap", sym))
+        if not rules or sym not in self.pos:
+            return []
+        missing = np.diff(np.concatenate([[self.pos[sym][0]], ids])) - 1
+        jumps = np.flatnonzero(missing > 0)
+        out: list[Fired] = []
+        for rule in rules:
+            st = self.state[rule.id]
+            for i in jumps:
+                if _eval._cooled(st, int(t[i]), self._cooldown_ns(rule)):
+                    st["last_fired"] = int(t[i])
+                    out.append(Fired(int(t[i]), rule.id, int(ids[i]), sym, float(missing[i])))
+                else:
+                    self.stats["suppressed"] += 1
+        return out
+
+    def stale(self, batch: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[Fired]:
+        """``stale`` rules: seconds since their symbol's last trade, at every trade of any symbol."""
+        rules = self.stale_rules
+        if not rules or not batch:
+            return []
+        syms = sorted(batch)
+        t = np.concatenate([batch[s][0] for s in syms])
+        ids = np.concatenate([batch[s][2] for s in syms])
+        code = np.concatenate([np.full(len(batch[s][0]), k) for k, s in enumerate(syms)])
+        order = np.argsort(t, kind="stable")
+        t, ids, code = t[order], ids[order], code[order]
+        out: list[Fired] = []
+        for rule in rules:
+            sym = rule.symbols[0]
+            is_s = code == syms.index(sym) if sym in batch else np.zeros(len(t), dtype=bool)
+            # Seconds since the symbol's previous trade, at every trade of the batch (NaN: never traded).
+            prev0 = float(self.pos[sym][1]) if sym in self.pos else np.nan
+            own = np.where(is_s, t.astype(float), np.nan)
+            before = np.fmax.accumulate(np.concatenate([[prev0], own[:-1]]))
+            values = (t - before) / NS
+            limit = rule.params["seconds"]
+            st = self.state[rule.id]
+            cooldown = self._cooldown_ns(rule)
+            pos, n = 0, len(t)
+            while pos < n:
+                if st["armed"]:
+                    i = _eval.first_true(values > limit, pos)
+                    if i < 0:
+                        break
+                    if _eval._cooled(st, int(t[i]), cooldown):
+                        st["last_fired"] = int(t[i])
+                        out.append(Fired(int(t[i]), rule.id, int(ids[i]), syms[code[i]], float(values[i])))
+                    else:
+                        self.stats["suppressed"] += 1
+                    st["armed"] = bool(is_s[i])  # the symbol's own trade ends the silence
+                else:
+                    i = _eval.first_true(is_s, pos)
+                    if i < 0:
+                        break
+                    st["armed"] = True
+                pos = i + 1
+        return out
+
+    def bars(self) -> list[Fired]:
+        """Bar rules at every bar closed since their last evaluated bar (series already updated)."""
+        out: list[Fired] = []
+        for rule in self.bar_rules:
+            series = self.history.series(rule)
+            closed = self.history.pair_closed(rule)
+            st = self.state[rule.id]
+            if closed is None:
+                continue
+            tf = series[0].tf
+            if st["last_bar"] is None:
+                firsts = [s.first for s in series]
+                if any(f is None for f in firsts):
+                    continue
+                k = max(f for f in firsts if f is not None)
+            else:
+                k = st["last_bar"] + tf
+            if rule.kind == "zscore":
+                if k <= closed:
+                    try:
+                        out += self._zscore(rule, series, k, closed, st)
+                    except (ValueError, FloatingPointError) as exc:
+                        self.stats["rule_errors"] += 1
+                        logger.warning("alert rule %s: bars %s..%s not evaluated: %s", rule.id, k, closed, exc)
+                    st["last_bar"] = closed
+                continue
+            while k <= closed:
+                try:
+                    out += self._bar(rule, series, k, st)
+                except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+                    self.stats["rule_errors"] += 1
+                    logger.warning("alert rule %s: bar %s not evaluated: %s", rule.id, k, exc)
+                st["last_bar"] = k
+                k += tf
+        return out
+
+    @staticmethod
+    def _trigger(series: list[_eval.BarSeries], k: int) -> tuple[int, int, int]:
+        """``(time, trade id, leg)`` of the trade that closed the pair's bar ``k``.
+
+        The pair's bar is known closed at the later of its legs' closing trades.
+        """
+        i = [s.index(k) for s in series]
+        trig = max(range(len(series)), key=lambda j: (series[j].trig_t[i[j]], j))
+        return series[trig].trig_t[i[trig]], series[trig].trig_id[i[trig]], trig
+
+    def _zscore(self, rule: Rule, series: list[_eval.BarSeries], k: int, closed: int,
+                     st: dict[str, Any]) -> list[Fired]:
+        """Evaluate the pair z-score at every closed bar from ``k`` to ``closed``, in order.
+
+        One :func:`~quantify.analytics.pair_zscore` over the bars both legs
+        keep (the monitor's number, on the same closes), then the level
+        trigger walks the new bars.
+        """
+        p = rule.params
+        tf = series[0].tf
+        firsts = [s.first for s in series]
+        if any(f is None for f in firsts):
+            return []
+        start = max(f for f in firsts if f is not None)
+        k = max(k, start)
+        n = (closed - start) // tf + 1
+        y, x = (s.window(closed, n) for s in series)
+        if y is None or x is None:
+            return []
+        z = pair_zscore(y, x, int(p["window"]), hedge=p["hedge"], delta=p["delta"])["z"].to_numpy()
+        z = z[(k - start) // tf:]
+        trig = [self._trigger(series, b) for b in range(k, closed + 1, tf)]
+        op = p["op"]
+        test = np.abs(z) if op == "abs-above" else z
+        times = np.array([t for t, _, _ in trig], dtype=np.int64)
+        idx, sup = _eval.scan_level(test, times, above=op != "below", level=p["level"], margin=p["margin"],
+                                    strict=True, state=st, cooldown_ns=self._cooldown_ns(rule))
+        self.stats["suppressed"] += sup
+        return [Fired(trig[i][0], rule.id, trig[i][1], rule.symbols[trig[i][2]], float(z[i])) for i in idx]
+
+    def _bar(self, rule: Rule, series: list[_eval.BarSeries], k: int, st: dict[str, Any]) -> list[Fired]:
+        p = rule.params
+        n = p["long"] + 1 if rule.kind == "vol-breakout" else p["window"]
+        if rule.kind == "corr-breakdown":
+            n += 1  # window returns need window + 1 closes
+        windows = [s.window(k, n) for s in series]
+        if any(w is None for w in windows):
+            return []
+        if rule.kind == "vol-breakout":
+            value = test = _eval.vol_ratio(windows[0], p["short"], p["long"])  # type: ignore[arg-type]
+            above, level = True, p["k"]
+        else:
+            value = test = _eval.corr_value(*windows)  # type: ignore[arg-type]
+            above, level = False, p["level"]
+        tt, tid, trig = self._trigger(series, k)
+        idx, sup = _eval.scan_level(np.array([test]), np.array([tt]), above=above, level=level,
+                                    margin=p["margin"], strict=True, state=st,
+                                    cooldown_ns=self._cooldown_ns(rule))
+        self.stats["suppressed"] += sup
+        return [Fired(tt, rule.id, tid, rule.symbols[trig], value)] if idx else []
