@@ -17,7 +17,8 @@ from quantify.store import Store
 
 EPILOG = """\
 The demo needs no network: a local, Binance-compatible replay server serves
-real recorded Binance trades (spot BTCUSDT and ETHUSDT, 2024-08-08, bundled
+real recorded Binance trades (spot BTCUSDT and ETHUSDT and their USD-M
+perpetuals, binance-usdm:BTCUSDT and binance-usdm:ETHUSDT, 2024-08-08, bundled
 with QuantiFy) in a loop, and the ingestion service streams them into a demo
 store exactly as it would stream from Binance. Ctrl-C stops everything.
 
@@ -27,6 +28,8 @@ The demo store is wiped at the start of each demo; open it in a notebook with
 
 DEMO_STORE = Path("~/.quantify/demo")
 BANNER = "REPLAY — recorded Binance trades, 2024-08-08 (not live data)"
+#: What the demo streams: the bundled spot and USD-M recordings, side by side in one store.
+DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "binance-usdm:BTCUSDT", "binance-usdm:ETHUSDT")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
     uri = _fresh_store(args.store)
     replay = ReplayThread(ReplayConfig(files=tuple(default_files()), speed=args.speed, loop=True)).start()
-    config = IngestConfig(store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url, status_interval=0.5)
+    config = IngestConfig(symbols=DEMO_SYMBOLS, store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url,
+                          status_interval=0.5)
     service = IngestService(config, listeners=standard_listeners(open_store(config.store), config))
     service.start_in_thread()
     stop = threading.Event()
