@@ -202,7 +202,6 @@ class IngestConfig:
     max_frame_bytes: int = 1 << 20
     lease_ttl: float = 30.0
     standby: tuple[str, ...] = ()
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", parse_symbols(self.symbols))

@@ -25,7 +25,6 @@ import pandas as pd
 
 from quantify.exceptions import QuantifyError, UnknownSymbol
 from quantify.model.bars import merge_candles, resample
-from quantify.model.timeframes import timeframe_to_offset
 from quantify.store import Store, open_store
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "attach_service",
     "detach_service",
     "feed_for",
-    "read_bars",
     "resolve_store",
 ]
 
@@ -215,27 +213,6 @@ def feed_for(store: Store, symbols: Iterable[str]) -> ServiceFeed | StoreTail:
     if hub is not None:
         return ServiceFeed(hub, symbols)
     return StoreTail(store, symbols)
-
-
-def read_bars(store: Store, symbol: str, timeframe: str, bars: int) -> pd.DataFrame:
-    """The last ``bars`` candles of ``symbol`` (empty frame if it has no ticks yet).
-
-    Candles follow Binance's kline rules (:func:`quantify.analytics.resample`).
-    """
-    step = timeframe_to_offset(timeframe)
-    try:
-        last = store.describe(symbol)["last_time"]
-    except UnknownSymbol:
-        return pd.DataFrame(columns=BAR_COLUMNS, index=pd.DatetimeIndex([], tz="UTC", name="time"))
-    if last is None:
-        return pd.DataFrame(columns=BAR_COLUMNS, index=pd.DatetimeIndex([], tz="UTC", name="time"))
-    start = last.floor(step) - step * (bars - 1)
-    ohlcv = getattr(store, "ohlcv", None)
-    if ohlcv is not None:
-        frame = ohlcv(symbol, timeframe, start=start)
-    else:
-        frame = resample(store.ticks(symbol, start=start), timeframe)
-    return frame[BAR_COLUMNS].tail(bars)
 
 
 def update_bars(bars: pd.DataFrame, ticks: pd.DataFrame, timeframe: str, limit: int) -> pd.DataFrame:
