@@ -44,7 +44,6 @@ import random
 import time
 from collections.abc import Sequence
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -312,9 +311,10 @@ class ReplayServer:
     # ---- HTTP: REST and handshake gate -------------------------------------------
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
-        path = url.path
-        route = ws_route(path, url.query)
+        # an origin-form target: path, then the query after the first "?" (urlsplit would read
+        # "//[x" as a network location and raise)
+        path, _, query = request.path.partition("?")
+        route = ws_route(path, query)
         if route is not None:
             if route.tier == "private":
                 body = orjson.dumps({"code": -1, "msg": "User data streams are not served by "
@@ -330,21 +330,21 @@ class ReplayServer:
         # Everything else is REST (unknown paths get a 404 from RestApi).
         client = conn.remote_address[0] if conn.remote_address else "?"
         api = self.fapi if path.startswith(self.fapi.prefix) else self.rest
-        res = api.handle(path, url.query, client, self.position(), self.now_ms())
+        res = api.handle(path, query, client, self.position(), self.now_ms())
         headers = [("Content-Type", "application/json;charset=UTF-8"), *res.headers.items()]
         return response(res.status, res.body, headers)
 
     # ---- WebSocket connections ---------------------------------------------------
 
     async def _handle(self, conn: ServerConnection) -> None:
-        url = urlsplit(conn.request.path if conn.request else "/ws")
-        route = ws_route(url.path, url.query) or WsRoute(SPOT, None, False, [])
+        path, _, query = (conn.request.path if conn.request else "/ws").partition("?")
+        route = ws_route(path, query) or WsRoute(SPOT, None, False, [])
         streams = route.streams
         loop = asyncio.get_running_loop()
         client = Client(conn, route, loop.time())
         self._clients.add(client)
         self._connections += 1
-        logger.debug("connection from %s: %s", conn.remote_address, url.path)
+        logger.debug("connection from %s: %s", conn.remote_address, path)
         try:
             if streams:
                 self._subscribe(client, streams)

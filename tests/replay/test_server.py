@@ -467,3 +467,17 @@ def test_cli_runs_and_stops_cleanly(tmp_path, spaced_recording):
     args = parser.parse_args(["replay", str(tmp_path / "none.gz")])
     with pytest.raises(FeedError, match="none.gz"):
         args.func(args)
+
+
+@pytest.mark.parametrize("target", ["//[&)&", "//[::1/api/v3/ping", "/ws//[x"])
+def test_a_target_that_looks_like_a_network_location_is_answered_not_raised(sample_tape, target):
+    # Found by fuzzing: urlsplit read "//[..." as an IPv6 host and raised ValueError.
+    from websockets.datastructures import Headers
+    from websockets.http11 import Request
+
+    class Conn:
+        remote_address = ("127.0.0.1", 50000)
+
+    server = ReplayServer(ReplayConfig(speed=0), tape=sample_tape)
+    response = server._process_request(Conn(), Request(target, Headers()))  # type: ignore[arg-type]
+    assert response is None or 400 <= response.status_code < 500
