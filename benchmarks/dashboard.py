@@ -43,7 +43,7 @@ def _free_port() -> int:
 def _writer(uri: str, speed: float) -> list[subprocess.Popen[bytes]]:
     port = _free_port()
     cli = [sys.executable, "-m", "quantify"]
-    log = open(os.devnull, "wb")  # noqa: SIM115
+    log = open(os.devnull, "wb")
     replay = subprocess.Popen([*cli, "replay", "--speed", str(speed), "--loop", "--port", str(port)],
                               stdout=log, stderr=log, start_new_session=True)
     time.sleep(2)

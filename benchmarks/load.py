@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from quantify.ingest.load import load_files
 from quantify.store import open_store
 from quantify.store.export import export
-from quantify.ingest.load import load_files
 
 
 def write_vision_csv(path: Path, rows: int, seed: int = 0) -> None:

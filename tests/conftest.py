@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
-
-import pytest
-
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from quantify.venues.binance.recordings import read_frames, sample_files
 from quantify.replay.server import ReplayConfig, ReplayServer

@@ -47,9 +47,30 @@ from quantify.model.rules import (
 )
 from quantify.store.alerts import HISTORY_COLUMNS, AlertBook
 
-__all__ = sorted([
-    "DEFAULT_RETRY", "HISTORY_COLUMNS", "KINDS", "MAX_BARS", "MAX_TICK_WINDOW",
-    "SEVERITIES", "AlertBook", "AlertEngine", "CallbackChannel", "Channel", "Dispatcher",
-    "LoggingChannel", "Rule", "RetryPolicy", "WebhookChannel", "corr_breakdown", "gap", "make_rule",
-    "pct_move", "price_above", "price_below", "price_crosses", "stale", "vol_breakout", "zscore",
-])
+__all__ = [
+    "DEFAULT_RETRY",
+    "HISTORY_COLUMNS",
+    "KINDS",
+    "MAX_BARS",
+    "MAX_TICK_WINDOW",
+    "SEVERITIES",
+    "AlertBook",
+    "AlertEngine",
+    "CallbackChannel",
+    "Channel",
+    "Dispatcher",
+    "LoggingChannel",
+    "RetryPolicy",
+    "Rule",
+    "WebhookChannel",
+    "corr_breakdown",
+    "gap",
+    "make_rule",
+    "pct_move",
+    "price_above",
+    "price_below",
+    "price_crosses",
+    "stale",
+    "vol_breakout",
+    "zscore",
+]

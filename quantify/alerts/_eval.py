@@ -1,6 +1,6 @@
 """Numerics of rule evaluation: level scans with hysteresis, bar series, window values.
 
-Pure numpy; no store, no threads. The engine feeds these per symbol per batch.
+Pure numpy over the model's bar kernel; no store, no threads. The engine feeds these per symbol per batch.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from quantify.model.bars import bar_bounds
 
 __all__ = ["BarSeries", "corr_value", "first_true", "scan_crosses", "scan_level", "vol_ratio"]
 
@@ -122,8 +124,12 @@ def scan_crosses(
 class BarSeries:
     """Closes of consecutive bars of one symbol, Binance style (an empty bar repeats the last close).
 
-    A bar is closed by the first trade at or after its end; that trade is the
-    bar's *trigger* (its time and id are kept per bar).
+    Only state lives here: the open bar (its start and close so far) and a
+    bounded history of closed bars; each batch's bars come from the bar kernel
+    (:func:`quantify.model.bars.bar_bounds`), so the closes equal
+    :func:`~quantify.model.bars.resample`'s. A bar is closed by the first
+    trade at or after its end; that trade is the bar's *trigger* (its time and
+    id are kept per bar).
 
     Parameters
     ----------
@@ -150,37 +156,68 @@ class BarSeries:
             return None
         return self.first + (len(self.closes) - 1) * self.tf
 
-    def _close(self, start: int, close: float, t: int, tid: int) -> None:
+    def _open(self, starts: np.ndarray, rows: np.ndarray, before: np.ndarray, closes: np.ndarray,
+              times: np.ndarray, ids: np.ndarray) -> None:
+        """Close the bars from ``before`` up to ``starts`` (the bars opened by ``rows``).
+
+        Each opened bar closes the bar before it, at ``closes``, and the empty
+        bars between them at the same close; the trade at ``rows`` triggers them.
+        """
+        tf = self.tf
+        counts = (starts - before) // tf
+        silent = np.flatnonzero(counts > self.keep + 1)
+        if silent.size:  # a long silence: older bars are of no use
+            j = int(silent[-1])
+            self.first, self.closes, self.trig_t, self.trig_id = None, [], [], []
+            before, closes, rows, counts = before[j:], closes[j:], rows[j:], counts[j:].copy()
+            counts[0] = self.keep + 1
+            before = before.copy()
+            before[0] = starts[j] - counts[0] * tf
         if self.first is None or not self.closes:
-            self.first = start
-        self.closes.append(close)
-        self.trig_t.append(t)
-        self.trig_id.append(tid)
+            self.first = int(before[0])
+        if len(counts) == 1 and counts[0] == 1:
+            self.closes.append(float(closes[0]))
+            self.trig_t.append(int(times[rows[0]]))
+            self.trig_id.append(int(ids[rows[0]]))
+            return
+        self.closes += np.repeat(closes, counts).tolist()
+        self.trig_t += np.repeat(times[rows], counts).tolist()
+        self.trig_id += np.repeat(np.asarray(ids)[rows], counts).tolist()
 
     def update(self, times: np.ndarray, prices: np.ndarray, ids: np.ndarray) -> None:
-        """Add trades (time order); close every bar they pass the end of."""
+        """Add trades (id order); close every bar they pass the end of.
+
+        Trades come in id order and their times can dip: a trade stamped
+        before an earlier one counts in that one's bar.
+        """
         if len(times) == 0:
             return
         tf = self.tf
-        bars = times - np.mod(times, tf)
+        times = np.asarray(times, dtype=np.int64)
+        prices = np.asarray(prices, dtype=np.float64)
+        stamps = times
+        if self.cur is not None and stamps[0] < self.cur:
+            stamps = np.maximum(stamps, self.cur)
+        try:
+            bounds, bar_ids = bar_bounds(stamps, tf)
+        except ValueError:  # a dip inside the batch
+            bounds, bar_ids = bar_bounds(np.maximum.accumulate(stamps), tf)
+        starts = bar_ids * tf
         if self.cur is None:
-            self.cur = int(bars[0])
-        prev = np.empty_like(bars)
-        prev[0] = self.cur
-        prev[1:] = bars[:-1]
-        for i in np.flatnonzero(bars != prev):
-            close = float(prices[i - 1]) if i > 0 else self.cur_close
-            new = int(bars[i])
-            t, tid = int(times[i]), int(ids[i])
-            empty = (new - self.cur) // tf - 1
-            if empty > self.keep:  # a long silence: older bars are of no use
-                self.first, self.closes, self.trig_t, self.trig_id = None, [], [], []
-                self.cur = new - (self.keep + 1) * tf
-                empty = self.keep
-            self._close(self.cur, close, t, tid)
-            for _ in range(empty):
-                self._close(self.last_closed + tf, close, t, tid)  # type: ignore[operator]
-            self.cur = new
+            self.cur = int(starts[0])
+        if starts[0] == self.cur:  # the batch goes on with the open bar
+            if len(starts) > 1:
+                self._open(starts[1:], bounds[1:-1], starts[:-1], prices[bounds[1:-1] - 1],
+                           times, ids)
+        else:
+            closes = np.empty(len(starts))
+            closes[0] = self.cur_close
+            closes[1:] = prices[bounds[1:-1] - 1]
+            before = np.empty_like(starts)
+            before[0] = self.cur
+            before[1:] = starts[:-1]
+            self._open(starts, bounds[:-1], before, closes, times, ids)
+        self.cur = int(starts[-1])
         self.cur_close = float(prices[-1])
         extra = len(self.closes) - 2 * self.keep
         if extra > 0:

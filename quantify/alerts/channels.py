@@ -179,7 +179,7 @@ class _Lane:
                 self.channel.send(alert)
                 self.delivered += 1
                 return
-            except Exception as exc:  # any channel failure is retried, then counted
+            except Exception as exc:  # noqa: BLE001 - any channel failure is retried, then counted
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if attempt == self.retry.attempts or self._stop.is_set():
                     self.failed += 1

@@ -569,7 +569,10 @@ class AlertEngine:
         """
         p = rule.params
         tf = series[0].tf
-        start = max(s.first for s in series)  # type: ignore[type-var]
+        firsts = [s.first for s in series]
+        if any(f is None for f in firsts):
+            return []
+        start = max(f for f in firsts if f is not None)
         k = max(k, start)
         n = (closed - start) // tf + 1
         y, x = (s.window(closed, n) for s in series)
@@ -633,7 +636,7 @@ class AlertEngine:
             frame["fired_at"] = pd.to_datetime(frame["fired_at"], utc=True)
             try:
                 self.book._append_history(frame)
-            except Exception as exc:  # the store refused: keep the rows, retry with the next batch
+            except Exception as exc:  # noqa: BLE001 - the store refused: keep the rows, retry with the next batch
                 self._stats["store_errors"] += 1
                 logger.warning("alert history not stored (%d alert(s) kept for the next batch): %s",
                                len(self._unstored), exc)
@@ -666,7 +669,7 @@ class AlertEngine:
         }
         try:
             self.book._write_checkpoint(state)
-        except Exception as exc:  # retried at the next batch; nothing is lost meanwhile
+        except Exception as exc:  # noqa: BLE001 - retried at the next batch; nothing is lost meanwhile
             self._stats["store_errors"] += 1
             logger.warning("alert checkpoint not written: %s", exc)
             return

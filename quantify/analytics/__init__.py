@@ -45,8 +45,8 @@ from quantify.model.timeframes import TIMEFRAMES, timeframe_to_offset
 __all__ = [
     "CANDLE_COLUMNS",
     "DAYS_PER_YEAR",
-    "TIMEFRAMES",
     "PAIR_ZSCORE_COLUMNS",
+    "TIMEFRAMES",
     "ADFResult",
     "BacktestResult",
     "CointResult",

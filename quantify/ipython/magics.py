@@ -108,7 +108,7 @@ def complete_quantify(session: KernelSession, text: str, line: str) -> list[str]
         else:
             try:
                 pool = open_store(session.config.store).symbols()
-            except Exception:  # completion must never raise into the shell
+            except Exception:  # noqa: BLE001 - completion must never raise into the shell
                 pool = []
             pool = sorted(set(pool) | {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"})
         return [p for p in pool if p.startswith(text.upper())]

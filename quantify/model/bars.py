@@ -1,18 +1,20 @@
 """Bars (OHLCV candles) from ticks, with Binance's kline semantics: the one bar kernel.
 
-:func:`resample` turns a tick frame into candles; :func:`merge_candles` turns
-fine candles (the store keeps 1m) into coarser ones with the same result;
-:func:`bars_of_units` does the same aggregation on exact integer units (the
-replay's klines format those as Binance's decimal strings). Every consumer
-(analytics, the store's 1m aggregate, the replay's klines, the alert engine's
-bar closes, the widgets' live bars) calls these: the model layer, so that
-peers and the layers above can all import it.
+:func:`bar_bounds` cuts sorted times into epoch-aligned bars and
+:func:`bars_of_units` aggregates rows given as exact integer units (open,
+high, low and close rows, exact sums of ``q`` and ``p * q``, trade counts):
+that is the one aggregation path. :func:`resample` is built on it (floats in,
+float candles out); the replay's klines format its exact sums as Binance's
+decimal strings; the alert engine's bar closes cut each batch with
+:func:`bar_bounds`. :func:`merge_candles` turns fine candles (the store keeps
+1m), or the parts of a live bar (the widgets), into coarser ones with the same
+result. The model layer, so that peers and the layers above can all import it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,15 @@ import pandas as pd
 from quantify.model import _bar_kernels as _kernels
 from quantify.model.timeframes import timeframe_to_offset
 
-__all__ = ["CANDLE_COLUMNS", "merge_candles", "resample"]
+__all__ = [
+    "CANDLE_COLUMNS",
+    "UnitBars",
+    "bar_bounds",
+    "bars_of_units",
+    "limbs_to_ints",
+    "merge_candles",
+    "resample",
+]
 
 #: Columns of every candle frame, in order.
 CANDLE_COLUMNS: Final[tuple[str, ...]] = (
@@ -40,6 +50,156 @@ _SCALE: Final = 100_000_000  # Binance decimals: at most 8
 _SCALE2: Final = _SCALE * _SCALE
 _EXACT_FLOAT: Final = 1 << 53
 _TICK_COLUMNS: Final = ("price", "qty", "is_buyer_maker")
+_MERGE_NEEDS: Final = ("open", "high", "low", "close", "trades")
+_SUM_COLUMNS: Final = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
+
+
+class UnitBars(NamedTuple):
+    """Per-bar aggregates of :func:`bars_of_units`, exact, in the input's units.
+
+    Every array has one entry per bar (``quote_volume`` and
+    ``taker_buy_quote_volume`` one row of three limbs, see
+    :func:`limbs_to_ints`). Row indexes are -1 for a bar without rows.
+    """
+
+    #: Bar ``b`` holds rows ``bounds[b]:bounds[b + 1]`` (nbars + 1 entries).
+    bounds: np.ndarray
+    open_row: np.ndarray
+    high_row: np.ndarray
+    low_row: np.ndarray
+    close_row: np.ndarray
+    #: Sum of the quantity units.
+    volume: np.ndarray
+    #: Sum of the price units times quantity units, as ``(nbars, 3)`` limbs.
+    quote_volume: np.ndarray
+    #: Number of underlying trades.
+    trades: np.ndarray
+    taker_buy_volume: np.ndarray
+    taker_buy_quote_volume: np.ndarray
+
+
+def limbs_to_ints(limbs: np.ndarray) -> list[int]:
+    """Exact Python integers of the ``(n, 3)`` base-2**26 limb rows of :class:`UnitBars`."""
+    b = _kernels.LIMB_BITS
+    return [
+        (h << (2 * b)) + (m << b) + lo
+        for lo, m, h in zip(limbs[:, 0].tolist(), limbs[:, 1].tolist(), limbs[:, 2].tolist(), strict=True)
+    ]
+
+
+def bar_bounds(times: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch-aligned bars of sorted int64 times: ``(bounds, bar_ids)``.
+
+    Parameters
+    ----------
+    times : ndarray
+        int64 times (any unit, the unit of ``step``), non-decreasing.
+    step : int
+        Bar length, > 0.
+
+    Returns
+    -------
+    bounds : ndarray
+        Each bar's first row, then ``len(times)``: bar ``b`` holds rows
+        ``bounds[b]:bounds[b + 1]``. Only bars with rows are listed.
+    bar_ids : ndarray
+        ``floor(time / step)`` of each bar (its start is ``bar_id * step``).
+
+    Raises
+    ------
+    ValueError
+        If ``step <= 0`` or ``times`` decreases somewhere.
+    """
+    if step <= 0:
+        raise ValueError(f"bar step must be > 0, got {step!r}")
+    bounds, ids, bad = _kernels.bar_bounds(
+        np.ascontiguousarray(times, dtype=np.int64), int(step)
+    )
+    if bad >= 0:
+        raise ValueError(
+            f"times must be non-decreasing (sort them by trade time): row {bad} goes back"
+        )
+    return bounds, ids
+
+
+def bars_of_units(
+    bounds: np.ndarray,
+    price_units: np.ndarray,
+    qty_units: np.ndarray,
+    is_buyer_maker: np.ndarray,
+    *,
+    counts: np.ndarray | None = None,
+    compare: np.ndarray | None = None,
+) -> UnitBars:
+    """Aggregate rows given as exact integer units into bars: the bar kernel.
+
+    Parameters
+    ----------
+    bounds : ndarray
+        int64, one more entry than there are bars: bar ``b`` holds rows
+        ``bounds[b]:bounds[b + 1]`` (non-decreasing; a bar may be empty). See
+        :func:`bar_bounds`; calendar bars (the replay's weeks and months) pass
+        their own.
+    price_units, qty_units : ndarray
+        int64 prices and quantities in integer units (any fixed scale each),
+        in ``[0, 2**52)``.
+    is_buyer_maker : ndarray
+        bool; the taker-buy sums cover rows where it is False.
+    counts : ndarray, optional
+        Underlying trades per row (aggregate trades); default one per row.
+    compare : ndarray, optional
+        Values that order rows for high and low (default ``price_units``);
+        :func:`resample` passes the float prices.
+
+    Returns
+    -------
+    UnitBars
+        Open/high/low/close row indexes (the first highest and first lowest
+        row win ties), exact sums of ``q`` and ``p * q`` over all rows and over
+        taker-buy rows (``p * q`` in the product of the two scales), trade
+        counts.
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length, ``bounds`` does not cover them, or a
+        unit lies outside ``[0, 2**52)``.
+    """
+    n = len(price_units)
+    if len(qty_units) != n or len(is_buyer_maker) != n:
+        raise ValueError(
+            f"price_units, qty_units and is_buyer_maker differ in length: "
+            f"{n}, {len(qty_units)}, {len(is_buyer_maker)}"
+        )
+    bounds = np.ascontiguousarray(bounds, dtype=np.int64)
+    if len(bounds) == 0 or bounds[0] < 0 or bounds[-1] > n or np.any(np.diff(bounds) < 0):
+        raise ValueError(f"bounds must be non-decreasing within [0, {n}], got {bounds!r}")
+    pu = np.ascontiguousarray(price_units, dtype=np.int64)
+    qu = np.ascontiguousarray(qty_units, dtype=np.int64)
+    cmp = pu if compare is None else np.ascontiguousarray(compare)
+    if len(cmp) != n:
+        raise ValueError(f"compare has {len(cmp)} rows, not {n}")
+    cnt = np.empty(0, dtype=np.int64) if counts is None else np.ascontiguousarray(counts, np.int64)
+    rows, vol, tvol, quote, tquote, trades, bad = _kernels.bar_units(
+        bounds, cmp, pu, qu, np.ascontiguousarray(is_buyer_maker, dtype=np.bool_), cnt
+    )
+    if bad >= 0:
+        raise ValueError(
+            f"price and qty units must lie in [0, 2**52), got {int(pu[bad])}, {int(qu[bad])} "
+            f"at row {bad}"
+        )
+    return UnitBars(
+        bounds=bounds,
+        open_row=rows[:, 0],
+        high_row=rows[:, 1],
+        low_row=rows[:, 2],
+        close_row=rows[:, 3],
+        volume=vol,
+        quote_volume=quote,
+        trades=trades,
+        taker_buy_volume=tvol,
+        taker_buy_quote_volume=tquote,
+    )
 
 
 def _utc_ns(index: pd.Index, what: str) -> np.ndarray:
@@ -79,7 +239,7 @@ def _limbs_to_float(limbs: np.ndarray, divisor: int) -> np.ndarray:
         # Python's int / int is correctly rounded, like float(Decimal(...))
         out[big] = [
             ((h << (2 * b)) + (m << b) + lo) / divisor
-            for h, m, lo in zip(l2[big].tolist(), l1[big].tolist(), l0[big].tolist())
+            for h, m, lo in zip(l2[big].tolist(), l1[big].tolist(), l0[big].tolist(), strict=True)
         ]
     return out
 
@@ -106,6 +266,7 @@ def _assemble(
     end_bar: int | None,
     fill: bool,
     prev_close: float = math.nan,
+    columns: tuple[str, ...] = CANDLE_COLUMNS,
 ) -> pd.DataFrame:
     """Lay per-bar values on the full bar grid and fill the empty bars."""
     if first_bar is None:
@@ -119,7 +280,7 @@ def _assemble(
     nbars = max(end_bar - first_bar, 0)
     pos = bar_ids - first_bar
     out: dict[str, np.ndarray] = {}
-    for name in CANDLE_COLUMNS:
+    for name in columns:
         arr: np.ndarray
         if name == "trades":
             arr = np.zeros(nbars, dtype=np.int64)
@@ -139,9 +300,10 @@ def _assemble(
         closes = np.where(idx >= 0, out["close"][np.maximum(idx, 0)], prev_close)
         empty = ~has
         for name in ("open", "high", "low", "close", "vwap"):
-            out[name][empty] = closes[empty]
+            if name in out:
+                out[name][empty] = closes[empty]
     index = pd.to_datetime((first_bar + np.arange(nbars)) * step, utc=True).as_unit("ns")
-    frame = pd.DataFrame(out, index=index, columns=list(CANDLE_COLUMNS))
+    frame = pd.DataFrame(out, index=index, columns=list(columns))
     if not fill:
         frame = frame[has]
     return frame
@@ -260,29 +422,28 @@ def resample(
             return _assemble(bar_ids, step, {}, first_bar, end_bar, fill, prev_close)
         return _empty_candles()
 
-    starts = bounds[:-1]
-    vol, tvol, quote, tquote, bad = _kernels.bar_sums(bounds, price, qty, maker)
+    price = np.ascontiguousarray(price)
+    pu, qu, bad = _kernels.to_units(price, np.ascontiguousarray(qty))
     if bad >= 0:
         raise ValueError(
             "price and qty must be finite, >= 0 and < 4.5e7 (8 decimals), got "
             f"price={price[bad]!r}, qty={qty[bad]!r} at {pd.Timestamp(int(ts[bad]), tz='UTC')}"
         )
-    volume = _units_to_float(vol)
-    quote_volume = _limbs_to_float(quote, _SCALE2)
+    bars = bars_of_units(bounds, pu, qu, maker, counts=counts, compare=price)
+    volume = _units_to_float(bars.volume)
+    quote_volume = _limbs_to_float(bars.quote_volume, _SCALE2)
     with np.errstate(invalid="ignore", divide="ignore"):
         vwap = quote_volume / volume
     cols = {
-        "open": price[starts],
-        "high": np.maximum.reduceat(price, starts),
-        "low": np.minimum.reduceat(price, starts),
-        "close": price[bounds[1:] - 1],
+        "open": price[bars.open_row],
+        "high": price[bars.high_row],
+        "low": price[bars.low_row],
+        "close": price[bars.close_row],
         "volume": volume,
         "quote_volume": quote_volume,
-        "trades": (np.diff(bounds) if counts is None else np.add.reduceat(counts, starts)).astype(
-            np.int64
-        ),
-        "taker_buy_volume": _units_to_float(tvol),
-        "taker_buy_quote_volume": _limbs_to_float(tquote, _SCALE2),
+        "trades": bars.trades,
+        "taker_buy_volume": _units_to_float(bars.taker_buy_volume),
+        "taker_buy_quote_volume": _limbs_to_float(bars.taker_buy_quote_volume, _SCALE2),
         "vwap": vwap,
     }
     return _assemble(bar_ids, step, cols, first_bar, end_bar, fill, prev_close)
@@ -313,7 +474,7 @@ def _exact_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return np.array([u / scale for u in sums.tolist()])
     # not 8-decimal figures: the best we can do is a correctly rounded float sum
     ends = np.append(starts[1:], len(values))
-    return np.array([math.fsum(values[a:b]) for a, b in zip(starts.tolist(), ends.tolist())])
+    return np.array([math.fsum(values[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)])
 
 
 def merge_candles(
@@ -325,7 +486,10 @@ def merge_candles(
     ----------
     candles : DataFrame
         Candles as returned by :func:`resample`, with or without flat bars,
-        whose timeframe divides ``timeframe``.
+        whose timeframe divides ``timeframe``. Candles with the same label are
+        parts of one bar (a live bar so far and the same bar of a new batch of
+        ticks) and merge too. Columns ``open``, ``high``, ``low``, ``close`` and
+        ``trades`` are needed; the volume columns are merged if present.
     timeframe : str or Timedelta
         The longer timeframe, see :func:`timeframe_to_offset`.
     fill : bool, default True
@@ -335,13 +499,15 @@ def merge_candles(
     -------
     DataFrame
         Equal to ``resample(ticks, timeframe)`` for the ticks behind
-        ``candles`` (see Notes for the one condition).
+        ``candles`` (see Notes for the one condition), on the columns of
+        :data:`CANDLE_COLUMNS` that the input has (``vwap`` when it has
+        ``volume`` and ``quote_volume``).
 
     Raises
     ------
     ValueError
-        If a column is missing or the candles are not aligned to a divisor of
-        ``timeframe``.
+        If a column is missing, the index decreases or the candles are not
+        aligned to a divisor of ``timeframe``.
 
     Notes
     -----
@@ -359,15 +525,22 @@ def merge_candles(
     so of :func:`resample`'s figure.
     """
     step = int(timeframe_to_offset(timeframe).value)
-    missing = [c for c in CANDLE_COLUMNS if c not in candles.columns and c != "vwap"]
+    missing = [c for c in _MERGE_NEEDS if c not in candles.columns]
     if missing:
         raise ValueError(f"candles lack column(s) {missing}; have {list(candles.columns)}")
+    sums = [c for c in _SUM_COLUMNS if c in candles.columns]
+    columns = tuple(
+        c for c in CANDLE_COLUMNS
+        if c in _MERGE_NEEDS or c in sums
+        or (c == "vwap" and "volume" in sums and "quote_volume" in sums)
+    )
     ts = _utc_ns(candles.index, "candles")
     if ts.size > 1:
         d = np.diff(ts)
-        if np.any(d <= 0):
-            raise ValueError("candles index must be strictly increasing")
-        if step % int(d.min()) or np.any(ts % int(d.min())):
+        if np.any(d < 0):
+            raise ValueError("candles index must be non-decreasing")
+        d = d[d > 0]
+        if d.size and (step % int(d.min()) or np.any(ts % int(d.min()))):
             raise ValueError(
                 f"candles spaced {pd.Timedelta(int(d.min()))} do not nest into {timeframe!r}"
             )
@@ -383,25 +556,19 @@ def merge_candles(
     if ts.size and not nonempty[0]:
         prev_close = float(candles["close"].iloc[0])
     if not len(sub):
-        return _assemble(bar, step, {}, first_bar, end_bar, fill, prev_close)
+        return _assemble(bar, step, {}, first_bar, end_bar, fill, prev_close, columns)
     starts = np.flatnonzero(np.concatenate(([True], bar[1:] != bar[:-1])))
     ends = np.append(starts[1:], len(bar))
-    volume = _exact_sums(sub["volume"].to_numpy(dtype=np.float64), starts)
-    quote_volume = _exact_sums(sub["quote_volume"].to_numpy(dtype=np.float64), starts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vwap = quote_volume / volume
     cols = {
         "open": sub["open"].to_numpy(dtype=np.float64)[starts],
         "high": np.maximum.reduceat(sub["high"].to_numpy(dtype=np.float64), starts),
         "low": np.minimum.reduceat(sub["low"].to_numpy(dtype=np.float64), starts),
         "close": sub["close"].to_numpy(dtype=np.float64)[ends - 1],
-        "volume": volume,
-        "quote_volume": quote_volume,
         "trades": np.add.reduceat(trades[nonempty], starts),
-        "taker_buy_volume": _exact_sums(sub["taker_buy_volume"].to_numpy(dtype=np.float64), starts),
-        "taker_buy_quote_volume": _exact_sums(
-            sub["taker_buy_quote_volume"].to_numpy(dtype=np.float64), starts
-        ),
-        "vwap": vwap,
     }
-    return _assemble(bar[starts], step, cols, first_bar, end_bar, fill, prev_close)
+    for name in sums:
+        cols[name] = _exact_sums(sub[name].to_numpy(dtype=np.float64), starts)
+    if "vwap" in columns:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cols["vwap"] = cols["quote_volume"] / cols["volume"]
+    return _assemble(bar[starts], step, cols, first_bar, end_bar, fill, prev_close, columns)

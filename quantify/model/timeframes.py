@@ -88,7 +88,7 @@ def timeframe_to_offset(timeframe: str | pd.Timedelta | _dt.timedelta) -> pd.Tim
         except ValueError:
             offset = None
         if not isinstance(offset, pd.offsets.Tick):  # a calendar offset: a bad value
-            raise ValueError(  # noqa: TRY004
+            raise ValueError(
                 f"unknown timeframe {timeframe!r}: use one of {', '.join(TIMEFRAMES)} "
                 "or a fixed pandas offset such as '10s' or '90min'"
             )

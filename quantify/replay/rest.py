@@ -35,8 +35,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qsl
 
+import numpy as np
 import orjson
 
+from quantify.model.bars import bars_of_units, limbs_to_ints
 from quantify.model.timeframes import KLINE_INTERVALS
 from quantify.replay.tape import SPOT, SymbolTape, Tape, format_units
 from quantify.venues.binance.rest import WEIGHTS as ENDPOINT_WEIGHTS
@@ -62,6 +64,15 @@ _HOUR = 3_600_000
 _LONG = re.compile(r"[0-9]{1,20}")
 _SYMBOL = re.compile(r"[A-Z0-9\-_.]{1,20}")
 _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "DAI")
+
+
+class _KlineUnits(NamedTuple):
+    """A symbol tape's trades as arrays for the bar kernel (lap 0, local index order)."""
+
+    price_units: np.ndarray
+    qty_units: np.ndarray
+    makers: np.ndarray
+    market: np.ndarray
 
 
 class RestResponse(NamedTuple):
@@ -153,6 +164,7 @@ class RestApi:
         self._agg_times = {
             s.key: [s.times[f] for f in s.agg_first] for s in tape.symbols.values()
         }
+        self._kline_units: dict[str, _KlineUnits] = {}  # symbol key -> arrays, on first use
 
     @property
     def forced_429(self) -> int:
@@ -524,47 +536,75 @@ class RestApi:
                 opens.append(b)
                 b = kline_open(b - 1, interval)
             opens.reverse()
-        return [self._kline(sym, interval, b, replayed) for b in opens]
+        return self._kline_rows(sym, interval, opens, replayed)
 
     def _trade_time(self, sym: SymbolTape, k: int) -> int:
         lap, r = divmod(k, sym.n)
         return sym.times[r] + lap * self.tape.lap_ms
 
-    def _kline(self, sym: SymbolTape, interval: str, open_ms: int, replayed: int) -> list[Any]:
-        close_ms = _kline_next(open_ms, interval) - 1
-        k0 = min(self._trade_index_at(sym, open_ms), replayed)
-        k1 = min(self._trade_index_at(sym, close_ms + 1), replayed)
-        n = sym.n
-        o = h = lo_ = c = None
-        h_u = lo_u = 0
-        vol = quote = buy_vol = buy_quote = count = 0
-        for k in range(k0, k1):
-            r = k % n
-            if not sym.market[r]:
-                continue
-            pu, qu = sym.price_units[r], sym.qty_units[r]
-            if o is None:
-                o = h = lo_ = sym.prices[r]
-                h_u = lo_u = pu
-            elif pu > h_u:
-                h, h_u = sym.prices[r], pu
-            elif pu < lo_u:
-                lo_, lo_u = sym.prices[r], pu
-            c = sym.prices[r]
-            vol += qu
-            quote += pu * qu
-            count += 1
-            if not sym.makers[r]:  # the buyer was the taker
-                buy_vol += qu
-                buy_quote += pu * qu
-        if o is None:
-            k = k0 - 1
-            while k >= 0 and not sym.market[k % n]:
-                k -= 1
-            o = h = lo_ = c = sym.prices[k % n] if k >= 0 else sym.prices[0]
+    def _units_of(self, sym: SymbolTape) -> _KlineUnits:
+        units = self._kline_units.get(sym.key)
+        if units is None:
+            units = _KlineUnits(
+                np.array(sym.price_units, dtype=np.int64),
+                np.array(sym.qty_units, dtype=np.int64),
+                np.array(sym.makers, dtype=bool),
+                np.array(sym.market, dtype=bool),
+            )
+            self._kline_units[sym.key] = units
+        return units
+
+    def _kline_rows(
+        self, sym: SymbolTape, interval: str, opens: list[int], replayed: int
+    ) -> list[list[Any]]:
+        """Binance kline rows of the consecutive bars opening at ``opens``.
+
+        The bar kernel aggregates the exact integer units of the replayed
+        ``MARKET`` trades; its sums are formatted as Binance's decimal strings
+        and its open/high/low/close rows give back the recorded price strings.
+        """
+        if not opens:
+            return []
+        edges = [*opens, _kline_next(opens[-1], interval)]  # the opens are consecutive bars
+        ks = np.array([min(self._trade_index_at(sym, e), replayed) for e in edges], dtype=np.int64)
+        units = self._units_of(sym)
+        r = np.arange(ks[0], ks[-1], dtype=np.int64) % sym.n  # absolute index -> lap-0 row
+        market = units.market[r]
+        if not market.all():  # insurance-fund/ADL trades (USD-M) are not in Binance's klines
+            kept = np.concatenate(([0], np.cumsum(market)))
+            bounds = kept[ks - ks[0]]
+            r = r[market]
+        else:
+            bounds = ks - ks[0]
+        bars = bars_of_units(bounds, units.price_units[r], units.qty_units[r], units.makers[r])
+        quote = limbs_to_ints(bars.quote_volume)
+        buy_quote = limbs_to_ints(bars.taker_buy_quote_volume)
+        prices = sym.prices
         qscale = sym.price_scale + sym.qty_scale
-        return [
-            open_ms, o, h, lo_, c, sym.qty_str(vol), close_ms,
-            format_units(quote, qscale, 8), count,
-            sym.qty_str(buy_vol), format_units(buy_quote, qscale, 8), "0",
-        ]
+        # a bar without trades is flat at the previous close (none before: the first price)
+        prev = self._close_before(sym, int(ks[0]))
+        out: list[list[Any]] = []
+        for b, open_ms in enumerate(opens):
+            if bars.open_row[b] < 0:
+                o = h = lo = c = prev
+            else:
+                o = prices[r[bars.open_row[b]]]
+                h = prices[r[bars.high_row[b]]]
+                lo = prices[r[bars.low_row[b]]]
+                c = prev = prices[r[bars.close_row[b]]]
+            out.append([
+                open_ms, o, h, lo, c, sym.qty_str(int(bars.volume[b])), edges[b + 1] - 1,
+                format_units(quote[b], qscale, 8), int(bars.trades[b]),
+                sym.qty_str(int(bars.taker_buy_volume[b])), format_units(buy_quote[b], qscale, 8),
+                "0",
+            ])
+        return out
+
+    @staticmethod
+    def _close_before(sym: SymbolTape, k0: int) -> str:
+        """Price of the last ``MARKET`` trade before absolute index ``k0`` (or the first price)."""
+        n = sym.n
+        k = k0 - 1
+        while k >= 0 and not sym.market[k % n]:
+            k -= 1
+        return sym.prices[k % n] if k >= 0 else sym.prices[0]

@@ -215,20 +215,20 @@ class SymbolTape:
 
     def agg_event(self, a: int, lap: int, lap_ms: int) -> dict[str, Any]:
         """The ``aggTrade`` event of lap-0 aggregate ``a``, shifted to ``lap``."""
-        f, l = self.agg_first[a], self.agg_last[a]
+        first, last = self.agg_first[a], self.agg_last[a]
         shift_t = lap * lap_ms
         shift_id = lap * self.id_span
         event: dict[str, Any] = {
             "e": "aggTrade",
-            "E": self.events[l].get("E", self.times[l]) + shift_t,
+            "E": self.events[last].get("E", self.times[last]) + shift_t,
             "s": self.symbol,
             "a": self.agg_base_id + a + lap * self.n_aggs,
-            "p": self.prices[f],
+            "p": self.prices[first],
             "q": self.qty_str(self.agg_qty_units[a]),
-            "f": self.ids[f] + shift_id,
-            "l": self.ids[l] + shift_id,
-            "T": self.times[f] + shift_t,
-            "m": self.makers[f],
+            "f": self.ids[first] + shift_id,
+            "l": self.ids[last] + shift_id,
+            "T": self.times[first] + shift_t,
+            "m": self.makers[first],
         }
         if self.best_match:
             event["M"] = True

@@ -27,6 +27,7 @@ import time
 import uuid
 from typing import Any
 
+import arcticdb as adb
 import numpy as np
 import pandas as pd
 
@@ -116,8 +117,8 @@ class AlertBook:
         Cheap (reads no data), so the writer polls it.
         """
         try:
-            return int(self.lib.read_metadata(RULES).version)
-        except Exception:  # no rules symbol yet (ArcticDB raises NoSuchVersionException)
+            return int(self.lib.read_metadata(RULES).version) if self.lib.has_symbol(RULES) else -1
+        except adb.exceptions.ArcticException:  # deleted between the two calls: no rules yet
             return -1
 
     def check(self, rule: Rule, *, check_symbols: bool = True) -> Rule:

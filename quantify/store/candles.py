@@ -53,7 +53,7 @@ from arcticdb_ext.version_store import DataError
 
 from quantify.exceptions import StoreError
 from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
-from quantify.model.instrument import instrument_key
+from quantify.model.instrument import InstrumentLike, instrument_key
 from quantify.model.timeframes import timeframe_to_offset
 from quantify.model.trades import Trade, trades_to_frame
 from quantify.model.times import TimeLike, parse_time
@@ -367,7 +367,7 @@ def _ticks_1m(store: Store, sym: str, lo: int, hi: int, prev_close: float) -> pd
 
 def read_ohlcv(
     store: Store,
-    symbol: str,
+    symbol: InstrumentLike,
     timeframe: str | pd.Timedelta = "1m",
     start: TimeLike | None = None,
     end: TimeLike | None = None,

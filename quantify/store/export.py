@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from quantify.exceptions import QuantifyError, UnsafePath
+from quantify.model.instrument import InstrumentLike
 from quantify.model.times import TimeLike
 from quantify.store.merge import klines
 
@@ -35,7 +36,7 @@ _CSV_CHUNK_ROWS: Final = 500_000
 CSV_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-def _export_frame(store: Store, symbol: str, kind: str, timeframe: str,
+def _export_frame(store: Store, symbol: InstrumentLike, kind: str, timeframe: str,
                   start: TimeLike | None, end: TimeLike | None) -> pd.DataFrame:
     if kind == "ticks":
         return store.ticks(symbol, start, end)
@@ -117,7 +118,7 @@ def confined_path(path: str | os.PathLike[str], directory: str | os.PathLike[str
 
 def export(
     store: Store,
-    symbol: str,
+    symbol: InstrumentLike,
     path_or_buffer: str | os.PathLike[str] | IO[bytes],
     *,
     kind: str = "ticks",

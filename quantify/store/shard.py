@@ -333,7 +333,7 @@ class ShardLeases:
                 if rec.get("owner") == self.owner:
                     self._lib.delete(name)
             self._lib.delete(WORKER_PREFIX + self.owner)
-        except Exception as exc:  # best effort: the leases expire anyway
+        except Exception as exc:  # noqa: BLE001 - best effort: the leases expire anyway
             logger.warning("releasing leases on %s failed (they expire in %.0f s): %s",
                            self.store.uri, self.ttl, self.store.uri.redact(str(exc)))
         self.held.clear()

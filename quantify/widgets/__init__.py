@@ -17,7 +17,20 @@ from quantify.widgets.pairs import PairMonitor
 from quantify.widgets.panels import REPLAY_BADGE, ControlPanel, StatusBar, is_replay
 from quantify.widgets.theme import DARK, LIGHT, Theme
 
-__all__ = sorted([
-    "DARK", "LIGHT", "MAX_POINTS", "REPLAY_BADGE", "WIDGET_TIMEFRAMES", "AlertPanel", "ControlPanel", "LiveChart",
-    "PairMonitor", "StatusBar", "Theme", "downsample", "is_replay", "live_timers", "stop_all",
-])
+__all__ = [
+    "DARK",
+    "LIGHT",
+    "MAX_POINTS",
+    "REPLAY_BADGE",
+    "WIDGET_TIMEFRAMES",
+    "AlertPanel",
+    "ControlPanel",
+    "LiveChart",
+    "PairMonitor",
+    "StatusBar",
+    "Theme",
+    "downsample",
+    "is_replay",
+    "live_timers",
+    "stop_all",
+]

@@ -72,7 +72,7 @@ class DownloadButton(W.HBox):
             buf = io.BytesIO()
             try:
                 self.store.export(sym, buf, kind="ohlcv", timeframe=self.chart.timeframe, format="csv")
-            except Exception as exc:  # shown to the user instead of a silent failure
+            except Exception as exc:  # noqa: BLE001 - shown to the user instead of a silent failure
                 links.append(f'<span class="qf-error">{esc(sym)}: {esc(str(exc))}</span>')
                 continue
             data = base64.b64encode(buf.getvalue()).decode()

@@ -16,6 +16,7 @@ dashboard stops streaming when its page closes (Voilà shuts the kernel down).
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import threading
 import time
@@ -116,7 +117,7 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tu
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
     yy = np.atleast_2d(y)
     keep = [0, n - 1]
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         if b <= a:
             continue
         seg = yy[:, a:b]

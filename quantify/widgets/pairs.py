@@ -189,7 +189,7 @@ class PairMonitor(LiveWidget):
         need = 2 * self.window - 1 if self.hedge == "ols" else self.window
         if len(closes) < need:
             self.note = f"warming up: the z-score needs {need} bars, {len(closes)} so far"
-        pz = pair_zscore(closes["y"], closes["x"], self.window, hedge=self.hedge)
+        pz = pair_zscore(closes["y"], closes["x"], self.window, hedge=self.hedge)  # type: ignore[arg-type]  # checked in _check
         for col in PAIR_ZSCORE_COLUMNS:
             out[col] = pz[col]
         rets = np.log(closes).diff()
@@ -225,8 +225,7 @@ class PairMonitor(LiveWidget):
             spread = data["spread"].dropna().tail(self.window)
             if len(spread) >= 3:
                 try:
-                    hl = half_life(spread)
-                    stats["half_life"] = float(getattr(hl, "half_life", hl))
+                    stats["half_life"] = float(half_life(spread).half_life)
                 except (ValueError, ArithmeticError) as exc:
                     logger.debug("half-life not computed: %s", exc)
         self.stats = stats
@@ -240,7 +239,7 @@ class PairMonitor(LiveWidget):
         def num(v: float, fmt: str) -> str:
             return format(v, fmt) if np.isfinite(v) else "–"
 
-        hl = stats["half_life"]
+        hl: float = stats["half_life"]
         hl_text = f"{hl:,.1f} bars" if np.isfinite(hl) else "–"
         y, x = self.pair
         parts = [

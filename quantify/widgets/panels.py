@@ -99,7 +99,7 @@ class ControlPanel(W.VBox):
             for target in self.targets:
                 fn(target)
             self.message.value = ""
-        except Exception as exc:  # shown in the panel: the user can fix it
+        except Exception as exc:  # noqa: BLE001 - shown in the panel: the user can fix it
             logger.warning("control panel: %s failed: %s", action, exc)
             self.message.value = f'<span class="qf-error">{esc(action)}: {esc(exc)}</span>'
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from quantify.exceptions import QuantifyError, UnknownSymbol
-from quantify.model.bars import resample
+from quantify.model.bars import merge_candles, resample
 from quantify.model.timeframes import timeframe_to_offset
 from quantify.store import Store, open_store
 
@@ -239,27 +239,20 @@ def read_bars(store: Store, symbol: str, timeframe: str, bars: int) -> pd.DataFr
 
 
 def update_bars(bars: pd.DataFrame, ticks: pd.DataFrame, timeframe: str, limit: int) -> pd.DataFrame:
-    """``bars`` extended by ``ticks`` (the last bar merged), bounded to ``limit`` rows."""
+    """``bars`` extended by ``ticks``, bounded to ``limit`` rows.
+
+    The ticks' candles come from the bar kernel; the last bar of ``bars`` (the
+    open one) and the ticks' bars are merged by :func:`merge_candles`, so the
+    volumes stay exact and empty bars between them are Binance's flat bars:
+    the result equals ``resample`` over all the ticks behind it.
+    """
     if not len(ticks):
         return bars
     new = resample(ticks, timeframe, fill=True)[BAR_COLUMNS]
     if len(bars) and len(new):
-        last = bars.index[-1]
-        new = new[new.index >= last]
-        if len(new) and new.index[0] == last:
-            old, first = bars.iloc[-1], new.iloc[0]
-            merged = pd.DataFrame(
-                {
-                    "open": [old["open"]],
-                    "high": [max(old["high"], first["high"])],
-                    "low": [min(old["low"], first["low"])],
-                    "close": [first["close"]],
-                    "volume": [old["volume"] + first["volume"]],
-                    "trades": [int(old["trades"]) + int(first["trades"])],
-                },
-                index=new.index[:1],
-            )
-            new = pd.concat([merged, new.iloc[1:]])
+        new = new[new.index >= bars.index[-1]]
+        if len(new):
+            new = merge_candles(pd.concat([bars.iloc[-1:], new]), timeframe)[BAR_COLUMNS]
             bars = bars.iloc[:-1]
     out = pd.concat([bars, new]) if len(bars) else new
     return out.tail(limit)

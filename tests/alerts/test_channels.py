@@ -20,7 +20,7 @@ def webhook():
     failures = {"left": 0}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if failures["left"] > 0:
                 failures["left"] -= 1

@@ -3,6 +3,8 @@ alert engine's bar closes and the widgets' live bars equal ``resample`` on the r
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 import orjson
 import pandas as pd
@@ -10,10 +12,11 @@ import pytest
 
 from quantify.alerts._eval import BarSeries
 from quantify.analytics import resample
-from quantify.venues.binance.recordings import read_trades, sample_files
+from quantify.model.bars import bar_bounds, bars_of_units, limbs_to_ints
 from quantify.replay.rest import RestApi
 from quantify.store import open_store
 from quantify.store.candles import CandleAggregator
+from quantify.venues.binance.recordings import read_trades, sample_files
 from quantify.widgets.source import BAR_COLUMNS, update_bars
 
 
@@ -77,5 +80,57 @@ def test_store_aggregate_alert_closes_and_widget_bars_equal_resample(tmp_path, t
         got = pd.Series(s.closes, index=pd.to_datetime(s.first + np.arange(len(s.closes)) * s.tf, utc=True))
         np.testing.assert_array_equal(got.to_numpy(), want.loc[got.index].to_numpy())
         want15 = resample(frame, "15s")[BAR_COLUMNS]
-        np.testing.assert_array_equal(live[sym][["open", "high", "low", "close", "trades"]].to_numpy(float),
-                                      want15[["open", "high", "low", "close", "trades"]].to_numpy(float))
+        # bit for bit, volumes included: the open bar is merged exactly (merge_candles)
+        pd.testing.assert_frame_equal(live[sym], want15, check_exact=True, check_freq=False,
+                                      check_names=False)
+
+
+def test_bars_of_units_is_the_kernel_resample_uses(ticks) -> None:
+    """Exact-unit bars, formatted back to floats, are resample's figures; empty bars give -1 rows."""
+    frame = ticks["BTCUSDT"]
+    ts = np.asarray(frame.index.asi8)
+    step = int(pd.Timedelta("1m").value)
+    bounds, bar_ids = bar_bounds(ts, step)
+    pu = [int(Decimal(repr(x)) * 100) for x in frame["price"]]  # BTCUSDT: 2 price decimals
+    qu = [int(Decimal(repr(x)) * 100_000) for x in frame["qty"]]  # and 5 qty decimals
+    # an empty bar in the middle: its rows are -1, its sums zero
+    cut = len(bounds) // 2
+    bounds = np.insert(bounds, cut, bounds[cut])
+    bars = bars_of_units(bounds, np.array(pu), np.array(qu), frame["is_buyer_maker"].to_numpy())
+    assert bars.open_row[cut] == -1 and bars.trades[cut] == 0 and bars.volume[cut] == 0
+    keep = np.arange(len(bounds) - 1) != cut
+    want = resample(frame, "1m", fill=False)
+    assert (bar_ids * step == want.index.asi8).all()
+    price = frame["price"].to_numpy()
+    np.testing.assert_array_equal(price[bars.high_row[keep]], want["high"].to_numpy())
+    np.testing.assert_array_equal(price[bars.low_row[keep]], want["low"].to_numpy())
+    np.testing.assert_array_equal(bars.trades[keep], want["trades"].to_numpy())
+    np.testing.assert_array_equal(bars.volume[keep] / 1e5, want["volume"].to_numpy())
+    quote = [q / 10**7 for q in limbs_to_ints(bars.quote_volume[keep])]
+    np.testing.assert_array_equal(quote, want["quote_volume"].to_numpy())
+    with pytest.raises(ValueError, match="non-decreasing"):
+        bar_bounds(ts[::-1], step)
+    with pytest.raises(ValueError, match="2\\*\\*52"):
+        bars_of_units(np.array([0, 1]), np.array([1 << 52]), np.array([1]), np.array([True]))
+
+
+def test_alert_closes_survive_silences_and_time_dips() -> None:
+    rng = np.random.default_rng(3)
+    tf = int(pd.Timedelta("1s").value)
+    gaps = rng.exponential(2e8, 4000).astype(np.int64)
+    gaps[1500] += 50 * tf  # longer than keep: history restarts
+    t = 1_700_000_000 * 10**9 + np.cumsum(gaps)
+    p = rng.uniform(100, 101, len(t))
+    series = BarSeries(tf, 20)
+    for part in np.array_split(np.arange(len(t)), 97):
+        series.update(t[part], p[part], part)
+    want = resample(pd.DataFrame({"price": p, "qty": 1.0, "is_buyer_maker": False},
+                                 index=pd.to_datetime(t, utc=True)), "1s")["close"]
+    got = want.index.asi8 >= series.first
+    got &= want.index.asi8 <= series.last_closed
+    np.testing.assert_array_equal(series.closes, want[got].to_numpy())
+    # a trade stamped before the one ahead of it (id order) counts in that one's bar
+    dip = BarSeries(10, 5)
+    dip.update(np.array([1, 5, 12, 11, 25]), np.array([1.0, 2, 3, 4, 5]), np.arange(5))
+    dip.update(np.array([24, 31]), np.array([6.0, 7]), np.arange(5, 7))
+    assert (dip.first, dip.closes, dip.trig_t, dip.cur) == (0, [2.0, 4.0, 6.0], [12, 25, 31], 30)

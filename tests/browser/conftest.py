@@ -21,10 +21,10 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
 def live_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A store the replay (real time, looping) streams into, through the ingestion service."""
     from quantify.config import IngestConfig
-    from quantify.replay.server import ReplayConfig
-    from quantify.replay.thread import ReplayThread
     from quantify.ingest.listeners import standard_listeners
     from quantify.ingest.service import IngestService
+    from quantify.replay.server import ReplayConfig
+    from quantify.replay.thread import ReplayThread
     from quantify.store import open_store
 
     uri = f"lmdb://{tmp_path_factory.mktemp('browser') / 'store'}"

@@ -31,10 +31,10 @@ def alerts_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     """Replay (fast, looping) -> ingestion -> lmdb store, and Voilà serving the alerts dashboard on it."""
     from quantify.cli.dashboard import serve_dashboard
     from quantify.config import IngestConfig
-    from quantify.replay.server import ReplayConfig
-    from quantify.replay.thread import ReplayThread
     from quantify.ingest.listeners import standard_listeners
     from quantify.ingest.service import IngestService
+    from quantify.replay.server import ReplayConfig
+    from quantify.replay.thread import ReplayThread
     from quantify.store import open_store
 
     uri = f"lmdb://{tmp_path_factory.mktemp('alerts-browser') / 'store'}"

@@ -8,10 +8,10 @@ import pytest
 from IPython.testing.globalipapp import get_ipython
 
 from quantify.config import IngestConfig
-from quantify.replay.server import ReplayConfig
-from quantify.replay.thread import ReplayThread
 from quantify.ipython import current_session, load_ipython_extension, unload_ipython_extension
 from quantify.ipython.magics import complete_quantify
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
 
 

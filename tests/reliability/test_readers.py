@@ -18,9 +18,9 @@ import numpy as np
 from reliability_helpers import wait_for
 
 from quantify.config import IngestConfig
+from quantify.ingest.service import IngestService
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
-from quantify.ingest.service import IngestService
 
 READER = r"""
 import json, sys, time

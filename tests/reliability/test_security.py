@@ -44,14 +44,14 @@ from quantify.cli import build_parser, main
 from quantify.cli.dashboard import serve_dashboard
 from quantify.config import IngestConfig
 from quantify.exceptions import InvalidStoreURI, RestError, StoreError, UnsafePath
-from quantify.venues.binance.recordings import read_trades, sample_files
-from quantify.replay.server import ReplayConfig, ReplayServer
-from quantify.replay.thread import ReplayThread
-from quantify.venues.binance.rest import BinanceRest, RestConfig
-from quantify.replay.tape import Tape
 from quantify.ingest.service import IngestService
+from quantify.replay.server import ReplayConfig, ReplayServer
+from quantify.replay.tape import Tape
+from quantify.replay.thread import ReplayThread
 from quantify.store import open_store, parse_store_uri
 from quantify.store.export import confined_path, export
+from quantify.venues.binance.recordings import read_trades, sample_files
+from quantify.venues.binance.rest import BinanceRest, RestConfig
 from quantify.widgets.dashboards import DownloadButton, market_overview, pairs_monitor
 
 PACKAGE = Path(quantify.__file__).parent

@@ -76,7 +76,9 @@ def test_sharded_workers_status_refusal_takeover_and_no_secret(s3_uri: str, tmp_
     and lease ages; the S3 secret appears in no output.
     """
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    with ReplayThread(ReplayConfig(speed=20, seed=1)) as replay:
+    # speed 10: the 11-minute recording lasts 66 s, so A is still streaming when it is
+    # killed after the checks below, which take some 30 s on a loaded 2-core machine
+    with ReplayThread(ReplayConfig(speed=10, seed=1)) as replay:
         a = ingest(s3_uri, replay, log_a, "--symbols", "BTCUSDT", "--lease-ttl", "6")
         b = None
         try:

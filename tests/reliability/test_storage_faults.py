@@ -30,9 +30,9 @@ import pytest
 from reliability_helpers import TcpProxy, wait_for
 
 from quantify.config import IngestConfig
+from quantify.ingest.service import IngestService
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
-from quantify.ingest.service import IngestService
 from quantify.store import open_store
 
 BTC = ("BTCUSDT", 3735683259, 3735703162)

@@ -12,13 +12,13 @@ import pytest
 
 from quantify.analytics import resample
 from quantify.config import IngestConfig
-from quantify.venues.binance.recordings import read_trades, sample_files
-from quantify.replay.server import ReplayConfig
-from quantify.replay.thread import ReplayThread
 from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService
+from quantify.replay.server import ReplayConfig
+from quantify.replay.thread import ReplayThread
 from quantify.store import Store, open_store
 from quantify.store.candles import CANDLES_1M, CandleAggregator
+from quantify.venues.binance.recordings import read_trades, sample_files
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance"
 

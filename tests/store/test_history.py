@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from quantify.exceptions import FeedError, WriterLocked
-from quantify.venues.binance.recordings import read_trades, sample_files
+from quantify.ingest.load import load_files, read_history_file
 from quantify.store import WriterLock, open_store
 from quantify.store.export import export
 from quantify.store.merge import klines, merge_ticks
-from quantify.ingest.load import load_files, read_history_file
+from quantify.venues.binance.recordings import read_trades, sample_files
 
 BTC_FIRST, BTC_LAST = 3735683259, 3735703162
 

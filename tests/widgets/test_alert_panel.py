@@ -67,7 +67,9 @@ def test_form_offers_kinds_symbols_and_fields_of_the_kind(panel, store):
     assert list(panel.kind.options) == list(qa.KINDS)
     assert list(panel.symbol.options) == store.symbols() == ["BTCUSDT", "ETHUSDT"]
     assert list(panel.severity.options) == list(qa.SEVERITIES)
-    shown = lambda: [box.children[1] for box in panel._params_box.children]
+    def shown():
+        return [box.children[1] for box in panel._params_box.children]
+
     assert shown() == [panel.fields["level"], panel.fields["margin"]]
     assert panel._symbol_x_box.layout.display == "none"
     panel.kind.value = "zscore"

@@ -11,7 +11,7 @@ from quantify.widgets.dashboards import DownloadButton, pairs_monitor
 
 
 class _Chart:
-    symbols = ["BTCUSDT", "ETHUSDT"]
+    symbols = ("BTCUSDT", "ETHUSDT")
     timeframe = "1m"
 
 

@@ -139,7 +139,9 @@ def test_control_panel_drives_charts(sample_store):
         panel.x.value = "BTCUSDT"
         assert "different" in panel.message.value
     finally:
-        chart.close(); mon.close(); panel.close()
+        chart.close()
+        mon.close()
+        panel.close()
 
 
 def test_timers_stop_on_close(sample_store):
