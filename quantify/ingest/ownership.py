@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Called with instrument keys lost to another worker, or taken over from a dead one.
+#: Called with an instrument key lost to another worker / with keys taken over from dead ones.
 OnLost = Callable[[str], None]
 OnAcquired = Callable[[list[str]], Awaitable[None]]
 
@@ -49,6 +49,7 @@ class Ownership(Protocol):
 
     #: Who writes (pid, host, command), for the status record.
     info: WriterInfo
+
     @property
     def status_name(self) -> str:
         """The name of this writer's status record in the store (``status``, ``status__<owner>``)."""
