@@ -230,7 +230,7 @@ class LeaseOwnership:
                     self.skipped = {s: lease.owner for s, lease in claim.refused.items()}
                 if standby:
                     acquired += (await self._call(leases.acquire, standby, takeover_only=True)).acquired
-            except Exception as exc:  # the store is unreachable: the lease runs out locally
+            except Exception as exc:  # noqa: BLE001 - the store is unreachable: the lease runs out locally
                 self.errors += 1
                 logger.warning("lease renewal failed (%s); retrying in %.1f s", exc, leases.renew_interval)
                 continue

@@ -275,7 +275,7 @@ class IngestService:
 
             try:
                 asyncio.run(main())
-            except BaseException as exc:  # surfaced to the caller of start/join
+            except BaseException as exc:  # noqa: BLE001 - surfaced to the caller of start/join
                 self._thread_error = exc
                 logger.error("ingestion stopped with an error: %s", exc)
             finally:

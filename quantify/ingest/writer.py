@@ -201,7 +201,7 @@ class Writer:
                     await self.call(publish)
                 except QuantifyError as exc:
                     logger.debug("status not published: %s", exc)
-                except Exception as exc:  # ArcticDB storage errors: counted, retried next time
+                except Exception as exc:  # noqa: BLE001 - ArcticDB storage errors: counted, retried next time
                     self.stats.store_errors += 1
                     logger.debug("status not published: %s", exc)
 
@@ -222,7 +222,7 @@ class Writer:
             try:
                 await self.call(self._append, writable)
                 break
-            except Exception as exc:  # the store refused: keep everything, retry with backoff
+            except Exception as exc:  # noqa: BLE001 - the store refused: keep everything, retry with backoff
                 self.stats.store_errors += 1
                 self.set_state(WriterState.DEGRADED)
                 logger.warning("store append failed (%s); retrying in %.1f s", exc, delay)
@@ -252,5 +252,5 @@ class Writer:
             try:
                 if await self.call(self.store.compact, key):
                     self.stats.compactions += 1
-            except Exception as exc:  # compaction is an optimisation: log and go on
+            except Exception as exc:  # noqa: BLE001 - compaction is an optimisation: log and go on
                 logger.warning("compaction of %s failed: %s", key, exc)
