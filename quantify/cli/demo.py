@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             stop.wait(1.0)
-            if service._thread is not None and not service._thread.is_alive():
+            if not service.is_alive():
                 print("quantify demo: ingestion stopped unexpectedly; see the log above", file=sys.stderr)
                 return 1
             status = service.status()

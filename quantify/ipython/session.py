@@ -73,7 +73,7 @@ class KernelSession:
         detach_service(service)
         service.join(timeout)
         stored = service.stats.stored
-        if service._thread is not None and service._thread.is_alive():
+        if service.is_alive():
             logger.warning("ingestion did not stop within %.1f s", timeout)
             return f"stopping (still flushing after {timeout:.0f} s); {stored:,} trades stored"
         return f"stopped; {stored:,} trades stored into {service.store.uri} this run"

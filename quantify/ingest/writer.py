@@ -1,0 +1,256 @@
+"""Writing: released trades -> tick frames -> ``Store.append_ticks`` -> batch listeners.
+
+Every ArcticDB call of a run goes to one writer thread, so receiving never
+waits for storage. The :class:`Writer`:
+
+- flushes every ``flush_interval`` or when a buffer has ``batch_size``
+  trades ready (the receiver sets ``wake``), and once more on stop
+  (:meth:`Writer.flush` with ``final=True``);
+- appends only what the run's ownership lets it write *now*
+  (:meth:`~quantify.ingest.ownership.Ownership.writable`); the rest waits;
+- on a store error keeps every trade, enters ``DEGRADED`` and retries with
+  a capped exponential backoff (giving up only at shutdown, leaving the
+  trades in the journal);
+- calls the batch listeners in the writer thread after each append;
+- compacts every ``compact_interval`` and publishes the status every
+  ``status_interval``.
+
+It also holds the writer's lifecycle state (:class:`WriterState`) and the
+per-instrument counters the status reports (next id, last time, rows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from quantify.config import IngestConfig
+from quantify.exceptions import QuantifyError
+from quantify.ingest.listeners import BatchListener, listener_stats
+from quantify.ingest.ownership import Ownership
+from quantify.ingest.receiver import Receiver
+from quantify.ingest.stats import IngestStats
+from quantify.model.status import WriterState
+from quantify.model.trades import Trade, trades_to_frame
+from quantify.store import Store
+
+__all__ = ["Writer"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Backoff of a refused append: first delay, cap (seconds).
+RETRY_INITIAL = 0.2
+RETRY_MAX = 10.0
+
+
+class Writer:
+    """The writing side of a run (see the module docstring).
+
+    Parameters
+    ----------
+    config : IngestConfig
+        The run's settings (intervals).
+    store : Store
+        The store written.
+    stats : IngestStats
+        Counters shared with the rest of the service.
+    receiver : Receiver
+        Whose buffers are flushed, and whose journals are synced before and
+        released after each append.
+    ownership : Ownership
+        Which instruments may be appended.
+    stored_next : dict of str to int
+        Next id to store per instrument key (shared with the receiver, whose
+        new buffers start there); updated after every append.
+    """
+
+    def __init__(self, config: IngestConfig, store: Store, stats: IngestStats, receiver: Receiver,
+                 ownership: Ownership, stored_next: dict[str, int]) -> None:
+        self.config = config
+        self.store = store
+        self.stats = stats
+        self.receiver = receiver
+        self.ownership = ownership
+        self.state = WriterState.STARTING
+        #: Next id to store per instrument key, and the time (ms) and rows stored this run.
+        self.stored_next = stored_next
+        self.last_time: dict[str, int] = {}
+        self.rows: dict[str, int] = {}
+        self.listeners: list[BatchListener] = []
+        self.listener_errors = 0
+        #: Set to stop (the flush loop ends; a failing append then gives up at the cap).
+        self.stop: asyncio.Event | None = None
+        #: Set by the receiver when a batch is ready, or to stop.
+        self.wake: asyncio.Event | None = None
+        self._pending: dict[str, list[Trade]] = {}
+        self._last_compact = time.monotonic()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="quantify-writer")
+
+    def set_state(self, state: WriterState) -> None:
+        if state is not self.state:
+            logger.debug("writer state %s -> %s", self.state.value, state.value)
+            self.state = state
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def shutdown(self) -> None:
+        """Stop the writer thread (after the run)."""
+        self._executor.shutdown(wait=True)
+
+    # -- resuming -----------------------------------------------------------------
+
+    def _resume_at(self, last: Mapping[str, tuple[int, pd.Timestamp]]) -> None:
+        for key, (tid, ts) in last.items():
+            self.stored_next[key] = tid + 1
+            self.last_time[key] = int(ts.value // 1_000_000)
+
+    async def resume(self) -> None:
+        """Resume every stored instrument at its last stored id."""
+        self._resume_at(await self.call(self.store.last_trades))
+
+    async def resume_instruments(self, keys: Iterable[str]) -> None:
+        """Resume ``keys`` (taken over from another worker) at their last stored ids."""
+        keys = list(keys)
+
+        def last_of() -> dict[str, tuple[int, pd.Timestamp]]:
+            ticks = self.store.library("ticks")
+            out = {}
+            for key in keys:
+                if ticks.has_symbol(key):
+                    tail = self.store._retry(key, lambda k=key: ticks.tail(k, 1).data)
+                    if len(tail):
+                        out[key] = (int(tail["trade_id"].iloc[-1]), tail.index[-1])
+            return out
+
+        self._resume_at(await self.call(last_of))
+
+    def forget(self, key: str) -> None:
+        """Drop the trades of ``key`` waiting to be written (its ownership was lost)."""
+        self._pending.pop(key, None)
+
+    # -- listeners ------------------------------------------------------------------
+
+    def add_listener(self, listener: BatchListener) -> None:
+        self.listeners.append(listener)
+
+    async def start_listeners(self) -> None:
+        """Let each listener catch up on what was stored while it was not running."""
+        for listener in self.listeners:
+            for catch_up in self.ownership.listener_calls(listener, self.store):
+                await self.call(catch_up)
+
+    async def close_listeners(self) -> None:
+        for listener in self.listeners:
+            close = getattr(listener, "close", None)
+            if close is not None:
+                try:
+                    await self.call(close)
+                except Exception:  # closing is best effort; the data is stored
+                    logger.exception("closing batch listener %r failed", listener)
+
+    def listener_stats(self) -> dict[str, Any]:
+        return listener_stats(self.listeners)
+
+    def _notify(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(frames)
+            except Exception:  # a listener's bug must not stop ingestion
+                self.listener_errors += 1
+                logger.exception("batch listener %r failed", listener)
+
+    def _append(self, trades: dict[str, list[Trade]]) -> None:
+        # Building the frames here keeps the receive loop free of the work.
+        frames = {key: trades_to_frame(batch) for key, batch in trades.items()}
+        self.store.check_space()
+        self.store.append_ticks(frames)
+        self._notify(frames)
+
+    # -- flushing -------------------------------------------------------------------
+
+    async def flush_loop(self, publish: Callable[[], None]) -> None:
+        """Flush, compact and ``publish()`` the status (in the writer thread) until stopped."""
+        cfg = self.config
+        next_status = 0.0
+        assert self.stop is not None and self.wake is not None
+        while not self.stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), cfg.flush_interval)
+            self.wake.clear()
+            await self.flush()
+            now = time.monotonic()
+            if now - self._last_compact >= cfg.compact_interval:
+                self._last_compact = now
+                await self._compact()
+            if now >= next_status:
+                next_status = now + cfg.status_interval
+                self.stats.update_rate()
+                try:
+                    await self.call(publish)
+                except QuantifyError as exc:
+                    logger.debug("status not published: %s", exc)
+                except Exception as exc:  # noqa: BLE001 - ArcticDB storage errors: counted, retried next time
+                    self.stats.store_errors += 1
+                    logger.debug("status not published: %s", exc)
+
+    async def flush(self, *, final: bool = False) -> None:
+        """Append every trade the buffers released that may be written now."""
+        self.receiver.flush_journals()
+        received_at = time.monotonic()
+        pending = self._pending
+        for key, buf in self.receiver.buffers.items():
+            ready = buf.take()
+            if ready:
+                pending.setdefault(key, []).extend(ready)
+        writable = self.ownership.writable(pending)
+        if not writable:
+            return
+        delay = RETRY_INITIAL
+        while True:
+            try:
+                await self.call(self._append, writable)
+                break
+            except Exception as exc:  # noqa: BLE001 - the store refused: keep everything, retry with backoff
+                self.stats.store_errors += 1
+                self.set_state(WriterState.DEGRADED)
+                logger.warning("store append failed (%s); retrying in %.1f s", exc, delay)
+                if not final and self.stop is not None and self.stop.is_set():
+                    final = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                if final and delay >= RETRY_MAX:
+                    logger.error("store still refuses writes at shutdown; %d trades remain in the journal",
+                                 sum(len(t) for t in writable.values()))
+                    return
+        if self.state is WriterState.DEGRADED:
+            self.set_state(WriterState.RUNNING)
+        for key in list(writable):
+            pending.pop(key, None)
+        for key, trades in writable.items():
+            self.stored_next[key] = trades[-1].trade_id + 1
+            self.last_time[key] = trades[-1].time
+            self.rows[key] = self.rows.get(key, 0) + len(trades)
+            self.stats.stored += len(trades)
+        self.stats.appends += 1
+        self.stats.store_latency.append(time.monotonic() - received_at)
+        self.receiver.release_journals(self.stored_next)
+
+    async def _compact(self) -> None:
+        for key in list(self.stored_next):
+            try:
+                if await self.call(self.store.compact, key):
+                    self.stats.compactions += 1
+            except Exception as exc:  # noqa: BLE001 - compaction is an optimisation: log and go on
+                logger.warning("compaction of %s failed: %s", key, exc)
