@@ -31,22 +31,15 @@ from quantify.model.timeframes import KLINE_INTERVALS
 from quantify.replay._params import check_known
 from quantify.replay.rest import RestApi
 from quantify.replay.tape import USDM, SymbolTape, format_units
+from quantify.venues.binance.rest import USDM_API, USDM_WEIGHTS
 
 __all__ = ["FAPI_WEIGHTS", "USDM_WEIGHT_LIMIT", "UsdmRestApi"]
 
 #: Request weight a client IP may use per minute on USD-M futures.
-USDM_WEIGHT_LIMIT = 2400
+USDM_WEIGHT_LIMIT = USDM_API.weight_limit
 
-#: Request weights of the USD-M endpoints served (``klines`` varies with ``limit``).
-FAPI_WEIGHTS = {
-    "/fapi/v1/ping": 1,
-    "/fapi/v1/time": 1,
-    "/fapi/v1/exchangeInfo": 1,
-    "/fapi/v1/aggTrades": 20,
-    "/fapi/v1/historicalTrades": 20,
-    "/fapi/v1/trades": 5,
-    "/fapi/v1/klines": 5,
-}
+#: Request weights of the USD-M endpoints served (``klines`` varies with ``limit``): the venue's own table.
+FAPI_WEIGHTS = USDM_WEIGHTS
 
 #: Far-future delivery date Binance gives perpetual contracts (2100-12-25).
 _PERPETUAL_DELIVERY = 4133404800000
