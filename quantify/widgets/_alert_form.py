@@ -65,11 +65,11 @@ class RuleForm:
     ----------
     symbols : list of str
         The store's symbols, the choices of the symbol dropdowns.
-    run : callable
-        ``run(action, fn)`` runs a field check, reporting a failure (the panel's ``_run``).
+    guarded : callable
+        ``guarded(action, fn)`` calls a field check, reporting a failure (the panel's ``_run``).
     """
 
-    def __init__(self, symbols: list[str], run: Callable[[str, Callable[[], None]], None]) -> None:
+    def __init__(self, symbols: list[str], guarded: Callable[[str, Callable[[], None]], None]) -> None:
         syms = symbols
         self.field_errors: dict[str, str] = {}
         self.kind = W.Dropdown(options=list(KINDS), value="price-above")
@@ -84,7 +84,7 @@ class RuleForm:
                     w: W.Widget = W.Dropdown(options=list(_CHOICES[name]), value=default)
                 else:
                     w = W.Text(continuous_update=False)
-                    w.observe(lambda ch, n=name: run("check", lambda: self.check_field(n)), "value")
+                    w.observe(lambda ch, n=name: guarded("check", lambda: self.check_field(n)), "value")
                 w.add_class(f"qf-field-{name}")
                 self.fields[name] = w
         self.severity = W.Dropdown(options=list(SEVERITIES), value="medium")
