@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ingest_helpers import stored_ids, wait_for
 
 from quantify.config import IngestConfig
 from quantify.exceptions import WriterLocked
@@ -27,20 +28,6 @@ BTC = (19_904, 3735683259, 3735703162)
 ETH = (14_515, 1520538925, 1520553439)
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def stored_ids(uri: str, symbol: str) -> list[int]:
-    store = open_store(uri)
-    if symbol not in store.symbols():
-        return []
-    return store.ticks(symbol)["trade_id"].tolist()
 
 
 def assert_exact(uri: str) -> None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ingest_helpers import stored_ids, wait_for
 
 from quantify.config import IngestConfig
 from quantify.ingest.service import IngestService, stream_urls
@@ -30,20 +31,6 @@ USDM_BTC = ("binance-usdm:BTCUSDT", 21_313, 5266583935, 5266605247)
 SPOT_BTC = ("BTCUSDT", 19_904, 3735683259, 3735703162)
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def stored_ids(uri: str, key: str) -> list[int]:
-    store = open_store(uri)
-    if key not in store.symbols():
-        return []
-    return store.ticks(key)["trade_id"].tolist()
 
 
 def assert_exact(uri: str, *facts: tuple[str, int, int, int]) -> None:
