@@ -25,15 +25,20 @@ HEDGE_METHODS = HEDGES
 def _finite_tail(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """The bars from the first defined value on, gaps carried forward; and whether any exist.
 
-    The browser cannot draw NaN (bqplot writes it into SVG paths) and a figure
-    with no point has no time domain, so an undefined series is sent as an
-    invisible placeholder spanning the time range.
+    The browser cannot draw NaN (bqplot writes it into SVG paths), and a figure
+    whose points span no time (none, or one) has a zero-width time domain, which
+    bqplot turns into ``translate(undefined, ...)``. A series with fewer than
+    two defined bars — the z-score while it warms up over ``2 * window - 1``
+    bars — is therefore sent as an invisible placeholder spanning the time range
+    (at least one second).
     """
     first = y[0] if y.ndim > 1 else y
     ok = np.flatnonzero(np.isfinite(first))
-    if not len(ok):
-        span = x[[0, -1]] if len(x) else x
-        return span, np.zeros((*y.shape[:-1], len(span))), False
+    if len(ok) < 2 or x[int(ok[0])] == x[-1]:
+        if not len(x):
+            return x, np.zeros((*y.shape[:-1], 0)), False
+        span = np.array([x[0], max(x[-1], x[0] + np.timedelta64(1, "s"))], dtype=x.dtype)
+        return span, np.zeros((*y.shape[:-1], 2)), False
     start = int(ok[0])
     x, y = x[start:], y[..., start:]
     if not np.isfinite(y).all():
