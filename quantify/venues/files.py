@@ -11,6 +11,7 @@ import os
 
 import pandas as pd
 
+from quantify.exceptions import FeedError
 from quantify.model.instrument import Instrument
 from quantify.venues import okx
 from quantify.venues.binance import recordings
@@ -39,7 +40,10 @@ def read_recorded(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.DataF
     venue = recordings.detect_venue(path)
 
     def key(symbol: str) -> str:
-        return Instrument.parse(f"{venue}:{symbol}").key
+        try:
+            return Instrument.parse(f"{venue}:{symbol}").key
+        except ValueError as exc:
+            raise FeedError(f"{path}: {exc}") from None
 
     if fmt == "csv":
         sym = recordings._symbol_from_name(path)

@@ -50,3 +50,14 @@ def test_load_puts_spot_and_usdm_recordings_under_their_instruments(lmdb_uri):
     assert store.symbols() == ["BTCUSDT", "ETHUSDT", "binance-usdm:BTCUSDT"]
     assert len(store.ticks("binance-usdm:BTCUSDT")) == 3_000
     assert len(store.ticks("BTCUSDT")) == 19_904
+
+
+def test_a_symbol_no_instrument_can_have_is_a_feed_error_naming_the_file(tmp_path):
+    # Found by fuzzing: a recorded frame whose symbol is 40 characters long raised ValueError.
+    from quantify.exceptions import FeedError
+
+    bad = tmp_path / "bad.trades"
+    bad.write_text('1723161600000000000 {"stream":"x@trade","data":{"e":"trade","E":2,"T":1,"s":"'
+                   + "C" * 40 + '","t":7,"p":"1.0","q":"1.0","m":true,"M":true}}\n')
+    with pytest.raises(FeedError, match="bad.trades.*is not a Binance symbol"):
+        read_recorded(bad)
