@@ -33,7 +33,7 @@ def _fuzz(name: str, tmp_path: Path, *options: str, timeout: float) -> str:
     else:
         corpus.mkdir()
     done = subprocess.run(
-        [sys.executable, str(FUZZ / f"fuzz_{name}.py"), *options, "-timeout=10",
+        [sys.executable, str(FUZZ / f"fuzz_{name}.py"), *options, "-timeout=60",  # per input: only a hang, not a busy machine, should trip it
          f"-artifact_prefix={tmp_path}/", str(corpus)],
         capture_output=True, text=True, timeout=timeout, check=False,
     )
