@@ -27,7 +27,7 @@ from quantify.store.status import status
 __version__ = "0.1.0"
 
 __all__ = [
-    "QuantifyError", "Store", "__version__", "analytics", "load_ipython_extension", "open_store",
+    "QuantifyError", "Store", "__version__", "analytics", "datasets", "load_ipython_extension", "open_store",
     "status", "unload_ipython_extension",
 ]
 
@@ -47,7 +47,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("analytics", "widgets", "alerts"):
+    if name in ("analytics", "widgets", "alerts", "datasets"):
         return importlib.import_module(f"quantify.{name}")
     analytics = importlib.import_module("quantify.analytics")
     if name in analytics.__all__:
@@ -58,4 +58,4 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     # only the public names: not the helpers this module imports (importlib, Any, annotations)
     analytics = importlib.import_module("quantify.analytics")
-    return sorted(set(__all__) | set(analytics.__all__) | {"widgets", "alerts"})
+    return sorted(set(__all__) | set(analytics.__all__) | {"widgets", "alerts", "datasets"})

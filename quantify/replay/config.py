@@ -8,14 +8,13 @@ from pathlib import Path
 
 from quantify.replay.fapi import USDM_WEIGHT_LIMIT
 from quantify.replay.rest import DEFAULT_WEIGHT_LIMIT
-from quantify.venues.binance.recordings import sample_files
+from quantify.venues.binance.recordings import sample_files, usdm_sample_files
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
     "DEFAULT_HOST",
     "DEFAULT_MAX_MESSAGES_PER_SECOND",
     "DEFAULT_SPEED",
-    "USDM_SAMPLE_FILES",
     "ReplayConfig",
     "default_files",
     "usdm_sample_files",
@@ -27,19 +26,6 @@ DEFAULT_SPEED = 1.0
 DEFAULT_CHUNK_EVENTS = 500
 #: Binance: at most 5 incoming messages per second per connection.
 DEFAULT_MAX_MESSAGES_PER_SECOND = 5
-
-#: The bundled USD-M futures sample (see ``quantify/data/README.md``).
-USDM_SAMPLE_FILES = (
-    "usdm-2024-btcusdt_20240808.trades.gz",
-    "usdm-2024-ethusdt_20240808.trades.gz",
-)
-
-
-def usdm_sample_files() -> list[Path]:
-    """Return the paths of the bundled USD-M sample (BTCUSDT, ETHUSDT perpetual trades)."""
-    root = Path(__file__).resolve().parent.parent / "data"
-    return [root / name for name in USDM_SAMPLE_FILES]
-
 
 def default_files() -> list[Path]:
     """What ``quantify replay`` serves with no files given: the spot and the USD-M sample."""

@@ -21,11 +21,11 @@ from ingest_helpers import stored_ids, wait_for
 
 from quantify.config import IngestConfig
 from quantify.ingest.service import IngestService, stream_urls
-from quantify.replay.config import ReplayConfig, usdm_sample_files
+from quantify.replay.config import ReplayConfig
 from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
 from quantify.venues import venue
-from quantify.venues.binance.recordings import sample_files
+from quantify.venues.binance.recordings import sample_files, usdm_sample_files
 
 USDM_BTC = ("binance-usdm:BTCUSDT", 21_313, 5266583935, 5266605247)
 SPOT_BTC = ("BTCUSDT", 19_904, 3735683259, 3735703162)

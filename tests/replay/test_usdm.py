@@ -15,11 +15,11 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from quantify.replay.config import ReplayConfig, usdm_sample_files
+from quantify.replay.config import ReplayConfig
 from quantify.replay.server import ReplayServer
 from quantify.replay.tape import SPOT, USDM, Tape, detect_market
 from quantify.replay.thread import ReplayThread
-from quantify.venues.binance.recordings import sample_files
+from quantify.venues.binance.recordings import sample_files, usdm_sample_files
 
 TIMEOUT = 20.0
 DATA = Path(__file__).parent.parent / "data"

@@ -43,6 +43,7 @@ from quantify.venues.binance.parse import FrameParser, trade_from_event
 __all__ = [
     "KLINE_CSV_COLUMNS",
     "SAMPLE_FILES",
+    "USDM_SAMPLE_FILES",
     "checksum_path",
     "csv_kind",
     "detect_format",
@@ -53,6 +54,7 @@ __all__ = [
     "read_frames",
     "read_trades",
     "sample_files",
+    "usdm_sample_files",
     "verify_checksum",
 ]
 
@@ -69,6 +71,19 @@ def sample_files() -> list[Path]:
     """Return the paths of the bundled sample recording (BTCUSDT, ETHUSDT spot trades)."""
     root = Path(__file__).resolve().parents[2] / "data"
     return [root / name for name in SAMPLE_FILES]
+
+
+#: The bundled USD-M futures sample (see ``quantify/data/README.md``).
+USDM_SAMPLE_FILES = (
+    "usdm-2024-btcusdt_20240808.trades.gz",
+    "usdm-2024-ethusdt_20240808.trades.gz",
+)
+
+
+def usdm_sample_files() -> list[Path]:
+    """Return the paths of the bundled USD-M sample (BTCUSDT, ETHUSDT perpetual trades)."""
+    root = Path(__file__).resolve().parents[2] / "data"
+    return [root / name for name in USDM_SAMPLE_FILES]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
