@@ -15,9 +15,10 @@ import numba
 import numpy as np
 import pandas as pd
 
+from quantify.analytics import _validate
 from quantify.analytics._results import Result
+from quantify.analytics._validate import SeriesLike
 from quantify.analytics.pairs import HEDGES, pair_zscore
-from quantify.analytics.rolling import SeriesLike, _check_pair
 from quantify.analytics.volatility import DAYS_PER_YEAR  # 365: crypto trades every day
 
 __all__ = ["BacktestResult", "backtest_pairs"]
@@ -114,7 +115,8 @@ class BacktestResult(Result):
         (after costs and slippage), ``return`` (pnl / equity at entry).
     sharpe : float
         Annualised: mean / std (ddof=1) of bar returns times
-        ``sqrt(periods_per_year)``.
+        ``sqrt(periods_per_year)``; NaN when undefined (no trade: flat
+        equity), and ``note`` says why.
     max_drawdown : float
         Largest fall from a running peak of equity, as a positive fraction.
     turnover : float
@@ -125,6 +127,10 @@ class BacktestResult(Result):
         Commissions plus slippage paid, in currency.
     n_trades : int
     periods_per_year : float
+    note : str
+        Empty, or why the run made no trade (e.g. ``"no trades: the z-score
+        never crossed ±2 (|z| at most 1.71 over 941 bars)"``); shown first by
+        ``summary()`` and in the HTML table.
     """
 
     _title: ClassVar[str] = "Pairs backtest"
@@ -149,6 +155,14 @@ class BacktestResult(Result):
     hedge: str
     entry: float
     exit: float
+    note: str = ""
+
+    def _rows(self) -> list[tuple[str, Any]]:
+        rows = super()._rows()
+        if not self.note:
+            return rows
+        rows = [(k, "undefined (no trades)" if k == "sharpe" and math.isnan(v) else v) for k, v in rows]
+        return [("note", self.note), *rows]
 
     def plot(self) -> Any:
         """Equity (left axis) and z-score with entry/exit bands (right axis) as a bqplot Figure.
@@ -198,14 +212,19 @@ def _periods_per_year(index: pd.Index, given: float | None) -> float:
     return 1.0  # no calendar: per-bar Sharpe
 
 
-def _check_number(value: Any, name: str, *, positive: bool = False, nonneg: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or (positive and not v > 0) or (nonneg and v < 0):
-        rule = "> 0" if positive else ">= 0" if nonneg else "finite"
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
-    return v
+_check_number = _validate.check_number
+
+
+def _no_trade_note(z: np.ndarray, entry: float, n_trades: int) -> str:
+    """Why a run made no trade, or "" when it made one."""
+    if n_trades:
+        return ""
+    finite = z[np.isfinite(z)]
+    if not finite.size:
+        return ("no trades: the z-score is undefined on every bar "
+                "(too few bars for the windows, or a constant spread)")
+    return (f"no trades: the z-score never crossed \u00b1{entry:g} "
+            f"(|z| at most {float(np.max(np.abs(finite))):.3g} over {finite.size} bars)")
 
 
 def _trades(
@@ -252,8 +271,8 @@ def backtest_pairs(
     exit: float = 0.5,
     hedge: Literal["ols", "kalman"] | float = "ols",
     hedge_window: int | None = None,
-    delta: float = 1e-4,
-    obs_var: float = 1e-3,
+    delta: float | None = None,
+    obs_var: float | None = None,
     cost_bps: float = 1.0,
     slippage_bps: float = 0.0,
     max_position: float = 1.0,
@@ -278,8 +297,9 @@ def backtest_pairs(
         fixed ratio (alpha 0).
     hedge_window : int, optional
         Bars of the rolling OLS; default ``window``.
-    delta, obs_var : float
-        Kalman parameters.
+    delta, obs_var : float, optional
+        Kalman parameters; by default the filter calibrates itself on a
+        warm-up of ``hedge_window`` bars (see :func:`~quantify.analytics.kalman_hedge`).
     cost_bps, slippage_bps : float, default 1.0 and 0.0
         Commission and slippage, each in basis points of the traded notional
         of both legs.
@@ -296,6 +316,18 @@ def backtest_pairs(
     Returns
     -------
     BacktestResult
+        A run that makes no trade is a result, not an error (a parameter
+        sweep meets many): its ``sharpe`` is NaN and ``note`` says why;
+        no warning is issued.
+
+    Raises
+    ------
+    ValueError
+        On a bad parameter, misaligned input, a NaN or infinite price, or
+        fewer bars than one z-score needs (``hedge_window + window`` with an
+        estimated hedge, ``window`` with a fixed one).
+    TypeError
+        If an input or a parameter has the wrong type.
 
     Notes
     -----
@@ -315,10 +347,7 @@ def backtest_pairs(
     traded notional :math:`|\\Delta u^y| y_t + |\\Delta u^x| x_t`, taken from
     equity at the fill.
     """
-    ys, xs = _check_pair(y, x)
-    for name, s in (("y", ys), ("x", xs)):
-        if not np.all(np.isfinite(s.to_numpy())):
-            raise ValueError(f"{name} has NaN/inf values; align and fill or drop them first")
+    ys, xs = _validate.pair(y, x, "backtest_pairs", nan="refuse")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
         raise ValueError(f"window must be an int >= 2, got {window!r}")
     hw = window if hedge_window is None else hedge_window
@@ -342,6 +371,13 @@ def backtest_pairs(
     else:
         hedge = _check_number(hedge, "hedge")
         label = f"fixed {hedge:g}"
+    fixed = not isinstance(hedge, str)
+    _validate.need(
+        "backtest_pairs", int(window) if fixed else int(hw) + int(window),
+        "aligned, finite observations of y and x "
+        + ("(window, for one z-score)" if fixed else "(hedge_window + window, for one z-score)"),
+        len(ys),
+    )
     # raw prices (PnL is in price units); the ratio known at close t is the one fitted through t-1
     pz = pair_zscore(ys, xs, int(window), hedge=hedge, log=False, hedge_window=int(hw), lag=1,
                      delta=delta, obs_var=obs_var)
@@ -381,6 +417,7 @@ def backtest_pairs(
         hedge=label,
         entry=entry,
         exit=exit,
+        note=_no_trade_note(zv, entry, len(trades)),
     )
 
 
