@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from quantify.analytics._results import Result
 from quantify.analytics import _validate
+from quantify.analytics._results import Result
 from quantify.analytics._validate import SeriesLike
 from quantify.analytics.rolling import hedge_ratio
 

@@ -7,10 +7,10 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
-from quantify.analytics import _validate
+from quantify.analytics import _kernels, _validate
 from quantify.analytics._validate import SeriesLike
 from quantify.analytics.kalman import kalman_hedge
-from quantify.analytics.rolling import rolling_hedge_ratio, zscore
+from quantify.analytics.rolling import rolling_hedge_ratio
 from quantify.model.rules import HEDGES
 
 __all__ = ["HEDGES", "PAIR_ZSCORE_COLUMNS", "pair_zscore"]
@@ -128,4 +128,5 @@ def pair_zscore(
     s = pd.Series(ys.to_numpy() - beta.to_numpy() * xs.to_numpy() - alpha.to_numpy(),
                   index=ys.index, name="spread")
     return pd.DataFrame({"beta": beta.to_numpy(), "alpha": alpha.to_numpy(), "spread": s.to_numpy(),
-                         "z": zscore(s, w).to_numpy()}, index=ys.index)
+                         # the kernel of zscore(): a spread that is NaN throughout (warm-up) is no error here
+                         "z": _kernels.rolling_zscore(np.ascontiguousarray(s.to_numpy()), w)}, index=ys.index)

@@ -197,3 +197,25 @@ def test_bad_arguments(kwargs: dict, exc: type[Exception], match: str) -> None:
         backtest_pairs(y, x, **kwargs)
     with pytest.raises(ValueError, match="NaN"):
         backtest_pairs(y.where(y.index != y.index[5]), x)
+
+
+def test_no_trade_says_so() -> None:
+    y, x = _pair(8, n=300)
+    res = backtest_pairs(y, x, window=30, entry=50.0, exit=0.5)
+    assert res.n_trades == 0 and len(res.trades) == 0
+    assert math.isnan(res.sharpe) and res.total_return == 0.0 and res.turnover == 0.0
+    assert res.note.startswith("no trades: the z-score never crossed \u00b150")
+    assert "bars)" in res.note
+    text = res.summary()
+    assert text.splitlines()[2].startswith("note") and "undefined (no trades)" in text
+    assert "no trades" in res._repr_html_()
+    traded = backtest_pairs(y, x, window=30)
+    assert traded.n_trades > 0 and traded.note == "" and "note" not in traded.summary()
+
+
+def test_too_few_bars_for_one_zscore() -> None:
+    y, x = _pair(9, n=100)
+    with pytest.raises(ValueError, match=r"backtest_pairs needs at least 120 .*; got 100"):
+        backtest_pairs(y, x, window=60)
+    with pytest.raises(ValueError, match=r"needs at least 120 .*\(window, for one z-score\); got 100"):
+        backtest_pairs(y, x, window=120, hedge=1.0)
