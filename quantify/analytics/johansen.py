@@ -94,7 +94,9 @@ def johansen(frame: pd.DataFrame | np.ndarray, det_order: int = 0, k_ar_diff: in
     Parameters
     ----------
     frame : DataFrame or 2-d array
-        One column per series (2 to 12 columns), no NaN.
+        One column per series (2 to 12 columns), finite (a NaN is refused),
+        no constant column, at least ``max(20, k (k_ar_diff + 1) + k_ar_diff
+        + 2)`` rows.
     det_order : {-1, 0, 1}
         -1 no deterministic terms, 0 constant, 1 linear trend (polynomial
         detrending of the levels, as statsmodels).

@@ -215,8 +215,9 @@ def kalman_hedge(
     - :math:`V_e` is that fit's residual variance :math:`RSS/(w - 2)`;
     - the state noise is :math:`W = V_e M^{-1}/L^2` with :math:`M = X'X/w`
       of the warm-up, which makes the filter invariant to the units and
-      origin of y and x; :math:`L` is an effective memory in rows (a filter
-      with memory L is about as noisy as a rolling OLS over L rows);
+      origin of y and x; :math:`L` is an effective memory in rows (once
+      settled, each coefficient's Kalman gain, in the units of the warm-up's
+      spread of x, is about :math:`1/L`);
     - :math:`L` is chosen by maximum likelihood among ``warmup`` times
       :data:`MEMORY_MULTIPLES` (1 to 64, and infinity): one filter per
       memory runs in parallel and at each row the hedge reported is that of
@@ -228,7 +229,14 @@ def kalman_hedge(
 
     The filter's path does not depend on :math:`V_e` (state noise and initial
     covariance scale with it); only ``error_var`` does. Two callers agree on
-    a row when they start on the same first row. O(n · 8), one numba loop.
+    a row when they start on the same first row. O(8 n), one numba loop
+    (about 0.6 s per million rows here; Chan's fixed filter 0.12 s).
+
+    On the bundled BTCUSDT/ETHUSDT trades at 1-second bars (log prices),
+    Chan's fixed parameters moved the hedge ratio by 5e-4 over the whole
+    recording; the calibrated filter picks a 60-row memory and ranges over
+    3.0 against a 60-bar rolling OLS beta's 1.8, median absolute difference
+    0.23 (``tests/analytics/test_kalman.py``).
     """
     ys, xs = _validate.pair(y, x, "kalman_hedge", nan="keep")
     _check_param(delta, "delta", low=0.0, open_low=True, high=1.0)

@@ -38,7 +38,9 @@ def pair_zscore(
     Parameters
     ----------
     y, x : Series or array-like
-        Bar closes of the two legs, same length (and index, if Series).
+        Bar closes of the two legs, same length (and index, if Series). A
+        bar with a NaN gives NaN in every window that holds it; infinite
+        values are refused.
     window : int
         Bars of the rolling z-score, at least 2; also of the rolling OLS
         hedge unless ``hedge_window`` is given.

@@ -1,7 +1,10 @@
 """Pairs statistics: hedge ratio, spread, z-score, correlation, static and rolling.
 
 The rolling functions are O(n) numba kernels that stay exact on raw prices;
-see :func:`rolling_hedge_ratio` for why that is not a given.
+see :func:`rolling_hedge_ratio` for why that is not a given. Inputs are
+checked by :mod:`quantify.analytics._validate`: :func:`hedge_ratio` drops rows
+with a NaN; the rolling functions keep every row and are NaN where a window
+holds one (and through the warm-up); infinite values are refused.
 """
 
 from __future__ import annotations
@@ -138,8 +141,17 @@ def rolling_hedge_ratio(y: SeriesLike, x: SeriesLike, window: int) -> pd.DataFra
     -------
     DataFrame
         Columns ``beta`` and ``alpha`` on ``y``'s index. The first
-        ``window - 1`` rows are NaN, and so is every row whose window holds a
-        NaN in either input or a constant ``x``.
+        ``window - 1`` rows are NaN (all of them when the input is shorter
+        than ``window``), and so is every row whose window holds a NaN in
+        either input or a constant ``x``.
+
+    Raises
+    ------
+    ValueError
+        On a bad window, different lengths or indexes, an infinite value, or
+        no row where both inputs are finite.
+    TypeError
+        If an input is not one-dimensional and numeric.
 
     Notes
     -----
@@ -211,6 +223,11 @@ def zscore(series: SeriesLike, window: int) -> pd.Series:
         NaN for the first ``window - 1`` rows, windows holding a NaN, and
         constant windows.
 
+    Raises
+    ------
+    ValueError
+        On a bad window, an infinite value, or no finite value at all.
+
     Notes
     -----
     :math:`z_t = (s_t - \\bar s_t)/\\hat\\sigma_t` with the sample standard
@@ -240,6 +257,12 @@ def rolling_corr(a: SeriesLike, b: SeriesLike, window: int) -> pd.Series:
     Series
         NaN for the first ``window - 1`` rows, windows with a NaN in either
         input, and windows where either input is constant.
+
+    Raises
+    ------
+    ValueError
+        On a bad window, different lengths or indexes, an infinite value, or
+        no row where both inputs are finite.
 
     Notes
     -----

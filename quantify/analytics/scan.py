@@ -241,7 +241,9 @@ def scan_pairs(
     Parameters
     ----------
     closes : DataFrame
-        One column per symbol, aligned rows, no NaN; log prices recommended.
+        One column per symbol, aligned rows, no NaN, no constant column, at
+        least 20 rows (as :func:`~quantify.analytics.coint`); log prices
+        recommended.
     trend, autolag, maxlag
         As in :func:`quantify.analytics.coint`.
     both_orderings : bool, default True

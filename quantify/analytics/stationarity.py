@@ -301,7 +301,8 @@ def adf(
     Parameters
     ----------
     series : Series or array, 1-d
-        Finite values (no NaN).
+        At least :data:`MIN_OBS` (20) finite values, not all equal; a NaN
+        is refused (dropping it would join the two sides of a gap).
     regression : {"c", "ct", "ctt", "n"}
         Deterministic terms: constant, + linear trend, + quadratic trend, none.
     autolag : {"AIC", "BIC", "t-stat", None}
@@ -458,9 +459,11 @@ def coint(
     Parameters
     ----------
     y : Series or array, 1-d
-        Dependent series (e.g. log price of the first leg).
+        Dependent series (e.g. log price of the first leg): at least
+        :data:`MIN_OBS` (20) finite values, not constant, no NaN.
     x : Series, DataFrame or array
-        One or more regressors of the same length.
+        One or more regressors of the same length (and index), finite, no
+        constant column.
     trend : {"c", "ct", "ctt", "n"}
         Deterministic terms of the cointegrating regression.
     autolag, maxlag
