@@ -21,7 +21,9 @@ Missing values follow one rule per kind of function (``nan=`` below):
   filter's update) meets a NaN, as pandas' ``rolling(...)`` with
   ``min_periods=window``.
 
-Infinite values are refused everywhere: they are never missing data.
+Infinite values are refused everywhere: they are never missing data. So are
+magnitudes whose squares overflow or underflow float64 (beyond 1e150 or, for
+a series whose largest value is not zero, all below 1e-150): rescale first.
 """
 
 from __future__ import annotations
@@ -69,11 +71,24 @@ def _bad_counts(values: np.ndarray) -> tuple[int, int]:
     return nan, inf
 
 
+#: Largest magnitude accepted: its square (and sums of thousands of squares) stays finite.
+MAX_MAGNITUDE = 1e150
+#: A series whose largest magnitude is below this (and not 0) has squares that underflow.
+MIN_MAGNITUDE = 1e-150
+
+
 def check_values(func: str, name: str, values: np.ndarray, nan: NanPolicy) -> None:
-    """Refuse infinite values always, and NaN values under ``nan="refuse"``."""
+    """Refuse infinite values and out-of-range magnitudes always, NaN under ``nan="refuse"``."""
     n_nan, n_inf = _bad_counts(values)
     if n_inf:
         raise ValueError(f"{func}: {name} has {n_inf} infinite value(s); only finite values or NaN are allowed")
+    if values.size > n_nan:
+        top = float(np.nanmax(np.abs(values)))
+        if top > MAX_MAGNITUDE or 0.0 < top < MIN_MAGNITUDE:
+            raise ValueError(
+                f"{func}: {name} has magnitudes up to {top:.3g}, outside [{MIN_MAGNITUDE:g}, "
+                f"{MAX_MAGNITUDE:g}] where sums of squares stay finite and non-zero; rescale it"
+            )
     if n_nan and nan == "refuse":
         raise ValueError(
             f"{func}: {name} has {n_nan} NaN value(s); {func} needs consecutive rows, "

@@ -208,6 +208,8 @@ def _check_closes(closes: pd.DataFrame) -> pd.DataFrame:
     bad = [c for c in numeric.columns if not np.all(np.isfinite(numeric[c].to_numpy()))]
     if bad:
         raise ValueError(f"closes has NaN/inf in columns {bad!r}; align and drop or fill first")
+    for c in numeric.columns:
+        _validate.check_values("scan_pairs", f"closes[{c!r}]", numeric[c].to_numpy(), "refuse")
     _validate.need("scan_pairs", MIN_OBS, "aligned, finite rows of closes", len(numeric))
     flat = [c for c in numeric.columns if numeric[c].nunique() == 1]
     if flat:

@@ -208,6 +208,12 @@ def _adf_core(
             f"maxlag={maxlag} must be at most nobs//2 - ntrend - 1 = "
             f"{nobs // 2 - ntrend - 1} for {nobs} observations and regression={regression!r}"
         )
+    dx = np.diff(x)
+    if dx.max() == dx.min():
+        raise ValueError(
+            "series has constant first differences (a straight line): the ADF regression fits "
+            "exactly and its statistic is undefined"
+        )
     icbest: float | None = None
     usedlag = maxlag
     if autolag is not None:
