@@ -174,3 +174,17 @@ def test_explicit_parameters_after_a_warm_up(closes_1s) -> None:
         kalman_hedge(y, x, warmup=2)
     with pytest.raises(ValueError, match="x is constant"):
         kalman_hedge(y, pd.Series(1.0, index=y.index))
+
+
+def test_pair_zscore_kalman_warms_up_on_the_hedge_window() -> None:
+    from quantify.analytics.pairs import pair_zscore
+
+    y, x = prices(300)
+    w = 25
+    pz = pair_zscore(y, x, w, hedge="kalman")
+    kf = kalman_hedge(np.log(y), np.log(x), warmup=w)
+    assert_allclose(pz["beta"], kf.beta, equal_nan=True)
+    first = int(np.flatnonzero(np.isfinite(pz["z"].to_numpy()))[0])
+    assert first == 2 * w - 2  # as with the rolling OLS hedge: 2 * window - 1 bars
+    ols = pair_zscore(y, x, w)
+    assert int(np.flatnonzero(np.isfinite(ols["z"].to_numpy()))[0]) == first
