@@ -212,9 +212,6 @@ def _periods_per_year(index: pd.Index, given: float | None) -> float:
     return 1.0  # no calendar: per-bar Sharpe
 
 
-_check_number = _validate.check_number
-
-
 def _no_trade_note(z: np.ndarray, entry: float, n_trades: int) -> str:
     """Why a run made no trade, or "" when it made one."""
     if n_trades:
@@ -223,8 +220,12 @@ def _no_trade_note(z: np.ndarray, entry: float, n_trades: int) -> str:
     if not finite.size:
         return ("no trades: the z-score is undefined on every bar "
                 "(too few bars for the windows, or a constant spread)")
+    top = float(np.max(np.abs(finite)))
+    if top > entry:
+        return (f"no trades: the z-score crossed \u00b1{entry:g} but no position could be sized "
+                "(a price or the equity was not positive)")
     return (f"no trades: the z-score never crossed \u00b1{entry:g} "
-            f"(|z| at most {float(np.max(np.abs(finite))):.3g} over {finite.size} bars)")
+            f"(|z| at most {top:.3g} over {finite.size} bars)")
 
 
 def _trades(
@@ -353,14 +354,14 @@ def backtest_pairs(
     hw = window if hedge_window is None else hedge_window
     if isinstance(hw, bool) or not isinstance(hw, (int, np.integer)) or hw < 2:
         raise ValueError(f"hedge_window must be an int >= 2, got {hedge_window!r}")
-    entry = _check_number(entry, "entry", positive=True)
-    exit = _check_number(exit, "exit", nonneg=True)
+    entry = _validate.check_number(entry, "entry", positive=True)
+    exit = _validate.check_number(exit, "exit", nonneg=True)
     if not exit < entry:
         raise ValueError(f"exit must be below entry, got exit={exit!r} >= entry={entry!r}")
-    cost = _check_number(cost_bps, "cost_bps", nonneg=True)
-    slip = _check_number(slippage_bps, "slippage_bps", nonneg=True)
-    max_position = _check_number(max_position, "max_position", positive=True)
-    capital = _check_number(capital, "capital", positive=True)
+    cost = _validate.check_number(cost_bps, "cost_bps", nonneg=True)
+    slip = _validate.check_number(slippage_bps, "slippage_bps", nonneg=True)
+    max_position = _validate.check_number(max_position, "max_position", positive=True)
+    capital = _validate.check_number(capital, "capital", positive=True)
     ppy = _periods_per_year(ys.index, periods_per_year)
 
     label: str
@@ -369,7 +370,7 @@ def backtest_pairs(
             raise ValueError(f"hedge must be 'ols', 'kalman' or a number, got {hedge!r}")
         label = hedge
     else:
-        hedge = _check_number(hedge, "hedge")
+        hedge = _validate.check_number(hedge, "hedge")
         label = f"fixed {hedge:g}"
     fixed = not isinstance(hedge, str)
     _validate.need(

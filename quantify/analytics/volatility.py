@@ -47,11 +47,7 @@ def _periods_per_year(index: pd.Index, periods_per_year: float | None) -> float:
 
 
 def _check_window(window: int | None) -> int | None:
-    if window is None:
-        return None
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
-        raise ValueError(f"window must be an integer >= 2 or None, got {window!r}")
-    return int(window)
+    return None if window is None else _validate.check_window(window)
 
 
 def _prices(
