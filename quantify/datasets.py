@@ -7,16 +7,31 @@ attribution in its README); nothing touches the network.
     The bundled Binance recording that ``quantify replay`` and ``quantify
     demo`` serve: spot BTCUSDT and ETHUSDT, and the USD-M perpetuals of both,
     2024-08-08 around 23:54 to 00:05 UTC, as tick frames per instrument.
+``candles_2018()``, ``candles_2018_ohlcv(coin)``
+    Twenty days of 5-minute candles of ten coins quoted in BTC (January
+    2018, venue unknown): a real multi-asset universe for pair scans and
+    backtests.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
 
 import pandas as pd
 
 from quantify.model.instrument import Instrument
 from quantify.venues.binance.recordings import read_trades, sample_files, usdm_sample_files
 
-__all__ = ["sample_ticks"]
+__all__ = ["CANDLES_2018_COINS", "CANDLES_2018_FIELDS", "candles_2018", "candles_2018_ohlcv", "sample_ticks"]
+
+#: The coins of :func:`candles_2018`, each quoted in BTC.
+CANDLES_2018_COINS: Final = ("ADA", "DASH", "ETC", "ETH", "LTC", "NXT", "TRX", "XLM", "XMR", "ZEC")
+#: The columns of :func:`candles_2018_ohlcv`; each can be :func:`candles_2018`'s ``field``.
+CANDLES_2018_FIELDS: Final = ("open", "high", "low", "close", "volume")
+
+_CANDLES_2018_DIR = Path(__file__).resolve().parent / "data" / "candles-2018"
+_CANDLES_2018_BAR = pd.Timedelta(minutes=5)
 
 
 def sample_ticks(instruments: str | list[str] | None = None) -> dict[str, pd.DataFrame]:
@@ -54,3 +69,80 @@ def sample_ticks(instruments: str | list[str] | None = None) -> dict[str, pd.Dat
         raise ValueError(f"not in the bundled recording: {', '.join(missing)} "
                          f"(it holds {', '.join(sorted(frames))})")
     return {key: frames[key] for key in keys}
+
+
+
+def candles_2018_ohlcv(coin: str) -> pd.DataFrame:
+    """Return one coin's bundled 5-minute candles (in BTC), as recorded.
+
+    Parameters
+    ----------
+    coin : str
+        One of :data:`CANDLES_2018_COINS` (``"ETH"``, ...; case-insensitive).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``open, high, low, close, volume`` (float) on a UTC
+        ``DatetimeIndex`` of bar open times, 5 minutes apart except where the
+        source has no bar. See :func:`candles_2018` for what is known about
+        the data.
+
+    Raises
+    ------
+    ValueError
+        If ``coin`` is not one of the ten (the message lists them).
+    """
+    if not isinstance(coin, str) or coin.upper() not in CANDLES_2018_COINS:
+        raise ValueError(f"coin must be one of {', '.join(CANDLES_2018_COINS)}, got {coin!r}")
+    frame = pd.read_feather(_CANDLES_2018_DIR / f"{coin.upper()}BTC-5m.feather")
+    index = pd.DatetimeIndex(frame.pop("date")).tz_convert("UTC").rename(None)
+    return frame.set_index(index)[list(CANDLES_2018_FIELDS)].astype("float64")
+
+
+def candles_2018(field: str = "close") -> pd.DataFrame:
+    """Return one field of the bundled 2018 universe: ten coins in BTC, 5-minute bars.
+
+    Parameters
+    ----------
+    field : {"close", "open", "high", "low", "volume"}, default "close"
+        Which column of each coin's candles.
+
+    Returns
+    -------
+    DataFrame
+        One column per coin (:data:`CANDLES_2018_COINS`, in that order) on
+        the full 5-minute UTC grid from the first bar to the last of any
+        coin (5,760 bars, 2018-01-10 04:55 to 2018-01-30 04:50); NaN where a
+        coin has no bar. Forward-fill closes (``.ffill()``) to carry the last
+        price through a bar without one.
+
+    Raises
+    ------
+    ValueError
+        If ``field`` is not one of :data:`CANDLES_2018_FIELDS`.
+
+    Notes
+    -----
+    What is known about the data: 5-minute OHLCV candles of ADA, DASH, ETC,
+    ETH, LTC, NXT, TRX, XLM, XMR and ZEC, each quoted in BTC (prices in BTC
+    per coin; volume as the source gives it, in units of the coin by the
+    ccxt convention freqtrade uses), 2018-01-10 04:55 to 2018-01-30 04:50
+    UTC, about 5,760 bars per coin. Some coins lack a few bars (ADA 40, TRX
+    6, ZEC 3, DASH 2, XMR 2, ETC 1, the others none); no bar has zero
+    volume, so a missing bar most likely had no trade. The exchange is not
+    recorded in the files: freqtrade fetched its test data from Bittrex at
+    the time, but treat the venue as unknown (it is not Binance), and so its
+    fees, tick sizes and depth too. Bars are labelled by their open time.
+
+    Source: freqtrade/freqtrade ``tests/testdata/*_BTC-5m.feather``, GPL-3.0
+    (the data files only; see ``quantify/data/README.md``). The files are
+    shipped unchanged.
+    """
+    if field not in CANDLES_2018_FIELDS:
+        raise ValueError(f"field must be one of {', '.join(CANDLES_2018_FIELDS)}, got {field!r}")
+    columns = {coin: candles_2018_ohlcv(coin)[field] for coin in CANDLES_2018_COINS}
+    start = min(s.index[0] for s in columns.values())
+    end = max(s.index[-1] for s in columns.values())
+    grid = pd.date_range(start, end, freq=_CANDLES_2018_BAR, tz="UTC")
+    return pd.DataFrame({coin: s.reindex(grid) for coin, s in columns.items()})

@@ -279,6 +279,7 @@ def backtest_pairs(
     max_position: float = 1.0,
     capital: float = 1.0,
     periods_per_year: float | None = None,
+    warmup: int = 0,
 ) -> BacktestResult:
     """Backtest a z-score mean-reversion strategy on the spread of y and x.
 
@@ -313,6 +314,13 @@ def backtest_pairs(
         For the Sharpe ratio. Default: from the median bar spacing of a
         DatetimeIndex over a 365-day year (crypto trades daily), else 1 (a
         per-bar Sharpe).
+    warmup : int, default 0
+        Leading bars that only feed the hedge ratio and the z-score: no
+        position is taken on them, and every series and metric of the result
+        starts after them. An out-of-sample test passes the tail of the
+        in-sample period as warm-up (``hedge_window + window - 1`` bars for
+        the OLS hedge), so it trades from the first out-of-sample bar with
+        estimates that use no out-of-sample price before it.
 
     Returns
     -------
@@ -363,6 +371,8 @@ def backtest_pairs(
     max_position = _validate.check_number(max_position, "max_position", positive=True)
     capital = _validate.check_number(capital, "capital", positive=True)
     ppy = _periods_per_year(ys.index, periods_per_year)
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or not 0 <= warmup < len(ys):
+        raise ValueError(f"warmup must be an int in [0, {len(ys)}) (bars of y), got {warmup!r}")
 
     label: str
     if isinstance(hedge, str):
@@ -386,6 +396,8 @@ def backtest_pairs(
     spread = pz["spread"]
     z = pz["z"]
 
+    # the warm-up bars are left out whole: the first kept bar starts flat with equity = capital
+    ys, xs, z, beta, spread = (s.iloc[int(warmup):] for s in (ys, xs, z, beta, spread))
     yv, xv, zv, bv = (s.to_numpy(dtype=np.float64) for s in (ys, xs, z, beta))
     signal, uy, ux, pnl, cst, slp, equity = _run(
         yv, xv, zv, bv, entry, exit, max_position, capital, cost * 1e-4, slip * 1e-4,
