@@ -7,6 +7,7 @@ attribution in its README); nothing touches the network.
     The bundled Binance recording that ``quantify replay`` and ``quantify
     demo`` serve: spot BTCUSDT and ETHUSDT, and the USD-M perpetuals of both,
     2024-08-08 around 23:54 to 00:05 UTC, as tick frames per instrument.
+
 ``kline_session()``
     Binance's own klines beside the trades they were built from: a recorded
     30-second USD-M session (2021-07-22) of ``@aggTrade`` and ``@kline_1m``
