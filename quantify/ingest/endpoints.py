@@ -92,8 +92,8 @@ class Endpoints:
                                                error=text, failures=failures)
             self.failures += 1
         if not outage:
-            logger.warning("cannot reach %s %s %s: %s; retrying in the background with backoff "
-                           "(`quantify status` shows it). %s", venue, kind, key[2], text, hint_for(key[2]))
+            logger.warning("cannot reach %s %s %s: %s; retrying with backoff. %s", venue, kind, key[2], text,
+                           hint_for(key[2]))
 
     def observer(self, venue: str, url: str) -> Callable[[BaseException | None], None]:
         """A REST client's ``observer`` reporting into this board as ``(venue, "rest", url)``."""
