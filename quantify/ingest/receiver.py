@@ -196,6 +196,7 @@ class Receiver:
         if not keys:
             return
         for venue, url in venue_stream_urls(self.config, keys):
+            self.endpoints.connecting(venue.name, "websocket", url)  # known before its task first runs
             self._spawn(self._connection(self.feeds[venue.name], url))
 
     async def _connection(self, feed: VenueFeed, url: str, *, replacement: bool = False) -> None:

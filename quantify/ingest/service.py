@@ -327,7 +327,8 @@ class IngestService:
         def target() -> None:
             async def main() -> None:
                 task = asyncio.ensure_future(self.run())
-                while self.state in (WriterState.STARTING, WriterState.RECOVERING) and not task.done():
+                # running, or stopped: by an error (an unknown symbol) or a stop request during start-up
+                while self.state not in (WriterState.RUNNING, WriterState.DEGRADED) and not task.done():
                     await asyncio.sleep(0.02)
                 if task.done():
                     await task  # an error (WriterLocked) is recorded before `started` is set
