@@ -214,7 +214,8 @@ class Receiver:
         assert wake is not None
         first = not replacement
         board, venue = self.endpoints, feed.name
-        board.connecting(venue, "websocket", url)
+        if not replacement:  # a rotation's replacement: the URL stays connected meanwhile
+            board.connecting(venue, "websocket", url)
 
         def failed(exc: Exception) -> Exception | None:
             board.failed(venue, "websocket", url, exc)
