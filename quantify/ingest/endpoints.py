@@ -107,6 +107,11 @@ class Endpoints:
 
         return observe
 
+    def state(self, venue: str, kind: str, url: str) -> EndpointStatus | None:
+        """The endpoint's state, if it was ever reported."""
+        with self._lock:
+            return self._by_key.get(self._key(venue, kind, url))
+
     def snapshot(self) -> tuple[EndpointStatus, ...]:
         """Every endpoint's state, WebSocket connections first."""
         with self._lock:

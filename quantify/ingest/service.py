@@ -67,9 +67,12 @@ from quantify.model.status import InstrumentStatus, WriterState, WriterStatus
 from quantify.store import Store, open_store
 from quantify.venues import venue as venue_named
 
-__all__ = ["IngestService", "stream_urls"]
+__all__ = ["CHECK_TIMEOUT", "IngestService", "stream_urls"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds the start-up check of a venue (its symbol list, its clock) waits for an answer.
+CHECK_TIMEOUT = 4.5
 
 
 class IngestService:
@@ -255,15 +258,26 @@ class IngestService:
     async def _check_venue(self, feed: VenueFeed) -> None:
         rest, name = feed.rest, feed.name
         assert rest is not None
+        base = self.config.rest_base(name) or feed.venue.rest_url
         wanted = [i for i in self.config.instruments + tuple(Instrument.parse(s) for s in self.config.standby)
                   if i.venue == name]
-        if not await check_listed_on(rest, name, wanted) and self.endpoints.unreachable():
-            return  # the stream retries; the clock would not answer either
         try:
-            feed.start_ms = await rest.server_time(retries=0)
-        except (RestError, KeyError, TypeError, ValueError) as exc:
+            async with asyncio.timeout(CHECK_TIMEOUT):  # a host that accepts and never answers
+                checked = await check_listed_on(rest, name, wanted)
+        except TimeoutError:
+            self.endpoints.failed(name, "rest", base, f"no answer within {CHECK_TIMEOUT:g} s")
+            logger.warning("%s: %s not checked against the exchange's list (no answer); going on", name,
+                           ", ".join(str(i) for i in wanted))
+            return
+        reached = self.endpoints.state(name, "rest", base)
+        if not checked and reached is not None and not reached.reached:
+            return  # the clock would not answer either; the stream retries
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                feed.start_ms = await rest.server_time(retries=0)
+        except (TimeoutError, RestError, KeyError, TypeError, ValueError) as exc:
             logger.warning("%s: no exchange time (%s): new symbols start at their first trade seen",
-                           name, exc)
+                           name, exc or "no answer")
 
     async def _unless_stopped(self, task: asyncio.Future[None]) -> bool:
         """Wait for ``task`` unless a stop comes first (then cancel it and return False)."""

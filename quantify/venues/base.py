@@ -64,7 +64,7 @@ def describe_error(exc: BaseException) -> str:
             return e.strerror or str(e)
     for e in chain:
         if isinstance(e, (TimeoutError, httpx.TimeoutException)):
-            return f"no answer in time ({e or 'timed out'})"
+            return f"no answer in time ({str(e) or 'timed out'})"
     return str(exc) or type(exc).__name__
 
 

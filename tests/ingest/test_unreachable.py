@@ -25,7 +25,7 @@ import pytest
 from ingest_helpers import wait_for
 
 from quantify.config import IngestConfig
-from quantify.ingest.service import IngestService
+from quantify.ingest.service import CHECK_TIMEOUT, IngestService
 from quantify.model.endpoints import EndpointState
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
@@ -215,3 +215,21 @@ def test_an_unknown_symbol_is_refused_in_process_and_listed_ones_stream(replay, 
         assert all(e.state is EndpointState.CONNECTED for e in good.status().endpoints)
     finally:
         good.join(10)
+
+
+def test_a_host_that_never_answers_is_named_after_the_timeouts(lmdb_uri):
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"127.0.0.1:{silent.getsockname()[1]}"
+        service = IngestService(IngestConfig(store=lmdb_uri, ws_url=f"ws://{url}", rest_url=f"http://{url}",
+                                             journal=False))
+        service.start_in_thread(ready_timeout=60)  # the start-up check gives up after CHECK_TIMEOUT
+        try:
+            assert wait_for(lambda: len(service.status().unreachable) == 2, 60)
+            errors = {e.kind: e.error for e in service.status().endpoints}
+            assert errors["rest"] == f"no answer within {CHECK_TIMEOUT:g} s"
+            assert errors["websocket"].startswith("no answer in time")
+        finally:
+            service.join(10)
+        assert not service.is_alive()
