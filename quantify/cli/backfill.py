@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
+from typing import TYPE_CHECKING
 
 from quantify.cli._common import add_store_argument, store_from_args
+
+if TYPE_CHECKING:
+    from quantify.ingest.backfill import BackfillResult
 
 EPILOG = """\
 examples:
@@ -22,9 +28,11 @@ that venue's weight budget.
 
 The range is inclusive-exclusive (START <= time < END). Interrupted runs
 resume where they stopped when rerun with the same arguments; nothing is
-stored twice. Takes the store's writer lock: stop a running 'quantify
+stored twice. Ctrl-C (SIGINT) or SIGTERM stops at once, storing what was
+fetched. Takes the store's writer lock: stop a running 'quantify
 ingest' first (it backfills its own gaps). Exit status: 0 complete, 1 the
-server has no data up to END yet (rerun later), 2 usage error.
+server has no data up to END yet (rerun later), 2 usage error, 128 + the
+signal's number when interrupted.
 """
 
 
@@ -57,15 +65,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantify.ingest.backfill import DEFAULT_FLUSH_ROWS, run_backfill
+    from quantify.ingest.backfill import DEFAULT_FLUSH_ROWS, backfill
     from quantify.store import open_store
 
     store = open_store(store_from_args(args))
     url = args.rest_url or os.environ.get("QUANTIFY_REST_URL") or None
-    result = run_backfill(
-        store, args.symbol, args.start, args.end, kind=args.kind, interval=args.interval,
-        rest_url=url, flush_rows=args.flush_rows or DEFAULT_FLUSH_ROWS,
-        progress=not args.no_progress and sys.stderr.isatty(),
-    )
+    received: list[int] = []
+
+    async def main() -> BackfillResult:
+        # SIGINT and SIGTERM cancel the run wherever it waits (a request, a
+        # retry's backoff, the weight budget); it stores what it fetched first.
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        def interrupt(sig: int) -> None:
+            received.append(sig)
+            task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, interrupt, sig)
+        return await backfill(
+            store, args.symbol, args.start, args.end, kind=args.kind, interval=args.interval,
+            rest_url=url, flush_rows=args.flush_rows or DEFAULT_FLUSH_ROWS,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+
+    try:
+        result = asyncio.run(main())
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        print(f"quantify backfill: interrupted ({signal.Signals(received[0]).name}); what was fetched is "
+              "stored: rerun the same command to resume", file=sys.stderr)
+        return 128 + received[0]
     print(result.summary())
     return 0 if result.complete else 1

@@ -37,6 +37,13 @@ given no --standby) refuses with exit code 2.
   quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT
   quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT Ctrl-C (SIGINT) or SIGTERM flushes every
 received trade and stops. 'quantify status' shows what the writer is doing.
+
+Before streaming, the symbols are checked against each venue's exchangeInfo: one
+it does not list is refused (exit code 2) naming the closest listed symbols. An
+exchange that cannot be reached (refused, unresolvable, TLS error, timeout) is
+named within seconds, with what to do, and retried in the background with
+backoff; 'quantify status' shows each connection as connecting, connected or
+'unreachable since <UTC time>: <error>'.
 """
 
 

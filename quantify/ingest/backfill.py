@@ -29,8 +29,14 @@ ids decide, so nothing is stored twice) every ``flush_rows`` rows, and after
 each flush the cursor (the next id, or the next kline open time) is saved in
 the store's ``_meta`` library under ``backfill.<SYMBOL>.<kind>.<start>.<end>``.
 A run that is interrupted (Ctrl-C, a crash, a network failure) loses at
-most the unflushed rows; the next run with the same arguments continues at
-the saved cursor. A finished range is remembered and not fetched again.
+most the unflushed rows; a cancelled run (Ctrl-C, SIGTERM under ``quantify
+backfill``) first stores what it fetched. The next run with the same
+arguments continues at the saved cursor. A finished range is remembered and
+not fetched again.
+
+A REST API that cannot be reached is named at its first failed attempt
+(one warning: host, error, what to do) while the client retries with
+capped, jittered backoff.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from quantify.exceptions import RestError
+from quantify.ingest.endpoints import Endpoints
 from quantify.model.instrument import Instrument, InstrumentLike
 from quantify.model.times import TimeLike, parse_time
 from quantify.model.trades import Trade, trades_to_frame
@@ -52,6 +60,7 @@ from quantify.store.lease import WriterLock
 from quantify.store.merge import merge_klines, merge_ticks, tick_kind
 from quantify.venues import venue_of
 from quantify.venues.base import VenueRest
+from quantify.venues.listing import check_listed
 
 if TYPE_CHECKING:
     from quantify.store.store import Store
@@ -65,6 +74,8 @@ BACKFILL_KINDS: Final = ("trades", "aggTrades", "klines")
 DEFAULT_FLUSH_ROWS: Final = 50_000
 PAGE: Final = 1000
 _HOUR_MS: Final = 3_600_000
+#: Binance's error code for a symbol it does not list ("Invalid symbol.").
+INVALID_SYMBOL: Final = -1121
 _META: Final = "_meta"
 _INTERVAL_MS: Final = {
     "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
@@ -213,8 +224,10 @@ async def backfill(
     ------
     WriterLocked
         If another process writes to the store.
+    ValueError
+        If the venue does not list ``symbol`` (naming the closest listed ones).
     RestError
-        If the server refuses a request (unknown symbol, …) or keeps failing.
+        If the server refuses a request or keeps failing.
     """
     inst = _check(symbol, kind, interval)
     sym = inst.key
@@ -231,12 +244,18 @@ async def backfill(
         kind = kind or _default_kind(store, sym)
         record = _Progress(store, _record_name(sym, kind, start_ms, end_ms, interval))
         run = _Run(store, inst, kind, interval, start_ms, end_ms, record, flush_rows, progress)
-        async with venue_of(inst).rest(rest_url, transport=transport) as client:
+        venue = venue_of(inst)
+        base = rest_url or venue.rest_url
+        async with venue.rest(base, transport=transport, observer=Endpoints().observer(venue.name, base)) as client:
             try:
                 if kind == "klines":
                     await run.klines(client)
                 else:
                     await run.trades(client)
+            except RestError as exc:
+                if exc.code == INVALID_SYMBOL:  # say which symbols the venue does list
+                    check_listed([inst], await client.listed_symbols([inst.symbol], retries=0))
+                raise
             finally:
                 run.close_bar()
                 run.requests, run.rate_limited = client.requests, client.rate_limited
@@ -272,6 +291,8 @@ class _Run:
         self.complete = bool(record.state.get("done"))
         self.reached: int | None = record.state.get("reached")
         self._covered = start_ms
+        #: The cursor of the trades fetched so far (saved with them when interrupted).
+        self._next_id = int(record.state.get("next_id") or 0)
         self._bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -323,6 +344,18 @@ class _Run:
             next_id = first[0] if aggregate else first[1]
             self.record.save(next_id=next_id, done=False)
         buffer: list[Trade] = []
+        try:
+            await self._pages(client, aggregate, next_id, buffer)
+        except asyncio.CancelledError:
+            # interrupted: store what was fetched (the cursor follows it), then stop
+            self._flush(buffer, self._next_id, False)
+            logger.info("backfill of %s interrupted: %d rows fetched, %d added; rerun to resume",
+                        self.sym, self.rows, self.added)
+            raise
+
+    async def _pages(self, client: VenueRest, aggregate: bool, next_id: int, buffer: list[Trade]) -> None:
+        """``fromId`` pages from ``next_id`` into ``buffer``, flushed every ``flush_rows`` rows."""
+        self._next_id = next_id
         done = False
         while not done:
             page = await client.trades_from(self.venue_symbol, next_id, aggregate=aggregate, limit=self.page)
@@ -333,7 +366,7 @@ class _Run:
             done = len(keep) < len(page)
             buffer.extend(keep)
             self.rows += len(keep)
-            next_id = page[-1].trade_id + 1
+            next_id = self._next_id = page[-1].trade_id + 1  # what ``buffer`` holds ends before it
             if keep:
                 self._advance(keep[-1].time)
             if done:
@@ -345,15 +378,16 @@ class _Run:
                 break
             if len(buffer) >= self.flush_rows or done:
                 self._flush(buffer, next_id, done)
-                buffer = []
         self._flush(buffer, next_id, self.complete)
         if self.complete and self._bar is not None:
             self._advance(self.end_ms)
 
     def _flush(self, buffer: list[Trade], next_id: int, done: bool) -> None:
+        """Merge ``buffer`` into the store (emptying it) and save the cursor ``next_id``."""
         if buffer:
             frame = trades_to_frame(buffer)
             self.added += merge_ticks(self.store, self.sym, frame).added
+            buffer.clear()
         self.record.save(next_id=next_id, done=done, reached=self.reached)
 
     # -- klines -------------------------------------------------------------------

@@ -3,7 +3,11 @@
 Each venue of the run (:class:`~quantify.ingest.feeds.VenueFeed`) has its
 own connections on its own stream URLs. A connection:
 
-- uses websockets' own reconnect loop (capped, jittered backoff);
+- uses websockets' own reconnect loop (capped, jittered backoff), giving
+  up an attempt after :data:`CONNECT_TIMEOUT` seconds; every attempt's
+  outcome goes to the run's :class:`~quantify.ingest.endpoints.Endpoints`
+  (``connecting``, ``connected``, ``unreachable``: the first failure logs
+  one warning naming the host, the error and what to do);
 - receives frames undecoded and appends each, as received, to the venue's
   raw journal before anything else (a killed process's successor replays it:
   :meth:`Receiver.recover_journal`);
@@ -28,11 +32,12 @@ from typing import Any
 
 import websockets
 from websockets.asyncio.client import connect
-from websockets.client import backoff
+from websockets.client import backoff, process_exception
 from websockets.frames import CloseCode
 
 from quantify.config import IngestConfig
 from quantify.ingest.buffer import SymbolBuffer
+from quantify.ingest.endpoints import Endpoints
 from quantify.ingest.feeds import VenueFeed, venue_stream_urls
 from quantify.ingest.journal import Journal, JournalSet, journal_dir
 from quantify.ingest.stats import IngestStats
@@ -42,6 +47,9 @@ from quantify.model.trades import ServerShutdown, Trade
 __all__ = ["Receiver"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds a connection attempt (TCP, TLS, WebSocket handshake) may take before it counts as failed.
+CONNECT_TIMEOUT = 4.0
 
 #: Starts a task the service tracks (cancelled on stop, its failure stops the service).
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
@@ -64,11 +72,15 @@ class Receiver:
         True if a newly seen instrument key is to be buffered (this process owns it).
     spawn : callable
         Starts a tracked task (connections, and their replacements on rotation).
+    endpoints : Endpoints, optional
+        Where each connection's attempts are reported (a new board by default).
     """
 
     def __init__(self, config: IngestConfig, feeds: dict[str, VenueFeed], stats: IngestStats,
-                 stored_next: Mapping[str, int], *, owns: Callable[[str], bool], spawn: Spawn) -> None:
+                 stored_next: Mapping[str, int], *, owns: Callable[[str], bool], spawn: Spawn,
+                 endpoints: Endpoints | None = None) -> None:
         self.config = config
+        self.endpoints = endpoints if endpoints is not None else Endpoints()
         self.feeds = feeds
         self.stats = stats
         self._stored_next = stored_next
@@ -184,6 +196,7 @@ class Receiver:
         if not keys:
             return
         for venue, url in venue_stream_urls(self.config, keys):
+            self.endpoints.connecting(venue.name, "websocket", url)  # known before its task first runs
             self._spawn(self._connection(self.feeds[venue.name], url))
 
     async def _connection(self, feed: VenueFeed, url: str, *, replacement: bool = False) -> None:
@@ -200,8 +213,18 @@ class Receiver:
         wake = self.wake
         assert wake is not None
         first = not replacement
+        board, venue = self.endpoints, feed.name
+        if not replacement:  # a rotation's replacement: the URL stays connected meanwhile
+            board.connecting(venue, "websocket", url)
+
+        def failed(exc: Exception) -> Exception | None:
+            board.failed(venue, "websocket", url, exc)
+            return process_exception(exc)  # websockets decides what is worth retrying
+
         async for ws in connect(url, max_size=cfg.max_frame_bytes, compression=None, max_queue=4096,
-                                reconnect_delays=delays, open_timeout=10, close_timeout=2):
+                                reconnect_delays=delays, open_timeout=CONNECT_TIMEOUT, close_timeout=2,
+                                process_exception=failed):
+            board.connected(venue, "websocket", url)
             if not first:
                 stats.reconnects += 1
                 logger.info("reconnected to %s", url.split("?")[0])
@@ -239,6 +262,7 @@ class Receiver:
                 rotation.cancel()
             if retiring:
                 return
+            board.connecting(venue, "websocket", url)
 
     async def _retire_after(self, ws: Any, feed: VenueFeed, url: str, age: float) -> bool:
         """After ``age`` s, open a replacement connection, overlap, then close ``ws``."""

@@ -26,6 +26,14 @@ writer thread so receiving never waits for storage::
 On start the service takes ownership, replays the journal left by a killed
 predecessor, and resumes each instrument at its last stored id: the first
 live trade then reveals the downtime as a gap, which REST backfill fills.
+
+Before it streams, it asks each venue's REST API, once and without retries,
+which symbols it lists (``exchangeInfo``) and its clock: a symbol the venue
+does not list is refused (``ValueError`` naming the closest listed ones); an
+API that cannot be reached is reported (one warning naming the host, the
+error and what to do; ``endpoints`` in the status) and streaming starts
+anyway, retrying in the background. A stop request is honoured at any
+moment of this, as of streaming.
 """
 
 from __future__ import annotations
@@ -44,12 +52,14 @@ import pandas as pd
 from quantify.config import IngestConfig
 from quantify.exceptions import RestError
 from quantify.ingest.buffer import SymbolBuffer
+from quantify.ingest.endpoints import Endpoints
 from quantify.ingest.feeds import ParserTotals, RestTotals, VenueFeed, by_venue, stream_urls
 from quantify.ingest.gaps import GapFiller
 from quantify.ingest.listeners import BatchListener
 from quantify.ingest.ownership import ownership_for
 from quantify.ingest.receiver import Receiver
 from quantify.ingest.stats import IngestStats
+from quantify.ingest.symbols import check_listed_on, raise_first
 from quantify.ingest.tuning import gil_switch_interval, tuned_gc
 from quantify.ingest.writer import Writer
 from quantify.model.instrument import Instrument
@@ -57,9 +67,12 @@ from quantify.model.status import InstrumentStatus, WriterState, WriterStatus
 from quantify.store import Store, open_store
 from quantify.venues import venue as venue_named
 
-__all__ = ["IngestService", "stream_urls"]
+__all__ = ["CHECK_TIMEOUT", "IngestService", "stream_urls"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds the start-up check of a venue (its symbol list, its clock) waits for an answer.
+CHECK_TIMEOUT = 4.5
 
 
 class IngestService:
@@ -95,10 +108,13 @@ class IngestService:
         self._ownership = ownership_for(self.store, config)
         #: Next id to store per instrument key (the writer advances it; new buffers start there).
         self.stored_next: dict[str, int] = {}
+        #: Whether each connection and REST API is reached (``status().endpoints``).
+        self.endpoints = Endpoints()
         self._receiver = Receiver(config, self.feeds, self.stats, self.stored_next,
-                                  owns=self._ownership.owns, spawn=self._spawn)
+                                  owns=self._ownership.owns, spawn=self._spawn, endpoints=self.endpoints)
         self._writer = Writer(config, self.store, self.stats, self._receiver, self._ownership, self.stored_next)
         self._stop: asyncio.Event | None = None
+        self._stop_requested = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -161,6 +177,8 @@ class IngestService:
         self._loop = asyncio.get_running_loop()
         self._stop = self._writer.stop = asyncio.Event()
         self._wake = self._writer.wake = self._receiver.wake = asyncio.Event()
+        if self._stop_requested:  # stop() came before the loop ran
+            self._request_stop()
         await self._ownership.acquire()
         try:
             with gil_switch_interval(self.config.switch_interval):
@@ -172,28 +190,34 @@ class IngestService:
     async def _run(self) -> None:
         cfg = self.config
         writer, receiver = self._writer, self._receiver
-        await writer.resume()
-        if cfg.journal and receiver.open_journals(self.store.uri.path):
-            if receiver.recover_journal(lambda: writer.set_state(WriterState.RECOVERING)):
-                await writer.flush()
-            receiver.start_journals()
-        await writer.start_listeners()
-        with tuned_gc(cfg.tune_gc):
-            writer.set_state(WriterState.RUNNING)
-            logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
-            async with contextlib.AsyncExitStack() as rests:
-                await self._open_rest(rests)
-                owned = self.owned
-                for key in owned:
-                    receiver.buffer(key)
-                receiver.connect(owned)
-                for feed in self.feeds.values():
-                    assert feed.rest is not None
-                    self._spawn(GapFiller(feed.buffers, feed.rest, self.stats, cfg, venue=feed.venue).run())
-                self._spawn(self._ownership.maintain(self._lost, self._take_over))
-                flusher = self._spawn(writer.flush_loop(self._write_status))
+        async with contextlib.AsyncExitStack() as rests:
+            self._open_rest(rests)
+            # Asked while the store is read and the journal recovered: an
+            # unreachable exchange is reported within seconds of start.
+            check = asyncio.ensure_future(self._check_venues())
+            rests.push_async_callback(self._cancel, check)
+            await writer.resume()
+            if cfg.journal and receiver.open_journals(self.store.uri.path):
+                if receiver.recover_journal(lambda: writer.set_state(WriterState.RECOVERING)):
+                    await writer.flush()
+                receiver.start_journals()
+            await writer.start_listeners()
+            with tuned_gc(cfg.tune_gc):
+                flusher: asyncio.Task[Any] | None = None
                 try:
-                    await self._until_stopped()
+                    if await self._unless_stopped(check):
+                        writer.set_state(WriterState.RUNNING)
+                        logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
+                        owned = self.owned
+                        for key in owned:
+                            receiver.buffer(key)
+                        receiver.connect(owned)
+                        for feed in self.feeds.values():
+                            assert feed.rest is not None
+                            self._spawn(GapFiller(feed.buffers, feed.rest, self.stats, cfg, venue=feed.venue).run())
+                        self._spawn(self._ownership.maintain(self._lost, self._take_over))
+                        flusher = self._spawn(writer.flush_loop(self._write_status))
+                        await self._until_stopped()
                 finally:
                     writer.set_state(WriterState.STOPPING)
                     self._request_stop()
@@ -210,18 +234,68 @@ class IngestService:
                     writer.set_state(WriterState.STOPPED)
                     with contextlib.suppress(Exception):  # the store may still be unreachable
                         await writer.call(self._write_status)
-            logger.info("stopped; %d trades stored this run", self.stats.stored)
+        logger.info("stopped; %d trades stored this run", self.stats.stored)
 
-    async def _open_rest(self, stack: contextlib.AsyncExitStack) -> None:
-        """Each venue's REST client (closed with ``stack``), and its exchange time."""
+    @staticmethod
+    async def _cancel(task: asyncio.Future[Any]) -> None:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    def _open_rest(self, stack: contextlib.AsyncExitStack) -> None:
+        """Each venue's REST client (closed with ``stack``), reporting to :attr:`endpoints`."""
         for name, feed in self.feeds.items():
-            feed.rest = await stack.enter_async_context(
-                feed.venue.rest(self.config.rest_base(name), transport=self._rest_transport))
-            try:
-                feed.start_ms = await feed.rest.server_time()
-            except (RestError, KeyError, TypeError, ValueError) as exc:
-                logger.warning("%s: no exchange time (%s): new symbols start at their first trade seen",
-                               name, exc)
+            base = self.config.rest_base(name) or feed.venue.rest_url
+            feed.rest = feed.venue.rest(base, transport=self._rest_transport,
+                                        observer=self.endpoints.observer(name, base))
+            stack.push_async_callback(feed.rest.aclose)
+
+    async def _check_venues(self) -> None:
+        """Every venue at once: are the run's symbols listed (else ``ValueError``), what is its clock."""
+        raise_first(await asyncio.gather(*(self._check_venue(feed) for feed in self.feeds.values()),
+                                         return_exceptions=True))
+
+    async def _check_venue(self, feed: VenueFeed) -> None:
+        rest, name = feed.rest, feed.name
+        assert rest is not None
+        base = self.config.rest_base(name) or feed.venue.rest_url
+        wanted = [i for i in self.config.instruments + tuple(Instrument.parse(s) for s in self.config.standby)
+                  if i.venue == name]
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):  # a host that accepts and never answers
+                checked = await check_listed_on(rest, name, wanted)
+        except TimeoutError:
+            self.endpoints.failed(name, "rest", base, f"no answer within {CHECK_TIMEOUT:g} s")
+            logger.warning("%s: %s not checked against the exchange's list (no answer); going on", name,
+                           ", ".join(str(i) for i in wanted))
+            return
+        reached = self.endpoints.state(name, "rest", base)
+        if not checked and reached is not None and not reached.reached:
+            return  # the clock would not answer either; the stream retries
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                feed.start_ms = await rest.server_time(retries=0)
+        except (TimeoutError, RestError, KeyError, TypeError, ValueError) as exc:
+            logger.warning("%s: no exchange time (%s): new symbols start at their first trade seen",
+                           name, exc or "no answer")
+
+    async def _unless_stopped(self, task: asyncio.Future[None]) -> bool:
+        """Wait for ``task`` unless a stop comes first (then cancel it and return False)."""
+        stop = self._stop
+        assert stop is not None
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        pending: set[asyncio.Future[Any]] = {task, waiter}
+        try:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.cancelled():
+            return False
+        task.result()  # what the work raised
+        return not stop.is_set()
 
     async def _until_stopped(self) -> None:
         stop = self._stop
@@ -247,7 +321,8 @@ class IngestService:
         self._receiver.connect(keys)
 
     def stop(self) -> None:
-        """Ask the service to stop (thread-safe); it flushes everything received."""
+        """Ask the service to stop (thread-safe, at any moment); it flushes everything received."""
+        self._stop_requested = True
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._request_stop)
 
@@ -266,7 +341,8 @@ class IngestService:
         def target() -> None:
             async def main() -> None:
                 task = asyncio.ensure_future(self.run())
-                while self.state in (WriterState.STARTING, WriterState.RECOVERING) and not task.done():
+                # running, or stopped: by an error (an unknown symbol) or a stop request during start-up
+                while self.state not in (WriterState.RUNNING, WriterState.DEGRADED) and not task.done():
                     await asyncio.sleep(0.02)
                 if task.done():
                     await task  # an error (WriterLocked) is recorded before `started` is set
@@ -375,6 +451,7 @@ class IngestService:
             degraded_reason=degraded,
             instruments=instruments,
             listeners=writer.listener_stats(),
+            endpoints=self.endpoints.snapshot(),
             **self._ownership.status_fields(),
         )
 

@@ -3,7 +3,11 @@
 Loading starts the kernel's ingestion service in a daemon thread with its own
 event loop (symbols and store from ``QUANTIFY_*``, read here, at the entry
 point) and prints one line saying what it did; if another process already
-writes the store, the kernel attaches as a reader. Unloading, or the kernel
+writes the store, the kernel attaches as a reader. If the exchange cannot be
+reached, a second line says so within a few seconds (host, error, what to
+do) and ``%quantify status`` shows each endpoint's state while the stream
+retries; a symbol the exchange does not list is refused, naming the closest
+listed ones. Unloading, or the kernel
 shutting down, stops the stream within 2 s with every received trade stored,
 and stops every live widget's timer. Background work never prints: it logs,
 and widgets show it.
@@ -17,6 +21,7 @@ import threading
 from typing import Any
 
 from quantify.config import IngestConfig, ingest_config_from_env
+from quantify.exceptions import QuantifyError
 from quantify.ipython.magics import QuantifyMagics, complete_quantify
 from quantify.ipython.session import KernelSession
 
@@ -45,7 +50,11 @@ def load_ipython_extension(ipython: Any, config: IngestConfig | None = None) -> 
         session, event.symbol, event.line), str_key="%quantify")
     _SESSION = session
     _register_shutdown()
-    print(f"quantify: {session.start()}")
+    try:
+        message = session.start()
+    except (QuantifyError, ValueError) as exc:  # an unknown symbol, a bad store: said, not raised
+        message = f"not streaming: {exc} (fix it, then %quantify start)"
+    print(f"quantify: {message}")
 
 
 def unload_ipython_extension(ipython: Any) -> None:

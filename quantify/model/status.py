@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from quantify.model.endpoints import EndpointState, EndpointStatus
+
 __all__ = ["InstrumentStatus", "StoreStatus", "WriterState", "WriterStatus", "is_replay_url"]
 
 #: Counters of a writer that ``quantify status`` lists (when published), in this order.
@@ -285,6 +287,8 @@ class WriterStatus:
     lease_errors: int = 0
     #: Statistics of the batch listeners (``alerts_*``, ``candle_*``).
     listeners: dict[str, Any] = field(default_factory=dict)
+    #: Each WebSocket connection's and REST API's state (``connecting``, ``connected``, ``unreachable``).
+    endpoints: tuple[EndpointStatus, ...] = ()
     alive: bool | None = None
 
     @property
@@ -296,6 +300,11 @@ class WriterStatus:
     def sharded(self) -> bool:
         """True for a worker of a sharded (S3) store."""
         return self.owner is not None
+
+    @property
+    def unreachable(self) -> tuple[EndpointStatus, ...]:
+        """The endpoints whose last attempt failed (retries go on in the background)."""
+        return tuple(e for e in self.endpoints if e.state is EndpointState.UNREACHABLE)
 
     def heartbeat_age(self, now: float) -> float | None:
         """Seconds since the last heartbeat at ``now`` (``None`` if never published)."""
@@ -317,6 +326,7 @@ class WriterStatus:
                      "listener_errors", "appends", "compactions", "degraded_reason"):
             out[name] = getattr(self, name)
         out["symbols"] = {key: inst.to_dict() for key, inst in self.instruments.items()}
+        out["endpoints"] = [e.to_dict() for e in self.endpoints]
         if self.owner is not None:
             out.update(owner=self.owner, lease_ttl=self.lease_ttl, owned=sorted(self.owned),
                        skipped=dict(sorted(self.skipped.items())), lease_errors=self.lease_errors)
@@ -350,6 +360,8 @@ class WriterStatus:
             owned=tuple(str(s) for s in d.get("owned") or ()),
             skipped={str(k): str(v) for k, v in (d.get("skipped") or {}).items()},
             listeners=dict(listeners), **ints,
+            endpoints=tuple(EndpointStatus.from_dict(e) for e in d.get("endpoints") or ()
+                            if isinstance(e, Mapping)),
         )
 
     def counters(self) -> dict[str, Any]:
@@ -367,6 +379,7 @@ class WriterStatus:
         ]
         if self.degraded_reason:
             lines.append(f"  degraded: {self.degraded_reason}")
+        lines += [f"  {e.summary()}" for e in self.endpoints if not e.reached]
         for key, inst in self.instruments.items():
             lines.append(
                 f"  {key:<10} last id {inst.last_id} · +{inst.rows_this_run:,} rows · "
@@ -376,7 +389,8 @@ class WriterStatus:
 
     def _repr_html_(self) -> str:
         caption = _esc(f"writer {self.state.value} · {self.writer or self.owner or ''} · "
-                       f"{self.ticks_per_second:,.0f} ticks/s · {self.trades_stored:,} stored")
+                       f"{self.ticks_per_second:,.0f} ticks/s · {self.trades_stored:,} stored"
+                       + "".join(f" · {e.summary()}" for e in self.unreachable))
         rows = [[k, i.rows_this_run, i.last_id, _iso(i.last_time), i.gaps_found, i.gaps_filled, i.gaps_open]
                 for k, i in self.instruments.items()]
         return _html_table(["instrument", "rows this run", "last id", "last trade (UTC)", "gaps", "filled",
@@ -435,18 +449,23 @@ class StoreStatus:
         if not self.sharded:
             w = self.writer
             alive = bool(w is not None and w.alive)
-            return {
+            out: dict[str, Any] = {
                 "store": self.store, "writer_alive": alive, "writer": None if w is None else w.writer,
                 "writer_state": (w.state.value if alive else "stopped") if w is not None else None,
                 "heartbeat_age_s": None if w is None else self._age(w),
                 "ticks_per_second": w.ticks_per_second if alive and w is not None else 0.0,
-                "counters": {} if w is None else w.counters(), "symbols": rows,
+                "counters": {} if w is None else w.counters(),
             }
+            if alive and w is not None and w.endpoints:  # a live writer's connections
+                out["endpoints"] = [e.to_dict() for e in w.endpoints]
+            out["symbols"] = rows
+            return out
         workers: list[dict[str, Any]] = [{
             "owner": w.owner, "alive": bool(w.alive), "writer": w.writer,
             "state": w.state.value if w.alive else "stopped", "heartbeat_age_s": self._age(w),
             "ticks_per_second": w.ticks_per_second if w.alive else 0.0,
             "owned": list(w.owned), "skipped": dict(w.skipped), "counters": w.counters(),
+            **({"endpoints": [e.to_dict() for e in w.endpoints]} if w.alive and w.endpoints else {}),
         } for w in self.writers]
         live = [w for w in workers if w["alive"]]
         ages = [w["heartbeat_age_s"] for w in live if w["heartbeat_age_s"] is not None]
@@ -494,6 +513,7 @@ class StoreStatus:
             lines.append(f"        {w.ticks_per_second:.0f} ticks/s, heartbeat {self._age(w)} s ago")
             if w.replay:
                 lines.append("        REPLAY: recorded trades from a local replay server, not live data")
+            lines += [f"link    {e.summary()}" for e in w.endpoints]
         else:
             last = w.writer if w is not None else None
             lines.append("writer  none running" + (f" (last: {last})" if last else ""))
@@ -520,6 +540,8 @@ class StoreStatus:
             tps = w.ticks_per_second if w.alive else 0.0
             lines.append(f"worker  {w.owner}: {state}, {tps:.0f} ticks/s, "
                          f"heartbeat {self._age(w)} s ago, owns {','.join(w.owned) or 'nothing'}")
+            if w.alive:
+                lines += [f"        {e.summary()}" for e in w.endpoints if not e.reached]
             counters = w.counters()
             if counters:
                 lines.append("        " + ", ".join(f"{k} {v}" for k, v in counters.items()
@@ -540,8 +562,9 @@ class StoreStatus:
 
     def _repr_html_(self) -> str:
         d = self.to_dict()
+        problems = [e.summary() for w in self.writers if w.alive for e in w.unreachable]
         caption = _esc(f"{self.store} · writer {'alive, ' + str(d['writer_state']) if d['writer_alive'] else 'none'}"
-                       f" · {d['ticks_per_second']:,.0f} ticks/s")
+                       f" · {d['ticks_per_second']:,.0f} ticks/s" + "".join(f" · {p}" for p in problems))
         rows = [inst.to_row(sharded=self.sharded) for inst in self.instruments]
         header = list(rows[0]) if rows else ["symbol", "rows"]
         return _html_table(header, [list(r.values()) for r in rows], caption)

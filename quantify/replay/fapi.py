@@ -135,7 +135,8 @@ class UsdmRestApi(RestApi):
             "symbols": [self._symbol_info(s) for s in syms],
         }
 
-    def _symbol_info(self, sym: SymbolTape) -> dict[str, Any]:
+    def _symbol_info(self, sym: SymbolTape, *, permission_sets: bool = True) -> dict[str, Any]:
+        """USD-M symbols carry no permission sets (``permission_sets`` is spot's)."""
         base, quote = self._split_symbol(sym.symbol)
         ps, qs = sym.price_scale, sym.qty_scale
         tick, step = self._increments(sym)

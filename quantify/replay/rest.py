@@ -267,7 +267,8 @@ class RestApi:
                  "limit": self.weight_limit},
             ],
             "exchangeFilters": [],
-            "symbols": [self._symbol_info(s) for s in syms],
+            "symbols": [self._symbol_info(s, permission_sets=params.get("showPermissionSets") != "false")
+                        for s in syms],
         }
 
     def _keys(self) -> list[str]:
@@ -289,11 +290,11 @@ class RestApi:
         ps, qs = sym.price_scale, sym.qty_scale
         return format_units(10 ** (ps - p_dec), ps, ps), format_units(10 ** (qs - q_dec), qs, qs)
 
-    def _symbol_info(self, sym: SymbolTape) -> dict[str, Any]:
+    def _symbol_info(self, sym: SymbolTape, *, permission_sets: bool = True) -> dict[str, Any]:
         base, quote = self._split_symbol(sym.symbol)
         ps, qs = sym.price_scale, sym.qty_scale
         tick, step = self._increments(sym)
-        return {
+        info: dict[str, Any] = {
             "symbol": sym.symbol,
             "status": "TRADING",
             "baseAsset": base,
@@ -312,8 +313,10 @@ class RestApi:
                  "maxQty": format_units(9000 * 10**qs, qs, qs), "stepSize": step},
             ],
             "permissions": [],
-            "permissionSets": [["SPOT"]],
         }
+        if permission_sets:  # ``showPermissionSets=false`` leaves them out, as on Binance
+            info["permissionSets"] = [["SPOT"]]
+        return info
 
     # ---- trades ----------------------------------------------------------------
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Iterator, Sequence
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
@@ -37,7 +39,33 @@ import pandas as pd
 from quantify.model.instrument import Instrument
 from quantify.model.trades import Trade
 
-__all__ = ["FrameParserLike", "Venue", "VenueRest"]
+__all__ = ["FrameParserLike", "Venue", "VenueRest", "describe_error"]
+
+
+def describe_error(exc: BaseException) -> str:
+    """A transport error in words: ``connection refused``, ``cannot resolve the host name``, ``no answer in time``.
+
+    httpx and websockets wrap the socket's error (``All connection attempts
+    failed``); the innermost ``OSError`` says what happened.
+    """
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in chain and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    for e in reversed(chain):
+        if isinstance(e, socket.gaierror):
+            return f"cannot resolve the host name ({e.strerror or e})"
+        if isinstance(e, ssl.SSLError):
+            return f"TLS error ({e.reason or e})"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, OSError) and e.errno is not None:
+            return e.strerror or str(e)
+    for e in chain:
+        if isinstance(e, (TimeoutError, httpx.TimeoutException)):
+            return f"no answer in time ({str(e) or 'timed out'})"
+    return str(exc) or type(exc).__name__
 
 
 class FrameParserLike(Protocol):
@@ -77,11 +105,18 @@ class VenueRest(Protocol):
                      limit: int = 1000) -> list[list[Any]]:
         """Kline rows opening in ``[start_ms, end_ms]``."""
 
-    async def server_time(self) -> int:
+    async def server_time(self, *, retries: int | None = None) -> int:
         """The exchange's clock (ms)."""
 
     async def exchange_info(self, symbol: str | None = None) -> dict[str, Any]:
         """The venue's instrument metadata."""
+
+    async def listed_symbols(self, symbols: Sequence[str] = (), *, retries: int | None = None) -> frozenset[str]:
+        """The venue's listed symbols: at least those of ``symbols`` it lists, or all when one is unknown.
+
+        ``retries`` (default: the client's own) bounds attempts on connection
+        errors: 0 for a check at start that must answer within seconds.
+        """
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -148,8 +183,12 @@ class Venue(abc.ABC):
 
     @abc.abstractmethod
     def rest(self, base_url: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
-             **options: Any) -> VenueRest:
-        """A REST client on ``base_url`` (default :attr:`rest_url`) within the venue's budget."""
+             observer: Callable[[BaseException | None], None] | None = None, **options: Any) -> VenueRest:
+        """A REST client on ``base_url`` (default :attr:`rest_url`) within the venue's budget.
+
+        ``observer`` is told after every request attempt whether the host
+        answered (``None``) or the transport error.
+        """
 
     @abc.abstractmethod
     def trades_weight(self, aggregate: bool) -> int:

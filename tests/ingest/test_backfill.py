@@ -13,7 +13,7 @@ import websockets
 
 from quantify.analytics import resample
 from quantify.exceptions import WriterLocked
-from quantify.ingest.backfill import run_backfill
+from quantify.ingest.backfill import backfill, run_backfill
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
 from quantify.store import WriterLock, open_store
@@ -178,3 +178,50 @@ def test_bad_arguments(replay, kwargs, match) -> None:
     with pytest.raises(ValueError, match="not after"):
         run_backfill(open_store("mem://backfill-bad"), "BTCUSDT", END, START,
                      rest_url=_rest(replay), progress=False)
+
+
+class _StallingTransport(httpx.AsyncBaseTransport):
+    """Answers ``after`` requests, then never answers again (a wait a signal interrupts)."""
+
+    def __init__(self, after: int) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.after = after
+        self.sent = 0
+        self.stalled = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        if self.sent > self.after:
+            self.stalled.set()
+            await asyncio.Event().wait()
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def test_a_cancelled_backfill_stores_what_it_fetched_then_resumes(replay, btc, lmdb_uri) -> None:
+    # what SIGINT/SIGTERM do under `quantify backfill`: cancel the run wherever it waits
+    store = open_store(lmdb_uri)
+    transport = _StallingTransport(after=4)  # the start lookup, then three pages of 1,000
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(backfill(store, "BTCUSDT", START, END, kind="trades",
+                                              rest_url=_rest(replay), transport=transport, progress=False))
+        await asyncio.wait_for(transport.stalled.wait(), 60)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled())
+    got = store.ticks("BTCUSDT")  # flush_rows is 50,000: only the cancellation stored these
+    assert len(got) == 3_000 and (np.diff(got.trade_id.to_numpy()) == 1).all()
+    res = run_backfill(store, "BTCUSDT", START, END, kind="trades", rest_url=_rest(replay), progress=False)
+    assert res.resumed and res.complete and res.rows == len(_in_range(btc)) - 3_000
+    assert len(store.ticks("BTCUSDT")) == len(_in_range(btc))
+
+
+def test_an_unlisted_symbol_is_refused_naming_the_closest(replay) -> None:
+    with pytest.raises(ValueError, match=r"does not list the symbol ETHUSDX \(closest listed: ETHUSDT"):
+        run_backfill(open_store("mem://backfill-unlisted"), "ETHUSDX", START, END, rest_url=_rest(replay),
+                     progress=False)

@@ -10,6 +10,7 @@ from IPython.testing.globalipapp import get_ipython
 from quantify.config import IngestConfig
 from quantify.ipython import current_session, load_ipython_extension, unload_ipython_extension
 from quantify.ipython.magics import complete_quantify
+from quantify.replay.config import usdm_sample_files
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
@@ -18,6 +19,14 @@ from quantify.store import open_store
 @pytest.fixture
 def replay():
     server = ReplayThread(ReplayConfig(speed=0, loop=False)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def replay_both():
+    """Spot and USD-M: the USD-M perpetual is a symbol the replay lists, to add."""
+    server = ReplayThread(ReplayConfig(speed=0, loop=False, usdm_files=tuple(usdm_sample_files()))).start()
     yield server
     server.stop()
 
@@ -83,13 +92,15 @@ def test_second_kernel_attaches_as_reader(ip, replay, lmdb_uri, capsys):
         other.wait()
 
 
-def test_symbols_magic_help_and_completion(ip, replay, lmdb_uri, capsys):
+def test_symbols_magic_help_and_completion(ip, replay_both, lmdb_uri, capsys):
+    replay = replay_both
     load_ipython_extension(ip, IngestConfig(store=lmdb_uri, ws_url=replay.ws_url, rest_url=replay.rest_url))
     capsys.readouterr()
-    ip.run_line_magic("quantify", "symbols add SOLUSDT")
-    assert "streaming BTCUSDT, ETHUSDT, SOLUSDT" in capsys.readouterr().out
+    # a symbol the replay lists (symbols are checked against the venue's exchangeInfo)
+    ip.run_line_magic("quantify", "symbols add binance-usdm:BTCUSDT")
+    assert "streaming BTCUSDT, ETHUSDT, binance-usdm:BTCUSDT" in capsys.readouterr().out
     ip.run_line_magic("quantify", "symbols remove ETHUSDT")
-    assert current_session().config.symbols == ("BTCUSDT", "SOLUSDT")
+    assert current_session().config.symbols == ("BTCUSDT", "binance-usdm:BTCUSDT")
     with pytest.raises(ValueError, match="not a Binance symbol"):
         ip.run_line_magic("quantify", "symbols add BTC-USD")
     ip.run_line_magic("quantify", "stop")
@@ -98,5 +109,5 @@ def test_symbols_magic_help_and_completion(ip, replay, lmdb_uri, capsys):
     assert "add|remove SYM..." in doc and "--json" in doc
     session = current_session()
     assert complete_quantify(session, "sy", "%quantify sy") == ["symbols"]
-    assert complete_quantify(session, "S", "%quantify symbols remove S") == ["SOLUSDT"]
+    assert complete_quantify(session, "binance", "%quantify symbols remove binance") == ["binance-usdm:BTCUSDT"]
     assert "BTCUSDT" in complete_quantify(session, "BT", "%quantify symbols add BT")

@@ -328,3 +328,13 @@ def test_rest_follows_a_looping_replay(replay, spaced_recording):
     aggs = httpx.get(server.rest_url + "/api/v3/aggTrades",
                      params={"symbol": "BTCUSDT", "limit": 1000}).json()
     assert [a["a"] for a in aggs] == list(range(aggs[0]["a"], aggs[0]["a"] + len(aggs)))
+
+
+def test_exchange_info_refuses_a_list_with_an_unknown_symbol_and_can_leave_permission_sets_out(api):
+    status, body, _ = get(api, "exchangeInfo", 'symbols=["BTCUSDT","BTCUSDX"]')
+    assert (status, body["code"]) == (400, -1121)  # Binance does not say which one
+    _, full, _ = get(api, "exchangeInfo", "showPermissionSets=false")
+    assert [s["symbol"] for s in full["symbols"]] == ["BTCUSDT", "ETHUSDT"]
+    assert all("permissionSets" not in s for s in full["symbols"])
+    _, default, _ = get(api, "exchangeInfo")
+    assert all(s["permissionSets"] == [["SPOT"]] for s in default["symbols"])

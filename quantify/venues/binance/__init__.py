@@ -45,7 +45,7 @@ import pandas as pd
 from quantify.venues.base import Venue
 from quantify.venues.binance import recordings
 from quantify.venues.binance.parse import FrameParser
-from quantify.venues.binance.rest import SPOT_API, USDM_API, BinanceApi, BinanceRest, RestConfig
+from quantify.venues.binance.rest import SPOT_API, USDM_API, BinanceApi, BinanceRest, RestConfig, RestObserver
 
 __all__ = ["SPOT", "USDM", "BinanceVenue"]
 
@@ -93,10 +93,10 @@ class BinanceVenue(Venue):
         return FrameParser(max_frame_bytes)
 
     def rest(self, base_url: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
-             **options: Any) -> BinanceRest:
+             observer: RestObserver | None = None, **options: Any) -> BinanceRest:
         """A :class:`BinanceRest`; ``options`` are further :class:`RestConfig` fields."""
         config = RestConfig(base_url=base_url or self.rest_url, api=self.api, **options)
-        return BinanceRest(config, transport=transport)
+        return BinanceRest(config, transport=transport, observer=observer)
 
     def trades_weight(self, aggregate: bool) -> int:
         return self.api.weight("aggTrades" if aggregate else "historicalTrades")

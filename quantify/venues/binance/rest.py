@@ -11,7 +11,13 @@ against the replay server or an in-memory transport). It
   (ignoring it is how IPs get banned), or gives up at once when it asks for
   more than :data:`MAX_RETRY_AFTER` (an IP ban lasts minutes to days);
 - never follows redirects (a redirect off the configured host is an error);
-- translates failures into :class:`~quantify.exceptions.RestError`.
+- gives a host that does not answer ``connect_timeout`` seconds (4), then
+  retries with capped, jittered backoff; tells an ``observer`` after every
+  attempt whether the host answered (the ingestion service shows it in
+  ``status``, and says at once when it cannot reach the host);
+- translates failures into :class:`~quantify.exceptions.RestError`;
+- lists the venue's symbols (:meth:`BinanceRest.listed_symbols`, from
+  ``exchangeInfo``) so that a mistyped symbol is refused at start.
 
 Spot and USD-M futures serve the same market-data endpoints under different
 prefixes (``/api/v3``, ``/fapi/v1``) with different weights: a
@@ -25,8 +31,9 @@ import datetime as dt
 import email.utils
 import logging
 import math
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +42,11 @@ import orjson
 
 from quantify.exceptions import RestError
 from quantify.model.trades import Trade
+from quantify.venues.base import describe_error
 
 __all__ = [
     "DEFAULT_REST_URL", "MAX_RETRY_AFTER", "SPOT_API", "USDM_API", "USDM_WEIGHTS", "WEIGHTS",
-    "BinanceApi", "BinanceRest", "RestConfig",
+    "BinanceApi", "BinanceRest", "RestConfig", "RestObserver",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +55,10 @@ DEFAULT_REST_URL = "https://api.binance.com"
 
 #: Longest ``Retry-After`` (seconds) a request waits out; beyond it, it fails at once.
 MAX_RETRY_AFTER = 300.0
+
+#: Called after every attempt: ``None`` when the host answered (any HTTP status),
+#: else the transport error (refused, unresolvable, TLS, timeout).
+RestObserver = Callable[[BaseException | None], None]
 
 #: Request weights of the spot endpoints QuantiFy calls (Binance spot API docs).
 WEIGHTS = {
@@ -83,12 +95,15 @@ class BinanceApi:
 
     ``limits`` holds the largest ``limit`` of endpoints that accept fewer than
     1,000 rows per request (USD-M ``historicalTrades``: 500).
+    ``info_by_symbols``: ``exchangeInfo`` takes ``symbols=["A","B"]`` (spot;
+    USD-M always answers every symbol).
     """
 
     prefix: str
     weights: Mapping[str, int] = field(hash=False)
     weight_limit: int
     limits: Mapping[str, int] = field(default_factory=dict, hash=False)
+    info_by_symbols: bool = False
 
     def max_limit(self, endpoint: str) -> int:
         """The most rows one request of ``endpoint`` (``"historicalTrades"``) returns."""
@@ -105,7 +120,7 @@ class BinanceApi:
 
 
 #: Binance spot (``https://api.binance.com``).
-SPOT_API = BinanceApi("/api/v3", WEIGHTS, 6000)
+SPOT_API = BinanceApi("/api/v3", WEIGHTS, 6000, info_by_symbols=True)
 #: Binance USD-M futures (``https://fapi.binance.com``): its own budget, 2,400 per minute.
 #: Old Trades Lookup returns at most 500 trades a request ("limit: Default 100; max 500").
 USDM_API = BinanceApi("/fapi/v1", USDM_WEIGHTS, 2400, {"historicalTrades": 500})
@@ -123,6 +138,8 @@ class RestConfig:
     #: Keep this fraction of the budget free for other clients on the same IP.
     weight_headroom: float = 0.2
     timeout: float = 10.0
+    #: Seconds to wait for a TCP (and TLS) connection: an unreachable host is known this soon.
+    connect_timeout: float = 4.0
     max_retries: int = 8
     api: BinanceApi = SPOT_API
 
@@ -141,14 +158,19 @@ class BinanceRest:
         Base URL and budget.
     transport : httpx.AsyncBaseTransport, optional
         Replaces the network (tests).
+    observer : callable, optional
+        Told after every attempt whether the host answered (:data:`RestObserver`).
     """
 
-    def __init__(self, config: RestConfig = RestConfig(), *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, config: RestConfig = RestConfig(), *, transport: httpx.AsyncBaseTransport | None = None,
+                 observer: RestObserver | None = None) -> None:
         self.config = config
         self.api = config.api
+        self.observer = observer
         self._client = httpx.AsyncClient(
-            base_url=config.base_url, timeout=config.timeout, follow_redirects=False,
-            transport=transport, headers={"User-Agent": "quantify"},
+            base_url=config.base_url, follow_redirects=False, transport=transport,
+            timeout=httpx.Timeout(config.timeout, connect=min(config.connect_timeout, config.timeout)),
+            headers={"User-Agent": "quantify"},
         )
         self.used_weight = 0
         self._window = int(time.time() // 60)
@@ -177,32 +199,42 @@ class BinanceRest:
             logger.info("REST weight budget used (%d); waiting %.1f s", self.used_weight, wait)
             await asyncio.sleep(wait)
 
-    async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    def _observe(self, error: BaseException | None) -> None:
+        if self.observer is not None:
+            self.observer(error)
+
+    async def get(self, path: str, params: dict[str, Any] | None = None, *, retries: int | None = None) -> Any:
         """GET ``path`` with ``params``; return the decoded JSON body.
 
         Retries on 429/418 (after ``Retry-After``), 5xx and connection errors,
-        up to ``max_retries`` times; raises :class:`RestError` otherwise.
+        up to ``retries`` times (default ``max_retries``), waiting a capped,
+        jittered, doubling delay; raises :class:`RestError` otherwise. Every
+        wait is a plain ``asyncio.sleep``: cancelling the caller stops it at once.
         """
         weight = self.api.weight(path)
+        max_retries = self.config.max_retries if retries is None else retries
         delay = 0.5
-        for attempt in range(self.config.max_retries + 1):
+        for attempt in range(max_retries + 1):
             await self._await_budget(weight)
             self.requests += 1
             try:
                 response = await self._client.get(path, params=params)
             except httpx.HTTPError as exc:
-                if attempt == self.config.max_retries:
-                    raise RestError(f"GET {path} failed: {exc}") from exc
-                await asyncio.sleep(delay)
+                if isinstance(exc, httpx.TransportError):
+                    self._observe(exc)
+                if attempt == max_retries:
+                    raise RestError(f"GET {self.config.base_url}{path} failed: {describe_error(exc)}") from exc
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 30)
                 continue
+            self._observe(None)
             used = response.headers.get("x-mbx-used-weight-1m")
             if used and used.isdigit():
                 self.used_weight = max(self.used_weight, int(used))
             if response.status_code in (429, 418):
                 self.rate_limited += 1
                 retry_after = _retry_after(response.headers.get("retry-after"))
-                if attempt == self.config.max_retries or retry_after > MAX_RETRY_AFTER:
+                if attempt == max_retries or retry_after > MAX_RETRY_AFTER:
                     raise RestError(f"GET {path}: rate limited (HTTP {response.status_code}, "
                                     f"Retry-After {retry_after:.0f} s)", status=response.status_code,
                                     retry_after=retry_after)
@@ -211,9 +243,9 @@ class BinanceRest:
                 await asyncio.sleep(retry_after)
                 continue
             if response.status_code >= 500:
-                if attempt == self.config.max_retries:
+                if attempt == max_retries:
                     raise RestError(f"GET {path}: HTTP {response.status_code}", status=response.status_code)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 30)
                 continue
             if response.is_redirect:
@@ -263,13 +295,43 @@ class BinanceRest:
             "symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms, "limit": limit,
         })
 
-    async def server_time(self) -> int:
+    async def server_time(self, *, retries: int | None = None) -> int:
         """The exchange's clock, ms since the epoch."""
-        return int((await self.get(self.api.path("time")))["serverTime"])
+        return int((await self.get(self.api.path("time"), retries=retries))["serverTime"])
 
     async def exchange_info(self, symbol: str | None = None) -> dict[str, Any]:
         """The ``exchangeInfo`` document (of one symbol if given)."""
         return await self.get(self.api.path("exchangeInfo"), {"symbol": symbol} if symbol else None)
+
+    async def listed_symbols(self, symbols: Sequence[str] = (), *, retries: int | None = None) -> frozenset[str]:
+        """Symbols the venue lists: all of ``symbols`` if it lists them all, else every listed symbol.
+
+        Spot asks ``exchangeInfo?symbols=[...]`` first (weight 20): when
+        every symbol is listed that one small answer suffices; an unknown one
+        makes Binance answer ``-1121 Invalid symbol`` without saying which,
+        and the full list (weight 20, without permission sets) is fetched
+        to tell. USD-M answers every symbol at once (weight 1).
+        """
+        path = self.api.path("exchangeInfo")
+        if symbols and self.api.info_by_symbols:
+            query = "[" + ",".join(f'"{s}"' for s in symbols) + "]"
+            try:
+                body = await self.get(path, {"symbols": query}, retries=retries)
+            except RestError as exc:
+                if exc.code != -1121:
+                    raise
+            else:
+                return frozenset(_symbol_names(body))
+        params = {"showPermissionSets": "false"} if self.api.info_by_symbols else None
+        return frozenset(_symbol_names(await self.get(path, params, retries=retries)))
+
+
+def _symbol_names(body: Any) -> list[str]:
+    if not isinstance(body, dict) or not isinstance(body.get("symbols"), list):
+        raise RestError("exchangeInfo: no symbol list in the answer")
+    return [str(s["symbol"]) for s in body["symbols"] if isinstance(s, dict) and "symbol" in s]
+
+
 
 
 def _agg_trades(symbol: str, rows: list[dict[str, Any]]) -> list[Trade]:
