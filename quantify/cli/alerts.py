@@ -91,11 +91,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _book(args: argparse.Namespace) -> Any:
+def _book(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The store's alert book; only ``alerts add`` creates a missing store."""
     from quantify.alerts import AlertBook
     from quantify.store import open_store
 
-    return AlertBook(open_store(store_from_args(args)))
+    return AlertBook(open_store(store_from_args(args), create=create))
 
 
 def _number(name: str, text: str | None) -> float | None:
@@ -119,7 +120,7 @@ def run_add(args: argparse.Namespace) -> int:
         params[name] = _number(name, value) if numeric else value
     rule = make_rule(args.kind, args.symbol, severity=args.severity, cooldown=args.cooldown,
                      message=args.message, name=args.name, enabled=not args.disabled, **params)
-    rule_id = _book(args).add(rule, check_symbols=not args.no_symbol_check)
+    rule_id = _book(args, create=True).add(rule, check_symbols=not args.no_symbol_check)
     print(rule_id)
     return 0
 

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from quantify.ingest.backfill import DEFAULT_FLUSH_ROWS, run_backfill
     from quantify.store import open_store
 
-    store = open_store(store_from_args(args))
+    store = open_store(store_from_args(args), create=True)
     url = args.rest_url or os.environ.get("QUANTIFY_REST_URL") or None
     result = run_backfill(
         store, args.symbol, args.start, args.end, kind=args.kind, interval=args.interval,

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration, batch_size=args.batch_size, flush_interval=args.flush_interval, journal=False if args.no_journal else None,
         lease_ttl=args.lease_ttl, standby=args.standby or None,
     )
-    service = IngestService(config, listeners=standard_listeners(open_store(config.store), config))
+    service = IngestService(config, listeners=standard_listeners(open_store(config.store, create=True), config))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

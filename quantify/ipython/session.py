@@ -42,14 +42,14 @@ class KernelSession:
 
     @property
     def store_uri(self) -> str:
-        return str(open_store(self.config.store).uri)
+        return str(open_store(self.config.store, create=True).uri)
 
     def start(self) -> str:
         """Start streaming (or attach as reader); return one line saying which."""
         if self.service is not None:
             return f"already streaming {', '.join(self.config.symbols)} into {self.service.store.uri}"
         service = IngestService(self.config,
-                                listeners=standard_listeners(open_store(self.config.store), self.config))
+                                listeners=standard_listeners(open_store(self.config.store, create=True), self.config))
         try:
             service.start_in_thread()
         except WriterLocked as exc:
