@@ -168,7 +168,7 @@ def test_usdm_backfill_over_fapi(tmp_path: Path, kind: str, rows: int | None) ->
 
     from quantify.ingest.backfill import run_backfill
 
-    store = open_store(f"lmdb://{tmp_path}/store")
+    store = open_store(f"lmdb://{tmp_path}/store", create=True)
     with ReplayThread(usdm_replay(speed=0)) as replay:
         # REST serves only trades the clock has released: play the whole recording first
         asyncio.run(asyncio.wait_for(_drain(replay.ws_url + "/public/stream?streams=btcusdt@trade",
