@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from quantify.cli._common import add_store_argument, store_from_args
+from quantify.cli._common import add_store_argument, add_time_argument, store_from_args
 
 EPILOG = """\
 examples:
@@ -80,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rm.set_defaults(func=run_remove)
 
     hist = sub.add_parser("history", help="show fired alerts, oldest first")
-    hist.add_argument("--start", help="from this trade time (ISO or relative, e.g. -1d)")
-    hist.add_argument("--end", help="until this trade time")
+    add_time_argument(hist, "--start", help="from this trade time (ISO or relative, e.g. -1d)")
+    add_time_argument(hist, "--end", help="until this trade time")
     hist.add_argument("--severity", help="only this severity")
     hist.add_argument("--rule", dest="rule_id", help="only this rule id")
     hist.add_argument("--limit", type=int, default=50, help="show the last N (default 50; 0: all)")

@@ -17,6 +17,21 @@ __all__ = ["QuantifyMagics"]
 
 ACTIONS = ("status", "start", "stop", "symbols", "store")
 
+#: ``%quantify ACTION --help``: the usage line and what the action does.
+ACTION_HELP = {
+    "status": ("%quantify status [--json]",
+               "Show the kernel's mode (writer, reader or stopped) and the writer's status; "
+               "--json prints it as JSON."),
+    "start": ("%quantify start", "Start streaming into the store, or attach as a reader if "
+              "another process already writes it."),
+    "stop": ("%quantify stop", "Stop streaming, flushing every trade received."),
+    "symbols": ("%quantify symbols [add|remove SYM...]",
+                "Show the streamed instruments, or add/remove some (BTCUSDT, binance-usdm:BTCUSDT); "
+                "the stream restarts with the new set."),
+    "store": ("%quantify store [URI]", "Show the store, or switch the stream to the store at URI "
+              "(lmdb://PATH, s3://HOST:BUCKET?..., mem://)."),
+}
+
 
 def format_status(status: WriterStatus | None, mode: str) -> str:
     """Human-readable status: the kernel's mode, then :meth:`WriterStatus.summary`."""
@@ -38,6 +53,8 @@ class QuantifyMagics(Magics):
               help="status (default) | start | stop | symbols [add|remove SYM...] | store [URI]")
     @argument("args", nargs="*", help="for symbols: add|remove SYM...; for store: a store URI")
     @argument("--json", action="store_true", help="status as JSON")
+    @argument("-h", "--help", action="store_true",
+              help="show this help (%%quantify ACTION --help: that action's)")
     @line_magic
     def quantify(self, line: str) -> None:
         """Control the kernel's ingestion of Binance trades into the store.
@@ -51,6 +68,9 @@ class QuantifyMagics(Magics):
             %quantify store lmdb:///data/arctic
         """
         args = parse_argstring(self.quantify, line)
+        if args.help:
+            print(self._help(args.action if args.action != "status" or "status" in line.split() else None))
+            return
         s = self.session
         if args.action == "status":
             status = s.status()
@@ -70,6 +90,13 @@ class QuantifyMagics(Magics):
             else:
                 uri = str(open_store(args.args[0]).uri)  # validates before anything stops
                 print(s.reconfigure(store=uri))
+
+    def _help(self, action: str | None) -> str:
+        """The whole magic's help, or one action's (``%quantify ACTION --help``)."""
+        if action is None:
+            return str(self.quantify.parser.format_help()).rstrip()
+        usage, what = ACTION_HELP[action]
+        return f"usage: {usage}\n\n{what}"
 
     def _symbols(self, words: list[str]) -> None:
         s = self.session
