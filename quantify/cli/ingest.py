@@ -35,8 +35,9 @@ symbols another live worker owns are skipped with a warning naming the owner and
 taken over when its lease expires; a worker granted none of its symbols (and
 given no --standby) refuses with exit code 2.
   quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT
-  quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT Ctrl-C (SIGINT) or SIGTERM flushes every
-received trade and stops. 'quantify status' shows what the writer is doing.
+  quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT
+
+Ctrl-C (SIGINT) or SIGTERM flushes every received trade and stops. 'quantify status' shows what the writer is doing.
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -67,9 +68,10 @@ class QuantifyMagics(Magics):
             %quantify symbols remove ETHUSDT
             %quantify store lmdb:///data/arctic
         """
-        args = parse_argstring(self.quantify, line)
+        # a trailing "# comment" is the reader's, not an argument (IPython passes it on)
+        args = parse_argstring(self.quantify, shlex.join(shlex.split(line, comments=True)))
         if args.help:
-            print(self._help(args.action if args.action != "status" or "status" in line.split() else None))
+            print(self._help(args.action if args.action != "status" or "status" in line.split("#")[0].split() else None))
             return
         s = self.session
         if args.action == "status":
@@ -88,7 +90,7 @@ class QuantifyMagics(Magics):
             if not args.args:
                 print(f"{s.store_uri} ({s.mode})")
             else:
-                uri = str(open_store(args.args[0]).uri)  # validates before anything stops
+                uri = str(open_store(args.args[0], create=True).uri)  # the kernel writes there; validated before anything stops
                 print(s.reconfigure(store=uri))
 
     def _help(self, action: str | None) -> str:
