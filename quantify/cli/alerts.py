@@ -150,7 +150,11 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_history(args: argparse.Namespace) -> int:
-    frame = _book(args).history(args.start, args.end, severity=args.severity, rule_id=args.rule_id)
+    from quantify.model.times import parse_time
+
+    # read the times first: a mistyped one is an error even while nothing has fired
+    start, end = parse_time(args.start), parse_time(args.end)
+    frame = _book(args).history(start, end, severity=args.severity, rule_id=args.rule_id)
     if args.limit and args.limit > 0:
         frame = frame.tail(args.limit)
     if frame.empty:

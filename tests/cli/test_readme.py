@@ -365,17 +365,16 @@ shell.run_line_magic("quantify", "stop")
 def test_readme_notebook_snippets_run_as_printed(tmp_path: Path) -> None:
     """The README's python blocks, in an IPython shell, then ``%quantify --help``.
 
-    ``quantify demo`` (what ``make demo`` runs) comes first: the second block
-    reads its store. The default store holds the recording (as the README's
-    commands leave it), and the kernel's stream (``%load_ext``) comes from a
-    replay that has played it already, so the cells read settled data.
+    The second block reads the store ``quantify demo`` leaves (the recorded
+    trades; tests/cli/test_demo.py runs the demo itself). The default store
+    holds hours of the recording, lap after lap, as the README's commands
+    leave it after a while, and the kernel's stream (``%load_ext``) comes from
+    a replay that has played everything already, so the cells read settled data.
     """
     started = time.monotonic()
     home = tmp_path
     with ReplayThread(ReplayConfig(speed=0)) as played:
         env = make_env(home, played)
-        serve("quantify demo", env, home, "Ctrl-C stops the demo")
-        # the demo's store holds the recorded trades; a short demo run holds a few seconds of them
         assert load_files(open_store(f"lmdb://{home}/.quantify/demo", create=True), sample_files(),
                           progress=False).ok
         now = hours_of_ingest(f"lmdb://{home}/.quantify/arctic", hours=6.5)
@@ -425,6 +424,7 @@ def _notebook_session(env: dict[str, str], home: Path, now: pd.Timestamp) -> Non
     assert "streaming" in proc.stdout or "attached as reader" in proc.stdout, out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_notebook_commands_run_as_printed(env: dict[str, str], home: Path) -> None:
     for command, how in NOTEBOOK_RUN.items():
@@ -432,14 +432,3 @@ def test_notebook_commands_run_as_printed(env: dict[str, str], home: Path) -> No
         if command == "quantify dashboard pairs_monitor":
             continue  # a README command too: run by test_readme_commands_run_as_printed
         serve(command, env, home, "quantify dashboard: http://127.0.0.1:")
-
-
-def test_relative_times_as_printed_reach_the_command(env: dict[str, str], home: Path) -> None:
-    """``--start -6h`` and ``--start -1d`` are times, not options, for every command taking one."""
-    store = f"lmdb://{home}/rel"
-    open_store(store, create=True)
-    out = run(f"quantify alerts history --start -1d --end -1h --store {store}", env, home)
-    assert "(no alerts fired)" in out.stdout
-    bad = subprocess.run(argv_of(f"quantify alerts history --start -1x --store {store}"), env=env, cwd=home,
-                         capture_output=True, text=True, timeout=120, check=False)
-    assert bad.returncode == 2 and "cannot read '-1x' as a time" in bad.stderr, bad.stderr
