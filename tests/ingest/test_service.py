@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest_helpers import stored_ids, wait_for
+from ingest_helpers import last_trades, stored_ids, wait_for
 
 from quantify.config import IngestConfig
 from quantify.exceptions import WriterLocked
@@ -38,8 +38,7 @@ def assert_exact(uri: str) -> None:
 
 
 def complete(uri: str) -> bool:
-    store = open_store(uri)
-    last = store.last_trades()
+    last = last_trades(uri)
     return last.get("BTCUSDT", (0,))[0] == BTC[2] and last.get("ETHUSDT", (0,))[0] == ETH[2]
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest_helpers import stored_ids, wait_for
+from ingest_helpers import last_trades, stored_ids, wait_for
 
 from quantify.config import IngestConfig
 from quantify.ingest.service import IngestService, stream_urls
@@ -41,7 +41,7 @@ def assert_exact(uri: str, *facts: tuple[str, int, int, int]) -> None:
 
 
 def complete(uri: str, *facts: tuple[str, int, int, int]) -> bool:
-    last = open_store(uri).last_trades()
+    last = last_trades(uri)
     return all(last.get(key, (0,))[0] == final for key, _, _, final in facts)
 
 
