@@ -48,3 +48,14 @@ def test_a_value_that_is_no_time_is_named(tmp_path, capsys) -> None:
     assert capsys.readouterr().out.strip() == "(no alerts fired)"
     assert main(["alerts", "history", "--start", "-6x", "--store", uri]) == 2
     assert "cannot read '-6x' as a time" in capsys.readouterr().err
+
+
+def test_a_bare_number_of_seconds_is_seconds(capsys) -> None:
+    """``--seconds 30`` and ``--cooldown 30`` mean 30 s (pandas alone reads "30" as nanoseconds)."""
+    uri = "mem://cli-bare-seconds"
+    argv = ["alerts", "add", "--kind", "stale", "--symbol", "BTCUSDT", "--seconds", "30", "--cooldown", "30",
+            "--no-symbol-check", "--store", uri]
+    assert main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    (rule,) = open_store(uri).alerts.list()
+    assert rule.params["seconds"] == 30.0 and rule.cooldown == 30.0

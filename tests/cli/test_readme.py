@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quantify.cli import build_parser
+from quantify.cli import build_parser, main
 from quantify.cli._common import bind_time_values
 from quantify.datasets import sample_ticks
 from quantify.ingest.load import load_files
@@ -433,3 +434,79 @@ def test_notebook_commands_run_as_printed(env: dict[str, str], home: Path) -> No
         if command == "quantify dashboard pairs_monitor":
             continue  # a README command too: run by test_readme_commands_run_as_printed
         serve(command, env, home, "quantify dashboard: http://127.0.0.1:")
+
+
+#: How each ``--help`` example is checked: "run" in this process (exit 0, or
+#: 1 where the help documents it: backfill's "no data up to END yet"),
+#: "serve" as a long-running command (the slow run), or "placeholder": it
+#: names the reader's own rule id or S3 host, so it is parsed only.
+EPILOG_COMMANDS: dict[str, str] = {
+    "quantify alerts add --kind pct-move --symbol ETHUSDT --pct 2 --window 5m --direction down": "run",
+    "quantify alerts add --kind price-above --symbol BTCUSDT --level 62000 --severity high --cooldown 15m": "run",
+    "quantify alerts add --kind stale --symbol BTCUSDT --seconds 30 --severity critical": "run",
+    "quantify alerts add --kind zscore --symbol BTCUSDT/ETHUSDT --level 2.5 --op abs-above --timeframe 1m "
+    "--window 120 --cooldown 15m --severity high": "run",
+    "quantify alerts history --severity high --start -1d": "run",
+    "quantify alerts list": "run",
+    "quantify alerts remove 3f9c2a1b7e": "placeholder",
+    "quantify backfill BTCUSDT --start -6h --end now --kind aggTrades": "run",
+    "quantify backfill BTCUSDT --start 2024-08-08 --end 2024-08-09": "run",
+    "quantify backfill ETHUSDT --start 2024-08-01 --end 2024-09-01 --kind klines --interval 1h": "run",
+    "quantify backfill binance-usdm:BTCUSDT --start 2024-08-08 --end 2024-08-09": "run",
+    "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT": "placeholder",
+    "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT": "placeholder",
+    "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
+    "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT": "serve",
+    "quantify ingest --ws-url ws://127.0.0.1:9443 --rest-url http://127.0.0.1:9443 --duration 60": "serve",
+    "quantify replay": "serve",
+    "quantify replay --loop": "serve",
+    "quantify replay --speed 0 --port 0": "serve",
+    "quantify replay --speed 10 --loop": "serve",
+    "quantify replay my.trades.gz --drop-every 30 --refuse-for 5 --corrupt-fraction 0.001": "serve",
+    "quantify replay spot.gz --usdm perp.gz": "serve",
+}
+
+
+def test_every_help_example_is_known() -> None:
+    assert epilog_examples() == sorted(EPILOG_COMMANDS), "a --help example changed: teach this module"
+
+
+@pytest.fixture
+def example_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replay: ReplayThread) -> Path:
+    """A HOME whose default store holds the bundled trades; the exchange is the replay."""
+    for key in [k for k in os.environ if k.startswith("QUANTIFY_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("QUANTIFY_WS_URL", replay.ws_url)
+    monkeypatch.setenv("QUANTIFY_REST_URL", replay.rest_url)
+    monkeypatch.chdir(tmp_path)
+    store = open_store(f"lmdb://{tmp_path}/.quantify/arctic", create=True)
+    assert load_files(store, sample_files(), progress=False).ok
+    # the files the replay examples name, made from the bundled recordings
+    spot, perp = (next(p for p in default_files() if p.name.startswith(m)) for m in ("spot-", "usdm-"))
+    shutil.copy(spot, tmp_path / "my.trades.gz")
+    shutil.copy(spot, tmp_path / "spot.gz")
+    shutil.copy(perp, tmp_path / "perp.gz")
+    return tmp_path
+
+
+def test_help_examples_run_as_printed(example_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for command, how in EPILOG_COMMANDS.items():
+        if how != "run":
+            continue
+        code = main(shlex.split(command)[1:])
+        out = capsys.readouterr()
+        allowed = (0, 1) if command.startswith("quantify backfill") else (0,)
+        assert code in allowed, f"{command!r} exited {code}:\n{out.out}\n{out.err}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_long_running_help_examples_run_as_printed(example_home: Path) -> None:
+    env = dict(os.environ, BROWSER="true", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    for command, how in EPILOG_COMMANDS.items():
+        if how == "serve":
+            if "9443" in command or (command.startswith("quantify replay") and "--port" not in command):
+                if not _port_free(9443):
+                    continue  # the example's fixed port is taken on this machine
+            serve(command, env, example_home, "streaming" if "ingest" in command else "")
