@@ -503,10 +503,19 @@ def test_help_examples_run_as_printed(example_home: Path, capsys: pytest.Capture
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_long_running_help_examples_run_as_printed(example_home: Path) -> None:
+    """Each long-running example, stopped with SIGINT; ingest's ``--ws-url ...:9443`` against
+    ``quantify replay --loop``, as its help shows them (``quantify replay --loop &`` first)."""
     env = dict(os.environ, BROWSER="true", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    against_replay = next(c for c in EPILOG_COMMANDS if c.startswith("quantify ingest --ws-url"))
+    on_9443 = ("quantify replay", "quantify replay --loop", "quantify replay --speed 10 --loop", against_replay,
+               "quantify replay my.trades.gz --drop-every 30 --refuse-for 5 --corrupt-fraction 0.001",
+               "quantify replay spot.gz --usdm perp.gz")
     for command, how in EPILOG_COMMANDS.items():
-        if how == "serve":
-            if "9443" in command or (command.startswith("quantify replay") and "--port" not in command):
-                if not _port_free(9443):
-                    continue  # the example's fixed port is taken on this machine
+        if how != "serve" or command == against_replay:
+            continue
+        if command in on_9443 and not _port_free(9443):
+            continue  # the examples' fixed port is taken on this machine
+        if command == "quantify replay --loop":
+            serve(command, env, example_home, then=lambda: serve(against_replay, env, example_home, "streaming"))
+        else:
             serve(command, env, example_home, "streaming" if "ingest" in command else "")
