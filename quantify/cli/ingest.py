@@ -37,7 +37,8 @@ given no --standby) refuses with exit code 2.
   quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT
   quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT
 
-Ctrl-C (SIGINT) or SIGTERM flushes every received trade and stops. 'quantify status' shows what the writer is doing.
+Ctrl-C (SIGINT) or SIGTERM flushes every received trade and stops. 'quantify
+status' shows what the writer is doing.
 """
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import quantify as qf
+from quantify.cli import main
 from quantify.exceptions import StoreError, StoreNotFoundError
 from quantify.store import open_store
 from quantify.venues.binance.recordings import read_trades, sample_files
@@ -56,31 +57,50 @@ def test_memory_stores_always_open() -> None:
     assert open_store("mem://create-test").symbols() == []
 
 
-def _cli(*argv: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTIFY_")}
-    env.update(HOME=str(home), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "quantify", *argv], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+@pytest.fixture
+def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME of its own, no QUANTIFY_* variables, working in HOME."""
+    for key in [k for k in os.environ if k.startswith("QUANTIFY_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.mark.parametrize("argv", [
     ["status"], ["status", "--json"], ["alerts", "list"], ["alerts", "history", "--start", "-1d"],
     ["export", "BTCUSDT", "-o", "out.csv"], ["dashboard", "pairs_monitor", "--no-browser"],
 ], ids=" ".join)
-def test_read_only_commands_refuse_a_missing_store(tmp_path: Path, argv: list[str]) -> None:
+def test_read_only_commands_refuse_a_missing_store(user: Path, argv: list[str], capsys) -> None:
+    missing = user / "nonexistent" / "x"
+    assert main([*argv, "--store", f"lmdb://{missing}"]) == 2
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and f"no store at {missing}" in lines[0], out.err
+    assert out.out == ""
+    assert not missing.parent.exists() and not (user / "out.csv").exists()
+
+
+def test_the_default_store_is_not_created_by_reading(user: Path, capsys) -> None:
+    assert main(["status"]) == 2
+    assert f"no store at {user}/.quantify/arctic" in capsys.readouterr().err
+    assert not (user / ".quantify").exists()
+
+
+def test_the_command_line_says_it_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    """``quantify status --store lmdb:///nonexistent/x``, as a user types it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTIFY_")}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(ROOT))
     missing = tmp_path / "nonexistent" / "x"
-    proc = _cli(*argv, "--store", f"lmdb://{missing}", home=tmp_path)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"no store at {missing}" in lines[0], proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "quantify", "status", "--store", f"lmdb://{missing}"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (
+        f"quantify status: error: no store at {missing}: nothing was ever written there (check the path; "
+        f"a writer such as 'quantify ingest --store lmdb://{missing}' or 'quantify load FILE --store "
+        f"lmdb://{missing}' creates it)"
+    )
     assert not missing.parent.exists()
-    assert not (tmp_path / "out.csv").exists()
-
-
-def test_the_default_store_is_not_created_by_reading(tmp_path: Path) -> None:
-    proc = _cli("status", home=tmp_path)
-    assert proc.returncode == 2 and f"no store at {tmp_path}/.quantify/arctic" in proc.stderr, proc.stderr
-    assert not (tmp_path / ".quantify").exists()
 
 
 # -- S3 ---------------------------------------------------------------------
