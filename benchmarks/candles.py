@@ -55,8 +55,8 @@ def main() -> None:
     btc = pd.concat([read_trades(p)["BTCUSDT"] for p in sample_files() if "btcusdt" in p.name])
     ticks = looped(btc, LAPS)
     base = tempfile.mkdtemp()
-    agg_store = open_store(f"lmdb://{base}/agg")
-    raw_store = open_store(f"lmdb://{base}/raw")
+    agg_store = open_store(f"lmdb://{base}/agg", create=True)
+    raw_store = open_store(f"lmdb://{base}/raw", create=True)
     agg = CandleAggregator(agg_store)
     costs = []
     for i in range(0, len(ticks), BATCH):

@@ -62,7 +62,7 @@ def _monitor(speed: float, browser: bool) -> None:
     uri = f"lmdb://{tempfile.mkdtemp()}/store"
     procs = _writer(uri, speed)
     try:
-        store = open_store(uri)
+        store = open_store(uri, create=True)  # the writer process may not have made it yet
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(store.symbols()) < 2:
             time.sleep(0.2)

@@ -91,7 +91,7 @@ class SamplingParser(FrameParser):
 
 def reader(uri: str, out: str, ready: mp.synchronize.Event, stop: mp.synchronize.Event) -> None:
     """In another process: poll the last visible trade id of BTCUSDT and ETHUSDT until ``stop``."""
-    store = open_store(uri)
+    store = open_store(uri, create=True)  # the writer process may not have made it yet
     seen: list[tuple[float, str, int]] = []
     ready.set()
     while not stop.is_set():
@@ -129,7 +129,7 @@ def main() -> None:
     seen_file = f"{tmp}/seen.json"
     try:
         config = IngestConfig(store=uri, ws_url=ws_url, rest_url=rest_url)
-        service = IngestService(config, listeners=standard_listeners(open_store(uri), config))
+        service = IngestService(config, listeners=standard_listeners(open_store(uri, create=True), config))
         parser = SamplingParser()
         service.feeds["binance"].parser = parser  # the spot feed's parser
         # The reader polls before the first trade arrives, so its start-up

@@ -75,7 +75,7 @@ def main() -> None:
         print(f"wrote {n:,} trades ({csv.stat().st_size / 1e6:.0f} MB) in {gen:.1f} s")
 
         _, t_pandas = timed(lambda: pd.read_csv(csv, header=None))
-        store = open_store(f"lmdb://{tmp}/store")
+        store = open_store(f"lmdb://{tmp}/store", create=True)
         res, t_load = timed(lambda: load_files(store, [csv], progress=False))
         assert res.ok and res.added == n, res.summary()
         res2, t_reload = timed(lambda: load_files(store, [csv], progress=False))

@@ -11,6 +11,7 @@ bad arguments to public functions raise the built-in ``ValueError`` or
     │   └── RestError           a REST call failed (carries status and Binance's code)
     ├── StoreError              the ArcticDB store could not be opened or read
     │   ├── InvalidStoreURI     the store URI is malformed or unsupported
+    │   ├── StoreNotFoundError  no store at the URI, and the caller only reads
     │   ├── UnknownSymbol       the symbol is not in the store
     │   └── WriterLocked        another process already writes to the store
     ├── InvalidTime             a time argument could not be parsed
@@ -26,6 +27,7 @@ __all__ = [
     "QuantifyError",
     "RestError",
     "StoreError",
+    "StoreNotFoundError",
     "UnknownSymbol",
     "UnsafePath",
     "WriterLocked",
@@ -69,6 +71,15 @@ class StoreError(QuantifyError):
 
 class InvalidStoreURI(StoreError, ValueError):
     """A store URI is malformed or names an unsupported backend."""
+
+
+class StoreNotFoundError(StoreError):
+    """No store exists at the URI, and the caller opened it to read (``create=False``).
+
+    Writers (``quantify ingest``, ``load``, ``backfill``, ``alerts add``, the
+    IPython extension's writer) open with ``create=True``; a reader never
+    creates a store at a mistyped path.
+    """
 
 
 class UnknownSymbol(StoreError, KeyError):

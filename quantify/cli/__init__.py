@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from quantify.cli._common import bind_time_values
 from quantify.exceptions import QuantifyError
 
 __all__ = ["build_parser", "main"]
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``quantify`` command; return its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(bind_time_values(parser, sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

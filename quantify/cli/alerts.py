@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from quantify.cli._common import add_store_argument, store_from_args
+from quantify.cli._common import add_store_argument, add_time_argument, store_from_args
 
 EPILOG = """\
 examples:
@@ -80,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rm.set_defaults(func=run_remove)
 
     hist = sub.add_parser("history", help="show fired alerts, oldest first")
-    hist.add_argument("--start", help="from this trade time (ISO or relative, e.g. -1d)")
-    hist.add_argument("--end", help="until this trade time")
+    add_time_argument(hist, "--start", help="from this trade time (ISO or relative, e.g. -1d)")
+    add_time_argument(hist, "--end", help="until this trade time")
     hist.add_argument("--severity", help="only this severity")
     hist.add_argument("--rule", dest="rule_id", help="only this rule id")
     hist.add_argument("--limit", type=int, default=50, help="show the last N (default 50; 0: all)")
@@ -91,11 +91,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _book(args: argparse.Namespace) -> Any:
+def _book(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The store's alert book; only ``alerts add`` creates a missing store."""
     from quantify.alerts import AlertBook
     from quantify.store import open_store
 
-    return AlertBook(open_store(store_from_args(args)))
+    return AlertBook(open_store(store_from_args(args), create=create))
 
 
 def _number(name: str, text: str | None) -> float | None:
@@ -119,7 +120,7 @@ def run_add(args: argparse.Namespace) -> int:
         params[name] = _number(name, value) if numeric else value
     rule = make_rule(args.kind, args.symbol, severity=args.severity, cooldown=args.cooldown,
                      message=args.message, name=args.name, enabled=not args.disabled, **params)
-    rule_id = _book(args).add(rule, check_symbols=not args.no_symbol_check)
+    rule_id = _book(args, create=True).add(rule, check_symbols=not args.no_symbol_check)
     print(rule_id)
     return 0
 
@@ -149,7 +150,11 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_history(args: argparse.Namespace) -> int:
-    frame = _book(args).history(args.start, args.end, severity=args.severity, rule_id=args.rule_id)
+    from quantify.model.times import parse_time
+
+    # read the times first: a mistyped one is an error even while nothing has fired
+    start, end = parse_time(args.start), parse_time(args.end)
+    frame = _book(args).history(start, end, severity=args.severity, rule_id=args.rule_id)
     if args.limit and args.limit > 0:
         frame = frame.tail(args.limit)
     if frame.empty:

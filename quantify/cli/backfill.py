@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from quantify.cli._common import add_store_argument, store_from_args
+from quantify.cli._common import add_store_argument, add_time_argument, store_from_args
 
 if TYPE_CHECKING:
     from quantify.ingest.backfill import BackfillResult
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 EPILOG = """\
 examples:
   quantify backfill BTCUSDT --start 2024-08-08 --end 2024-08-09
-  quantify backfill BTCUSDT --start=-6h --end now --kind aggTrades   # '=' before a '-'
+  quantify backfill BTCUSDT --start -6h --end now --kind aggTrades
   quantify backfill ETHUSDT --start 2024-08-01 --end 2024-09-01 --kind klines --interval 1h
   quantify backfill binance-usdm:BTCUSDT --start 2024-08-08 --end 2024-08-09   # USD-M, /fapi/v1
 
@@ -47,10 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("symbol", metavar="INSTRUMENT",
                    help="an instrument: BTCUSDT (Binance spot) or binance-usdm:BTCUSDT (USD-M)")
-    p.add_argument("--start", required=True, metavar="T",
-                   help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative "
-                        "(--start=-6h)")
-    p.add_argument("--end", required=True, metavar="T", help="first time excluded")
+    add_time_argument(p, "--start", required=True,
+                      help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative (-6h)")
+    add_time_argument(p, "--end", required=True, help="first time excluded")
     p.add_argument("--kind", choices=("trades", "aggTrades", "klines"), default=None,
                    help="default: the kind the symbol already holds, else trades")
     p.add_argument("--interval", default="1m", help="kline interval for --kind klines (default 1m)")
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from quantify.ingest.backfill import DEFAULT_FLUSH_ROWS, backfill
     from quantify.store import open_store
 
-    store = open_store(store_from_args(args))
+    store = open_store(store_from_args(args), create=True)
     url = args.rest_url or os.environ.get("QUANTIFY_REST_URL") or None
     received: list[int] = []
 

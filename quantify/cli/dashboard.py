@@ -13,6 +13,7 @@ import webbrowser
 from pathlib import Path
 
 from quantify.cli._common import add_store_argument, store_from_args
+from quantify.store import open_store
 
 __all__ = ["DASHBOARDS", "dashboards_dir", "serve_dashboard"]
 
@@ -111,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    open_store(store_from_args(args))  # a missing store is an error here, never created by a reader
     url, proc = serve_dashboard(args.name, store_from_args(args), args.port, not args.no_browser,
                                 theme=args.theme, log=None)
     print(f"quantify dashboard: {url}  (Ctrl-C stops)", flush=True)

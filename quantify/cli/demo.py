@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     replay = ReplayThread(ReplayConfig(files=tuple(default_files()), speed=args.speed, loop=True)).start()
     config = IngestConfig(symbols=DEMO_SYMBOLS, store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url,
                           status_interval=0.5)
-    service = IngestService(config, listeners=standard_listeners(open_store(config.store), config))
+    service = IngestService(config, listeners=standard_listeners(open_store(config.store, create=True), config))
     service.start_in_thread()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

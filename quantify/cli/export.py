@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from quantify.cli._common import add_store_argument, store_from_args
+from quantify.cli._common import add_store_argument, add_time_argument, store_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,10 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="ticks (default), ohlcv candles computed from ticks, or loaded klines")
     p.add_argument("--timeframe", default="1m",
                    help="candle timeframe / kline interval (default 1m)")
-    p.add_argument("--start", metavar="T", default=None,
-                   help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative "
-                        "(--start=-6h)")
-    p.add_argument("--end", metavar="T", default=None, help="first time excluded")
+    add_time_argument(p, "--start", default=None,
+                      help="first time included: ISO ('2024-08-08 23:55'), 'now' or relative (-6h)")
+    add_time_argument(p, "--end", default=None, help="first time excluded")
     p.add_argument("--format", choices=("csv", "parquet"), default=None,
                    help="default: parquet for a .parquet/.pq FILE, else csv")
     p.add_argument("-o", "--output", required=True, metavar="FILE",

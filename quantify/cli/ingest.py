@@ -35,8 +35,10 @@ symbols another live worker owns are skipped with a warning naming the owner and
 taken over when its lease expires; a worker granted none of its symbols (and
 given no --standby) refuses with exit code 2.
   quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT
-  quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT Ctrl-C (SIGINT) or SIGTERM flushes every
-received trade and stops. 'quantify status' shows what the writer is doing.
+  quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT
+
+Ctrl-C (SIGINT) or SIGTERM flushes every received trade and stops. 'quantify
+status' shows what the writer is doing.
 
 Before streaming, the symbols are checked against each venue's exchangeInfo: one
 it does not list is refused (exit code 2) naming the closest listed symbols. An
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration, batch_size=args.batch_size, flush_interval=args.flush_interval, journal=False if args.no_journal else None,
         lease_ttl=args.lease_ttl, standby=args.standby or None,
     )
-    service = IngestService(config, listeners=standard_listeners(open_store(config.store), config))
+    service = IngestService(config, listeners=standard_listeners(open_store(config.store, create=True), config))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

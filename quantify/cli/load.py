@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from quantify.ingest.load import load_files
     from quantify.store import open_store
 
-    store = open_store(store_from_args(args))
+    store = open_store(store_from_args(args), create=True)
     result = load_files(
         store, args.files, progress=not args.no_progress and sys.stderr.isatty(),
         on_file=lambda f: None if f.ok else print(f"quantify load: skipped {f.error}", file=sys.stderr),

@@ -93,7 +93,7 @@ class IngestService:
     def __init__(self, config: IngestConfig, *, listeners: Iterable[BatchListener] = (),
                  rest_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
-        self.store: Store = open_store(config.store)
+        self.store: Store = open_store(config.store, create=True)
         self.stats = IngestStats()
         #: Venue name -> that venue's parser, buffers, journal, REST client (see ``VenueFeed``).
         self.feeds: dict[str, VenueFeed] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -16,6 +17,21 @@ from quantify.store import open_store
 __all__ = ["QuantifyMagics"]
 
 ACTIONS = ("status", "start", "stop", "symbols", "store")
+
+#: ``%quantify ACTION --help``: the usage line and what the action does.
+ACTION_HELP = {
+    "status": ("%quantify status [--json]",
+               "Show the kernel's mode (writer, reader or stopped) and the writer's status; "
+               "--json prints it as JSON."),
+    "start": ("%quantify start", "Start streaming into the store, or attach as a reader if "
+              "another process already writes it."),
+    "stop": ("%quantify stop", "Stop streaming, flushing every trade received."),
+    "symbols": ("%quantify symbols [add|remove SYM...]",
+                "Show the streamed instruments, or add/remove some (BTCUSDT, binance-usdm:BTCUSDT); "
+                "the stream restarts with the new set."),
+    "store": ("%quantify store [URI]", "Show the store, or switch the stream to the store at URI "
+              "(lmdb://PATH, s3://HOST:BUCKET?..., mem://)."),
+}
 
 
 def format_status(status: WriterStatus | None, mode: str) -> str:
@@ -38,6 +54,8 @@ class QuantifyMagics(Magics):
               help="status (default) | start | stop | symbols [add|remove SYM...] | store [URI]")
     @argument("args", nargs="*", help="for symbols: add|remove SYM...; for store: a store URI")
     @argument("--json", action="store_true", help="status as JSON")
+    @argument("-h", "--help", action="store_true",
+              help="show this help (%%quantify ACTION --help: that action's)")
     @line_magic
     def quantify(self, line: str) -> None:
         """Control the kernel's ingestion of Binance trades into the store.
@@ -50,7 +68,11 @@ class QuantifyMagics(Magics):
             %quantify symbols remove ETHUSDT
             %quantify store lmdb:///data/arctic
         """
-        args = parse_argstring(self.quantify, line)
+        # a trailing "# comment" is the reader's, not an argument (IPython passes it on)
+        args = parse_argstring(self.quantify, shlex.join(shlex.split(line, comments=True)))
+        if args.help:
+            print(self._help(args.action if args.action != "status" or "status" in line.split("#")[0].split() else None))
+            return
         s = self.session
         if args.action == "status":
             status = s.status()
@@ -68,8 +90,15 @@ class QuantifyMagics(Magics):
             if not args.args:
                 print(f"{s.store_uri} ({s.mode})")
             else:
-                uri = str(open_store(args.args[0]).uri)  # validates before anything stops
+                uri = str(open_store(args.args[0], create=True).uri)  # the kernel writes there; validated before anything stops
                 print(s.reconfigure(store=uri))
+
+    def _help(self, action: str | None) -> str:
+        """The whole magic's help, or one action's (``%quantify ACTION --help``)."""
+        if action is None:
+            return str(self.quantify.parser.format_help()).rstrip()
+        usage, what = ACTION_HELP[action]
+        return f"usage: {usage}\n\n{what}"
 
     def _symbols(self, words: list[str]) -> None:
         s = self.session

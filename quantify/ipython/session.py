@@ -60,7 +60,7 @@ class KernelSession:
 
     @property
     def store_uri(self) -> str:
-        return str(open_store(self.config.store).uri)
+        return str(open_store(self.config.store, create=True).uri)
 
     def start(self) -> str:
         """Start streaming (or attach as reader); return one line saying which."""
@@ -74,7 +74,7 @@ class KernelSession:
                         f"{previous.store.uri}); try `%quantify start` again in a few seconds")
             self._stopping = None
         service = IngestService(self.config,
-                                listeners=standard_listeners(open_store(self.config.store), self.config))
+                                listeners=standard_listeners(open_store(self.config.store, create=True), self.config))
         try:
             service.start_in_thread()
         except WriterLocked as exc:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -143,11 +144,14 @@ def _duration(name: str, maximum: pd.Timedelta | None = None) -> Callable[[Any],
     def check(value: Any) -> float:
         if isinstance(value, bool):
             raise ValueError(f"{name} must be seconds or a duration such as '15m', got {value!r}")
+        text = None if isinstance(value, (int, float)) else str(value).strip()
+        if text is not None and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", text):
+            value = float(text)  # "30" is 30 seconds, as 30 is (pandas would read nanoseconds)
         if isinstance(value, (int, float)):
             seconds = _finite(name, value)
         else:
             try:
-                seconds = pd.Timedelta(str(value).strip()).total_seconds()
+                seconds = pd.Timedelta(text).total_seconds()
             except (TypeError, ValueError):
                 raise ValueError(
                     f"{name} must be seconds or a duration such as '90s', '15m' or '1h', got {value!r}"

@@ -30,7 +30,7 @@ from arcticdb.config import set_config_int
 from arcticdb.version_store.library import WritePayload
 from arcticdb_ext.version_store import DataError
 
-from quantify.exceptions import StoreError, UnknownSymbol
+from quantify.exceptions import StoreError, StoreNotFoundError, UnknownSymbol
 from quantify.model.instrument import Instrument, InstrumentLike, instrument_key
 from quantify.model.status import WriterStatus
 from quantify.model.times import TimeLike, parse_time
@@ -55,22 +55,70 @@ DEFAULT_READ_CACHE_SECONDS = 0.2
 #: Writers stop writing an LMDB store whose disk has less free space than this.
 MIN_FREE_BYTES = 64 << 20
 
+#: The directory ArcticDB keeps an LMDB store's configuration in: present once a store exists.
+_ARCTIC_CONFIG = "_arctic_cfg"
+
 _INSTANCES: dict[str, adb.Arctic] = {}
 _INSTANCES_LOCK = threading.Lock()
 
 
-def _arctic(uri: StoreURI) -> adb.Arctic:
+def _arctic(uri: StoreURI, *, create: bool) -> adb.Arctic:
     with _INSTANCES_LOCK:
         arctic = _INSTANCES.get(uri.arctic_uri)
         if arctic is None:
             if uri.path is not None:
-                uri.path.mkdir(parents=True, exist_ok=True)
+                _check_lmdb(uri, create=create)
             try:
                 arctic = adb.Arctic(uri.arctic_uri)
             except Exception as exc:  # ArcticDB raises several unrelated types here
                 raise StoreError(f"cannot open store {uri}: {uri.redact(str(exc))}") from exc
+            if uri.scheme in ("s3", "s3s"):
+                _check_s3(arctic, uri, create=create)
             _INSTANCES[uri.arctic_uri] = arctic
         return arctic
+
+
+def _missing(uri: StoreURI, where: str) -> StoreNotFoundError:
+    return StoreNotFoundError(
+        f"no store at {where}: nothing was ever written there (check the path; a writer such as "
+        f"'quantify ingest --store {uri}' or 'quantify load FILE --store {uri}' creates it)"
+    )
+
+
+def _check_lmdb(uri: StoreURI, *, create: bool) -> None:
+    """Make the directory of an LMDB store if ``create``; else require the store to exist.
+
+    ArcticDB itself creates the directory and its configuration environment
+    (``_arctic_cfg``) when it opens a path, so existence is checked first.
+    """
+    assert uri.path is not None
+    if create:
+        try:
+            uri.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store {uri}: {exc.strerror}") from exc
+    elif not (uri.path / _ARCTIC_CONFIG).is_dir():
+        raise _missing(uri, str(uri.path))
+
+
+def _check_s3(arctic: adb.Arctic, uri: StoreURI, *, create: bool) -> None:
+    """Require an S3 store to exist (``create=False``), or to be writable (``create=True``).
+
+    ArcticDB lists a missing bucket as empty, without an error: a store is
+    taken to exist when its bucket holds a library. QuantiFy never creates a
+    bucket; creating the ``ticks`` library in a missing one fails here.
+    """
+    try:
+        if arctic.list_libraries():
+            return
+        if not create:
+            raise _missing(uri, f"{uri} (its bucket is missing or holds no libraries)")
+        arctic.get_library(TICKS, create_if_missing=True)
+    except adb.exceptions.ArcticException as exc:
+        hint = " (QuantiFy never creates a bucket: does this one exist?)" if create else ""
+        raise StoreError(
+            f"cannot {'create' if create else 'open'} store {uri}{hint}: {uri.redact(str(exc))}"
+        ) from exc
 
 
 def _check_symbol(symbol: InstrumentLike) -> str:
@@ -86,9 +134,9 @@ class Store:
     Obtain one with :func:`open_store`; the constructor is internal.
     """
 
-    def __init__(self, uri: StoreURI) -> None:
+    def __init__(self, uri: StoreURI, *, create: bool = False) -> None:
         self.uri = uri
-        self._arctic = _arctic(uri)
+        self._arctic = _arctic(uri, create=create)
         self._libs: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -383,7 +431,10 @@ class Store:
         return out
 
 
-def open_store(uri: str | None = None, *, read_cache_seconds: float = DEFAULT_READ_CACHE_SECONDS) -> Store:
+def open_store(
+    uri: str | None = None, *, create: bool = False,
+    read_cache_seconds: float = DEFAULT_READ_CACHE_SECONDS,
+) -> Store:
     """Open the QuantiFy store at ``uri``.
 
     Parameters
@@ -392,6 +443,13 @@ def open_store(uri: str | None = None, *, read_cache_seconds: float = DEFAULT_RE
         ``lmdb://PATH`` (default ``~/.quantify/arctic``, or ``$QUANTIFY_STORE``
         when read by the command line and the IPython extension), ``s3://...``
         or ``mem://``. A bare path means LMDB.
+    create : bool, default False
+        Create the store if there is none at ``uri``. Writers pass ``True``
+        (``quantify ingest``, ``load``, ``backfill``, ``alerts add``, the
+        IPython extension's writer); readers keep the default, so a mistyped
+        path is an error instead of a new, empty store. An S3 store needs its
+        bucket: QuantiFy never creates one. ``mem://`` stores live in this
+        process only and always open.
     read_cache_seconds : float
         How long this process trusts its cached latest version of a symbol
         (ArcticDB's ``VersionMap.ReloadInterval``, 2 s by default there).
@@ -401,9 +459,12 @@ def open_store(uri: str | None = None, *, read_cache_seconds: float = DEFAULT_RE
     ------
     InvalidStoreURI
         If the URI is malformed.
+    StoreNotFoundError
+        If ``create`` is False and no store exists at ``uri`` (the message
+        names the path).
     StoreError
-        If the store cannot be opened.
+        If the store cannot be opened (or created).
     """
     parsed = parse_store_uri(uri, default=os.environ.get("QUANTIFY_STORE") or None)
     set_config_int("VersionMap.ReloadInterval", int(read_cache_seconds * 1e9))
-    return Store(parsed)
+    return Store(parsed, create=create)

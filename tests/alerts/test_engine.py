@@ -185,7 +185,7 @@ def test_crash_and_restart_lose_nothing_and_duplicate_nothing(tmp_path, sample, 
 
     # One case on LMDB, the backend a desk server uses; the others in memory (faster).
     uri = f"lmdb://{tmp_path / 'crashy'}" if crash == "after-append" else f"mem://crashy-{tmp_path.name}"
-    store = open_store(uri)
+    store = open_store(uri, create=True)
     book = _with_rules(store)
     delivered: list[dict] = []
     first = make_engine(store, channels=[qa.CallbackChannel(delivered.append)], checkpoint_interval=1e9)

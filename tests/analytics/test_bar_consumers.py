@@ -57,7 +57,7 @@ def test_replay_klines_equal_resample(sample_tape, ticks, interval) -> None:
 
 
 def test_store_aggregate_alert_closes_and_widget_bars_equal_resample(tmp_path, ticks) -> None:
-    store = open_store(f"lmdb://{tmp_path / 'store'}")
+    store = open_store(f"lmdb://{tmp_path / 'store'}", create=True)
     agg = CandleAggregator(store, write_interval=0)
     agg.start(store)
     series = {s: BarSeries(int(pd.Timedelta("5s").value), 10_000) for s in ticks}

@@ -31,7 +31,7 @@ def live_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     replay = ReplayThread(ReplayConfig(speed=1.0, loop=True)).start()
     cfg = IngestConfig(store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url,
                        status_interval=0.5, journal=False)
-    service = IngestService(cfg, listeners=standard_listeners(open_store(uri), cfg))
+    service = IngestService(cfg, listeners=standard_listeners(open_store(uri, create=True), cfg))
     service.start_in_thread()
     try:
         yield uri

@@ -41,7 +41,7 @@ def alerts_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     replay = ReplayThread(ReplayConfig(speed=SPEED, loop=True)).start()
     cfg = IngestConfig(store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url,
                        status_interval=0.5, journal=False)
-    service = IngestService(cfg, listeners=standard_listeners(open_store(uri), cfg))
+    service = IngestService(cfg, listeners=standard_listeners(open_store(uri, create=True), cfg))
     proc = None
     try:
         service.start_in_thread()

@@ -46,7 +46,7 @@ def test_load_exit_code_1_when_a_file_is_skipped(tmp_path: Path, capsys) -> None
 
 
 def test_load_says_a_writer_is_running(lmdb_uri: str, capsys) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     with WriterLock(store.uri.uri, store.uri.path):
         assert main(["load", SAMPLE[0], "--store", lmdb_uri]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -120,7 +120,7 @@ class _FailingTransport(httpx.AsyncBaseTransport):
 
 @pytest.mark.parametrize("kind", ["trades", "aggTrades"])
 def test_interrupted_backfill_resumes_without_gap_or_duplicate(replay, btc, lmdb_uri, kind) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     with pytest.raises(_Interrupt):
         run_backfill(store, "BTCUSDT", START, END, kind=kind, rest_url=_rest(replay),
                      transport=_FailingTransport(after=6), flush_rows=2_000, progress=False)
@@ -161,7 +161,7 @@ def test_klines_equal_resampled_ticks(replay, btc) -> None:
 
 
 def test_backfill_refuses_while_a_writer_runs(replay, lmdb_uri) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     with WriterLock(store.uri.uri, store.uri.path), pytest.raises(WriterLocked):
         run_backfill(store, "BTCUSDT", START, END, rest_url=_rest(replay), progress=False)
 

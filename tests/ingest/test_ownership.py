@@ -22,7 +22,7 @@ from quantify.store import open_store
 def test_lock_ownership_owns_everything_once_per_store(tmp_path) -> None:
     uri = f"lmdb://{tmp_path}/store"
     cfg = IngestConfig(store=uri, symbols=["BTCUSDT", "binance-usdm:ETHUSDT"])
-    store = open_store(uri)
+    store = open_store(uri, create=True)
     first, second = ownership_for(store, cfg), ownership_for(store, cfg)
     assert isinstance(first, LockOwnership)
     asyncio.run(first.acquire())
@@ -43,7 +43,7 @@ def test_lock_ownership_owns_everything_once_per_store(tmp_path) -> None:
 
 def test_lock_ownership_starts_listeners_with_the_store() -> None:
     cfg = IngestConfig(store="mem://ownership", symbols=["BTCUSDT"])
-    store = open_store(cfg.store)
+    store = open_store(cfg.store, create=True)
     started = []
 
     class Listener:

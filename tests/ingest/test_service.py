@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest_helpers import stored_ids, wait_for
+from ingest_helpers import last_trades, stored_ids, wait_for
 
 from quantify.config import IngestConfig
 from quantify.exceptions import WriterLocked
@@ -38,8 +38,7 @@ def assert_exact(uri: str) -> None:
 
 
 def complete(uri: str) -> bool:
-    store = open_store(uri)
-    last = store.last_trades()
+    last = last_trades(uri)
     return last.get("BTCUSDT", (0,))[0] == BTC[2] and last.get("ETHUSDT", (0,))[0] == ETH[2]
 
 
@@ -52,7 +51,7 @@ def ingest_replay(uri: str, replay_cfg: ReplayConfig, timeout: float = 120, **kw
     """Ingest a replay into ``uri`` until every recorded trade is stored; return the stopped service."""
     with ReplayThread(replay_cfg) as replay:
         cfg = config(uri, replay, **kw)
-        service = IngestService(cfg, listeners=standard_listeners(open_store(uri), cfg))
+        service = IngestService(cfg, listeners=standard_listeners(open_store(uri, create=True), cfg))
         service.start_in_thread()
         try:
             assert wait_for(lambda: complete(uri), timeout)
@@ -155,7 +154,7 @@ def test_writer_evaluates_alerts_once_through_the_real_stream(lmdb_uri: str) -> 
     btc = read_trades(sample_files()[0])["BTCUSDT"]
     level = 61_700.0
     expected = int(btc.trade_id[btc.price <= level].iloc[0])  # first trade at or below the level
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     store.alerts.add(price_below("BTCUSDT", level, severity="high", cooldown="1h"), check_symbols=False)
     service = ingest_replay(lmdb_uri, ReplayConfig(speed=0), 60)
     history = store.alerts.history()

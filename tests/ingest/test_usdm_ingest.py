@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest_helpers import stored_ids, wait_for
+from ingest_helpers import last_trades, stored_ids, wait_for
 
 from quantify.config import IngestConfig
 from quantify.ingest.service import IngestService, stream_urls
@@ -41,7 +41,7 @@ def assert_exact(uri: str, *facts: tuple[str, int, int, int]) -> None:
 
 
 def complete(uri: str, *facts: tuple[str, int, int, int]) -> bool:
-    last = open_store(uri).last_trades()
+    last = last_trades(uri)
     return all(last.get(key, (0,))[0] == final for key, _, _, final in facts)
 
 
@@ -168,7 +168,7 @@ def test_usdm_backfill_over_fapi(tmp_path: Path, kind: str, rows: int | None) ->
 
     from quantify.ingest.backfill import run_backfill
 
-    store = open_store(f"lmdb://{tmp_path}/store")
+    store = open_store(f"lmdb://{tmp_path}/store", create=True)
     with ReplayThread(usdm_replay(speed=0)) as replay:
         # REST serves only trades the clock has released: play the whole recording first
         asyncio.run(asyncio.wait_for(_drain(replay.ws_url + "/public/stream?streams=btcusdt@trade",

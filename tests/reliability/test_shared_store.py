@@ -23,14 +23,14 @@ ETH = ("ETHUSDT", 14_515, 1520538925, 1520553439)
 
 
 def ids(uri: str, symbol: str) -> list[int]:
-    store = open_store(uri)
+    store = open_store(uri, create=True)
     if symbol not in store.symbols():
         return []
     return store.ticks(symbol)["trade_id"].tolist()
 
 
 def last_id(uri: str, symbol: str) -> int:
-    return open_store(uri).last_trades().get(symbol, (0,))[0]
+    return open_store(uri, create=True).last_trades().get(symbol, (0,))[0]
 
 
 def assert_exact(uri: str, *symbols: tuple[str, int, int, int]) -> None:
@@ -65,7 +65,7 @@ def stop(proc: subprocess.Popen, log: Path) -> None:
 def leases(uri: str) -> dict[str, str]:
     from quantify.store.shard import read_leases
 
-    return {lease.symbol: lease.owner for lease in read_leases(open_store(uri)) if lease.alive()}
+    return {lease.symbol: lease.owner for lease in read_leases(open_store(uri, create=True)) if lease.alive()}
 
 
 def test_sharded_workers_status_refusal_takeover_and_no_secret(s3_uri: str, tmp_path: Path) -> None:

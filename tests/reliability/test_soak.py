@@ -78,7 +78,7 @@ def expected_firings(prices: np.ndarray, ids: np.ndarray) -> list[int]:
 def run_soak(uri: str, log: Path, soak: Soak) -> dict[str, object]:
     from quantify.alerts import price_below
 
-    store = open_store(uri)
+    store = open_store(uri, create=True)
     store.alerts.add(price_below("BTCUSDT", LEVEL, margin=MARGIN, cooldown=0), check_symbols=False)
     cfg = ReplayConfig(speed=soak.speed, loop=True, drop_every=2.0, corrupt_fraction=0.05, seed=11)
     kills = 0

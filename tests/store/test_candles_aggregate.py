@@ -68,7 +68,7 @@ def assert_aggregate_exact(store: Store, symbols: list[str]) -> None:
 
 
 def test_aggregate_equals_resample_over_uneven_batches(lmdb_uri: str, sample: dict) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     agg = CandleAggregator(store, write_interval=0)
     agg.start(store)  # an empty store: nothing to catch up
     feed(store, agg, sample, seed=1)
@@ -79,7 +79,7 @@ def test_aggregate_equals_resample_over_uneven_batches(lmdb_uri: str, sample: di
 
 def test_throttled_writes_lag_but_reads_do_not(lmdb_uri: str, sample: dict) -> None:
     """Closed bars wait in memory between writes; ``ohlcv`` reads what is missing from ticks."""
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     agg = CandleAggregator(store, write_interval=3600)
     feed(store, agg, sample, seed=11)
     written = store.library(CANDLES_1M).read("BTCUSDT").data
@@ -91,7 +91,7 @@ def test_throttled_writes_lag_but_reads_do_not(lmdb_uri: str, sample: dict) -> N
 
 
 def test_one_trade_batches_and_repeated_batches(lmdb_uri: str, sample: dict) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     agg = CandleAggregator(store, write_interval=0)
     full = sample["BTCUSDT"]
     cut = int(full.index.searchsorted(pd.Timestamp("2024-08-08 23:56", tz="UTC")))
@@ -109,7 +109,7 @@ def test_one_trade_batches_and_repeated_batches(lmdb_uri: str, sample: dict) -> 
 
 def test_kill_between_append_and_aggregation_is_caught_up(lmdb_uri: str, sample: dict) -> None:
     """Ticks appended without the aggregator (a kill -9 in between): ``start`` catches up."""
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     first = {s: f.iloc[: len(f) // 3] for s, f in sample.items()}
     middle = {s: f.iloc[len(f) // 3 : 2 * len(f) // 3] for s, f in sample.items()}
     rest = {s: f.iloc[2 * len(f) // 3 :] for s, f in sample.items()}
@@ -124,7 +124,7 @@ def test_kill_between_append_and_aggregation_is_caught_up(lmdb_uri: str, sample:
 
 
 def test_ticks_loaded_without_aggregates(lmdb_uri: str, sample: dict) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     feed(store, None, sample, seed=5)
     assert not store.library(CANDLES_1M).has_symbol("BTCUSDT")
     CandleAggregator(store, write_interval=0).start(store)
@@ -133,7 +133,7 @@ def test_ticks_loaded_without_aggregates(lmdb_uri: str, sample: dict) -> None:
 
 def test_batch_before_start_is_not_counted_twice(lmdb_uri: str, sample: dict) -> None:
     """The service replays its journal (a batch reaches listeners) before calling ``start``."""
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     old = {s: f.iloc[:2000] for s, f in sample.items()}
     recovered = {s: f.iloc[2000:2500] for s, f in sample.items()}
     feed(store, None, old, seed=6)
@@ -159,7 +159,7 @@ def test_shared_recordings(lmdb_uri: str, files: list[str]) -> None:
     if not all(p.exists() for p in paths):
         pytest.skip(f"recordings not found under {SHARED}")
     frames = load(paths)
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     agg = CandleAggregator(store, write_interval=0)
     feed(store, agg, frames, seed=8)
     assert_aggregate_exact(store, sorted(frames))
@@ -178,7 +178,7 @@ def test_a_batch_costs_milliseconds(lmdb_uri: str, sample: dict) -> None:
     Not a timed assertion (benchmarks measure): a generous bound that only
     catches an accidental full re-read of the store per batch.
     """
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     agg = CandleAggregator(store, write_interval=0)
     feed(store, agg, {s: f.iloc[:200] for s, f in sample.items()}, seed=9)  # warm up
     agg.batches, agg.seconds = 0, 0.0
@@ -192,7 +192,7 @@ def test_ingestion_service_maintains_the_aggregate(lmdb_uri: str, sample: dict) 
     """Through the real stream: replay at full speed → service → candles_1m."""
     with ReplayThread(ReplayConfig(speed=0)) as replay:
         cfg = IngestConfig(store=lmdb_uri, ws_url=replay.ws_url, rest_url=replay.rest_url, journal=False)
-        service = IngestService(cfg, listeners=standard_listeners(open_store(lmdb_uri), cfg))
+        service = IngestService(cfg, listeners=standard_listeners(open_store(lmdb_uri, create=True), cfg))
         service.start_in_thread()
         store = open_store(lmdb_uri)
         try:

@@ -41,7 +41,7 @@ def _assert_clean(store, sym: str) -> pd.DataFrame:
 
 
 def test_loading_the_sample_twice_stores_each_trade_once(lmdb_uri: str) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     first = load_files(store, sample_files(), progress=False)
     second = load_files(store, sample_files(), progress=False)
     assert first.ok and second.ok
@@ -54,7 +54,7 @@ def test_loading_the_sample_twice_stores_each_trade_once(lmdb_uri: str) -> None:
 
 
 def test_out_of_order_files_merge_to_the_same_data(sample_ticks, lmdb_uri: str) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     btc = [p for p in sample_files() if "btcusdt" in p.name]
     res = load_files(store, list(reversed(btc)), progress=False)  # 08-09 first, then 08-08
     assert res.ok and res.added == 19_904
@@ -217,7 +217,7 @@ def test_klines_csv(tmp_path: Path) -> None:
 
 
 def test_load_refuses_while_a_writer_runs(lmdb_uri: str) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     with WriterLock(store.uri.uri, store.uri.path), pytest.raises(WriterLocked, match="writer"):
         load_files(store, sample_files()[:1], progress=False)
     assert load_files(store, sample_files()[:1], progress=False).ok

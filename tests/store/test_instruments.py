@@ -28,7 +28,7 @@ def perp_ticks(request) -> pd.DataFrame:
 
 
 def test_spot_and_perpetual_live_side_by_side(lmdb_uri, spot_ticks, perp_ticks):
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     assert merge_ticks(store, SPOT, spot_ticks).added == 19_904
     assert merge_ticks(store, PERP, perp_ticks).added == len(perp_ticks) == 3_000
     assert store.symbols() == [SPOT, PERP]
@@ -47,7 +47,7 @@ def test_spot_and_perpetual_live_side_by_side(lmdb_uri, spot_ticks, perp_ticks):
 
 
 def test_an_unknown_instrument_is_named(lmdb_uri, spot_ticks):
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     merge_ticks(store, SPOT, spot_ticks)
     with pytest.raises(UnknownSymbol, match="binance-usdm:BTCUSDT.*instruments: BTCUSDT"):
         store.ticks(PERP)
@@ -75,7 +75,7 @@ def test_alert_rules_and_widgets_take_the_same_instrument_text(lmdb_uri, spot_ti
     from quantify import alerts
     from quantify.widgets import LiveChart
 
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     merge_ticks(store, SPOT, spot_ticks)
     merge_ticks(store, PERP, perp_ticks)
     rule = alerts.zscore("btcusdt", "Binance-USDM:btcusdt", 2.5, timeframe="1m", window=20)

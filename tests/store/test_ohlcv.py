@@ -29,7 +29,7 @@ def load(paths: list[Path]) -> dict[str, pd.DataFrame]:
 
 def build(uri: str, frames: dict[str, pd.DataFrame], aggregated: float) -> Store:
     """Ticks appended in 7 batches; the aggregator sees the first ``aggregated`` share of them."""
-    store = open_store(uri)
+    store = open_store(uri, create=True)
     agg = CandleAggregator(store, write_interval=0)
     for k in range(7):
         batch = {s: f.iloc[k * len(f) // 7 : (k + 1) * len(f) // 7] for s, f in frames.items()}

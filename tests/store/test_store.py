@@ -19,7 +19,7 @@ def btc() -> pd.DataFrame:
 
 
 def test_append_and_read_by_time(lmdb_uri: str, btc: pd.DataFrame) -> None:
-    store = qf.open_store(lmdb_uri)
+    store = qf.open_store(lmdb_uri, create=True)
     store.append_ticks({"BTCUSDT": btc.iloc[:4000]})
     store.append_ticks({"BTCUSDT": btc.iloc[4000:]})
     assert store.symbols() == ["BTCUSDT"]
@@ -35,11 +35,11 @@ def test_append_and_read_by_time(lmdb_uri: str, btc: pd.DataFrame) -> None:
 
 
 def test_same_instance_per_uri(lmdb_uri: str) -> None:
-    assert open_store(lmdb_uri)._arctic is open_store(lmdb_uri)._arctic
+    assert open_store(lmdb_uri, create=True)._arctic is open_store(lmdb_uri)._arctic
 
 
 def test_bad_inputs_have_clear_errors(lmdb_uri: str, btc: pd.DataFrame) -> None:
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     store.append_ticks({"BTCUSDT": btc.iloc[:10]})
     with pytest.raises(UnknownSymbol, match="no ticks for 'DOGEUSDT'.*BTCUSDT"):
         store.ticks("DOGEUSDT")

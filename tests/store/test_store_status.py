@@ -62,7 +62,7 @@ def test_an_older_published_dict_reads_back() -> None:
 
 
 def test_quantify_status_json_on_lmdb(lmdb_uri: str, btc: pd.DataFrame) -> None:
-    store = qf.open_store(lmdb_uri)
+    store = qf.open_store(lmdb_uri, create=True)
     store.append_ticks({"BTCUSDT": btc})
     store.write_status(_published(state=WriterState.STOPPED))
     proc = subprocess.run([sys.executable, "-m", "quantify", "status", "--store", lmdb_uri, "--json"],

@@ -43,7 +43,7 @@ def test_csvs_by_header_and_columns(tmp_path):
 
 
 def test_load_puts_spot_and_usdm_recordings_under_their_instruments(lmdb_uri):
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     usdm = DATA / "usdm-2024-btcusdt_20240808.trades.gz"
     result = load_files(store, [*sample_files(), usdm], progress=False)
     assert result.ok, result.summary()

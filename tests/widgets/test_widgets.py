@@ -88,7 +88,7 @@ def test_frames_send_one_message_per_mark_and_feed_in_new_ticks(sample_store, tm
     from quantify.store import open_store
     from quantify.venues.binance.recordings import read_trades, sample_files
 
-    store = open_store(f"lmdb://{tmp_path / 's'}")
+    store = open_store(f"lmdb://{tmp_path / 's'}", create=True)
     btc = pd.concat([f["BTCUSDT"] for f in map(read_trades, sample_files()) if "BTCUSDT" in f]).sort_index()
     store.append_ticks({"BTCUSDT": btc.iloc[:5000]})
     chart = LiveChart("BTCUSDT", "1s", store=store, autostart=False)
