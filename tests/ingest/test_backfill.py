@@ -202,7 +202,7 @@ class _StallingTransport(httpx.AsyncBaseTransport):
 
 def test_a_cancelled_backfill_stores_what_it_fetched_then_resumes(replay, btc, lmdb_uri) -> None:
     # what SIGINT/SIGTERM do under `quantify backfill`: cancel the run wherever it waits
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     transport = _StallingTransport(after=4)  # the start lookup, then three pages of 1,000
 
     async def cancelled() -> None:
