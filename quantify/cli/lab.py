@@ -46,6 +46,8 @@ KERNEL_DISPLAY_NAME = "QuantiFy (Python 3)"
 DEFAULT_PORT = 8888
 #: A kernel idle this long with no notebook connected to it is shut down.
 DEFAULT_CULL_MINUTES = 60.0
+#: JupyterLab plugins turned off: the announcements plugin asks to fetch news from the internet.
+DISABLED_PLUGINS = ("@jupyterlab/apputils-extension:announcements",)
 #: Seconds JupyterLab gets to stop itself and its kernels before they are killed.
 STOP_TIMEOUT = 10.0
 
@@ -175,6 +177,15 @@ def _wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float)
     raise QuantifyError(f"JupyterLab did not answer {url.split('?')[0]} within {timeout:.0f} s")
 
 
+def _lab_config_dir(runtime_dir: str | Path) -> Path:
+    """A Jupyter config folder (for ``JUPYTER_CONFIG_PATH``) whose page config turns off :data:`DISABLED_PLUGINS`."""
+    folder = Path(runtime_dir) / "quantify-lab"
+    page = folder / "labconfig" / "page_config.json"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(json.dumps({"disabledExtensions": dict.fromkeys(DISABLED_PLUGINS, True)}), encoding="utf-8")
+    return folder
+
+
 def serve_lab(
     root: Path,
     port: int | None = None,
@@ -217,8 +228,11 @@ def serve_lab(
     port = _pick_port(port)
     token = token or secrets.token_hex(24)
     env = dict(os.environ if env is None else env)
+    runtime_dir = env.get("JUPYTER_RUNTIME_DIR") or jupyter_runtime_dir()
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        p for p in (str(_lab_config_dir(runtime_dir)), env.get("JUPYTER_CONFIG_PATH")) if p)
     cmd = lab_command(Path(root).resolve(), port, token, cull_minutes=cull_minutes, log_level=log_level,
-                      runtime_dir=env.get("JUPYTER_RUNTIME_DIR") or jupyter_runtime_dir())
+                      runtime_dir=runtime_dir)
     proc = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True)
     _wait_until_serving(lab_url(port, token, "api/status"), proc, timeout)
     return lab_url(port, token), proc
