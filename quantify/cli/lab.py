@@ -173,7 +173,6 @@ def _wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float)
                 return
         except (OSError, urllib.error.URLError):
             time.sleep(0.2)
-    stop_lab(proc)
     raise QuantifyError(f"JupyterLab did not answer {url.split('?')[0]} within {timeout:.0f} s")
 
 
@@ -234,7 +233,11 @@ def serve_lab(
     cmd = lab_command(Path(root).resolve(), port, token, cull_minutes=cull_minutes, log_level=log_level,
                       runtime_dir=runtime_dir)
     proc = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True)
-    _wait_until_serving(lab_url(port, token, "api/status"), proc, timeout)
+    try:
+        _wait_until_serving(lab_url(port, token, "api/status"), proc, timeout)
+    except BaseException:  # an error, a timeout or Ctrl-C while starting: leave nothing running
+        stop_lab(proc)
+        raise
     return lab_url(port, token), proc
 
 

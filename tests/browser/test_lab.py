@@ -1,18 +1,23 @@
-"""``quantify lab --replay`` in Debian's Chromium: a notebook run through JupyterLab's UI.
+"""``quantify lab`` in Debian's Chromium: notebooks run through JupyterLab's UI ("Run All Cells").
 
-The notebook (written by the test, so nbval does not collect it) does what a
-researcher does first: ``%load_ext quantify`` (attaching as a reader to the
-store the replay streams into), the store's status, a live pair monitor.
+The default run opens a notebook the test writes (so nbval does not collect
+it) under ``quantify lab --replay``: ``%load_ext quantify`` attaches as a
+reader to the store the replay streams into, the store's status renders,
+a live pair monitor draws. The slow run also runs the repository's
+``notebooks/01_getting_started.ipynb`` (a copy) the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +27,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab\?token=([0-9a-f]+)")
-NOTEBOOK = "first_look.ipynb"
+KERNEL_DISPLAY_NAME = "QuantiFy (Python 3)"
+FIRST_LOOK = "first_look.ipynb"
 CELLS = [
     ("markdown", "# A first look\nThe replay of `quantify lab --replay`, read from this kernel."),
     ("code", "%load_ext quantify"),
@@ -34,79 +40,108 @@ CELLS = [
     ("code", "from quantify.widgets import PairMonitor\n\n"
              "PairMonitor('BTCUSDT', 'ETHUSDT', timeframe='1s', window=30)"),
 ]
+#: Where a request may go: JupyterLab itself, or nowhere (inline data).
+LOCAL = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:")
 
 
-def _write_notebook(path: Path) -> None:
+def _write_first_look(path: Path) -> None:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "quantify", "display_name": "QuantiFy (Python 3)", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "quantify", "display_name": KERNEL_DISPLAY_NAME, "language": "python"}
     nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "markdown" else nbformat.v4.new_code_cell(src)
                 for kind, src in CELLS]
     nbformat.write(nb, path)
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[tuple[str, Path]]:
-    """``quantify lab --replay`` on a free port with a generated token; yields (URL, notebook folder)."""
-    tmp = Path(tempfile.mkdtemp(prefix="qflab"))  # short: the kernels' IPC sockets live under it
-    folder = tmp / "notebooks"
-    folder.mkdir()
-    _write_notebook(folder / NOTEBOOK)
+@contextlib.contextmanager
+def _serve(args: list[str], tmp: Path) -> Iterator[str]:
+    """Run ``quantify lab --no-browser --port 0 ARGS``; yield its URL; stop it with Ctrl-C (SIGINT)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
                JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "rt"),
                JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(tmp / "ws"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "quantify", "lab", "--no-browser", "--port", "0", "--replay",
-         "--store", f"lmdb://{tmp / 'store'}", "--notebook-dir", str(folder)],
-        env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "quantify", "lab", "--no-browser", "--port", "0", *args],
+                            env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     url = None
     for line in proc.stdout:
         if (m := URL.search(line)) is not None:
             url = m.group(0)
             break
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
     try:
         assert url is not None, f"quantify lab printed no URL (exit code {proc.poll()})"
-        yield url, folder
+        yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
+
+
+@pytest.fixture(scope="module")
+def replay_lab() -> Iterator[str]:
+    """``quantify lab --replay`` (generated token) on a folder holding the first-look notebook."""
+    tmp = Path(tempfile.mkdtemp(prefix="qflab"))  # short: the kernels' IPC sockets live under it
+    (tmp / "notebooks").mkdir()
+    _write_first_look(tmp / "notebooks" / FIRST_LOOK)
+    with _serve(["--replay", "--store", f"lmdb://{tmp / 'store'}", "--notebook-dir", str(tmp / "notebooks")],
+                tmp) as url:
+        yield url
 
 
 def _code_prompts(page) -> list[str]:
     return page.eval_on_selector_all(".jp-CodeCell .jp-InputPrompt", "els => els.map(e => e.textContent.trim())")
 
 
-def test_run_all_cells_in_jupyterlab(lab, page):
-    url, _ = lab
-    outside: list[str] = []
-    page.on("request", lambda r: outside.append(r.url)
-            if not r.url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:")) else None)
-    page.goto(url.replace("/lab?", f"/lab/tree/{NOTEBOOK}?"), timeout=120_000)
+def _run_all_cells(page, url: str, notebook: str, timeout: float = 240) -> int:
+    """Open ``notebook``, run "Run All Cells" from the Run menu, wait until every cell ran and
+    the kernel is idle; return the most widget views seen in outputs meanwhile."""
+    page.goto(url.replace("/lab?", f"/lab/tree/{notebook}?"), timeout=120_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-    # The notebook names the quantify kernel: it starts without a dialog.
-    page.wait_for_function("() => document.querySelector('.jp-Toolbar-kernelName')?.textContent.trim()"
-                           " === 'QuantiFy (Python 3)'", timeout=120_000)
+    # The notebooks name the quantify kernel: it starts without a kernel dialog.
+    page.wait_for_function("name => document.querySelector('.jp-Toolbar-kernelName')?.textContent.trim()"
+                           " === name", arg=KERNEL_DISPLAY_NAME, timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
 
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + timeout
+    widgets = 0
     prompts = _code_prompts(page)
     while not (prompts and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts)):
-        assert time.monotonic() < deadline, f"cells did not finish: {prompts}"
+        assert time.monotonic() < deadline, f"cells did not finish within {timeout:.0f} s: {prompts}"
         page.wait_for_timeout(500)
+        widgets = max(widgets, page.locator(".jp-OutputArea-output .jupyter-widgets").count())
         prompts = _code_prompts(page)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    return max(widgets, page.locator(".jp-OutputArea-output .jupyter-widgets").count())
 
-    # Widgets rendered: the ipywidgets container and a bqplot figure with a drawn line.
-    page.wait_for_selector(".jp-OutputArea-output .jupyter-widgets", timeout=60_000)
-    page.wait_for_selector(".jp-OutputArea-output .bqplot svg path.line", state="attached", timeout=60_000)
-    text = page.inner_text(".jp-Notebook")
-    assert "attached as reader" in text, text[:2000]
+
+def _assert_no_error_output(page) -> str:
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
     assert errors.count() == 0, errors.all_inner_texts()
-    assert "Traceback" not in text and "Error displaying widget" not in text, text[text.find("Traceback") - 500:]
+    text = page.inner_text(".jp-Notebook")
+    for bad in ("Traceback", "Error displaying widget"):
+        assert bad not in text, text[max(0, text.find(bad) - 500):]
+    return text
+
+
+def test_run_all_cells_under_replay(replay_lab, page):
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(LOCAL) else outside.append(r.url))
+    assert _run_all_cells(page, replay_lab, FIRST_LOOK) > 0
+    # Widgets rendered: ipywidgets views and a bqplot figure with a drawn line.
+    page.wait_for_selector(".jp-OutputArea-output .bqplot svg path.line", state="attached", timeout=60_000)
+    text = _assert_no_error_output(page)
+    assert "attached as reader" in text, text[:2000]
     assert outside == [], f"requests left 127.0.0.1: {outside}"
     page.locator(".jp-OutputArea-output .bqplot").first.scroll_into_view_if_needed()
     page.wait_for_timeout(1500)  # a frame or two of the live chart, for the screenshot
+
+
+@pytest.mark.slow
+def test_run_all_cells_of_getting_started(page):
+    """Whatever the version of the notebook: every cell runs without an error, a widget renders."""
+    tmp = Path(tempfile.mkdtemp(prefix="qflab"))
+    shutil.copytree(ROOT / "notebooks", tmp / "notebooks")  # JupyterLab autosaves: never the checkout's files
+    with _serve(["--notebook-dir", str(tmp / "notebooks")], tmp) as url:
+        assert _run_all_cells(page, url, "01_getting_started.ipynb", timeout=420) > 0
+        _assert_no_error_output(page)
