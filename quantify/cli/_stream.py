@@ -11,11 +11,13 @@ import shutil
 from pathlib import Path
 
 from quantify.config import IngestConfig
+from quantify.exceptions import WriterLocked
 from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService
 from quantify.replay.config import ReplayConfig, default_files
 from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
+from quantify.store.lease import read_writer_info, writer_alive
 
 __all__ = ["DEMO_STORE", "DEMO_SYMBOLS", "fresh_demo_store", "start_replay_stream"]
 
@@ -25,10 +27,22 @@ DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "binance-usdm:BTCUSDT", "binance-usdm:ETHU
 
 
 def fresh_demo_store(uri: str | None) -> str:
-    """``uri`` if given, else the demo store (``lmdb://~/.quantify/demo``), wiped."""
+    """``uri`` if given, else the demo store (``lmdb://~/.quantify/demo``), wiped.
+
+    Raises
+    ------
+    WriterLocked
+        If a running process (another demo or ``quantify lab --replay``)
+        writes the demo store: it is left alone.
+    """
     if uri is not None:
         return uri
     path = DEMO_STORE.expanduser()
+    if writer_alive(path):
+        info = read_writer_info(path)
+        who = info.describe() if info is not None else "another process"
+        raise WriterLocked(f"the demo store lmdb://{path} is in use by {who}; stop it first, "
+                           f"or pass --store URI")
     if path.exists():
         shutil.rmtree(path)
     return f"lmdb://{path}"
