@@ -241,32 +241,30 @@ def serve_lab(
     return lab_url(port, token), proc
 
 
-def _children(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (from ``/proc``; empty where there is none)."""
-    parents: dict[int, list[int]] = {}
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, start time in clock ticks) of every process, from ``/proc`` (empty elsewhere)."""
+    out: dict[int, tuple[int, int]] = {}
     with contextlib.suppress(OSError):
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
                 with contextlib.suppress(OSError, ValueError, IndexError):
-                    stat = Path(entry.path, "stat").read_text()
-                    ppid = int(stat.rsplit(")", 1)[1].split()[1])
-                    parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
+                    fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                    out[int(entry.name)] = (int(fields[1]), int(fields[19]))
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _descendants(pid: int) -> dict[int, int]:
+    """The processes started by ``pid``, at any depth: pid -> start time."""
+    table = _processes()
+    out: dict[int, int] = {}
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, started) in table.items():
+            if ppid == parent and child not in out:
+                out[child] = started
+                todo.append(child)
+    return out
 
 
 def stop_lab(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
@@ -274,11 +272,12 @@ def stop_lab(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> No
 
     JupyterLab shuts its kernels down on SIGTERM; each kernel runs in a
     session of its own, so the processes found under JupyterLab before the
-    signal are stopped too if they outlive it.
+    signal are stopped too if they outlive it (the same pid *and* start
+    time: a pid reused meanwhile is left alone).
     """
     if proc.poll() is not None:
         return
-    descendants = _children(proc.pid)
+    started = _descendants(proc.pid)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -287,16 +286,19 @@ def stop_lab(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> No
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
-    left = [pid for pid in descendants if _alive(pid)]
+
+    def left() -> list[int]:
+        table = _processes()
+        return [pid for pid, t in started.items() if pid in table and table[pid][1] == t]
+
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in left:
+        for pid in left():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + 3
-        while left and time.monotonic() < deadline:
+        while left() and time.monotonic() < deadline:
             time.sleep(0.1)
-            left = [pid for pid in left if _alive(pid)]
-        if not left:
+        if not left():
             return
 
 

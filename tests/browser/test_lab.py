@@ -38,7 +38,7 @@ CELLS = [
              "    time.sleep(0.5)\n"
              "qf.status(store)"),
     ("code", "from quantify.widgets import PairMonitor\n\n"
-             "PairMonitor('BTCUSDT', 'ETHUSDT', timeframe='1s', window=30)"),
+             "PairMonitor('BTCUSDT', 'ETHUSDT', timeframe='1m', window=30)"),
 ]
 #: Where a request may go: JupyterLab itself, or nowhere (inline data).
 LOCAL = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:")
@@ -77,11 +77,11 @@ def _serve(args: list[str], tmp: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def replay_lab() -> Iterator[str]:
-    """``quantify lab --replay`` (generated token) on a folder holding the first-look notebook."""
+    """``quantify lab --replay --speed 10`` (generated token) on a folder holding the first-look notebook."""
     tmp = Path(tempfile.mkdtemp(prefix="qflab"))  # short: the kernels' IPC sockets live under it
     (tmp / "notebooks").mkdir()
     _write_first_look(tmp / "notebooks" / FIRST_LOOK)
-    with _serve(["--replay", "--store", f"lmdb://{tmp / 'store'}", "--notebook-dir", str(tmp / "notebooks")],
+    with _serve(["--replay", "--speed", "10", "--store", f"lmdb://{tmp / 'store'}", "--notebook-dir", str(tmp / "notebooks")],
                 tmp) as url:
         yield url
 
@@ -133,8 +133,10 @@ def test_run_all_cells_under_replay(replay_lab, page):
     text = _assert_no_error_output(page)
     assert "attached as reader" in text, text[:2000]
     assert outside == [], f"requests left 127.0.0.1: {outside}"
+    # The chart grows as the replay (ten times real time) streams on.
+    page.wait_for_function("() => Math.max(0, ...[...document.querySelectorAll('.qf-points')]"
+                           ".map(e => +e.dataset.points)) >= 3", timeout=120_000)
     page.locator(".jp-OutputArea-output .bqplot").first.scroll_into_view_if_needed()
-    page.wait_for_timeout(1500)  # a frame or two of the live chart, for the screenshot
 
 
 @pytest.mark.slow
