@@ -369,7 +369,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  replay         {', '.join(DEMO_SYMBOLS)} (recorded 2024-08-08, not live) "
                   f"streaming into {service.store.uri}", flush=True)
         print(f"  open           {url}", flush=True)
-        print("  Ctrl-C stops JupyterLab, its kernels" + (" and the replay." if service else "."), flush=True)
+        print("  Ctrl-C stops JupyterLab, its kernels and the replay." if service
+              else "  Ctrl-C stops JupyterLab and its kernels.", flush=True)
         if not args.no_browser:
             webbrowser.open(url)
         while not stop.is_set():
