@@ -145,6 +145,8 @@ def test_run_all_cells_under_replay(replay_lab, page):
     text = _assert_no_error_output(page)
     assert "attached as reader" in text, text[:2000]
     assert outside == [], f"requests left 127.0.0.1: {outside}"
+    failed_loads = [e for e in page.errors if "net::ERR" in e or "Failed to load resource" in e]
+    assert failed_loads == [], failed_loads
     # The chart grows as the replay (ten times real time) streams on.
     page.wait_for_function("() => Math.max(0, ...[...document.querySelectorAll('.qf-points')]"
                            ".map(e => +e.dataset.points)) >= 3", timeout=120_000)
