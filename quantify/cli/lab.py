@@ -352,7 +352,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--notebook-dir {str(root)!r} is not a folder")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    install_kernelspec()
+    try:
+        install_kernelspec()
+    except OSError as exc:
+        raise QuantifyError(f"cannot install the {KERNEL_NAME!r} kernel into {sys.prefix}: {exc}; run "
+                            f"QuantiFy from an environment you can write to (make lab sets up .venv)") from exc
     replay = service = None
     store = store_from_args(args)
     if args.replay:
