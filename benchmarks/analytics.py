@@ -166,11 +166,11 @@ def kalman_loop(y: np.ndarray, x: np.ndarray, delta: float, obs_var: float) -> n
 
 def bench_kalman(n: int, n_loop: int, rows: list[dict[str, Any]]) -> None:
     y, x = prices(n, seed=1)
-    ours = best_of(lambda: kalman_hedge(y, x))
+    ours = best_of(lambda: kalman_hedge(y, x, delta=1e-4, obs_var=1e-3))
     t = time.perf_counter()
     ref = kalman_loop(y[:n_loop], x[:n_loop], 1e-4, 1e-3)
     t_loop = (time.perf_counter() - t) * n / n_loop
-    got = kalman_hedge(y[:n_loop], x[:n_loop]).beta.to_numpy()
+    got = kalman_hedge(y[:n_loop], x[:n_loop], delta=1e-4, obs_var=1e-3).beta.to_numpy()
     rows.append(
         {
             "what": "kalman_hedge",

@@ -18,6 +18,7 @@ statsmodels and numba.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from quantify.exceptions import QuantifyError
@@ -25,6 +26,11 @@ from quantify.store import Store, open_store
 from quantify.store.status import status
 
 __version__ = "0.1.0"
+
+# Logs go where the application sends them (the CLI configures logging); with no
+# handler configured, as in a notebook, background work must not reach the cells
+# through logging's last-resort stderr handler.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "QuantifyError", "Store", "__version__", "analytics", "datasets", "load_ipython_extension", "open_store",

@@ -7,16 +7,45 @@ attribution in its README); nothing touches the network.
     The bundled Binance recording that ``quantify replay`` and ``quantify
     demo`` serve: spot BTCUSDT and ETHUSDT, and the USD-M perpetuals of both,
     2024-08-08 around 23:54 to 00:05 UTC, as tick frames per instrument.
+``candles_2018()``, ``candles_2018_ohlcv(coin)``
+    Twenty days of 5-minute candles of ten coins quoted in BTC (January
+    2018, venue unknown): a real multi-asset universe for pair scans and
+    backtests.
+``kline_session()``
+    Binance's own klines beside the trades they were built from: a recorded
+    30-second USD-M session (2021-07-22) of ``@aggTrade`` and ``@kline_1m``
+    pushes, to check candles against the exchange's figures.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Final, NamedTuple
+
 import pandas as pd
 
 from quantify.model.instrument import Instrument
-from quantify.venues.binance.recordings import read_trades, sample_files, usdm_sample_files
+from quantify.venues.binance.parse import FrameParser, Kline
+from quantify.venues.binance.recordings import read_frames, read_trades, sample_files, usdm_sample_files
 
-__all__ = ["sample_ticks"]
+__all__ = [
+    "CANDLES_2018_COINS", "CANDLES_2018_FIELDS", "KLINE_SESSION_FILE", "KlineSession", "candles_2018",
+    "candles_2018_ohlcv", "kline_session", "sample_ticks",
+]
+
+#: The coins of :func:`candles_2018`, each quoted in BTC.
+CANDLES_2018_COINS: Final = ("ADA", "DASH", "ETC", "ETH", "LTC", "NXT", "TRX", "XLM", "XMR", "ZEC")
+#: The columns of :func:`candles_2018_ohlcv`; each can be :func:`candles_2018`'s ``field``.
+CANDLES_2018_FIELDS: Final = ("open", "high", "low", "close", "volume")
+
+_CANDLES_2018_DIR = Path(__file__).resolve().parent / "data" / "candles-2018"
+_CANDLES_2018_BAR = pd.Timedelta(minutes=5)
+
+#: The recorded USD-M session of ``kline_session()`` (see ``quantify/data/README.md``).
+KLINE_SESSION_FILE = Path(__file__).resolve().parent / "data" / "usdm-2021-kline-session.ws.gz"
+
+_KLINE_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume",
+                 "taker_buy_quote_volume")
 
 
 def sample_ticks(instruments: str | list[str] | None = None) -> dict[str, pd.DataFrame]:
@@ -54,3 +83,129 @@ def sample_ticks(instruments: str | list[str] | None = None) -> dict[str, pd.Dat
         raise ValueError(f"not in the bundled recording: {', '.join(missing)} "
                          f"(it holds {', '.join(sorted(frames))})")
     return {key: frames[key] for key in keys}
+
+
+
+def candles_2018_ohlcv(coin: str) -> pd.DataFrame:
+    """Return one coin's bundled 5-minute candles (in BTC), as recorded.
+
+    Parameters
+    ----------
+    coin : str
+        One of :data:`CANDLES_2018_COINS` (``"ETH"``, ...; case-insensitive).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``open, high, low, close, volume`` (float) on a UTC
+        ``DatetimeIndex`` of bar open times, 5 minutes apart except where the
+        source has no bar. See :func:`candles_2018` for what is known about
+        the data.
+
+    Raises
+    ------
+    ValueError
+        If ``coin`` is not one of the ten (the message lists them).
+    """
+    if not isinstance(coin, str) or coin.upper() not in CANDLES_2018_COINS:
+        raise ValueError(f"coin must be one of {', '.join(CANDLES_2018_COINS)}, got {coin!r}")
+    frame = pd.read_feather(_CANDLES_2018_DIR / f"{coin.upper()}BTC-5m.feather")
+    index = pd.DatetimeIndex(frame.pop("date")).tz_convert("UTC").rename(None)
+    return frame.set_index(index)[list(CANDLES_2018_FIELDS)].astype("float64")
+
+
+def candles_2018(field: str = "close") -> pd.DataFrame:
+    """Return one field of the bundled 2018 universe: ten coins in BTC, 5-minute bars.
+
+    Parameters
+    ----------
+    field : {"close", "open", "high", "low", "volume"}, default "close"
+        Which column of each coin's candles.
+
+    Returns
+    -------
+    DataFrame
+        One column per coin (:data:`CANDLES_2018_COINS`, in that order) on
+        the full 5-minute UTC grid from the first bar to the last of any
+        coin (5,760 bars, 2018-01-10 04:55 to 2018-01-30 04:50); NaN where a
+        coin has no bar. Forward-fill closes (``.ffill()``) to carry the last
+        price through a bar without one.
+
+    Raises
+    ------
+    ValueError
+        If ``field`` is not one of :data:`CANDLES_2018_FIELDS`.
+
+    Notes
+    -----
+    What is known about the data: 5-minute OHLCV candles of ADA, DASH, ETC,
+    ETH, LTC, NXT, TRX, XLM, XMR and ZEC, each quoted in BTC (prices in BTC
+    per coin; volume as the source gives it, in units of the coin by the
+    ccxt convention freqtrade uses), 2018-01-10 04:55 to 2018-01-30 04:50
+    UTC, about 5,760 bars per coin. Some coins lack a few bars (ADA 40, TRX
+    6, ZEC 3, DASH 2, XMR 2, ETC 1, the others none); no bar has zero
+    volume, so a missing bar most likely had no trade. The exchange is not
+    recorded in the files: freqtrade fetched its test data from Bittrex at
+    the time, but treat the venue as unknown (it is not Binance), and so its
+    fees, tick sizes and depth too. Bars are labelled by their open time.
+
+    Source: freqtrade/freqtrade ``tests/testdata/*_BTC-5m.feather``, GPL-3.0
+    (the data files only; see ``quantify/data/README.md``). The files are
+    shipped unchanged.
+    """
+    if field not in CANDLES_2018_FIELDS:
+        raise ValueError(f"field must be one of {', '.join(CANDLES_2018_FIELDS)}, got {field!r}")
+    columns = {coin: candles_2018_ohlcv(coin)[field] for coin in CANDLES_2018_COINS}
+    start = min(s.index[0] for s in columns.values())
+    end = max(s.index[-1] for s in columns.values())
+    grid = pd.date_range(start, end, freq=_CANDLES_2018_BAR, tz="UTC")
+    return pd.DataFrame({coin: s.reindex(grid) for coin, s in columns.items()})
+
+class KlineSession(NamedTuple):
+    """Trades and Binance's klines of one recorded session (:func:`kline_session`)."""
+
+    #: Aggregate trades per instrument text (``binance-usdm:CTKUSDT``), tick frames.
+    ticks: dict[str, pd.DataFrame]
+    #: Every ``@kline_1m`` push, in arrival order (see :func:`kline_session`).
+    klines: pd.DataFrame
+
+
+def kline_session() -> KlineSession:
+    """Return a recorded Binance USD-M session: aggregate trades and official 1m klines.
+
+    The ``@aggTrade`` and ``@kline_1m`` pushes of CTKUSDT, SUSHIUSDT, AKROUSDT
+    and KEEPUSDT perpetuals, 2021-07-22 22:25:40 to 22:26:11 UTC, as Binance
+    sent them. A kline push carries the bar so far: its first and last trade
+    id and running OHLC, volumes and trade count, so a push whose bar opened
+    after the capture started can be rebuilt from the recorded trades alone.
+
+    Returns
+    -------
+    KlineSession
+        ``ticks``: tick frames (the columns of :meth:`quantify.Store.ticks`,
+        with ``first_id``/``last_id`` of the underlying trades) per instrument
+        text. ``klines``: one row per push, columns ``symbol`` (instrument
+        text), ``open_time`` and ``event_time`` (UTC), ``closed`` (the bar's
+        final push), ``first_id``, ``last_id``, ``trades`` (int64) and ``open,
+        high, low, close, volume, quote_volume, taker_buy_volume,
+        taker_buy_quote_volume`` (Binance's decimal strings as float64).
+    """
+    ticks = {f"binance-usdm:{symbol}": frame
+             for symbol, frame in sorted(read_trades(KLINE_SESSION_FILE).items())}
+    parser = FrameParser()
+    rows = []
+    for _, frame in read_frames(KLINE_SESSION_FILE):
+        event = parser.parse(frame)
+        if isinstance(event, Kline):
+            rows.append({
+                "symbol": f"binance-usdm:{event.symbol}",
+                "open_time": pd.Timestamp(event.open_time, unit="ms", tz="UTC"),
+                "event_time": pd.Timestamp(event.event_time, unit="ms", tz="UTC"),
+                "closed": event.closed,
+                "first_id": event.first_trade_id,
+                "last_id": event.last_trade_id,
+                "trades": event.trades,
+                **{name: float(getattr(event, name)) for name in _KLINE_FLOATS},
+            })
+    klines = pd.DataFrame(rows).astype({"first_id": "int64", "last_id": "int64", "trades": "int64"})
+    return KlineSession(ticks, klines)

@@ -222,3 +222,101 @@ def rolling_zscore(x: np.ndarray, window: int) -> np.ndarray:
         if var > 0.0:
             out[i] = (x[i] - rx - s_x / w) / np.sqrt(var)
     return out
+
+
+@numba.njit(cache=True)
+def kalman_grid(
+    y: np.ndarray, x: np.ndarray, start: int, s0: np.ndarray, p0: np.ndarray, qs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Filters of y_t = beta_t x_t + alpha_t + v_t, Var v_t = 1, for a grid of state noises.
+
+    Every filter starts at row ``start - 1`` from state ``s0`` (``[beta, alpha]``)
+    with covariance ``p0`` (``[P_bb, P_ba, P_aa]``); filter ``g`` adds
+    ``qs[g] = [Q_bb, Q_ba, Q_aa]`` per row. Units are those of the observation
+    variance (the caller scales), so each filter's log-likelihood is the
+    concentrated one, :math:`-\\tfrac m2 \\log(\\sum e^2/f / m) - \\tfrac12
+    \\sum\\log f` over its ``m`` updates. At each row the reported state is
+    that of the filter with the highest log-likelihood so far (the first on a
+    tie), and the forecast that of the filter chosen at the row before: both
+    use only rows up to their own. Rows before ``start - 1`` are NaN; a NaN
+    observation skips the update. Returns states ``(n, 2)``, covariances
+    ``(n, 3)``, forecasts, errors, forecast variances and the chosen index
+    (-1 where none).
+    """
+    n = y.shape[0]
+    g_n = qs.shape[0]
+    states = np.full((n, 2), np.nan)
+    covs = np.full((n, 3), np.nan)
+    yhat = np.full(n, np.nan)
+    err = np.full(n, np.nan)
+    fvar = np.full(n, np.nan)
+    chosen = np.full(n, -1, dtype=np.int64)
+    if start < 1 or start > n:
+        return states, covs, yhat, err, fvar, chosen
+    b = np.empty(g_n)
+    a = np.empty(g_n)
+    pbb = np.empty(g_n)
+    pba = np.empty(g_n)
+    paa = np.empty(g_n)
+    sse = np.zeros(g_n)
+    slogf = np.zeros(g_n)
+    for g in range(g_n):
+        b[g] = s0[0]
+        a[g] = s0[1]
+        pbb[g] = p0[0]
+        pba[g] = p0[1]
+        paa[g] = p0[2]
+    m = 0
+    best = 0
+    states[start - 1, 0] = s0[0]
+    states[start - 1, 1] = s0[1]
+    covs[start - 1, 0] = p0[0]
+    covs[start - 1, 1] = p0[1]
+    covs[start - 1, 2] = p0[2]
+    chosen[start - 1] = 0
+    for t in range(start, n):
+        xt = x[t]
+        missing = np.isnan(y[t]) or np.isnan(xt)
+        for g in range(g_n):
+            pbb[g] += qs[g, 0]
+            pba[g] += qs[g, 1]
+            paa[g] += qs[g, 2]
+            f = b[g] * xt + a[g]
+            hb = pbb[g] * xt + pba[g]
+            ha = pba[g] * xt + paa[g]
+            s = hb * xt + ha + 1.0
+            if g == best:
+                yhat[t] = f
+                fvar[t] = s
+            if not missing:
+                e = y[t] - f
+                if g == best:
+                    err[t] = e
+                kb = hb / s
+                ka = ha / s
+                b[g] += kb * e
+                a[g] += ka * e
+                pbb[g] -= kb * hb
+                pba[g] -= kb * ha
+                paa[g] -= ka * ha
+                sse[g] += e * e / s
+                slogf[g] += np.log(s)
+        if not missing:
+            m += 1
+            top = -np.inf
+            for g in range(g_n):
+                ll = -0.5 * slogf[g]
+                if sse[g] > 0.0:
+                    ll -= 0.5 * m * np.log(sse[g] / m)
+                else:
+                    ll = np.inf
+                if ll > top:
+                    top = ll
+                    best = g
+        states[t, 0] = b[best]
+        states[t, 1] = a[best]
+        covs[t, 0] = pbb[best]
+        covs[t, 1] = pba[best]
+        covs[t, 2] = paa[best]
+        chosen[t] = best
+    return states, covs, yhat, err, fvar, chosen

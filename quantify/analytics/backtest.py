@@ -15,9 +15,10 @@ import numba
 import numpy as np
 import pandas as pd
 
+from quantify.analytics import _validate
 from quantify.analytics._results import Result
+from quantify.analytics._validate import SeriesLike
 from quantify.analytics.pairs import HEDGES, pair_zscore
-from quantify.analytics.rolling import SeriesLike, _check_pair
 from quantify.analytics.volatility import DAYS_PER_YEAR  # 365: crypto trades every day
 
 __all__ = ["BacktestResult", "backtest_pairs"]
@@ -114,7 +115,8 @@ class BacktestResult(Result):
         (after costs and slippage), ``return`` (pnl / equity at entry).
     sharpe : float
         Annualised: mean / std (ddof=1) of bar returns times
-        ``sqrt(periods_per_year)``.
+        ``sqrt(periods_per_year)``; NaN when undefined (no trade: flat
+        equity), and ``note`` says why.
     max_drawdown : float
         Largest fall from a running peak of equity, as a positive fraction.
     turnover : float
@@ -125,6 +127,10 @@ class BacktestResult(Result):
         Commissions plus slippage paid, in currency.
     n_trades : int
     periods_per_year : float
+    note : str
+        Empty, or why the run made no trade (e.g. ``"no trades: the z-score
+        never crossed ±2 (|z| at most 1.71 over 941 bars)"``); shown first by
+        ``summary()`` and in the HTML table.
     """
 
     _title: ClassVar[str] = "Pairs backtest"
@@ -149,6 +155,14 @@ class BacktestResult(Result):
     hedge: str
     entry: float
     exit: float
+    note: str = ""
+
+    def _rows(self) -> list[tuple[str, Any]]:
+        rows = super()._rows()
+        if not self.note:
+            return rows
+        rows = [(k, "undefined (no trades)" if k == "sharpe" and math.isnan(v) else v) for k, v in rows]
+        return [("note", self.note), *rows]
 
     def plot(self) -> Any:
         """Equity (left axis) and z-score with entry/exit bands (right axis) as a bqplot Figure.
@@ -198,14 +212,20 @@ def _periods_per_year(index: pd.Index, given: float | None) -> float:
     return 1.0  # no calendar: per-bar Sharpe
 
 
-def _check_number(value: Any, name: str, *, positive: bool = False, nonneg: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or (positive and not v > 0) or (nonneg and v < 0):
-        rule = "> 0" if positive else ">= 0" if nonneg else "finite"
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
-    return v
+def _no_trade_note(z: np.ndarray, entry: float, n_trades: int) -> str:
+    """Why a run made no trade, or "" when it made one."""
+    if n_trades:
+        return ""
+    finite = z[np.isfinite(z)]
+    if not finite.size:
+        return ("no trades: the z-score is undefined on every bar "
+                "(too few bars for the windows, or a constant spread)")
+    top = float(np.max(np.abs(finite)))
+    if top > entry:
+        return (f"no trades: the z-score crossed \u00b1{entry:g} but no position could be sized "
+                "(a price or the equity was not positive)")
+    return (f"no trades: the z-score never crossed \u00b1{entry:g} "
+            f"(|z| at most {top:.3g} over {finite.size} bars)")
 
 
 def _trades(
@@ -252,13 +272,14 @@ def backtest_pairs(
     exit: float = 0.5,
     hedge: Literal["ols", "kalman"] | float = "ols",
     hedge_window: int | None = None,
-    delta: float = 1e-4,
-    obs_var: float = 1e-3,
+    delta: float | None = None,
+    obs_var: float | None = None,
     cost_bps: float = 1.0,
     slippage_bps: float = 0.0,
     max_position: float = 1.0,
     capital: float = 1.0,
     periods_per_year: float | None = None,
+    warmup: int = 0,
 ) -> BacktestResult:
     """Backtest a z-score mean-reversion strategy on the spread of y and x.
 
@@ -278,8 +299,9 @@ def backtest_pairs(
         fixed ratio (alpha 0).
     hedge_window : int, optional
         Bars of the rolling OLS; default ``window``.
-    delta, obs_var : float
-        Kalman parameters.
+    delta, obs_var : float, optional
+        Kalman parameters; by default the filter calibrates itself on a
+        warm-up of ``hedge_window`` bars (see :func:`~quantify.analytics.kalman_hedge`).
     cost_bps, slippage_bps : float, default 1.0 and 0.0
         Commission and slippage, each in basis points of the traded notional
         of both legs.
@@ -292,10 +314,29 @@ def backtest_pairs(
         For the Sharpe ratio. Default: from the median bar spacing of a
         DatetimeIndex over a 365-day year (crypto trades daily), else 1 (a
         per-bar Sharpe).
+    warmup : int, default 0
+        Leading bars that only feed the hedge ratio and the z-score: no
+        position is taken on them, and every series and metric of the result
+        starts after them. An out-of-sample test passes the tail of the
+        in-sample period as warm-up (``hedge_window + window - 1`` bars for
+        the OLS hedge), so it trades from the first out-of-sample bar with
+        estimates that use no out-of-sample price before it.
 
     Returns
     -------
     BacktestResult
+        A run that makes no trade is a result, not an error (a parameter
+        sweep meets many): its ``sharpe`` is NaN and ``note`` says why;
+        no warning is issued.
+
+    Raises
+    ------
+    ValueError
+        On a bad parameter, misaligned input, a NaN or infinite price, or
+        fewer bars than one z-score needs (``hedge_window + window`` with an
+        estimated hedge, ``window`` with a fixed one).
+    TypeError
+        If an input or a parameter has the wrong type.
 
     Notes
     -----
@@ -315,24 +356,23 @@ def backtest_pairs(
     traded notional :math:`|\\Delta u^y| y_t + |\\Delta u^x| x_t`, taken from
     equity at the fill.
     """
-    ys, xs = _check_pair(y, x)
-    for name, s in (("y", ys), ("x", xs)):
-        if not np.all(np.isfinite(s.to_numpy())):
-            raise ValueError(f"{name} has NaN/inf values; align and fill or drop them first")
+    ys, xs = _validate.pair(y, x, "backtest_pairs", nan="refuse")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
         raise ValueError(f"window must be an int >= 2, got {window!r}")
     hw = window if hedge_window is None else hedge_window
     if isinstance(hw, bool) or not isinstance(hw, (int, np.integer)) or hw < 2:
         raise ValueError(f"hedge_window must be an int >= 2, got {hedge_window!r}")
-    entry = _check_number(entry, "entry", positive=True)
-    exit = _check_number(exit, "exit", nonneg=True)
+    entry = _validate.check_number(entry, "entry", positive=True)
+    exit = _validate.check_number(exit, "exit", nonneg=True)
     if not exit < entry:
         raise ValueError(f"exit must be below entry, got exit={exit!r} >= entry={entry!r}")
-    cost = _check_number(cost_bps, "cost_bps", nonneg=True)
-    slip = _check_number(slippage_bps, "slippage_bps", nonneg=True)
-    max_position = _check_number(max_position, "max_position", positive=True)
-    capital = _check_number(capital, "capital", positive=True)
+    cost = _validate.check_number(cost_bps, "cost_bps", nonneg=True)
+    slip = _validate.check_number(slippage_bps, "slippage_bps", nonneg=True)
+    max_position = _validate.check_number(max_position, "max_position", positive=True)
+    capital = _validate.check_number(capital, "capital", positive=True)
     ppy = _periods_per_year(ys.index, periods_per_year)
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or not 0 <= warmup < len(ys):
+        raise ValueError(f"warmup must be an int in [0, {len(ys)}) (bars of y), got {warmup!r}")
 
     label: str
     if isinstance(hedge, str):
@@ -340,8 +380,15 @@ def backtest_pairs(
             raise ValueError(f"hedge must be 'ols', 'kalman' or a number, got {hedge!r}")
         label = hedge
     else:
-        hedge = _check_number(hedge, "hedge")
+        hedge = _validate.check_number(hedge, "hedge")
         label = f"fixed {hedge:g}"
+    fixed = not isinstance(hedge, str)
+    _validate.need(
+        "backtest_pairs", int(window) if fixed else int(hw) + int(window),
+        "aligned, finite observations of y and x "
+        + ("(window, for one z-score)" if fixed else "(hedge_window + window, for one z-score)"),
+        len(ys),
+    )
     # raw prices (PnL is in price units); the ratio known at close t is the one fitted through t-1
     pz = pair_zscore(ys, xs, int(window), hedge=hedge, log=False, hedge_window=int(hw), lag=1,
                      delta=delta, obs_var=obs_var)
@@ -349,6 +396,8 @@ def backtest_pairs(
     spread = pz["spread"]
     z = pz["z"]
 
+    # the warm-up bars are left out whole: the first kept bar starts flat with equity = capital
+    ys, xs, z, beta, spread = (s.iloc[int(warmup):] for s in (ys, xs, z, beta, spread))
     yv, xv, zv, bv = (s.to_numpy(dtype=np.float64) for s in (ys, xs, z, beta))
     signal, uy, ux, pnl, cst, slp, equity = _run(
         yv, xv, zv, bv, entry, exit, max_position, capital, cost * 1e-4, slip * 1e-4,
@@ -381,6 +430,7 @@ def backtest_pairs(
         hedge=label,
         entry=entry,
         exit=exit,
+        note=_no_trade_note(zv, entry, len(trades)),
     )
 
 

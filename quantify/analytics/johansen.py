@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.linalg import eigh
 from statsmodels.tsa.coint_tables import c_sja, c_sjt
 
+from quantify.analytics import _validate
 from quantify.analytics._results import Result
 
 __all__ = ["JohansenResult", "johansen"]
@@ -68,6 +69,10 @@ class JohansenResult(Result):
         return rows
 
 
+# as :data:`quantify.analytics.stationarity.MIN_OBS`: fewer rows make no meaningful test
+_MIN_OBS = 20
+
+
 def _detrend(a: np.ndarray, order: int) -> np.ndarray:
     if order < 0:
         return a
@@ -89,7 +94,9 @@ def johansen(frame: pd.DataFrame | np.ndarray, det_order: int = 0, k_ar_diff: in
     Parameters
     ----------
     frame : DataFrame or 2-d array
-        One column per series (2 to 12 columns), no NaN.
+        One column per series (2 to 12 columns), finite (a NaN is refused),
+        no constant column, at least ``max(20, k (k_ar_diff + 1) + k_ar_diff
+        + 2)`` rows.
     det_order : {-1, 0, 1}
         -1 no deterministic terms, 0 constant, 1 linear trend (polynomial
         detrending of the levels, as statsmodels).
@@ -117,21 +124,43 @@ def johansen(frame: pd.DataFrame | np.ndarray, det_order: int = 0, k_ar_diff: in
         names = [str(c) for c in frame.columns]
     else:
         names = []
-    data = np.asarray(frame, dtype=np.float64)
+    if not isinstance(frame, (pd.DataFrame, np.ndarray)):
+        raise TypeError(f"frame must be a DataFrame or a 2-d array, got {type(frame).__name__}")
+    try:
+        data = np.asarray(frame, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"frame must be numeric, got {type(frame).__name__}") from exc
     if data.ndim != 2 or data.shape[1] < 2:
         raise ValueError(f"frame must be 2-d with at least 2 columns, got shape {data.shape}")
     if data.shape[1] > 12:
         raise ValueError(f"critical values exist for at most 12 series, got {data.shape[1]}")
-    if not np.all(np.isfinite(data)):
-        raise ValueError("frame has NaN/inf values; drop or fill them first")
-    if det_order not in (-1, 0, 1):
+    if isinstance(det_order, bool) or det_order not in (-1, 0, 1):
         raise ValueError(f"det_order must be -1, 0 or 1, got {det_order!r}")
     if isinstance(k_ar_diff, bool) or not isinstance(k_ar_diff, (int, np.integer)) or k_ar_diff < 0:
         raise ValueError(f"k_ar_diff must be an int >= 0, got {k_ar_diff!r}")
     nobs, k = data.shape
-    if nobs - k_ar_diff - 1 <= k * (k_ar_diff + 1):
-        raise ValueError(f"{nobs} observations are too few for {k} series and k_ar_diff={k_ar_diff}")
     names = names or [f"y{i}" for i in range(k)]
+    for j in range(k):
+        _validate.check_values("johansen", f"column {names[j]!r}", data[:, j], "refuse")
+    minimum = max(k * (k_ar_diff + 1) + k_ar_diff + 2, _MIN_OBS)
+    _validate.need(
+        "johansen", minimum, f"finite rows of frame for {k} series and k_ar_diff={k_ar_diff}", nobs
+    )
+    for j in range(k):
+        _validate.check_not_constant("johansen", f"column {names[j]!r}", data[:, j],
+                                     why="a constant series has no stochastic trend to test")
+    try:
+        return _johansen(data, names, det_order, int(k_ar_diff))
+    except np.linalg.LinAlgError as exc:
+        raise ValueError(
+            f"johansen: the columns of frame are (nearly) collinear or their differences are; "
+            f"the moment matrices are singular ({exc})"
+        ) from exc
+
+
+def _johansen(data: np.ndarray, names: list[str], det_order: int, k_ar_diff: int) -> JohansenResult:
+    """The test on validated input."""
+    k = data.shape[1]
     f = 0 if det_order > -1 else det_order
     levels = _detrend(data, det_order)
     dx = np.diff(levels, axis=0)
@@ -155,6 +184,8 @@ def johansen(frame: pd.DataFrame | np.ndarray, det_order: int = 0, k_ar_diff: in
         nz = np.flatnonzero(eigvec[:, j])
         if nz.size and eigvec[nz[0], j] < 0:
             eigvec[:, j] = -eigvec[:, j]
+    if not np.all((eigval > -1e-12) & (eigval < 1.0)):
+        raise np.linalg.LinAlgError(f"eigenvalues {eigval!r} outside [0, 1)")
     log1m = np.log(1.0 - eigval)
     trace = -t * np.cumsum(log1m[::-1])[::-1]
     max_eig = -t * log1m

@@ -7,8 +7,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from quantify.analytics import _validate
 from quantify.analytics._results import Result
-from quantify.analytics.rolling import SeriesLike, _as_series, hedge_ratio
+from quantify.analytics._validate import SeriesLike
+from quantify.analytics.rolling import hedge_ratio
 
 __all__ = ["HalfLifeResult", "HurstResult", "half_life", "hurst"]
 
@@ -47,7 +49,9 @@ def half_life(spread: SeriesLike) -> HalfLifeResult:
     Parameters
     ----------
     spread : Series or array-like
-        Regularly sampled; NaN rows are dropped together with their lag.
+        Regularly sampled, at least 3 finite values; a NaN row is left out
+        together with the difference that uses it (no gap is bridged);
+        infinite values are refused.
 
     Returns
     -------
@@ -56,7 +60,8 @@ def half_life(spread: SeriesLike) -> HalfLifeResult:
     Raises
     ------
     ValueError
-        With fewer than 3 usable rows or a constant spread.
+        With fewer than 3 finite values (or 2 consecutive pairs), an
+        infinite value or a constant spread.
 
     Notes
     -----
@@ -68,9 +73,12 @@ def half_life(spread: SeriesLike) -> HalfLifeResult:
     and ours is exact for the discrete AR(1). ``b >= 0`` gives ``inf``;
     ``b <= -1`` (overshooting, not an OU) gives NaN.
     """
-    s = _as_series(spread, "spread").to_numpy()
+    s = _validate.series(spread, "spread", "half_life", nan="keep", minimum=3).to_numpy()
+    _validate.check_not_constant("half_life", "spread", s, why="there is no reversion to measure")
     lag = s[:-1]
     diff = np.diff(s)
+    pairs = int(np.count_nonzero(~(np.isnan(lag) | np.isnan(diff))))
+    _validate.need("half_life", 2, "pairs of consecutive finite values of spread", pairs)
     fit = hedge_ratio(diff, lag)
     b, a = fit.beta, fit.alpha
     if b >= 0:
@@ -127,7 +135,8 @@ def hurst(series: SeriesLike, max_lag: int = 100, min_lag: int = 2) -> HurstResu
     Raises
     ------
     ValueError
-        With bad lags or too short a series (fewer than 3 lags).
+        With bad lags, an infinite value, or too short a series (fewer than
+        3 lags: ``2 * (min_lag + 3)`` finite values).
 
     Notes
     -----
@@ -138,16 +147,19 @@ def hurst(series: SeriesLike, max_lag: int = 100, min_lag: int = 2) -> HurstResu
     short series but, like R/S, only an indication: test stationarity with
     ADF/Engle-Granger.
     """
-    s = _as_series(series, "series").dropna().to_numpy()
     if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or max_lag < 3:
         raise ValueError(f"max_lag must be an integer >= 3, got {max_lag!r}")
     if isinstance(min_lag, bool) or not isinstance(min_lag, (int, np.integer)) or min_lag < 1:
         raise ValueError(f"min_lag must be an integer >= 1, got {min_lag!r}")
+    if max_lag < min_lag + 3:
+        raise ValueError(f"max_lag must be >= min_lag + 3 = {min_lag + 3} to give 3 lags, got {max_lag!r}")
+    s = _validate.series(series, "series", "hurst", nan="drop").to_numpy()
     top = min(int(max_lag), len(s) // 2)
     lags = np.arange(int(min_lag), top)
     if len(lags) < 3:
         raise ValueError(
-            f"need at least 3 lags: series of {len(s)} rows, lags {min_lag}..{max_lag}"
+            f"hurst needs at least {2 * (int(min_lag) + 3)} finite observations of series "
+            f"for 3 lags from min_lag={min_lag}; got {len(s)}"
         )
     tau = np.array([np.std(s[k:] - s[:-k]) for k in lags])
     if np.any(tau <= 0):

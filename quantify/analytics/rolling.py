@@ -1,20 +1,23 @@
 """Pairs statistics: hedge ratio, spread, z-score, correlation, static and rolling.
 
 The rolling functions are O(n) numba kernels that stay exact on raw prices;
-see :func:`rolling_hedge_ratio` for why that is not a given.
+see :func:`rolling_hedge_ratio` for why that is not a given. Inputs are
+checked by :mod:`quantify.analytics._validate`: :func:`hedge_ratio` drops rows
+with a NaN; the rolling functions keep every row and are NaN where a window
+holds one (and through the warm-up); infinite values are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, TypeAlias
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
-from quantify.analytics import _kernels
+from quantify.analytics import _kernels, _validate
 from quantify.analytics._results import Result
+from quantify.analytics._validate import SeriesLike
 
 __all__ = [
     "HedgeRatioResult",
@@ -24,50 +27,6 @@ __all__ = [
     "spread",
     "zscore",
 ]
-
-SeriesLike: TypeAlias = pd.Series | np.ndarray | ArrayLike
-
-
-def _as_series(values: SeriesLike, name: str) -> pd.Series:
-    if isinstance(values, pd.DataFrame):
-        raise TypeError(f"{name} must be one-dimensional, got a DataFrame with {values.shape}")
-    if isinstance(values, pd.Series):
-        s = values
-    else:
-        arr: np.ndarray = np.asarray(values)
-        if arr.ndim != 1:
-            raise TypeError(f"{name} must be one-dimensional, got shape {arr.shape}")
-        s = pd.Series(arr)
-    try:
-        return s.astype(np.float64, copy=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be numeric, got dtype {s.dtype}") from exc
-
-
-def _check_pair(
-    y: SeriesLike, x: SeriesLike, names: tuple[str, str] = ("y", "x")
-) -> tuple[pd.Series, pd.Series]:
-    ys = _as_series(y, names[0])
-    xs = _as_series(x, names[1])
-    if len(ys) != len(xs):
-        raise ValueError(f"{names[0]} and {names[1]} differ in length: {len(ys)} != {len(xs)}")
-    if isinstance(y, pd.Series) and isinstance(x, pd.Series) and not ys.index.equals(xs.index):
-        raise ValueError(f"{names[0]} and {names[1]} have different indexes; align them first")
-    # never touch the caller's objects: give the array-born one the other's index
-    if not isinstance(y, pd.Series) and isinstance(x, pd.Series):
-        ys = pd.Series(ys.to_numpy(), index=xs.index)
-    elif not isinstance(x, pd.Series):
-        xs = pd.Series(xs.to_numpy(), index=ys.index)
-    return ys, xs
-
-
-def _check_window(window: int, minimum: int = 2) -> int:
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)):
-        raise TypeError(f"window must be an integer number of rows, got {window!r}")
-    if window < minimum:
-        raise ValueError(f"window must be >= {minimum}, got {window}")
-    return int(window)
-
 
 def _arr(s: pd.Series) -> np.ndarray:
     return np.ascontiguousarray(s.to_numpy(dtype=np.float64))
@@ -127,8 +86,10 @@ def hedge_ratio(y: SeriesLike, x: SeriesLike, intercept: bool = True) -> HedgeRa
     Raises
     ------
     ValueError
-        On different lengths or indexes, fewer than 2 complete rows, or a
-        constant ``x``.
+        On different lengths or indexes, an infinite value, fewer than 2
+        complete rows, or a constant ``x``.
+    TypeError
+        If an input is not one-dimensional and numeric.
 
     Notes
     -----
@@ -140,24 +101,22 @@ def hedge_ratio(y: SeriesLike, x: SeriesLike, intercept: bool = True) -> HedgeRa
     conditioned on raw prices. Rows with a NaN in either series are dropped,
     like statsmodels' ``missing="drop"``.
     """
-    ys, xs = _check_pair(y, x)
+    ys, xs = _validate.pair(y, x, "hedge_ratio", nan="drop", minimum=2)
     ok = ys.notna() & xs.notna()
     yv = ys.to_numpy()[ok.to_numpy()]
     xv = xs.to_numpy()[ok.to_numpy()]
     n = len(yv)
-    if n < 2:
-        raise ValueError(f"need at least 2 complete rows, got {n}")
     if intercept:
         mx, my, sxx, syy, sxy = _centred_moments(xv, yv)
         if sxx == 0.0:
-            raise ValueError("x is constant: the hedge ratio is undefined")
+            raise ValueError(f"hedge_ratio: x is constant ({float(xv[0])!r}): the hedge ratio is undefined")
         beta = sxy / sxx
         alpha = my - beta * mx
         r2 = sxy * sxy / (sxx * syy) if syy > 0 else np.nan
     else:
         sxx = float(np.dot(xv, xv))
         if sxx == 0.0:
-            raise ValueError("x is all zero: the hedge ratio is undefined")
+            raise ValueError("hedge_ratio: x is all zero: the hedge ratio is undefined")
         beta = float(np.dot(xv, yv)) / sxx
         alpha = 0.0
         resid = yv - beta * xv
@@ -182,8 +141,17 @@ def rolling_hedge_ratio(y: SeriesLike, x: SeriesLike, window: int) -> pd.DataFra
     -------
     DataFrame
         Columns ``beta`` and ``alpha`` on ``y``'s index. The first
-        ``window - 1`` rows are NaN, and so is every row whose window holds a
-        NaN in either input or a constant ``x``.
+        ``window - 1`` rows are NaN (all of them when the input is shorter
+        than ``window``), and so is every row whose window holds a NaN in
+        either input or a constant ``x``.
+
+    Raises
+    ------
+    ValueError
+        On a bad window, different lengths or indexes, an infinite value, or
+        no row where both inputs are finite.
+    TypeError
+        If an input is not one-dimensional and numeric.
 
     Notes
     -----
@@ -199,8 +167,8 @@ def rolling_hedge_ratio(y: SeriesLike, x: SeriesLike, window: int) -> pd.DataFra
     of such a window, and its ``missing="skip"`` goes wrong after the first
     NaN window in statsmodels 0.15).
     """
-    ys, xs = _check_pair(y, x)
-    w = _check_window(window)
+    ys, xs = _validate.pair(y, x, "rolling_hedge_ratio", nan="keep")
+    w = _validate.check_window(window)
     beta, alpha = _kernels.rolling_pair(_arr(xs), _arr(ys), w, _kernels.PAIR_BETA)
     return pd.DataFrame({"beta": beta, "alpha": alpha}, index=ys.index)
 
@@ -223,15 +191,17 @@ def spread(
     -------
     Series
     """
-    ys, xs = _check_pair(y, x)
+    ys, xs = _validate.pair(y, x, "spread", nan="keep")
     coefs = []
     for name, value in (("beta", beta), ("alpha", alpha)):
         if isinstance(value, pd.Series):
             if len(value) != len(ys) or not value.index.equals(ys.index):
                 raise ValueError(f"{name} must share the index of y, got {len(value)} rows")
-            coefs.append(value.to_numpy(dtype=np.float64))
-        elif np.ndim(value) == 0:
-            coefs.append(float(value))  # type: ignore[arg-type]
+            v = _validate.as_series(value, name).to_numpy()
+            _validate.check_values("spread", name, v, "keep")
+            coefs.append(v)
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            coefs.append(_validate.check_number(value, name))
         else:
             raise TypeError(f"{name} must be a number or a Series, got {type(value).__name__}")
     out = ys.to_numpy() - coefs[0] * xs.to_numpy() - coefs[1]
@@ -253,6 +223,11 @@ def zscore(series: SeriesLike, window: int) -> pd.Series:
         NaN for the first ``window - 1`` rows, windows holding a NaN, and
         constant windows.
 
+    Raises
+    ------
+    ValueError
+        On a bad window, an infinite value, or no finite value at all.
+
     Notes
     -----
     :math:`z_t = (s_t - \\bar s_t)/\\hat\\sigma_t` with the sample standard
@@ -260,8 +235,8 @@ def zscore(series: SeriesLike, window: int) -> pd.Series:
     ``(s - s.rolling(w).mean()) / s.rolling(w).std()``. A constant window
     gives NaN here (pandas gives NaN or ±inf depending on rounding).
     """
-    s = _as_series(series, "series")
-    w = _check_window(window)
+    s = _validate.series(series, "series", "zscore", nan="keep")
+    w = _validate.check_window(window)
     z = _kernels.rolling_zscore(_arr(s), w)
     return pd.Series(z, index=s.index, name=s.name)
 
@@ -283,13 +258,19 @@ def rolling_corr(a: SeriesLike, b: SeriesLike, window: int) -> pd.Series:
         NaN for the first ``window - 1`` rows, windows with a NaN in either
         input, and windows where either input is constant.
 
+    Raises
+    ------
+    ValueError
+        On a bad window, different lengths or indexes, an infinite value, or
+        no row where both inputs are finite.
+
     Notes
     -----
     :math:`\\rho = S_{ab}/\\sqrt{S_{aa}S_{bb}}` with centred sums, as
     ``a.rolling(w).corr(b)``, but exact to ~1e-13 where pandas' one-pass sums
     lose ~2e-7 on prices near 60,000.
     """
-    sa, sb = _check_pair(a, b, ("a", "b"))
-    w = _check_window(window)
+    sa, sb = _validate.pair(a, b, "rolling_corr", nan="keep", names=("a", "b"))
+    w = _validate.check_window(window)
     rho, _ = _kernels.rolling_pair(_arr(sa), _arr(sb), w, _kernels.PAIR_CORR)
     return pd.Series(rho, index=sa.index)

@@ -24,8 +24,10 @@ import pandas as pd
 from statsmodels.tsa.adfvalues import mackinnonp
 from tqdm.auto import tqdm
 
+from quantify.analytics import _validate
 from quantify.analytics.meanrev import hurst
 from quantify.analytics.stationarity import (
+    MIN_OBS,
     Autolag,
     Regression,
     _check_autolag,
@@ -167,8 +169,20 @@ def benjamini_hochberg(pvalues: np.ndarray | pd.Series) -> np.ndarray:
     \\min(1, m\\,p_{(j)}/j)`; the same as statsmodels'
     ``multipletests(method="fdr_bh")[1]``. NaN p-values are not counted in m
     and stay NaN.
+
+    Raises
+    ------
+    TypeError
+        If ``pvalues`` is not a 1-d numeric array or Series.
+    ValueError
+        With no finite p-value, or a p-value outside [0, 1].
     """
-    p = np.asarray(pvalues, dtype=np.float64)
+    p = _validate.series(pvalues, "pvalues", "benjamini_hochberg", nan="keep").to_numpy()
+    outside = np.flatnonzero((p < 0.0) | (p > 1.0))
+    if outside.size:
+        raise ValueError(
+            f"benjamini_hochberg: pvalues must be in [0, 1]; got {p[outside[0]]!r} at position {int(outside[0])}"
+        )
     q = np.full(p.shape, np.nan)
     ok = np.flatnonzero(~np.isnan(p))
     m = ok.size
@@ -194,18 +208,19 @@ def _check_closes(closes: pd.DataFrame) -> pd.DataFrame:
     bad = [c for c in numeric.columns if not np.all(np.isfinite(numeric[c].to_numpy()))]
     if bad:
         raise ValueError(f"closes has NaN/inf in columns {bad!r}; align and drop or fill first")
+    for c in numeric.columns:
+        _validate.check_values("scan_pairs", f"closes[{c!r}]", numeric[c].to_numpy(), "refuse")
+    _validate.need("scan_pairs", MIN_OBS, "aligned, finite rows of closes", len(numeric))
+    flat = [c for c in numeric.columns if numeric[c].nunique() == 1]
+    if flat:
+        raise ValueError(f"scan_pairs: closes has constant columns {flat!r}; a constant series cannot be cointegrated")
     return numeric
 
 
 def _check_positive(value: float | None, name: str, upper: float | None = None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number or None, got {value!r}")
-    if not value > 0 or (upper is not None and not value < upper):
-        bound = f"in (0, {upper})" if upper is not None else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return float(value)
+    return _validate.check_number(value, name, positive=True, upper=upper)
 
 
 def scan_pairs(
@@ -228,7 +243,9 @@ def scan_pairs(
     Parameters
     ----------
     closes : DataFrame
-        One column per symbol, aligned rows, no NaN; log prices recommended.
+        One column per symbol, aligned rows, no NaN, no constant column, at
+        least 20 rows (as :func:`~quantify.analytics.coint`); log prices
+        recommended.
     trend, autolag, maxlag
         As in :func:`quantify.analytics.coint`.
     both_orderings : bool, default True
@@ -290,8 +307,8 @@ def scan_pairs(
     )
     fdr = _check_positive(fdr, "fdr", upper=1.0)
     max_half_life = _check_positive(max_half_life, "max_half_life")
-    if max_hurst is not None and (isinstance(max_hurst, bool) or not isinstance(max_hurst, (int, float))):
-        raise TypeError(f"max_hurst must be a number or None, got {max_hurst!r}")
+    if max_hurst is not None:
+        _validate.check_number(max_hurst, "max_hurst")
     if executor is not None and not isinstance(executor, cf.Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
     if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1):

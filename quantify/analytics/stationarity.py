@@ -21,9 +21,11 @@ import pandas as pd
 from scipy.linalg import lapack
 from statsmodels.tsa.adfvalues import mackinnoncrit, mackinnonp
 
+from quantify.analytics import _validate
 from quantify.analytics._results import Result
 
 __all__ = [
+    "MIN_OBS",
     "ADFResult",
     "CointResult",
     "adf",
@@ -44,22 +46,26 @@ _COLLINEAR_R2 = 1.0 - 100.0 * math.sqrt(float(np.finfo(np.float64).eps))
 # --------------------------------------------------------------------------- checks
 
 
-def _check_series(values: Any, name: str) -> np.ndarray:
-    """Return ``values`` as a finite 1-d float64 array, or raise naming it."""
+#: Fewest observations :func:`adf` and :func:`coint` accept: MacKinnon's (2010)
+#: critical-value surfaces are fitted on samples of 20 and more.
+MIN_OBS = 20
+
+
+def _check_series(values: Any, name: str, func: str = "adf") -> np.ndarray:
+    """Return ``values`` as a finite 1-d float64 array of ``MIN_OBS`` rows at least, or raise naming it."""
     if isinstance(values, pd.DataFrame):
         if values.shape[1] != 1:
             raise ValueError(f"{name} must be one column, got shape {values.shape}")
         values = values.iloc[:, 0]
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be numeric, got {type(values).__name__}") from exc
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-d, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise ValueError(f"{name} has {bad} NaN/inf values; drop or fill them first")
-    return arr
+    if not isinstance(values, pd.Series):
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be numeric, got {type(values).__name__}") from exc
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be 1-d, got shape {arr.shape}")
+    s = _validate.series(values, name, func, nan="refuse", minimum=MIN_OBS)
+    return np.ascontiguousarray(s.to_numpy(dtype=np.float64))
 
 
 def _check_regression(regression: str, name: str = "regression") -> str:
@@ -202,6 +208,12 @@ def _adf_core(
             f"maxlag={maxlag} must be at most nobs//2 - ntrend - 1 = "
             f"{nobs // 2 - ntrend - 1} for {nobs} observations and regression={regression!r}"
         )
+    dx = np.diff(x)
+    if dx.max() == dx.min():
+        raise ValueError(
+            "series has constant first differences (a straight line): the ADF regression fits "
+            "exactly and its statistic is undefined"
+        )
     icbest: float | None = None
     usedlag = maxlag
     if autolag is not None:
@@ -295,7 +307,8 @@ def adf(
     Parameters
     ----------
     series : Series or array, 1-d
-        Finite values (no NaN).
+        At least :data:`MIN_OBS` (20) finite values, not all equal; a NaN
+        is refused (dropping it would join the two sides of a gap).
     regression : {"c", "ct", "ctt", "n"}
         Deterministic terms: constant, + linear trend, + quadratic trend, none.
     autolag : {"AIC", "BIC", "t-stat", None}
@@ -452,9 +465,11 @@ def coint(
     Parameters
     ----------
     y : Series or array, 1-d
-        Dependent series (e.g. log price of the first leg).
+        Dependent series (e.g. log price of the first leg): at least
+        :data:`MIN_OBS` (20) finite values, not constant, no NaN.
     x : Series, DataFrame or array
-        One or more regressors of the same length.
+        One or more regressors of the same length (and index), finite, no
+        constant column.
     trend : {"c", "ct", "ctt", "n"}
         Deterministic terms of the cointegrating regression.
     autolag, maxlag
@@ -476,21 +491,29 @@ def coint(
     the step-1 columns are centred and scaled, and step 2 uses the QR lag
     search of :func:`adf`; ``lags``/``nobs`` and the residuals are returned too.
     """
-    yv = _check_series(y, "y")
     if isinstance(y, pd.Series) and isinstance(x, (pd.Series, pd.DataFrame)) and not y.index.equals(x.index):
-        raise ValueError("y and x have different indexes; align them first")
+        overlap = len(y.index.intersection(x.index))
+        raise ValueError(
+            f"coint: y and x have different indexes ({overlap} labels in common); align them first"
+        )
+    yv = _check_series(y, "y", "coint")
     if isinstance(x, pd.DataFrame):
         names = [str(c) for c in x.columns]
-        xv = np.asarray(x, dtype=np.float64)
     else:
-        xv = np.asarray(_check_series(x, "x") if np.ndim(x) == 1 else x, dtype=np.float64)
         names = [str(x.name)] if isinstance(x, pd.Series) and x.name is not None else []
+    try:
+        xv = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"x must be numeric, got {type(x).__name__}") from exc
     if xv.ndim == 1:
         xv = xv[:, None]
     if xv.ndim != 2 or xv.shape[0] != yv.shape[0]:
-        raise ValueError(f"x must have {yv.shape[0]} rows like y, got shape {xv.shape}")
-    if not np.all(np.isfinite(xv)):
-        raise ValueError("x has NaN/inf values; drop or fill them first")
+        raise ValueError(f"coint: x must have {yv.shape[0]} rows like y, got shape {xv.shape}")
+    for j in range(xv.shape[1]):
+        label = "x" if xv.shape[1] == 1 else f"x column {names[j] if names else j}"
+        _validate.check_values("coint", label, xv[:, j], "refuse")
+        _validate.check_not_constant("coint", label, xv[:, j], why="the cointegrating regression is undefined")
+    _validate.check_not_constant("coint", "y", yv, why="there is nothing to test")
     trend = _check_regression(trend, "trend")  # type: ignore[assignment]
     method = _check_autolag(autolag)
     stat, lags, nobs, coef, resid = _coint_stat(yv, xv, trend, method, _check_maxlag(maxlag))

@@ -3,6 +3,11 @@
 Every estimator is annualised with ``periods_per_year`` (crypto trades every
 day: 365-day years), inferred from the index spacing when not given. Pass
 ``window`` for a rolling estimate (a Series) instead of one number.
+
+Prices must be > 0 (they are logged); a NaN price or bar is left out (its
+returns are NaN and skipped); infinite values are refused. One number needs
+enough data for one estimate (see each function); a rolling estimate is NaN
+until its window is full, as pandas'.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from quantify.analytics import _validate
 from quantify.model.timeframes import timeframe_to_offset
 
 __all__ = [
@@ -29,9 +35,7 @@ _YEAR = pd.Timedelta(days=DAYS_PER_YEAR)
 
 def _periods_per_year(index: pd.Index, periods_per_year: float | None) -> float:
     if periods_per_year is not None:
-        if not periods_per_year > 0:
-            raise ValueError(f"periods_per_year must be > 0, got {periods_per_year!r}")
-        return float(periods_per_year)
+        return _validate.check_number(periods_per_year, "periods_per_year", positive=True)
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
         raise ValueError(
             "periods_per_year is needed unless the data has a DatetimeIndex of 2+ rows"
@@ -43,30 +47,41 @@ def _periods_per_year(index: pd.Index, periods_per_year: float | None) -> float:
 
 
 def _check_window(window: int | None) -> int | None:
-    if window is None:
-        return None
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
-        raise ValueError(f"window must be an integer >= 2 or None, got {window!r}")
-    return int(window)
+    return None if window is None else _validate.check_window(window)
 
 
-def _prices(data: pd.Series | pd.DataFrame, column: str = "close") -> pd.Series:
+def _prices(
+    data: pd.Series | pd.DataFrame, func: str, minimum: int, column: str = "close"
+) -> pd.Series:
+    """The price column of ``data``: positive where not NaN, ``minimum`` finite values at least."""
     if isinstance(data, pd.DataFrame):
         for name in (column, "price", "close"):
             if name in data.columns:
-                return data[name].astype(np.float64)
-        raise ValueError(f"need a {column!r} or 'price' column, have {list(data.columns)}")
-    if isinstance(data, pd.Series):
-        return data.astype(np.float64)
-    raise TypeError(f"prices must be a Series or DataFrame, not {type(data).__name__}")
+                s = _validate.series(data[name], name, func, nan="keep", minimum=minimum)
+                break
+        else:
+            raise ValueError(f"need a {column!r} or 'price' column, have {list(data.columns)}")
+    elif isinstance(data, pd.Series):
+        s = _validate.series(data, "prices", func, nan="keep", minimum=minimum)
+    else:
+        raise TypeError(f"prices must be a Series or DataFrame, not {type(data).__name__}")
+    _validate.check_positive_prices(func, "prices", s.to_numpy())
+    return s
 
 
-def _check_ohlc(candles: pd.DataFrame, cols: tuple[str, ...]) -> None:
+def _check_ohlc(candles: pd.DataFrame, cols: tuple[str, ...], func: str) -> None:
+    """Columns present, numeric, positive where not NaN, one complete bar at least."""
     if not isinstance(candles, pd.DataFrame):
         raise TypeError(f"candles must be a DataFrame, not {type(candles).__name__}")
     missing = [c for c in cols if c not in candles.columns]
     if missing:
         raise ValueError(f"candles lack column(s) {missing}; have {list(candles.columns)}")
+    complete = np.ones(len(candles), dtype=bool)
+    for c in cols:
+        v = _validate.series(candles[c], c, func, nan="keep", minimum=0).to_numpy()
+        _validate.check_positive_prices(func, c, v)
+        complete &= ~np.isnan(v)
+    _validate.need(func, 1, f"bars with finite {', '.join(cols)}", int(complete.sum()))
 
 
 def _annualise(var_per_period: pd.Series, ppy: float, window: int | None) -> float | pd.Series:
@@ -105,10 +120,13 @@ def historical_volatility(
     (``ddof=1``, as pandas' ``std``) and :math:`P` periods per year. We use
     365-day years (equity conventions use 252).
     """
-    p = _prices(prices)
-    ppy = _periods_per_year(p.index, periods_per_year)
     w = _check_window(window)
+    p = _prices(prices, "historical_volatility", 1 if w is not None else 3)
+    ppy = _periods_per_year(p.index, periods_per_year)
     r = np.log(p).diff()
+    if w is None:
+        _validate.need("historical_volatility", 2, "finite returns (consecutive finite prices)",
+                       int(r.notna().sum()))
     if w is None:
         return float(r.std() * math.sqrt(ppy))
     return r.rolling(w).std() * math.sqrt(ppy)
@@ -150,10 +168,12 @@ def realized_volatility(
     the median spacing). Sampling much finer than a few seconds picks up
     bid-ask bounce.
     """
-    p = _prices(prices)
+    w = _check_window(window)
+    p = _prices(prices, "realized_volatility", 1 if w is not None else 2)
     if not isinstance(p.index, pd.DatetimeIndex):
         raise TypeError(f"realized_volatility needs a DatetimeIndex, not {type(p.index).__name__}")
-    w = _check_window(window)
+    if not p.index.is_monotonic_increasing:
+        raise ValueError("realized_volatility: the index must be non-decreasing (sort it by time)")
     if interval is not None:
         step = timeframe_to_offset(interval)  # type: ignore[arg-type]
         p = p.resample(step, origin="epoch").last().ffill()
@@ -165,8 +185,7 @@ def realized_volatility(
         if not annualize:
             return math.sqrt(rv)
         ok = np.flatnonzero(r2.notna().to_numpy())
-        if not len(ok):
-            return float("nan")
+        _validate.need("realized_volatility", 1, "finite returns (consecutive finite prices)", len(ok))
         # time the returns span (positions: tick times may repeat)
         span = p.index[ok[-1]] - p.index[ok[0] - 1]
         if span <= pd.Timedelta(0):
@@ -204,7 +223,7 @@ def parkinson(
     bar; flat bars (no trades) count as zero range, which biases it down on
     illiquid pairs. Bars with NaN prices are skipped.
     """
-    _check_ohlc(candles, ("high", "low"))
+    _check_ohlc(candles, ("high", "low"), "parkinson")
     ppy = _periods_per_year(candles.index, periods_per_year)
     w = _check_window(window)
     hl = np.log(candles["high"].astype(np.float64) / candles["low"].astype(np.float64))
@@ -239,7 +258,7 @@ def garman_klass(
     overnight term (crypto has no close-to-open gap: the next bar opens at
     the first trade after this bar's close).
     """
-    _check_ohlc(candles, ("open", "high", "low", "close"))
+    _check_ohlc(candles, ("open", "high", "low", "close"), "garman_klass")
     ppy = _periods_per_year(candles.index, periods_per_year)
     w = _check_window(window)
     c = candles.astype({k: np.float64 for k in ("open", "high", "low", "close")})

@@ -377,6 +377,8 @@ def resample(
     """
     step_td = timeframe_to_offset(timeframe)
     step = int(step_td.value)
+    if not isinstance(ticks, pd.DataFrame):
+        raise TypeError(f"ticks must be a DataFrame of trades, not {type(ticks).__name__}")
     missing = [c for c in _TICK_COLUMNS if c not in ticks.columns]
     if missing:
         raise ValueError(f"ticks lack column(s) {missing}; have {list(ticks.columns)}")
@@ -525,6 +527,8 @@ def merge_candles(
     so of :func:`resample`'s figure.
     """
     step = int(timeframe_to_offset(timeframe).value)
+    if not isinstance(candles, pd.DataFrame):
+        raise TypeError(f"candles must be a DataFrame of bars, not {type(candles).__name__}")
     missing = [c for c in _MERGE_NEEDS if c not in candles.columns]
     if missing:
         raise ValueError(f"candles lack column(s) {missing}; have {list(candles.columns)}")

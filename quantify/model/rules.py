@@ -221,7 +221,7 @@ KINDS: Final[dict[str, _Kind]] = {
         # the pair z-score needs 2 * window - 1 bars (hedge window, then z window)
         "window": (_bars("window", 3, history=2), 120),
         "hedge": (_choice("hedge", _BAR_HEDGES), "ols"),
-        "delta": (_positive("delta"), 1e-4),
+        "delta": (_positive("delta"), None),  # None: the Kalman filter calibrates itself
         "margin": (_nonneg("margin"), 0.0),
     }, "{symbol} spread z-score {value:+.2f} (threshold {threshold:g})"),
     "vol-breakout": _Kind(1, {
@@ -474,13 +474,14 @@ def pct_move(symbol: str, pct: float, window: float | str, *, direction: str = "
 
 
 def zscore(y: str, x: str, level: float, *, op: str = "abs-above", timeframe: str = "1m",
-           window: int | str = 120, hedge: str = "ols", delta: float = 1e-4, margin: float = 0.0,
+           window: int | str = 120, hedge: str = "ols", delta: float | None = None, margin: float = 0.0,
            **common: Any) -> Rule:
     """Fire when the pair z-score on closed bars passes ``level``.
 
     The z-score is :func:`quantify.analytics.pair_zscore` of the two legs'
     bar closes (log prices; ``hedge`` "ols": rolling OLS over ``window``
-    bars, "kalman": the Kalman filter with ``delta``), the number the
+    bars, "kalman": the Kalman filter, calibrated on ``window`` bars unless
+    ``delta`` is given), the number the
     :class:`~quantify.widgets.PairMonitor` shows. ``window`` is at most
     ``(MAX_BARS + 1) // 2`` bars: the first z needs ``2 * window - 1`` bars.
     """

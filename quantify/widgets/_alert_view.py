@@ -189,7 +189,9 @@ class AlertRow:
         self.ack = W.Button(description="Acknowledge", layout=W.Layout(width="112px", height="26px"))
         self.ack.add_class("qf-ack")
         self.ack.on_click(lambda _b: panel._run("acknowledge", lambda: panel.acknowledge(self.alert_id)))
-        self.box = W.HBox([self.html, self.ack], layout=W.Layout(align_items="center", padding="3px 0"))
+        # flex "0 0 auto": in the scrolling feed a row keeps its height instead of shrinking
+        self.box = W.HBox([self.html, self.ack],
+                          layout=W.Layout(align_items="center", padding="3px 0", flex="0 0 auto"))
         self.box.add_class("qf-alert")
         self.box.add_class(f"qf-alert-{self.severity}")
         self.acknowledged = False

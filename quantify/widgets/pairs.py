@@ -191,7 +191,7 @@ class PairMonitor(LiveWidget):
         self.effective_window = self.window
         if len(closes) < 3:
             return out
-        need = 2 * self.window - 1 if self.hedge == "ols" else self.window
+        need = 2 * self.window - 1  # hedge window (rolling OLS, or the Kalman warm-up), then z window
         if len(closes) < need:
             self.note = f"warming up: the z-score needs {need} bars, {len(closes)} so far"
         pz = pair_zscore(closes["y"], closes["x"], self.window, hedge=self.hedge)  # type: ignore[arg-type]  # checked in _check

@@ -179,6 +179,30 @@ def test_plain_arrays_give_a_per_bar_sharpe() -> None:
     assert isinstance(res.equity.index, pd.RangeIndex)
 
 
+def test_warmup_bars_only_feed_the_estimates() -> None:
+    y, x = _pair(8)
+    full = backtest_pairs(y, x, window=30, entry=1.5, cost_bps=2.0)
+    first_z = int(np.flatnonzero(full.zscore.notna().to_numpy())[0])
+    assert first_z == 2 * 30 - 1  # hedge_window + window - 1 with the one-bar lag
+    # a warm-up ending where the first z appears changes nothing but where the result starts
+    same = backtest_pairs(y, x, window=30, entry=1.5, cost_bps=2.0, warmup=first_z)
+    assert same.equity.index[0] == y.index[first_z]
+    assert_allclose(same.equity.to_numpy(), full.equity.iloc[first_z:].to_numpy(), rtol=1e-15)
+    pd.testing.assert_frame_equal(same.trades, full.trades)
+    assert same.total_return == full.total_return and same.n_trades == full.n_trades
+    r = full.returns.iloc[first_z:].to_numpy()
+    assert_allclose(same.sharpe, r.mean() / r.std(ddof=1) * math.sqrt(full.periods_per_year), rtol=1e-12)
+    # a longer warm-up takes no position on its bars: it starts flat at the first kept bar
+    cut = first_z + 150
+    later = backtest_pairs(y, x, window=30, entry=1.5, cost_bps=2.0, warmup=cut)
+    assert later.equity.index[0] == y.index[cut] and later.equity.iloc[0] == 1.0
+    assert later.trades["entry_time"].min() >= y.index[cut]
+    assert_allclose(later.zscore.to_numpy(), full.zscore.iloc[cut:].to_numpy())
+    for bad in (-1, len(y), 1.5, True):
+        with pytest.raises(ValueError, match=f"got {bad!r}"):
+            backtest_pairs(y, x, window=30, warmup=bad)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
@@ -197,3 +221,25 @@ def test_bad_arguments(kwargs: dict, exc: type[Exception], match: str) -> None:
         backtest_pairs(y, x, **kwargs)
     with pytest.raises(ValueError, match="NaN"):
         backtest_pairs(y.where(y.index != y.index[5]), x)
+
+
+def test_no_trade_says_so() -> None:
+    y, x = _pair(8, n=300)
+    res = backtest_pairs(y, x, window=30, entry=50.0, exit=0.5)
+    assert res.n_trades == 0 and len(res.trades) == 0
+    assert math.isnan(res.sharpe) and res.total_return == 0.0 and res.turnover == 0.0
+    assert res.note.startswith("no trades: the z-score never crossed \u00b150")
+    assert "bars)" in res.note
+    text = res.summary()
+    assert text.splitlines()[2].startswith("note") and "undefined (no trades)" in text
+    assert "no trades" in res._repr_html_()
+    traded = backtest_pairs(y, x, window=30)
+    assert traded.n_trades > 0 and traded.note == "" and "note" not in traded.summary()
+
+
+def test_too_few_bars_for_one_zscore() -> None:
+    y, x = _pair(9, n=100)
+    with pytest.raises(ValueError, match=r"backtest_pairs needs at least 120 .*; got 100"):
+        backtest_pairs(y, x, window=60)
+    with pytest.raises(ValueError, match=r"needs at least 120 .*\(window, for one z-score\); got 100"):
+        backtest_pairs(y, x, window=120, hedge=1.0)

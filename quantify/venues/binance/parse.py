@@ -49,7 +49,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_FRAME_BYTES = 1 << 20
 
 class Kline(NamedTuple):
-    """A ``@kline_<interval>`` event; decimal fields stay strings (exact)."""
+    """A ``@kline_<interval>`` event; decimal fields stay strings (exact).
+
+    ``first_trade_id`` and ``last_trade_id`` are Binance's ``f`` and ``L``: the
+    first and last trade of the bar so far (-1 when the event has none).
+    """
 
     symbol: str
     interval: str
@@ -66,6 +70,8 @@ class Kline(NamedTuple):
     taker_buy_quote_volume: str
     closed: bool
     event_time: int
+    first_trade_id: int = -1
+    last_trade_id: int = -1
 
 
 class SubscriptionReply(NamedTuple):
@@ -190,6 +196,7 @@ def _kline_from_event(data: dict[str, Any]) -> Kline:
     return Kline(
         k["s"], k["i"], int(k["t"]), int(k["T"]), k["o"], k["h"], k["l"], k["c"], k["v"],
         k["q"], int(k["n"]), k["V"], k["Q"], bool(k["x"]), int(data.get("E", k["T"])),
+        int(k.get("f", -1)), int(k.get("L", -1)),
     )
 
 

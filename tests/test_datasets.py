@@ -1,0 +1,57 @@
+"""The bundled data sets of :mod:`quantify.datasets`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import quantify as qf
+from quantify.datasets import CANDLES_2018_COINS, CANDLES_2018_FIELDS, candles_2018, candles_2018_ohlcv
+
+# bars each coin lacks on the shared grid, counted in the source files (see quantify/data/README.md)
+MISSING_2018 = {"ADA": 40, "DASH": 2, "ETC": 1, "ETH": 0, "LTC": 0, "NXT": 0, "TRX": 6, "XLM": 0,
+                "XMR": 2, "ZEC": 3}
+
+
+def test_candles_2018_is_one_wide_frame_on_the_five_minute_utc_grid() -> None:
+    closes = candles_2018()
+    assert list(closes.columns) == list(CANDLES_2018_COINS)
+    assert isinstance(closes.index, pd.DatetimeIndex) and str(closes.index.tz) == "UTC"
+    assert closes.index[0] == pd.Timestamp("2018-01-10 04:55", tz="UTC")
+    assert closes.index[-1] == pd.Timestamp("2018-01-30 04:50", tz="UTC")
+    assert len(closes) == 5760
+    assert (np.diff(closes.index.asi8) == pd.Timedelta("5min").value).all()
+    assert closes.isna().sum().to_dict() == MISSING_2018
+    assert closes.dtypes.eq(np.float64).all()
+    assert (closes.stack() > 0).all()  # prices in BTC
+    assert 0.08 < closes["ETH"].iloc[0] < 0.11  # ETH/BTC in January 2018
+
+
+def test_candles_2018_fields_are_the_coins_ohlcv_columns() -> None:
+    eth = candles_2018_ohlcv("ETH")
+    assert list(eth.columns) == list(CANDLES_2018_FIELDS)
+    assert eth.index.is_monotonic_increasing and eth.index.is_unique
+    assert str(eth.index.tz) == "UTC"
+    assert (eth["high"] >= eth[["open", "close", "low"]].max(axis=1)).all()
+    assert (eth["low"] <= eth[["open", "close"]].min(axis=1)).all()
+    for field in CANDLES_2018_FIELDS:
+        wide = candles_2018(field)
+        for coin in ("ADA", "ETH"):
+            own = candles_2018_ohlcv(coin)[field]
+            pd.testing.assert_series_equal(wide[coin].dropna(), own, check_names=False, check_freq=False)
+    assert candles_2018_ohlcv("ada").equals(candles_2018_ohlcv("ADA"))
+    assert qf.datasets.candles_2018 is candles_2018  # the public spelling
+
+
+@pytest.mark.parametrize("field", ["Close", "vwap", ""])
+def test_candles_2018_rejects_an_unknown_field_naming_it(field: str) -> None:
+    with pytest.raises(ValueError, match=f"got '{field}'"):
+        candles_2018(field)
+
+
+@pytest.mark.parametrize("coin", ["BTC", "ETHBTC", "DOGE"])
+def test_candles_2018_ohlcv_rejects_an_unknown_coin_naming_it(coin: str) -> None:
+    with pytest.raises(ValueError, match=f"got '{coin}'.*") as info:
+        candles_2018_ohlcv(coin)
+    assert "ADA" in str(info.value)
