@@ -67,6 +67,10 @@ attaches as a reader to that store at once, offline.
 Without --replay, kernels use --store (or $QUANTIFY_STORE, or the default
 store) and `%load_ext quantify` streams from Binance.
 
+A kernel with no notebook connected (its tab closed) that stays idle for
+--cull-idle minutes (default {DEFAULT_CULL_MINUTES:g}) is shut down; a kernel whose live
+widgets keep updating is not idle, so stop them (or the kernel) when done.
+
 Nothing is fetched from the internet: JupyterLab's news feed, update check
 and extension manager are off. Ctrl-C (or SIGTERM) stops JupyterLab, every
 kernel it started and the replay.

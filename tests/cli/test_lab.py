@@ -181,10 +181,26 @@ def start_lab(args: list[str], tmp: Path, timeout: float = 180) -> tuple[subproc
     pytest.fail(f"quantify lab printed no URL (exit code {proc.poll()})")
 
 
-def test_prints_the_url_serves_the_quantify_kernel_and_sigterm_leaves_no_process():
+def _kernels(base: str) -> list[dict]:
+    with urllib.request.urlopen(f"{base}/api/kernels?token=t0k3n", timeout=30) as r:
+        return json.load(r)
+
+
+def _start_kernel(base: str) -> str:
+    request = urllib.request.Request(f"{base}/api/kernels?token=t0k3n", data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=60) as r:
+        kernel = json.load(r)
+    assert kernel["name"] == KERNEL_NAME  # the default kernel
+    return str(kernel["id"])
+
+
+def test_url_kernel_culling_and_sigterm_leaves_no_process():
+    """The printed URL serves JupyterLab with the quantify kernel; an idle kernel nobody is
+    connected to is culled (--cull-idle 0.1: 6 s); SIGTERM stops JupyterLab and its kernels."""
     tmp = Path(tempfile.mkdtemp(prefix="qflab"))  # short: the kernels' IPC sockets live under it
     (tmp / "nb").mkdir()
-    proc, url = start_lab(["--port", "0", "--token", "t0k3n", "--notebook-dir", str(tmp / "nb")], tmp)
+    proc, url = start_lab(["--port", "0", "--token", "t0k3n", "--notebook-dir", str(tmp / "nb"),
+                           "--cull-idle", "0.1"], tmp)
     try:
         base = url.split("/lab?")[0]
         assert url.endswith("/lab?token=t0k3n")
@@ -196,13 +212,18 @@ def test_prints_the_url_serves_the_quantify_kernel_and_sigterm_leaves_no_process
         assert specs["kernelspecs"][KERNEL_NAME]["spec"]["display_name"] == KERNEL_DISPLAY_NAME
         with pytest.raises(urllib.error.HTTPError):  # the token is required
             urllib.request.urlopen(f"{base}/api/kernels", timeout=30)
-        request = urllib.request.Request(f"{base}/api/kernels?token=t0k3n", data=b"{}", method="POST")
-        with urllib.request.urlopen(request, timeout=60) as r:
-            assert json.load(r)["name"] == KERNEL_NAME
+
+        idle = _start_kernel(base)
+        deadline = time.monotonic() + 90  # 6 s idle, checked every 6 s, on a loaded machine
+        while any(k["id"] == idle for k in _kernels(base)):
+            assert time.monotonic() < deadline, "the idle kernel was not culled"
+            time.sleep(1)
+
+        _start_kernel(base)
         deadline = time.monotonic() + 60
         while not any("ipykernel" in _processes().get(p, (0, ""))[1] for p in _descendants(proc.pid)):
             assert time.monotonic() < deadline, "no kernel process appeared"
-            time.sleep(0.5)
+            time.sleep(0.2)
         started = _descendants(proc.pid)
         assert len(started) >= 2  # JupyterLab and the kernel
     finally:
