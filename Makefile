@@ -1,11 +1,12 @@
-# QuantiFy: `make demo` runs the demo, `make test` runs the static checks and every test.
+# QuantiFy: `make demo` runs the demo, `make test` runs the static checks and every test,
+# `make lab` opens JupyterLab on the notebooks.
 # Both create the virtual environment (.venv) on first use.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check setup system bench clean
+.PHONY: demo lab test check setup system bench clean
 
 $(BIN)/quantify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,10 @@ system:
 
 demo: setup
 	$(BIN)/quantify demo
+
+# JupyterLab on notebooks/ (127.0.0.1, token in the printed URL); `make lab LAB_ARGS=--replay` streams offline.
+lab: setup
+	$(BIN)/quantify lab $(LAB_ARGS)
 
 # Static checks first (ruff, mypy, the import contract), then every test.
 test: setup system check

@@ -21,7 +21,7 @@ from quantify.exceptions import QuantifyError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``quantify --help`` lists them.
-COMMANDS = ("demo", "replay", "ingest", "status", "dashboard", "alerts", "load", "backfill", "export")
+COMMANDS = ("demo", "lab", "replay", "ingest", "status", "dashboard", "alerts", "load", "backfill", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

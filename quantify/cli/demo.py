@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
+from quantify.cli._stream import DEMO_STORE, fresh_demo_store, start_replay_stream
 from quantify.model.status import WriterStatus
 from quantify.store import Store
 
@@ -26,10 +25,7 @@ The demo store is wiped at the start of each demo; open it in a notebook with
   qf.open_store("lmdb://~/.quantify/demo")
 """
 
-DEMO_STORE = Path("~/.quantify/demo")
 BANNER = "REPLAY — recorded Binance trades, 2024-08-08 (not live data)"
-#: What the demo streams: the bundled spot and USD-M recordings, side by side in one store.
-DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "binance-usdm:BTCUSDT", "binance-usdm:ETHUSDT")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,15 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
     p.add_argument("--no-dashboard", action="store_true", help="run replay and ingestion only, with a status line")
     p.set_defaults(func=run)
-
-
-def _fresh_store(uri: str | None) -> str:
-    if uri is not None:
-        return uri
-    path = DEMO_STORE.expanduser()
-    if path.exists():
-        shutil.rmtree(path)
-    return f"lmdb://{path}"
 
 
 def _line(status: WriterStatus, prices: Mapping[str, float]) -> str:
@@ -80,19 +67,7 @@ def _last_prices(store: Store, status: WriterStatus) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantify.config import IngestConfig
-    from quantify.ingest.listeners import standard_listeners
-    from quantify.ingest.service import IngestService
-    from quantify.replay.config import ReplayConfig, default_files
-    from quantify.replay.thread import ReplayThread
-    from quantify.store import open_store
-
-    uri = _fresh_store(args.store)
-    replay = ReplayThread(ReplayConfig(files=tuple(default_files()), speed=args.speed, loop=True)).start()
-    config = IngestConfig(symbols=DEMO_SYMBOLS, store=uri, ws_url=replay.ws_url, rest_url=replay.rest_url,
-                          status_interval=0.5)
-    service = IngestService(config, listeners=standard_listeners(open_store(config.store, create=True), config))
-    service.start_in_thread()
+    replay, service = start_replay_stream(fresh_demo_store(args.store), speed=args.speed)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     dashboard = None

@@ -50,7 +50,7 @@ import httpx
 import pandas as pd
 
 from quantify.config import IngestConfig
-from quantify.exceptions import RestError
+from quantify.exceptions import RestError, WriterLocked
 from quantify.ingest.buffer import SymbolBuffer
 from quantify.ingest.endpoints import Endpoints
 from quantify.ingest.feeds import ParserTotals, RestTotals, VenueFeed, by_venue, stream_urls
@@ -353,7 +353,10 @@ class IngestService:
                 asyncio.run(main())
             except BaseException as exc:  # noqa: BLE001 - surfaced to the caller of start/join
                 self._thread_error = exc
-                logger.error("ingestion stopped with an error: %s", exc)
+                if isinstance(exc, WriterLocked):  # an answer for the caller (a kernel then reads), not a failure
+                    logger.info("not ingesting: %s", exc)
+                else:
+                    logger.error("ingestion stopped with an error: %s", exc)
             finally:
                 started.set()
 

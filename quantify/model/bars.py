@@ -488,7 +488,8 @@ def merge_candles(
     ----------
     candles : DataFrame
         Candles as returned by :func:`resample`, with or without flat bars,
-        whose timeframe divides ``timeframe``. Candles with the same label are
+        whose timeframe divides ``timeframe`` (candles of ``timeframe``
+        itself may lie several bars apart: the bars between are empty). Candles with the same label are
         parts of one bar (a live bar so far and the same bar of a new batch of
         ticks) and merge too. Columns ``open``, ``high``, ``low``, ``close`` and
         ``trades`` are needed; the volume columns are merged if present.
@@ -544,7 +545,12 @@ def merge_candles(
         if np.any(d < 0):
             raise ValueError("candles index must be non-decreasing")
         d = d[d > 0]
-        if d.size and (step % int(d.min()) or np.any(ts % int(d.min()))):
+        # The finest spacing is the candles' timeframe, unless it is a multiple of ``timeframe``:
+        # then they are bars of ``timeframe`` with quiet (tradeless) bars between them.
+        grid = int(d.min()) if d.size else 0
+        if grid and grid % step == 0:
+            grid = step
+        if grid and (step % grid or np.any(ts % grid)):
             raise ValueError(
                 f"candles spaced {pd.Timedelta(int(d.min()))} do not nest into {timeframe!r}"
             )

@@ -12,7 +12,7 @@ import pytest
 
 from quantify.alerts._eval import BarSeries
 from quantify.analytics import resample
-from quantify.model.bars import bar_bounds, bars_of_units, limbs_to_ints
+from quantify.model.bars import bar_bounds, bars_of_units, limbs_to_ints, merge_candles
 from quantify.replay.rest import RestApi
 from quantify.store import open_store
 from quantify.store.candles import CandleAggregator
@@ -134,3 +134,28 @@ def test_alert_closes_survive_silences_and_time_dips() -> None:
     dip.update(np.array([1, 5, 12, 11, 25]), np.array([1.0, 2, 3, 4, 5]), np.arange(5))
     dip.update(np.array([24, 31]), np.array([6.0, 7]), np.arange(5, 7))
     assert (dip.first, dip.closes, dip.trig_t, dip.cur) == (0, [2.0, 4.0, 6.0], [12, 25, 31], 30)
+
+
+def test_widget_bars_carry_on_across_quiet_bars(ticks) -> None:
+    """Ticks of one bar after quiet ones (no trade between it and the open bar) extend the bars
+    with flat bars, as ``resample`` does: a widget's frame usually holds one bar's ticks, and 1s
+    bars kept failing ("candles spaced 2s do not nest into 1s") after a second without trades."""
+    frame = ticks["ETHUSDT"].iloc[:3000]
+    seconds = frame.index.floor("1s")
+    assert (np.diff(seconds.unique().asi8) > 10**9).sum() >= 3  # quiet seconds in this stretch
+    starts = np.flatnonzero(np.r_[True, seconds[1:] != seconds[:-1]])
+    live = resample(frame.iloc[:starts[1]], "1s")[BAR_COLUMNS]
+    for a, b in zip(starts[1:], [*starts[2:], len(frame)]):
+        live = update_bars(live, frame.iloc[a:b], "1s", 100_000)  # one bar's ticks per frame
+    pd.testing.assert_frame_equal(live, resample(frame, "1s")[BAR_COLUMNS], check_exact=True, check_freq=False,
+                                  check_names=False)
+
+
+def test_candles_that_do_not_nest_are_still_refused(ticks) -> None:
+    minute = resample(ticks["BTCUSDT"], "1m")
+    with pytest.raises(ValueError, match="do not nest into '90s'"):
+        merge_candles(minute, "90s")
+    shifted = minute.iloc[::2].copy()
+    shifted.index = shifted.index + pd.Timedelta("30s")  # two minutes apart, off the minute grid
+    with pytest.raises(ValueError, match="do not nest"):
+        merge_candles(shifted, "1m")
