@@ -7,9 +7,10 @@ the ``quantify`` command itself never needs to.
 
 from __future__ import annotations
 
+import inspect
 import time
+from typing import Any
 
-from jupyter_core.utils import ensure_async
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
 __all__ = ["DashboardKernelManager"]
@@ -46,10 +47,12 @@ class DashboardKernelManager(AsyncMappingKernelManager):
 
     async def cull_kernel_if_idle(self, kernel_id: str) -> None:
         """Shut ``kernel_id`` down if no page has been connected to it for ``cull_idle_timeout`` s."""
+        for gone in [k for k in self._unwatched_since if k not in self._kernels]:
+            del self._unwatched_since[gone]
         kernel = self._kernels.get(kernel_id)
         state = getattr(kernel, "execution_state", None)
         if state == "dead":
-            await ensure_async(self.shutdown_kernel(kernel_id))
+            await self._shutdown(kernel_id)
             return
         if self._kernel_connections.get(kernel_id, 0) > 0 or state in ("starting", "busy"):
             # watched, or still starting or running the notebook for a page that waits
@@ -59,11 +62,12 @@ class DashboardKernelManager(AsyncMappingKernelManager):
         since = self._unwatched_since.setdefault(kernel_id, now)
         if now - since < self.cull_idle_timeout:
             return
-        self._unwatched_since.pop(kernel_id, None)
+        del self._unwatched_since[kernel_id]
         self.log.info("Culling kernel %s: no page connected for %.0f s", kernel_id, now - since)
-        await ensure_async(self.shutdown_kernel(kernel_id))
+        await self._shutdown(kernel_id)
 
-    async def shutdown_kernel(self, kernel_id: str, *args: object, **kwargs: object) -> None:
-        """Shut ``kernel_id`` down and forget it."""
-        self._unwatched_since.pop(kernel_id, None)
-        await ensure_async(super().shutdown_kernel(kernel_id, *args, **kwargs))
+    async def _shutdown(self, kernel_id: str) -> None:
+        # Voilà's manager built on this one overrides shutdown_kernel with a coroutine function
+        result: Any = self.shutdown_kernel(kernel_id)
+        if inspect.isawaitable(result):
+            await result

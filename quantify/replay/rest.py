@@ -38,6 +38,7 @@ import numpy as np
 import orjson
 
 from quantify.model.timeframes import KLINE_INTERVALS
+from quantify.replay._decimals import format_units, tick_units
 from quantify.replay._klines import KlineUnits, kline_next, kline_open, kline_opens, kline_rows
 from quantify.replay._params import (
     DEFAULT_LIMIT,
@@ -49,7 +50,6 @@ from quantify.replay._params import (
     parse_query,
     symbol_name,
 )
-from quantify.replay._decimals import format_units, tick_units
 from quantify.replay.tape import SPOT, SymbolTape, Tape
 from quantify.venues.binance.rest import WEIGHTS as ENDPOINT_WEIGHTS
 

@@ -7,6 +7,7 @@ independently of how the server tracks them.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -51,6 +52,12 @@ def kernels(store_uri: str) -> set[int]:
             if "ipykernel" in cmd}
 
 
+def freed(store_uri: str, before: set[int]) -> bool:
+    """No kernel of ``before`` runs, and at most one other (the next visitor's, pre-heated)."""
+    now = kernels(store_uri)
+    return not (now & before) and len(now) <= 1
+
+
 def wait_for(predicate, timeout: float, step: float = 0.5):
     deadline = time.monotonic() + timeout
     value = predicate()
@@ -91,8 +98,7 @@ def test_closed_pages_free_their_kernels(browser, store_uri):
             ctx.close()
             # the page's kernel (one of those before the visit) is gone; at most the
             # pre-heated one started for the next visitor is left
-            left = wait_for(lambda: not (kernels(store_uri) & before)
-                            and len(kernels(store_uri)) <= 1 or None, FREED_WITHIN)
+            left = wait_for(functools.partial(freed, store_uri, before), FREED_WITHIN)
             assert left, f"visit {visit}: kernels left {kernels(store_uri)} (before: {before})"
     finally:
         stop_dashboard(proc)
