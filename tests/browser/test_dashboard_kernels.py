@@ -7,6 +7,7 @@ independently of how the server tracks them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -18,8 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from quantify.cli.dashboard import serve_dashboard, stop_dashboard
 
 #: Seconds without a page after which the test server culls a kernel (users: 60).
 CULL_SECONDS = 6
@@ -74,39 +73,6 @@ def store_uri(live_store: str, tmp_path: Path) -> str:
     return f"lmdb://{tmp_path / 'store'}"
 
 
-def test_closed_pages_free_their_kernels(browser, store_uri):
-    url, proc = serve_dashboard("pairs_monitor", store_uri, cull_seconds=CULL_SECONDS)
-    outside: list[str] = []
-    try:
-        # Voilà keeps one kernel pre-heated for the next visitor; each page takes it over.
-        assert wait_for(lambda: len(kernels(store_uri)) == 1, 60), kernels(store_uri)
-        # 1, 2: closed as a browser closes a tab (beforeunload); 3: the browser goes away
-        # without unloading, after staying open longer than the cull timeout
-        for visit, unload in enumerate((True, True, False), 1):
-            before = kernels(store_uri)
-            ctx = browser.new_context()
-            page = ctx.new_page()
-            page.on("request", lambda r: outside.append(r.url) if not LOOPBACK.match(r.url) else None)
-            page.goto(url, timeout=60_000)
-            page.wait_for_selector(".bqplot svg path.line", state="attached", timeout=60_000)
-            if not unload:  # a watched kernel is never culled, however long
-                page.wait_for_timeout((CULL_SECONDS + 2 * CULL_SECONDS / 4 + 2) * 1000)
-                assert before <= kernels(store_uri), "the open page's kernel was culled"
-                assert page.locator(".bqplot svg path.line").count() >= 1
-            assert len(kernels(store_uri)) <= 2, f"visit {visit}: the page's and one pre-heated"
-            page.close(run_before_unload=unload)
-            ctx.close()
-            # the page's kernel (one of those before the visit) is gone; at most the
-            # pre-heated one started for the next visitor is left
-            left = wait_for(functools.partial(freed, store_uri, before), FREED_WITHIN)
-            assert left, f"visit {visit}: kernels left {kernels(store_uri)} (before: {before})"
-    finally:
-        stop_dashboard(proc)
-    assert outside == [], f"the page reached outside 127.0.0.1: {outside}"
-    assert wait_for(lambda: not processes_with_env("QUANTIFY_STORE", store_uri), 10), \
-        processes_with_env("QUANTIFY_STORE", store_uri)
-
-
 def _start(args: list[str], log: Path) -> subprocess.Popen[str]:
     with open(log, "w") as err:
         return subprocess.Popen([sys.executable, "-m", "quantify", *args], stdout=subprocess.PIPE,
@@ -129,6 +95,16 @@ def _read_url(proc: subprocess.Popen[str], marker: str, timeout: float = 120.0) 
     raise AssertionError(f"no {marker!r} line; output: {''.join(seen)}")
 
 
+def _kill_all(proc: subprocess.Popen[str], store_uri: str) -> None:
+    """Whatever a failed test left: the command's group and every process of its store."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for pid in processes_with_env("QUANTIFY_STORE", store_uri):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _sigterm_leaves_nothing(proc: subprocess.Popen[str], url: str, store_uri: str) -> None:
     with urllib.request.urlopen(url, timeout=120) as page:  # a page view: a kernel runs it
         assert page.status == 200 and b"widget-view+json" in page.read()  # rendered by a kernel
@@ -140,17 +116,39 @@ def _sigterm_leaves_nothing(proc: subprocess.Popen[str], url: str, store_uri: st
     assert not left, f"left running after SIGTERM: {left}"
 
 
-def test_sigterm_stops_the_dashboard_and_its_kernels(store_uri, tmp_path):
-    proc = _start(["dashboard", "pairs_monitor", "--no-browser", "--store", store_uri],
-                  tmp_path / "stderr")
+def test_closed_pages_free_their_kernels_and_sigterm_stops_everything(browser, store_uri, tmp_path):
+    proc = _start(["dashboard", "pairs_monitor", "--no-browser", "--store", store_uri,
+                   "--cull-seconds", str(CULL_SECONDS)], tmp_path / "stderr")
+    outside: list[str] = []
     try:
         url = _read_url(proc, "quantify dashboard:")
+        # Voilà keeps one kernel pre-heated for the next visitor; each page takes it over.
+        assert wait_for(lambda: len(kernels(store_uri)) == 1, 60), kernels(store_uri)
+        # 1, 2: closed as a browser closes a tab (beforeunload); 3: the browser goes away
+        # without unloading, after staying open longer than the cull timeout
+        for visit, unload in enumerate((True, True, False), 1):
+            before = kernels(store_uri)
+            ctx = browser.new_context()
+            page = ctx.new_page()
+            page.on("request", lambda r: outside.append(r.url) if not LOOPBACK.match(r.url) else None)
+            page.goto(url, timeout=60_000)
+            page.wait_for_selector(".bqplot svg path.line", state="attached", timeout=60_000)
+            if not unload:  # a watched kernel is never culled, however long
+                page.wait_for_timeout((CULL_SECONDS + 2 * CULL_SECONDS / 4 + 2) * 1000)
+                assert before <= kernels(store_uri), "the open page's kernel was culled"
+                assert page.locator(".bqplot svg path.line").count() >= 1
+            assert len(kernels(store_uri)) <= 2, f"visit {visit}: the page's and one pre-heated"
+            page.close(run_before_unload=unload)
+            ctx.close()
+            # the page's kernel (one of those before the visit) is gone; at most the
+            # pre-heated one started for the next visitor is left
+            left = wait_for(functools.partial(freed, store_uri, before), FREED_WITHIN)
+            assert left, f"visit {visit}: kernels left {kernels(store_uri)} (before: {before})"
+        assert outside == [], f"the page reached outside 127.0.0.1: {outside}"
+        # one more page view, then what a supervisor sends
         _sigterm_leaves_nothing(proc, url, store_uri)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for pid in processes_with_env("QUANTIFY_STORE", store_uri):
-            os.kill(pid, signal.SIGKILL)
+        _kill_all(proc, store_uri)
     assert "Traceback" not in (tmp_path / "stderr").read_text()
 
 
@@ -161,8 +159,5 @@ def test_sigterm_stops_the_demo_and_its_kernels(tmp_path):
         url = _read_url(proc, "dashboard ")
         _sigterm_leaves_nothing(proc, url, store_uri)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for pid in processes_with_env("QUANTIFY_STORE", store_uri):
-            os.kill(pid, signal.SIGKILL)
+        _kill_all(proc, store_uri)
     assert "Traceback" not in (tmp_path / "stderr").read_text()
