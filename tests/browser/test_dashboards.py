@@ -76,3 +76,13 @@ def test_market_overview_candles(serve, page, outside):
     assert "BTCUSDT" in page.inner_text("body") and "ETHUSDT" in page.inner_text("body")
     assert _errors(page) == [], "\n".join(_errors(page))
     assert outside == []
+
+
+def test_dashboard_list_loads_nothing_from_outside(serve, page, outside):
+    page.goto(serve(None), timeout=60_000)
+    page.wait_for_selector("text=pairs_monitor.ipynb", timeout=60_000)
+    body = page.inner_text("body")
+    assert all(f"{name}.ipynb" in body for name in ("pairs_monitor", "market_overview", "alerts"))
+    # (Voilà's list page polls /api/kernels, which its server does not serve, and starts the
+    # widget plugins without a kernel: console errors of Voilà's own, not checked here.)
+    assert outside == []
