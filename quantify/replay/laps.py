@@ -75,7 +75,7 @@ class LapPrices:
         self.ratio = kept[-1] / kept[0]
         self._units0 = np.asarray(units, dtype=np.int64)
         self._texts0 = list(texts)
-        self._laps: OrderedDict[int, tuple[np.ndarray, list[str]]] = OrderedDict()
+        self._laps: OrderedDict[int, tuple[np.ndarray, list[str], list[bytes]]] = OrderedDict()
 
     def factor(self, lap: int) -> float:
         """The price factor of ``lap`` (1 for lap 0)."""
@@ -83,17 +83,18 @@ class LapPrices:
             raise ValueError(f"lap must be >= 0, got {lap!r}")
         return float(self.ratio ** lap)
 
-    def _lap(self, lap: int) -> tuple[np.ndarray, list[str]]:
+    def _lap(self, lap: int) -> tuple[np.ndarray, list[str], list[bytes]]:
         cached = self._laps.get(lap)
         if cached is not None:
             self._laps.move_to_end(lap)
             return cached
         if lap == 0:
-            entry = (self._units0, self._texts0)
+            units, texts = self._units0, self._texts0
         else:
             scaled = np.floor(self._units0 * (self.factor(lap) / self.tick) + 0.5).astype(np.int64)
             units = np.maximum(scaled, 1) * self.tick
-            entry = (units, [format_units(int(u), self.scale) for u in units])
+            texts = [format_units(int(u), self.scale) for u in units]
+        entry = (units, texts, [t.encode() for t in texts])
         self._laps[lap] = entry
         while len(self._laps) > _CACHED_LAPS:
             self._laps.popitem(last=False)
@@ -106,6 +107,10 @@ class LapPrices:
     def texts(self, lap: int) -> list[str]:
         """Prices of ``lap`` as Binance prints them, in the tape's order."""
         return self._lap(lap)[1]
+
+    def encoded(self, lap: int) -> list[bytes]:
+        """:meth:`texts` as ASCII bytes, for the pre-encoded frames."""
+        return self._lap(lap)[2]
 
     def units_at(self, k: np.ndarray) -> np.ndarray:
         """Price units of absolute trade indices ``k`` (``lap * n + r``), any laps."""

@@ -526,12 +526,12 @@ class _FrameTemplates:
     def render(self, lap: int, lap_ms: int) -> list[bytes | None]:
         out: list[bytes | None] = [None] * self.n
         dt = lap * lap_ms
-        texts = {k: lp.texts(lap) for k, lp in self.lap_prices.items()}
+        texts = {k: lp.encoded(lap) for k, lp in self.lap_prices.items()}
         for order, slots, templates, columns, id_spans, agg_spans, prices in self.groups:
             shifted: list[list[Any]] = []
             for key, column in zip(order, columns):
                 if key == _PRICE_KEY:
-                    shifted.append([texts[k][r].encode() for k, r in prices])
+                    shifted.append([texts[k][r] for k, r in prices])
                 elif lap == 0:
                     shifted.append(column)
                 elif key in _TIME_KEYS:
