@@ -85,7 +85,8 @@ def register(subparsers: Any) -> None:
         "--loop", action="store_true",
         help="repeat the recording forever, shifting ids and times forward each lap and "
              "scaling each lap's prices so they carry on from the previous lap's last price "
-             "(returns stay the recorded ones, rounded to the tick)",
+             "(returns stay the recorded ones, rounded to the tick; the level moves by the "
+             "recording's net move each lap)",
     )
     faults = p.add_argument_group("fault injection (all off by default)")
     faults.add_argument(
