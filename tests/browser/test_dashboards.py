@@ -78,6 +78,7 @@ def test_market_overview_candles(serve, page, outside):
     assert outside == []
 
 
+@pytest.mark.slow  # one more Voilà server (~30 s); the dashboards above check the same per page
 def test_dashboard_list_loads_nothing_from_outside(serve, page, outside):
     page.goto(serve(None), timeout=60_000)
     page.wait_for_selector("text=pairs_monitor.ipynb", timeout=60_000)
