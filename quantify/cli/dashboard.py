@@ -115,14 +115,20 @@ def _descendants(pid: int) -> dict[int, str]:
 def stop_dashboard(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """Stop a Voilà server of :func:`serve_dashboard` and every process it started.
 
-    Voilà gets SIGTERM (it shuts its kernels down) and ``timeout`` seconds;
-    then its process group and every process it had started (kernels run in
-    sessions of their own) that is still running get SIGKILL. Idempotent.
+    Voilà and every process it started (its kernels, which run in sessions of
+    their own) get SIGTERM, and Voilà ``timeout`` seconds to clean up; then its
+    process group and whichever of those processes still runs get SIGKILL.
+    Idempotent.
     """
     started = _descendants(proc.pid) if proc.poll() is None else {}
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
+        # The kernels too, at once: a kernel still running the notebook when Voilà's
+        # shutdown request reaches it prints a traceback (ipykernel closes its sockets
+        # under the pending reply). A dashboard kernel keeps nothing to save: what it
+        # writes (an alert rule from the panel) it writes at once.
+        _signal_same(started, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -135,10 +141,17 @@ def stop_dashboard(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None
         if not started or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    for pid in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    _signal_same(started, signal.SIGKILL)
     proc.wait()
+
+
+def _signal_same(processes: dict[int, str], sig: signal.Signals) -> None:
+    """Send ``sig`` to each of ``processes`` (pid -> start time) that is still the same process."""
+    table = _proc_table()
+    for pid, start in processes.items():
+        if pid in table and table[pid][1] == start:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
 
 
 def serve_dashboard(

@@ -149,7 +149,9 @@ def test_closed_pages_free_their_kernels_and_sigterm_stops_everything(browser, s
         _sigterm_leaves_nothing(proc, url, store_uri)
     finally:
         _kill_all(proc, store_uri)
-    assert "Traceback" not in (tmp_path / "stderr").read_text()
+    # four page views and a stop, and nothing to read: Voilà logs errors only, kernels use IPC
+    log = (tmp_path / "stderr").read_text()
+    assert not re.search(r"Traceback|WARNING|not trusted|without encryption", log), log
 
 
 def test_sigterm_stops_the_demo_and_its_kernels(tmp_path):
