@@ -1,13 +1,34 @@
-"""``quantify dashboard``: serve the Voilà dashboards on 127.0.0.1."""
+"""``quantify dashboard``: serve the Voilà dashboards on 127.0.0.1.
+
+The Voilà server runs in its own session (process group) and is stopped with
+everything it started: :func:`stop_dashboard` asks it to shut its kernels down
+(SIGTERM), waits, then kills what is left, the server and each kernel (the
+kernels run in sessions of their own). ``quantify dashboard`` does so on
+Ctrl-C and on SIGTERM.
+
+A page's kernel is stopped when its page goes away: at once when the browser
+sends the page's ``beforeunload`` shutdown request, else (a crashed browser, a
+lost network, a page killed without unloading) within ``cull_seconds`` plus a
+quarter of it after the page's WebSocket closed
+(:class:`~quantify.cli._voila.DashboardKernelManager`). Voilà keeps one more
+kernel pre-heated for the next visitor.
+
+Voilà logs errors only (``-v`` shows its warnings, ``-vv`` its info); kernels
+talk to it over IPC sockets, not TCP ports on loopback; pages load nothing
+from outside 127.0.0.1 (the ``quantify`` template, :mod:`quantify.cli._voila`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import webbrowser
 from pathlib import Path
@@ -15,11 +36,25 @@ from pathlib import Path
 from quantify.cli._common import add_store_argument, store_from_args
 from quantify.store import open_store
 
-__all__ = ["DASHBOARDS", "dashboards_dir", "serve_dashboard"]
+__all__ = ["DASHBOARDS", "DEFAULT_CULL_SECONDS", "dashboards_dir", "serve_dashboard", "stop_dashboard"]
 
 #: Dashboard names (notebooks ``dashboards/<name>.ipynb``).
 DASHBOARDS = ("pairs_monitor", "market_overview", "alerts")
 THEMES = ("dark", "light")
+#: Seconds without a connected page after which a dashboard's kernel is shut down.
+DEFAULT_CULL_SECONDS = 60
+#: Jupyter data directory holding ``voila/templates/quantify`` (Voilà's lab template, offline),
+#: and in ``config/voila.json`` Voilà's tornado settings: no XSRF check (the page's
+#: ``beforeunload`` shutdown request is a beacon without Voilà's XSRF token, since the page never
+#: sets its cookie, so Voilà would refuse it; the server listens on loopback without a token,
+#: its kernels take no code from the page, and a shutdown needs the kernel's random id), and a
+#: WebSocket ping timeout no longer than the ping interval (Tornado warns otherwise).
+JUPYTER_DATA = Path(__file__).resolve().parent / "jupyter"
+#: The page template, and the kernel manager that frees a closed page's kernel.
+TEMPLATE = "quantify"
+KERNEL_MANAGER = "quantify.cli._voila.DashboardKernelManager"
+#: Voilà's log level by ``-v`` count: errors only, then warnings, then info.
+_VOILA_LOG_LEVELS = ("ERROR", "WARN", "INFO")
 
 
 def dashboards_dir() -> Path:
@@ -43,8 +78,81 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> 
                 return
         except OSError:
             time.sleep(0.1)
-    proc.terminate()
     raise TimeoutError(f"Voilà did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def _proc_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, start time) of every process, from ``/proc`` (empty elsewhere)."""
+    table: dict[int, tuple[int, str]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry.name)] = (int(fields[1]), fields[19].decode())
+    return table
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """The processes started by ``pid``, at any depth: pid -> start time (Linux; else empty)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    out: dict[int, str] = {}
+    todo = list(children.get(pid, ()))
+    while todo:
+        p = todo.pop()
+        if p not in out:
+            out[p] = table[p][1]
+            todo.extend(children.get(p, ()))
+    return out
+
+
+def stop_dashboard(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop a Voilà server of :func:`serve_dashboard` and every process it started.
+
+    Voilà and every process it started (its kernels, which run in sessions of
+    their own) get SIGTERM, and Voilà ``timeout`` seconds to clean up; then its
+    process group and whichever of those processes still runs get SIGKILL.
+    Idempotent.
+    """
+    started = _descendants(proc.pid) if proc.poll() is None else {}
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        # The kernels too, at once: a kernel still running the notebook when Voilà's
+        # shutdown request reaches it prints a traceback (ipykernel closes its sockets
+        # under the pending reply). A dashboard kernel keeps nothing to save: what it
+        # writes (an alert rule from the panel) it writes at once.
+        _signal_same(started, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while started:
+        table = _proc_table()
+        # the same process (pid and start time) still running after Voilà's own shutdown
+        started = {p: t for p, t in started.items() if p in table and table[p][1] == t}
+        if not started or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    _signal_same(started, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_same(processes: dict[int, str], sig: signal.Signals) -> None:
+    """Send ``sig`` to each of ``processes`` (pid -> start time) that is still the same process."""
+    table = _proc_table()
+    for pid, start in processes.items():
+        if pid in table and table[pid][1] == start:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
 
 
 def serve_dashboard(
@@ -56,37 +164,59 @@ def serve_dashboard(
     theme: str = "dark",
     log: int | None = subprocess.DEVNULL,
     timeout: float = 30.0,
+    cull_seconds: int = DEFAULT_CULL_SECONDS,
+    verbosity: int = 0,
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """Start Voilà serving dashboard ``name`` (or all, if None); return ``(url, process)``.
 
     The dashboard reads ``store_uri`` (passed in ``QUANTIFY_STORE``; nothing
     from the user reaches a shell or a path). Voilà listens on 127.0.0.1 with
-    sources stripped. Stop it with ``process.terminate()``.
+    sources stripped, in its own process group. A page's kernel is shut down
+    when the page unloads, or at most ``cull_seconds + ceil(cull_seconds / 4)``
+    seconds after its last connection closed. ``log`` is where Voilà's and its
+    kernels' output goes (``None``: this process's); ``verbosity`` 0 logs
+    errors only, 1 warnings, 2 info. Stop it with :func:`stop_dashboard`.
 
     Raises
     ------
     ValueError
-        If ``name`` or ``theme`` is not known.
+        If ``name`` or ``theme`` is not known, or ``cull_seconds`` is below 1.
     """
     if name is not None and name not in DASHBOARDS:
         raise ValueError(f"unknown dashboard {name!r}; choose one of {', '.join(DASHBOARDS)}")
     if theme not in THEMES:
         raise ValueError(f"theme must be one of {', '.join(THEMES)}, got {theme!r}")
+    if isinstance(cull_seconds, bool) or not isinstance(cull_seconds, int) or cull_seconds < 1:
+        raise ValueError(f"cull_seconds must be an integer >= 1, got {cull_seconds!r}")
     folder = dashboards_dir()
     target = folder / f"{name}.ipynb" if name else folder
     if not target.exists():
         raise FileNotFoundError(f"{target} not found (run from a QuantiFy checkout)")
     port = port or _free_port()
     env = dict(os.environ, QUANTIFY_THEME=theme)
+    for var, path in (("JUPYTER_PATH", JUPYTER_DATA), ("JUPYTER_CONFIG_PATH", JUPYTER_DATA / "config")):
+        env[var] = os.pathsep.join(p for p in (str(path), env.get(var)) if p)
     if store_uri:
         env["QUANTIFY_STORE"] = store_uri
+    level = _VOILA_LOG_LEVELS[min(max(verbosity, 0), len(_VOILA_LOG_LEVELS) - 1)]
     cmd = [
         sys.executable, "-m", "voila", str(target), "--no-browser", f"--port={port}",
         "--Voila.ip=127.0.0.1", "--strip_sources=True", f"--theme={theme}",
+        f"--template={TEMPLATE}", f"--Voila.log_level={level}",
         "--VoilaConfiguration.show_tracebacks=False", "--preheat_kernel=True", "--pool_size=1",
+        # kernels over IPC sockets: no TCP port, no "TCP without encryption" warning per kernel
+        "--KernelManager.transport=ipc",
+        # a page's kernel stops when the page goes away (see DashboardKernelManager)
+        f"--VoilaConfiguration.multi_kernel_manager_class={KERNEL_MANAGER}",
+        f"--DashboardKernelManager.cull_idle_timeout={cull_seconds}",
+        f"--DashboardKernelManager.cull_interval={math.ceil(cull_seconds / 4)}",
     ]
     proc = subprocess.Popen(cmd, env=env, cwd=folder, stdout=log, stderr=log, start_new_session=True)
-    _wait_for_port(port, proc, timeout)
+    try:
+        _wait_for_port(port, proc, timeout)
+    except BaseException:
+        stop_dashboard(proc)
+        raise
     url = f"http://127.0.0.1:{port}/"
     if name is None:
         url += "voila/tree"
@@ -100,7 +230,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dashboard", help="serve the live dashboards with Voilà",
         description="Serve a dashboard (pairs_monitor, market_overview, alerts) or all of them with "
                     "Voilà on 127.0.0.1, reading the store another process writes "
-                    "(quantify ingest or quantify demo). Ctrl-C stops it.",
+                    "(quantify ingest or quantify demo). A closed page's kernel is shut down (at "
+                    "once when the browser says so, else within --cull-seconds and a quarter). "
+                    "Ctrl-C or SIGTERM stops the server and every kernel. Voilà logs errors "
+                    "only; -v shows its warnings.",
     )
     p.add_argument("name", nargs="?", choices=DASHBOARDS, default=None,
                    help="dashboard to serve (default: a list of all)")
@@ -108,22 +241,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--theme", choices=THEMES, default="dark", help="colour theme (default: dark)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--cull-seconds", type=int, default=DEFAULT_CULL_SECONDS, metavar="SECONDS",
+                   help="shut a page's kernel down after this many seconds without its page "
+                        f"(default: {DEFAULT_CULL_SECONDS})")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     open_store(store_from_args(args))  # a missing store is an error here, never created by a reader
-    url, proc = serve_dashboard(args.name, store_from_args(args), args.port, not args.no_browser,
-                                theme=args.theme, log=None)
-    print(f"quantify dashboard: {url}  (Ctrl-C stops)", flush=True)
+    if args.cull_seconds < 1:
+        print(f"quantify dashboard: --cull-seconds must be >= 1, got {args.cull_seconds}",
+              file=sys.stderr)
+        return 2
+    stopping = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    proc = None
     try:
-        return proc.wait() or 0
+        url, proc = serve_dashboard(args.name, store_from_args(args), args.port, not args.no_browser,
+                                    theme=args.theme, log=None, cull_seconds=args.cull_seconds,
+                                    verbosity=getattr(args, "verbose", 0))
+        print(f"quantify dashboard: {url}  (Ctrl-C stops)", flush=True)
+        while proc.poll() is None and not stopping.wait(0.5):
+            pass
+        return 0 if stopping.is_set() else (proc.returncode or 0)
     except KeyboardInterrupt:
         return 0
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if proc is not None:
+            stop_dashboard(proc)
+        signal.signal(signal.SIGTERM, previous)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TextIO
 
 from quantify.cli._stream import DEMO_STORE, fresh_demo_store, start_replay_stream
+from quantify.cli.dashboard import serve_dashboard, stop_dashboard
 from quantify.model.status import WriterStatus
 from quantify.store import Store
 
@@ -56,6 +58,53 @@ def _line(status: WriterStatus, prices: Mapping[str, float]) -> str:
     return " | ".join(parts)
 
 
+class StatusLine:
+    """The demo's status line: rewritten in place on a terminal, a line every so often elsewhere.
+
+    On a TTY each update replaces the previous one (carriage return, clear to
+    the end of the line, cut to the terminal's width), so the URLs printed
+    above stay in view. Elsewhere (a log file, a supervisor) a line is written
+    every :attr:`LOG_EVERY` seconds only.
+    """
+
+    #: Seconds between two status lines when the output is not a terminal.
+    LOG_EVERY = 30.0
+
+    def __init__(self, stream: TextIO, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.clock = clock
+        isatty = getattr(stream, "isatty", None)
+        self.tty = bool(isatty and isatty())
+        self._last: float | None = None
+        self._open = False  # a rewritten line is on screen without its newline
+
+    def due(self) -> bool:
+        """Whether an update would be shown now (always on a TTY)."""
+        return self.tty or self._last is None or self.clock() - self._last >= self.LOG_EVERY
+
+    def show(self, text: str) -> None:
+        """Show ``text`` as the current status, if :meth:`due`."""
+        if not self.due():
+            return
+        if self.tty:
+            width = shutil.get_terminal_size().columns
+            if len(text) >= width:
+                text = text[: max(width - 2, 1)] + "…"
+            self.stream.write("\r\x1b[K" + text)
+            self._open = True
+        else:
+            self.stream.write(text + "\n")
+        self._last = self.clock()
+        self.stream.flush()
+
+    def end(self) -> None:
+        """Finish the line in place (before anything else is printed)."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
+
+
 def _last_prices(store: Store, status: WriterStatus) -> dict[str, float]:
     out = {}
     for key, inst in status.instruments.items():
@@ -75,11 +124,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  replay server  {replay.ws_url} (WebSocket), {replay.rest_url} (REST)", flush=True)
     print(f"  store          {service.store.uri}", flush=True)
     if not args.no_dashboard:
-        from quantify.cli.dashboard import serve_dashboard
-
         try:
             url, dashboard = serve_dashboard("pairs_monitor", str(service.store.uri), args.port,
-                                             open_browser=not args.no_browser)
+                                             open_browser=not args.no_browser,
+                                             verbosity=getattr(args, "verbose", 0))
         except BaseException:
             service.join(timeout=10)
             replay.stop()
@@ -87,23 +135,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"  dashboard      {url}   <- open this (pairs monitor, Voilà)", flush=True)
     print("  Ctrl-C stops the demo.", flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
+    line = StatusLine(sys.stdout)
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             stop.wait(1.0)
             if not service.is_alive():
+                line.end()
                 print("quantify demo: ingestion stopped unexpectedly; see the log above", file=sys.stderr)
                 return 1
-            status = service.status()
-            print(_line(status, _last_prices(service.store, status)), flush=True)
+            if line.due():
+                status = service.status()
+                line.show(_line(status, _last_prices(service.store, status)))
     except KeyboardInterrupt:
         pass
     finally:
+        line.end()
         if dashboard is not None:
-            dashboard.terminate()
-            try:
-                dashboard.wait(10)
-            except subprocess.TimeoutExpired:
-                dashboard.kill()
+            stop_dashboard(dashboard)
         service.join(timeout=10)
         replay.stop()
     status = service.status()

@@ -22,7 +22,9 @@ _EPILOG = """\
 examples:
   quantify replay                          bundled BTCUSDT/ETHUSDT samples, spot and USD-M,
                                            real time, port 9443
-  quantify replay --speed 10 --loop        ten times faster, forever (ids keep increasing)
+  quantify replay --speed 10 --loop        ten times faster, forever (ids and times keep
+                                           increasing; each lap's prices are scaled to
+                                           carry on from the last, so no lap jumps)
   quantify replay --speed 0 --port 0       as fast as clients read, on a free port
   quantify replay spot.gz --usdm perp.gz    spot.gz as detected, perp.gz as USD-M futures
   quantify replay my.trades.gz --drop-every 30 --refuse-for 5 --corrupt-fraction 0.001
@@ -81,7 +83,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--loop", action="store_true",
-        help="repeat the recording forever, shifting ids and times forward each lap",
+        help="repeat the recording forever, shifting ids and times forward each lap and "
+             "scaling each lap's prices so they carry on from the previous lap's last price "
+             "(returns stay the recorded ones, rounded to the tick; the level moves by the "
+             "recording's net move each lap)",
     )
     faults = p.add_argument_group("fault injection (all off by default)")
     faults.add_argument(

@@ -3,7 +3,8 @@
 Bars run on UTC: weekly bars open on Mondays, monthly bars on the first of the
 month. :func:`kline_rows` aggregates the exact integer units of the replayed
 ``MARKET`` trades with the model's bar kernel and formats them as Binance's
-decimal strings; open/high/low/close give back the recorded price strings.
+decimal strings; open/high/low/close give back the served price strings (the
+recorded ones in lap 0, the scaled ones of later laps: :mod:`quantify.replay.laps`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 
 from quantify.model.bars import bars_of_units, limbs_to_ints
 from quantify.model.timeframes import KLINE_INTERVALS
-from quantify.replay.tape import SymbolTape, format_units
+from quantify.replay._decimals import format_units
+from quantify.replay.tape import SymbolTape
 
 __all__ = ["KlineUnits", "close_before", "kline_next", "kline_open", "kline_opens", "kline_rows"]
 
@@ -25,9 +27,11 @@ _MONDAY_OFFSET = 4 * _D  # 1970-01-01 was a Thursday; weekly bars open on Monday
 
 
 class KlineUnits(NamedTuple):
-    """A symbol tape's trades as arrays for the bar kernel (lap 0, local index order)."""
+    """A symbol tape's trades as arrays for the bar kernel (lap 0, local index order).
 
-    price_units: np.ndarray
+    Prices are not among them: they change from lap to lap (``SymbolTape.lap_prices``).
+    """
+
     qty_units: np.ndarray
     makers: np.ndarray
     market: np.ndarray
@@ -36,7 +40,6 @@ class KlineUnits(NamedTuple):
     def of(cls, sym: SymbolTape) -> KlineUnits:
         """The arrays of ``sym``'s trades."""
         return cls(
-            np.array(sym.price_units, dtype=np.int64),
             np.array(sym.qty_units, dtype=np.int64),
             np.array(sym.makers, dtype=bool),
             np.array(sym.market, dtype=bool),
@@ -94,18 +97,19 @@ def kline_rows(sym: SymbolTape, units: KlineUnits, opens: list[int], edges: list
     ``edges`` are the bars' open times and the close of the last one;
     ``ks`` the absolute trade index (capped at the replayed trades) of each edge.
     """
-    r = np.arange(ks[0], ks[-1], dtype=np.int64) % sym.n  # absolute index -> lap-0 row
+    k = np.arange(ks[0], ks[-1], dtype=np.int64)  # absolute trade indices
+    r = k % sym.n  # -> lap-0 rows
     market = units.market[r]
     if not market.all():  # insurance-fund/ADL trades (USD-M) are not in Binance's klines
         kept = np.concatenate(([0], np.cumsum(market)))
         bounds = kept[ks - ks[0]]
-        r = r[market]
+        k, r = k[market], r[market]
     else:
         bounds = ks - ks[0]
-    bars = bars_of_units(bounds, units.price_units[r], units.qty_units[r], units.makers[r])
+    bars = bars_of_units(bounds, sym.lap_prices.units_at(k), units.qty_units[r], units.makers[r])
     quote = limbs_to_ints(bars.quote_volume)
     buy_quote = limbs_to_ints(bars.taker_buy_quote_volume)
-    prices = sym.prices
+    price = sym.lap_prices.text_at
     qscale = sym.price_scale + sym.qty_scale
     # a bar without trades is flat at the previous close (none before: the first price)
     prev = close_before(sym, int(ks[0]))
@@ -114,10 +118,10 @@ def kline_rows(sym: SymbolTape, units: KlineUnits, opens: list[int], edges: list
         if bars.open_row[b] < 0:
             o = h = lo = c = prev
         else:
-            o = prices[r[bars.open_row[b]]]
-            h = prices[r[bars.high_row[b]]]
-            lo = prices[r[bars.low_row[b]]]
-            c = prev = prices[r[bars.close_row[b]]]
+            o = price(int(k[bars.open_row[b]]))
+            h = price(int(k[bars.high_row[b]]))
+            lo = price(int(k[bars.low_row[b]]))
+            c = prev = price(int(k[bars.close_row[b]]))
         out.append([
             open_ms, o, h, lo, c, sym.qty_str(int(bars.volume[b])), edges[b + 1] - 1,
             format_units(quote[b], qscale, 8), int(bars.trades[b]),
@@ -133,4 +137,4 @@ def close_before(sym: SymbolTape, k0: int) -> str:
     k = k0 - 1
     while k >= 0 and not sym.market[k % n]:
         k -= 1
-    return sym.prices[k % n] if k >= 0 else sym.prices[0]
+    return sym.lap_prices.text_at(k) if k >= 0 else sym.prices[0]

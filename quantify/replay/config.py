@@ -51,7 +51,9 @@ class ReplayConfig:
         Replay speed: 1 is real time, 10 ten times faster, 0 as fast as
         clients read.
     loop : bool
-        Repeat the recording forever, ids and times shifted forward per lap.
+        Repeat the recording forever, ids and times shifted forward per lap
+        and each lap's prices scaled to carry on from the previous lap's last
+        price (:mod:`quantify.replay.laps`).
     drop_every : float
         Every this many seconds, close every connection abruptly (TCP close,
         no close frame); 0 disables.

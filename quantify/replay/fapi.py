@@ -28,9 +28,10 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from quantify.model.timeframes import KLINE_INTERVALS
+from quantify.replay._decimals import format_units
 from quantify.replay._params import check_known
 from quantify.replay.rest import RestApi
-from quantify.replay.tape import USDM, SymbolTape, format_units
+from quantify.replay.tape import USDM, SymbolTape
 from quantify.venues.binance.rest import USDM_API, USDM_WEIGHTS
 
 __all__ = ["FAPI_WEIGHTS", "USDM_WEIGHT_LIMIT", "UsdmRestApi"]

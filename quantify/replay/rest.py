@@ -38,6 +38,7 @@ import numpy as np
 import orjson
 
 from quantify.model.timeframes import KLINE_INTERVALS
+from quantify.replay._decimals import format_units, tick_units
 from quantify.replay._klines import KlineUnits, kline_next, kline_open, kline_opens, kline_rows
 from quantify.replay._params import (
     DEFAULT_LIMIT,
@@ -49,7 +50,7 @@ from quantify.replay._params import (
     parse_query,
     symbol_name,
 )
-from quantify.replay.tape import SPOT, SymbolTape, Tape, format_units
+from quantify.replay.tape import SPOT, SymbolTape, Tape
 from quantify.venues.binance.rest import WEIGHTS as ENDPOINT_WEIGHTS
 
 __all__ = [
@@ -284,11 +285,11 @@ class RestApi:
 
     @staticmethod
     def _increments(sym: SymbolTape) -> tuple[str, str]:
-        """Tick and step size: the finest increments seen in the recording."""
-        p_dec = max(len(p.partition(".")[2].rstrip("0")) for p in sym.prices)
-        q_dec = max(len(q.partition(".")[2].rstrip("0")) for q in sym.qtys)
+        """Tick and step size: the finest increments seen in the recording (looping laps
+        round their scaled prices to this tick)."""
         ps, qs = sym.price_scale, sym.qty_scale
-        return format_units(10 ** (ps - p_dec), ps, ps), format_units(10 ** (qs - q_dec), qs, qs)
+        return (format_units(sym.lap_prices.tick, ps, ps),
+                format_units(tick_units(sym.qtys, qs), qs, qs))
 
     def _symbol_info(self, sym: SymbolTape, *, permission_sets: bool = True) -> dict[str, Any]:
         base, quote = self._split_symbol(sym.symbol)
@@ -324,9 +325,9 @@ class RestApi:
         lap, r = divmod(k, sym.n)
         row: dict[str, Any] = {
             "id": sym.ids[r] + lap * sym.id_span,
-            "price": sym.prices[r],
+            "price": sym.lap_prices.texts(lap)[r],
             "qty": sym.qtys[r],
-            "quoteQty": sym.quote_str(sym.price_units[r], sym.qty_units[r]),
+            "quoteQty": sym.quote_str(int(sym.lap_prices.units(lap)[r]), sym.qty_units[r]),
             "time": sym.times[r] + lap * self.tape.lap_ms,
             "isBuyerMaker": sym.makers[r],
         }

@@ -10,7 +10,10 @@ Positions on the timeline are absolute slot numbers ``lap * n + j``; with
 looping, lap ``k`` repeats lap 0 with trade ids (and aggregate ids) shifted by
 ``k`` times the recording's id span (aggregate count) and times shifted by
 ``k * lap_ms``, where ``lap_ms`` is the recording's duration plus one second,
-so ids and times keep increasing forever.
+so ids and times keep increasing forever. Its prices are scaled, per symbol,
+so that each lap carries on from the previous lap's last price with the
+recorded returns (:mod:`quantify.replay.laps`): a looping replay has no price
+jump at lap boundaries.
 
 Markets: each file is Binance spot or USD-M futures. Spot and USD-M
 ``BTCUSDT`` are different instruments with separate id sequences, so the
@@ -45,9 +48,11 @@ import orjson
 
 from quantify.exceptions import FeedError
 from quantify.model.instrument import Instrument
+from quantify.replay._decimals import decimals, format_units, to_units
+from quantify.replay.laps import LapPrices
 from quantify.venues.binance.recordings import read_frames
 
-__all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market", "format_units", "ws_text_frame"]
+__all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market", "ws_text_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,36 +97,6 @@ def ws_text_frame(payload: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
-def _decimals(text: str) -> int:
-    _, _, frac = text.partition(".")
-    return len(frac)
-
-
-def _units(text: str, scale: int) -> int:
-    """Exact integer value of the decimal string ``text`` in units of 10**-scale."""
-    whole, _, frac = text.partition(".")
-    if len(frac) > scale:
-        raise ValueError(f"{text!r} has more than {scale} decimals")
-    return int(whole + frac.ljust(scale, "0"))
-
-
-def format_units(value: int, scale: int, min_decimals: int | None = None) -> str:
-    """Format ``value * 10**-scale`` exactly.
-
-    With ``min_decimals`` given, trailing zeros beyond ``min_decimals``
-    decimals are dropped (Binance prints spot quote volumes with 8 decimals;
-    an exact value that needs more keeps them).
-    """
-    sign = "-" if value < 0 else ""
-    digits = str(abs(value)).rjust(scale + 1, "0")
-    whole, frac = digits[: len(digits) - scale], digits[len(digits) - scale :]
-    if min_decimals is not None and len(frac) > min_decimals:
-        frac = frac[:min_decimals] + frac[min_decimals:].rstrip("0")
-    elif min_decimals is not None:
-        frac = frac.ljust(min_decimals, "0")
-    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
-
-
 @dataclass
 class SymbolTape:
     """The trades of one symbol, in id order, plus their aggregates.
@@ -151,6 +126,8 @@ class SymbolTape:
     agg_last: list[int] = field(default_factory=list)
     agg_qty_units: list[int] = field(default_factory=list)
     agg_base_id: int = 0
+    #: The prices of each lap (lap 0: the recorded ones), set with the trades.
+    lap_prices: LapPrices = field(init=False)
 
     @property
     def n(self) -> int:
@@ -223,7 +200,7 @@ class SymbolTape:
             "E": self.events[last].get("E", self.times[last]) + shift_t,
             "s": self.symbol,
             "a": self.agg_base_id + a + lap * self.n_aggs,
-            "p": self.prices[first],
+            "p": self.lap_prices.texts(lap)[first],
             "q": self.qty_str(self.agg_qty_units[a]),
             "f": self.ids[first] + shift_id,
             "l": self.ids[last] + shift_id,
@@ -346,10 +323,11 @@ class Tape:
         tape.makers = [e["m"] for e in events]
         tape.market = [e.get("X", "MARKET") == "MARKET" for e in events]
         tape.best_match = all("M" in e for e in events)
-        tape.price_scale = max(_decimals(p) for p in tape.prices)
-        tape.qty_scale = max(_decimals(q) for q in tape.qtys)
-        tape.price_units = [_units(p, tape.price_scale) for p in tape.prices]
-        tape.qty_units = [_units(q, tape.qty_scale) for q in tape.qtys]
+        tape.price_scale = max(decimals(p) for p in tape.prices)
+        tape.qty_scale = max(decimals(q) for q in tape.qtys)
+        tape.price_units = [to_units(p, tape.price_scale) for p in tape.prices]
+        tape.qty_units = [to_units(q, tape.qty_scale) for q in tape.qtys]
+        tape.lap_prices = LapPrices(tape.price_units, tape.prices, tape.price_scale, tape.market)
         tape._aggregate()
         return tape
 
@@ -449,12 +427,15 @@ class Tape:
         syms = self._by_index
         events: list[dict[str, Any]] = []
         slots: list[int] = []
+        rows: list[int] = []  # the local index of each event's price
         for j, s_i in enumerate(self.slot_symbol):
             sym = syms[s_i]
             if kind == "trade":
                 events.append(sym.events[self.slot_local[j]])
+                rows.append(self.slot_local[j])
             elif self.slot_agg[j] >= 0:
                 events.append(sym.agg_event(self.slot_agg[j], 0, self.lap_ms))
+                rows.append(sym.agg_first[self.slot_agg[j]])
             else:
                 continue
             slots.append(j)
@@ -468,6 +449,7 @@ class Tape:
             [prefixes[self.slot_symbol[j]] for j in slots],
             [syms[self.slot_symbol[j]].id_span for j in slots],
             [syms[self.slot_symbol[j]].n_aggs for j in slots],
+            [(syms[self.slot_symbol[j]].lap_prices, r) for j, r in zip(slots, rows)],
         )
 
     def event(self, sym: SymbolTape, r: int, lap: int) -> dict[str, Any]:
@@ -478,30 +460,38 @@ class Tape:
         event = dict(event)
         shift_t = lap * self.lap_ms
         event["t"] += lap * sym.id_span
+        event["p"] = sym.lap_prices.texts(lap)[r]
         event["T"] += shift_t
         if type(event.get("E")) is int:
             event["E"] += shift_t
         return event
 
 
-#: Fields shifted from lap to lap, by what: trade ids, times, aggregate ids.
+#: Fields shifted from lap to lap, by what: trade ids, times, aggregate ids; the price is scaled.
 _ID_KEYS = ("t", "f", "l")
 _TIME_KEYS = ("E", "T")
 _AGG_KEYS = ("a",)
+_PRICE_KEY = "p"
 _SENTINEL = {k: 8_765_432_100_000_000_000 + i for i, k in enumerate(_ID_KEYS + _TIME_KEYS + _AGG_KEYS)}
+_PRICE_SENTINEL = "8765432199999999999.5"
 
 
 def _template(event: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
-    """``event`` encoded with ``%d`` in place of its shiftable integers, and their keys."""
+    """``event`` encoded with ``%d`` in place of its shiftable integers and ``%s`` in
+    place of its price string, and their keys in order."""
     marked = dict(event)
     order = []
     for key, value in event.items():
         if key in _SENTINEL and type(value) is int:
             marked[key] = _SENTINEL[key]
             order.append(key)
+        elif key == _PRICE_KEY:
+            marked[key] = _PRICE_SENTINEL
+            order.append(key)
     text = orjson.dumps(marked).replace(b"%", b"%%")
     for key in order:
-        text = text.replace(str(_SENTINEL[key]).encode(), b"%d", 1)
+        sentinel = _PRICE_SENTINEL if key == _PRICE_KEY else str(_SENTINEL[key])
+        text = text.replace(sentinel.encode(), b"%s" if key == _PRICE_KEY else b"%d", 1)
     return text, tuple(order)
 
 
@@ -514,7 +504,7 @@ class _FrameTemplates:
 
     def __init__(
         self, n: int, slots: list[int], events: list[dict[str, Any]], prefixes: list[bytes],
-        id_spans: list[int], agg_spans: list[int],
+        id_spans: list[int], agg_spans: list[int], prices: list[tuple[LapPrices, int]],
     ) -> None:
         self.n = n
         by_order: dict[tuple[str, ...], list[int]] = {}
@@ -529,15 +519,20 @@ class _FrameTemplates:
             self.groups.append((
                 order, [slots[i] for i in members], [self.templates[i] for i in members],
                 columns, [id_spans[i] for i in members], [agg_spans[i] for i in members],
+                [(id(prices[i][0]), prices[i][1]) for i in members],
             ))
+        self.lap_prices = {id(lp): lp for lp, _ in prices}
 
     def render(self, lap: int, lap_ms: int) -> list[bytes | None]:
         out: list[bytes | None] = [None] * self.n
         dt = lap * lap_ms
-        for order, slots, templates, columns, id_spans, agg_spans in self.groups:
-            shifted = []
+        texts = {k: lp.encoded(lap) for k, lp in self.lap_prices.items()}
+        for order, slots, templates, columns, id_spans, agg_spans, prices in self.groups:
+            shifted: list[list[Any]] = []
             for key, column in zip(order, columns):
-                if lap == 0:
+                if key == _PRICE_KEY:
+                    shifted.append([texts[k][r] for k, r in prices])
+                elif lap == 0:
                     shifted.append(column)
                 elif key in _TIME_KEYS:
                     shifted.append([v + dt for v in column])

@@ -76,7 +76,7 @@ class LiveChart(LiveWidget):
             volume = bq.Bars(x=np.array([], dtype="datetime64[ms]"), y=np.array([]), scales={"x": sx, "y": sv},
                              colors=[self.theme.grid], opacities=[0.9], padding=0.2)
             axes = [self._time_axis(sx),
-                    bq.Axis(scale=sy, orientation="vertical", tick_format=",.2f", grid_lines="solid",
+                    bq.Axis(scale=sy, side="left", tick_format=",.2f", grid_lines="solid",
                             num_ticks=5)]
             fig = self._figure(f"{sym} · {self.timeframe}", [volume, price], axes, "300px")
             toolbar = bq.Toolbar(figure=fig)

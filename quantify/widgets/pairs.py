@@ -130,7 +130,7 @@ class PairMonitor(LiveWidget):
         s4.min, s4.max = -1.0, 1.0
 
         def vaxis(scale: bq.LinearScale, fmt: str) -> bq.Axis:
-            return bq.Axis(scale=scale, orientation="vertical", tick_format=fmt, grid_lines="solid", num_ticks=4)
+            return bq.Axis(scale=scale, side="left", tick_format=fmt, grid_lines="solid", num_ticks=4)
 
         self.figures = {
             "prices": self._figure(f"{y} vs {x}, normalised (100 = first bar)", [self._prices],

@@ -83,9 +83,9 @@ class ControlPanel(W.VBox):
         controls.append(self.timeframe)
         if any(hasattr(t, "configure") for t in self.targets):
             controls += [self.window, self.hedge]
-        self.children = [W.HTML(panel_css(self.theme), layout=W.Layout(height="0px")),
-                         W.HBox(controls, layout=W.Layout(flex_flow="row wrap", align_items="center",
-                                                          gap="6px")),
+        row = W.HBox(controls, layout=W.Layout(flex_flow="row wrap", align_items="center"))
+        row.add_class("qf-row")  # spaced by panel_css: ipywidgets' Layout has no ``gap``
+        self.children = [W.HTML(panel_css(self.theme), layout=W.Layout(height="0px")), row,
                          self.message]
         self.y.observe(self._on_symbols, "value")
         self.x.observe(self._on_symbols, "value")

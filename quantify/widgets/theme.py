@@ -90,6 +90,7 @@ def panel_css(theme: Theme) -> str:
 .qf-root .widget-inline-hbox .widget-label {{ color:{t.muted}; }}
 .qf-title {{ font-size:18px; font-weight:650; letter-spacing:.2px; }}
 .qf-sub {{ color:{t.muted}; font-size:12px; }}
+.qf-row {{ gap:6px; }}
 .qf-stat {{ display:inline-block; margin-right:18px; }}
 .qf-stat b {{ font-variant-numeric:tabular-nums; font-size:15px; }}
 .qf-stat span {{ color:{t.muted}; font-size:11px; letter-spacing:.4px;

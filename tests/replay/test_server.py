@@ -239,7 +239,9 @@ def test_loop_shifts_ids_and_times(replay, spaced_recording):
     lap_ms = 9_000 + 1_000  # duration + 1 s
     assert times[10] - times[0] == lap_ms and times[20] - times[0] == 2 * lap_ms
     assert events[13]["E"] - events[3]["E"] == lap_ms
-    assert events[13]["p"] == events[3]["p"] and events[13]["q"] == events[3]["q"]
+    assert events[13]["q"] == events[3]["q"]
+    # prices carry on: lap 1 is lap 0 scaled by last/first (60009/60000), at the tick (1)
+    assert events[13]["p"] == "60012.00000000" and events[10]["p"] == events[9]["p"]
     # aggregates keep dense ids across laps too
     aggs = run(collect(server.ws_url + "/ws/btcusdt@aggTrade", 25))
     assert [a["a"] for a in aggs] == list(range(aggs[0]["a"], aggs[0]["a"] + 25))
