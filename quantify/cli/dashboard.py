@@ -21,7 +21,6 @@ from outside 127.0.0.1 (the ``quantify`` template, :mod:`quantify.cli._voila`).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import signal
@@ -34,6 +33,7 @@ import webbrowser
 from pathlib import Path
 
 from quantify.cli._common import add_store_argument, store_from_args
+from quantify.cli._processes import free_port, stop_process_tree
 from quantify.store import open_store
 
 __all__ = ["DASHBOARDS", "DEFAULT_CULL_SECONDS", "dashboards_dir", "serve_dashboard", "stop_dashboard"]
@@ -62,12 +62,6 @@ def dashboards_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "dashboards"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -81,78 +75,14 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> 
     raise TimeoutError(f"Voilà did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
-def _proc_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, start time) of every process, from ``/proc`` (empty elsewhere)."""
-    table: dict[int, tuple[int, str]] = {}
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            table[int(entry.name)] = (int(fields[1]), fields[19].decode())
-    return table
-
-
-def _descendants(pid: int) -> dict[int, str]:
-    """The processes started by ``pid``, at any depth: pid -> start time (Linux; else empty)."""
-    table = _proc_table()
-    children: dict[int, list[int]] = {}
-    for child, (parent, _) in table.items():
-        children.setdefault(parent, []).append(child)
-    out: dict[int, str] = {}
-    todo = list(children.get(pid, ()))
-    while todo:
-        p = todo.pop()
-        if p not in out:
-            out[p] = table[p][1]
-            todo.extend(children.get(p, ()))
-    return out
-
-
 def stop_dashboard(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """Stop a Voilà server of :func:`serve_dashboard` and every process it started.
 
-    Voilà and every process it started (its kernels, which run in sessions of
-    their own) get SIGTERM, and Voilà ``timeout`` seconds to clean up; then its
-    process group and whichever of those processes still runs get SIGKILL.
-    Idempotent.
+    Voilà and its kernels (which run in sessions of their own) get SIGTERM at
+    once, Voilà ``timeout`` seconds to clean up, then whatever still runs
+    SIGKILL (:func:`~quantify.cli._processes.stop_process_tree`). Idempotent.
     """
-    started = _descendants(proc.pid) if proc.poll() is None else {}
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        # The kernels too, at once: a kernel still running the notebook when Voilà's
-        # shutdown request reaches it prints a traceback (ipykernel closes its sockets
-        # under the pending reply). A dashboard kernel keeps nothing to save: what it
-        # writes (an alert rule from the panel) it writes at once.
-        _signal_same(started, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while started:
-        table = _proc_table()
-        # the same process (pid and start time) still running after Voilà's own shutdown
-        started = {p: t for p, t in started.items() if p in table and table[p][1] == t}
-        if not started or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    _signal_same(started, signal.SIGKILL)
-    proc.wait()
-
-
-def _signal_same(processes: dict[int, str], sig: signal.Signals) -> None:
-    """Send ``sig`` to each of ``processes`` (pid -> start time) that is still the same process."""
-    table = _proc_table()
-    for pid, start in processes.items():
-        if pid in table and table[pid][1] == start:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
+    stop_process_tree(proc, timeout, children_at_once=True)
 
 
 def serve_dashboard(
@@ -192,7 +122,7 @@ def serve_dashboard(
     target = folder / f"{name}.ipynb" if name else folder
     if not target.exists():
         raise FileNotFoundError(f"{target} not found (run from a QuantiFy checkout)")
-    port = port or _free_port()
+    port = port or free_port()
     env = dict(os.environ, QUANTIFY_THEME=theme)
     for var, path in (("JUPYTER_PATH", JUPYTER_DATA), ("JUPYTER_CONFIG_PATH", JUPYTER_DATA / "config")):
         env[var] = os.pathsep.join(p for p in (str(path), env.get(var)) if p)

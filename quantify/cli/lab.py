@@ -23,6 +23,7 @@ from ipykernel.kernelspec import install as install_ipykernel_spec
 from jupyter_core.paths import jupyter_runtime_dir
 
 from quantify.cli._common import store_from_args
+from quantify.cli._processes import stop_process_tree
 from quantify.cli._stream import DEMO_STORE, DEMO_SYMBOLS, fresh_demo_store, start_replay_stream
 from quantify.exceptions import QuantifyError
 
@@ -245,65 +246,14 @@ def serve_lab(
     return lab_url(port, token), proc
 
 
-def _processes() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, start time in clock ticks) of every process, from ``/proc`` (empty elsewhere)."""
-    out: dict[int, tuple[int, int]] = {}
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-                    out[int(entry.name)] = (int(fields[1]), int(fields[19]))
-    return out
-
-
-def _descendants(pid: int) -> dict[int, int]:
-    """The processes started by ``pid``, at any depth: pid -> start time."""
-    table = _processes()
-    out: dict[int, int] = {}
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for child, (ppid, started) in table.items():
-            if ppid == parent and child not in out:
-                out[child] = started
-                todo.append(child)
-    return out
-
-
 def stop_lab(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
     """Stop JupyterLab and every kernel it started; kill what is left after ``timeout`` s.
 
-    JupyterLab shuts its kernels down on SIGTERM; each kernel runs in a
-    session of its own, so the processes found under JupyterLab before the
-    signal are stopped too if they outlive it (the same pid *and* start
-    time: a pid reused meanwhile is left alone).
+    JupyterLab shuts its kernels down on SIGTERM (each one cleanly: an
+    extension's writer flushes); kernels that outlive it are stopped too
+    (:func:`~quantify.cli._processes.stop_process_tree`).
     """
-    if proc.poll() is not None:
-        return
-    started = _descendants(proc.pid)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-    def left() -> list[int]:
-        table = _processes()
-        return [pid for pid, t in started.items() if pid in table and table[pid][1] == t]
-
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in left():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + 3
-        while left() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not left():
-            return
+    stop_process_tree(proc, timeout)
 
 
 def _kernel_env(base: Mapping[str, str], store: str | None, urls: tuple[str, str] | None) -> dict[str, str]:

@@ -53,6 +53,7 @@ README = ROOT / "README.md"
 #: "serve": start, wait for the first output line, stop with SIGINT (exit 0).
 #: Commands run in this order, sharing one HOME and its default store.
 BASH_COMMANDS: dict[str, str] = {
+    "quantify lab --replay": "serve",
     "quantify --help": "run",
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
     "quantify status": "run",
@@ -88,7 +89,8 @@ INLINE_REFERENCES = {
 }
 
 #: Commands in the notebooks' markdown: run, or references to a command.
-NOTEBOOK_RUN = {"quantify dashboard pairs_monitor": "serve", "quantify dashboard alerts": "serve"}
+NOTEBOOK_RUN = {"quantify dashboard pairs_monitor": "serve", "quantify dashboard alerts": "serve",
+                "quantify lab": "serve"}
 NOTEBOOK_REFERENCES = {
     "quantify alerts add", "quantify alerts remove", "quantify ingest", "quantify status",
     "%quantify --help", "%quantify start", "%quantify status", "%quantify stop",
@@ -227,6 +229,11 @@ def run(command: str, env: dict[str, str], cwd: Path, timeout: float = 300) -> s
     return proc
 
 
+#: The lines that say a server is up.
+DASHBOARD_READY = "quantify dashboard: http://127.0.0.1:"
+LAB_READY = "open           http://127.0.0.1:"
+
+
 def serve(command: str, env: dict[str, str], cwd: Path, ready: str = "", *,
           then: object = None) -> str:
     """Start ``command``, wait for its output line containing ``ready``, SIGINT it; its output.
@@ -331,8 +338,10 @@ def _run_bash_command(command: str, how: str, env: dict[str, str], home: Path, d
     elif command.startswith("quantify ingest"):
         symbols = command.split("--symbols ")[1].split(",")
         serve(command, env, cwd, "streaming", then=lambda s=symbols: wait_for_ticks(default, s))
+    elif command.startswith("quantify lab"):
+        serve(command, env, cwd, LAB_READY)
     else:
-        serve(command, env, cwd, "quantify dashboard: http://127.0.0.1:")
+        serve(command, env, cwd, DASHBOARD_READY)
 
 
 def replay_then_ingest(replay_cmd: str, env: dict[str, str], home: Path) -> None:
@@ -439,7 +448,7 @@ def test_notebook_commands_run_as_printed(env: dict[str, str], home: Path) -> No
         assert how == "serve"
         if command == "quantify dashboard pairs_monitor":
             continue  # a README command too: run by test_readme_commands_run_as_printed
-        serve(command, env, home, "quantify dashboard: http://127.0.0.1:")
+        serve(command, env, home, LAB_READY if command.startswith("quantify lab") else DASHBOARD_READY)
 
 
 #: How each ``--help`` example is checked: "run" in this process (exit 0, or
