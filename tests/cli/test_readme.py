@@ -84,7 +84,7 @@ TEMPLATE_COMMANDS = {
 INLINE_RUN = {"%quantify --help", "%quantify status"}
 INLINE_REFERENCES = {
     "quantify ingest", "quantify dashboard", "quantify load", "quantify replay", "quantify status",
-    "quantify replay --host", "quantify export --dir DIR",
+    "quantify replay --host", "quantify export --dir DIR", "quantify lab",
     "%quantify status|start|stop|symbols [add|remove SYM…]|store [URI]",
 }
 
