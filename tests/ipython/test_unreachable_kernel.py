@@ -66,7 +66,7 @@ def test_load_warns_status_shows_it_stop_is_prompt_and_a_restart_stays_the_write
 
 
 def test_a_kernel_never_reads_from_its_own_writer(lmdb_uri):
-    store = open_store(lmdb_uri)
+    store = open_store(lmdb_uri, create=True)
     held = WriterLock(store.uri.uri, store.uri.path).acquire()  # as a writer of this process that has not stopped
     try:
         session = KernelSession(IngestConfig(store=lmdb_uri, ws_url="ws://127.0.0.1:9", rest_url="http://127.0.0.1:9"))

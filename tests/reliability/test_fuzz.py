@@ -34,6 +34,11 @@ def _fuzz(name: str, tmp_path: Path, *options: str, timeout: float) -> str:
         corpus.mkdir()
     done = subprocess.run(
         [sys.executable, str(FUZZ / f"fuzz_{name}.py"), *options, "-timeout=60",  # per input: only a hang, not a busy machine, should trip it
+         # libFuzzer reads its RSS from getrusage's ru_maxrss, which Linux keeps across exec: a
+         # harness started from a long test session inherits the session's peak (measured: 2.9 GB
+         # against a harness of 0.23 GB), so the 2 GB default trips on nothing; 12 GB still
+         # catches a runaway input on this 24 GB machine
+         "-rss_limit_mb=12288",
          f"-artifact_prefix={tmp_path}/", str(corpus)],
         capture_output=True, text=True, timeout=timeout, check=False,
     )
