@@ -28,7 +28,7 @@ from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService
 from quantify.ingest.symbols import check_symbols
 from quantify.model.status import WriterStatus
-from quantify.store import Store, open_store
+from quantify.store import Store, open_store, parse_store_uri
 from quantify.store.lease import read_writer_info
 from quantify.store.status import writer_status
 from quantify.widgets.source import attach_service, detach_service
@@ -60,7 +60,8 @@ class KernelSession:
 
     @property
     def store_uri(self) -> str:
-        return str(open_store(self.config.store, create=True).uri)
+        """The store's URI as shown (credentials masked); naming it opens nothing."""
+        return str(parse_store_uri(self.config.store, default=os.environ.get("QUANTIFY_STORE") or None))
 
     def start(self) -> str:
         """Start streaming (or attach as reader); return one line saying which."""
