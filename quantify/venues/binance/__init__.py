@@ -8,8 +8,11 @@ and the same recorded-file formats (:mod:`.recordings`). What differs:
                           spot (:data:`SPOT`)                 USD-M futures (:data:`USDM`)
 ========================  ==================================  ==========================================
 WebSocket                 ``wss://stream.binance.com:9443``   ``wss://fstream.binance.com``, routed paths
-combined stream           ``/stream?streams=...``             ``/public/stream?...`` (``@trade``),
+combined stream           ``/stream?streams=...``             ``/public/stream?...`` (``@trade``,
+                                                              ``@depth*``, ``@bookTicker``),
                                                               ``/market/stream?...`` (``@aggTrade``)
+depth diffs               ``@depth@100ms``, ``U`` = prev ``u``+1  ``@depth@0ms``/``@100ms``, ``pu`` chain
+depth snapshot (REST)     ``/api/v3/depth``, limit <= 5,000     ``/fapi/v1/depth``, limit <= 1,000
 streams per connection    1,024                               200
 REST                      ``https://api.binance.com/api/v3``  ``https://fapi.binance.com/fapi/v1``
 weight budget             6,000 per minute                    2,400 per minute
@@ -76,7 +79,9 @@ class BinanceVenue(Venue):
 
     def stream_url_prefix(self, ws_base: str | None, kind: str) -> str:
         """The combined-stream URL up to ``?streams=`` for ``kind`` streams."""
-        route = dict(self.routes).get(self.check_kind(kind), "")
+        if kind not in self.book_kinds:
+            self.check_kind(kind)
+        route = dict(self.routes).get(kind, "")
         return f"{self._base(ws_base)}{route}/stream"
 
     def stream_urls(self, ws_base: str | None, symbols: Sequence[str], kind: str,
@@ -116,6 +121,7 @@ SPOT = BinanceVenue(
     name="binance", ws_url="wss://stream.binance.com:9443", rest_url="https://api.binance.com",
     stream_kinds=("trade", "aggTrade"), max_streams_per_connection=1024,
     weight_limit=SPOT_API.weight_limit, api=SPOT_API,
+    book_kinds=("depth@100ms", "bookTicker"), book_rule="spot",
 )
 
 #: Binance USD-M futures: ``binance-usdm:BTCUSDT`` instruments.
@@ -123,5 +129,7 @@ USDM = BinanceVenue(
     name="binance-usdm", ws_url="wss://fstream.binance.com", rest_url="https://fapi.binance.com",
     stream_kinds=("trade", "aggTrade"), max_streams_per_connection=200,
     weight_limit=USDM_API.weight_limit, api=USDM_API,
-    routes=(("trade", "/public"), ("aggTrade", "/market")),
+    routes=(("trade", "/public"), ("aggTrade", "/market"), ("depth@0ms", "/public"),
+            ("depth@100ms", "/public"), ("bookTicker", "/public")),
+    book_kinds=("depth@0ms", "depth@100ms", "bookTicker"), book_rule="usdm",
 )
