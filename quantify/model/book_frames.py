@@ -21,6 +21,7 @@ of its ``*_COLUMNS`` tuple in that order:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,8 @@ __all__ = [
     "DIFF_COLUMNS",
     "LEDGER_COLUMNS",
     "QUOTE_COLUMNS",
+    "BookFrames",
+    "book_frames",
     "book_from_checkpoint",
     "checkpoint_to_frame",
     "diffs_to_frame",
@@ -148,4 +151,29 @@ def ledger_to_frame(events: Sequence[LedgerEvent]) -> pd.DataFrame:
             "detail": [e.detail for e in events],
         },
         index=_index(np.fromiter((e.time_ms for e in events), "int64", n)),
+    )
+
+
+class BookFrames(NamedTuple):
+    """What one append stores of one instrument's book: quotes, diffs, checkpoints, ledger."""
+
+    quotes: pd.DataFrame
+    diffs: pd.DataFrame
+    checkpoints: pd.DataFrame
+    ledger: pd.DataFrame
+
+
+def book_frames(applied: Sequence[Applied], events: Sequence[LedgerEvent] = ()) -> BookFrames:
+    """The frames of a batch of applied events (in id order) and ledger events."""
+    cps = [checkpoint_to_frame(a) for a in applied if a.checkpoint is not None]
+    checkpoints = pd.concat(cps) if cps else _no_checkpoints()
+    return BookFrames(quotes_to_frame(applied), diffs_to_frame(applied), checkpoints, ledger_to_frame(events))
+
+
+def _no_checkpoints() -> pd.DataFrame:
+    """A checkpoint frame without rows (the columns and dtypes of :data:`CHECKPOINT_COLUMNS`)."""
+    return pd.DataFrame(
+        {"update_id": np.empty(0, "int64"), "side": np.empty(0, "int8"), "level": np.empty(0, "int32"),
+         "price": np.empty(0), "qty": np.empty(0), "bound": np.empty(0), "reason": np.empty(0, "int8")},
+        index=_index(np.empty(0, "int64")),
     )
