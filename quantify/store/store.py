@@ -176,7 +176,7 @@ class Store:
         return AlertBook(self)
 
     def export(self, symbol: InstrumentLike, path_or_buffer: Any, **kwargs: Any) -> int:
-        """Write ticks, candles or klines of ``symbol`` to a CSV/Parquet file or stream.
+        """Write ticks, candles, klines or book data of ``symbol`` to a CSV/Parquet file or stream.
 
         See :func:`quantify.store.export.export` for the arguments (``kind``,
         ``timeframe``, ``start``/``end`` inclusive-exclusive, ``format``,
