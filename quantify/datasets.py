@@ -38,8 +38,8 @@ from quantify.venues.binance.parse import FrameParser, Kline
 from quantify.venues.binance.recordings import read_frames, read_trades, sample_files, usdm_sample_files
 
 __all__ = [
-    "CANDLES_2018_COINS", "CANDLES_2018_FIELDS", "KLINE_SESSION_FILE", "KlineSession", "candles_2018",
-    "candles_2018_ohlcv", "kline_session", "sample_quotes", "sample_ticks", "BOOK_SAMPLE_FILES",
+    "BOOK_SAMPLE_FILES", "CANDLES_2018_COINS", "CANDLES_2018_FIELDS", "KLINE_SESSION_FILE", "KlineSession",
+    "candles_2018", "candles_2018_ohlcv", "kline_session", "sample_quotes", "sample_ticks",
 ]
 
 #: The coins of :func:`candles_2018`, each quoted in BTC.
