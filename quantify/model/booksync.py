@@ -232,6 +232,10 @@ class BookSync:
         out, self._events = self._events, []
         return out
 
+    def restore_events(self, events: list[LedgerEvent]) -> None:
+        """Put back ledger events taken but not stored (before those logged since)."""
+        self._events[:0] = events
+
     def _log(self, time_ms: int, kind: str, expected: int = -1, got: int = -1, stale: float = 0.0,
              detail: str = "") -> None:
         self._events.append(LedgerEvent(time_ms, kind, expected, got, stale, detail))
