@@ -19,11 +19,10 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance"
 
 SHIPPED = {
     "spot-2024 BTCUSDT": ("spot", [DATA / "spot-2024-btcusdt_20240808.book.gz", DATA / "spot-2024-btcusdt_20240809.book.gz"]),
-    "usdm-2024 BTCUSDT (3 min)": ("usdm", [DATA / "usdm-2024-btcusdt_20240808.book.gz"]),
+    "usdm-2024 BTCUSDT": ("usdm", [DATA / "usdm-2024-btcusdt_20240808.book.gz"]),
 }
 FULL = {
     "spot-2024 ETHUSDT": ("spot", [SHARED / "spot-2024/ethusdt_20240808.gz", SHARED / "spot-2024/ethusdt_20240809.gz"]),
-    "usdm-2024 BTCUSDT": ("usdm", [SHARED / "usdm-2024/btcusdt_20240808.gz"]),
     "usdm-2024 ETHUSDT": ("usdm", [SHARED / "usdm-2024/ethusdt_20240808.gz"]),
     "mixed-2023 USD-M BTCUSDT": ("usdm", [SHARED / "mixed-2023/usdm_btcusdt_20230404.dat.gz",
                                           SHARED / "mixed-2023/usdm_btcusdt_20230405.dat.gz"]),
@@ -118,7 +117,7 @@ def test_range_refresh_restores_the_side_without_a_gap():
     assert quotes_to_frame(applied)[["bid_price", "ask_price"]].isna().sum().tolist() == [1, 0]
 
 
-@pytest.mark.parametrize("rule,name", [("spot", "spot-2024 BTCUSDT"), ("usdm", "usdm-2024 BTCUSDT (3 min)")])
+@pytest.mark.parametrize("rule,name", [("spot", "spot-2024 BTCUSDT"), ("usdm", "usdm-2024 BTCUSDT")])
 def test_dropped_diffs_are_gaps_resynced_without_loss(rule, name):
     stream = list(events(SHIPPED[name][1]))
     truth = Truth(stream)
@@ -170,7 +169,7 @@ def test_stale_snapshot_is_fetched_again():
 
 
 def test_duplicates_from_an_overlapping_connection_are_dropped():
-    stream = list(events(SHIPPED["usdm-2024 BTCUSDT (3 min)"][1]))
+    stream = list(events(SHIPPED["usdm-2024 BTCUSDT"][1]))
     once = feed(BookSync("X", "usdm"), stream)
     twice_sync = BookSync("X", "usdm")
     doubled = []
@@ -199,7 +198,7 @@ def test_usdm_pu_rule_and_crossed_book():
 
 
 def test_frames_round_trip_a_checkpoint():
-    rule, files = SHIPPED["usdm-2024 BTCUSDT (3 min)"]
+    rule, files = SHIPPED["usdm-2024 BTCUSDT"]
     sync = BookSync("X", rule, checkpoint_every_ms=5_000)
     applied = feed(sync, events(files))
     cps = [a for a in applied if a.checkpoint is not None]
