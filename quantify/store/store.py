@@ -43,7 +43,7 @@ from quantify.model.times import TimeLike, parse_time
 from quantify.store import merge
 from quantify.store._libraries import BOOK_DIFFS, BOOK_LEDGER, META, QUOTES, TICKS
 from quantify.store.alerts import AlertBook
-from quantify.store.book import BookStore
+from quantify.store.book import BookStore, StoredBook
 from quantify.store.book_grid import book_snapshots
 from quantify.store.candles import read_ohlcv
 from quantify.store.export import export
@@ -372,6 +372,17 @@ class Store:
     def last_book_update(self, symbol: InstrumentLike) -> int | None:
         """The last depth update id whose quote and diffs are stored, or ``None``: where a writer resumes."""
         return self._books.last_update(_check_symbol(symbol))
+
+    def stored_book(self, symbol: InstrumentLike, at: TimeLike | None = None) -> StoredBook:
+        """``symbol``'s whole stored book at ``at`` (``None``: after its last stored event), to carry on from.
+
+        A :class:`~quantify.store.book.StoredBook`: the
+        :class:`~quantify.model.book.OrderBook` (every known level, its known
+        range and ``update_id``), the time of its last event, and ``stale``.
+        A writer resumes with ``BookSync.resume(sb.book, sb.time.value // 10**6)``
+        when ``sb.stale`` is False. ``ValueError`` before the first checkpoint.
+        """
+        return self._books.order_book(symbol, at)
 
     def append_book(self, frames: Mapping[str, BookFrames]) -> dict[str, int]:
         """Append order-book frames, one :class:`~quantify.model.book_frames.BookFrames` per instrument key.

@@ -73,6 +73,7 @@ def test_load_stores_the_book_once(parts, tmp_path):
     second = load_files(store, parts, progress=False)
     assert second.ok and second.book_added == 0
     assert counts(store) == before  # quotes, diffs, checkpoints and ledger: nothing twice
+    assert all("already stored" in f.notes[0] for f in second.files)
     assert store.last_book_update(KEY) == int(want["update_id"].iloc[-1])
 
 

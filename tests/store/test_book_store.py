@@ -15,31 +15,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from book_helpers import Truth, events
 
 from quantify.exceptions import UnknownSymbol
 from quantify.model.book import DepthDiff, DepthSnapshot, OrderBook
 from quantify.model.book_frames import book_frames
 from quantify.model.booksync import BookSync
 from quantify.store import open_store
-from quantify.venues.binance.parse import FrameParser
-from quantify.venues.binance.recordings import read_frames
 
 DATA = Path(__file__).resolve().parents[2] / "quantify" / "data"
 SHIPPED = {
     "BTCUSDT": ("spot", [DATA / "spot-2024-btcusdt_20240808.book.gz", DATA / "spot-2024-btcusdt_20240809.book.gz"]),
     "binance-usdm:BTCUSDT": ("usdm", [DATA / "usdm-2024-btcusdt_20240808.book.gz"]),
 }
-
-
-def depth_events(files):
-    """The recording's diffs and snapshots (book tickers change no level; they are left out here)."""
-    parser = FrameParser()
-    out = []
-    for path in files:
-        for recv, frame in read_frames(path):
-            if '"depthUpdate"' in frame or '"lastUpdateId"' in frame:
-                out.append((recv, parser.parse(frame)))
-    return out
 
 
 def feed(sync, stream, store, key, chunk=700, drop=(), answer=None, delay=3):
@@ -71,7 +59,8 @@ def feed(sync, stream, store, key, chunk=700, drop=(), answer=None, delay=3):
 
 
 class Reference:
-    """A from-scratch replay: the recorded snapshot (with its known range), then every diff past it, by time."""
+    """A from-scratch replay by time: the recorded snapshot, then every diff past it (``book_helpers.Truth``'s
+    procedure, with the snapshot's known range: levels beyond it are unknown, as in the store)."""
 
     def __init__(self, stream):
         snap = next(ev for _, ev in stream if type(ev) is DepthSnapshot)
@@ -99,20 +88,23 @@ class Reference:
             out.append(book.levels(depth))
         return out
 
-    def upto(self, update_id):
-        """The book after the diff with ``last_id == update_id``."""
+    def upto(self, update_ids, depth=20):
+        """The levels after each diff of ``update_ids``, in one pass: {update id: levels}."""
         book = OrderBook.from_snapshot(self.snap)
+        wanted, out = set(update_ids), {}
         for d in self.diffs:
-            if d.last_id > update_id:
+            if len(out) == len(wanted):
                 break
             book.apply(d)
-        assert book.update_id == update_id
-        return book
+            if d.last_id in wanted:
+                out[d.last_id] = book.levels(depth)
+        assert len(out) == len(wanted)
+        return out
 
 
 @pytest.fixture(scope="module")
 def streams():
-    return {key: depth_events(files) for key, (_, files) in SHIPPED.items()}
+    return {key: events(files) for key, (_, files) in SHIPPED.items()}
 
 
 @pytest.fixture(scope="module")
@@ -196,11 +188,7 @@ def test_stale_between_an_injected_gap_and_its_resync(streams):
     dropped = set(rng.sample(diffs[200:-200], 3))
     store = open_store("mem://book-store-gap", create=True)
 
-    def answer(update_id):
-        book = ref.upto(update_id)
-        return DepthSnapshot(update_id, book.side(True, 1000), book.side(False, 1000), "", 1000)
-
-    applied = feed(BookSync(key, "usdm"), stream, store, key, drop=dropped, answer=answer, delay=40)
+    applied = feed(BookSync(key, "usdm"), stream, store, key, drop=dropped, answer=Truth(stream).snapshot, delay=40)
     ledger = store.book_ledger(key)
     assert ledger["kind"].tolist().count("gap") == 3 and ledger["kind"].tolist().count("resync") == 3
     gaps = ledger[ledger["kind"] == "gap"].index
@@ -209,21 +197,18 @@ def test_stale_between_an_injected_gap_and_its_resync(streams):
     times = [a.diff.event_time * 10**6 for a in applied]
     probes = sorted(t for gap, resync in zip(gaps, resyncs, strict=True)
                     for t in (gap, gap + (resync - gap) / 2, resync - pd.Timedelta(1, "ns")))
+    got = {t: store.book(key, t) for t in [*probes, *resyncs]}
+    # inside a stale period: the last levels known before the gap, the book at the last stored event before it
+    before = {t: applied[int(np.searchsorted(times, t.value, side="right")) - 1].diff.last_id for t in probes}
+    want = ref.upto([*before.values(), *(got[t].update_id for t in resyncs)])
     for t in probes:
-        got = store.book(key, t)
-        assert got.stale
-        # the last levels known before the gap: the book at the last stored event before it
-        before = applied[int(np.searchsorted(times, t.value, side="right")) - 1].diff.last_id
-        assert got.update_id == before
-        want = ref.upto(before).levels(20)
-        np.testing.assert_array_equal(got.bids, want.bids)
-        np.testing.assert_array_equal(got.asks, want.asks)
-    for resync in resyncs:
-        after = store.book(key, resync)
-        assert not after.stale
-        want = ref.upto(after.update_id).levels(20)
-        np.testing.assert_array_equal(after.bids, want.bids)
-        np.testing.assert_array_equal(after.asks, want.asks)
+        assert got[t].stale and got[t].update_id == before[t]
+        np.testing.assert_array_equal(got[t].bids, want[before[t]].bids)
+        np.testing.assert_array_equal(got[t].asks, want[before[t]].asks)
+    for t in resyncs:  # back in sync at the resync
+        assert not got[t].stale
+        np.testing.assert_array_equal(got[t].bids, want[got[t].update_id].bids)
+        np.testing.assert_array_equal(got[t].asks, want[got[t].update_id].asks)
     grid = store.book_snapshots(key, every="100ms", depth=1)
     inside = np.zeros(len(grid), dtype=bool)
     for gap, resync in zip(gaps, resyncs, strict=True):
@@ -238,7 +223,10 @@ def test_appends_are_idempotent_and_resumable(streams):
     sync = BookSync(key, "usdm", checkpoint_every_ms=5_000)
     applied = []
     for recv, ev in stream:
-        applied += sync.on_diff(ev, recv) if type(ev) is DepthDiff else sync.on_snapshot(ev, recv)
+        if type(ev) is DepthDiff:
+            applied += sync.on_diff(ev, recv)
+        elif type(ev) is DepthSnapshot:
+            applied += sync.on_snapshot(ev, recv)
     events = sync.take_events()
     frames = book_frames(applied, events)
     store = open_store("mem://book-store-idempotent", create=True)
@@ -256,6 +244,9 @@ def test_appends_are_idempotent_and_resumable(streams):
     pd.testing.assert_frame_equal(cps, frames.checkpoints, check_freq=False)
     assert again.has_book("binance-usdm:btcusdt") and again.book_symbols() == [key]
     assert again.last_book_update(key) == applied[-1].diff.last_id
+    stored = again.stored_book(key)  # what a writer or a load carries on from: the whole book
+    assert stored.book.update_id == applied[-1].diff.last_id and not stored.stale
+    assert stored.book.bbo() == applied[-1].bbo and stored.time.value == applied[-1].diff.event_time * 10**6
     # ledger rows are always appended, in time order even when older than the stored ones
     store.append_book({key: frames._replace(quotes=frames.quotes.iloc[:0], diffs=frames.diffs.iloc[:0],
                                             checkpoints=frames.checkpoints.iloc[:0])})
