@@ -234,9 +234,12 @@ def test_appends_are_idempotent_and_resumable(streams):
     half = len(applied) // 2
     assert store.append_book({key: book_frames(applied[:half], events)}) == {key: half}
     assert store.last_book_update(key) == applied[half - 1].diff.last_id
+    reader = open_store("mem://book-store-idempotent")  # another reader: sees later appends
+    assert reader.last_book_update(key) == applied[half - 1].diff.last_id
     # a restarted writer re-applies the whole journal: only the second half is new
     assert store.append_book({key: book_frames(applied, [])}) == {key: len(applied) - half}
     assert store.append_book({key: frames._replace(ledger=frames.ledger.iloc[:0])}) == {key: 0}
+    assert reader.last_book_update(key) == applied[-1].diff.last_id
     again = open_store("mem://book-store-idempotent")  # a fresh look at the store: nothing stored twice
     pd.testing.assert_frame_equal(again.quotes(key), frames.quotes, check_freq=False)
     pd.testing.assert_frame_equal(again.book_diffs(key), frames.diffs, check_freq=False)
