@@ -9,6 +9,7 @@ store, the replay and the alerts; they are re-exported here as the public API.
 from __future__ import annotations
 
 from quantify.analytics._results import Result
+from quantify.analytics.asof_join import asof
 from quantify.analytics.backtest import BacktestResult, backtest_pairs
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
@@ -57,6 +58,7 @@ __all__ = [
     "KalmanResult",
     "Result",
     "adf",
+    "asof",
     "backtest_pairs",
     "benjamini_hochberg",
     "coint",
