@@ -171,6 +171,11 @@ def ofi_events(
     if n:
         out[0] = np.nan
     for i in range(1, n):
+        if (np.isnan(bid[i]) or np.isnan(bid[i - 1]) or np.isnan(ask[i]) or np.isnan(ask[i - 1])
+                or np.isnan(bid_qty[i]) or np.isnan(bid_qty[i - 1]) or np.isnan(ask_qty[i])
+                or np.isnan(ask_qty[i - 1])):
+            out[i] = np.nan
+            continue
         e = 0.0
         if bid[i] >= bid[i - 1]:
             e += bid_qty[i]
