@@ -8,6 +8,7 @@ options it supports.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
@@ -69,8 +70,8 @@ def _tolerance(tolerance: Any, kind: str) -> float | None:
     if tolerance is None:
         return None
     if kind.startswith("datetime"):
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (pd.Timedelta, np.timedelta64, str)) \
-                and not hasattr(tolerance, "total_seconds"):
+        spans = (pd.Timedelta, np.timedelta64, str, _dt.timedelta)
+        if isinstance(tolerance, bool) or not isinstance(tolerance, spans):
             raise TypeError(f"asof: tolerance must be a Timedelta on datetime keys, got {tolerance!r}")
         try:
             td = pd.Timedelta(tolerance)

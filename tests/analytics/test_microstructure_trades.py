@@ -7,6 +7,7 @@ data and on recorded trades; Kyle's lambda against statsmodels OLS.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 
 import numpy as np
@@ -19,7 +20,6 @@ from scipy.stats import norm
 
 import quantify as qf
 from quantify.analytics import effective_spread, kyle_lambda, markouts, realized_spread, trade_sign, vpin
-
 from tests.analytics.test_microstructure import random_quotes, real_quotes
 
 T0 = pd.Timestamp("2024-08-08 23:54", tz="UTC")
@@ -98,7 +98,7 @@ def slow_kyle_intervals(trades: pd.DataFrame, quotes: pd.DataFrame, freq: str) -
     step = pd.Timedelta(freq)
     edges = pd.date_range(trades.index[0].floor(step), trades.index[-1].floor(step) + step, freq=step)
     rows = []
-    for a, b in zip(edges, edges[1:]):
+    for a, b in itertools.pairwise(edges):
         inside = trades[(trades.index >= a) & (trades.index < b)]
         sv = float((np.where(inside["is_buyer_maker"], -1.0, 1.0) * inside["qty"]).sum())
         rows.append((sv, prevailing(quotes, b, False) - prevailing(quotes, a, False)))
