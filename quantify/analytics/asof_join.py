@@ -96,9 +96,10 @@ def _take(values: Any, idx: np.ndarray, missing: bool) -> Any:
     """One right column at the matched rows, with pandas' fill (NaN/NaT, ints to float)."""
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         return _micro_kernels.take_float(np.ascontiguousarray(values), idx)
+    if isinstance(values, np.ndarray) and values.dtype == np.int64:
+        v = np.ascontiguousarray(values)
+        return _micro_kernels.take_int_as_float(v, idx) if missing else _micro_kernels.take_int(v, idx)
     if not missing:
-        if isinstance(values, np.ndarray) and values.dtype == np.int64:
-            return _micro_kernels.take_int(np.ascontiguousarray(values), idx)
         return values.take(idx)
     return pd.api.extensions.take(values, idx, allow_fill=True)
 
