@@ -36,6 +36,7 @@ from typing import Any, Protocol, Self
 import httpx
 import pandas as pd
 
+from quantify.model.book import DepthSnapshot
 from quantify.model.instrument import Instrument
 from quantify.model.trades import Trade
 
@@ -105,6 +106,9 @@ class VenueRest(Protocol):
                      limit: int = 1000) -> list[list[Any]]:
         """Kline rows opening in ``[start_ms, end_ms]``."""
 
+    async def depth(self, symbol: str, limit: int = 1000, *, retries: int | None = None) -> DepthSnapshot:
+        """A depth snapshot of ``symbol`` with ``limit`` levels a side, within the weight budget."""
+
     async def server_time(self, *, retries: int | None = None) -> int:
         """The exchange's clock (ms)."""
 
@@ -138,6 +142,11 @@ class Venue(abc.ABC):
         Default WebSocket and REST base URLs (no path).
     stream_kinds : tuple of str
         Trade stream kinds offered (``"trade"``, ``"aggTrade"``).
+    book_kinds : tuple of str
+        Order-book stream kinds offered (``"depth@100ms"``, ``"bookTicker"``); the first
+        depth kind is the default.
+    book_rule : str
+        The continuity rule of its depth diffs (:data:`quantify.model.booksync.RULES`).
     max_streams_per_connection : int
         The venue's limit of streams on one WebSocket connection.
     weight_limit : int
@@ -154,6 +163,8 @@ class Venue(abc.ABC):
     max_streams_per_connection: int
     weight_limit: int
     consecutive_ids: bool = True
+    book_kinds: tuple[str, ...] = ()
+    book_rule: str = "spot"
 
     def __str__(self) -> str:
         return self.name
@@ -162,6 +173,13 @@ class Venue(abc.ABC):
         """``kind`` if this venue offers it; else ``ValueError`` naming the ones it does."""
         if kind not in self.stream_kinds:
             raise ValueError(f"{self.name} offers the streams {', '.join(self.stream_kinds)}, not {kind!r}")
+        return kind
+
+    def check_book_kind(self, kind: str) -> str:
+        """``kind`` if this venue streams it for order books; else ``ValueError`` naming the ones it does."""
+        if kind not in self.book_kinds:
+            offered = ", ".join(self.book_kinds) or "none"
+            raise ValueError(f"{self.name} offers the order-book streams {offered}, not {kind!r}")
         return kind
 
     def instrument(self, symbol: str) -> Instrument:
@@ -176,6 +194,17 @@ class Venue(abc.ABC):
         ``ws_base`` replaces :attr:`ws_url` (a replay server); at most
         ``min(per_connection, max_streams_per_connection)`` streams each.
         """
+
+    def book_stream_urls(self, ws_base: str | None, symbols: Sequence[str], per_connection: int) -> list[str]:
+        """WebSocket URLs carrying the order-book streams (depth diffs and best bid/offer) of ``symbols``.
+
+        A symbol's streams share one connection, so their relative order is the venue's.
+        """
+        raise ValueError(f"{self.name} streams no order books")
+
+    def check_depth_limit(self, limit: int) -> int:
+        """``limit`` if the venue's REST depth snapshot takes it; else ``ValueError`` naming the ones it does."""
+        raise ValueError(f"{self.name} serves no depth snapshots")
 
     @abc.abstractmethod
     def parser(self, max_frame_bytes: int) -> FrameParserLike:

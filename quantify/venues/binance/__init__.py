@@ -8,8 +8,11 @@ and the same recorded-file formats (:mod:`.recordings`). What differs:
                           spot (:data:`SPOT`)                 USD-M futures (:data:`USDM`)
 ========================  ==================================  ==========================================
 WebSocket                 ``wss://stream.binance.com:9443``   ``wss://fstream.binance.com``, routed paths
-combined stream           ``/stream?streams=...``             ``/public/stream?...`` (``@trade``),
+combined stream           ``/stream?streams=...``             ``/public/stream?...`` (``@trade``,
+                                                              ``@depth*``, ``@bookTicker``),
                                                               ``/market/stream?...`` (``@aggTrade``)
+depth diffs               ``@depth@100ms``, ``U`` = prev ``u``+1  ``@depth@0ms``/``@100ms``, ``pu`` chain
+depth snapshot (REST)     ``/api/v3/depth``, limit <= 5,000     ``/fapi/v1/depth``, limit <= 1,000
 streams per connection    1,024                               200
 REST                      ``https://api.binance.com/api/v3``  ``https://fapi.binance.com/fapi/v1``
 weight budget             6,000 per minute                    2,400 per minute
@@ -76,7 +79,9 @@ class BinanceVenue(Venue):
 
     def stream_url_prefix(self, ws_base: str | None, kind: str) -> str:
         """The combined-stream URL up to ``?streams=`` for ``kind`` streams."""
-        route = dict(self.routes).get(self.check_kind(kind), "")
+        if kind not in self.book_kinds:
+            self.check_kind(kind)
+        route = dict(self.routes).get(kind, "")
         return f"{self._base(ws_base)}{route}/stream"
 
     def stream_urls(self, ws_base: str | None, symbols: Sequence[str], kind: str,
@@ -88,6 +93,30 @@ class BinanceVenue(Venue):
         names = [f"{s.lower()}@{kind}" for s in symbols]
         size = min(per_connection, self.max_streams_per_connection)
         return [f"{prefix}?streams={'/'.join(names[i:i + size])}" for i in range(0, len(names), size)]
+
+    def book_stream_urls(self, ws_base: str | None, symbols: Sequence[str], per_connection: int) -> list[str]:
+        """``<symbol>@<depth kind>`` and ``<symbol>@bookTicker`` per symbol, both on one connection.
+
+        The depth kind is the venue's first (spot ``depth@100ms``, USD-M
+        ``depth@0ms``); ``bookTicker`` carries the update id of the depth
+        event that contains it and arrives before it, on the same connection.
+        """
+        if per_connection < 2:
+            raise ValueError(f"per_connection must be at least 2 for order books, got {per_connection!r}")
+        depth, ticker = self.book_kinds[0], "bookTicker"
+        prefix = self.stream_url_prefix(ws_base, depth)
+        if prefix != self.stream_url_prefix(ws_base, ticker):
+            raise ValueError(f"{self.name}: {depth} and {ticker} are routed apart")
+        per_symbol = min(per_connection, self.max_streams_per_connection) // 2
+        out = []
+        for i in range(0, len(symbols), per_symbol):
+            names = [f"{s.lower()}@{k}" for s in symbols[i:i + per_symbol] for k in (depth, ticker)]
+            out.append(f"{prefix}?streams={'/'.join(names)}")
+        return out
+
+    def check_depth_limit(self, limit: int) -> int:
+        self.api.depth_weight(limit)  # raises for a limit the endpoint refuses
+        return limit
 
     def parser(self, max_frame_bytes: int) -> FrameParser:
         return FrameParser(max_frame_bytes)
@@ -116,6 +145,7 @@ SPOT = BinanceVenue(
     name="binance", ws_url="wss://stream.binance.com:9443", rest_url="https://api.binance.com",
     stream_kinds=("trade", "aggTrade"), max_streams_per_connection=1024,
     weight_limit=SPOT_API.weight_limit, api=SPOT_API,
+    book_kinds=("depth@100ms", "bookTicker"), book_rule="spot",
 )
 
 #: Binance USD-M futures: ``binance-usdm:BTCUSDT`` instruments.
@@ -123,5 +153,7 @@ USDM = BinanceVenue(
     name="binance-usdm", ws_url="wss://fstream.binance.com", rest_url="https://fapi.binance.com",
     stream_kinds=("trade", "aggTrade"), max_streams_per_connection=200,
     weight_limit=USDM_API.weight_limit, api=USDM_API,
-    routes=(("trade", "/public"), ("aggTrade", "/market")),
+    routes=(("trade", "/public"), ("aggTrade", "/market"), ("depth@0ms", "/public"),
+            ("depth@100ms", "/public"), ("bookTicker", "/public")),
+    book_kinds=("depth@0ms", "depth@100ms", "bookTicker"), book_rule="usdm",
 )

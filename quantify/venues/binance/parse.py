@@ -31,6 +31,7 @@ from typing import Annotated, Any, Final, NamedTuple
 import msgspec
 import orjson
 
+from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot, Level
 from quantify.model.trades import MAX_ID, MAX_TIME_MS, ServerShutdown, Trade
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "FrameParser",
     "Kline",
     "SubscriptionReply",
+    "book_ticker_from_event",
+    "depth_diff_from_event",
+    "depth_snapshot_from_answer",
     "trade_from_event",
 ]
 
@@ -82,7 +86,62 @@ class SubscriptionReply(NamedTuple):
     error: dict[str, Any] | None
 
 
-Event = Trade | Kline | ServerShutdown | SubscriptionReply
+Event = Trade | Kline | ServerShutdown | SubscriptionReply | DepthDiff | BookTicker | DepthSnapshot
+
+
+def _levels(rows: Any) -> list[Level]:
+    """``[["61837.63", "3.788"], ...]`` as ``[(61837.63, 3.788), ...]``; finite, non-negative."""
+    if type(rows) is not list:
+        raise TypeError("price levels must be a list of [price, qty] pairs")
+    out = [(float(p), float(q)) for p, q in rows]
+    for p, q in out:
+        if not (p - p == 0 and q - q == 0 and p > 0 and q >= 0):
+            raise ValueError(f"a price level must be a positive finite price and a non-negative quantity: {p!r}, {q!r}")
+    return out
+
+
+def _id(value: Any, name: str) -> int:
+    if type(value) is not int or not 0 <= value <= _MAX_ID:
+        raise ValueError(f"{name} must be an integer id, got {value!r}")
+    return value
+
+
+def depth_diff_from_event(data: dict[str, Any]) -> DepthDiff:
+    """Build a :class:`~quantify.model.book.DepthDiff` from a decoded ``depthUpdate`` event.
+
+    USD-M events carry ``pu`` (the previous event's ``u``); spot ones do not (-1).
+    """
+    etime = data["E"]
+    if type(etime) is not int or not 0 <= etime <= MAX_TIME_MS:
+        raise ValueError(f"event time out of range: {etime!r}")
+    symbol = data["s"]
+    if type(symbol) is not str:
+        raise TypeError("'s' must be a string")
+    first, last = _id(data["U"], "U"), _id(data["u"], "u")
+    if first > last:
+        raise ValueError(f"U {first} > u {last}")
+    prev = data.get("pu", -1)
+    if prev != -1:
+        prev = _id(prev, "pu")
+    return DepthDiff(symbol, first, last, prev, etime, _levels(data["b"]), _levels(data["a"]))
+
+
+def book_ticker_from_event(data: dict[str, Any]) -> BookTicker:
+    """Build a :class:`~quantify.model.book.BookTicker` from a decoded ``bookTicker`` event."""
+    symbol = data["s"]
+    if type(symbol) is not str:
+        raise TypeError("'s' must be a string")
+    (b, bq), (a, aq) = _levels([[data["b"], data["B"]], [data["a"], data["A"]]])
+    etime = data.get("E", -1)
+    if type(etime) is not int or not -1 <= etime <= MAX_TIME_MS:
+        raise ValueError(f"event time out of range: {etime!r}")
+    return BookTicker(symbol, _id(data["u"], "u"), b, bq, a, aq, etime)
+
+
+def depth_snapshot_from_answer(data: dict[str, Any], symbol: str = "", limit: int = 0) -> DepthSnapshot:
+    """Build a :class:`~quantify.model.book.DepthSnapshot` from a decoded REST depth answer."""
+    return DepthSnapshot(_id(data["lastUpdateId"], "lastUpdateId"), _levels(data["bids"]),
+                         _levels(data["asks"]), symbol, limit)
 
 
 def trade_from_event(data: dict[str, Any]) -> Trade:
@@ -244,7 +303,7 @@ class FrameParser:
         """Return the event carried by ``frame``, or ``None``.
 
         ``None`` means the frame was either of a kind QuantiFy does not use
-        (depth, book ticker) or malformed; malformed frames are counted in
+        or malformed; malformed frames are counted in
         :attr:`malformed`.
         """
         if len(frame) > self.max_frame_bytes:
@@ -273,13 +332,19 @@ class FrameParser:
         try:
             if kind == "trade" or kind == "aggTrade":
                 return trade_from_event(data)
+            if kind == "depthUpdate":
+                return depth_diff_from_event(data)
+            if kind == "bookTicker" or (kind is None and "u" in data and "B" in data and "A" in data):
+                return book_ticker_from_event(data)  # spot's bookTicker has no "e"
+            if kind is None and "lastUpdateId" in data:
+                return depth_snapshot_from_answer(data)
             if kind == "kline":
                 return _kline_from_event(data)
             if kind == "serverShutdown":
                 return ServerShutdown(int(data.get("E", 0)))
             if kind is None and "id" in data and ("result" in data or "error" in data):
                 return SubscriptionReply(data["id"], data.get("result"), data.get("error"))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             self._reject("fields", frame, exc)
             return None
         return None

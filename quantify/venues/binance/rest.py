@@ -41,8 +41,10 @@ import httpx
 import orjson
 
 from quantify.exceptions import RestError
+from quantify.model.book import DepthSnapshot
 from quantify.model.trades import Trade
 from quantify.venues.base import describe_error
+from quantify.venues.binance.parse import depth_snapshot_from_answer
 
 __all__ = [
     "DEFAULT_REST_URL", "MAX_RETRY_AFTER", "SPOT_API", "USDM_API", "USDM_WEIGHTS", "WEIGHTS",
@@ -89,6 +91,15 @@ USDM_WEIGHTS = {
 }
 
 
+#: GET /api/v3/depth weight by ``limit`` (spot docs, "Order book": 1-100: 5, 101-500: 25,
+#: 501-1000: 50, 1001-5000: 250), as (largest limit, weight).
+SPOT_DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
+#: GET /fapi/v1/depth weight by ``limit`` (USD-M docs, "Order Book": 5, 10, 20, 50: 2; 100: 5;
+#: 500: 10; 1000: 20); USD-M accepts only these limits.
+USDM_DEPTH_WEIGHTS = ((50, 2), (100, 5), (500, 10), (1000, 20))
+USDM_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+
 @dataclass(frozen=True)
 class BinanceApi:
     """One Binance market-data API: path prefix, endpoint weights, weight budget per minute.
@@ -104,6 +115,20 @@ class BinanceApi:
     weight_limit: int
     limits: Mapping[str, int] = field(default_factory=dict, hash=False)
     info_by_symbols: bool = False
+    #: ``depth`` weight by limit: (largest limit, weight), ascending.
+    depth_weights: tuple[tuple[int, int], ...] = SPOT_DEPTH_WEIGHTS
+    #: The limits ``depth`` accepts (empty: any from 1 to the largest of ``depth_weights``).
+    depth_limits: tuple[int, ...] = ()
+
+    def depth_weight(self, limit: int) -> int:
+        """The request weight of a depth snapshot of ``limit`` levels; ``ValueError`` for a limit refused."""
+        if self.depth_limits and limit not in self.depth_limits:
+            raise ValueError(f"{self.prefix}/depth takes limit in {', '.join(map(str, self.depth_limits))}, "
+                             f"not {limit!r}")
+        for largest, weight in self.depth_weights:
+            if 1 <= limit <= largest:
+                return weight
+        raise ValueError(f"{self.prefix}/depth takes limit 1 to {self.depth_weights[-1][0]}, not {limit!r}")
 
     def max_limit(self, endpoint: str) -> int:
         """The most rows one request of ``endpoint`` (``"historicalTrades"``) returns."""
@@ -123,7 +148,8 @@ class BinanceApi:
 SPOT_API = BinanceApi("/api/v3", WEIGHTS, 6000, info_by_symbols=True)
 #: Binance USD-M futures (``https://fapi.binance.com``): its own budget, 2,400 per minute.
 #: Old Trades Lookup returns at most 500 trades a request ("limit: Default 100; max 500").
-USDM_API = BinanceApi("/fapi/v1", USDM_WEIGHTS, 2400, {"historicalTrades": 500})
+USDM_API = BinanceApi("/fapi/v1", USDM_WEIGHTS, 2400, {"historicalTrades": 500},
+                      depth_weights=USDM_DEPTH_WEIGHTS, depth_limits=USDM_DEPTH_LIMITS)
 
 
 @dataclass(frozen=True)
@@ -203,7 +229,8 @@ class BinanceRest:
         if self.observer is not None:
             self.observer(error)
 
-    async def get(self, path: str, params: dict[str, Any] | None = None, *, retries: int | None = None) -> Any:
+    async def get(self, path: str, params: dict[str, Any] | None = None, *, retries: int | None = None,
+                  weight: int | None = None) -> Any:
         """GET ``path`` with ``params``; return the decoded JSON body.
 
         Retries on 429/418 (after ``Retry-After``), 5xx and connection errors,
@@ -211,7 +238,8 @@ class BinanceRest:
         jittered, doubling delay; raises :class:`RestError` otherwise. Every
         wait is a plain ``asyncio.sleep``: cancelling the caller stops it at once.
         """
-        weight = self.api.weight(path)
+        if weight is None:
+            weight = self.api.weight(path)
         max_retries = self.config.max_retries if retries is None else retries
         delay = 0.5
         for attempt in range(max_retries + 1):
@@ -294,6 +322,16 @@ class BinanceRest:
         return await self.get(self.api.path("klines"), {
             "symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms, "limit": limit,
         })
+
+    async def depth(self, symbol: str, limit: int = 1000, *, retries: int | None = None) -> DepthSnapshot:
+        """A depth snapshot of ``symbol``, ``limit`` levels a side (weight by limit: :meth:`BinanceApi.depth_weight`)."""
+        weight = self.api.depth_weight(limit)
+        body = await self.get(self.api.path("depth"), {"symbol": symbol, "limit": limit}, retries=retries,
+                              weight=weight)
+        try:
+            return depth_snapshot_from_answer(body, symbol, limit)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RestError(f"GET {self.api.path('depth')}: not a depth snapshot ({exc})") from exc
 
     async def server_time(self, *, retries: int | None = None) -> int:
         """The exchange's clock, ms since the epoch."""
