@@ -134,3 +134,13 @@ def test_keys_of_different_kinds_or_zones_are_refused() -> None:
     nat.index = pd.DatetimeIndex([pd.NaT, *nat.index[1:]], name="time")
     with pytest.raises(ValueError, match="NaT"):
         asof(left, nat)
+
+
+@pytest.mark.slow  # ~25 s: a million rows a side, every option; the random frames above are the bounded form
+@pytest.mark.parametrize("direction", ["backward", "forward", "nearest"])
+def test_equals_merge_asof_on_a_million_rows(direction: str) -> None:
+    left, right = _frames(np.random.default_rng(11), 1_000_000, 1_000_000, 3_600_000, dup=True)
+    for exact in (True, False):
+        for tol in (None, pd.Timedelta("2ms")):
+            kw = {"direction": direction, "allow_exact_matches": exact, "tolerance": tol}
+            pd.testing.assert_frame_equal(asof(left, right, **kw), _reference(left, right, **kw))
