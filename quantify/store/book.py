@@ -62,7 +62,7 @@ __all__ = ["OPENS_STALE", "BookStore", "StoredBook", "diff_events", "stale_at"]
 #: Ledger kinds after which the book is out of sync until the next ``resync``.
 OPENS_STALE: Final = ("gap", "crossed", "mismatch")
 #: Ledger kinds that bring the book (back) in sync.
-_CLOSES_STALE: Final = ("resync", "start")
+_CLOSES_STALE: Final = ("resync", "start", "resume")
 #: The first window searched back from a time for its nearest checkpoint; widened 8 times a try.
 _FIRST_WINDOW: Final = pd.Timedelta(minutes=1)
 
@@ -229,6 +229,19 @@ class BookStore:
         stored = lib.read(key, date_range=(lo, None)).data
         both = pd.concat([stored, ledger[list(stored.columns)]]).sort_index(kind="stable")
         lib.update(key, both, date_range=(lo, None), prune_previous_versions=True)
+
+    def compact(self, symbol: InstrumentLike, rows_per_segment: int = 100_000) -> bool:
+        """Merge the small appended segments of ``symbol`` in every book library; True if anything changed."""
+        key = instrument_key(symbol)
+        changed = False
+        for name in _LIBRARIES:
+            lib = self._lib(name)
+            if not lib.has_symbol(key):
+                continue
+            before = lib.list_versions(key)
+            lib.compact_data(key, rows_per_segment=rows_per_segment, prune_previous_versions=True)
+            changed |= lib.list_versions(key) != before
+        return changed
 
     def last_update(self, symbol: InstrumentLike) -> int | None:
         """The last update id stored in both quotes and diffs of ``symbol`` (where a writer resumes), or None."""

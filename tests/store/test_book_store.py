@@ -247,6 +247,8 @@ def test_appends_are_idempotent_and_resumable(streams):
     pd.testing.assert_frame_equal(cps, frames.checkpoints, check_freq=False)
     assert again.has_book("binance-usdm:btcusdt") and again.book_symbols() == [key]
     assert again.last_book_update(key) == applied[-1].diff.last_id
+    assert store.compact_book(key) and not store.compact_book("ETHUSDT")  # segments merged, rows the same
+    pd.testing.assert_frame_equal(again.quotes(key), frames.quotes, check_freq=False)
     stored = again.stored_book(key)  # what a writer or a load carries on from: the whole book
     assert stored.book.update_id == applied[-1].diff.last_id and not stored.stale
     assert stored.book.bbo() == applied[-1].bbo and stored.time.value == applied[-1].diff.event_time * 10**6
