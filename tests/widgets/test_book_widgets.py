@@ -1,0 +1,275 @@
+"""BookMonitor and the book feeds, tested through get_state() on the shipped spot BTCUSDT book."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import quantify as qf
+from quantify.model.book import BookLevels, BookTicker, DepthDiff, DepthSnapshot
+from quantify.model.book_frames import BookFrames, book_frames, book_from_checkpoint
+from quantify.model.booksync import BookSync
+from quantify.store import Store, open_store
+from quantify.venues.binance.parse import FrameParser
+from quantify.venues.binance.recordings import read_frames
+from quantify.widgets import BookMonitor
+from quantify.widgets.book import stale_since
+from quantify.widgets.source import BookTail, attach_service, book_feed_for, detach_service
+
+DATA = Path(__file__).resolve().parents[2] / "quantify" / "data"
+SPOT = [DATA / "spot-2024-btcusdt_20240808.book.gz", DATA / "spot-2024-btcusdt_20240809.book.gz"]
+
+
+def sync_frames(files: list[Path], *, drop_after: int | None = None, stop_after_gap: bool = False) -> BookFrames:
+    """Binance's procedure over a recording; optionally drop one diff (a gap) and end unresynced."""
+    parser = FrameParser()
+    sync = BookSync("BTCUSDT", "spot")
+    applied = []
+    events = []
+    diffs = 0
+    for path in files:
+        for recv, frame in read_frames(path):
+            ev = parser.parse(frame)
+            if type(ev) is DepthDiff:
+                diffs += 1
+                if drop_after is not None and diffs == drop_after:
+                    continue
+                applied += sync.on_diff(ev, recv)
+                if stop_after_gap and sync.ledger.gaps:
+                    return book_frames(applied, sync.take_events())
+            elif type(ev) is DepthSnapshot:
+                applied += sync.on_snapshot(ev, recv)
+            elif type(ev) is BookTicker:
+                sync.on_ticker(ev, recv)
+    return book_frames(applied, sync.take_events())
+
+
+class FrameBookStore(Store):
+    """A store whose book reads answer from core frames (the store's book schemas), for widget tests."""
+
+    def __init__(self, frames: BookFrames, symbol: str = "BTCUSDT") -> None:
+        base = open_store("mem://")
+        self.__dict__.update(base.__dict__)
+        self.frames = frames
+        self.book_symbol = symbol
+        self.book_reads = 0
+
+    def has_book(self, inst: str) -> bool:
+        return inst == self.book_symbol
+
+    def _check(self, inst: str) -> None:
+        if inst != self.book_symbol:
+            raise qf.QuantifyError(f"no book of {inst!r}")
+
+    def quotes(self, inst: str, start=None, end=None) -> pd.DataFrame:
+        self._check(inst)
+        q = self.frames.quotes
+        return q[(q.index >= pd.Timestamp(start)) if start is not None else slice(None)]
+
+    def book_ledger(self, inst: str, start=None, end=None) -> pd.DataFrame:
+        self._check(inst)
+        led = self.frames.ledger
+        return led[led.index >= pd.Timestamp(start)] if start is not None else led
+
+    def book(self, inst: str, at, depth: int = 20):
+        self._check(inst)
+        self.book_reads += 1
+        at = pd.Timestamp(at)
+        cps = self.frames.checkpoints
+        cps = cps[cps.index <= at]
+        last_id = cps["update_id"].iloc[-1]
+        book = book_from_checkpoint(cps[cps["update_id"] == last_id])
+        d = self.frames.diffs
+        d = d[(d["update_id"] > last_id) & (d.index <= at)]
+        for uid, rows in d.groupby("update_id", sort=True):
+            bids = [(p, q) for s, p, q in zip(rows["side"], rows["price"], rows["qty"], strict=True) if s > 0]
+            asks = [(p, q) for s, p, q in zip(rows["side"], rows["price"], rows["qty"], strict=True) if s < 0]
+            book.apply(DepthDiff("BTCUSDT", int(rows["first_update_id"].iloc[0]), int(uid), -1, 0, bids, asks))
+        stale = stale_since(self.frames.ledger[self.frames.ledger.index <= at]) is not None
+        when = self.frames.quotes.index[self.frames.quotes.index <= at]
+        return book.levels(depth, time=when[-1] if len(when) else None, stale=stale)
+
+
+@pytest.fixture(scope="module")
+def spot_frames() -> BookFrames:
+    return sync_frames(SPOT)
+
+
+@pytest.fixture
+def book_store(spot_frames) -> FrameBookStore:
+    return FrameBookStore(spot_frames)
+
+
+def test_monitor_draws_the_last_book(book_store):
+    mon = BookMonitor("BTCUSDT", store=book_store, depth=30, ladder=5, autostart=False)
+    try:
+        q = book_store.frames.quotes
+        last = book_store.book("BTCUSDT", q.index[-1], depth=30)
+        bid, ask = mon.figures["depth"].marks[:2]
+        state = bid.get_state()
+        assert state["fill"] == "bottom" and state["colors"] == [mon.theme.up]
+        # cumulative size from the best bid out, drawn with prices ascending
+        np.testing.assert_array_equal(np.asarray(bid.x), last.bids[:30, 0][::-1])
+        np.testing.assert_allclose(np.asarray(bid.y), np.cumsum(last.bids[:30, 1])[::-1])
+        np.testing.assert_array_equal(np.asarray(ask.x), last.asks[:30, 0])
+        np.testing.assert_allclose(np.asarray(ask.y), np.cumsum(last.asks[:30, 1]))
+        assert mon.levels.update_id == int(q["update_id"].iloc[-1])
+        # the ladder shows the best 5 levels of each side
+        html = mon._ladder.value
+        assert html.count("<tr>") == 6 and f"{last.best_bid:,.2f}" in html and f"{last.best_ask:,.2f}" in html
+        assert "IN SYNC" in mon._state.value and not mon.stale
+        # the quotes of the last five minutes, bounded for the browser
+        assert mon.quotes.index[0] >= q.index[-1] - pd.Timedelta("5min")
+        assert 0 < mon.points["spread"] <= qf.widgets.MAX_POINTS + 2
+    finally:
+        mon.close()
+
+
+def early_frames(frames: BookFrames, minutes: float = 4) -> BookFrames:
+    """The frames of the first ``minutes`` (the bid side is in the snapshot's range until 23:58:35)."""
+    cut = frames.quotes.index[0] + pd.Timedelta(minutes=minutes)
+    return BookFrames(*(f[f.index <= cut] for f in frames))
+
+
+def test_readouts_are_the_analytics_of_the_last_quote(spot_frames):
+    store = FrameBookStore(early_frames(spot_frames))
+    mon = BookMonitor("BTCUSDT", store=store, autostart=False)
+    try:
+        last = store.frames.quotes.iloc[-1:]
+        r = mon.readouts
+        assert r["spread_bps"] == qf.quoted_spread(last, "bps").iloc[0]
+        assert r["imbalance"] == qf.imbalance(last).iloc[0]
+        assert r["microprice"] == qf.microprice(last).iloc[0]
+        # and the book's own numbers at that moment agree
+        levels = mon.levels
+        assert r["mid"] == pytest.approx(levels.mid, rel=1e-15)
+        assert r["microprice"] == pytest.approx(levels.microprice, rel=1e-12)
+        assert f"{r['spread_bps']:.2f} bps" in mon._header.value
+    finally:
+        mon.close()
+
+
+def test_a_side_beyond_the_known_range_is_unknown_not_guessed(book_store):
+    # the recording ends with the best bid below the snapshot's lowest bid (no refresh recorded)
+    assert np.isnan(book_store.frames.quotes["bid_price"].iloc[-1])
+    mon = BookMonitor("BTCUSDT", store=book_store, autostart=False)
+    try:
+        assert np.isnan(mon.readouts["spread_bps"]) and np.isnan(mon.readouts["microprice"])
+        assert "– bps" in mon._header.value
+        assert len(mon.figures["depth"].marks[1].x) == 50
+        # quotes with an unknown side are left out of the charts (the browser cannot draw NaN)
+        assert np.isfinite(np.asarray(mon.figures["spread"].marks[0].y)).all()
+    finally:
+        mon.close()
+
+
+def test_ladder_says_when_deeper_levels_are_unknown(book_store):
+    mon = BookMonitor("BTCUSDT", store=book_store, autostart=False)
+    try:
+        levels = mon.levels
+        mon.levels = BookLevels(levels.time, levels.update_id, levels.bids[:0], levels.asks, complete=False)
+        mon._draw()
+        assert "deeper levels unknown" in mon._ladder.value
+        assert len(mon.figures["depth"].marks[0].x) == 0
+    finally:
+        mon.close()
+
+
+def test_monitor_follows_new_quotes_frame_by_frame(spot_frames):
+    # the store first holds the book up to 23:58, then all of it: one frame takes the rest
+    store = FrameBookStore(early_frames(spot_frames))
+    mon = BookMonitor("BTCUSDT", store=store, autostart=False)
+    try:
+        first_id = mon.levels.update_id
+        drawn, reads = mon.frames_drawn, store.book_reads
+        mon.refresh()  # nothing new: no redraw, no book read
+        assert (mon.frames_drawn, store.book_reads) == (drawn, reads)
+        store.frames = spot_frames
+        mon.refresh()
+        assert mon.frames_drawn == drawn + 1 and store.book_reads == reads + 1
+        assert mon.levels.update_id == int(spot_frames.quotes["update_id"].iloc[-1]) > first_id
+        assert mon.quotes.index.is_monotonic_increasing and mon.quotes["update_id"].is_unique
+    finally:
+        mon.close()
+
+
+def test_a_book_out_of_sync_is_grey_and_says_since_when():
+    frames = sync_frames(SPOT, drop_after=300, stop_after_gap=True)
+    gap = frames.ledger[frames.ledger["kind"] == "gap"]
+    assert len(gap) == 1
+    mon = BookMonitor("BTCUSDT", store=FrameBookStore(frames), autostart=False)
+    try:
+        assert mon.stale and mon.stale_from == gap.index[0]
+        label = mon._state.value
+        assert "STALE since " + f"{gap.index[0]:%Y-%m-%d %H:%M:%S} UTC" in label and "IN SYNC" not in label
+        bid, ask = mon.figures["depth"].marks[:2]
+        assert bid.colors == ask.colors == [mon.theme.muted]
+        assert "STALE" in mon.figures["depth"].title and "opacity:.6" in mon._ladder.value
+    finally:
+        mon.close()
+
+
+def test_stale_since_reads_the_ledger():
+    idx = pd.DatetimeIndex(pd.to_datetime(["2024-08-08 23:55", "2024-08-08 23:56", "2024-08-08 23:57",
+                                           "2024-08-08 23:58"], utc=True), name="time")
+    led = pd.DataFrame({"kind": ["start", "gap", "resync", "gap"]}, index=idx)
+    assert stale_since(led) == idx[3]
+    assert stale_since(led.iloc[:3]) is None
+    assert stale_since(led.iloc[:2]) == idx[1]
+    assert stale_since(led.iloc[:0]) is None
+
+
+def test_no_book_says_so_and_bad_arguments_name_the_value(book_store):
+    mon = BookMonitor("ETHUSDT", store=book_store, autostart=False)
+    try:
+        assert mon.levels is None and "NO BOOK" in mon._state.value
+        assert "no order book stored for ETHUSDT" in mon._ladder.value
+    finally:
+        mon.close()
+    with pytest.raises(ValueError, match="'deep'"):
+        BookMonitor("BTCUSDT", store=book_store, depth="deep", autostart=False)
+    with pytest.raises(ValueError, match="'soon'"):
+        BookMonitor("BTCUSDT", store=book_store, window="soon", autostart=False)
+
+
+class FakeService:
+    """What the writer offers a widget: its store and batch listeners (book_batch on each flush)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.listeners: list = []
+
+    def add_batch_listener(self, listener) -> None:
+        self.listeners.append(listener)
+
+
+def test_service_feed_takes_the_writers_book_batches(spot_frames):
+    store = FrameBookStore(early_frames(spot_frames))
+    cut = store.frames.quotes.index[-1]
+    service = FakeService(store)
+    attach_service(service)
+    try:
+        feed = book_feed_for(store, "BTCUSDT")
+        assert type(feed) is not BookTail
+        mon = BookMonitor("BTCUSDT", store=store, autostart=False)
+        try:
+            assert not mon.stale
+            rest = spot_frames.quotes[spot_frames.quotes.index > cut]
+            store.frames = spot_frames
+            for listener in service.listeners:
+                listener.book_batch({"BTCUSDT": rest}, {}, {"BTCUSDT": 0.0})
+            mon.refresh()
+            assert mon.levels.update_id == int(rest["update_id"].iloc[-1])
+            # the writer says the book is out of sync: grey, with how long
+            for listener in service.listeners:
+                listener.book_batch({}, {}, {"BTCUSDT": 12.0})
+            mon.refresh()
+            assert mon.stale and "STALE since" in mon._state.value and "(12 s)" in mon._state.value
+        finally:
+            mon.close()
+        feed.close()
+    finally:
+        detach_service(service)
