@@ -28,7 +28,6 @@ def sync_frames(files: list[Path], *, drop_after: int | None = None, stop_after_
     parser = FrameParser()
     sync = BookSync("BTCUSDT", "spot")
     applied = []
-    events = []
     diffs = 0
     for path in files:
         for recv, frame in read_frames(path):
