@@ -12,43 +12,40 @@ import pandas as pd
 
 from quantify.analytics import imbalance, microprice, mid, quoted_spread
 from quantify.model.book import BookLevels
+from quantify.store.book import stale_at
 from quantify.widgets._base import LiveWidget, esc, fmt_price, points_html
 from quantify.widgets.frames import MAX_POINTS, downsample
 from quantify.widgets.source import BookTail, book_feed_for
 
-__all__ = ["LOSS_KINDS", "BookMonitor", "stale_since"]
+__all__ = ["BookMonitor", "stale_since"]
 
 logger = logging.getLogger(__name__)
 
-#: Ledger events after which the book is out of sync until the next ``resync``.
-LOSS_KINDS = ("gap", "crossed", "mismatch")
-#: Ledger events after which the book is in sync.
-SYNC_KINDS = ("start", "resync")
 _QUOTE_COLUMNS = ["bid_price", "bid_qty", "ask_price", "ask_qty", "update_id"]
 
-
 def stale_since(ledger: pd.DataFrame) -> pd.Timestamp | None:
-    """When the book went out of sync, if the last loss of sync in ``ledger`` has no resync after it.
+    """When the book went out of sync, if it still is at the end of ``ledger``.
 
     Parameters
     ----------
     ledger : DataFrame
-        A book ledger frame (``kind`` column, time index), in time order.
+        A stored book ledger frame (``kind`` column, time index), in stored order.
 
     Returns
     -------
     Timestamp or None
-        The time of the first ``gap``, ``crossed`` or ``mismatch`` event
-        after the last ``start``/``resync``; None while the book is in sync
-        (or the ledger is empty).
+        The time of the event that opened the last stale stretch (a gap,
+        crossed book or ``bookTicker`` mismatch: the store's
+        :func:`~quantify.store.book.stale_at`), if no resync closed it; None
+        while the book is in sync (or the ledger is empty).
     """
     if not len(ledger):
         return None
-    kinds = ledger["kind"].to_numpy()
-    synced = np.flatnonzero(np.isin(kinds, SYNC_KINDS))
-    after = synced[-1] + 1 if len(synced) else 0
-    lost = np.flatnonzero(np.isin(kinds[after:], LOSS_KINDS))
-    return ledger.index[after + lost[0]] if len(lost) else None
+    state = stale_at(ledger, ledger.index.asi8)
+    if not state[-1]:
+        return None
+    fresh = np.flatnonzero(~state)
+    return ledger.index[fresh[-1] + 1 if len(fresh) else 0]  # type: ignore[no-any-return]
 
 
 def _readouts(quotes: pd.DataFrame) -> dict[str, float]:

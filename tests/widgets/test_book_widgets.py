@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import quantify as qf
-from quantify.model.book import BookLevels, BookTicker, DepthDiff, DepthSnapshot
-from quantify.model.book_frames import BookFrames, book_frames, book_from_checkpoint
+from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot
+from quantify.model.book_frames import BookFrames, book_frames
 from quantify.model.booksync import BookSync
 from quantify.store import Store, open_store
 from quantify.venues.binance.parse import FrameParser
@@ -46,50 +46,10 @@ def sync_frames(files: list[Path], *, drop_after: int | None = None, stop_after_
     return book_frames(applied, sync.take_events())
 
 
-class FrameBookStore(Store):
-    """A store whose book reads answer from core frames (the store's book schemas), for widget tests."""
-
-    def __init__(self, frames: BookFrames, symbol: str = "BTCUSDT") -> None:
-        base = open_store("mem://")
-        self.__dict__.update(base.__dict__)
-        self.frames = frames
-        self.book_symbol = symbol
-        self.book_reads = 0
-
-    def has_book(self, inst: str) -> bool:
-        return inst == self.book_symbol
-
-    def _check(self, inst: str) -> None:
-        if inst != self.book_symbol:
-            raise qf.QuantifyError(f"no book of {inst!r}")
-
-    def quotes(self, inst: str, start=None, end=None) -> pd.DataFrame:
-        self._check(inst)
-        q = self.frames.quotes
-        return q[(q.index >= pd.Timestamp(start)) if start is not None else slice(None)]
-
-    def book_ledger(self, inst: str, start=None, end=None) -> pd.DataFrame:
-        self._check(inst)
-        led = self.frames.ledger
-        return led[led.index >= pd.Timestamp(start)] if start is not None else led
-
-    def book(self, inst: str, at, depth: int = 20):
-        self._check(inst)
-        self.book_reads += 1
-        at = pd.Timestamp(at)
-        cps = self.frames.checkpoints
-        cps = cps[cps.index <= at]
-        last_id = cps["update_id"].iloc[-1]
-        book = book_from_checkpoint(cps[cps["update_id"] == last_id])
-        d = self.frames.diffs
-        d = d[(d["update_id"] > last_id) & (d.index <= at)]
-        for uid, rows in d.groupby("update_id", sort=True):
-            bids = [(p, q) for s, p, q in zip(rows["side"], rows["price"], rows["qty"], strict=True) if s > 0]
-            asks = [(p, q) for s, p, q in zip(rows["side"], rows["price"], rows["qty"], strict=True) if s < 0]
-            book.apply(DepthDiff("BTCUSDT", int(rows["first_update_id"].iloc[0]), int(uid), -1, 0, bids, asks))
-        stale = stale_since(self.frames.ledger[self.frames.ledger.index <= at]) is not None
-        when = self.frames.quotes.index[self.frames.quotes.index <= at]
-        return book.levels(depth, time=when[-1] if len(when) else None, stale=stale)
+def stored(tmp_path, frames: BookFrames, name: str = "store") -> Store:
+    store = open_store(f"lmdb://{tmp_path / name}", create=True)
+    store.append_book({"BTCUSDT": frames})
+    return store
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +57,21 @@ def spot_frames() -> BookFrames:
     return sync_frames(SPOT)
 
 
-@pytest.fixture
-def book_store(spot_frames) -> FrameBookStore:
-    return FrameBookStore(spot_frames)
+@pytest.fixture(scope="module")
+def book_store(spot_frames, tmp_path_factory) -> Store:
+    return stored(tmp_path_factory.mktemp("book"), spot_frames)
 
 
-def test_monitor_draws_the_last_book(book_store):
+@pytest.fixture(scope="module")
+def early_store(spot_frames, tmp_path_factory) -> Store:
+    return stored(tmp_path_factory.mktemp("early"), early_frames(spot_frames))
+
+
+def test_monitor_draws_the_last_book(early_store):
+    book_store = early_store
     mon = BookMonitor("BTCUSDT", store=book_store, depth=30, ladder=5, autostart=False)
     try:
-        q = book_store.frames.quotes
+        q = book_store.quotes("BTCUSDT")
         last = book_store.book("BTCUSDT", q.index[-1], depth=30)
         bid, ask = mon.figures["depth"].marks[:2]
         state = bid.get_state()
@@ -133,11 +99,11 @@ def early_frames(frames: BookFrames, minutes: float = 4) -> BookFrames:
     return BookFrames(*(f[f.index <= cut] for f in frames))
 
 
-def test_readouts_are_the_analytics_of_the_last_quote(spot_frames):
-    store = FrameBookStore(early_frames(spot_frames))
+def test_readouts_are_the_analytics_of_the_last_quote(early_store):
+    store = early_store
     mon = BookMonitor("BTCUSDT", store=store, autostart=False)
     try:
-        last = store.frames.quotes.iloc[-1:]
+        last = store.quotes("BTCUSDT").iloc[-1:]
         r = mon.readouts
         assert r["spread_bps"] == qf.quoted_spread(last, "bps").iloc[0]
         assert r["imbalance"] == qf.imbalance(last).iloc[0]
@@ -153,53 +119,46 @@ def test_readouts_are_the_analytics_of_the_last_quote(spot_frames):
 
 def test_a_side_beyond_the_known_range_is_unknown_not_guessed(book_store):
     # the recording ends with the best bid below the snapshot's lowest bid (no refresh recorded)
-    assert np.isnan(book_store.frames.quotes["bid_price"].iloc[-1])
+    assert np.isnan(book_store.quotes("BTCUSDT")["bid_price"].iloc[-1])
     mon = BookMonitor("BTCUSDT", store=book_store, autostart=False)
     try:
         assert np.isnan(mon.readouts["spread_bps"]) and np.isnan(mon.readouts["microprice"])
         assert "– bps" in mon._header.value
-        assert len(mon.figures["depth"].marks[1].x) == 50
+        assert len(mon.levels.bids) == 0 and not mon.levels.complete
+        assert "deeper levels unknown" in mon._ladder.value
+        assert len(mon.figures["depth"].marks[0].x) == 0 and len(mon.figures["depth"].marks[1].x) == 50
         # quotes with an unknown side are left out of the charts (the browser cannot draw NaN)
         assert np.isfinite(np.asarray(mon.figures["spread"].marks[0].y)).all()
     finally:
         mon.close()
 
 
-def test_ladder_says_when_deeper_levels_are_unknown(book_store):
-    mon = BookMonitor("BTCUSDT", store=book_store, autostart=False)
-    try:
-        levels = mon.levels
-        mon.levels = BookLevels(levels.time, levels.update_id, levels.bids[:0], levels.asks, complete=False)
-        mon._draw()
-        assert "deeper levels unknown" in mon._ladder.value
-        assert len(mon.figures["depth"].marks[0].x) == 0
-    finally:
-        mon.close()
-
-
-def test_monitor_follows_new_quotes_frame_by_frame(spot_frames):
+def test_monitor_follows_new_quotes_frame_by_frame(spot_frames, tmp_path, monkeypatch):
     # the store first holds the book up to 23:58, then all of it: one frame takes the rest
-    store = FrameBookStore(early_frames(spot_frames))
+    store = stored(tmp_path, early_frames(spot_frames))
+    reads = []
+    book = store.book
+    monkeypatch.setattr(store, "book", lambda *a, **k: reads.append(a) or book(*a, **k))
     mon = BookMonitor("BTCUSDT", store=store, autostart=False)
     try:
         first_id = mon.levels.update_id
-        drawn, reads = mon.frames_drawn, store.book_reads
+        drawn, n = mon.frames_drawn, len(reads)
         mon.refresh()  # nothing new: no redraw, no book read
-        assert (mon.frames_drawn, store.book_reads) == (drawn, reads)
-        store.frames = spot_frames
+        assert (mon.frames_drawn, len(reads)) == (drawn, n)
+        store.append_book({"BTCUSDT": spot_frames})  # idempotent: only the rows after the stored ones
         mon.refresh()
-        assert mon.frames_drawn == drawn + 1 and store.book_reads == reads + 1
+        assert mon.frames_drawn == drawn + 1 and len(reads) == n + 1
         assert mon.levels.update_id == int(spot_frames.quotes["update_id"].iloc[-1]) > first_id
         assert mon.quotes.index.is_monotonic_increasing and mon.quotes["update_id"].is_unique
     finally:
         mon.close()
 
 
-def test_a_book_out_of_sync_is_grey_and_says_since_when():
+def test_a_book_out_of_sync_is_grey_and_says_since_when(tmp_path):
     frames = sync_frames(SPOT, drop_after=300, stop_after_gap=True)
     gap = frames.ledger[frames.ledger["kind"] == "gap"]
     assert len(gap) == 1
-    mon = BookMonitor("BTCUSDT", store=FrameBookStore(frames), autostart=False)
+    mon = BookMonitor("BTCUSDT", store=stored(tmp_path, frames), autostart=False)
     try:
         assert mon.stale and mon.stale_from == gap.index[0]
         label = mon._state.value
@@ -245,9 +204,9 @@ class FakeService:
         self.listeners.append(listener)
 
 
-def test_service_feed_takes_the_writers_book_batches(spot_frames):
-    store = FrameBookStore(early_frames(spot_frames))
-    cut = store.frames.quotes.index[-1]
+def test_service_feed_takes_the_writers_book_batches(spot_frames, tmp_path):
+    store = stored(tmp_path, early_frames(spot_frames))
+    cut = store.quotes("BTCUSDT").index[-1]
     service = FakeService(store)
     attach_service(service)
     try:
@@ -257,7 +216,7 @@ def test_service_feed_takes_the_writers_book_batches(spot_frames):
         try:
             assert not mon.stale
             rest = spot_frames.quotes[spot_frames.quotes.index > cut]
-            store.frames = spot_frames
+            store.append_book({"BTCUSDT": spot_frames})
             for listener in service.listeners:
                 listener.book_batch({"BTCUSDT": rest}, {}, {"BTCUSDT": 0.0})
             mon.refresh()
