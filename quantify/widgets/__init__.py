@@ -14,6 +14,7 @@ from quantify.widgets.alerts import AlertPanel
 from quantify.widgets.book import BookMonitor
 from quantify.widgets.charts import LiveChart
 from quantify.widgets.frames import MAX_POINTS, downsample, live_timers, stop_all
+from quantify.widgets.microstructure import MicrostructurePanels
 from quantify.widgets.pairs import PairMonitor
 from quantify.widgets.panels import REPLAY_BADGE, ControlPanel, StatusBar, is_replay
 from quantify.widgets.theme import DARK, LIGHT, Theme
@@ -28,6 +29,7 @@ __all__ = [
     "BookMonitor",
     "ControlPanel",
     "LiveChart",
+    "MicrostructurePanels",
     "PairMonitor",
     "StatusBar",
     "Theme",

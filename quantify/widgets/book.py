@@ -400,3 +400,4 @@ class BookMonitor(LiveWidget):
                     f'{esc(label)}</span><span class="qf-status">last book {esc(when)}{esc(uid)}</span>')
         return (f'<span class="qf-badge qf-badge-live">IN SYNC</span>'
                 f'<span class="qf-status">{esc(when)}{esc(uid)}</span>')
+

@@ -49,6 +49,7 @@ __all__ = [
     "book_feed_for",
     "detach_service",
     "feed_for",
+    "recent_start",
     "resolve_store",
 ]
 
@@ -281,6 +282,19 @@ class BookUpdate(NamedTuple):
     stale_seconds: float | None
 
 
+def recent_start(store: Store, symbol: str, window: pd.Timedelta) -> pd.Timestamp | None:
+    """``window`` before the last stored trade of ``symbol`` (the exchange's clock, as quotes), or None.
+
+    Lets a reader of the last minutes of quotes skip the rest of the day;
+    None (read from the start) when the store holds no trades of ``symbol``.
+    """
+    try:
+        last = store.describe(symbol)["last_time"]
+    except (UnknownSymbol, QuantifyError):
+        return None
+    return None if last is None else last - window
+
+
 class BookTail:
     """One instrument's book read from the store: quotes after the last update id seen, new ledger events.
 
@@ -313,7 +327,10 @@ class BookTail:
         """The last ``window`` of quotes (by exchange time) and the whole ledger; follows from there."""
         if not self.has_book():
             return pd.DataFrame(), pd.DataFrame()
-        quotes = self.store.quotes(self.symbol)
+        start = recent_start(self.store, self.symbol, window)
+        quotes = self.store.quotes(self.symbol, start=start)
+        if start is not None and not len(quotes):  # the book stopped before the trades did
+            quotes = self.store.quotes(self.symbol)
         if len(quotes):
             quotes = quotes[quotes.index >= quotes.index[-1] - window]
             self._last_time, self._last_id = quotes.index[-1], int(quotes["update_id"].iloc[-1])

@@ -15,7 +15,7 @@ from quantify.model.booksync import BookSync
 from quantify.store import Store, open_store
 from quantify.venues.binance.parse import FrameParser
 from quantify.venues.binance.recordings import read_frames
-from quantify.widgets import BookMonitor
+from quantify.widgets import BookMonitor, MicrostructurePanels
 from quantify.widgets.book import stale_since
 from quantify.widgets.source import BookTail, attach_service, book_feed_for, detach_service
 
@@ -231,3 +231,29 @@ def test_service_feed_takes_the_writers_book_batches(spot_frames, tmp_path):
         feed.close()
     finally:
         detach_service(service)
+
+
+def test_panels_show_the_notebooks_numbers(book_store):
+    from quantify.venues.binance.recordings import read_trades
+
+    for path in sorted(DATA.glob("spot-2024-btcusdt_2024080*.trades.gz")):
+        book_store.append_ticks(read_trades(path))
+    panels = MicrostructurePanels("BTCUSDT", store=book_store, autostart=False)
+    try:
+        quotes, trades = book_store.quotes("BTCUSDT"), book_store.ticks("BTCUSDT")
+        ref = qf.markouts(trades, quotes, ["1s", "5s", "30s"])
+        np.testing.assert_array_equal(np.asarray(panels.figures["markouts"].marks[0].y),
+                                      np.vstack([ref.mean.to_numpy(), ref.weighted_mean.to_numpy()]))
+        assert f"{ref.mean['1s']:+.3f} ± {ref.stderr['1s']:.3f} bps" in panels._summary.value
+        # spread and imbalance of the last known quote of each second
+        s = panels.series
+        known = quotes.dropna(subset=["bid_price"])
+        at = s.index[10]
+        last = known[known.index <= at].iloc[-1:]
+        assert s.loc[at, "spread_bps"] == qf.quoted_spread(last, "bps").iloc[0]
+        assert s.loc[at, "imbalance"] == qf.imbalance(last).iloc[0]
+        assert len(panels.figures["spread"].marks[0].x) == len(s) > 500
+        panels.set_symbol("ETHUSDT")  # no book of it: empty panels, said so
+        assert len(panels.series) == 0 and "quotes</span><b>0" in panels._summary.value
+    finally:
+        panels.close()
