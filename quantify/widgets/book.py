@@ -138,7 +138,8 @@ class BookMonitor(LiveWidget):
 
     def _build(self) -> None:
         t = self.theme
-        sx, sy = bq.LinearScale(), bq.LinearScale(min=0)
+        sx, sy = bq.LinearScale(), bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
+        self._depth_scale = sy
         empty = np.empty(0)
         self._bid_depth = bq.Lines(x=empty, y=empty, scales={"x": sx, "y": sy}, colors=[t.up], fill="bottom",
                                    fill_colors=[t.up], fill_opacities=[0.25], interpolation="step-before",
@@ -296,6 +297,9 @@ class BookMonitor(LiveWidget):
             for mark, colour in ((self._bid_depth, bid_colour), (self._ask_depth, ask_colour)):
                 if mark.colors != [colour]:
                     mark.colors, mark.fill_colors = [colour], [colour]
+            ceiling = top * 1.05 if top > 0 else 1.0
+            if self._depth_scale.max != ceiling:
+                self._depth_scale.max = ceiling
             if np.isfinite(m) and top > 0:
                 self._mid_rule.x, self._mid_rule.y = np.array([m, m]), np.array([0.0, top])
             else:
@@ -308,8 +312,11 @@ class BookMonitor(LiveWidget):
 
     def _draw_series(self) -> None:
         q = self.quotes
+        unknown = 0
         if len(q):
-            q = q[np.isfinite(q["bid_price"].to_numpy()) & np.isfinite(q["ask_price"].to_numpy())]
+            both = np.isfinite(q["bid_price"].to_numpy()) & np.isfinite(q["ask_price"].to_numpy())
+            unknown = int((~both).sum())
+            q = q[both]
         if not len(q):
             x = np.array([], dtype="datetime64[ms]")
             spread, prices = np.empty(0), np.zeros((2, 0))
@@ -318,10 +325,14 @@ class BookMonitor(LiveWidget):
             spread = quoted_spread(q, "bps").to_numpy(float)
             prices = np.vstack([mid(q).to_numpy(float), microprice(q).to_numpy(float)])
             # quotes with a side beyond the known range are left out: the browser cannot draw NaN
+        left_out = f" · {unknown:,} quotes with a side unknown left out" if unknown else ""
         for name, mark, y in (("spread", self._spread, spread), ("prices", self._prices, prices)):
             px, py = downsample(x, y, MAX_POINTS)
             fig = self.figures[name]
+            title = ("spread (bps)" if name == "spread" else "mid and microprice") + left_out
             with fig.hold_sync(), mark.hold_sync():
+                if fig.title != title:
+                    fig.title = title
                 mark.x, mark.y = px, py
                 colours = [self.theme.muted] * len(mark.colors) if self.stale else None
                 if name == "spread":

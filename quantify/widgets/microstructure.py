@@ -60,7 +60,8 @@ class MicrostructurePanels(W.VBox):
     :func:`~quantify.analytics.imbalance` (level 1) of the last quote of
     each step; the bars are :func:`~quantify.analytics.markouts` of every
     trade in the window at :data:`MARKOUT_HORIZONS`, signed by Binance's
-    aggressor flag, in bps (mean, and quantity-weighted mean).
+    aggressor flag, in bps (the means as bars, the quantity-weighted means
+    in the summary line).
     """
 
     def __init__(self, symbol: str = "BTCUSDT", *, store: Store | str | None = None,
@@ -101,9 +102,9 @@ class MicrostructurePanels(W.VBox):
         self._imbalance = bq.Lines(x=empty_t, y=np.empty(0), scales={"x": tx, "y": s_imb}, colors=[t.palette[0]],
                                    stroke_width=1.0, interpolation="step-after")
         sx, sy = bq.OrdinalScale(), bq.LinearScale()
-        self._markouts = bq.Bars(x=list(MARKOUT_HORIZONS), y=np.zeros((2, len(MARKOUT_HORIZONS))),
-                                 scales={"x": sx, "y": sy}, type="grouped", colors=[t.palette[2], t.palette[4]],
-                                 labels=["mean", "qty-weighted"], display_legend=True, padding=0.25)
+        # one bar per horizon (bqplot 0.13 draws no "grouped" bars); the qty-weighted means are in the summary
+        self._markouts = bq.Bars(x=list(MARKOUT_HORIZONS), y=np.zeros(len(MARKOUT_HORIZONS)),
+                                 scales={"x": sx, "y": sy}, colors=[t.palette[2]], padding=0.35)
 
         def time_axis(scale: bq.DateScale) -> bq.Axis:
             return bq.Axis(scale=scale, tick_format="%H:%M:%S", label="", grid_lines="none", num_ticks=6)
@@ -123,9 +124,8 @@ class MicrostructurePanels(W.VBox):
                              [time_axis(tx), vaxis(s_spread, ".3f")]),
             "imbalance": figure("L1 imbalance (+1 all bids, -1 all asks)", [self._imbalance],
                                 [time_axis(tx), vaxis(s_imb, ".1f")]),
-            "markouts": figure("aggressor markouts (bps)", [self._markouts],
-                               [bq.Axis(scale=sx, grid_lines="none"), vaxis(sy, ".2f")],
-                               legend_location="top-right"),
+            "markouts": figure("aggressor markouts, mean (bps)", [self._markouts],
+                               [bq.Axis(scale=sx, grid_lines="none"), vaxis(sy, ".2f")]),
         }
         for fig, width in zip(self.figures.values(), ("36%", "36%", "28%"), strict=True):
             fig.layout.width = width
@@ -191,10 +191,10 @@ class MicrostructurePanels(W.VBox):
                     self.note = str(exc)
             elif not len(trades):
                 self.note = f"no trades of {self.symbol} stored: no markouts"
-            self._draw(len(quotes), len(trades))
+            self._draw(len(quotes), len(quotes) - len(known), len(trades))
             self.frames_drawn += 1
 
-    def _draw(self, n_quotes: int, n_trades: int) -> None:
+    def _draw(self, n_quotes: int, n_unknown: int, n_trades: int) -> None:
         s = self.series
         x = s.index.tz_convert(None).values.astype("datetime64[ms]") if len(s) else np.array([], "datetime64[ms]")
         for name, mark, y in (("spread", self._spread, s["spread_bps"].to_numpy(float)),
@@ -203,13 +203,14 @@ class MicrostructurePanels(W.VBox):
             with self.figures[name].hold_sync(), mark.hold_sync():
                 mark.x, mark.y = px, py
         mk = self.markouts
-        bars = np.zeros((2, len(MARKOUT_HORIZONS)))
+        bars = np.zeros(len(MARKOUT_HORIZONS))
         if mk is not None:
-            bars = np.nan_to_num(np.vstack([mk.mean.to_numpy(float), mk.weighted_mean.to_numpy(float)]))
+            bars = np.nan_to_num(mk.mean.to_numpy(float))
         with self.figures["markouts"].hold_sync(), self._markouts.hold_sync():
             self._markouts.y = bars
         cells = [f'<div class="qf-stat"><span>window</span><b>{esc(self.symbol)} · last {esc(_duration(self.window))}</b></div>',
                  f'<div class="qf-stat"><span>quotes</span><b>{n_quotes:,}</b></div>',
+                 f'<div class="qf-stat"><span>a side unknown</span><b>{n_unknown:,}</b></div>',
                  f'<div class="qf-stat"><span>trades</span><b>{n_trades:,}</b></div>']
         if len(s):
             cells.append(f'<div class="qf-stat"><span>median spread</span>'
@@ -217,5 +218,7 @@ class MicrostructurePanels(W.VBox):
         if mk is not None:
             cells.append('<div class="qf-stat"><span>markout 1s (mean ± se)</span>'
                          f'<b>{mk.mean.iloc[0]:+.3f} ± {mk.stderr.iloc[0]:.3f} bps</b></div>')
+            weighted = " · ".join(f"{h} {v:+.3f}" for h, v in mk.weighted_mean.items())
+            cells.append(f'<div class="qf-stat"><span>qty-weighted markouts (bps)</span><b>{esc(weighted)}</b></div>')
         note = f'<div class="qf-sub">{esc(self.note)}</div>' if self.note else ""
         self._summary.value = "".join(cells) + note + points_html(len(s))
