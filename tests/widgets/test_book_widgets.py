@@ -257,3 +257,24 @@ def test_panels_show_the_notebooks_numbers(book_store):
         assert len(panels.series) == 0 and "quotes</span><b>0" in panels._summary.value
     finally:
         panels.close()
+
+
+@pytest.mark.parametrize("name", ["BookMonitor", "MicrostructurePanels", "microstructure_dashboard"])
+def test_constructing_the_book_widgets_warns_of_nothing(early_store, name):
+    # an argument that is no trait of the installed bqplot (Axis(orientation=...)) only warns
+    import warnings
+
+    from quantify.widgets import stop_all
+    from quantify.widgets.dashboards import microstructure_dashboard
+
+    build = {"BookMonitor": lambda: BookMonitor("BTCUSDT", store=early_store, autostart=False, theme="dark"),
+             "MicrostructurePanels": lambda: MicrostructurePanels("BTCUSDT", store=early_store, autostart=False),
+             "microstructure_dashboard": lambda: microstructure_dashboard(early_store)}[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message="Passing a BlockManager", category=DeprecationWarning)
+        widget = build()
+        if hasattr(widget, "refresh"):
+            widget.refresh()
+        widget.close()
+    stop_all()
