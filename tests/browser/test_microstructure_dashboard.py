@@ -16,29 +16,14 @@ DATA = Path(__file__).resolve().parents[2] / "quantify" / "data"
 
 @pytest.fixture(scope="module")
 def book_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An LMDB store with the recording's book (Binance's procedure over its diffs) and its trades."""
-    from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot
-    from quantify.model.book_frames import book_frames
-    from quantify.model.booksync import BookSync
+    """An LMDB store filled by ``quantify load`` of the shipped spot BTCUSDT book and trade files."""
+    from quantify.ingest.load import load_files
     from quantify.store import open_store
-    from quantify.venues.binance.parse import FrameParser
-    from quantify.venues.binance.recordings import read_frames, read_trades
 
     uri = f"lmdb://{tmp_path_factory.mktemp('micro') / 'store'}"
-    store = open_store(uri, create=True)
-    parser, sync, applied = FrameParser(), BookSync("BTCUSDT", "spot"), []
-    for path in sorted(DATA.glob("spot-2024-btcusdt_2024080*.book.gz")):
-        for recv, frame in read_frames(path):
-            ev = parser.parse(frame)
-            if type(ev) is DepthDiff:
-                applied += sync.on_diff(ev, recv)
-            elif type(ev) is DepthSnapshot:
-                applied += sync.on_snapshot(ev, recv)
-            elif type(ev) is BookTicker:
-                sync.on_ticker(ev, recv)
-    store.append_book({"BTCUSDT": book_frames(applied, sync.take_events())})
-    for path in sorted(DATA.glob("spot-2024-btcusdt_2024080*.trades.gz")):
-        store.append_ticks(read_trades(path))
+    result = load_files(open_store(uri, create=True), sorted(DATA.glob("spot-2024-btcusdt_2024080*.gz")),
+                        progress=False)
+    assert all(f.ok for f in result.files) and len(result.files) == 4
     return uri
 
 

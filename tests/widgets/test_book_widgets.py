@@ -9,15 +9,14 @@ import pandas as pd
 import pytest
 
 import quantify as qf
-from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot
+from quantify.model.book import DepthDiff
 from quantify.model.book_frames import BookFrames, book_frames
 from quantify.model.booksync import BookSync
 from quantify.store import Store, open_store
-from quantify.venues.binance.parse import FrameParser
-from quantify.venues.binance.recordings import read_frames
 from quantify.widgets import BookMonitor, MicrostructurePanels
 from quantify.widgets.book import stale_since
 from quantify.widgets.source import BookTail, attach_service, book_feed_for, detach_service
+from tests.book_helpers import events, feed
 
 DATA = Path(__file__).resolve().parents[2] / "quantify" / "data"
 SPOT = [DATA / "spot-2024-btcusdt_20240808.book.gz", DATA / "spot-2024-btcusdt_20240809.book.gz"]
@@ -25,24 +24,16 @@ SPOT = [DATA / "spot-2024-btcusdt_20240808.book.gz", DATA / "spot-2024-btcusdt_2
 
 def sync_frames(files: list[Path], *, drop_after: int | None = None, stop_after_gap: bool = False) -> BookFrames:
     """Binance's procedure over a recording; optionally drop one diff (a gap) and end unresynced."""
-    parser = FrameParser()
     sync = BookSync("BTCUSDT", "spot")
+    stream = events(files)
+    if drop_after is not None:
+        diffs = [i for i, (_, ev) in enumerate(stream) if type(ev) is DepthDiff]
+        stream = [e for i, e in enumerate(stream) if i != diffs[drop_after - 1]]
     applied = []
-    diffs = 0
-    for path in files:
-        for recv, frame in read_frames(path):
-            ev = parser.parse(frame)
-            if type(ev) is DepthDiff:
-                diffs += 1
-                if drop_after is not None and diffs == drop_after:
-                    continue
-                applied += sync.on_diff(ev, recv)
-                if stop_after_gap and sync.ledger.gaps:
-                    return book_frames(applied, sync.take_events())
-            elif type(ev) is DepthSnapshot:
-                applied += sync.on_snapshot(ev, recv)
-            elif type(ev) is BookTicker:
-                sync.on_ticker(ev, recv)
+    for item in stream:
+        applied += feed(sync, [item])
+        if stop_after_gap and sync.ledger.gaps:
+            break
     return book_frames(applied, sync.take_events())
 
 
