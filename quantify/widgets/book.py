@@ -89,6 +89,10 @@ class BookMonitor(LiveWidget):
         Levels per side in the ladder.
     window : str or Timedelta, default "5min"
         Exchange time of quotes kept for the spread and microprice charts.
+    levels_every : float, default 0.25
+        Seconds at least between two reads of the levels (``store.book``,
+        some 20 ms on LMDB): the readouts and charts follow every quote, the
+        ladder and depth chart at most four times a second.
     **kwargs
         ``store``, ``theme``, ``fps``, ``autostart`` as for
         :class:`~quantify.widgets.LiveChart`.
@@ -107,7 +111,7 @@ class BookMonitor(LiveWidget):
     """
 
     def __init__(self, symbol: str = "BTCUSDT", *, depth: int = 50, ladder: int = 10,
-                 window: str | pd.Timedelta = "5min", **kwargs: object) -> None:
+                 window: str | pd.Timedelta = "5min", levels_every: float = 0.25, **kwargs: object) -> None:
         for name, value in (("depth", depth), ("ladder", ladder)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer of levels, got {value!r}")
@@ -117,7 +121,12 @@ class BookMonitor(LiveWidget):
             raise ValueError(f"window must be a duration such as '5min', got {window!r}") from None
         if not span > pd.Timedelta(0):
             raise ValueError(f"window must be positive, got {window!r}")
+        if isinstance(levels_every, bool) or not isinstance(levels_every, (int, float)) or not levels_every >= 0:
+            raise ValueError(f"levels_every must be seconds >= 0, got {levels_every!r}")
         self.depth, self.ladder, self.window = int(depth), int(ladder), span
+        self.levels_every = float(levels_every)
+        self._levels_due = False
+        self._levels_read = -float("inf")
         self.quotes = pd.DataFrame()
         self.ledger = pd.DataFrame()
         self.levels: BookLevels | None = None
@@ -216,6 +225,7 @@ class BookMonitor(LiveWidget):
             self.ledger = ledger
             self._writer_stale = None
             self.levels = self._book.levels(None, max(self.depth, self.ladder)) if len(quotes) else None
+            self._levels_read, self._levels_due = time.monotonic(), False
             self._feed.reset(self.symbols)
             self._dirty = True
 
@@ -254,7 +264,11 @@ class BookMonitor(LiveWidget):
                 q = update.quotes[_QUOTE_COLUMNS]
                 quotes = pd.concat([self.quotes, q]) if len(self.quotes) else q
                 self.quotes = quotes[quotes.index >= quotes.index[-1] - self.window]
+                self._levels_due = self._dirty = True
+            if self._levels_due and time.monotonic() - self._levels_read >= self.levels_every:
                 self.levels = book.levels(None, max(self.depth, self.ladder))
+                self._levels_read = time.monotonic()
+                self._levels_due = False
                 self._dirty = True
             if self._dirty:
                 self._dirty = False

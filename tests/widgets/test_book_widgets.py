@@ -130,7 +130,8 @@ def test_monitor_follows_new_quotes_frame_by_frame(spot_frames, tmp_path, monkey
     reads = []
     book = store.book
     monkeypatch.setattr(store, "book", lambda *a, **k: reads.append(a) or book(*a, **k))
-    mon = BookMonitor("BTCUSDT", store=store, autostart=False)
+    mon = BookMonitor("BTCUSDT", store=store, autostart=False, levels_every=0)
+    slow = BookMonitor("BTCUSDT", store=store, autostart=False, levels_every=3600)
     try:
         first_id = mon.levels.update_id
         drawn, n = mon.frames_drawn, len(reads)
@@ -141,8 +142,17 @@ def test_monitor_follows_new_quotes_frame_by_frame(spot_frames, tmp_path, monkey
         assert mon.frames_drawn == drawn + 1 and len(reads) == n + 1
         assert mon.levels.update_id == int(spot_frames.quotes["update_id"].iloc[-1]) > first_id
         assert mon.quotes.index.is_monotonic_increasing and mon.quotes["update_id"].is_unique
+        # at most one read of the levels per levels_every: the quotes follow at once, the ladder later
+        n = len(reads)
+        slow.refresh()
+        assert len(reads) == n and slow.levels.update_id == first_id
+        assert slow.quotes["update_id"].iloc[-1] == mon.levels.update_id
+        slow.levels_every = 0
+        slow.refresh()
+        assert len(reads) == n + 1 and slow.levels.update_id == mon.levels.update_id
     finally:
         mon.close()
+        slow.close()
 
 
 def test_a_book_out_of_sync_is_grey_and_says_since_when(tmp_path):
@@ -182,6 +192,8 @@ def test_no_book_says_so_and_bad_arguments_name_the_value(book_store):
         BookMonitor("BTCUSDT", store=book_store, depth="deep", autostart=False)
     with pytest.raises(ValueError, match="'soon'"):
         BookMonitor("BTCUSDT", store=book_store, window="soon", autostart=False)
+    with pytest.raises(ValueError, match="-1"):
+        BookMonitor("BTCUSDT", store=book_store, levels_every=-1, autostart=False)
 
 
 class FakeService:
@@ -203,7 +215,7 @@ def test_service_feed_takes_the_writers_book_batches(spot_frames, tmp_path):
     try:
         feed = book_feed_for(store, "BTCUSDT")
         assert type(feed) is not BookTail
-        mon = BookMonitor("BTCUSDT", store=store, autostart=False)
+        mon = BookMonitor("BTCUSDT", store=store, autostart=False, levels_every=0)
         try:
             assert not mon.stale
             rest = spot_frames.quotes[spot_frames.quotes.index > cut]
