@@ -103,8 +103,8 @@ class BookMonitor(LiveWidget):
     :func:`~quantify.analytics.imbalance` (level 1) and
     :func:`~quantify.analytics.microprice` of the last stored quote, the same
     numbers a notebook gets from ``store.quotes``. The levels are
-    ``store.book(symbol, at)`` at the last quote, re-read only when a new
-    quote arrived. A book is stale when the store's book says so, when the
+    ``store.book(symbol, at)`` at the last quote, re-read when new quotes
+    arrived (at most once per ``levels_every``). A book is stale when the store's book says so, when the
     writer of this kernel reports it out of sync, or when the continuity
     ledger's last loss of sync (gap, crossed book, bookTicker mismatch) has
     no resync after it.
@@ -136,7 +136,8 @@ class BookMonitor(LiveWidget):
         self.last_trade: tuple[pd.Timestamp, float] | None = None
         self._writer_stale: float | None = None
         self._book: BookTail | None = None
-        kwargs.pop("timeframe", None)
+        for name in ("timeframe", "bars"):  # a book has neither: every quote is drawn
+            kwargs.pop(name, None)
         super().__init__([symbol], timeframe="1s", bars=2, **kwargs)  # type: ignore[arg-type]
 
     @property
