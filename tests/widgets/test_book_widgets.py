@@ -23,8 +23,11 @@ SPOT = [DATA / "spot-2024-btcusdt_20240808.book.gz", DATA / "spot-2024-btcusdt_2
 
 
 def sync_frames(files: list[Path], *, drop_after: int | None = None, stop_after_gap: bool = False) -> BookFrames:
-    """Binance's procedure over a recording; optionally drop one diff (a gap) and end unresynced."""
-    sync = BookSync("BTCUSDT", "spot")
+    """Binance's procedure over a recording; optionally drop one diff (a gap) and end unresynced.
+
+    Checkpoints keep 200 levels a side (the widgets draw 50): a fifth of the rows to store.
+    """
+    sync = BookSync("BTCUSDT", "spot", checkpoint_depth=200)
     stream = events(files)
     if drop_after is not None:
         diffs = [i for i, (_, ev) in enumerate(stream) if type(ev) is DepthDiff]
