@@ -380,7 +380,12 @@ class BookMonitor(LiveWidget):
                 + f'<td style="color:{bid_c};text-align:right">{fmt_price(float(r["bid_price"]))}</td>'
                 + f'<td style="color:{ask_c}">{fmt_price(float(r["ask_price"]))}</td>'
                 + qty(float(r["ask_qty"]), ask_c, "right") + "</tr>")
-        note = "" if levels.complete else '<div class="qf-sub">deeper levels unknown (beyond the snapshot)</div>'
+        note = ""
+        if not levels.complete:
+            empty = [name for name, side in (("bid", levels.bids), ("ask", levels.asks)) if not len(side)]
+            note = ("no known " + " or ".join(empty) + ": the best levels lie beyond the snapshot's range "
+                    "(a new snapshot restores them)" if empty else "deeper levels unknown (beyond the snapshot)")
+            note = f'<div class="qf-sub">{esc(note)}</div>'
         opacity = ' style="opacity:.6"' if self.stale else ""
         return (f'<table class="qf-table qf-ladder"{opacity}><tr><th style="text-align:right">bid size</th>'
                 '<th style="text-align:right">bid</th><th>ask</th><th>ask size</th></tr>'

@@ -43,7 +43,7 @@ def test_microstructure_dashboard_shows_the_book_and_its_panels(dashboard, page,
     body = page.inner_text("body")
     assert "Microstructure" in body and "IN SYNC" in body and "STALE" not in body
     # the recording ends with the best bid below the snapshot's range: unknown, said so, never guessed
-    assert "deeper levels unknown" in body
+    assert "no known bid: the best levels lie beyond the snapshot's range" in body
     assert re.search(r"spread\s+– bps", body), body[:2000]
     # the ladder's asks, the depth chart's lines and the panels' series are drawn
     asks = page.eval_on_selector_all(".qf-ladder tr", "rows => rows.length")

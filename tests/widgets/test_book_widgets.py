@@ -119,7 +119,7 @@ def test_a_side_beyond_the_known_range_is_unknown_not_guessed(book_store):
         assert np.isnan(mon.readouts["spread_bps"]) and np.isnan(mon.readouts["microprice"])
         assert "– bps" in mon._header.value
         assert len(mon.levels.bids) == 0 and not mon.levels.complete
-        assert "deeper levels unknown" in mon._ladder.value
+        assert "no known bid: the best levels lie beyond the snapshot&#x27;s range" in mon._ladder.value
         assert len(mon.figures["depth"].marks[0].x) == 0 and len(mon.figures["depth"].marks[1].x) == 50
         # quotes with an unknown side are left out of the charts (the browser cannot draw NaN)
         assert np.isfinite(np.asarray(mon.figures["spread"].marks[0].y)).all()
