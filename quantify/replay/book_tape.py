@@ -62,6 +62,8 @@ logger = logging.getLogger(__name__)
 DEPTH, TICKER, DERIVED = 0, 1, 2
 #: Width of a derived ``@depth@100ms`` window, in ms of ``E``.
 _WINDOW_MS = 100
+#: The fields of a depth event kept while building.
+_DEPTH_KEYS = ("E", "T", "s", "U", "u", "pu")
 #: Laps of rendered events kept per book.
 _CACHED_LAPS = 3
 
@@ -223,12 +225,6 @@ class BookTape:
         texts = {t: format_units(pmap[u], ps, ps) for t, u in self._price_texts.items()}
         price = texts.__getitem__
 
-        kept: list[tuple[int, int, dict[str, Any]]] = []
-        for role, anchor, payload in zip(base.roles, base.anchors, base.payloads):
-            data = orjson.loads(payload)
-            if data["u"] <= s:
-                continue
-            kept.append((role, anchor, data))
         roles: list[int] = []
         anchors: list[int] = []
         payloads: list[bytes] = []
@@ -236,7 +232,7 @@ class BookTape:
         last_u = self.id_span - 2 + self._first_u  # the last u of lap 0
         for role in self.depth_roles() if self.snapshot is not None else ():
             at_snap, end = self._base_books()
-            nxt = next((d for r, _, d in kept if r == role), None)
+            nxt = self._first_after(role, s)
             if nxt is None:
                 continue
             syn = self._synthetic(nxt, at_snap, end, pmap, prev_map, last_u + shift - self.id_span, shift,
@@ -245,26 +241,43 @@ class BookTape:
             anchors.append(0)
             payloads.append(orjson.dumps(syn))
             first_ids.append(syn.get("pu", syn["U"]))
-        for role, anchor, data in kept:
+        # one event at a time: holding a lap of decoded events would make the collector crawl
+        loads, dumps = orjson.loads, orjson.dumps
+        for role, anchor, payload in zip(base.roles, base.anchors, base.payloads):
+            data = loads(payload)
+            if data["u"] <= s:
+                continue
             data["u"] += shift
-            if "U" in data:
+            if role != TICKER:
                 data["U"] += shift
                 if "pu" in data:
                     data["pu"] += shift
-                for side in ("b", "a"):
-                    data[side] = [[price(p), q] for p, q in data[side]]
+                data["b"] = [[price(p), q] for p, q in data["b"]]
+                data["a"] = [[price(p), q] for p, q in data["a"]]
+                first_ids.append(data.get("pu", data["U"]))
             else:
                 data["b"], data["a"] = price(data["b"]), price(data["a"])
-            for key in ("E", "T"):
-                if type(data.get(key)) is int:
-                    data[key] += dt
+                first_ids.append(-1)
+            if "E" in data:
+                data["E"] += dt
+                if "T" in data:
+                    data["T"] += dt
             roles.append(role)
             anchors.append(anchor)
-            payloads.append(orjson.dumps(data))
-            first_ids.append(data.get("pu", data.get("U", -1)) if role != TICKER else -1)
+            payloads.append(dumps(data))
         out = LapEvents(roles, anchors, payloads, first_ids)
         out.index(self._n)
         return out
+
+    def _first_after(self, role: int, s: int) -> dict[str, Any] | None:
+        """The first lap-0 event of ``role`` with ``u`` past ``s``, decoded."""
+        assert self._lap0 is not None
+        for r, payload in zip(self._lap0.roles, self._lap0.payloads):
+            if r == role:
+                data: dict[str, Any] = orjson.loads(payload)
+                if data["u"] > s:
+                    return data
+        return None
 
     def _synthetic(self, nxt: dict[str, Any], at_snap: OrderBook, end: OrderBook,
                    pmap: dict[int, int], prev_map: dict[int, int] | None, prev_u: int, shift: int,
@@ -365,8 +378,9 @@ class BookTapeBuilder:
             kind = "depth" if is_depth else "ticker"
             self._seq += 1
             payload = _data_part(text, data) if type(stream) is str else text.encode()
-            # depth events keep their fields (ids, levels: for derived streams and laps); tickers their time only
-            kept: Any = data if is_depth else (data["E"] if type(data.get("E")) is int else -1)
+            # depth events keep their ids, time and best levels (a sample of the decimals); tickers their time
+            kept: Any = ({k: data[k] for k in _DEPTH_KEYS if k in data} | {"b": data["b"][:3], "a": data["a"][:3]}
+                         if is_depth else (data["E"] if type(data.get("E")) is int else -1))
             entry = (recv_ns, self._seq, kind if type(stream) is not str else f"{kind}|{stream}", payload, kept)
             self._events.setdefault(("?", symbol), []).append(entry)
             self._file_keys.add(("?", symbol))
@@ -474,7 +488,7 @@ class BookTapeBuilder:
                 if window and window[0]["E"] // _WINDOW_MS != data["E"] // _WINDOW_MS:
                     derived.append(_merge(window, window_last))
                     window = []
-                window.append(data)
+                window.append(orjson.loads(payload))
                 window_last = len(roles) - 1
         if window and book.usdm:
             derived.append(_merge(window, window_last))

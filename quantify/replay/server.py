@@ -1,4 +1,4 @@
-"""A Binance-compatible replay server on loopback, serving recorded trades.
+"""A Binance-compatible replay server on loopback, serving recorded trades and order books.
 
 :class:`ReplayServer` speaks Binance's spot and USD-M futures market-data
 protocols closely enough for Binance's own client libraries, side by side on
@@ -12,11 +12,19 @@ and ``/fapi/v1/...`` (:mod:`quantify.replay.fapi`). Spot and USD-M ``BTCUSDT``
 are different instruments with their own trades. It is the default data
 source offline and the test double of the ingestion service.
 
+Order books: ``<sym>@depth@100ms`` and ``<sym>@bookTicker`` (spot),
+``<sym>@depth@0ms``, ``<sym>@depth@100ms`` and ``<sym>@bookTicker`` (USD-M, on
+``/public``) serve the recorded book events (:mod:`quantify.replay.book_tape`),
+and ``/api/v3/depth``, ``/fapi/v1/depth`` answer snapshots of the replay's
+own book at the replay position (:mod:`quantify.replay.depth`).
+
 Timing: trades are released at their recorded trade time ``T`` scaled by
 ``speed``; the replay clock starts when the first client subscribes, and a
 client that subscribes later gets events from that moment on. ``speed=0``
 releases them as fast as clients read; the furthest point any client has been
-sent is then the clock. REST serves only trades already released.
+sent is then the clock. REST serves only trades already released. Book
+events ride on the trades' timeline: each is sent just before the first
+trade recorded after it (so between two trades they wait for the next one).
 
 Throughput: events are pre-encoded once per lap and format as complete
 WebSocket frames (:class:`~quantify.replay.tape.Tape`) and written to the
@@ -24,10 +32,13 @@ transport in bulk, many frames per ``write()``, with backpressure from the
 transport's write buffer; websockets' ``send()`` is used for nothing on the
 data path (it halves the rate a client can receive).
 
-Faults (all off by default, and on both markets' connections): periodic abrupt drops, corrupted frames,
-``serverShutdown`` announcements, refused handshakes, forced HTTP 429s; also
-callable at run time. :class:`ReplayThread` runs a server in a daemon thread
-for synchronous callers and tests.
+Faults (all off by default, and on both markets' connections, depth ones
+included): periodic abrupt drops, corrupted frames, ``serverShutdown``
+announcements, refused handshakes, forced HTTP 429s (also callable at run
+time); dropped depth diffs (``drop_depth``) and stale depth snapshots
+(``stale_snapshot``). :attr:`ReplayServer.stats` counts each one injected.
+:class:`ReplayThread` runs a server in a daemon thread for synchronous
+callers and tests.
 
 Examples
 --------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,11 @@ import httpx
 import orjson
 import pytest
 import websockets
+from websockets.exceptions import ConnectionClosed
 
 from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot, OrderBook
 from quantify.model.booksync import BookSync
+from quantify.model.trades import ServerShutdown
 from quantify.replay.config import ReplayConfig, default_files
 from quantify.replay.server import ReplayServer
 from quantify.replay.tape import Tape
@@ -83,8 +86,9 @@ class Truth:
 
 
 async def keep_book(server: ReplayThread, path: str, streams: list[str], rule: str, *, limit: int,
-                    until: int, snapshot_first: bool = True, on_diff: Any = None) -> tuple[BookSync, int]:
-    """A client keeping a book with :class:`BookSync` over one WebSocket and REST, until update id ``until``.
+                    until: Any, snapshot_first: bool = True, on_diff: Any = None) -> tuple[BookSync, int]:
+    """A client keeping a book with :class:`BookSync` over one WebSocket and REST, until update id ``until``
+    (or until ``until(diff, sync)`` says so); it reconnects when the connection is lost.
 
     ``snapshot_first``: fetch the first snapshot before subscribing (it is then the recorded one, and the
     whole recording is checked against the venue's ``bookTicker``); else when the book asks for one.
@@ -103,23 +107,33 @@ async def keep_book(server: ReplayThread, path: str, streams: list[str], rule: s
 
         first = await snapshot() if snapshot_first else None
         url = f"{server.ws_url}{path}?streams={'/'.join(streams)}"
-        async with websockets.connect(url, max_size=None, close_timeout=2) as ws:
-            while time.monotonic() < deadline:
-                ev = parser.parse(await asyncio.wait_for(ws.recv(), TIMEOUT))
-                if type(ev) is DepthDiff:
-                    received += 1
-                    sync.on_diff(ev, 0)
-                    if first is not None:
-                        sync.on_snapshot(first, 0)
-                        first = None
-                    if on_diff is not None:
-                        on_diff(ev, sync)
-                    if ev.last_id >= until:
-                        break
-                elif type(ev) is BookTicker:
-                    sync.on_ticker(ev)
-                if sync.wants_snapshot and first is None:
-                    sync.on_snapshot(await snapshot(), 0)
+        done = False
+        while not done and time.monotonic() < deadline:
+            async with websockets.connect(url, max_size=None, close_timeout=2) as ws:
+                try:
+                    while time.monotonic() < deadline:
+                        ev = parser.parse(await asyncio.wait_for(ws.recv(), TIMEOUT))
+                        if type(ev) is DepthDiff:
+                            received += 1
+                            sync.on_diff(ev, 0)
+                            if first is not None:
+                                sync.on_snapshot(first, 0)
+                                first = None
+                            if on_diff is not None:
+                                on_diff(ev, sync)
+                            if (until(ev, sync) if callable(until) else ev.last_id >= until):
+                                done = True
+                                break
+                        elif type(ev) is BookTicker:
+                            sync.on_ticker(ev)
+                        elif type(ev) is ServerShutdown:
+                            break  # switch connections at once, as the ingestion does
+                        if sync.wants_snapshot and first is None:
+                            sync.on_snapshot(await snapshot(), 0)
+                except ConnectionClosed:
+                    pass
+            if not done:
+                sync.on_disconnect(0)
     assert not parser.malformed
     return sync, received
 
@@ -191,7 +205,7 @@ def test_usdm_depth_100ms_merges_the_0ms_events_of_each_window(usdm_tape) -> Non
     fast = [orjson.loads(p) for r, p in zip(events.roles, events.payloads) if r == 0]
     slow = [orjson.loads(p) for r, p in zip(events.roles, events.payloads) if r == 2]
     assert len(slow) < len(fast)
-    assert all(b["pu"] == a["u"] for a, b in zip(slow, slow[1:]))  # a chain of its own
+    assert all(b["pu"] == a["u"] for a, b in itertools.pairwise(slow))  # a chain of its own
     assert slow[0]["U"] == fast[0]["U"] and slow[-1]["u"] == fast[-1]["u"]
     assert len({e["E"] // 100 for e in slow}) == len(slow)
 
@@ -270,8 +284,12 @@ def test_rest_depth_weights_limits_and_errors(serve, spot_tape, usdm_tape) -> No
         r = http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5000})
         assert r.status_code == 200 and r.headers["X-MBX-USED-WEIGHT-1M"] == str(5 + 250)
         assert len(r.json()["bids"]) == 1000  # the recorded snapshot's levels
-        for limit, weight in ((1, 5), (101, 25), (1000, 50)):
-            assert http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": limit}).status_code == 200
+        used = 5 + 250
+        for limit, weight in ((1, 5), (101, 25), (1000, 50), (9999, 250)):  # above 5000: truncated to 5000
+            r = http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": limit})
+            used += weight
+            assert r.status_code == 200 and r.headers["X-MBX-USED-WEIGHT-1M"] == str(used)
+            assert len(r.json()["asks"]) == min(limit, 1000)
         r = http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 0})
         assert r.status_code == 400 and r.json()["code"] == -1130
         assert http.get("/api/v3/depth", params={"symbol": "NOPEUSDT"}).json()["code"] == -1121
@@ -310,25 +328,55 @@ def test_a_recording_without_snapshot_gives_no_book_but_its_diffs(serve, tmp_pat
 
 
 def test_dropped_diffs_show_as_gaps_and_the_client_resyncs(serve, usdm_tape) -> None:
-    server = serve(usdm_tape, drop_depth=0.003, seed=3)
-    truth = Truth(USDM_BOOK)
+    server = serve(usdm_tape, drop_depth=0.003, seed=3, loop=True)
+
+    def resynced(diff: DepthDiff, sync: BookSync) -> bool:
+        return sync.live and sync.ledger.resyncs >= 2
+
     sync, _ = run(keep_book(server, "/public/stream", ["btcusdt@depth@0ms", "btcusdt@bookTicker"], "usdm",
-                            limit=1000, until=truth.diffs[-40].last_id))
+                            limit=1000, until=resynced))
     dropped = server.stats["faults"]["drop_depth"]
     led = sync.ledger
-    assert dropped >= 3 and 1 <= led.gaps <= dropped
-    assert led.resyncs >= 1 and led.mismatches == led.crossed == 0
+    assert dropped >= 2 and 2 <= led.gaps <= dropped
+    assert led.resyncs >= 2 and led.mismatches == led.crossed == 0
 
 
 def test_stale_snapshots_are_seen_as_stale_and_fetched_again(serve, usdm_tape) -> None:
-    server = serve(usdm_tape, stale_snapshot=0.5, seed=1)
-    truth = Truth(USDM_BOOK)
+    # looping, so that the stream goes on until an answer fits, wherever the replay's position is
+    server = serve(usdm_tape, stale_snapshot=0.5, seed=1, loop=True)
+
+    def live_after_stale(diff: DepthDiff, sync: BookSync) -> bool:
+        return sync.live and sync.ledger.stale_snapshots >= 1 and sync.ledger.events > 100
+
     sync, _ = run(keep_book(server, "/public/stream", ["btcusdt@depth@0ms", "btcusdt@bookTicker"], "usdm",
-                            limit=1000, until=truth.diffs[1500].last_id, snapshot_first=False))
+                            limit=1000, until=live_after_stale, snapshot_first=False))
     stale = server.stats["faults"]["stale_snapshot"]
     assert stale >= 1 and sync.ledger.stale_snapshots == stale
     assert sync.live and sync.ledger.mismatches == 0
     assert server.stats["depth_answers"] == sync.ledger.snapshots
+
+
+def test_dropped_connections_and_server_shutdowns_reach_depth_clients(serve, usdm_tape) -> None:
+    server = serve(usdm_tape, loop=True)  # looping: the stream goes on after each reconnect
+    seen = {"since": 0, "shutdowns": 0}
+
+    def fault_then_done(diff: DepthDiff, sync: BookSync) -> bool:
+        seen["since"] += 1
+        led = sync.ledger
+        if led.disconnects == 0 and seen["since"] == 300:
+            assert server.drop_connections() == 1
+        elif led.disconnects == 1 and seen["shutdowns"] == 0 and sync.live:
+            seen["shutdowns"] = server.send_server_shutdown()
+            assert seen["shutdowns"] == 1
+        return led.disconnects == 2 and sync.live and led.events > 600
+
+    sync, _ = run(keep_book(server, "/public/stream", ["btcusdt@depth@0ms", "btcusdt@bookTicker"], "usdm",
+                            limit=1000, until=fault_then_done))
+    faults = server.stats["faults"]
+    assert faults["drop"] == 1 and faults["shutdown"] == 1
+    led = sync.ledger
+    # a reconnect joins the running clock: what was sent meanwhile is a gap, and the book resyncs
+    assert led.disconnects == 2 and led.resyncs >= 1 and led.mismatches == 0 and sync.live
 
 
 # ---- laps -------------------------------------------------------------------------------------
