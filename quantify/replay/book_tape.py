@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from quantify.model.book import DepthDiff, DepthSnapshot, OrderBook
@@ -200,15 +201,16 @@ class BookTape:
         """Recorded price units -> lap ``lap``'s price units, order-preserving and one-to-one."""
         f = float(self._factor(lap)) if self._factor is not None else 1.0
         tick = self.tick
-        out: dict[int, int] = {}
-        prev = 0
-        for p in self._prices:
-            m = max(int(p * f / tick + 0.5), 1) * tick
-            if m <= prev:
-                m = prev + tick
-            out[p] = m
-            prev = m
-        return out
+        prices = np.asarray(self._prices, dtype=np.int64)
+        target = np.maximum(np.floor(prices * (f / tick) + 0.5).astype(np.int64), 1)  # in ticks
+        # the nearest strictly increasing sequence both ways (levels pushed up, levels pushed down), then
+        # their middle: levels that would share a tick spread evenly around their scaled prices
+        idx = np.arange(len(target))
+        up = np.maximum.accumulate(target - idx) + idx
+        down = np.minimum.accumulate((target - idx)[::-1])[::-1] + idx
+        mid = (up + down) // 2
+        mid = np.maximum.accumulate(np.maximum(mid, 1) - idx) + idx  # positive and strictly increasing
+        return dict(zip(self._prices, (mid * tick).tolist()))
 
     def _render(self, lap: int) -> LapEvents:
         assert self._lap0 is not None
@@ -319,6 +321,7 @@ class BookTape:
                 texts.add(data["b"])
                 texts.add(data["a"])
         self._price_texts = {t: to_units(t, ps) for t in texts}
+        self.tick = tick_units(list(texts), ps) if texts else self.tick
         seen = set(self._price_texts.values())
         if self.snapshot is not None:
             seen.update(round(p * 10**ps) for p, _ in self.snapshot.bids + self.snapshot.asks)
