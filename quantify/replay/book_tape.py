@@ -66,7 +66,7 @@ _WINDOW_MS = 100
 #: The fields of a depth event kept while building.
 _DEPTH_KEYS = ("E", "T", "s", "U", "u", "pu")
 #: Laps of rendered events kept per book.
-_CACHED_LAPS = 3
+_CACHED_LAPS = 2
 
 
 @dataclass
@@ -241,7 +241,7 @@ class BookTape:
                                   nxt["E"] + dt)
             roles.append(role)
             anchors.append(0)
-            payloads.append(orjson.dumps(syn))
+            payloads.append(_exact(orjson.dumps(syn)))
             first_ids.append(syn.get("pu", syn["U"]))
         # one event at a time: holding a lap of decoded events would make the collector crawl
         loads, dumps = orjson.loads, orjson.dumps
@@ -266,7 +266,7 @@ class BookTape:
                     data["T"] += dt
             roles.append(role)
             anchors.append(anchor)
-            payloads.append(dumps(data))
+            payloads.append(_exact(dumps(data)))
         out = LapEvents(roles, anchors, payloads, first_ids)
         out.index(self._n)
         return out
@@ -329,6 +329,11 @@ class BookTape:
 
 
 
+def _exact(data: bytes) -> bytes:
+    """``data`` in a buffer of its own size (``orjson.dumps`` answers may keep a much larger one)."""
+    return memoryview(data).tobytes()
+
+
 def parse_diff(payload: bytes) -> DepthDiff:
     """The :class:`~quantify.model.book.DepthDiff` of a served depth event's JSON."""
     return depth_diff_from_event(orjson.loads(payload))
@@ -352,7 +357,7 @@ def _data_part(text: str, data: dict[str, Any]) -> bytes:
         i = text.find('","data":')
         if i > 0 and text.find('"data":', i + 9) < 0:
             return text[i + 9:-1].encode()
-    return orjson.dumps(data)
+    return _exact(orjson.dumps(data))
 
 
 class BookTapeBuilder:
@@ -548,7 +553,7 @@ def _merge(window: list[dict[str, Any]], after: int) -> tuple[int, bytes, int, i
         event["T"] = last["T"]
     event.update({"s": last["s"], "U": first["U"], "u": last["u"], "pu": first.get("pu", -1),
                   "b": [[p, q] for p, q in sides["b"].items()], "a": [[p, q] for p, q in sides["a"].items()]})
-    return after, orjson.dumps(event), event["pu"], last["E"]
+    return after, _exact(orjson.dumps(event)), event["pu"], last["E"]
 
 
 def served_book(book: BookTape) -> OrderBook:
