@@ -186,6 +186,7 @@ def test_depth_and_ticker_frames_are_the_recorded_ones_between_the_trades(serve,
     assert max(early) < 100 and sum(e > 0 for e in early) < len(early) / 10
 
 
+@pytest.mark.slow
 def test_raw_spot_depth_frames_are_the_recorded_events(serve, spot_tape) -> None:
     server = serve(spot_tape)
     depth = [orjson.loads(t)["data"] for t in recorded(SPOT_BOOK, "btcusdt@depth@100ms")]
@@ -224,6 +225,7 @@ def test_usdm_client_book_matches_every_book_ticker(serve, usdm_tape) -> None:
     assert received == len(truth.diffs)
 
 
+@pytest.mark.slow
 def test_usdm_client_on_the_derived_100ms_stream_stays_in_sync(serve, usdm_tape) -> None:
     server = serve(usdm_tape)
     truth = Truth(USDM_BOOK)
@@ -233,6 +235,7 @@ def test_usdm_client_on_the_derived_100ms_stream_stays_in_sync(serve, usdm_tape)
     assert sync.live and led.gaps == led.mismatches == led.crossed == 0 and led.ticker_checks > 100
 
 
+@pytest.mark.slow
 def test_spot_client_book_matches_book_tickers(serve, spot_tape) -> None:
     server = serve(spot_tape)
     truth = Truth(SPOT_BOOK)
@@ -328,17 +331,17 @@ def test_a_recording_without_snapshot_gives_no_book_but_its_diffs(serve, tmp_pat
 
 
 def test_dropped_diffs_show_as_gaps_and_the_client_resyncs(serve, usdm_tape) -> None:
-    server = serve(usdm_tape, drop_depth=0.003, seed=3, loop=True)
+    server = serve(usdm_tape, drop_depth=0.01, seed=3, loop=True)
 
     def resynced(diff: DepthDiff, sync: BookSync) -> bool:
-        return sync.live and sync.ledger.resyncs >= 2
+        return sync.live and sync.ledger.resyncs >= 1 and sync.ledger.events > 100
 
     sync, _ = run(keep_book(server, "/public/stream", ["btcusdt@depth@0ms", "btcusdt@bookTicker"], "usdm",
                             limit=1000, until=resynced))
     dropped = server.stats["faults"]["drop_depth"]
     led = sync.ledger
-    assert dropped >= 2 and 2 <= led.gaps <= dropped
-    assert led.resyncs >= 2 and led.mismatches == led.crossed == 0
+    assert dropped >= 1 and 1 <= led.gaps <= dropped
+    assert led.resyncs >= 1 and led.mismatches == led.crossed == 0
 
 
 def test_stale_snapshots_are_seen_as_stale_and_fetched_again(serve, usdm_tape) -> None:
@@ -356,6 +359,7 @@ def test_stale_snapshots_are_seen_as_stale_and_fetched_again(serve, usdm_tape) -
     assert server.stats["depth_answers"] == sync.ledger.snapshots
 
 
+@pytest.mark.slow
 def test_dropped_connections_and_server_shutdowns_reach_depth_clients(serve, usdm_tape) -> None:
     server = serve(usdm_tape, loop=True)  # looping: the stream goes on after each reconnect
     seen = {"since": 0, "shutdowns": 0}
@@ -401,3 +405,26 @@ def test_a_book_kept_across_a_lap_boundary_sees_no_gap(serve, usdm_tape) -> None
     assert sync.live and led.gaps == led.mismatches == led.crossed == 0
     assert led.ticker_checks > checks_at_boundary[0]  # lap 1's tickers agree with the replay's book
     assert sync.book.update_id > truth.last_u
+
+
+def test_lap_prices_stay_distinct_ordered_and_near_the_scaled_price(spot_tape) -> None:
+    book = spot_tape.books["BTCUSDT"]
+    events = book.lap(1)
+    assert events.roles[0] == 0 and events.anchors[0] == 0  # the synthetic event opens the lap
+    mapping = book._price_map(1)
+    scaled = [mapping[p] for p in sorted(mapping)]
+    assert all(b > a for a, b in itertools.pairwise(scaled))  # one to one, in order: no level merges
+    factor = book._factor(1) if book._factor else 1.0
+    assert max(abs(m - p * factor) for p, m in mapping.items()) <= 3 * book.tick
+
+
+@pytest.mark.slow
+def test_a_spot_book_kept_over_three_laps_matches_every_book_ticker(serve, spot_tape) -> None:
+    server = serve(spot_tape, loop=True)
+    book = spot_tape.books["BTCUSDT"]
+    truth = Truth(SPOT_BOOK)
+    sync, _ = run(keep_book(server, "/stream", ["btcusdt@depth@100ms", "btcusdt@bookTicker"], "spot", limit=5000,
+                            until=truth.last_u + 2 * book.id_span))
+    led = sync.ledger
+    assert sync.live and led.gaps == led.mismatches == led.crossed == 0
+    assert led.ticker_checks == 3 * 1072  # every shared id of every lap
