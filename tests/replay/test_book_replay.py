@@ -14,9 +14,10 @@ import httpx
 import orjson
 import pytest
 import websockets
+from book_helpers import Truth, events
 from websockets.exceptions import ConnectionClosed
 
-from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot, OrderBook
+from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot
 from quantify.model.booksync import BookSync
 from quantify.model.trades import ServerShutdown
 from quantify.replay.config import ReplayConfig, default_files
@@ -63,26 +64,13 @@ def recorded(files: list[Path], stream: str) -> list[str]:
     return [text for path in files for _, text in read_frames(path) if f'"stream":"{stream}"' in text[:60]]
 
 
-class Truth:
-    """The recording's book from its snapshot and every diff past it (as in ``tests/model/test_book.py``)."""
+def truth(files: list[Path]) -> Truth:
+    """The reference book of a recording (``tests/book_helpers.py``)."""
+    return Truth(events(files))
 
-    def __init__(self, files: list[Path]) -> None:
-        parser = FrameParser()
-        stream = [ev for path in files for _, text in read_frames(path)
-                  if type(ev := parser.parse(text)) in (DepthDiff, DepthSnapshot)]
-        snap = next(ev for ev in stream if type(ev) is DepthSnapshot)
-        self.book = OrderBook.from_levels(snap.bids, snap.asks, snap.last_update_id)
-        self.snapshot_id = snap.last_update_id
-        self.diffs = [ev for ev in stream if type(ev) is DepthDiff]
-        self.first_u, self.last_u = self.diffs[0].first_id, self.diffs[-1].last_id
 
-    def at(self, update_id: int, depth: int) -> tuple[list[Any], list[Any]]:
-        book = self.book.copy()
-        for diff in self.diffs:
-            if book.update_id < diff.last_id <= update_id:
-                book.apply(diff)
-        assert book.update_id == update_id
-        return book.side(True, depth), book.side(False, depth)
+def last_u(files: list[Path]) -> int:
+    return truth(files).diffs[-1].last_id
 
 
 async def keep_book(server: ReplayThread, path: str, streams: list[str], rule: str, *, limit: int,
@@ -216,21 +204,21 @@ def test_usdm_depth_100ms_merges_the_0ms_events_of_each_window(usdm_tape) -> Non
 
 def test_usdm_client_book_matches_every_book_ticker(serve, usdm_tape) -> None:
     server = serve(usdm_tape)
-    truth = Truth(USDM_BOOK)
+    ref = truth(USDM_BOOK)
     sync, received = run(keep_book(server, "/public/stream", ["btcusdt@depth@0ms", "btcusdt@bookTicker"],
-                                   "usdm", limit=1000, until=truth.last_u))
+                                   "usdm", limit=1000, until=ref.diffs[-1].last_id))
     led = sync.ledger
     assert sync.live and led.gaps == led.mismatches == led.crossed == 0
     assert led.ticker_checks > 300
-    assert received == len(truth.diffs)
+    assert received == sum(type(ev) is DepthDiff for _, ev in events(USDM_BOOK))
 
 
 @pytest.mark.slow
 def test_usdm_client_on_the_derived_100ms_stream_stays_in_sync(serve, usdm_tape) -> None:
     server = serve(usdm_tape)
-    truth = Truth(USDM_BOOK)
+    ref = truth(USDM_BOOK)
     sync, _ = run(keep_book(server, "/public/stream", ["btcusdt@depth@100ms", "btcusdt@bookTicker"],
-                            "usdm", limit=1000, until=truth.last_u))
+                            "usdm", limit=1000, until=ref.diffs[-1].last_id))
     led = sync.ledger
     assert sync.live and led.gaps == led.mismatches == led.crossed == 0 and led.ticker_checks > 100
 
@@ -238,9 +226,9 @@ def test_usdm_client_on_the_derived_100ms_stream_stays_in_sync(serve, usdm_tape)
 @pytest.mark.slow
 def test_spot_client_book_matches_book_tickers(serve, spot_tape) -> None:
     server = serve(spot_tape)
-    truth = Truth(SPOT_BOOK)
+    ref = truth(SPOT_BOOK)
     # a bounded run: the first third of the recording (the whole one: 1,072 ids, see test_book.py)
-    until = truth.diffs[len(truth.diffs) // 3].last_id
+    until = ref.diffs[len(ref.diffs) // 3].last_id
     sync, _ = run(keep_book(server, "/stream", ["btcusdt@depth@100ms", "btcusdt@bookTicker"], "spot",
                             limit=5000, until=until))
     led = sync.ledger
@@ -253,27 +241,27 @@ def test_spot_client_book_matches_book_tickers(serve, spot_tape) -> None:
 
 def test_rest_depth_is_the_reference_book_at_that_moment(serve, usdm_tape) -> None:
     server = serve(usdm_tape)
-    truth = Truth(USDM_BOOK)
+    ref = truth(USDM_BOOK)
     answers: list[dict[str, Any]] = []
 
     def fetch_mid_stream(diff: DepthDiff, sync: BookSync) -> None:
-        if diff.last_id in (truth.diffs[300].last_id, truth.diffs[2000].last_id):
+        if diff.last_id in (ref.diffs[300].last_id, ref.diffs[2000].last_id):
             r = httpx.get(server.rest_url + "/fapi/v1/depth", params={"symbol": "BTCUSDT", "limit": 1000},
                           timeout=TIMEOUT)
             assert r.status_code == 200 and r.headers["X-MBX-USED-WEIGHT-1M"] == str(20 * (len(answers) + 2))
             answers.append(r.json())
 
-    run(keep_book(server, "/public/stream", ["btcusdt@depth@0ms"], "usdm", limit=1000, until=truth.last_u,
+    run(keep_book(server, "/public/stream", ["btcusdt@depth@0ms"], "usdm", limit=1000, until=ref.diffs[-1].last_id,
                   on_diff=fetch_mid_stream))
     assert len(answers) == 2
     for body in answers:
         assert set(body) == {"lastUpdateId", "E", "T", "bids", "asks"}
-        bids, asks = truth.at(body["lastUpdateId"], 1000)
-        assert [(float(p), float(q)) for p, q in body["bids"]] == bids
-        assert [(float(p), float(q)) for p, q in body["asks"]] == asks
+        reference = ref.snapshot(body["lastUpdateId"])
+        assert [(float(p), float(q)) for p, q in body["bids"]] == reference.bids
+        assert [(float(p), float(q)) for p, q in body["asks"]] == reference.asks
         assert all(len(p.partition(".")[2]) == 2 and len(q.partition(".")[2]) == 3 for p, q in body["bids"])
     # mid-stream answers are at or after what that client was sent (the replay's position)
-    assert truth.diffs[300].last_id <= answers[0]["lastUpdateId"] < answers[1]["lastUpdateId"]
+    assert ref.diffs[300].last_id <= answers[0]["lastUpdateId"] < answers[1]["lastUpdateId"]
 
 
 def test_rest_depth_weights_limits_and_errors(serve, spot_tape, usdm_tape) -> None:
@@ -283,7 +271,7 @@ def test_rest_depth_weights_limits_and_errors(serve, spot_tape, usdm_tape) -> No
         assert r.status_code == 200 and r.headers["X-MBX-USED-WEIGHT-1M"] == "5"
         body = r.json()
         assert set(body) == {"lastUpdateId", "bids", "asks"} and len(body["bids"]) == len(body["asks"]) == 100
-        assert body["lastUpdateId"] == Truth(SPOT_BOOK).snapshot_id  # nothing served yet: the recorded snapshot
+        assert body["lastUpdateId"] == truth(SPOT_BOOK).snap.last_update_id  # nothing served: the recorded one
         r = http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5000})
         assert r.status_code == 200 and r.headers["X-MBX-USED-WEIGHT-1M"] == str(5 + 250)
         assert len(r.json()["bids"]) == 1000  # the recorded snapshot's levels
@@ -299,7 +287,7 @@ def test_rest_depth_weights_limits_and_errors(serve, spot_tape, usdm_tape) -> No
         assert http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "x": 1}).json()["code"] == -1104
     # at the end of the recording: levels beyond the recorded snapshot's range that diffs touched are in
     end = spot.server.books.answer("BTCUSDT", 5000, spot_tape.n, 0)
-    assert len(end["bids"]) > 1000 and float(end["bids"][-1][0]) < Truth(SPOT_BOOK).book.side(True)[-1][0]
+    assert len(end["bids"]) > 1000 and float(end["bids"][-1][0]) < truth(SPOT_BOOK).snap.bids[-1][0]
     perp = serve(usdm_tape)
     with httpx.Client(base_url=perp.rest_url, timeout=TIMEOUT) as http:
         r = http.get("/fapi/v1/depth", params={"symbol": "BTCUSDT", "limit": 5})
@@ -389,22 +377,22 @@ def test_dropped_connections_and_server_shutdowns_reach_depth_clients(serve, usd
 def test_a_book_kept_across_a_lap_boundary_sees_no_gap(serve, usdm_tape) -> None:
     server = serve(usdm_tape, loop=True)
     book = usdm_tape.books[PERP]
-    truth = Truth(USDM_BOOK)
+    ref = truth(USDM_BOOK)
     lap1 = book.id_span
     checks_at_boundary: list[int] = []
 
     def mark(diff: DepthDiff, sync: BookSync) -> None:
-        if diff.last_id > truth.last_u and not checks_at_boundary:
+        if diff.last_id > ref.diffs[-1].last_id and not checks_at_boundary:
             checks_at_boundary.append(sync.ledger.ticker_checks)
 
     # into lap 1 (bounded): 400 events past the snapshot point of the lap
-    until = truth.diffs[next(i for i, d in enumerate(truth.diffs) if d.last_id > truth.snapshot_id) + 400].last_id
+    until = ref.diffs[400].last_id
     sync, _ = run(keep_book(server, "/public/stream", ["btcusdt@depth@0ms", "btcusdt@bookTicker"], "usdm",
                             limit=1000, until=until + lap1, on_diff=mark))
     led = sync.ledger
     assert sync.live and led.gaps == led.mismatches == led.crossed == 0
     assert led.ticker_checks > checks_at_boundary[0]  # lap 1's tickers agree with the replay's book
-    assert sync.book.update_id > truth.last_u
+    assert sync.book.update_id > ref.diffs[-1].last_id
 
 
 def test_lap_prices_stay_distinct_ordered_and_near_the_scaled_price(spot_tape) -> None:
@@ -422,9 +410,9 @@ def test_lap_prices_stay_distinct_ordered_and_near_the_scaled_price(spot_tape) -
 def test_a_spot_book_kept_over_three_laps_matches_every_book_ticker(serve, spot_tape) -> None:
     server = serve(spot_tape, loop=True)
     book = spot_tape.books["BTCUSDT"]
-    truth = Truth(SPOT_BOOK)
+    ref = truth(SPOT_BOOK)
     sync, _ = run(keep_book(server, "/stream", ["btcusdt@depth@100ms", "btcusdt@bookTicker"], "spot", limit=5000,
-                            until=truth.last_u + 2 * book.id_span))
+                            until=ref.diffs[-1].last_id + 2 * book.id_span))
     led = sync.ledger
     assert sync.live and led.gaps == led.mismatches == led.crossed == 0
     assert led.ticker_checks == 3 * 1072  # every shared id of every lap
