@@ -416,3 +416,23 @@ def test_a_spot_book_kept_over_three_laps_matches_every_book_ticker(serve, spot_
     led = sync.ledger
     assert sync.live and led.gaps == led.mismatches == led.crossed == 0
     assert led.ticker_checks == 3 * 1072  # every shared id of every lap
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance"
+FULL = {
+    "usdm-2024 BTCUSDT": ["usdm-2024/btcusdt_20240808.gz"],
+    "mixed-2023 USD-M BTCUSDT": ["mixed-2023/usdm_btcusdt_20230404.dat.gz", "mixed-2023/usdm_btcusdt_20230405.dat.gz"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n, files in FULL.items() if all((SHARED / f).exists() for f in files)])
+def test_full_usdm_recordings_replayed_match_every_book_ticker(serve, name: str) -> None:
+    files = [SHARED / f for f in FULL[name]]
+    tape = Tape(files)
+    server = serve(tape)
+    ref = truth(files)
+    sync, _ = run(keep_book(server, "/public/stream", ["btcusdt@depth@0ms", "btcusdt@bookTicker"], "usdm",
+                            limit=1000, until=ref.diffs[-1].last_id))
+    led = sync.ledger
+    assert sync.live and led.gaps == led.mismatches == led.crossed == 0 and led.ticker_checks > 300
