@@ -53,6 +53,7 @@ import orjson
 
 from quantify.model.book import DepthDiff, DepthSnapshot, OrderBook
 from quantify.replay._decimals import decimals, format_units, tick_units, to_units
+from quantify.replay._wsframes import ws_text_frame
 from quantify.venues.binance.parse import depth_diff_from_event, depth_snapshot_from_answer
 
 __all__ = ["DEPTH", "DERIVED", "TICKER", "BookTape", "BookTapeBuilder", "LapEvents"]
@@ -133,10 +134,6 @@ class BookTape:
 
     # ---- geometry ---------------------------------------------------------------
 
-    @property
-    def has_snapshot(self) -> bool:
-        return self.snapshot is not None
-
     def stream_role(self, name: str) -> int | None:
         """The role of stream ``name`` on this book, or None."""
         for role, stream in enumerate(self.streams):
@@ -169,9 +166,9 @@ class BookTape:
         if frames is None:
             if combined:
                 wrap = self._wrappers
-                frames = [_ws_frame(wrap[r] + p + b"}") for r, p in zip(from_lap.roles, from_lap.payloads)]
+                frames = [ws_text_frame(wrap[r] + p + b"}") for r, p in zip(from_lap.roles, from_lap.payloads)]
             else:
-                frames = [_ws_frame(p) for p in from_lap.payloads]
+                frames = [ws_text_frame(p) for p in from_lap.payloads]
             from_lap._frames[combined] = frames
         return frames
 
@@ -337,15 +334,6 @@ def _exact(data: bytes) -> bytes:
 def parse_diff(payload: bytes) -> DepthDiff:
     """The :class:`~quantify.model.book.DepthDiff` of a served depth event's JSON."""
     return depth_diff_from_event(orjson.loads(payload))
-
-
-def _ws_frame(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
 def _data_part(text: str, data: dict[str, Any]) -> bytes:

@@ -61,6 +61,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from quantify.replay._wsframes import frame_payload, ws_text_frame
 from quantify.replay.book_streams import BookStream
 from quantify.replay.book_tape import BookTape
 from quantify.replay.config import DEFAULT_CHUNK_EVENTS, DEFAULT_HOST, DEFAULT_SPEED, ReplayConfig
@@ -69,7 +70,7 @@ from quantify.replay.depth import ServedBooks
 from quantify.replay.fapi import UsdmRestApi
 from quantify.replay.rest import RestApi
 from quantify.replay.routes import WsRoute, is_loopback, response, stream_tier, url_host, ws_route
-from quantify.replay.tape import SPOT, Tape, _payload, ws_text_frame
+from quantify.replay.tape import SPOT, Tape
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -578,7 +579,7 @@ class ReplayServer:
     def _garbage(self, frame: bytes) -> bytes:
         """A broken version of ``frame``: truncated JSON or fields of the wrong type."""
         self._faults["corrupt"] += 1
-        payload = _payload(frame)
+        payload = frame_payload(frame)
         how = self._rng.randrange(3)
         if how == 0:
             return ws_text_frame(payload[: max(1, len(payload) // 2)])
