@@ -25,6 +25,12 @@ USD-M depth events carry ``pu``), else from its name (``usdm`` or
 ``futures`` in it means USD-M), else it is spot; ``Tape(..., usdm_files=...)``
 forces USD-M.
 
+Order books: the depth diffs, book tickers and depth snapshots of the same
+files are kept per instrument in :attr:`Tape.books`
+(:class:`~quantify.replay.book_tape.BookTape`), anchored on this timeline
+(a file may hold book events only; the tape needs trades somewhere, as they
+set the clock). ``lap_ms`` then spans the book events too.
+
 Aggregate trades are computed from the trades as Binance does: consecutive
 trades of a symbol with the same trade time, price and maker side, and
 contiguous ids, form one aggregate ``a`` covering trades ``f..l``. USD-M trades
