@@ -75,6 +75,11 @@ class _Served:
         lap, j = divmod(pos, self.n)
         if not self.loop and lap >= 1:
             lap, j = 0, self.n + 1
+        if lap > self.lap:
+            # a later lap opens with the synthetic event that holds its whole first book: start there
+            # (skipping the laps between, which the collector would otherwise render one by one)
+            self.book = OrderBook(self.tape.symbol)
+            self.lap, self.i = lap, 0
         events = self.tape.lap(self.lap)
         while self.lap < lap or (self.lap == lap and self.i < events.starts[j]):
             if self.i >= len(events.roles):

@@ -21,6 +21,7 @@ from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot
 from quantify.model.booksync import BookSync
 from quantify.model.trades import ServerShutdown
 from quantify.replay.config import ReplayConfig, default_files
+from quantify.replay.depth import ServedBooks
 from quantify.replay.server import ReplayServer
 from quantify.replay.tape import Tape
 from quantify.replay.thread import ReplayThread
@@ -436,3 +437,12 @@ def test_full_usdm_recordings_replayed_match_every_book_ticker(serve, name: str)
                             limit=1000, until=ref.diffs[-1].last_id))
     led = sync.ledger
     assert sync.live and led.gaps == led.mismatches == led.crossed == 0 and led.ticker_checks > 300
+
+
+def test_the_replay_book_of_a_later_lap_is_the_same_however_it_is_reached(usdm_tape) -> None:
+    walked, jumped = ServedBooks(usdm_tape, loop=True), ServedBooks(usdm_tape, loop=True)
+    n = usdm_tape.n
+    for pos in (n // 3, n - 1, n + 5, n + n // 2):
+        walked.book(PERP, pos)
+    a, b = walked.book(PERP, n + n // 2), jumped.book(PERP, n + n // 2)  # the second starts at lap 1
+    assert a.update_id == b.update_id > last_u(USDM_BOOK) and a.side(True) == b.side(True) and a.side(False) == b.side(False)
