@@ -16,7 +16,9 @@ Order books: ``<sym>@depth@100ms`` and ``<sym>@bookTicker`` (spot),
 ``<sym>@depth@0ms``, ``<sym>@depth@100ms`` and ``<sym>@bookTicker`` (USD-M, on
 ``/public``) serve the recorded book events (:mod:`quantify.replay.book_tape`),
 and ``/api/v3/depth``, ``/fapi/v1/depth`` answer snapshots of the replay's
-own book at the replay position (:mod:`quantify.replay.depth`).
+own book at the replay position (:mod:`quantify.replay.depth`). Streams a
+recording does not hold (spot ``@depth`` at 1 s, partial books ``@depth5``
+...) are accepted and carry nothing.
 
 Timing: trades are released at their recorded trade time ``T`` scaled by
 ``speed``; the replay clock starts when the first client subscribes, and a
