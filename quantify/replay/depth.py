@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
 from quantify.model.book import Level, OrderBook
@@ -188,9 +187,6 @@ class ServedBooks:
         out["bids"] = _rows(book.side(True, limit), ps, qs)
         out["asks"] = _rows(book.side(False, limit), ps, qs)
         return out
-
-    def stats(self) -> Mapping[str, int]:
-        return {"depth_answers": self.answers, "stale_snapshot": self.stale_answers}
 
 
 def _rows(levels: list[Level], ps: int, qs: int) -> list[list[str]]:
