@@ -304,7 +304,10 @@ def test_a_recording_without_snapshot_gives_no_book_but_its_diffs(serve, tmp_pat
     path = tmp_path / "usdm-btcusdt-nosnapshot.book.gz"
     with gzip.open(path, "wt") as fh:
         fh.writelines(line for line in lines[:3000] if "lastUpdateId" not in line)
-    tape = Tape([usdm_sample_files()[0], path])
+    trades = tmp_path / "usdm-btcusdt.trades.gz"
+    with gzip.open(trades, "wt") as fh:
+        fh.writelines(gzip.open(usdm_sample_files()[0], "rt").readlines()[:3000])
+    tape = Tape([trades, path])
     server = serve(tape)
     r = httpx.get(server.rest_url + "/fapi/v1/depth", params={"symbol": "BTCUSDT"}, timeout=TIMEOUT)
     assert r.status_code == 400 and "no depth snapshot" in r.json()["msg"]
@@ -439,6 +442,7 @@ def test_full_usdm_recordings_replayed_match_every_book_ticker(serve, name: str)
     assert sync.live and led.gaps == led.mismatches == led.crossed == 0 and led.ticker_checks > 300
 
 
+@pytest.mark.slow
 def test_the_replay_book_of_a_later_lap_is_the_same_however_it_is_reached(usdm_tape) -> None:
     walked, jumped = ServedBooks(usdm_tape, loop=True), ServedBooks(usdm_tape, loop=True)
     n = usdm_tape.n
