@@ -8,6 +8,10 @@ Libraries inside one ArcticDB instance:
     ``binance-usdm:BTCUSDT``, ``okx:BTC-USDT``): the tick frame, appended in
     trade-id order by the single writer, compacted on a schedule. Spot and
     perpetual ``BTCUSDT`` live side by side.
+``quotes``, ``book_diffs``, ``book_checkpoints``, ``book_ledger``
+    Order books, one symbol per instrument key in each: the best bid and
+    offer after every applied depth event, the diffs, periodic checkpoints
+    of the top levels, the continuity ledger (:mod:`quantify.store.book`).
 ``_meta``
     Writer status (stats published every second) and leases.
 
@@ -31,12 +35,16 @@ from arcticdb.version_store.library import WritePayload
 from arcticdb_ext.version_store import DataError
 
 from quantify.exceptions import StoreError, StoreNotFoundError, UnknownSymbol
+from quantify.model.book import BookLevels
+from quantify.model.book_frames import BookFrames
 from quantify.model.instrument import Instrument, InstrumentLike, instrument_key
 from quantify.model.status import WriterStatus
 from quantify.model.times import TimeLike, parse_time
 from quantify.store import merge
-from quantify.store._libraries import META, TICKS
+from quantify.store._libraries import BOOK_DIFFS, BOOK_LEDGER, META, QUOTES, TICKS
 from quantify.store.alerts import AlertBook
+from quantify.store.book import BookStore
+from quantify.store.book_grid import book_snapshots
 from quantify.store.candles import read_ohlcv
 from quantify.store.export import export
 from quantify.store.uri import StoreURI, parse_store_uri
@@ -138,6 +146,7 @@ class Store:
         self.uri = uri
         self._arctic = _arctic(uri, create=create)
         self._libs: dict[str, Any] = {}
+        self._books = BookStore(self)
 
     def __repr__(self) -> str:
         return f"<quantify.Store {self.uri}>"
@@ -330,7 +339,12 @@ class Store:
         return out
 
     def describe(self, symbol: InstrumentLike) -> dict[str, Any]:
-        """Rows, first/last trade time and id of ``symbol``."""
+        """Rows, first/last trade time and id of ``symbol``, and its book's counts.
+
+        The book's: ``quotes``, ``book_diff_rows``, ``book_checkpoint_rows``,
+        ``book_ledger_rows`` (rows stored; 0 without a book) and
+        ``book_last_update_id`` (None without a book).
+        """
         sym = self._require(symbol)
         head = self._retry(sym, lambda: self._ticks.head(sym, 1).data)
         tail = self._retry(sym, lambda: self._ticks.tail(sym, 1).data)
@@ -342,7 +356,154 @@ class Store:
             "last_time": tail.index[-1] if len(tail) else None,
             "first_id": int(head["trade_id"].iloc[0]) if len(head) else None,
             "last_id": int(tail["trade_id"].iloc[-1]) if len(tail) else None,
+            **self._books.counts(sym),
         }
+
+    # -- order books ----------------------------------------------------------
+
+    def book_symbols(self) -> list[str]:
+        """Instruments with a stored order book, as text, sorted."""
+        return self._books.symbols()
+
+    def has_book(self, symbol: InstrumentLike) -> bool:
+        """True if the store holds an order book (quotes) of ``symbol``."""
+        return self._books.has(_check_symbol(symbol))
+
+    def last_book_update(self, symbol: InstrumentLike) -> int | None:
+        """The last depth update id whose quote and diffs are stored, or ``None``: where a writer resumes."""
+        return self._books.last_update(_check_symbol(symbol))
+
+    def append_book(self, frames: Mapping[str, BookFrames]) -> dict[str, int]:
+        """Append order-book frames, one :class:`~quantify.model.book_frames.BookFrames` per instrument key.
+
+        One batch per library for all instruments, as :meth:`append_ticks`.
+        Idempotent: quote, diff and checkpoint rows whose ``update_id`` is at
+        or below the last one stored for that instrument (in that library)
+        are dropped, so re-applying a journal or loading a file twice stores
+        nothing twice. Ledger rows are always added, in time order.
+
+        Returns
+        -------
+        dict of str to int
+            Quotes added per instrument key.
+
+        Raises
+        ------
+        StoreError
+            If ArcticDB refuses an append, or rows with newer update ids are
+            older than the stored ones.
+        """
+        return self._books.append(frames)
+
+    def quotes(self, symbol: InstrumentLike, start: TimeLike | None = None,
+               end: TimeLike | None = None) -> pd.DataFrame:
+        """The best bid and offer of ``symbol``'s book after each depth event, ``start <= time < end``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            UTC ``DatetimeIndex`` named ``time`` (the depth event's exchange
+            time) and columns ``bid_price, bid_qty, ask_price, ask_qty``
+            (NaN for a side beyond the book's known range), ``update_id``,
+            ``first_update_id``, ``recv_time`` (local receipt, ns since the
+            epoch). Only events applied while the book was in sync.
+
+        Raises
+        ------
+        UnknownSymbol
+            If the store holds no book of ``symbol``.
+        """
+        return self._books.read_range(QUOTES, symbol, start, end)
+
+    def book_diffs(self, symbol: InstrumentLike, start: TimeLike | None = None,
+                   end: TimeLike | None = None) -> pd.DataFrame:
+        """The depth diffs applied to ``symbol``'s book, one row per level, ``start <= time < end``.
+
+        Columns ``update_id, first_update_id, prev_update_id`` (-1 on spot),
+        ``side`` (+1 bid, -1 ask, 0 for an event without levels, price and
+        qty NaN), ``price, qty`` (absolute; 0 removes the level).
+        """
+        return self._books.read_range(BOOK_DIFFS, symbol, start, end)
+
+    def book_ledger(self, symbol: InstrumentLike, start: TimeLike | None = None,
+                    end: TimeLike | None = None) -> pd.DataFrame:
+        """The continuity ledger of ``symbol``'s book, ``start <= time < end``.
+
+        Columns ``kind`` (``start``, ``gap``, ``resync``, ``crossed``,
+        ``mismatch``, ``disconnect``, ``stale_snapshot``, ``range``,
+        ``refresh``), ``expected_id``, ``got_id``, ``stale_seconds``,
+        ``detail``. The book is stale from a ``gap``, ``crossed`` or
+        ``mismatch`` to the next ``resync``.
+        """
+        return self._books.read_range(BOOK_LEDGER, symbol, start, end)
+
+    def book(self, symbol: InstrumentLike, at: TimeLike, depth: int = 20) -> BookLevels:
+        """``symbol``'s order book at time ``at``: the best ``depth`` known levels of each side.
+
+        Parameters
+        ----------
+        symbol : str or Instrument
+            An instrument, as for :meth:`ticks`.
+        at : datetime or str
+            The moment (UTC); every depth event with exchange time ``<= at`` is included.
+        depth : int, default 20
+            Levels per side.
+
+        Returns
+        -------
+        BookLevels
+            ``time`` and ``update_id`` of the last event included; ``stale``
+            when ``at`` falls between a gap (or crossed book, or bookTicker
+            mismatch) and its resync, per the ledger: the levels are then the
+            last ones known before the gap. ``complete`` is False when fewer
+            than ``depth`` levels of a side are known (beyond the snapshot's
+            range); unknown levels are left out, never guessed.
+
+        Raises
+        ------
+        UnknownSymbol
+            If the store holds no book of ``symbol``.
+        ValueError
+            If ``at`` is before the first stored checkpoint, or ``depth < 1``.
+
+        Notes
+        -----
+        The nearest checkpoint at or before ``at``, plus the diffs with an
+        ``update_id`` above the checkpoint's and time ``<= at``; only that
+        window is read. Checkpoints hold the top 1,000 levels by default, so
+        levels deeper than that are known only from the diffs after it.
+        """
+        return self._books.book(symbol, at, depth)
+
+    def book_snapshots(self, symbol: InstrumentLike, start: TimeLike | None = None, end: TimeLike | None = None,
+                       every: str | pd.Timedelta = "1s", depth: int = 10) -> pd.DataFrame:
+        """``symbol``'s book on a regular grid: one row per ``every``, ``depth`` levels a side.
+
+        Parameters
+        ----------
+        start, end : datetime, str or None
+            Grid range, inclusive-exclusive; the points are multiples of
+            ``every`` (``None``: from the first checkpoint, through the last quote).
+        every : str or Timedelta, default "1s"
+            The grid step.
+        depth : int, default 10
+            Levels per side.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``time`` (the grid points) and columns ``bid_price_1..N,
+            bid_qty_1..N, ask_price_1..N, ask_qty_1..N`` (NaN where a level
+            is unknown or absent), ``update_id`` (of the last event at or
+            before the point; -1 before any book) and ``stale``. Each row
+            equals :meth:`book` at its time.
+
+        Notes
+        -----
+        One forward pass over the stored diffs and checkpoints of the range
+        (:mod:`quantify.store.book_grid`), not one :meth:`book` per point.
+        """
+        return book_snapshots(self._books, symbol, start, end, every, depth)
 
     # -- writes (the single writer only) ------------------------------------
 
