@@ -51,8 +51,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from quantify.replay.book_tape import TICKER, BookTape
 from quantify.replay.config import DEFAULT_CHUNK_EVENTS, DEFAULT_HOST, DEFAULT_SPEED, ReplayConfig
 from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control
+from quantify.replay.depth import ServedBooks
 from quantify.replay.fapi import UsdmRestApi
 from quantify.replay.rest import RestApi
 from quantify.replay.routes import WsRoute, response, stream_tier, ws_route
@@ -75,7 +77,10 @@ PING_TIMEOUT = 60.0
 #: Transport write-buffer high-water mark; above it the pump waits.
 WRITE_BUFFER_HIGH = 1 << 19
 
-_FAULT_KINDS = ("drop", "corrupt", "shutdown", "refused", "429")
+#: One client's view of one book's lap: tape, starts, roles, first ids, frames, roles wanted.
+_BookStream = tuple[BookTape, list[int], list[int], list[int], list[bytes], set[int]]
+
+_FAULT_KINDS = ("drop", "corrupt", "shutdown", "refused", "429", "drop_depth")
 
 
 class ReplayServer:
@@ -109,10 +114,13 @@ class ReplayServer:
         if tape is not None and tape.files != c.all_files:
             raise ValueError(f"tape holds {tape.files}, config names {c.all_files}")
         self.tape = tape or Tape(c.files, usdm_files=c.usdm_files)
-        self.rest = RestApi(self.tape, loop=c.loop, weight_limit=c.weight_limit)
+        #: The replay's own books, which REST depth answers come from.
+        self.books = ServedBooks(self.tape, loop=c.loop, stale_fraction=c.stale_snapshot, seed=c.seed)
+        self.rest = RestApi(self.tape, loop=c.loop, weight_limit=c.weight_limit, books=self.books)
         self.rest.forced_429 = c.force_429
         self.fapi = UsdmRestApi(self.tape, loop=c.loop, weight_limit=c.usdm_weight_limit,
-                                forced=self.rest._forced)
+                                forced=self.rest._forced, books=self.books)
+        self._book_tapes = list(self.tape.books.values())
         self._rng = random.Random(self.config.seed)
         self._server: Server | None = None
         self._clients: set[Client] = set()
@@ -199,7 +207,13 @@ class ReplayServer:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters: frames and bytes sent, trades replayed per symbol, connections, faults."""
+        """Counters: frames and bytes sent, trades replayed per symbol, connections, faults.
+
+        ``faults`` counts what was injected: ``drop`` (connections dropped),
+        ``corrupt`` (frames), ``shutdown``, ``refused``, ``429``,
+        ``drop_depth`` (depth frames not sent) and ``stale_snapshot`` (stale
+        REST depth answers); ``depth_answers`` counts every depth answer.
+        """
         pos = self.position()
         return {
             "frames_sent": self._frames_sent,
@@ -209,7 +223,9 @@ class ReplayServer:
             },
             "connections": self._connections,
             "connections_open": len(self._clients),
-            "faults": {**self._faults, "429": self.rest.forced_rejected},
+            "faults": {**self._faults, "429": self.rest.forced_rejected,
+                       "stale_snapshot": self.books.stale_answers},
+            "depth_answers": self.books.answers,
             "rest_requests": self.rest.requests + self.fapi.requests,
             "rest_rate_limited": self.rest.rejected_429 + self.fapi.rejected_429,
             "started": self._clock_start is not None,
@@ -363,6 +379,7 @@ class ReplayServer:
         finally:
             self._stop_client_tasks(client)
             self._clients.discard(client)
+            self.books.forget(id(client))
             logger.debug("connection from %s closed", conn.remote_address)
 
     async def _close(self, client: Client, code: int, reason: str) -> None:
@@ -425,18 +442,30 @@ class ReplayServer:
     def _resolve(self, client: Client) -> None:
         trade: set[int] = set()
         agg: set[int] = set()
+        books: dict[int, set[int]] = {}
         route = client.route
         for name in client.streams:
             sym_name, _, kind = name.partition("@")
-            sym = self.tape.symbol(sym_name.upper(), route.venue) if sym_name.islower() else None
-            if sym is None or (route.tier is not None and stream_tier(name) != route.tier):
+            if route.tier is not None and stream_tier(name) != route.tier:
                 logger.debug("stream %s carries no data here", name)
                 continue
-            if kind == "trade":
-                trade.add(sym.index)
-            elif kind == "aggTrade":
-                agg.add(sym.index)
-        client.trade_syms, client.agg_syms = trade, agg
+            if kind in ("trade", "aggTrade"):
+                sym = self.tape.symbol(sym_name.upper(), route.venue) if sym_name.islower() else None
+                if sym is None:
+                    logger.debug("stream %s carries no data here", name)
+                elif kind == "trade":
+                    trade.add(sym.index)
+                else:
+                    agg.add(sym.index)
+                continue
+            key = sym_name.upper() if route.venue == SPOT else f"{route.venue}:{sym_name.upper()}"
+            book = self.tape.books.get(key) if sym_name.islower() else None
+            role = book.stream_role(name) if book is not None else None
+            if book is None or role is None:
+                logger.debug("stream %s carries no data here", name)
+                continue
+            books.setdefault(book.index, set()).add(role)
+        client.trade_syms, client.agg_syms, client.book_roles = trade, agg, books
 
     # ---- the data path -----------------------------------------------------------
 
@@ -493,7 +522,11 @@ class ReplayServer:
             trades = self.tape.frames(lap, "trade", client.combined)
         if agg_syms:
             aggs = self.tape.frames(lap, "aggTrade", client.combined)
+        books = [self._book_stream(client, i, roles, lap) for i, roles in client.book_roles.items()]
         for j in range(j0, j1):
+            for book in books:
+                if book[1][j] < book[1][j + 1]:
+                    self._book_frames(client, book, j, out)
             s = slot_symbol[j]
             if s in trade_syms:
                 out.append(trades[j])  # type: ignore[arg-type]
@@ -501,6 +534,9 @@ class ReplayServer:
                 frame = aggs[j]
                 if frame is not None:
                     out.append(frame)
+        if j1 == n:  # the book events after the lap's last trade
+            for book in books:
+                self._book_frames(client, book, n, out)
         fraction = self.config.corrupt_fraction
         if fraction > 0:
             rnd = self._rng.random
@@ -508,6 +544,28 @@ class ReplayServer:
                 if rnd() < fraction:
                     out[i] = self._garbage(frame)
         return out
+
+    def _book_stream(self, client: Client, index: int, roles: set[int], lap: int) -> _BookStream:
+        book = self._book_tapes[index]
+        events = book.lap(lap)
+        return (book, events.starts, events.roles, events.first_ids, book.frames(lap, client.combined), roles)
+
+    def _book_frames(self, client: Client, stream: _BookStream, j: int, out: list[bytes]) -> None:
+        """Append the frames of ``client``'s book streams anchored at lap slot ``j``."""
+        book, starts, roles, first_ids, frames, wanted = stream
+        drop = self.config.drop_depth
+        for i in range(starts[j], starts[j + 1]):
+            role = roles[i]
+            if role not in wanted:
+                continue
+            if role != TICKER:
+                if drop > 0 and self._rng.random() < drop:
+                    self._faults["drop_depth"] += 1
+                    continue
+                if book.index not in client.book_started:
+                    client.book_started.add(book.index)
+                    self.books.sent_first(book.key, id(client), first_ids[i])
+            out.append(frames[i])
 
     def _garbage(self, frame: bytes) -> bytes:
         """A broken version of ``frame``: truncated JSON or fields of the wrong type."""
@@ -518,6 +576,8 @@ class ReplayServer:
             return ws_text_frame(payload[: max(1, len(payload) // 2)])
         msg = orjson.loads(payload)
         data = msg.get("data", msg)
+        if "p" not in data:  # a book event: truncate it
+            return ws_text_frame(payload[: max(1, len(payload) // 2)])
         if how == 1:
             for key in ("t", "a", "T"):
                 if key in data:
