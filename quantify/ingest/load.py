@@ -17,11 +17,12 @@ fetched, so a side the price leaves the snapshot's range for is unknown (NaN
 in the quotes) as in the model, and a gap stays stale to the end of the
 files. Files with depth are taken in the order of their first receive time,
 one book per instrument across them (a capture split at midnight carries
-on). A file whose diffs continue the book already in the store carries on
-from the stored book (the known range of a seeded side ends at its deepest
-stored level); a file with diffs but neither a snapshot nor a stored book to
-continue has a book that cannot be known: it is not loaded, and
-:attr:`FileResult.notes` says so. Loading takes the store's writer lock
+on). The book carries on from the one already in the store
+(:meth:`Store.stored_book`): events it holds are dropped as duplicates, a
+file that does not continue it shows a gap (and its own snapshot, if any,
+resyncs). A file with diffs but neither a snapshot nor a stored book has a
+book that cannot be known: it is not loaded, and :attr:`FileResult.notes`
+says so. Loading takes the store's writer lock
 (:class:`~quantify.store.lease.WriterLock`): it never runs beside the live
 writer (``quantify ingest``, the IPython extension), which would otherwise
 race it (ArcticDB has no transactions).
@@ -48,7 +49,7 @@ import pandas as pd
 from quantify.exceptions import FeedError, QuantifyError
 from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot
 from quantify.model.book_frames import book_frames
-from quantify.model.booksync import CHECKPOINT_DEPTH, Applied, BookSync, LedgerEvent, SyncState
+from quantify.model.booksync import Applied, BookSync, LedgerEvent, SyncState
 from quantify.model.instrument import Instrument
 from quantify.store import Store, WriterLock
 from quantify.store.merge import merge_klines, merge_ticks
@@ -333,8 +334,6 @@ def _progress_bar(enabled: bool) -> Any:
 
 #: Applied depth events held before they are appended to the store.
 _BOOK_FLUSH_EVENTS: Final = 20_000
-#: A time after every recorded event: the stored book "at the end".
-_END_OF_TIME: Final = pd.Timestamp("2262-01-01", tz="UTC")
 #: Substrings of the frames that can be book events (the others are not parsed twice).
 _BOOK_MARKS: Final = ('"depthUpdate"', '"lastUpdateId"', "ookTicker", '"B":')
 
@@ -350,13 +349,6 @@ def _first_book_frame(path: Path) -> int | None:
         if '"depthUpdate"' in frame or '"lastUpdateId"' in frame:
             return first
     return None
-
-
-def _continues(diff: DepthDiff, last: int, rule: str) -> bool:
-    """Whether ``diff`` continues (or precedes) a book stored up to update id ``last``."""
-    if rule == "usdm":
-        return diff.first_id <= last or diff.prev_id == last
-    return diff.first_id <= last + 1
 
 
 class _BookLoader:
@@ -378,16 +370,13 @@ class _BookLoader:
         sync = self.syncs[key] = BookSync(diff.symbol, rule)
         self.applied[key] = []
         self.stored_ns[key] = -1
-        last = self.store.last_book_update(key)
-        if last is None:
+        if not self.store.has_book(key):
             return sync
-        stored = self.store.book(key, _END_OF_TIME, depth=CHECKPOINT_DEPTH)
-        self.stored_ns[key] = int(stored.time.value) if stored.time is not None else -1
-        if _continues(diff, last, rule) and not stored.stale and len(stored.bids) and len(stored.asks):
-            # carry on from the stored book; each side is known down to its deepest stored level
-            snap = DepthSnapshot(stored.update_id, [(p, q) for p, q in stored.bids.tolist()],
-                                 [(p, q) for p, q in stored.asks.tolist()], diff.symbol, 0)
-            sync.on_snapshot(snap, recv)
+        stored = self.store.stored_book(key)
+        self.stored_ns[key] = int(stored.time.value)
+        if not stored.stale:
+            # carry on from the stored book: events it holds are duplicates, a later file's first one a gap
+            sync.resume(stored.book, int(stored.time.value) // 1_000_000)
             self.seeded.add(key)
         return sync
 
@@ -467,6 +456,9 @@ class _BookLoader:
             if sync.ledger.events == 0 and sync.state is SyncState.WAITING and key not in self.seeded:
                 fr.notes.append(f"{key}: depth diffs but no snapshot, and no stored book they continue: "
                                 "its book cannot be known and was not loaded")
+            elif key in self.seeded and not fr.book_added.get(key) and sync.ledger.duplicates:
+                fr.notes.append(f"{key}: the depth events are at or below the stored book's last update id: "
+                                "already stored (or older than the stored book), nothing added")
             elif sync.stale and sync.ledger.events:
                 fr.notes.append(f"{key}: the book went out of sync ({sync.ledger.gaps} gap(s), "
                                 f"{sync.ledger.mismatches} mismatch(es), {sync.ledger.crossed} crossed) and "

@@ -56,7 +56,7 @@ class BookUnknown(Exception):
 class _Served:
     """One instrument's book as served: the recorded snapshot plus every depth event served."""
 
-    def __init__(self, tape: BookTape, n: int, loop: bool) -> None:
+    def __init__(self, tape: BookTape, n: int, loop: bool, keep_copies: bool) -> None:
         snap = tape.snapshot
         assert snap is not None
         self.tape = tape
@@ -68,6 +68,7 @@ class _Served:
         self.i = 0
         self.copies: deque[OrderBook] = deque(maxlen=_COPIES)
         self._copied_ms = -1
+        self._keep_copies = keep_copies
 
     def advance(self, pos: int) -> None:
         """Take every event served before slot ``pos`` (events ride before their trade slot)."""
@@ -88,7 +89,7 @@ class _Served:
                 if diff.last_id > self.book.update_id:
                     self.book.apply(diff)
                     self.time_ms = diff.event_time
-                    if diff.event_time - self._copied_ms >= _COPY_EVERY_MS:
+                    if self._keep_copies and diff.event_time - self._copied_ms >= _COPY_EVERY_MS:
                         self.copies.append(self.book.copy())
                         self._copied_ms = diff.event_time
             self.i += 1
@@ -158,7 +159,7 @@ class ServedBooks:
             if rec.snapshot is None:
                 raise BookUnknown(f"the recording of {key} holds depth diffs but no depth snapshot: its book "
                                   "cannot be known (its diffs are streamed anyway)")
-            served = self._served[key] = _Served(rec, self.tape.n, self.loop)
+            served = self._served[key] = _Served(rec, self.tape.n, self.loop, self.stale_fraction > 0)
         served.advance(pos)
         return served.book
 

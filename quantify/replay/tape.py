@@ -271,7 +271,7 @@ class Tape:
                     continue
                 events.append(event)
             if not events and not book_lines:
-                raise FeedError(f"{path}: no @trade or depth frames in this recording")
+                raise FeedError(f"{path}: no @trade frames (nor depth frames) in this recording")
             venue = USDM if i >= len(self.files) - len(forced) else detect_market(path, hints)
             self.markets[path] = venue
             books.end_file(path, venue)

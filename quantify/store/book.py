@@ -31,7 +31,7 @@ once and agrees with :meth:`BookStore.book` at every grid point.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import arcticdb as adb
 import numpy as np
@@ -57,7 +57,7 @@ from quantify.store.merge import date_range
 if TYPE_CHECKING:
     from quantify.store.store import Store
 
-__all__ = ["OPENS_STALE", "BookStore", "diff_events", "stale_at"]
+__all__ = ["OPENS_STALE", "BookStore", "StoredBook", "diff_events", "stale_at"]
 
 #: Ledger kinds after which the book is out of sync until the next ``resync``.
 OPENS_STALE: Final = ("gap", "crossed", "mismatch")
@@ -119,6 +119,17 @@ def stale_at(ledger: pd.DataFrame, times_ns: np.ndarray) -> np.ndarray:
 def _empty(columns: tuple[str, ...], dtypes: Mapping[str, str]) -> pd.DataFrame:
     index = pd.DatetimeIndex(np.empty(0, "M8[ns]"), name="time").tz_localize("UTC")
     return pd.DataFrame({c: np.empty(0, dtypes.get(c, "float64")) for c in columns}, index=index)
+
+
+class StoredBook(NamedTuple):
+    """A stored book at one moment, whole: what a writer or a load carries on from."""
+
+    #: Every known level, with the known range (``bid_floor``/``ask_ceiling``) and ``update_id``.
+    book: OrderBook
+    #: Exchange time of the last event included.
+    time: pd.Timestamp
+    #: Out of sync at that moment (between a gap and its resync, per the ledger).
+    stale: bool
 
 
 _LEDGER_DTYPES: Final = {"kind": "object", "expected_id": "int64", "got_id": "int64", "detail": "object"}
@@ -310,15 +321,14 @@ class BookStore:
         return self.read(BOOK_DIFFS, key, date_range=(pd.Timestamp(lo_ns, tz="UTC"), pd.Timestamp(hi_ns, tz="UTC")),
                           query_builder=q)
 
-    def order_book(self, symbol: InstrumentLike, at: TimeLike) -> tuple[OrderBook, int, bool]:
-        """The stored book of ``symbol`` at ``at``: ``(book, time ns of its last event, stale)``.
+    def order_book(self, symbol: InstrumentLike, at: TimeLike | None = None) -> StoredBook:
+        """The stored book of ``symbol`` at ``at`` (``None``: after the last stored event).
 
         Raises ``ValueError`` when ``at`` is before the first checkpoint (no book is known then).
         """
         key = self.require(symbol)
-        t = parse_time(at)
-        if t is None:
-            raise ValueError("at must be a time, got None")
+        t = parse_time(at) if at is not None else pd.Timestamp(self.last_stored(BOOK_DIFFS, key)[1], tz="UTC")
+        assert t is not None
         at_ns = int(t.value)
         cp = self.checkpoint_before(key, at_ns)
         if cp is None:
@@ -332,11 +342,13 @@ class BookStore:
             last_ns = time_ns
         ledger = self.read(BOOK_LEDGER, key, date_range=(None, t))
         stale = bool(stale_at(ledger, np.array([at_ns]))[0])
-        return book, last_ns, stale
+        return StoredBook(book, pd.Timestamp(last_ns, tz="UTC"), stale)
 
     def book(self, symbol: InstrumentLike, at: TimeLike, depth: int = 20) -> BookLevels:
         """The best ``depth`` known levels of ``symbol``'s book at ``at`` (see :meth:`Store.book`)."""
         if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 1:
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
-        book, last_ns, stale = self.order_book(symbol, at)
-        return book.levels(int(depth), time=pd.Timestamp(last_ns, tz="UTC"), stale=stale)
+        if at is None:
+            raise ValueError("at must be a time, got None")
+        book, time, stale = self.order_book(symbol, at)
+        return book.levels(int(depth), time=time, stale=stale)

@@ -43,7 +43,7 @@ from quantify.model.times import TimeLike, parse_time
 from quantify.store import merge
 from quantify.store._libraries import BOOK_DIFFS, BOOK_LEDGER, META, QUOTES, TICKS
 from quantify.store.alerts import AlertBook
-from quantify.store.book import BookStore
+from quantify.store.book import BookStore, StoredBook
 from quantify.store.book_grid import book_snapshots
 from quantify.store.candles import read_ohlcv
 from quantify.store.export import export
@@ -176,7 +176,7 @@ class Store:
         return AlertBook(self)
 
     def export(self, symbol: InstrumentLike, path_or_buffer: Any, **kwargs: Any) -> int:
-        """Write ticks, candles or klines of ``symbol`` to a CSV/Parquet file or stream.
+        """Write ticks, candles, klines or book data of ``symbol`` to a CSV/Parquet file or stream.
 
         See :func:`quantify.store.export.export` for the arguments (``kind``,
         ``timeframe``, ``start``/``end`` inclusive-exclusive, ``format``,
@@ -373,6 +373,17 @@ class Store:
         """The last depth update id whose quote and diffs are stored, or ``None``: where a writer resumes."""
         return self._books.last_update(_check_symbol(symbol))
 
+    def stored_book(self, symbol: InstrumentLike, at: TimeLike | None = None) -> StoredBook:
+        """``symbol``'s whole stored book at ``at`` (``None``: after its last stored event), to carry on from.
+
+        A :class:`~quantify.store.book.StoredBook`: the
+        :class:`~quantify.model.book.OrderBook` (every known level, its known
+        range and ``update_id``), the time of its last event, and ``stale``.
+        A writer resumes with ``BookSync.resume(sb.book, sb.time.value // 10**6)``
+        when ``sb.stale`` is False. ``ValueError`` before the first checkpoint.
+        """
+        return self._books.order_book(symbol, at)
+
     def append_book(self, frames: Mapping[str, BookFrames]) -> dict[str, int]:
         """Append order-book frames, one :class:`~quantify.model.book_frames.BookFrames` per instrument key.
 
@@ -382,16 +393,8 @@ class Store:
         are dropped, so re-applying a journal or loading a file twice stores
         nothing twice. Ledger rows are always added, in time order.
 
-        Returns
-        -------
-        dict of str to int
-            Quotes added per instrument key.
-
-        Raises
-        ------
-        StoreError
-            If ArcticDB refuses an append, or rows with newer update ids are
-            older than the stored ones.
+        Returns the quotes added per instrument key; raises :class:`StoreError`
+        if ArcticDB refuses an append.
         """
         return self._books.append(frames)
 
@@ -399,19 +402,12 @@ class Store:
                end: TimeLike | None = None) -> pd.DataFrame:
         """The best bid and offer of ``symbol``'s book after each depth event, ``start <= time < end``.
 
-        Returns
-        -------
-        pandas.DataFrame
-            UTC ``DatetimeIndex`` named ``time`` (the depth event's exchange
-            time) and columns ``bid_price, bid_qty, ask_price, ask_qty``
-            (NaN for a side beyond the book's known range), ``update_id``,
-            ``first_update_id``, ``recv_time`` (local receipt, ns since the
-            epoch). Only events applied while the book was in sync.
-
-        Raises
-        ------
-        UnknownSymbol
-            If the store holds no book of ``symbol``.
+        UTC index ``time`` (the depth event's exchange time); columns
+        ``bid_price, bid_qty, ask_price, ask_qty`` (NaN for a side beyond the
+        book's known range), ``update_id``, ``first_update_id``, ``recv_time``
+        (local receipt, ns since the epoch); only events applied while the
+        book was in sync. :class:`UnknownSymbol` if the store holds no book
+        of ``symbol``.
         """
         return self._books.read_range(QUOTES, symbol, start, end)
 
@@ -459,19 +455,14 @@ class Store:
             than ``depth`` levels of a side are known (beyond the snapshot's
             range); unknown levels are left out, never guessed.
 
-        Raises
-        ------
-        UnknownSymbol
-            If the store holds no book of ``symbol``.
-        ValueError
-            If ``at`` is before the first stored checkpoint, or ``depth < 1``.
+        Raises :class:`UnknownSymbol` without a book of ``symbol``,
+        ``ValueError`` if ``at`` is before the first checkpoint or ``depth < 1``.
 
         Notes
         -----
-        The nearest checkpoint at or before ``at``, plus the diffs with an
-        ``update_id`` above the checkpoint's and time ``<= at``; only that
-        window is read. Checkpoints hold the top 1,000 levels by default, so
-        levels deeper than that are known only from the diffs after it.
+        The nearest checkpoint at or before ``at`` (the top 1,000 levels by
+        default) plus the diffs with a higher ``update_id`` and time ``<= at``;
+        only that window is read.
         """
         return self._books.book(symbol, at, depth)
 
@@ -479,29 +470,14 @@ class Store:
                        every: str | pd.Timedelta = "1s", depth: int = 10) -> pd.DataFrame:
         """``symbol``'s book on a regular grid: one row per ``every``, ``depth`` levels a side.
 
-        Parameters
-        ----------
-        start, end : datetime, str or None
-            Grid range, inclusive-exclusive; the points are multiples of
-            ``every`` (``None``: from the first checkpoint, through the last quote).
-        every : str or Timedelta, default "1s"
-            The grid step.
-        depth : int, default 10
-            Levels per side.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Index ``time`` (the grid points) and columns ``bid_price_1..N,
-            bid_qty_1..N, ask_price_1..N, ask_qty_1..N`` (NaN where a level
-            is unknown or absent), ``update_id`` (of the last event at or
-            before the point; -1 before any book) and ``stale``. Each row
-            equals :meth:`book` at its time.
-
-        Notes
-        -----
-        One forward pass over the stored diffs and checkpoints of the range
-        (:mod:`quantify.store.book_grid`), not one :meth:`book` per point.
+        The points are the multiples of ``every`` in ``[start, end)``
+        (``None``: from the first checkpoint, through the last quote). Index
+        ``time``; columns ``bid_price_1..N, bid_qty_1..N, ask_price_1..N,
+        ask_qty_1..N`` (NaN where a level is unknown or absent), ``update_id``
+        (of the last event at or before the point; -1 before any book) and
+        ``stale``. Each row equals :meth:`book` at its time; one forward pass
+        over the range (:mod:`quantify.store.book_grid`), not one :meth:`book`
+        per point.
         """
         return book_snapshots(self._books, symbol, start, end, every, depth)
 
