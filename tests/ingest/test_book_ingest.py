@@ -11,11 +11,14 @@ again after every resync; no trade is lost.
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from book_helpers import Truth, events
-from ingest_helpers import last_trades, wait_for
+from ingest_helpers import last_trades, reader, wait_for
 
 from quantify.config import IngestConfig
 from quantify.ingest.service import IngestService
@@ -142,3 +145,49 @@ def test_faults_lose_no_quote_nor_trade_and_every_gap_is_in_the_ledger(lmdb_uri:
     assert faults.get("drop_depth", 0) >= 1 and faults.get("stale_snapshot", 0) >= 1, stats
     assert sum(books[k].gaps for k in books) >= 1
     assert sum(books[k].stale_snapshots for k in books) >= 1
+
+
+def _ingest_process(uri: str, replay: ReplayThread, log) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "quantify", "ingest", "--store", uri, "--symbols", f"{SPOT},{USDM}", "--book",
+         "--ws-url", replay.ws_url, "--rest-url", replay.rest_url],
+        stdout=log.open("a"), stderr=subprocess.STDOUT,
+    )
+
+
+def test_sigkill_mid_stream_resumes_the_stored_book(lmdb_uri: str, references: dict, tmp_path) -> None:
+    """kill -9 the writer: the next one carries the book on from the store and its journal, then resyncs."""
+    log = tmp_path / "ingest.log"
+    final = {k: ref[0].diffs[-1].last_id for k, ref in references.items()}
+
+    def quotes_of(key: str) -> int:
+        store = reader(lmdb_uri)
+        return 0 if store is None or not store.has_book(key) else len(store.quotes(key))
+
+    def done() -> bool:
+        store = reader(lmdb_uri)
+        if store is None or not all(store.has_book(k) for k in final):
+            return False
+        trades = store.last_trades()
+        return (all(trades.get(k, (0,))[0] == last for k, last in LAST_TRADE.items())
+                and all(int(store.quotes(k)["update_id"].iloc[-1]) == u for k, u in final.items()))
+
+    with ReplayThread(ReplayConfig(files=_files(), speed=25)) as replay:
+        proc = _ingest_process(lmdb_uri, replay, log)
+        try:
+            assert wait_for(lambda: quotes_of(SPOT) > 300 and quotes_of(USDM) > 300, 60), log.read_text()[-3000:]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            proc = _ingest_process(lmdb_uri, replay, log)
+            assert wait_for(done, 120), log.read_text()[-3000:]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    _check_store(lmdb_uri, references)
+    store = open_store(lmdb_uri)
+    for key in final:
+        kinds = list(store.book_ledger(key)["kind"])
+        assert "resume" in kinds, kinds
+        after = kinds[kinds.index("resume"):]
+        assert after.count("gap") == after.count("resync") >= 1, after  # the downtime, resynced
