@@ -339,8 +339,11 @@ _BOOK_MARKS: Final = ('"depthUpdate"', '"lastUpdateId"', "ookTicker", '"B":')
 
 
 def _first_book_frame(path: Path) -> int | None:
-    """The receive time (ns) of the first frame of ``path`` if the file holds depth events, else None."""
-    if recordings.detect_format(path) not in ("stream", "cryptofeed"):
+    """The receive time (ns) of the first frame of ``path`` if the file holds depth events, else None.
+
+    Zip archives (data.binance.vision's) hold no depth events.
+    """
+    if zipfile.is_zipfile(path) or recordings.detect_format(path) not in ("stream", "cryptofeed"):
         return None
     first: int | None = None
     for recv, frame in recordings.read_frames(path):

@@ -62,7 +62,7 @@ __all__ = ["OPENS_STALE", "BookStore", "StoredBook", "diff_events", "stale_at"]
 #: Ledger kinds after which the book is out of sync until the next ``resync``.
 OPENS_STALE: Final = ("gap", "crossed", "mismatch")
 #: Ledger kinds that bring the book (back) in sync.
-_CLOSES_STALE: Final = ("resync", "start")
+_CLOSES_STALE: Final = ("resync", "start", "resume")
 #: The first window searched back from a time for its nearest checkpoint; widened 8 times a try.
 _FIRST_WINDOW: Final = pd.Timedelta(minutes=1)
 
@@ -138,9 +138,10 @@ _LEDGER_DTYPES: Final = {"kind": "object", "expected_id": "int64", "got_id": "in
 class BookStore:
     """The order-book libraries of a :class:`~quantify.store.Store` (its ``quotes``, ``book*`` verbs).
 
-    The single writer appends (:meth:`append`); anyone reads. The last stored
-    update id of each library and instrument is cached after the first look,
-    which is right because a store has one writer.
+    The single writer appends (:meth:`append`); anyone reads. For appends,
+    the last stored update id of each library and instrument is cached after
+    the first look, which is right because a store has one writer; reads
+    always look at the store.
     """
 
     def __init__(self, store: Store) -> None:
@@ -153,11 +154,15 @@ class BookStore:
 
     # -- writes ----------------------------------------------------------------
 
-    def last_stored(self, name: str, key: str) -> tuple[int, int]:
-        """``(update id, time ns)`` of the last row of library ``name`` for ``key``; (-1, -1) if none."""
-        cached = self._last.get((name, key))
-        if cached is not None:
-            return cached
+    def last_stored(self, name: str, key: str, *, cached: bool = False) -> tuple[int, int]:
+        """``(update id, time ns)`` of the last row of library ``name`` for ``key``; (-1, -1) if none.
+
+        ``cached``: trust what this process last appended or read (the writer's appends); reads
+        look at the store, which another process may be writing.
+        """
+        last_seen = self._last.get((name, key)) if cached else None
+        if last_seen is not None:
+            return last_seen
         lib = self._lib(name)
         last = (-1, -1)
         if self._store._retry(key, lambda: lib.has_symbol(key)):
@@ -184,7 +189,7 @@ class BookStore:
             for name, frame in ((QUOTES, bf.quotes), (BOOK_DIFFS, bf.diffs), (BOOK_CHECKPOINTS, bf.checkpoints)):
                 if frame.empty:
                     continue
-                last_id, last_ns = self.last_stored(name, key)
+                last_id, last_ns = self.last_stored(name, key, cached=True)
                 new = frame[frame["update_id"].to_numpy() > last_id] if last_id >= 0 else frame
                 if name == QUOTES:
                     added[key] = len(new)
@@ -196,7 +201,7 @@ class BookStore:
                 payloads[name].append(WritePayload(key, new))
                 lasts[(name, key)] = (int(new["update_id"].iloc[-1]), int(new.index[-1].value))
             if not bf.ledger.empty:
-                _, last_ns = self.last_stored(BOOK_LEDGER, key)
+                _, last_ns = self.last_stored(BOOK_LEDGER, key, cached=True)
                 ledger = bf.ledger.sort_index(kind="stable")
                 if int(ledger.index[0].value) < last_ns:
                     merges.append((key, ledger))
@@ -224,6 +229,19 @@ class BookStore:
         stored = lib.read(key, date_range=(lo, None)).data
         both = pd.concat([stored, ledger[list(stored.columns)]]).sort_index(kind="stable")
         lib.update(key, both, date_range=(lo, None), prune_previous_versions=True)
+
+    def compact(self, symbol: InstrumentLike, rows_per_segment: int = 100_000) -> bool:
+        """Merge the small appended segments of ``symbol`` in every book library; True if anything changed."""
+        key = instrument_key(symbol)
+        changed = False
+        for name in _LIBRARIES:
+            lib = self._lib(name)
+            if not lib.has_symbol(key):
+                continue
+            before = lib.list_versions(key)
+            lib.compact_data(key, rows_per_segment=rows_per_segment, prune_previous_versions=True)
+            changed |= lib.list_versions(key) != before
+        return changed
 
     def last_update(self, symbol: InstrumentLike) -> int | None:
         """The last update id stored in both quotes and diffs of ``symbol`` (where a writer resumes), or None."""

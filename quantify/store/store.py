@@ -374,27 +374,21 @@ class Store:
         return self._books.last_update(_check_symbol(symbol))
 
     def stored_book(self, symbol: InstrumentLike, at: TimeLike | None = None) -> StoredBook:
-        """``symbol``'s whole stored book at ``at`` (``None``: after its last stored event), to carry on from.
+        """``symbol``'s whole stored book at ``at`` (``None``: after its last event), to carry on from.
 
-        A :class:`~quantify.store.book.StoredBook`: the
-        :class:`~quantify.model.book.OrderBook` (every known level, its known
-        range and ``update_id``), the time of its last event, and ``stale``.
-        A writer resumes with ``BookSync.resume(sb.book, sb.time.value // 10**6)``
-        when ``sb.stale`` is False. ``ValueError`` before the first checkpoint.
+        A :class:`~quantify.store.book.StoredBook`: the ``OrderBook`` (known
+        levels, range, ``update_id``), its last event's time, ``stale``; a
+        writer resumes with ``BookSync.resume(sb.book, sb.time.value // 10**6)``.
         """
         return self._books.order_book(symbol, at)
 
     def append_book(self, frames: Mapping[str, BookFrames]) -> dict[str, int]:
-        """Append order-book frames, one :class:`~quantify.model.book_frames.BookFrames` per instrument key.
+        """Append order-book frames (``BookFrames`` per instrument key), one batch per library.
 
-        One batch per library for all instruments, as :meth:`append_ticks`.
-        Idempotent: quote, diff and checkpoint rows whose ``update_id`` is at
-        or below the last one stored for that instrument (in that library)
-        are dropped, so re-applying a journal or loading a file twice stores
-        nothing twice. Ledger rows are always added, in time order.
-
-        Returns the quotes added per instrument key; raises :class:`StoreError`
-        if ArcticDB refuses an append.
+        Idempotent: quote, diff and checkpoint rows at or below the last
+        ``update_id`` a library holds for the instrument are dropped (a
+        re-applied journal, a file loaded twice); ledger rows are always
+        added, in time order. Returns the quotes added per key.
         """
         return self._books.append(frames)
 
@@ -402,12 +396,10 @@ class Store:
                end: TimeLike | None = None) -> pd.DataFrame:
         """The best bid and offer of ``symbol``'s book after each depth event, ``start <= time < end``.
 
-        UTC index ``time`` (the depth event's exchange time); columns
-        ``bid_price, bid_qty, ask_price, ask_qty`` (NaN for a side beyond the
-        book's known range), ``update_id``, ``first_update_id``, ``recv_time``
-        (local receipt, ns since the epoch); only events applied while the
-        book was in sync. :class:`UnknownSymbol` if the store holds no book
-        of ``symbol``.
+        UTC index ``time`` (the event's exchange time); ``bid_price, bid_qty,
+        ask_price, ask_qty`` (NaN for a side beyond the known range),
+        ``update_id, first_update_id, recv_time`` (receipt, ns since the
+        epoch); only events applied in sync. :class:`UnknownSymbol` if none.
         """
         return self._books.read_range(QUOTES, symbol, start, end)
 
@@ -425,11 +417,10 @@ class Store:
                     end: TimeLike | None = None) -> pd.DataFrame:
         """The continuity ledger of ``symbol``'s book, ``start <= time < end``.
 
-        Columns ``kind`` (``start``, ``gap``, ``resync``, ``crossed``,
-        ``mismatch``, ``disconnect``, ``stale_snapshot``, ``range``,
-        ``refresh``), ``expected_id``, ``got_id``, ``stale_seconds``,
-        ``detail``. The book is stale from a ``gap``, ``crossed`` or
-        ``mismatch`` to the next ``resync``.
+        Columns ``kind`` (``start``, ``resume``, ``gap``, ``resync``, ``crossed``,
+        ``mismatch``, ``disconnect``, ``stale_snapshot``, ``range``, ``refresh``),
+        ``expected_id, got_id, stale_seconds, detail``. The book is stale from
+        a ``gap``, ``crossed`` or ``mismatch`` to the next ``resync``.
         """
         return self._books.read_range(BOOK_LEDGER, symbol, start, end)
 
@@ -529,6 +520,10 @@ class Store:
         before = self._ticks.list_versions(sym)
         self._ticks.compact_data(sym, rows_per_segment=rows_per_segment, prune_previous_versions=True)
         return self._ticks.list_versions(sym) != before
+
+    def compact_book(self, symbol: InstrumentLike, rows_per_segment: int = 100_000) -> bool:
+        """Merge the small appended segments of ``symbol``'s book libraries; True if anything changed."""
+        return self._books.compact(_check_symbol(symbol), rows_per_segment)
 
     # -- writer status ------------------------------------------------------
 

@@ -234,9 +234,12 @@ def test_appends_are_idempotent_and_resumable(streams):
     half = len(applied) // 2
     assert store.append_book({key: book_frames(applied[:half], events)}) == {key: half}
     assert store.last_book_update(key) == applied[half - 1].diff.last_id
+    reader = open_store("mem://book-store-idempotent")  # another reader: sees later appends
+    assert reader.last_book_update(key) == applied[half - 1].diff.last_id
     # a restarted writer re-applies the whole journal: only the second half is new
     assert store.append_book({key: book_frames(applied, [])}) == {key: len(applied) - half}
     assert store.append_book({key: frames._replace(ledger=frames.ledger.iloc[:0])}) == {key: 0}
+    assert reader.last_book_update(key) == applied[-1].diff.last_id
     again = open_store("mem://book-store-idempotent")  # a fresh look at the store: nothing stored twice
     pd.testing.assert_frame_equal(again.quotes(key), frames.quotes, check_freq=False)
     pd.testing.assert_frame_equal(again.book_diffs(key), frames.diffs, check_freq=False)
@@ -244,6 +247,8 @@ def test_appends_are_idempotent_and_resumable(streams):
     pd.testing.assert_frame_equal(cps, frames.checkpoints, check_freq=False)
     assert again.has_book("binance-usdm:btcusdt") and again.book_symbols() == [key]
     assert again.last_book_update(key) == applied[-1].diff.last_id
+    assert store.compact_book(key) and not store.compact_book("ETHUSDT")  # segments merged, rows the same
+    pd.testing.assert_frame_equal(again.quotes(key), frames.quotes, check_freq=False)
     stored = again.stored_book(key)  # what a writer or a load carries on from: the whole book
     assert stored.book.update_id == applied[-1].diff.last_id and not stored.stale
     assert stored.book.bbo() == applied[-1].bbo and stored.time.value == applied[-1].diff.event_time * 10**6
