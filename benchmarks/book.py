@@ -3,6 +3,12 @@
 Run ``python benchmarks/book.py`` (``--quick`` for smaller sizes, ``--only
 SECTION`` for one section). Sections:
 
+``ingest``
+    Order-book diffs applied and stored per second by QuantiFy's ingestion,
+    against a bare websockets receive loop of the same frames (goal >= 0.5)
+    and cryptofeed's Binance L2 book (goal >= 1.5x), each on a fresh replay
+    server (``benchmarks/_book_peers.py``; cryptofeed is installed into a
+    throwaway environment of its own on first use).
 ``asof``
     :func:`quantify.analytics.asof` vs ``pandas.merge_asof`` joining trades
     (a tick frame) to the prevailing quote (the store's quotes schema), on the
@@ -23,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+import _book_peers
 
 from quantify.analytics import asof
 
@@ -88,7 +96,28 @@ def bench_asof(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {"asof": bench_asof}
+def bench_ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
+    diffs = 5_000 if args.quick else 30_000
+    ceiling, ceiling_cpu = _book_peers.bare(diffs)
+    ours, ours_cpu, book = _book_peers.quantify(diffs)
+    peer, peer_cpu = _book_peers.cryptofeed(diffs)
+    print(f"QuantiFy's book while measured: {book}")
+    case = f"{diffs:,} depth diffs (+ ~11 bookTicker, ~2 aggTrade frames each), speed-0 replay"
+    return [
+        {"section": "ingest", "case": f"{case}: diffs/s, QuantiFy vs bare receive loop", "ours_s": 1 / ours,
+         "reference_s": 1 / ceiling, "ratio": ours / ceiling, "reference": "websockets recv loop"},
+        {"section": "ingest", "case": f"{case}: diffs/s, QuantiFy vs cryptofeed L2 book", "ours_s": 1 / ours,
+         "reference_s": 1 / peer, "ratio": ours / peer, "reference": _book_peers.CRYPTOFEED},
+        {"section": "ingest", "case": "CPU s per diff: QuantiFy vs cryptofeed", "ours_s": ours_cpu,
+         "reference_s": peer_cpu, "ratio": peer_cpu / ours_cpu, "reference": _book_peers.CRYPTOFEED},
+        {"section": "ingest", "case": "CPU s per diff: bare loop vs QuantiFy", "ours_s": ours_cpu,
+         "reference_s": ceiling_cpu, "ratio": ceiling_cpu / ours_cpu, "reference": "websockets recv loop"},
+    ]
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
+    "ingest": bench_ingest, "asof": bench_asof,
+}
 
 
 def _cpu() -> str:
