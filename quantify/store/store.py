@@ -465,8 +465,8 @@ class Store:
         (``None``: from the first checkpoint, through the last quote). Index
         ``time``; columns ``bid_price_1..N, bid_qty_1..N, ask_price_1..N,
         ask_qty_1..N`` (NaN where a level is unknown or absent), ``update_id``
-        (of the last event at or before the point; -1 before any book) and
-        ``stale``. Each row equals :meth:`book` at its time; one forward pass
+        (of the last event at or before the point; -1, and ``stale``, before
+        any book) and ``stale``. Each row equals :meth:`book` at its time; one forward pass
         over the range (:mod:`quantify.store.book_grid`), not one :meth:`book`
         per point.
         """
