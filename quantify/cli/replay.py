@@ -108,7 +108,7 @@ def register(subparsers: Any) -> None:
     )
     faults.add_argument(
         "--corrupt-fraction", type=float, default=0.0, metavar="F",
-        help="replace this fraction of trade frames by garbage (the trades are lost to clients)",
+        help="replace this fraction of frames (trades and book events) by garbage (lost to clients)",
     )
     faults.add_argument(
         "--drop-depth", type=float, default=0.0, metavar="F",

@@ -48,10 +48,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from quantify.model.book import DepthDiff, DepthSnapshot, OrderBook
 from quantify.replay._decimals import decimals, format_units, tick_units, to_units
+from quantify.replay._wsframes import ws_text_frame
 from quantify.venues.binance.parse import depth_diff_from_event, depth_snapshot_from_answer
 
 __all__ = ["DEPTH", "DERIVED", "TICKER", "BookTape", "BookTapeBuilder", "LapEvents"]
@@ -62,8 +64,10 @@ logger = logging.getLogger(__name__)
 DEPTH, TICKER, DERIVED = 0, 1, 2
 #: Width of a derived ``@depth@100ms`` window, in ms of ``E``.
 _WINDOW_MS = 100
+#: The fields of a depth event kept while building.
+_DEPTH_KEYS = ("E", "T", "s", "U", "u", "pu")
 #: Laps of rendered events kept per book.
-_CACHED_LAPS = 3
+_CACHED_LAPS = 2
 
 
 @dataclass
@@ -130,10 +134,6 @@ class BookTape:
 
     # ---- geometry ---------------------------------------------------------------
 
-    @property
-    def has_snapshot(self) -> bool:
-        return self.snapshot is not None
-
     def stream_role(self, name: str) -> int | None:
         """The role of stream ``name`` on this book, or None."""
         for role, stream in enumerate(self.streams):
@@ -166,9 +166,9 @@ class BookTape:
         if frames is None:
             if combined:
                 wrap = self._wrappers
-                frames = [_ws_frame(wrap[r] + p + b"}") for r, p in zip(from_lap.roles, from_lap.payloads)]
+                frames = [ws_text_frame(wrap[r] + p + b"}") for r, p in zip(from_lap.roles, from_lap.payloads)]
             else:
-                frames = [_ws_frame(p) for p in from_lap.payloads]
+                frames = [ws_text_frame(p) for p in from_lap.payloads]
             from_lap._frames[combined] = frames
         return frames
 
@@ -198,15 +198,16 @@ class BookTape:
         """Recorded price units -> lap ``lap``'s price units, order-preserving and one-to-one."""
         f = float(self._factor(lap)) if self._factor is not None else 1.0
         tick = self.tick
-        out: dict[int, int] = {}
-        prev = 0
-        for p in self._prices:
-            m = max(int(p * f / tick + 0.5), 1) * tick
-            if m <= prev:
-                m = prev + tick
-            out[p] = m
-            prev = m
-        return out
+        prices = np.asarray(self._prices, dtype=np.int64)
+        target = np.maximum(np.floor(prices * (f / tick) + 0.5).astype(np.int64), 1)  # in ticks
+        # the nearest strictly increasing sequence both ways (levels pushed up, levels pushed down), then
+        # their middle: levels that would share a tick spread evenly around their scaled prices
+        idx = np.arange(len(target))
+        up = np.maximum.accumulate(target - idx) + idx
+        down = np.minimum.accumulate((target - idx)[::-1])[::-1] + idx
+        mid = (up + down) // 2
+        mid = np.maximum.accumulate(np.maximum(mid, 1) - idx) + idx  # positive and strictly increasing
+        return dict(zip(self._prices, (mid * tick).tolist()))
 
     def _render(self, lap: int) -> LapEvents:
         assert self._lap0 is not None
@@ -223,12 +224,6 @@ class BookTape:
         texts = {t: format_units(pmap[u], ps, ps) for t, u in self._price_texts.items()}
         price = texts.__getitem__
 
-        kept: list[tuple[int, int, dict[str, Any]]] = []
-        for role, anchor, payload in zip(base.roles, base.anchors, base.payloads):
-            data = orjson.loads(payload)
-            if data["u"] <= s:
-                continue
-            kept.append((role, anchor, data))
         roles: list[int] = []
         anchors: list[int] = []
         payloads: list[bytes] = []
@@ -236,35 +231,52 @@ class BookTape:
         last_u = self.id_span - 2 + self._first_u  # the last u of lap 0
         for role in self.depth_roles() if self.snapshot is not None else ():
             at_snap, end = self._base_books()
-            nxt = next((d for r, _, d in kept if r == role), None)
+            nxt = self._first_after(role, s)
             if nxt is None:
                 continue
             syn = self._synthetic(nxt, at_snap, end, pmap, prev_map, last_u + shift - self.id_span, shift,
                                   nxt["E"] + dt)
             roles.append(role)
             anchors.append(0)
-            payloads.append(orjson.dumps(syn))
+            payloads.append(_exact(orjson.dumps(syn)))
             first_ids.append(syn.get("pu", syn["U"]))
-        for role, anchor, data in kept:
+        # one event at a time: holding a lap of decoded events would make the collector crawl
+        loads, dumps = orjson.loads, orjson.dumps
+        for role, anchor, payload in zip(base.roles, base.anchors, base.payloads):
+            data = loads(payload)
+            if data["u"] <= s:
+                continue
             data["u"] += shift
-            if "U" in data:
+            if role != TICKER:
                 data["U"] += shift
                 if "pu" in data:
                     data["pu"] += shift
-                for side in ("b", "a"):
-                    data[side] = [[price(p), q] for p, q in data[side]]
+                data["b"] = [[price(p), q] for p, q in data["b"]]
+                data["a"] = [[price(p), q] for p, q in data["a"]]
+                first_ids.append(data.get("pu", data["U"]))
             else:
                 data["b"], data["a"] = price(data["b"]), price(data["a"])
-            for key in ("E", "T"):
-                if type(data.get(key)) is int:
-                    data[key] += dt
+                first_ids.append(-1)
+            if "E" in data:
+                data["E"] += dt
+                if "T" in data:
+                    data["T"] += dt
             roles.append(role)
             anchors.append(anchor)
-            payloads.append(orjson.dumps(data))
-            first_ids.append(data.get("pu", data.get("U", -1)) if role != TICKER else -1)
+            payloads.append(_exact(dumps(data)))
         out = LapEvents(roles, anchors, payloads, first_ids)
         out.index(self._n)
         return out
+
+    def _first_after(self, role: int, s: int) -> dict[str, Any] | None:
+        """The first lap-0 event of ``role`` with ``u`` past ``s``, decoded."""
+        assert self._lap0 is not None
+        for r, payload in zip(self._lap0.roles, self._lap0.payloads):
+            if r == role:
+                data: dict[str, Any] = orjson.loads(payload)
+                if data["u"] > s:
+                    return data
+        return None
 
     def _synthetic(self, nxt: dict[str, Any], at_snap: OrderBook, end: OrderBook,
                    pmap: dict[int, int], prev_map: dict[int, int] | None, prev_u: int, shift: int,
@@ -306,6 +318,7 @@ class BookTape:
                 texts.add(data["b"])
                 texts.add(data["a"])
         self._price_texts = {t: to_units(t, ps) for t in texts}
+        self.tick = tick_units(list(texts), ps) if texts else self.tick
         seen = set(self._price_texts.values())
         if self.snapshot is not None:
             seen.update(round(p * 10**ps) for p, _ in self.snapshot.bids + self.snapshot.asks)
@@ -313,18 +326,14 @@ class BookTape:
 
 
 
+def _exact(data: bytes) -> bytes:
+    """``data`` in a buffer of its own size (``orjson.dumps`` answers may keep a much larger one)."""
+    return memoryview(data).tobytes()
+
+
 def parse_diff(payload: bytes) -> DepthDiff:
     """The :class:`~quantify.model.book.DepthDiff` of a served depth event's JSON."""
     return depth_diff_from_event(orjson.loads(payload))
-
-
-def _ws_frame(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
 def _data_part(text: str, data: dict[str, Any]) -> bytes:
@@ -336,7 +345,7 @@ def _data_part(text: str, data: dict[str, Any]) -> bytes:
         i = text.find('","data":')
         if i > 0 and text.find('"data":', i + 9) < 0:
             return text[i + 9:-1].encode()
-    return orjson.dumps(data)
+    return _exact(orjson.dumps(data))
 
 
 class BookTapeBuilder:
@@ -365,8 +374,9 @@ class BookTapeBuilder:
             kind = "depth" if is_depth else "ticker"
             self._seq += 1
             payload = _data_part(text, data) if type(stream) is str else text.encode()
-            # depth events keep their fields (ids, levels: for derived streams and laps); tickers their time only
-            kept: Any = data if is_depth else (data["E"] if type(data.get("E")) is int else -1)
+            # depth events keep their ids, time and best levels (a sample of the decimals); tickers their time
+            kept: Any = ({k: data[k] for k in _DEPTH_KEYS if k in data} | {"b": data["b"][:3], "a": data["a"][:3]}
+                         if is_depth else (data["E"] if type(data.get("E")) is int else -1))
             entry = (recv_ns, self._seq, kind if type(stream) is not str else f"{kind}|{stream}", payload, kept)
             self._events.setdefault(("?", symbol), []).append(entry)
             self._file_keys.add(("?", symbol))
@@ -474,7 +484,7 @@ class BookTapeBuilder:
                 if window and window[0]["E"] // _WINDOW_MS != data["E"] // _WINDOW_MS:
                     derived.append(_merge(window, window_last))
                     window = []
-                window.append(data)
+                window.append(orjson.loads(payload))
                 window_last = len(roles) - 1
         if window and book.usdm:
             derived.append(_merge(window, window_last))
@@ -531,7 +541,7 @@ def _merge(window: list[dict[str, Any]], after: int) -> tuple[int, bytes, int, i
         event["T"] = last["T"]
     event.update({"s": last["s"], "U": first["U"], "u": last["u"], "pu": first.get("pu", -1),
                   "b": [[p, q] for p, q in sides["b"].items()], "a": [[p, q] for p, q in sides["a"].items()]})
-    return after, orjson.dumps(event), event["pu"], last["E"]
+    return after, _exact(orjson.dumps(event)), event["pu"], last["E"]
 
 
 def served_book(book: BookTape) -> OrderBook:

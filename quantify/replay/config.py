@@ -58,8 +58,9 @@ class ReplayConfig:
         Every this many seconds, close every connection abruptly (TCP close,
         no close frame); 0 disables.
     corrupt_fraction : float
-        Fraction of trade frames replaced by garbage (truncated JSON, wrong
-        types). The genuine trade still counts as replayed.
+        Fraction of frames replaced by garbage (truncated JSON, wrong
+        types; book events are truncated). The genuine trade still counts
+        as replayed, and the replay's own book still takes a corrupted diff.
     drop_depth : float
         Fraction of depth-diff frames not sent (per connection, seeded): the
         client sees a gap in the update ids. The replay's own book still

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
 from quantify.model.book import Level, OrderBook
@@ -75,6 +74,11 @@ class _Served:
         lap, j = divmod(pos, self.n)
         if not self.loop and lap >= 1:
             lap, j = 0, self.n + 1
+        if lap > self.lap:
+            # a later lap opens with the synthetic event that holds its whole first book: start there
+            # (skipping the laps between, which the collector would otherwise render one by one)
+            self.book = OrderBook(self.tape.symbol)
+            self.lap, self.i = lap, 0
         events = self.tape.lap(self.lap)
         while self.lap < lap or (self.lap == lap and self.i < events.starts[j]):
             if self.i >= len(events.roles):
@@ -183,9 +187,6 @@ class ServedBooks:
         out["bids"] = _rows(book.side(True, limit), ps, qs)
         out["asks"] = _rows(book.side(False, limit), ps, qs)
         return out
-
-    def stats(self) -> Mapping[str, int]:
-        return {"depth_answers": self.answers, "stale_snapshot": self.stale_answers}
 
 
 def _rows(levels: list[Level], ps: int, qs: int) -> list[list[str]]:

@@ -1,4 +1,4 @@
-"""A Binance-compatible replay server on loopback, serving recorded trades.
+"""A Binance-compatible replay server on loopback, serving recorded trades and order books.
 
 :class:`ReplayServer` speaks Binance's spot and USD-M futures market-data
 protocols closely enough for Binance's own client libraries, side by side on
@@ -12,11 +12,21 @@ and ``/fapi/v1/...`` (:mod:`quantify.replay.fapi`). Spot and USD-M ``BTCUSDT``
 are different instruments with their own trades. It is the default data
 source offline and the test double of the ingestion service.
 
+Order books: ``<sym>@depth@100ms`` and ``<sym>@bookTicker`` (spot),
+``<sym>@depth@0ms``, ``<sym>@depth@100ms`` and ``<sym>@bookTicker`` (USD-M, on
+``/public``) serve the recorded book events (:mod:`quantify.replay.book_tape`),
+and ``/api/v3/depth``, ``/fapi/v1/depth`` answer snapshots of the replay's
+own book at the replay position (:mod:`quantify.replay.depth`). Streams a
+recording does not hold (spot ``@depth`` at 1 s, partial books ``@depth5``
+...) are accepted and carry nothing.
+
 Timing: trades are released at their recorded trade time ``T`` scaled by
 ``speed``; the replay clock starts when the first client subscribes, and a
 client that subscribes later gets events from that moment on. ``speed=0``
 releases them as fast as clients read; the furthest point any client has been
-sent is then the clock. REST serves only trades already released.
+sent is then the clock. REST serves only trades already released. Book
+events ride on the trades' timeline: each is sent just before the first
+trade recorded after it (so between two trades they wait for the next one).
 
 Throughput: events are pre-encoded once per lap and format as complete
 WebSocket frames (:class:`~quantify.replay.tape.Tape`) and written to the
@@ -24,10 +34,13 @@ transport in bulk, many frames per ``write()``, with backpressure from the
 transport's write buffer; websockets' ``send()`` is used for nothing on the
 data path (it halves the rate a client can receive).
 
-Faults (all off by default, and on both markets' connections): periodic abrupt drops, corrupted frames,
-``serverShutdown`` announcements, refused handshakes, forced HTTP 429s; also
-callable at run time. :class:`ReplayThread` runs a server in a daemon thread
-for synchronous callers and tests.
+Faults (all off by default, and on both markets' connections, depth ones
+included): periodic abrupt drops, corrupted frames, ``serverShutdown``
+announcements, refused handshakes, forced HTTP 429s (also callable at run
+time); dropped depth diffs (``drop_depth``) and stale depth snapshots
+(``stale_snapshot``). :attr:`ReplayServer.stats` counts each one injected.
+:class:`ReplayThread` runs a server in a daemon thread for synchronous
+callers and tests.
 
 Examples
 --------
@@ -38,11 +51,10 @@ Examples
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 import orjson
@@ -51,14 +63,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from quantify.replay.book_tape import TICKER, BookTape
+from quantify.replay._wsframes import frame_payload, ws_text_frame
+from quantify.replay.book_streams import BookStream
+from quantify.replay.book_tape import BookTape
 from quantify.replay.config import DEFAULT_CHUNK_EVENTS, DEFAULT_HOST, DEFAULT_SPEED, ReplayConfig
 from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control
 from quantify.replay.depth import ServedBooks
 from quantify.replay.fapi import UsdmRestApi
 from quantify.replay.rest import RestApi
-from quantify.replay.routes import WsRoute, response, stream_tier, ws_route
-from quantify.replay.tape import SPOT, Tape, _payload, ws_text_frame
+from quantify.replay.routes import WsRoute, is_loopback, response, stream_tier, url_host, ws_route
+from quantify.replay.tape import SPOT, Tape
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -76,9 +90,6 @@ PING_INTERVAL = 20.0
 PING_TIMEOUT = 60.0
 #: Transport write-buffer high-water mark; above it the pump waits.
 WRITE_BUFFER_HIGH = 1 << 19
-
-#: One client's view of one book's lap: tape, starts, roles, first ids, frames, roles wanted.
-_BookStream = tuple[BookTape, list[int], list[int], list[int], list[bytes], set[int]]
 
 _FAULT_KINDS = ("drop", "corrupt", "shutdown", "refused", "429", "drop_depth")
 
@@ -141,7 +152,7 @@ class ReplayServer:
         if self._server is not None:
             raise RuntimeError("replay server already started")
         c = self.config
-        if not _is_loopback(c.host):
+        if not is_loopback(c.host):
             logger.warning("replay server listening on non-loopback host %s: reachable from other "
                            "machines, with no authentication", c.host or "'' (every interface)")
         self._server = await serve(
@@ -198,12 +209,12 @@ class ReplayServer:
     @property
     def ws_url(self) -> str:
         """Base WebSocket URL, e.g. ``ws://127.0.0.1:9443`` (append ``/ws/...``)."""
-        return f"ws://{_url_host(self.config.host)}:{self._port}"
+        return f"ws://{url_host(self.config.host)}:{self._port}"
 
     @property
     def rest_url(self) -> str:
         """Base REST URL, e.g. ``http://127.0.0.1:9443``."""
-        return f"http://{_url_host(self.config.host)}:{self._port}"
+        return f"http://{url_host(self.config.host)}:{self._port}"
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -522,11 +533,13 @@ class ReplayServer:
             trades = self.tape.frames(lap, "trade", client.combined)
         if agg_syms:
             aggs = self.tape.frames(lap, "aggTrade", client.combined)
-        books = [self._book_stream(client, i, roles, lap) for i, roles in client.book_roles.items()]
+        books = [BookStream(self._book_tapes[i], lap, client.combined, roles, self._note_first(client))
+                 for i, roles in client.book_roles.items()]
+        drop = self._depth_dropper()
         for j in range(j0, j1):
             for book in books:
-                if book[1][j] < book[1][j + 1]:
-                    self._book_frames(client, book, j, out)
+                if book.starts[j] < book.starts[j + 1]:
+                    book.frames_at(j, out, drop)
             s = slot_symbol[j]
             if s in trade_syms:
                 out.append(trades[j])  # type: ignore[arg-type]
@@ -536,7 +549,7 @@ class ReplayServer:
                     out.append(frame)
         if j1 == n:  # the book events after the lap's last trade
             for book in books:
-                self._book_frames(client, book, n, out)
+                book.frames_at(n, out, drop)
         fraction = self.config.corrupt_fraction
         if fraction > 0:
             rnd = self._rng.random
@@ -545,32 +558,30 @@ class ReplayServer:
                     out[i] = self._garbage(frame)
         return out
 
-    def _book_stream(self, client: Client, index: int, roles: set[int], lap: int) -> _BookStream:
-        book = self._book_tapes[index]
-        events = book.lap(lap)
-        return (book, events.starts, events.roles, events.first_ids, book.frames(lap, client.combined), roles)
+    def _note_first(self, client: Client) -> Callable[[BookTape, int], None]:
+        def note(book: BookTape, first_id: int) -> None:
+            if book.index not in client.book_started:
+                client.book_started.add(book.index)
+                self.books.sent_first(book.key, id(client), first_id)
+        return note
 
-    def _book_frames(self, client: Client, stream: _BookStream, j: int, out: list[bytes]) -> None:
-        """Append the frames of ``client``'s book streams anchored at lap slot ``j``."""
-        book, starts, roles, first_ids, frames, wanted = stream
-        drop = self.config.drop_depth
-        for i in range(starts[j], starts[j + 1]):
-            role = roles[i]
-            if role not in wanted:
-                continue
-            if role != TICKER:
-                if drop > 0 and self._rng.random() < drop:
-                    self._faults["drop_depth"] += 1
-                    continue
-                if book.index not in client.book_started:
-                    client.book_started.add(book.index)
-                    self.books.sent_first(book.key, id(client), first_ids[i])
-            out.append(frames[i])
+    def _depth_dropper(self) -> Callable[[], bool] | None:
+        fraction = self.config.drop_depth
+        if fraction <= 0:
+            return None
+        rnd = self._rng.random
+
+        def drop() -> bool:
+            if rnd() < fraction:
+                self._faults["drop_depth"] += 1
+                return True
+            return False
+        return drop
 
     def _garbage(self, frame: bytes) -> bytes:
         """A broken version of ``frame``: truncated JSON or fields of the wrong type."""
         self._faults["corrupt"] += 1
-        payload = _payload(frame)
+        payload = frame_payload(frame)
         how = self._rng.randrange(3)
         if how == 0:
             return ws_text_frame(payload[: max(1, len(payload) // 2)])
@@ -587,20 +598,3 @@ class ReplayServer:
             data["m"] = "maybe"
             data["q"] = None
         return ws_text_frame(orjson.dumps(msg))
-
-
-# ---- helpers -----------------------------------------------------------------------
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (``''`` and ``0.0.0.0`` mean every interface)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve anywhere
-        return False

@@ -25,6 +25,12 @@ USD-M depth events carry ``pu``), else from its name (``usdm`` or
 ``futures`` in it means USD-M), else it is spot; ``Tape(..., usdm_files=...)``
 forces USD-M.
 
+Order books: the depth diffs, book tickers and depth snapshots of the same
+files are kept per instrument in :attr:`Tape.books`
+(:class:`~quantify.replay.book_tape.BookTape`), anchored on this timeline
+(a file may hold book events only; the tape needs trades somewhere, as they
+set the clock). ``lap_ms`` then spans the book events too.
+
 Aggregate trades are computed from the trades as Binance does: consecutive
 trades of a symbol with the same trade time, price and maker side, and
 contiguous ids, form one aggregate ``a`` covering trades ``f..l``. USD-M trades
@@ -49,11 +55,12 @@ import orjson
 from quantify.exceptions import FeedError
 from quantify.model.instrument import Instrument
 from quantify.replay._decimals import decimals, format_units, to_units
+from quantify.replay._wsframes import ws_text_frame
 from quantify.replay.book_tape import BookTape, BookTapeBuilder
 from quantify.replay.laps import LapPrices
 from quantify.venues.binance.recordings import read_frames
 
-__all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market", "ws_text_frame"]
+__all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,16 +102,6 @@ def _load(text: str) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return msg if type(msg) is dict else None
-
-
-def ws_text_frame(payload: bytes) -> bytes:
-    """Return ``payload`` as one unmasked, final WebSocket text frame (RFC 6455 §5.2)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
 @dataclass
@@ -571,13 +568,3 @@ class _FrameTemplates:
             for j, payload in zip(slots, payloads):
                 out[j] = ws_text_frame(payload)
         return out
-
-
-def _payload(frame: bytes) -> bytes:
-    """The payload of an unmasked frame built by :func:`ws_text_frame`."""
-    n = frame[1]
-    if n < 126:
-        return frame[2:]
-    if n == 126:
-        return frame[4:]
-    return frame[10:]
