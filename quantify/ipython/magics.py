@@ -57,7 +57,8 @@ class QuantifyMagics(Magics):
     @argument("action", nargs="?", default="status", choices=ACTIONS,
               help="status (default) | start | stop | symbols [add|remove SYM...] | "
                    "books [add|remove INST...] | store [URI]")
-    @argument("args", nargs="*", help="for symbols and books: add|remove INST...; for store: a store URI")
+    @argument("args", nargs="*", help="for symbols: add|remove SYM...; for books: add|remove INST...; "
+                                     "for store: a store URI")
     @argument("--json", action="store_true", help="status as JSON")
     @argument("-h", "--help", action="store_true",
               help="show this help (%%quantify ACTION --help: that action's)")
