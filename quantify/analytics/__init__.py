@@ -1,4 +1,4 @@
-"""Pure analytics over pandas/numpy: candles, pairs, stationarity, volatility, scans.
+"""Pure analytics over pandas/numpy: candles, pairs, stationarity, volatility, scans, microstructure.
 
 Nothing here knows about Binance's wire protocol, ArcticDB or widgets. The
 candle functions and the timeframe table live in the model layer
@@ -9,12 +9,23 @@ store, the replay and the alerts; they are re-exported here as the public API.
 from __future__ import annotations
 
 from quantify.analytics._results import Result
+from quantify.analytics.asof_join import asof
 from quantify.analytics.backtest import BacktestResult, backtest_pairs
+from quantify.analytics.book_features import (
+    QUOTE_COLUMNS,
+    depth_within,
+    imbalance,
+    microprice,
+    mid,
+    ofi,
+    quoted_spread,
+)
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
     KalmanResult,
     kalman_hedge,
 )
+from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
 from quantify.analytics.meanrev import (
     HalfLifeResult,
     HurstResult,
@@ -32,6 +43,13 @@ from quantify.analytics.rolling import (
 )
 from quantify.analytics.scan import benjamini_hochberg, scan_pairs
 from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
+from quantify.analytics.trade_costs import (
+    MarkoutResult,
+    effective_spread,
+    markouts,
+    realized_spread,
+    trade_sign,
+)
 from quantify.analytics.volatility import (
     DAYS_PER_YEAR,
     garman_klass,
@@ -46,6 +64,7 @@ __all__ = [
     "CANDLE_COLUMNS",
     "DAYS_PER_YEAR",
     "PAIR_ZSCORE_COLUMNS",
+    "QUOTE_COLUMNS",
     "TIMEFRAMES",
     "ADFResult",
     "BacktestResult",
@@ -55,21 +74,35 @@ __all__ = [
     "HurstResult",
     "JohansenResult",
     "KalmanResult",
+    "KyleLambdaResult",
+    "MarkoutResult",
     "Result",
+    "VPINResult",
     "adf",
+    "asof",
     "backtest_pairs",
     "benjamini_hochberg",
     "coint",
+    "depth_within",
+    "effective_spread",
     "garman_klass",
     "half_life",
     "hedge_ratio",
     "historical_volatility",
     "hurst",
+    "imbalance",
     "johansen",
     "kalman_hedge",
+    "kyle_lambda",
+    "markouts",
     "merge_candles",
+    "microprice",
+    "mid",
+    "ofi",
     "pair_zscore",
     "parkinson",
+    "quoted_spread",
+    "realized_spread",
     "realized_volatility",
     "resample",
     "rolling_corr",
@@ -77,5 +110,7 @@ __all__ = [
     "scan_pairs",
     "spread",
     "timeframe_to_offset",
+    "trade_sign",
+    "vpin",
     "zscore",
 ]
