@@ -339,8 +339,8 @@ class BookEpisodes:
                         last = self.pos.get(inst)
                         self.open[inst] = ((last[1], last[0]) if last is not None
                                            else (time.time_ns() - int(now * NS), -1))
-                    start, episode = self.open[inst]
-                    steps.append(StaleStep(start + int(now * NS), now, episode))
+                    start, episode_id = self.open[inst]
+                    steps.append(StaleStep(start + int(now * NS), now, episode_id))
                 else:
                     self.open.pop(inst, None)
                     steps.append(StaleStep(steps[-1].t if steps else -1, 0.0, -1))

@@ -400,8 +400,11 @@ class RuleEvaluator:
 
 def _book_value(quotes: pd.DataFrame, kind: str, levels: int) -> np.ndarray:
     """The value a quote rule compares, per quote: the spread in bps, or the imbalance."""
-    cols = ["bid_price", "ask_price"] if kind == "spread-above" else ["bid_price", "bid_qty", "ask_price", "ask_qty"]
-    if not quotes[cols].notna().all(axis=1).any():
+    cols = ("bid_price", "ask_price") if kind == "spread-above" else ("bid_price", "bid_qty", "ask_price", "ask_qty")
+    known = np.ones(len(quotes), dtype=bool)
+    for c in cols:
+        known &= ~np.isnan(quotes[c].to_numpy(dtype=float))
+    if not known.any():
         return np.full(len(quotes), np.nan)  # every quote has a side unknown: nothing to judge
     if kind == "spread-above":
         return quoted_spread(quotes, unit="bps").to_numpy()
