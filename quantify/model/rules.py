@@ -13,22 +13,22 @@ to write instead.
 Kinds and what their value is
 -----------------------------
 
-==================  ==========================================  ============
-kind                value compared with the threshold           fires when
-==================  ==========================================  ============
-``price-above``     trade price                                 value >= level
-``price-below``     trade price                                 value <= level
-``price-crosses``   trade price                                 it reaches the level from the other side
-``pct-move``        % change against the last price >= window ago  value >= pct (``direction``: up, down, abs)
-``zscore``          z-score of the pair spread on closed bars   ``op``: above, below, abs-above
-``vol-breakout``    short / long realised vol of bar log returns   value > k
-``corr-breakdown``  rolling correlation of bar log returns      value < level
-``stale``           seconds since the symbol's last trade       value > seconds
-``gap``             trade ids missing before a trade            value > 0
-``spread-above``    quoted spread of the book in bps of the mid  value > bps
-``imbalance-beyond``  L1 imbalance of the book, in [-1, 1]      ``op``: above, below, abs-above
-``book-stale``      seconds the book has been out of sync       value > seconds
-==================  ==========================================  ============
+====================  =============================================  ===========================================
+kind                  value compared with the threshold              fires when
+====================  =============================================  ===========================================
+``price-above``       trade price                                    value >= level
+``price-below``       trade price                                    value <= level
+``price-crosses``     trade price                                    it reaches the level from the other side
+``pct-move``          % change against the last price >= window ago  value >= pct (``direction``: up, down, abs)
+``zscore``            z-score of the pair spread on closed bars      ``op``: above, below, abs-above
+``vol-breakout``      short / long realised vol of bar log returns   value > k
+``corr-breakdown``    rolling correlation of bar log returns         value < level
+``stale``             seconds since the symbol's last trade          value > seconds
+``gap``               trade ids missing before a trade               value > 0
+``spread-above``      quoted spread of the book, bps of the mid      value > bps
+``imbalance-beyond``  L1 imbalance of the book, in [-1, 1]           ``op``: above, below, abs-above
+``book-stale``        seconds the book has been out of sync          value > seconds, once per episode
+====================  =============================================  ===========================================
 
 Level rules re-arm only after the value crosses back (by ``margin``), so a
 value hovering at the level does not flap; see :mod:`quantify.alerts.engine`.
@@ -136,15 +136,13 @@ def _imbalance_level(value: Any) -> float:
 
 def _book_levels(value: Any) -> int:
     """Levels per side an imbalance sums; the writer's quotes carry the best bid and offer only."""
-    if isinstance(value, bool) or not (
-        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        or (isinstance(value, str) and value.strip().isdigit())
-    ):
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"\d+(\.0*)?", text) or float(text) < 1:
         raise ValueError(f"levels must be a positive integer number of book levels, got {value!r}")
-    n = int(value.strip() if isinstance(value, str) else value)
-    if n != 1:
-        raise ValueError(f"levels: the writer judges imbalance on the best bid and offer (levels=1); got {n}")
-    return n
+    if float(text) != 1:
+        raise ValueError(f"levels: the writer judges imbalance on the best bid and offer (levels=1); "
+                         f"got {int(float(text))}")
+    return 1
 
 
 def _bars(name: str, minimum: int = 1, history: int = 1) -> Callable[[Any], int]:
