@@ -172,6 +172,17 @@ class IngestConfig:
     standby : tuple of str
         Shared stores: symbols this worker does not claim at start but takes
         over when their owner's lease expires (a dead worker).
+    books : tuple of str
+        Instruments (among :attr:`symbols`) whose order books are streamed
+        too: depth diffs and ``bookTicker`` on their own connections, a local
+        book kept by Binance's procedure, its quotes, diffs, checkpoints and
+        continuity ledger stored (``"all"``: every instrument of the run).
+    book_snapshot_limit : int
+        Levels per side of the REST depth snapshots (spot: up to 5,000, weight
+        50 at 1,000; USD-M: 5, 10, 20, 50, 100, 500 or 1,000, weight 20 at 1,000).
+        The book knows each side only this deep until diffs extend it.
+    book_checkpoint_seconds : float
+        Exchange seconds between stored checkpoints of each book (also one after every resync).
     """
 
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
@@ -202,9 +213,13 @@ class IngestConfig:
     max_frame_bytes: int = 1 << 20
     lease_ttl: float = 30.0
     standby: tuple[str, ...] = ()
+    books: tuple[str, ...] = ()
+    book_snapshot_limit: int = 1000
+    book_checkpoint_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", parse_symbols(self.symbols))
+        self._check_books()
         if self.standby:
             object.__setattr__(self, "standby", parse_symbols(self.standby))
         if not self.lease_ttl > 0:
@@ -227,6 +242,22 @@ class IngestConfig:
                                     ("rest_urls", self.rest_urls, ("http://", "https://"))):
             checked = {_check_venue(v): _check_url(u, schemes) for v, u in dict(urls).items()}
             object.__setattr__(self, name, checked)
+
+    def _check_books(self) -> None:
+        books = self.books
+        if isinstance(books, str):
+            books = tuple(self.symbols) if books.strip().lower() == "all" else parse_symbols(books)
+        elif books:
+            books = parse_symbols(books)
+        object.__setattr__(self, "books", tuple(books))
+        unknown = [b for b in self.books if b not in self.symbols]
+        if unknown:
+            raise ValueError(f"order books of {', '.join(unknown)} asked for, but the run streams only "
+                             f"{', '.join(self.symbols)}: add them to the symbols")
+        if not 1 <= self.book_snapshot_limit <= 5000:
+            raise ValueError(f"book_snapshot_limit must be 1 to 5000 levels, got {self.book_snapshot_limit!r}")
+        if not self.book_checkpoint_seconds > 0:
+            raise ValueError(f"book_checkpoint_seconds must be positive, got {self.book_checkpoint_seconds!r}")
 
     @property
     def instruments(self) -> tuple[Instrument, ...]:
@@ -251,14 +282,15 @@ def ingest_config_from_env(env: Mapping[str, str] | None = None, **overrides: ob
 
     Read: ``QUANTIFY_STORE``, ``QUANTIFY_SYMBOLS``, ``QUANTIFY_STREAM``,
     ``QUANTIFY_WS_URL``, ``QUANTIFY_REST_URL`` (the base URLs of every
-    venue). Overrides that are ``None``
+    venue), ``QUANTIFY_BOOKS`` (instruments whose order books to stream, or
+    ``all``). Overrides that are ``None``
     are ignored. Called by entry points only.
     """
     env = os.environ if env is None else env
     values: dict[str, object] = {}
     for key, name in (("QUANTIFY_STORE", "store"), ("QUANTIFY_SYMBOLS", "symbols"),
                       ("QUANTIFY_STREAM", "stream"), ("QUANTIFY_WS_URL", "ws_url"),
-                      ("QUANTIFY_REST_URL", "rest_url")):
+                      ("QUANTIFY_REST_URL", "rest_url"), ("QUANTIFY_BOOKS", "books")):
         if env.get(key):
             values[name] = env[key]
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -22,6 +22,16 @@ over its own connections (spot wss://stream.binance.com:9443; USD-M
 wss://fstream.binance.com, @trade on /public, @aggTrade on /market) and fills
 gaps over its own REST API (api.binance.com/api/v3, fapi.binance.com/fapi/v1).
 
+Order books (--book): depth diffs (spot @depth@100ms, USD-M @depth@0ms on
+/public) and @bookTicker on connections of their own; a local book per
+instrument kept by Binance's procedure (buffer, REST snapshot, drop, apply; a
+gap, a crossed book or a bookTicker that disagrees is resynced from a fresh
+snapshot while the stream keeps arriving, the book marked stale meanwhile).
+Stored: quotes (best bid/offer after each event), the raw diffs, checkpoints
+every --book-checkpoint s and after each resync, and a continuity ledger
+(gaps, resyncs, seconds stale) that 'quantify status' shows:
+  quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --book
+
 Base URLs: --ws-url and --rest-url apply to every venue of the run (a replay
 server serves all venues on one port); --venue-url VENUE=WS_URL,REST_URL
 (repeatable; either URL may be empty) overrides them for one venue:
@@ -70,6 +80,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--venue-url", metavar="VENUE=WS,REST", action="append", default=[],
                    help="base URLs of one venue, overriding --ws-url/--rest-url for it "
                         "(repeatable), e.g. binance-usdm=ws://127.0.0.1:9443,http://127.0.0.1:9443")
+    books = p.add_argument_group("order books")
+    books.add_argument("--book", nargs="?", const="all", default=None, metavar="INST,INST",
+                       help="also stream the order books of these instruments (default with no value: "
+                            "every --symbols instrument; $QUANTIFY_BOOKS): depth diffs and bookTicker, a "
+                            "local book kept by Binance's procedure, stored as quotes, diffs, checkpoints "
+                            "and a continuity ledger")
+    books.add_argument("--book-limit", type=int, metavar="N",
+                       help="levels per side of each REST depth snapshot (default 1000; spot up to 5000, "
+                            "weight 50 at 1000; USD-M 5/10/20/50/100/500/1000)")
+    books.add_argument("--book-checkpoint", type=float, metavar="S",
+                       help="exchange seconds between stored book checkpoints (default 10)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this many seconds")
     p.add_argument("--batch-size", type=int, metavar="N", help="append when a symbol has N new trades (default 5000)")
     p.add_argument("--flush-interval", type=float, metavar="S", help="... or after S seconds (default 0.1)")
@@ -91,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         symbols=args.symbols, stream=args.stream, store=store_from_args(args), ws_url=args.ws_url,
         rest_url=args.rest_url, ws_urls=ws_urls or None, rest_urls=rest_urls or None,
         duration=args.duration, batch_size=args.batch_size, flush_interval=args.flush_interval, journal=False if args.no_journal else None,
-        lease_ttl=args.lease_ttl, standby=args.standby or None,
+        lease_ttl=args.lease_ttl, standby=args.standby or None, books=args.book,
+        book_snapshot_limit=args.book_limit, book_checkpoint_seconds=args.book_checkpoint,
     )
     service = IngestService(config, listeners=standard_listeners(open_store(config.store, create=True), config))
 
@@ -108,4 +130,6 @@ def run(args: argparse.Namespace) -> int:
     s = service.status()
     print(f"quantify ingest: stopped; {s.trades_stored} trades stored, {s.reconnects} reconnects, "
           f"{s.backfilled} backfilled, {s.malformed_frames} malformed frames", flush=True)
+    for book in s.books.values():
+        print(f"quantify ingest: {book.summary()}", flush=True)
     return 0

@@ -42,13 +42,23 @@ def by_venue(instruments: Iterable[Instrument]) -> dict[str, list[Instrument]]:
 
 
 def venue_stream_urls(config: IngestConfig, keys: Sequence[str] | None = None) -> list[tuple[Venue, str]]:
-    """``(venue, URL)`` of every connection streaming ``keys`` (default: ``config.symbols``)."""
+    """``(venue, URL)`` of every connection streaming ``keys`` (default: ``config.symbols``).
+
+    The trade streams come first; then, on connections of their own, the
+    order-book streams of those of ``keys`` that are in ``config.books``.
+    """
     instruments = config.instruments if keys is None else tuple(Instrument.parse(k) for k in keys)
     out: list[tuple[Venue, str]] = []
     for name, insts in by_venue(instruments).items():
         v = venue_named(name)
         for url in v.stream_urls(config.ws_base(name), [i.symbol for i in insts], config.stream,
                                  config.streams_per_connection):
+            out.append((v, url))
+    books = {Instrument.parse(b).key for b in config.books}
+    for name, insts in by_venue(i for i in instruments if i.key in books).items():
+        v = venue_named(name)
+        for url in v.book_stream_urls(config.ws_base(name), [i.symbol for i in insts],
+                                      config.streams_per_connection):
             out.append((v, url))
     return out
 

@@ -13,7 +13,9 @@ own connections on its own stream URLs. A connection:
   :meth:`Receiver.recover_journal`);
 - hands the frame to the venue's sans-I/O parser and a trade to its
   instrument's :class:`~quantify.ingest.buffer.SymbolBuffer`, waking the
-  writer when a buffer has ``batch_size`` trades ready;
+  writer when a buffer has ``batch_size`` trades ready; a depth diff or a
+  ``bookTicker`` goes to the run's :class:`~quantify.ingest.books.BookKeeper`
+  (and a lost book connection is noted in its ledger);
 - reconnects at once on ``serverShutdown`` and is rotated before Binance's
   24 h limit, with an overlap (duplicates are dropped by id);
 - counts a frame websockets refused as too big (``max_frame_bytes``) as a
@@ -36,11 +38,13 @@ from websockets.client import backoff, process_exception
 from websockets.frames import CloseCode
 
 from quantify.config import IngestConfig
+from quantify.ingest.books import BookKeeper
 from quantify.ingest.buffer import SymbolBuffer
 from quantify.ingest.endpoints import Endpoints
 from quantify.ingest.feeds import VenueFeed, venue_stream_urls
 from quantify.ingest.journal import Journal, JournalSet, journal_dir
 from quantify.ingest.stats import IngestStats
+from quantify.model.book import BookTicker, DepthDiff
 from quantify.model.instrument import Instrument
 from quantify.model.trades import ServerShutdown, Trade
 
@@ -92,6 +96,9 @@ class Receiver:
         self.journals: JournalSet | None = None
         #: Set when a buffer has ``batch_size`` trades ready (the writer waits on it).
         self.wake: asyncio.Event | None = None
+        #: The run's order books (``config.books``), if any.
+        self.books: BookKeeper | None = BookKeeper(config, feeds, spawn=spawn, owns=owns) if config.books \
+            else None
 
     # -- buffers --------------------------------------------------------------
 
@@ -214,6 +221,8 @@ class Receiver:
         assert wake is not None
         first = not replacement
         board, venue = self.endpoints, feed.name
+        books = self.books
+        book_url = books is not None and "@depth" in url
         if not replacement:  # a rotation's replacement: the URL stays connected meanwhile
             board.connecting(venue, "websocket", url)
 
@@ -237,8 +246,9 @@ class Receiver:
                     # Undecoded: orjson reads UTF-8 bytes itself, and the
                     # journal stores them as they came.
                     frame = await recv(decode=False)
+                    now = time_ns()
                     if journal_write is not None:
-                        journal_write(frame, time_ns())
+                        journal_write(frame, now)
                     stats.frames += 1
                     event = parse(frame)
                     if type(event) is Trade:
@@ -248,6 +258,14 @@ class Receiver:
                             buf.add(event)
                             if len(buf.ready) >= batch_size:
                                 wake.set()
+                    elif type(event) is DepthDiff:
+                        stats.depth_diffs += 1
+                        if books is not None:
+                            books.on_diff(feed, event, now)
+                    elif type(event) is BookTicker:
+                        stats.book_tickers += 1
+                        if books is not None:
+                            books.on_ticker(feed, event, now)
                     elif type(event) is ServerShutdown:
                         stats.server_shutdowns += 1
                         logger.info("serverShutdown from %s: switching connection", url.split("?")[0])
@@ -262,6 +280,8 @@ class Receiver:
                 rotation.cancel()
             if retiring:
                 return
+            if book_url and books is not None:
+                books.on_disconnect(feed, url)
             board.connecting(venue, "websocket", url)
 
     async def _retire_after(self, ws: Any, feed: VenueFeed, url: str, age: float) -> bool:

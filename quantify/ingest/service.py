@@ -62,6 +62,7 @@ from quantify.ingest.stats import IngestStats
 from quantify.ingest.symbols import check_listed_on, raise_first
 from quantify.ingest.tuning import gil_switch_interval, tuned_gc
 from quantify.ingest.writer import Writer
+from quantify.model.book_status import BookStatus
 from quantify.model.instrument import Instrument
 from quantify.model.status import InstrumentStatus, WriterState, WriterStatus
 from quantify.store import Store, open_store
@@ -101,6 +102,8 @@ class IngestService:
             v = venue_named(name)
             v.check_kind(config.stream)
             self.feeds[name] = VenueFeed(v, v.parser(config.max_frame_bytes))
+        for text in config.books:
+            venue_named(Instrument.parse(text).venue).check_depth_limit(config.book_snapshot_limit)
         #: Malformed-frame counts of every venue's parser.
         self.parser = ParserTotals(self.feeds)
         self._rest = RestTotals(self.feeds)
@@ -310,6 +313,8 @@ class IngestService:
         """Ownership of ``key`` went to another worker: stop buffering and writing it."""
         self._receiver.drop(key)
         self._writer.forget(key)
+        if self._receiver.books is not None:
+            self._receiver.books.drop(key)
 
     async def _take_over(self, keys: list[str]) -> None:
         """Start writing ``keys``: resume at the last stored id, backfill the rest."""
@@ -455,8 +460,17 @@ class IngestService:
             instruments=instruments,
             listeners=writer.listener_stats(),
             endpoints=self.endpoints.snapshot(),
+            books=self._book_status(),
             **self._ownership.status_fields(),
         )
+
+    def _book_status(self) -> dict[str, BookStatus]:
+        books = self._receiver.books
+        if books is None:
+            return {}
+        rows = self._writer.book_rows
+        return {key: BookStatus.from_dict({**d, "quotes_stored": rows.get(key, 0)}, key)
+                for key, d in sorted(books.status(time.time_ns()).items())}
 
     def _ws_url(self) -> str:
         """The WebSocket base URL streamed from (the first venue's, if they differ)."""

@@ -19,6 +19,9 @@ class IngestStats:
     frames: int = 0
     trades: int = 0
     stored: int = 0
+    depth_diffs: int = 0
+    book_tickers: int = 0
+    quotes_stored: int = 0
     reconnects: int = 0
     server_shutdowns: int = 0
     rotations: int = 0

@@ -1,4 +1,4 @@
-"""Writing: released trades -> tick frames -> ``Store.append_ticks`` -> batch listeners.
+"""Writing: released trades -> tick frames -> ``Store.append_ticks`` -> batch listeners; books likewise.
 
 Every ArcticDB call of a run goes to one writer thread, so receiving never
 waits for storage. The :class:`Writer`:
@@ -12,6 +12,11 @@ waits for storage. The :class:`Writer`:
   a capped exponential backoff (giving up only at shutdown, leaving the
   trades in the journal);
 - calls the batch listeners in the writer thread after each append;
+- appends what the order books applied (``Store.append_book``: quotes,
+  diffs, checkpoints, ledger) on every flush, and hands the quotes, the
+  ledger and each book's seconds out of sync to the listeners that take
+  them (``book_batch``), on every flush, so that a stale book is seen even
+  when nothing arrives;
 - compacts every ``compact_interval`` and publishes the status every
   ``status_interval``.
 
@@ -34,10 +39,12 @@ import pandas as pd
 
 from quantify.config import IngestConfig
 from quantify.exceptions import QuantifyError
+from quantify.ingest.books import BookBatch
 from quantify.ingest.listeners import BatchListener, listener_stats
 from quantify.ingest.ownership import Ownership
 from quantify.ingest.receiver import Receiver
 from quantify.ingest.stats import IngestStats
+from quantify.model.book_frames import BookFrames, book_frames
 from quantify.model.status import WriterState
 from quantify.model.trades import Trade, trades_to_frame
 from quantify.store import Store
@@ -86,6 +93,8 @@ class Writer:
         self.stored_next = stored_next
         self.last_time: dict[str, int] = {}
         self.rows: dict[str, int] = {}
+        #: Book events (quotes) stored this run, per instrument key.
+        self.book_rows: dict[str, int] = {}
         self.listeners: list[BatchListener] = []
         self.listener_errors = 0
         #: Set to stop (the flush loop ends; a failing append then gives up at the cap).
@@ -206,7 +215,15 @@ class Writer:
                     logger.debug("status not published: %s", exc)
 
     async def flush(self, *, final: bool = False) -> None:
-        """Append every trade the buffers released that may be written now."""
+        """Append every trade the buffers released, and every book update, that may be written now."""
+        released = await self._flush_trades(final)
+        if self.receiver.books is not None:
+            await self._flush_books()
+        if released:  # after the books too: their frames share the journal's segments
+            self.receiver.release_journals(self.stored_next)
+
+    async def _flush_trades(self, final: bool) -> bool:
+        """Append the released trades; True if something was stored (the journal may be released)."""
         self.receiver.flush_journals()
         received_at = time.monotonic()
         pending = self._pending
@@ -216,7 +233,7 @@ class Writer:
                 pending.setdefault(key, []).extend(ready)
         writable = self.ownership.writable(pending)
         if not writable:
-            return
+            return False
         delay = RETRY_INITIAL
         while True:
             try:
@@ -233,7 +250,7 @@ class Writer:
                 if final and delay >= RETRY_MAX:
                     logger.error("store still refuses writes at shutdown; %d trades remain in the journal",
                                  sum(len(t) for t in writable.values()))
-                    return
+                    return False
         if self.state is WriterState.DEGRADED:
             self.set_state(WriterState.RUNNING)
         for key in list(writable):
@@ -245,7 +262,51 @@ class Writer:
             self.stats.stored += len(trades)
         self.stats.appends += 1
         self.stats.store_latency.append(time.monotonic() - received_at)
-        self.receiver.release_journals(self.stored_next)
+        return True
+
+    async def _flush_books(self) -> None:
+        """Append what the books applied (quotes, diffs, checkpoints, ledger), then tell the listeners."""
+        books = self.receiver.books
+        assert books is not None
+        taken = books.take()
+        batch = self.ownership.writable(taken)
+        if len(batch) < len(taken):
+            books.restore({k: v for k, v in taken.items() if k not in batch})
+        received_at = time.monotonic()
+        frames: dict[str, BookFrames] = {}
+        if batch:
+            try:
+                frames = await self.call(self._append_book, batch)
+            except Exception as exc:  # noqa: BLE001 - the store refused: keep everything for the next flush
+                self.stats.store_errors += 1
+                self.set_state(WriterState.DEGRADED)
+                logger.warning("store append of order books failed (%s); retrying", exc)
+                books.restore(batch)
+                return
+            for key, (rows, _) in batch.items():
+                self.book_rows[key] = self.book_rows.get(key, 0) + len(rows)
+                self.stats.quotes_stored += len(rows)
+            self.stats.store_latency.append(time.monotonic() - received_at)
+        listeners = [getattr(li, "book_batch", None) for li in self.listeners]
+        if any(listeners):
+            quotes = {k: f.quotes for k, f in frames.items()}
+            ledger = {k: f.ledger for k, f in frames.items()}
+            stale = books.stale_seconds(time.time_ns())
+            await self.call(self._notify_books, [c for c in listeners if c is not None], quotes, ledger, stale)
+
+    def _append_book(self, batch: Mapping[str, BookBatch]) -> dict[str, BookFrames]:
+        frames = {key: book_frames(rows, events) for key, (rows, events) in batch.items()}
+        self.store.append_book(frames)  # type: ignore[attr-defined]
+        return frames
+
+    def _notify_books(self, calls: list[Callable[..., Any]], quotes: Mapping[str, pd.DataFrame],
+                      ledger: Mapping[str, pd.DataFrame], stale: Mapping[str, float]) -> None:
+        for call in calls:
+            try:
+                call(quotes, ledger, stale)
+            except Exception:  # a listener's bug must not stop ingestion
+                self.listener_errors += 1
+                logger.exception("book listener %r failed", call)
 
     async def _compact(self) -> None:
         for key in list(self.stored_next):

@@ -16,7 +16,7 @@ from quantify.store import open_store
 
 __all__ = ["QuantifyMagics"]
 
-ACTIONS = ("status", "start", "stop", "symbols", "store")
+ACTIONS = ("status", "start", "stop", "symbols", "books", "store")
 
 #: ``%quantify ACTION --help``: the usage line and what the action does.
 ACTION_HELP = {
@@ -29,6 +29,10 @@ ACTION_HELP = {
     "symbols": ("%quantify symbols [add|remove SYM...]",
                 "Show the streamed instruments, or add/remove some (BTCUSDT, binance-usdm:BTCUSDT); "
                 "the stream restarts with the new set."),
+    "books": ("%quantify books [add|remove INST...]",
+              "Show the instruments whose order books are streamed (depth diffs and best bid/offer: "
+              "quotes, book checkpoints, the continuity ledger), or add/remove some (streamed "
+              "instruments only); the stream restarts with the new set."),
     "store": ("%quantify store [URI]", "Show the store, or switch the stream to the store at URI "
               "(lmdb://PATH, s3://HOST:BUCKET?..., mem://)."),
 }
@@ -51,8 +55,9 @@ class QuantifyMagics(Magics):
 
     @magic_arguments()
     @argument("action", nargs="?", default="status", choices=ACTIONS,
-              help="status (default) | start | stop | symbols [add|remove SYM...] | store [URI]")
-    @argument("args", nargs="*", help="for symbols: add|remove SYM...; for store: a store URI")
+              help="status (default) | start | stop | symbols [add|remove SYM...] | "
+                   "books [add|remove INST...] | store [URI]")
+    @argument("args", nargs="*", help="for symbols and books: add|remove INST...; for store: a store URI")
     @argument("--json", action="store_true", help="status as JSON")
     @argument("-h", "--help", action="store_true",
               help="show this help (%%quantify ACTION --help: that action's)")
@@ -66,6 +71,7 @@ class QuantifyMagics(Magics):
             %quantify stop
             %quantify symbols add SOLUSDT
             %quantify symbols remove ETHUSDT
+            %quantify books add BTCUSDT        # its order book too
             %quantify store lmdb:///data/arctic
         """
         # a trailing "# comment" is the reader's, not an argument (IPython passes it on)
@@ -86,6 +92,8 @@ class QuantifyMagics(Magics):
             print(s.stop())
         elif args.action == "symbols":
             self._symbols(args.args)
+        elif args.action == "books":
+            self._books(args.args)
         elif args.action == "store":
             if not args.args:
                 print(f"{s.store_uri} ({s.mode})")
@@ -119,7 +127,35 @@ class QuantifyMagics(Magics):
             new = [x for x in current if x not in syms]
             if not new:
                 raise ValueError("cannot remove every symbol; use %quantify stop")
+            books = tuple(b for b in s.config.books if b in new)
+            if books != s.config.books:
+                print(s.reconfigure(symbols=tuple(new), books=books))
+                return
         print(s.reconfigure(symbols=tuple(new)))
+
+    def _books(self, words: list[str]) -> None:
+        s = self.session
+        if not words:
+            print(", ".join(s.config.books) or "no order books streamed (%quantify books add BTCUSDT)")
+            return
+        verb, names = words[0].lower(), words[1:]
+        if verb not in ("add", "remove") or not names:
+            raise ValueError("usage: %quantify books [add|remove INST...]")
+        insts = parse_symbols(names)
+        current = list(s.config.books)
+        if verb == "add":
+            missing = [x for x in insts if x not in s.config.symbols]
+            if missing:
+                raise ValueError(f"not streaming {', '.join(missing)}: %quantify symbols add {' '.join(missing)} "
+                                 "first")
+            new = current + [x for x in insts if x not in current]
+        else:
+            absent = [x for x in insts if x not in current]
+            if absent:
+                raise ValueError(f"no order book of {', '.join(absent)} is streamed "
+                                 f"(books: {', '.join(current) or 'none'})")
+            new = [x for x in current if x not in insts]
+        print(s.reconfigure(books=tuple(new)))
 
 
 def complete_quantify(session: KernelSession, text: str, line: str) -> list[str]:

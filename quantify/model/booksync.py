@@ -115,7 +115,9 @@ class Applied(NamedTuple):
 class LedgerEvent(NamedTuple):
     """One event of the continuity ledger.
 
-    ``kind``: ``start`` (first sync), ``gap``, ``resync`` (back in sync;
+    ``kind``: ``start`` (first sync), ``resume`` (from a stored book), ``gap``,
+    ``range``/``refresh`` (the price left the known range; a snapshot widened it),
+    ``resync`` (back in sync;
     ``stale_seconds`` since the gap), ``stale_snapshot`` (a snapshot older than
     the stream, fetched again), ``crossed``, ``mismatch`` (the venue's
     ``bookTicker`` disagreed), ``disconnect``. ``time_ms`` is the exchange
@@ -232,6 +234,10 @@ class BookSync:
         out, self._events = self._events, []
         return out
 
+    def restore_events(self, events: list[LedgerEvent]) -> None:
+        """Put back ledger events taken but not stored (before those logged since)."""
+        self._events[:0] = events
+
     def _log(self, time_ms: int, kind: str, expected: int = -1, got: int = -1, stale: float = 0.0,
              detail: str = "") -> None:
         self._events.append(LedgerEvent(time_ms, kind, expected, got, stale, detail))
@@ -306,6 +312,21 @@ class BookSync:
             bbo = self._recent.get(u)
             if bbo is not None and self.live:
                 self._check(ticker, bbo, ticker.event_time, recv_ns)
+
+    def resume(self, book: OrderBook, time_ms: int) -> None:
+        """Carry on from a stored book (a restarted writer): live at its update id.
+
+        Events that continue it (a killed predecessor's journal) are applied;
+        the first live event after the downtime shows a gap and resyncs.
+        """
+        self.book = book
+        self.state = SyncState.LIVE
+        self.wants_snapshot = False
+        self._synced_once = True
+        self._stale_since_ns = None
+        self._last_checkpoint_ms = time_ms
+        self._last_time_ms = time_ms
+        self._log(time_ms, "resume", book.update_id, book.update_id, detail="resumed from the stored book")
 
     def on_disconnect(self, time_ms: int) -> None:
         """Note a lost connection (a gap, if any, shows in the ids of the next events)."""

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from quantify.model.book_status import BookStatus
 from quantify.model.endpoints import EndpointState, EndpointStatus
 
 __all__ = ["InstrumentStatus", "StoreStatus", "WriterState", "WriterStatus", "is_replay_url"]
@@ -289,6 +290,8 @@ class WriterStatus:
     listeners: dict[str, Any] = field(default_factory=dict)
     #: Each WebSocket connection's and REST API's state (``connecting``, ``connected``, ``unreachable``).
     endpoints: tuple[EndpointStatus, ...] = ()
+    #: The order books this writer keeps, by instrument key.
+    books: dict[str, BookStatus] = field(default_factory=dict)
     alive: bool | None = None
 
     @property
@@ -327,6 +330,8 @@ class WriterStatus:
             out[name] = getattr(self, name)
         out["symbols"] = {key: inst.to_dict() for key, inst in self.instruments.items()}
         out["endpoints"] = [e.to_dict() for e in self.endpoints]
+        if self.books:
+            out["books"] = {key: b.to_dict() for key, b in self.books.items()}
         if self.owner is not None:
             out.update(owner=self.owner, lease_ttl=self.lease_ttl, owned=sorted(self.owned),
                        skipped=dict(sorted(self.skipped.items())), lease_errors=self.lease_errors)
@@ -362,6 +367,8 @@ class WriterStatus:
             listeners=dict(listeners), **ints,
             endpoints=tuple(EndpointStatus.from_dict(e) for e in d.get("endpoints") or ()
                             if isinstance(e, Mapping)),
+            books={str(k): BookStatus.from_dict(v, str(k)) for k, v in (d.get("books") or {}).items()
+                   if isinstance(v, Mapping)},
         )
 
     def counters(self) -> dict[str, Any]:
@@ -385,6 +392,7 @@ class WriterStatus:
                 f"  {key:<10} last id {inst.last_id} · +{inst.rows_this_run:,} rows · "
                 f"gaps {inst.gaps_found} found, {inst.gaps_filled} filled, {inst.gaps_open} open"
             )
+        lines += [f"  {b.summary()}" for b in self.books.values()]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -530,6 +538,9 @@ class StoreStatus:
             )
         if not self.instruments:
             lines.append("(no symbols yet)")
+        if w is not None and w.books:
+            lines += ["", "order books (continuity this run)"]
+            lines += [f"  {b.summary()}" for b in w.books.values()]
         return "\n".join(lines)
 
     def _summary_shared(self, lines: list[str]) -> str:

@@ -195,6 +195,17 @@ class Venue(abc.ABC):
         ``min(per_connection, max_streams_per_connection)`` streams each.
         """
 
+    def book_stream_urls(self, ws_base: str | None, symbols: Sequence[str], per_connection: int) -> list[str]:
+        """WebSocket URLs carrying the order-book streams (depth diffs and best bid/offer) of ``symbols``.
+
+        A symbol's streams share one connection, so their relative order is the venue's.
+        """
+        raise ValueError(f"{self.name} streams no order books")
+
+    def check_depth_limit(self, limit: int) -> int:
+        """``limit`` if the venue's REST depth snapshot takes it; else ``ValueError`` naming the ones it does."""
+        raise ValueError(f"{self.name} serves no depth snapshots")
+
     @abc.abstractmethod
     def parser(self, max_frame_bytes: int) -> FrameParserLike:
         """A new sans-I/O frame parser (frames above ``max_frame_bytes`` rejected)."""

@@ -94,6 +94,30 @@ class BinanceVenue(Venue):
         size = min(per_connection, self.max_streams_per_connection)
         return [f"{prefix}?streams={'/'.join(names[i:i + size])}" for i in range(0, len(names), size)]
 
+    def book_stream_urls(self, ws_base: str | None, symbols: Sequence[str], per_connection: int) -> list[str]:
+        """``<symbol>@<depth kind>`` and ``<symbol>@bookTicker`` per symbol, both on one connection.
+
+        The depth kind is the venue's first (spot ``depth@100ms``, USD-M
+        ``depth@0ms``); ``bookTicker`` carries the update id of the depth
+        event that contains it and arrives before it, on the same connection.
+        """
+        if per_connection < 2:
+            raise ValueError(f"per_connection must be at least 2 for order books, got {per_connection!r}")
+        depth, ticker = self.book_kinds[0], "bookTicker"
+        prefix = self.stream_url_prefix(ws_base, depth)
+        if prefix != self.stream_url_prefix(ws_base, ticker):
+            raise ValueError(f"{self.name}: {depth} and {ticker} are routed apart")
+        per_symbol = min(per_connection, self.max_streams_per_connection) // 2
+        out = []
+        for i in range(0, len(symbols), per_symbol):
+            names = [f"{s.lower()}@{k}" for s in symbols[i:i + per_symbol] for k in (depth, ticker)]
+            out.append(f"{prefix}?streams={'/'.join(names)}")
+        return out
+
+    def check_depth_limit(self, limit: int) -> int:
+        self.api.depth_weight(limit)  # raises for a limit the endpoint refuses
+        return limit
+
     def parser(self, max_frame_bytes: int) -> FrameParser:
         return FrameParser(max_frame_bytes)
 
