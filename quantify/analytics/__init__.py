@@ -25,13 +25,13 @@ from quantify.analytics.kalman import (
     KalmanResult,
     kalman_hedge,
 )
-from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
 from quantify.analytics.meanrev import (
     HalfLifeResult,
     HurstResult,
     half_life,
     hurst,
 )
+from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
 from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
 from quantify.analytics.rolling import (
     HedgeRatioResult,

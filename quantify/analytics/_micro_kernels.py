@@ -116,11 +116,18 @@ def asof_indexer(
                 idx[i] = -1
     else:
         idx = ranks(left, right, not exact) - 1
-        fwd = ranks(left, right, exact)
-        for i in range(left.shape[0]):
-            f = fwd[i]
-            if f < m and (idx[i] < 0 or (right[f] - left[i]) < (left[i] - right[idx[i]])):
-                idx[i] = f
+        if exact:  # the first key >= t follows the last <= t unless that one equals t (then it wins)
+            for i in range(left.shape[0]):
+                b = idx[i]
+                f = b + 1
+                if f < m and (b < 0 or (right[b] != left[i] and (right[f] - left[i]) < (left[i] - right[b]))):
+                    idx[i] = f
+        else:
+            fwd = ranks(left, right, False)
+            for i in range(left.shape[0]):
+                f = fwd[i]
+                if f < m and (idx[i] < 0 or (right[f] - left[i]) < (left[i] - right[idx[i]])):
+                    idx[i] = f
     if has_tol:
         for i in range(left.shape[0]):
             j = idx[i]
@@ -136,9 +143,13 @@ def asof_indexer(
 @numba.njit(cache=True)
 def first_decrease(keys: np.ndarray) -> int:
     """The first row whose key is below the previous one, or -1 when sorted."""
-    for i in range(1, keys.shape[0]):
-        if keys[i] < keys[i - 1]:
-            return i
+    down = False
+    for i in range(1, keys.shape[0]):  # no early exit: the loop vectorises
+        down |= keys[i] < keys[i - 1]
+    if down:
+        for i in range(1, keys.shape[0]):
+            if keys[i] < keys[i - 1]:
+                return i
     return -1
 
 
@@ -148,6 +159,16 @@ def take_int(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     out = np.empty(idx.shape[0], dtype=values.dtype)
     for i in range(idx.shape[0]):
         out[i] = values[idx[i]]
+    return out
+
+
+@numba.njit(cache=True)
+def take_int_as_float(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``values[idx]`` as float64, NaN where ``idx`` is -1 (pandas' upcast of a missing int)."""
+    out = np.empty(idx.shape[0], dtype=np.float64)
+    for i in range(idx.shape[0]):
+        j = idx[i]
+        out[i] = values[j] if j >= 0 else np.nan
     return out
 
 

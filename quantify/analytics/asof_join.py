@@ -8,6 +8,7 @@ options it supports.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
@@ -69,8 +70,8 @@ def _tolerance(tolerance: Any, kind: str) -> float | None:
     if tolerance is None:
         return None
     if kind.startswith("datetime"):
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (pd.Timedelta, np.timedelta64, str)) \
-                and not hasattr(tolerance, "total_seconds"):
+        spans = (pd.Timedelta, np.timedelta64, str, _dt.timedelta)
+        if isinstance(tolerance, bool) or not isinstance(tolerance, spans):
             raise TypeError(f"asof: tolerance must be a Timedelta on datetime keys, got {tolerance!r}")
         try:
             td = pd.Timedelta(tolerance)
@@ -95,9 +96,10 @@ def _take(values: Any, idx: np.ndarray, missing: bool) -> Any:
     """One right column at the matched rows, with pandas' fill (NaN/NaT, ints to float)."""
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         return _micro_kernels.take_float(np.ascontiguousarray(values), idx)
+    if isinstance(values, np.ndarray) and values.dtype == np.int64:
+        v = np.ascontiguousarray(values)
+        return _micro_kernels.take_int_as_float(v, idx) if missing else _micro_kernels.take_int(v, idx)
     if not missing:
-        if isinstance(values, np.ndarray) and values.dtype == np.int64:
-            return _micro_kernels.take_int(np.ascontiguousarray(values), idx)
         return values.take(idx)
     return pd.api.extensions.take(values, idx, allow_fill=True)
 

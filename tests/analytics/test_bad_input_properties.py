@@ -42,6 +42,27 @@ def _candles(close: pd.Series) -> pd.DataFrame:
                          "volume": 1.0, "quote_volume": c}, index=close.index)
 
 
+def _quotes(prices: pd.Series) -> pd.DataFrame:
+    p = prices.to_numpy()
+    return pd.DataFrame({"bid_price": p, "bid_qty": 1.0, "ask_price": p * 1.0001, "ask_qty": 2.0},
+                        index=prices.index)
+
+
+def _book(prices: pd.Series) -> pd.DataFrame:
+    p = prices.to_numpy()
+    return pd.DataFrame({"bid_price_1": p, "bid_qty_1": 1.0, "ask_price_1": p * 1.0001, "ask_qty_1": 2.0,
+                         "bid_price_2": p * 0.999, "bid_qty_2": 3.0, "ask_price_2": p * 1.001,
+                         "ask_qty_2": 4.0}, index=prices.index)
+
+
+GOOD_QUOTES = _quotes(GOOD_X)
+GOOD_TICKS = _ticks(GOOD_X).assign(is_buyer_maker=np.arange(N) % 3 == 0)
+
+
+def _frame(d: Any, make: Callable[[pd.Series], pd.DataFrame]) -> Any:
+    return make(d) if isinstance(d, pd.Series) else d
+
+
 # How to call each public function with one bad data argument ``d`` (a Series
 # on a datetime index, or a non-Series for the type cases) and good others.
 CALLS: dict[str, Callable[[Any], Any]] = {
@@ -68,9 +89,22 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "resample": lambda d: qa.resample(_ticks(d) if isinstance(d, pd.Series) else d, "5min"),
     "merge_candles": lambda d: qa.merge_candles(_candles(d) if isinstance(d, pd.Series) else d, "5min"),
     "timeframe_to_offset": lambda d: qa.timeframe_to_offset(d),
+    "asof": lambda d: qa.asof(GOOD_TICKS, _frame(d, _quotes)),
+    "mid": lambda d: qa.mid(_frame(d, _quotes)),
+    "quoted_spread": lambda d: qa.quoted_spread(_frame(d, _quotes), unit="bps"),
+    "microprice": lambda d: qa.microprice(_frame(d, _quotes)),
+    "imbalance": lambda d: qa.imbalance(_frame(d, _book), 2, decay_bps=5.0),
+    "depth_within": lambda d: qa.depth_within(_frame(d, _book), 20.0),
+    "ofi": lambda d: qa.ofi(_frame(d, _quotes), "5min"),
+    "trade_sign": lambda d: qa.trade_sign(_frame(d, _ticks), GOOD_QUOTES, method="lee_ready"),
+    "effective_spread": lambda d: qa.effective_spread(GOOD_TICKS, _frame(d, _quotes)),
+    "realized_spread": lambda d: qa.realized_spread(_frame(d, _ticks), GOOD_QUOTES, ["1min", "5min"]),
+    "markouts": lambda d: qa.markouts(_frame(d, _ticks), GOOD_QUOTES, "2min", sign="tick"),
+    "kyle_lambda": lambda d: qa.kyle_lambda(_frame(d, _ticks), GOOD_QUOTES, "5min", sign="tick"),
+    "vpin": lambda d: qa.vpin(_frame(d, _ticks), 5.0, 3, bar="1min"),
 }
 NOT_CALLABLE = {
-    "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "TIMEFRAMES", "Result",
+    "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
     *(name for name in qa.__all__ if name.endswith("Result")),
 }
 

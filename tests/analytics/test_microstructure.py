@@ -7,6 +7,7 @@ at the bid, a buy at the ask) until recorded quotes ship with the package;
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -122,7 +123,7 @@ def slow_depth(book: pd.DataFrame, bps: float, levels: int) -> tuple[list[float]
 def slow_ofi(q: pd.DataFrame) -> list[float]:
     rows = list(q[["bid_price", "bid_qty", "ask_price", "ask_qty"]].itertuples(index=False))
     out = [math.nan]
-    for (b0, bq0, a0, aq0), (b, bq, a, aq) in zip(rows, rows[1:]):
+    for (b0, bq0, a0, aq0), (b, bq, a, aq) in itertools.pairwise(rows):
         if any(math.isnan(v) for v in (b0, bq0, a0, aq0, b, bq, a, aq)):
             out.append(math.nan)
             continue
