@@ -24,12 +24,11 @@ import pytest
 
 import quantify as qf
 from quantify import alerts as qa
-from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot, OrderBook
+from quantify.model.book import DepthDiff, DepthSnapshot, OrderBook
 from quantify.model.book_frames import ledger_to_frame, quotes_to_frame
 from quantify.model.booksync import BookSync
-from quantify.venues.binance.parse import FrameParser
-from quantify.venues.binance.recordings import read_frames
 from quantify.widgets._alert_form import RuleForm
+from tests.book_helpers import events
 
 DATA = Path(qf.__file__).resolve().parent / "data"
 FILES = [DATA / "spot-2024-btcusdt_20240808.book.gz", DATA / "spot-2024-btcusdt_20240809.book.gz"]
@@ -47,19 +46,11 @@ class Flush(NamedTuple):
     stale_seconds: float
 
 
-def recorded_events():
-    parser = FrameParser()
-    for path in FILES:
-        for recv, frame in read_frames(path):
-            ev = parser.parse(frame)
-            if type(ev) in (DepthDiff, DepthSnapshot, BookTicker):
-                yield recv, ev
-
-
 def writer_flushes(stream, drops, flush_ns) -> list[Flush]:
     """Run the book as the writer does and cut its output into flushes every ``flush_ns`` of receipt time.
 
-    A full reference book (the recording's snapshot and every diff after it)
+    A full reference book (the recording's snapshot and every diff after it,
+    advanced along the stream, as ``tests.book_helpers.Truth`` builds it)
     answers the snapshots: a gap's answer is the book at the event that
     revealed it, handed over ``drops[...]`` events later; a range refresh
     (the price left the snapshot's 1,000 levels) is answered at once.
@@ -113,7 +104,7 @@ def writer_flushes(stream, drops, flush_ns) -> list[Flush]:
 @pytest.fixture(scope="module")
 def flushes() -> list[Flush]:
     """The writer's flushes of the one book (quotes, ledger events, stale seconds)."""
-    return writer_flushes(list(recorded_events()), DROPS, FLUSH_NS)
+    return writer_flushes(events(FILES), DROPS, FLUSH_NS)
 
 
 @pytest.fixture(scope="module")
