@@ -34,7 +34,12 @@ QUOTE_KINDS = ("spread-above", "imbalance-beyond")
 
 @dataclass(frozen=True)
 class Fired:
-    """One firing, before it is stored."""
+    """One firing, before it is stored.
+
+    ``trade_id`` is the triggering trade's id; for the book kinds, the
+    quote's update id ``u`` (or, ``book-stale``, the update id that revealed
+    the gap), so that the key is unique per firing all the same.
+    """
 
     t: int
     rule_id: str
