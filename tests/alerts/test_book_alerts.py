@@ -27,7 +27,8 @@ from quantify import alerts as qa
 from quantify.model.book import DepthDiff, DepthSnapshot, OrderBook
 from quantify.model.book_frames import ledger_to_frame, quotes_to_frame
 from quantify.model.booksync import BookSync
-from quantify.widgets._alert_form import RuleForm
+from quantify.widgets._alert_form import EditBar, RuleForm
+from quantify.widgets._alert_view import describe
 from tests.book_helpers import events
 
 DATA = Path(qf.__file__).resolve().parent / "data"
@@ -332,3 +333,19 @@ def test_alert_panel_form_offers_the_book_kinds():
     assert form.rule().threshold == 5.0
     form.kind.value = "stale"  # the trade kind's label comes back
     assert "Silent for" in form.field_boxes["seconds"].children[0].value
+
+
+def test_alert_panel_lists_and_edits_book_rules():
+    spread = qa.spread_above(INST, 2, margin=0.5)
+    imb = qa.imbalance_beyond(INST, -0.8, op="below")
+    stale = qa.book_stale(INST, 90)
+    assert [describe(r) for r in (spread, imb, stale)] == [
+        "spread > 2 bps (re-arm ±0.5)", "imbalance < -0.8", "book out of sync for 90s"]
+    bar = EditBar()
+    bar.show(spread)
+    assert bar.threshold.value == "2" and "Spread bps" in bar.threshold_box.children[0].value
+    bar.threshold.value = "3.5"
+    assert spread.replace(**bar.changes(spread)).params["bps"] == 3.5
+    bar.show(stale)
+    assert "Out of sync for" in bar.threshold_box.children[0].value
+    assert stale.replace(**bar.changes(stale)).params["seconds"] == 90.0
