@@ -126,9 +126,9 @@ class AlertEngine:
             "checkpoints": 0, "book_batches": 0, "quotes": 0,
         }
         self._history = MarketHistory(store)
-        self.books = BookEpisodes()  # each book's last evaluated quote and open episode out of sync
-        # state, pos, books and _stats are shared with the evaluator: updated in place, never rebound
-        self._evaluator = RuleEvaluator(self._history, self.state, self.pos, self._stats, self.books)
+        self.book_episodes = BookEpisodes()  # each book's last evaluated quote and open episode out of sync
+        # state, pos, book_episodes and _stats are shared with the evaluator: updated in place, never rebound
+        self._evaluator = RuleEvaluator(self._history, self.state, self.pos, self._stats, self.book_episodes)
 
     def __repr__(self) -> str:
         return f"<quantify.alerts.AlertEngine {len(self.rules)} rule(s) on {self.store.uri}>"
@@ -160,7 +160,7 @@ class AlertEngine:
             self.pos.update({s: (int(i), int(t)) for s, (i, t) in cp["pos"].items()})
             self.state.clear()
             self.state.update({k: dict(v) for k, v in cp["state"].items()})
-            self.books.load(cp.get("books", {}))
+            self.book_episodes.load(cp.get("books", {}))
             for _, row in self.book._history_after(int(cp["next_alert_id"]) - 1).iterrows():
                 key = (row["rule_id"], row["trigger_symbol"], int(row["trade_id"]))
                 self._seen.add(key)
@@ -296,12 +296,12 @@ class AlertEngine:
         ev = self._evaluator
         fired: list[Fired] = []
         for inst, frame in quotes.items():
-            new = self.books.new_quotes(inst, frame)
+            new = self.book_episodes.new_quotes(inst, frame)
             if not len(new):
                 continue
             fired += ev.quotes(inst, new)
             ids = new["update_id"].to_numpy()
-            self.books.pos[inst] = (int(ids[-1]), int(new.index.asi8[-1]))
+            self.book_episodes.pos[inst] = (int(ids[-1]), int(new.index.asi8[-1]))
             self._stats["quotes"] += len(new)
         fired += ev.book_stale(ledger, stale_seconds)
         self._stats["book_batches"] += 1
@@ -376,7 +376,7 @@ class AlertEngine:
     def _checkpoint(self) -> None:
         state = {
             "version": 1, "pos": dict(self.pos), "next_alert_id": self._next_alert_id,
-            "books": self.books.to_state(),
+            "books": self.book_episodes.to_state(),
             "state": {rid: {k: v for k, v in st.items() if k != "new"} for rid, st in self.state.items()},
             "saved_at": time.time(), "stats": self.stats(),
         }
