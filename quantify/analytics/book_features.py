@@ -179,8 +179,8 @@ def microprice(quotes: pd.DataFrame) -> pd.Series:
     leans towards the side with less size, where the next price move is
     likelier. Stoikov (2018), "The micro-price: a high-frequency estimator of
     future prices", *Quantitative Finance* 18(12), defines the micro-price as
-    the limit of expected future mids; this weighted mid is its usual
-    first-order approximation (his eq. 2.1), not the full Markov-chain
+    the limit of expected future mids; this weighted mid is the usual
+    first-order approximation he starts from, not his Markov-chain
     estimator.
     """
     q = frame_columns(quotes, "microprice", QUOTE_COLUMNS)
@@ -221,7 +221,7 @@ def imbalance(book: pd.DataFrame, levels: int = 1, *, decay_bps: float | None = 
     :math:`I_t = (B_t - A_t)/(B_t + A_t)` with :math:`B_t = \\sum_{i \\le k}
     w_i q^b_{i,t}` and :math:`A_t` likewise. Level 1 is the imbalance of
     Cartea, Jaimungal & Penalva (*Algorithmic and High-Frequency Trading*,
-    2015, §4.2) and of Stoikov (2018); over several levels it is the depth
+    2015) and of Stoikov (2018); over several levels it is the depth
     imbalance of Cao, Hansch & Wang (2009), "The information content of an
     open limit-order book", *J. Futures Markets* 29(1). A row with an
     unknown level within the first ``k`` is NaN, never a partial sum: a
@@ -328,7 +328,7 @@ def ofi(quotes: pd.DataFrame, freq: str | pd.Timedelta | None = None) -> pd.Seri
     Notes
     -----
     Cont, Kukanov & Stoikov (2014), "The price impact of order book events",
-    *J. Financial Econometrics* 12(1), eq. (2):
+    *J. Financial Econometrics* 12(1), section 2:
 
     .. math::
         e_n = 1\\{b_n \\ge b_{n-1}\\} q^b_n - 1\\{b_n \\le b_{n-1}\\} q^b_{n-1}

@@ -106,8 +106,8 @@ def kyle_lambda(
     -----
     Kyle (1985), "Continuous auctions and insider trading", *Econometrica*
     53(6): the market maker moves the price by :math:`\\lambda` per unit of
-    net order flow. Estimated as in Hasbrouck (2009), *J. Finance* 64(3),
-    and Goyenko, Holden & Trzcinka (2009), *J. Financial Economics* 92(2):
+    net order flow. Estimated as in Goyenko, Holden & Trzcinka (2009), "Do
+    liquidity measures measure liquidity?", *J. Financial Economics* 92(2):
     per interval :math:`k = [\\tau_k, \\tau_{k+1})`,
     :math:`\\Delta m_k = \\alpha + \\lambda\\, SV_k + \\varepsilon_k` by OLS,
     :math:`SV_k = \\sum_{t_i \\in k} s_i q_i` and :math:`\\Delta m_k =
@@ -238,7 +238,7 @@ def vpin(
     Notes
     -----
     Easley, López de Prado & O'Hara (2012), "Flow toxicity and liquidity in
-    a high-frequency world", *Rev. Financial Studies* 25(5), eqs. (9)-(11).
+    a high-frequency world", *Rev. Financial Studies* 25(5).
     Bulk-volume classification of bar :math:`i` (volume :math:`V_i`, close
     :math:`P_i`): :math:`V^B_i = V_i\\,\\Phi((P_i - P_{i-1})/\\sigma_{\\Delta P})`,
     :math:`V^S_i = V_i - V^B_i`, :math:`\\sigma_{\\Delta P}` the sample

@@ -44,6 +44,9 @@ def trade_columns(trades: Any, func: str, *, maker: bool = True) -> dict[str, np
                          "drop the bad rows first")
     if not isinstance(trades.index, pd.DatetimeIndex):
         raise TypeError(f"{func}: trades need a DatetimeIndex (trade time), got {type(trades.index).__name__}")
+    if not trades.index.is_monotonic_increasing:
+        raise ValueError(f"{func}: trades must be in time order (a non-decreasing index); "
+                         "sort them first (e.g. .sort_index(kind='stable'))")
     if maker:
         if "is_buyer_maker" not in trades.columns:
             raise ValueError(f"{func}: trades lack column 'is_buyer_maker' for sign='maker'; "
@@ -206,7 +209,7 @@ def effective_spread(
     \\cdot 10^4` (bps), :math:`m_i` the mid prevailing before trade :math:`i`
     and :math:`s_i = \\pm 1` its side: Huang & Stoll (1996), "Dealer versus
     auction markets", *J. Financial Economics* 41(3); Bessembinder (2003),
-    *J. Financial and Quantitative Analysis* 38(4).
+    "Issues in assessing trade execution costs", *J. Financial Markets* 6(3).
     """
     func = "effective_spread"
     u = check_unit(unit)
@@ -326,7 +329,7 @@ def markouts(
     later (its counterparty, the maker, lost as much); positive markouts are
     informed or toxic flow. The averages skip NaN; the weighted mean weights
     by ``qty``. This is the practitioners' mark-out (e.g. Cartea, Jaimungal &
-    Penalva 2015, §4.3); :func:`realized_spread` is the same future mid seen
+    Penalva 2015); :func:`realized_spread` is the same future mid seen
     from the liquidity provider, relative to the prevailing mid.
     """
     func = "markouts"

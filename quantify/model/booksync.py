@@ -205,10 +205,14 @@ class BookSync:
         self._checkpoint_due = False
         self._last_checkpoint_ms = -1
         self._last_time_ms = -1
+        #: Exchange time of the last diff received (applied or not).
+        self._seen_ms = -1
         self._pending: dict[int, BookTicker] = {}
         self._recent: dict[int, BBO] = {}
         self._recent_ids: deque[int] = deque()
         self._synced_once = False
+        #: The book is a snapshot no event has continued yet (the next one must fit it).
+        self._fresh = False
         #: Events applied since a range refresh was asked for (None: no refresh under way).
         self._refresh: deque[DepthDiff] | None = None
 
@@ -263,12 +267,18 @@ class BookSync:
 
     def on_diff(self, diff: DepthDiff, recv_ns: int) -> list[Applied]:
         """Take one diff event; return the events applied to the book now (maybe none)."""
+        self._seen_ms = diff.event_time
         if self.state is SyncState.LIVE:
             prev = self.book.update_id
-            if diff.last_id <= prev:
+            if diff.last_id < prev or (diff.last_id == prev and not (self._fresh and self._usdm)):
                 self.ledger.duplicates += 1
                 return []
-            if (diff.prev_id == prev) if self._usdm else (diff.first_id <= prev + 1):
+            if self._fresh:  # the first event after a snapshot that held the whole buffer
+                fits = self._fits(diff, prev)
+                self._fresh = False
+            else:
+                fits = (diff.prev_id == prev) if self._usdm else (diff.first_id <= prev + 1)
+            if fits:
                 out: list[Applied] = []
                 self._apply(diff, recv_ns, out)
                 return out
@@ -347,33 +357,20 @@ class BookSync:
             while buf and buf[0][0].last_id <= last:
                 buf.popleft()
         if not buf:
-            return []  # the snapshot is ahead of the stream: wait for the event that continues it
+            # The snapshot holds everything buffered: it is the book at its id. The event that
+            # continues it must fit as the first buffered one would (checked in on_diff).
+            self._overlay(snap, first_time_ms=self._seen_ms, first_id=last + 1, recv_ns=recv_ns)
+            self._fresh = True
+            return []
         first = buf[0][0]
-        if self._usdm:
-            fits = first.first_id <= last <= first.last_id or first.prev_id == last
-        else:
-            fits = first.first_id <= last + 1
-        if not fits:
+        if not self._fits(first, last):
             self.ledger.stale_snapshots += 1
             self._log(first.event_time, "stale_snapshot", last + 1, first.first_id,
                       detail=f"snapshot lastUpdateId {last} is older than the stream; fetching again")
             self._snapshot = None
             self.wants_snapshot = True
             return []
-        self._snapshot = None
-        self.book.reset(snap)
-        stale = self.stale_seconds_now(recv_ns) if self._stale_since_ns is not None else 0.0
-        kind = "resync" if self._synced_once else "start"
-        if self._synced_once:
-            self.ledger.resyncs += 1
-            self.ledger.stale_seconds += stale
-        self._synced_once = True
-        self._log(first.event_time, kind, last, first.first_id, stale)
-        self.state = SyncState.LIVE
-        self._stale_since_ns = None
-        self._checkpoint_due = True
-        self._recent.clear()
-        self._recent_ids.clear()
+        self._overlay(snap, first_time_ms=first.event_time, first_id=first.first_id, recv_ns=recv_ns)
         out: list[Applied] = []
         pending = list(buf)
         buf.clear()
@@ -387,6 +384,30 @@ class BookSync:
                 buf.extend(pending[i + 1:])
                 break
         return out
+
+    def _fits(self, first: DepthDiff, last: int) -> bool:
+        """Whether ``first`` is the event that continues a snapshot as of ``last``."""
+        if self._usdm:
+            return first.first_id <= last <= first.last_id or first.prev_id == last
+        return first.first_id <= last + 1
+
+    def _overlay(self, snap: DepthSnapshot, *, first_time_ms: int, first_id: int, recv_ns: int) -> None:
+        """Make ``snap`` the book: live from its id, the resync (or start) logged."""
+        self._snapshot = None
+        self.book.reset(snap)
+        stale = self.stale_seconds_now(recv_ns) if self._stale_since_ns is not None else 0.0
+        kind = "resync" if self._synced_once else "start"
+        if self._synced_once:
+            self.ledger.resyncs += 1
+            self.ledger.stale_seconds += stale
+        self._synced_once = True
+        self._log(first_time_ms, kind, snap.last_update_id, first_id, stale)
+        self.state = SyncState.LIVE
+        self._stale_since_ns = None
+        self._checkpoint_due = True
+        self._fresh = False
+        self._recent.clear()
+        self._recent_ids.clear()
 
     def _apply(self, diff: DepthDiff, recv_ns: int, out: list[Applied]) -> None:
         book = self.book

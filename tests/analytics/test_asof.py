@@ -36,6 +36,7 @@ def _frames(rng: np.random.Generator, n: int, m: int, span: int, dup: bool) -> t
                           "update_id": np.arange(m, dtype=np.int64), "flag": rng.random(m) < 0.5,
                           "price": rng.random(m)},
                          index=pd.DatetimeIndex(T0 + pd.to_timedelta(rt, "ms"), name="time"))
+    right.loc[right.index[::7], "bid_price"] = np.nan  # NaN values (never keys) are carried as they are
     return left, right
 
 
@@ -68,6 +69,9 @@ def test_equals_merge_asof_on_a_column_and_on_numbers(direction: str, exact: boo
     left, right = left.drop(columns="time"), right.drop(columns="time")
     got = asof(left, right, on="t", tolerance=5, **kw)
     pd.testing.assert_frame_equal(got, _reference(left, right, on="t", tolerance=5, **kw))
+    left["t"], right["t"] = left["t"] / 7.0, right["t"] / 7.0  # float keys
+    got = asof(left, right, on="t", tolerance=0.5, **kw)
+    pd.testing.assert_frame_equal(got, _reference(left, right, on="t", tolerance=0.5, **kw))
 
 
 def _real_quotes(ticks: pd.DataFrame) -> pd.DataFrame:
@@ -130,3 +134,13 @@ def test_keys_of_different_kinds_or_zones_are_refused() -> None:
     nat.index = pd.DatetimeIndex([pd.NaT, *nat.index[1:]], name="time")
     with pytest.raises(ValueError, match="NaT"):
         asof(left, nat)
+
+
+@pytest.mark.slow  # ~25 s: a million rows a side, every option; the random frames above are the bounded form
+@pytest.mark.parametrize("direction", ["backward", "forward", "nearest"])
+def test_equals_merge_asof_on_a_million_rows(direction: str) -> None:
+    left, right = _frames(np.random.default_rng(11), 1_000_000, 1_000_000, 3_600_000, dup=True)
+    for exact in (True, False):
+        for tol in (None, pd.Timedelta("2ms")):
+            kw = {"direction": direction, "allow_exact_matches": exact, "tolerance": tol}
+            pd.testing.assert_frame_equal(asof(left, right, **kw), _reference(left, right, **kw))

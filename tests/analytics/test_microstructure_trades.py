@@ -18,9 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-import quantify as qf
 from quantify.analytics import effective_spread, kyle_lambda, markouts, realized_spread, trade_sign, vpin
-from tests.analytics.test_microstructure import random_quotes, real_quotes
+from tests.analytics.test_microstructure import random_quotes, real_quotes, recorded_ticks
 
 T0 = pd.Timestamp("2024-08-08 23:54", tz="UTC")
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
@@ -33,7 +32,7 @@ def random_trades(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 
 def real_trades(instrument: str = "BTCUSDT") -> pd.DataFrame:
-    return qf.datasets.sample_ticks(instrument)[instrument]
+    return recorded_ticks(instrument).copy()
 
 
 # ---- slow references -------------------------------------------------------------------------------
@@ -97,11 +96,11 @@ def slow_vpin(trades: pd.DataFrame, vb: float, n: int, bar: str):
 def slow_kyle_intervals(trades: pd.DataFrame, quotes: pd.DataFrame, freq: str) -> pd.DataFrame:
     step = pd.Timedelta(freq)
     edges = pd.date_range(trades.index[0].floor(step), trades.index[-1].floor(step) + step, freq=step)
-    rows = []
-    for a, b in itertools.pairwise(edges):
-        inside = trades[(trades.index >= a) & (trades.index < b)]
-        sv = float((np.where(inside["is_buyer_maker"], -1.0, 1.0) * inside["qty"]).sum())
-        rows.append((sv, prevailing(quotes, b, False) - prevailing(quotes, a, False)))
+    flow = dict.fromkeys(edges[:-1], 0.0)
+    for t, qty, maker in zip(trades.index, trades["qty"], trades["is_buyer_maker"]):
+        flow[t.floor(step)] += -qty if maker else qty
+    rows = [(flow[a], prevailing(quotes, b, False) - prevailing(quotes, a, False))
+            for a, b in itertools.pairwise(edges)]
     return pd.DataFrame(rows, columns=["signed_volume", "mid_change"], index=edges[:-1])
 
 
@@ -137,7 +136,7 @@ def test_trade_costs_equal_the_loops_on_random_data(n: int, m: int, seed: int, e
 
 
 def test_trade_costs_on_real_trades() -> None:
-    trades = real_trades().iloc[::10]  # the loops are slow: every 10th trade, all quotes
+    trades = real_trades().iloc[::25]  # the loops are slow: every 25th trade, all quotes
     quotes = real_quotes()
     es, rs, mk = slow_costs(trades, quotes, ["1s", "10s"], exact=False)
     _close(effective_spread(trades, quotes), es)
@@ -235,6 +234,7 @@ def test_vpin_on_real_trades() -> None:
         (lambda t, q: realized_spread(t, q, []), ValueError, "at least one horizon"),
         (lambda t, q: markouts(t, q, ["1s", "1s"]), ValueError, "distinct"),
         (lambda t, q: kyle_lambda(t.iloc[:3], q), ValueError, "kyle_lambda needs at least 3 intervals"),
+        (lambda t, q: kyle_lambda(t.iloc[::-1], q), ValueError, "trades must be in time order"),
         (lambda t, q: vpin(t, 0.0), ValueError, "bucket_volume must be > 0"),
         (lambda t, q: vpin(t.assign(price=60_000.0), 1.0, bar="1s"), ValueError, "never changes"),
         (lambda t, q: effective_spread(t.assign(price=t["price"].where(np.arange(len(t)) != 5)), q), ValueError,

@@ -172,3 +172,18 @@ def test_frames_round_trip_a_checkpoint():
     assert diffs["update_id"].nunique() == len(applied) and diffs.index.is_monotonic_increasing
     q = quotes_to_frame(applied)
     assert list(q.columns)[:4] == ["bid_price", "bid_qty", "ask_price", "ask_qty"] and len(q) == len(applied)
+
+
+@pytest.mark.parametrize("rule", ["spot", "usdm"])
+def test_a_snapshot_ahead_of_the_buffer_is_the_book_until_the_stream_continues_it(rule):
+    snap = DepthSnapshot(100, [(10.0, 1.0)], [(11.0, 1.0)], "X", 1000)
+    sync = BookSync("X", rule)
+    assert sync.on_diff(DepthDiff("X", 90, 95, 89, 1, [(10.0, 5.0)], []), 1) == []
+    assert sync.on_snapshot(snap, 2) == [] and sync.live and sync.book.bbo() == (10.0, 1.0, 11.0, 1.0)
+    nxt = DepthDiff("X", 99, 103, 97, 3, [(10.0, 2.0)], []) if rule == "usdm" else \
+        DepthDiff("X", 101, 103, -1, 3, [(10.0, 2.0)], [])
+    assert sync.on_diff(nxt, 3)[0].bbo == (10.0, 2.0, 11.0, 1.0)
+    late = BookSync("X", rule)
+    late.on_snapshot(snap, 0)
+    assert late.live and late.on_diff(DepthDiff("X", 150, 151, 149, 4, [], []), 4) == []
+    assert late.stale and late.ledger.gaps == 1 and late.wants_snapshot
