@@ -390,3 +390,30 @@ def test_alert_panel_lists_and_edits_book_rules():
     bar.show(stale)
     assert "Out of sync for" in bar.threshold_box.children[0].value
     assert stale.replace(**bar.changes(stale)).params["seconds"] == 90.0
+
+
+def test_book_stale_episode_joined_late_is_dated_from_the_last_quote(store, make_engine):
+    def ts(s: float) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(pd.to_datetime([int(s * 1e9)], utc=True), name="time")
+
+    def ledger(kind: str, at: float, got: int, stale: float = 0.0) -> pd.DataFrame:
+        return pd.DataFrame({"kind": [kind], "expected_id": [got - 1], "got_id": [got], "stale_seconds": [stale],
+                             "detail": [""]}, index=ts(at))
+
+    quote = pd.DataFrame({"bid_price": [100.0], "bid_qty": [1.0], "ask_price": [100.1], "ask_qty": [1.0],
+                          "update_id": [41]}, index=ts(10))
+    book = qa.AlertBook(store)
+    rid = book.add(qa.book_stale(INST, 5), check_symbols=False)
+    engine = make_engine(store)
+    engine.book_batch({INST: quote}, {}, {INST: 0.0})
+    engine.book_batch({}, {}, {INST: 3.0})  # out of sync, the gap not handed over (the writer restarted)
+    engine.book_batch({}, {}, {INST: 6.0})  # fires: dated from the last quote, named by its update id
+    engine.book_batch({}, {}, {INST: 9.0})  # the same episode: quiet
+    engine.book_batch({}, {INST: ledger("resync", 25, 60, 14.0)}, {INST: 0.0})
+    engine.book_batch({}, {INST: ledger("gap", 30, 77)}, {INST: 2.0})
+    engine.book_batch({}, {INST: ledger("resync", 40, 90, 9.5)}, {INST: 0.0})  # ended between two looks
+    hist = book.history(rule_id=rid)
+    assert list(hist["trade_id"]) == [41, 77]
+    assert list(hist["value"]) == [6.0, 9.5]
+    assert list(hist["fired_at"]) == [ts(16)[0], ts(40)[0]]
+    assert hist["message"].iloc[0] == f"{INST}: book out of sync for 6.0 s (limit 5 s)"
