@@ -22,14 +22,14 @@ says so (``complete=False`` when fewer than ``depth`` known levels remain).
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from sortedcontainers import SortedDict
 
 __all__ = [
     "BBO",
@@ -193,14 +193,24 @@ class OrderBook:
     Build it from a snapshot (:meth:`from_snapshot`) or from stored levels
     (:meth:`from_levels`), then :meth:`apply` diffs in id order; deciding
     which diffs to apply is :class:`~quantify.model.booksync.BookSync`'s job.
+
+    Each side is a dict (price -> quantity) with a heap of its prices, so a
+    level changes in O(1) plus a heap push for a new price, and the best
+    level is read in O(1) amortised (prices a diff removed leave the heap
+    lazily, when they reach its top). Ordered levels (:meth:`side`,
+    :meth:`levels`) are sorted on demand. This is what keeps applying a
+    Binance diff (dozens of levels, most of them far from the touch) cheap.
     """
 
-    __slots__ = ("_asks", "_bids", "ask_ceiling", "bid_floor", "symbol", "update_id")
+    __slots__ = ("_ask_heap", "_asks", "_bid_heap", "_bids", "ask_ceiling", "bid_floor", "symbol", "update_id")
 
     def __init__(self, symbol: str = "") -> None:
         self.symbol = symbol
-        self._bids: SortedDict = SortedDict()
-        self._asks: SortedDict = SortedDict()
+        self._bids: dict[float, float] = {}
+        self._asks: dict[float, float] = {}
+        #: Bid prices negated (a max-heap) and ask prices; may hold prices no longer in the book.
+        self._bid_heap: list[float] = []
+        self._ask_heap: list[float] = []
         self.update_id = -1
         #: Bids below and asks above these prices are unknown (±inf: the whole side is known).
         self.bid_floor = -_INF
@@ -218,16 +228,22 @@ class OrderBook:
                     bid_floor: float = -_INF, ask_ceiling: float = _INF, symbol: str = "") -> OrderBook:
         """A book holding ``bids``/``asks`` (zero quantities skipped) with the given known range."""
         book = cls(symbol)
-        book._bids.update((p, q) for p, q in bids if q > 0)
-        book._asks.update((p, q) for p, q in asks if q > 0)
+        book._fill(bids, asks)
         book.update_id = int(update_id)
         book.bid_floor, book.ask_ceiling = float(bid_floor), float(ask_ceiling)
         return book
 
+    def _fill(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        self._bids = {p: q for p, q in bids if q > 0}
+        self._asks = {p: q for p, q in asks if q > 0}
+        self._bid_heap = [-p for p in self._bids]
+        self._ask_heap = list(self._asks)
+        heapq.heapify(self._bid_heap)
+        heapq.heapify(self._ask_heap)
+
     def reset(self, snap: DepthSnapshot) -> None:
         """Replace the whole book with ``snap`` (an overlay after a gap)."""
-        self._bids = SortedDict((p, q) for p, q in snap.bids if q > 0)
-        self._asks = SortedDict((p, q) for p, q in snap.asks if q > 0)
+        self._fill(snap.bids, snap.asks)
         self.update_id = snap.last_update_id
         short = snap.limit > 0
         self.bid_floor = snap.bids[-1][0] if snap.bids and not (short and len(snap.bids) < snap.limit) else -_INF
@@ -235,45 +251,85 @@ class OrderBook:
 
     def copy(self) -> OrderBook:
         book = OrderBook(self.symbol)
-        book._bids = self._bids.copy()
-        book._asks = self._asks.copy()
+        book._bids, book._asks = dict(self._bids), dict(self._asks)
+        book._bid_heap, book._ask_heap = list(self._bid_heap), list(self._ask_heap)
         book.update_id, book.bid_floor, book.ask_ceiling = self.update_id, self.bid_floor, self.ask_ceiling
         return book
 
     def apply(self, diff: DepthDiff) -> None:
         """Apply the levels of ``diff`` (absolute quantities; 0 removes) and move to its ``last_id``."""
-        _apply_side(self._bids, diff.bids)
-        _apply_side(self._asks, diff.asks)
+        push = heapq.heappush
+        side, heap = self._bids, self._bid_heap
+        for p, q in diff.bids:
+            if q > 0:
+                if p not in side:
+                    push(heap, -p)
+                side[p] = q
+            else:
+                side.pop(p, None)
+        side, heap = self._asks, self._ask_heap
+        for p, q in diff.asks:
+            if q > 0:
+                if p not in side:
+                    push(heap, p)
+                side[p] = q
+            else:
+                side.pop(p, None)
         self.update_id = diff.last_id
+        # prices removed since stay in the heaps until they reach the top: rebuild when they dominate
+        if len(self._bid_heap) > 4 * len(self._bids) + 256:
+            self._bid_heap = [-p for p in self._bids]
+            heapq.heapify(self._bid_heap)
+        if len(self._ask_heap) > 4 * len(self._asks) + 256:
+            self._ask_heap = list(self._asks)
+            heapq.heapify(self._ask_heap)
+
+    def _top_bid(self) -> float | None:
+        heap, side = self._bid_heap, self._bids
+        while heap:
+            p = -heap[0]
+            if p in side:
+                return p
+            heapq.heappop(heap)
+        return None
+
+    def _top_ask(self) -> float | None:
+        heap, side = self._ask_heap, self._asks
+        while heap:
+            p = heap[0]
+            if p in side:
+                return p
+            heapq.heappop(heap)
+        return None
 
     def best_bid(self) -> Level | None:
         """The best known bid, or None."""
-        if self._bids:
-            p, q = self._bids.peekitem(-1)
-            if p >= self.bid_floor:
-                return p, q
+        p = self._top_bid()
+        if p is not None and p >= self.bid_floor:
+            return p, self._bids[p]
         return None
 
     def best_ask(self) -> Level | None:
         """The best known ask, or None."""
-        if self._asks:
-            p, q = self._asks.peekitem(0)
-            if p <= self.ask_ceiling:
-                return p, q
+        p = self._top_ask()
+        if p is not None and p <= self.ask_ceiling:
+            return p, self._asks[p]
         return None
 
     def bbo(self) -> BBO:
         """``(bid, bid_qty, ask, ask_qty)``; NaN for an empty side."""
-        b = self.best_bid()
-        a = self.best_ask()
-        return (b[0] if b else _NAN, b[1] if b else _NAN, a[0] if a else _NAN, a[1] if a else _NAN)
+        b = self._top_bid()
+        a = self._top_ask()
+        bid, bid_qty = (b, self._bids[b]) if b is not None and b >= self.bid_floor else (_NAN, _NAN)
+        ask, ask_qty = (a, self._asks[a]) if a is not None and a <= self.ask_ceiling else (_NAN, _NAN)
+        return bid, bid_qty, ask, ask_qty
 
     def has_hidden(self, is_bid: bool) -> bool:
         """Whether the side holds levels beyond its known range (touched by diffs since the snapshot)."""
         side = self._bids if is_bid else self._asks
         if not side:
             return False
-        return side.peekitem(0)[0] < self.bid_floor if is_bid else side.peekitem(-1)[0] > self.ask_ceiling
+        return min(side) < self.bid_floor if is_bid else max(side) > self.ask_ceiling
 
     @property
     def crossed(self) -> bool:
@@ -287,21 +343,15 @@ class OrderBook:
 
     def side(self, is_bid: bool, depth: int | None = None) -> list[Level]:
         """The known levels of one side, best first (all of them when ``depth`` is None)."""
-        out: list[Level] = []
-        n = len(self._bids if is_bid else self._asks) if depth is None else depth
         if is_bid:
-            floor = self.bid_floor
-            for p in reversed(self._bids.keys()):
-                if p < floor or len(out) >= n:
-                    break
-                out.append((p, self._bids[p]))
+            floor, book = self.bid_floor, self._bids
+            known = [p for p in book if p >= floor]
+            prices = sorted(known, reverse=True) if depth is None else heapq.nlargest(depth, known)
         else:
-            ceiling = self.ask_ceiling
-            for p in self._asks.keys():
-                if p > ceiling or len(out) >= n:
-                    break
-                out.append((p, self._asks[p]))
-        return out
+            ceiling, book = self.ask_ceiling, self._asks
+            known = [p for p in book if p <= ceiling]
+            prices = sorted(known) if depth is None else heapq.nsmallest(depth, known)
+        return [(p, book[p]) for p in prices]
 
     def levels(self, depth: int = 20, *, time: pd.Timestamp | None = None, stale: bool = False) -> BookLevels:
         """The best ``depth`` known levels of each side as :class:`BookLevels`."""
@@ -312,14 +362,6 @@ class OrderBook:
         complete = ((len(bids) == depth or self.bid_floor == -_INF)
                     and (len(asks) == depth or self.ask_ceiling == _INF))
         return BookLevels(time, self.update_id, _array(bids), _array(asks), stale=stale, complete=complete)
-
-
-def _apply_side(side: SortedDict, levels: Sequence[Level]) -> None:
-    for p, q in levels:
-        if q > 0:
-            side[p] = q
-        else:
-            side.pop(p, None)
 
 
 def _array(levels: list[Level]) -> np.ndarray:

@@ -70,33 +70,27 @@ def quotes_to_frame(applied: Sequence[Applied]) -> pd.DataFrame:
 
 def diffs_to_frame(applied: Sequence[Applied]) -> pd.DataFrame:
     """The diffs frame of applied events (one row per changed level)."""
-    times: list[int] = []
-    u: list[int] = []
-    first: list[int] = []
-    prev: list[int] = []
-    side: list[int] = []
-    price: list[float] = []
-    qty: list[float] = []
-    for a in applied:
-        d = a.diff
-        rows = [(1, p, q) for p, q in d.bids] + [(-1, p, q) for p, q in d.asks] or [(0, np.nan, np.nan)]
-        k = len(rows)
-        times += [d.event_time] * k
-        u += [d.last_id] * k
-        first += [d.first_id] * k
-        prev += [d.prev_id] * k
-        for s, p, q in rows:
-            side.append(s)
-            price.append(p)
-            qty.append(q)
+    n = len(applied)
+    diffs = [a.diff for a in applied]
+    nb = np.fromiter((len(d.bids) for d in diffs), "int64", n)
+    na = np.fromiter((len(d.asks) for d in diffs), "int64", n)
+    none = (nb + na == 0).astype("int64")  # an event without levels keeps one row: the id chain stays whole
+    per = nb + na + none
+    side = np.repeat(np.tile(np.array([1, -1, 0], dtype="int8"), n), np.stack([nb, na, none], axis=1).ravel())
+    levels = [lv for d in diffs for lv in (d.bids + d.asks if d.bids or d.asks else _NO_LEVEL)]
+    pq = np.array(levels, dtype="float64").reshape(len(levels), 2)
     return pd.DataFrame(
         {
-            "update_id": np.array(u, dtype="int64"), "first_update_id": np.array(first, dtype="int64"),
-            "prev_update_id": np.array(prev, dtype="int64"), "side": np.array(side, dtype="int8"),
-            "price": np.array(price, dtype="float64"), "qty": np.array(qty, dtype="float64"),
+            "update_id": np.repeat(np.fromiter((d.last_id for d in diffs), "int64", n), per),
+            "first_update_id": np.repeat(np.fromiter((d.first_id for d in diffs), "int64", n), per),
+            "prev_update_id": np.repeat(np.fromiter((d.prev_id for d in diffs), "int64", n), per),
+            "side": side, "price": pq[:, 0], "qty": pq[:, 1],
         },
-        index=_index(np.array(times, dtype="int64")),
+        index=_index(np.repeat(np.fromiter((d.event_time for d in diffs), "int64", n), per)),
     )
+
+
+_NO_LEVEL = [(float("nan"), float("nan"))]
 
 
 def checkpoint_to_frame(applied: Applied) -> pd.DataFrame:

@@ -25,8 +25,8 @@ import atheris
 
 with atheris.instrument_imports(include=["quantify.venues", "quantify.ingest.load"]):
     from quantify.exceptions import FeedError
-    from quantify.venues.binance.recordings import read_trades
     from quantify.ingest.load import read_history_file
+    from quantify.venues.binance.recordings import read_trades
 
 DIR = Path(tempfile.mkdtemp(prefix="quantify-fuzz-"))
 NAMES = ("BTCUSDT-trades-2024-08-08.csv", "spot-2024-btcusdt_20240808.trades", "btcusdt_aggtrades.json",

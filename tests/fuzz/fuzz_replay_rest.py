@@ -20,10 +20,10 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request
 
 with atheris.instrument_imports(include=["quantify"]):
-    from quantify.venues.binance.recordings import sample_files
-    from quantify.replay.server import ReplayConfig, ReplayServer
     from quantify.replay.rest import RestApi
+    from quantify.replay.server import ReplayConfig, ReplayServer
     from quantify.replay.tape import Tape
+    from quantify.venues.binance.recordings import sample_files
 
 PATHS = ("ping", "time", "exchangeInfo", "aggTrades", "historicalTrades", "trades", "klines", "depth", "")
 KEYS = ("symbol", "symbols", "fromId", "startTime", "endTime", "limit", "interval", "timeZone", "x")

@@ -95,9 +95,12 @@ def _levels(rows: Any) -> list[Level]:
         raise TypeError("price levels must be a list of [price, qty] pairs")
     out = [(float(p), float(q)) for p, q in rows]
     for p, q in out:
-        if not (p - p == 0 and q - q == 0 and p > 0 and q >= 0):
+        if not 0 < p < _INF or not 0 <= q < _INF:  # NaN fails both comparisons
             raise ValueError(f"a price level must be a positive finite price and a non-negative quantity: {p!r}, {q!r}")
     return out
+
+
+_INF = float("inf")
 
 
 def _id(value: Any, name: str) -> int:
@@ -250,6 +253,80 @@ def _fast_trade(frame: str | bytes) -> Trade | None:
     return _new_tuple(Trade, (d.s, d.a, p, q, d.T, d.m, d.f, d.l, d.X == "MARKET", d.E))
 
 
+# Book frames take a fast path of their own (a combined-stream ``@depth`` or ``@bookTicker``
+# frame, typed by msgspec); anything it does not accept exactly goes the general way.
+
+
+class _WireDepth(msgspec.Struct, gc=False):
+    e: str
+    E: _TimeMs
+    s: str
+    U: _Id
+    u: _Id
+    b: list[tuple[str, str]]
+    a: list[tuple[str, str]]
+    pu: Annotated[int, msgspec.Meta(ge=-1, le=_MAX_ID)] = -1
+
+
+class _WireDepthCombined(msgspec.Struct, gc=False):
+    stream: str
+    data: _WireDepth
+
+
+class _WireTicker(msgspec.Struct, gc=False):
+    u: _Id
+    s: str
+    b: str
+    B: str
+    a: str
+    A: str
+    E: Annotated[int, msgspec.Meta(ge=-1, le=MAX_TIME_MS)] = -1
+    e: str = "bookTicker"
+
+
+class _WireTickerCombined(msgspec.Struct, gc=False):
+    stream: str
+    data: _WireTicker
+
+
+_decode_depth = msgspec.json.Decoder(_WireDepthCombined).decode
+_decode_ticker = msgspec.json.Decoder(_WireTickerCombined).decode
+
+
+def _fast_levels(rows: list[tuple[str, str]]) -> list[Level] | None:
+    out = [(float(p), float(q)) for p, q in rows]
+    for p, q in out:
+        if not 0 < p < _INF or not 0 <= q < _INF:
+            return None
+    return out
+
+
+def _fast_book(frame: str | bytes, head: str | bytes) -> DepthDiff | BookTicker | None:
+    """The depth diff or book ticker of a well-formed combined-stream frame; ``None`` for anything else."""
+    if not frame.isascii():
+        return None
+    is_depth = "@depth" in head if isinstance(head, str) else b"@depth" in head
+    try:
+        if is_depth:
+            d = _decode_depth(frame).data
+            if d.e != "depthUpdate" or d.U > d.u:
+                return None
+            bids, asks = _fast_levels(d.b), _fast_levels(d.a)
+            if bids is None or asks is None:
+                return None
+            return _new_tuple(DepthDiff, (d.s, d.U, d.u, d.pu, d.E, bids, asks))
+        t = _decode_ticker(frame).data
+        if t.e != "bookTicker":
+            return None
+        levels = _fast_levels([(t.b, t.B), (t.a, t.A)])
+        if levels is None:
+            return None
+        (b, bq), (a, aq) = levels
+        return _new_tuple(BookTicker, (t.s, t.u, b, bq, a, aq, t.E))
+    except _WIRE_ERRORS:
+        return None
+
+
 def _kline_from_event(data: dict[str, Any]) -> Kline:
     k = data["k"]
     return Kline(
@@ -309,9 +386,14 @@ class FrameParser:
         if len(frame) > self.max_frame_bytes:
             self._reject("oversized", frame)
             return None
-        trade = _fast_trade(frame)
-        if trade is not None:
-            return trade
+        head = frame[:64]  # '{"stream":"btcusdt@depth@100ms","data":...': the stream's kind
+        if ("@depth" in head or "@bookTicker" in head) if isinstance(head, str) else \
+                (b"@depth" in head or b"@bookTicker" in head):
+            event: Event | None = _fast_book(frame, head)
+        else:
+            event = _fast_trade(frame)
+        if event is not None:
+            return event
         return self._parse_any(frame)
 
     def _parse_any(self, frame: str | bytes) -> Event | None:

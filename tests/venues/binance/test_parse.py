@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot
 from quantify.model.trades import ServerShutdown, Trade, trades_to_frame
-from quantify.venues.binance.parse import FrameParser, Kline, SubscriptionReply, _fast_trade
+from quantify.venues.binance.parse import FrameParser, Kline, SubscriptionReply, _fast_book, _fast_trade
 
 SPOT = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT",'
         '"t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}')
@@ -98,7 +101,8 @@ def test_oversized_frame_is_rejected() -> None:
 def test_parser_never_raises(frame: bytes | str) -> None:
     p = FrameParser()
     event = p.parse(frame)
-    assert event is None or isinstance(event, (Trade, Kline, ServerShutdown, SubscriptionReply))
+    assert event is None or isinstance(event, (Trade, Kline, ServerShutdown, SubscriptionReply, DepthDiff, BookTicker,
+                                                DepthSnapshot))
 
 
 _FIELD_VALUES = st.one_of(
@@ -122,6 +126,49 @@ def test_fast_path_agrees_with_the_general_path(base, changes, dropped) -> None:
     if fast is not None:
         assert fast == general and type(fast.price) is float
     assert FrameParser().parse(frame) == general
+
+
+_DEPTH = {"e": "depthUpdate", "E": 1723161255208, "s": "BTCUSDT", "U": 50093239189, "u": 50093239202,
+          "b": [["61737.63000000", "0.00000000"], ["61730.17", "1.5"]], "a": [["61837.64000000", "1.54698000"]]}
+_USDM_DEPTH = {**_DEPTH, "pu": 50093239188, "T": 1723161255200}
+_TICKER = {"u": 50093239212, "s": "BTCUSDT", "b": "61837.63000000", "B": "3.78826000", "a": "61837.64000000",
+           "A": "1.54698000"}
+_USDM_TICKER = {**_TICKER, "e": "bookTicker", "E": 1723161255208, "T": 1723161255200}
+_BOOK_VALUES = st.one_of(
+    _FIELD_VALUES, st.sampled_from([[["1.5", "2"]], [["nan", "1"]], [["-1", "1"]], [["1", "inf"]], [[1, 2]],
+                                    [["1"]], [], "depthUpdate", "bookTicker", -1]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(base=st.sampled_from([("btcusdt@depth@100ms", _DEPTH), ("btcusdt@depth@0ms", _USDM_DEPTH),
+                             ("btcusdt@bookTicker", _TICKER), ("btcusdt@bookTicker", _USDM_TICKER)]),
+       changes=st.dictionaries(st.sampled_from(["e", "E", "s", "U", "u", "pu", "b", "a", "B", "A", "T"]),
+                               _BOOK_VALUES, max_size=3),
+       dropped=st.sets(st.sampled_from(["e", "E", "s", "U", "u", "pu", "b", "a", "B", "A"]), max_size=2))
+def test_book_fast_path_agrees_with_the_general_path(base, changes, dropped) -> None:
+    """Depth and bookTicker frames: the fast path returns what the general path does, or defers to it."""
+    stream, event = base
+    data = {k: v for k, v in {**event, **changes}.items() if k not in dropped}
+    frame = orjson.dumps({"stream": stream, "data": data})
+    fast = _fast_book(frame, frame[:64])
+    general = FrameParser()._parse_any(frame)
+    if fast is not None:
+        assert fast == general
+    assert FrameParser().parse(frame) == general
+
+
+def test_recorded_book_frames_take_the_fast_path() -> None:
+    from quantify.venues.binance.recordings import read_frames
+
+    n = 0
+    for path in sorted((Path(__file__).resolve().parents[3] / "quantify" / "data").glob("*.book.gz")):
+        for _, frame in read_frames(path):
+            if '"stream"' in frame:
+                fast = _fast_book(frame, frame[:64])
+                assert fast is not None and fast == FrameParser()._parse_any(frame), frame[:120]
+                n += 1
+    assert n > 150_000
 
 
 def test_trades_to_frame_schema() -> None:
