@@ -18,6 +18,7 @@ from quantify.model.bars import bar_bounds
 __all__ = [
     "LOSS_KINDS",
     "NS",
+    "SYNC_KINDS",
     "BarSeries",
     "BookEpisodes",
     "StaleStep",
@@ -29,8 +30,10 @@ __all__ = [
 ]
 
 NS = 1_000_000_000
-#: Continuity-ledger kinds that put a book out of sync (an episode starts); ``resync`` ends it.
+#: Continuity-ledger kinds that put a book out of sync (an episode starts) ...
 LOSS_KINDS = ("gap", "crossed", "mismatch")
+#: ... and those that find it in sync: the first sync, a resync, a writer resuming from the stored book.
+SYNC_KINDS = ("start", "resync", "resume")
 
 
 def first_true(mask: np.ndarray, start: int) -> int:
@@ -311,7 +314,7 @@ class BookEpisodes:
         Per ledger row: a loss (:data:`LOSS_KINDS`) opens an episode; a
         ``resync`` closes it with a step of its length (the row's
         ``stale_seconds``) then a step back in sync; ``start`` (the first sync)
-        is a step in sync. Then ``stale_seconds`` now: its step is timed at the
+        and ``resume`` (a writer carrying on from the stored book) are steps in sync. Then ``stale_seconds`` now: its step is timed at the
         episode's start plus its length (the exchange clock, like quotes and
         trades). An episode first seen open (the engine started during it) is
         dated from the book's last quote, or the wall clock if it has none.
@@ -326,7 +329,7 @@ class BookEpisodes:
                 for t, kind, got, secs in rows:
                     if kind in LOSS_KINDS:
                         self.open.setdefault(inst, (int(t), int(got)))
-                    elif kind in ("resync", "start"):
+                    elif kind in SYNC_KINDS:
                         episode = self.open.pop(inst, None)
                         if kind == "resync" and secs > 0:
                             steps.append(StaleStep(int(t), float(secs), int(got) if episode is None else episode[1]))

@@ -412,8 +412,11 @@ def test_book_stale_episode_joined_late_is_dated_from_the_last_quote(store, make
     engine.book_batch({}, {INST: ledger("resync", 25, 60, 14.0)}, {INST: 0.0})
     engine.book_batch({}, {INST: ledger("gap", 30, 77)}, {INST: 2.0})
     engine.book_batch({}, {INST: ledger("resync", 40, 90, 9.5)}, {INST: 0.0})  # ended between two looks
+    engine.book_batch({}, {INST: ledger("gap", 50, 95)}, {INST: 7.0})
+    # a writer resumed the stored book (in sync), then a new gap, both between two looks
+    engine.book_batch({}, {INST: pd.concat([ledger("resume", 60, 95), ledger("gap", 70, 99)])}, {INST: 5.5})
     hist = book.history(rule_id=rid)
-    assert list(hist["trade_id"]) == [41, 77]
-    assert list(hist["value"]) == [6.0, 9.5]
-    assert list(hist["fired_at"]) == [ts(16)[0], ts(40)[0]]
+    assert list(hist["trade_id"]) == [41, 77, 95, 99]
+    assert list(hist["value"]) == [6.0, 9.5, 7.0, 5.5]
+    assert list(hist["fired_at"]) == [ts(16)[0], ts(40)[0], ts(57)[0], ts(75.5)[0]]
     assert hist["message"].iloc[0] == f"{INST}: book out of sync for 6.0 s (limit 5 s)"
