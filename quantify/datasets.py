@@ -15,22 +15,31 @@ attribution in its README); nothing touches the network.
     Binance's own klines beside the trades they were built from: a recorded
     30-second USD-M session (2021-07-22) of ``@aggTrade`` and ``@kline_1m``
     pushes, to check candles against the exchange's figures.
+``sample_quotes()``
+    The best bid and offer of spot BTCUSDT after every depth event of the
+    bundled book sample (2024-08-08 23:54:15 to 2024-08-09 00:05), the book
+    built by Binance's procedure from the recorded snapshot and diffs: a
+    quotes frame for microstructure analytics.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Final, NamedTuple
 
 import pandas as pd
 
+from quantify.model.book import DepthDiff, DepthSnapshot
+from quantify.model.book_frames import quotes_to_frame
+from quantify.model.booksync import Applied, BookSync
 from quantify.model.instrument import Instrument
 from quantify.venues.binance.parse import FrameParser, Kline
 from quantify.venues.binance.recordings import read_frames, read_trades, sample_files, usdm_sample_files
 
 __all__ = [
-    "CANDLES_2018_COINS", "CANDLES_2018_FIELDS", "KLINE_SESSION_FILE", "KlineSession", "candles_2018",
-    "candles_2018_ohlcv", "kline_session", "sample_ticks",
+    "BOOK_SAMPLE_FILES", "CANDLES_2018_COINS", "CANDLES_2018_FIELDS", "KLINE_SESSION_FILE", "KlineSession",
+    "candles_2018", "candles_2018_ohlcv", "kline_session", "sample_quotes", "sample_ticks",
 ]
 
 #: The coins of :func:`candles_2018`, each quoted in BTC.
@@ -43,6 +52,12 @@ _CANDLES_2018_BAR = pd.Timedelta(minutes=5)
 
 #: The recorded USD-M session of ``kline_session()`` (see ``quantify/data/README.md``).
 KLINE_SESSION_FILE = Path(__file__).resolve().parent / "data" / "usdm-2021-kline-session.ws.gz"
+
+#: The bundled spot BTCUSDT book sample of ``sample_quotes()`` (see ``quantify/data/README.md``).
+BOOK_SAMPLE_FILES: Final = (
+    Path(__file__).resolve().parent / "data" / "spot-2024-btcusdt_20240808.book.gz",
+    Path(__file__).resolve().parent / "data" / "spot-2024-btcusdt_20240809.book.gz",
+)
 
 _KLINE_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume",
                  "taker_buy_quote_volume")
@@ -209,3 +224,49 @@ def kline_session() -> KlineSession:
             })
     klines = pd.DataFrame(rows).astype({"first_id": "int64", "last_id": "int64", "trades": "int64"})
     return KlineSession(ticks, klines)
+
+
+def sample_quotes() -> pd.DataFrame:
+    """Return the best bid and offer of spot BTCUSDT after every depth event of the bundled book sample.
+
+    The book is built from the recorded REST snapshot (1,000 levels a side)
+    and the ``@depth@100ms`` diffs by Binance's procedure
+    (:class:`quantify.model.booksync.BookSync`), offline, exactly as
+    ``quantify load`` stores it; the same book equals Binance's own
+    ``bookTicker`` at every update id the two share
+    (``tests/model/test_book.py``).
+
+    Returns
+    -------
+    DataFrame
+        A quotes frame (the columns of :meth:`quantify.Store.quotes`):
+        ``bid_price, bid_qty, ask_price, ask_qty, update_id,
+        first_update_id, recv_time`` on a UTC index of exchange event times,
+        2024-08-08 23:54:15 to 2024-08-09 00:05, 6,493 rows. Where the price
+        fell below the snapshot's lowest bid (from 23:58:35) the best bid is
+        unknown and NaN, never guessed; drop or mask those rows
+        (``quotes.dropna()``) where a function needs both sides.
+
+    Notes
+    -----
+    Source: nkaz001/hftbacktest ``examples/`` (MIT licence), see
+    ``quantify/data/README.md``. Market data is Binance's.
+    """
+    return _sample_quotes().copy()
+
+
+@lru_cache(maxsize=1)
+def _sample_quotes() -> pd.DataFrame:
+    parser = FrameParser()
+    sync = BookSync("BTCUSDT", "spot")
+    applied: list[Applied] = []
+    for path in BOOK_SAMPLE_FILES:
+        for recv, frame in read_frames(path):
+            if '"depthUpdate"' not in frame and '"lastUpdateId"' not in frame:
+                continue  # the book tickers only cross-check the book; they change no quote
+            event = parser.parse(frame)
+            if isinstance(event, DepthDiff):
+                applied += sync.on_diff(event, recv)
+            elif isinstance(event, DepthSnapshot):
+                applied += sync.on_snapshot(event, recv)
+    return quotes_to_frame(applied)

@@ -55,3 +55,19 @@ def test_candles_2018_ohlcv_rejects_an_unknown_coin_naming_it(coin: str) -> None
     with pytest.raises(ValueError, match=f"got '{coin}'.*") as info:
         candles_2018_ohlcv(coin)
     assert "ADA" in str(info.value)
+
+
+def test_sample_quotes_is_the_spot_book_sample_quotes_frame() -> None:
+    quotes = qf.datasets.sample_quotes()
+    assert list(quotes.columns) == ["bid_price", "bid_qty", "ask_price", "ask_qty", "update_id",
+                                    "first_update_id", "recv_time"]
+    assert len(quotes) == 6493 and quotes["update_id"].is_monotonic_increasing
+    assert quotes.index.is_monotonic_increasing and str(quotes.index.tz) == "UTC"
+    assert quotes.index[0] == pd.Timestamp("2024-08-08 23:54:15.408", tz="UTC")
+    assert quotes.index[-1] < pd.Timestamp("2024-08-09 00:05:06", tz="UTC")
+    # the bid side is unknown (NaN) only while the price is below the snapshot's lowest bid
+    assert not quotes["ask_price"].isna().any() and quotes["bid_price"].isna().sum() == 918
+    both = quotes.dropna()
+    assert (both["bid_price"] < both["ask_price"]).all() and (both[["bid_qty", "ask_qty"]] > 0).all().all()
+    quotes["bid_price"] = 0.0  # a copy: the next call is unchanged
+    assert qf.datasets.sample_quotes()["bid_price"].max() > 60_000

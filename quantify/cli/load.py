@@ -16,13 +16,18 @@ from quantify.cli._common import add_store_argument, store_from_args
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "load", help="bulk-load recordings and data.binance.vision CSVs/zips into the store",
+        "load", help="bulk-load recordings (trades, order books) and data.binance.vision CSVs/zips into the store",
         description=(
-            "Load trades, aggTrades and klines into the store from data.binance.vision CSVs "
+            "Load trades, aggTrades, klines and order books into the store from data.binance.vision CSVs "
             "(spot or USD-M, zipped or not, with or without header, ms or µs timestamps), "
-            "recorded WebSocket captures, REST JSON and QuantiFy journal segments. A .CHECKSUM "
+            "recorded WebSocket captures, REST JSON and QuantiFy journal segments. A capture "
+            "with depth (depthUpdate diffs, the recorded REST snapshot, bookTicker) also loads "
+            "its order book (quotes, diffs, checkpoints, ledger) by Binance's procedure, offline: "
+            "one book per instrument across the files, in receive-time order; a capture with diffs "
+            "but no snapshot (and no stored book it continues) is reported, its book not guessed. "
+            "A .CHECKSUM "
             "beside a file is verified. Idempotent: trade ids decide, so loading a file twice or "
-            "a file that overlaps the live stream adds nothing twice; files may come in any "
+            "a file that overlaps the live stream adds nothing twice (books: update ids decide); files may come in any "
             "order. Takes the store's writer lock: stop a running 'quantify ingest' first. "
             "Exit status: 0 all loaded, 1 some files skipped (reported), 2 no file loaded or a "
             "usage error."

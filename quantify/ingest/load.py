@@ -4,9 +4,25 @@
 
     file ──verify .CHECKSUM──▶ unzip ──read (the venue's file readers)──▶ tick frames per instrument
          ──merge_ticks──▶ ticks/<instrument>      (klines: merge_klines ──▶ klines/<instrument>_<interval>)
+    recording with depth ──parse──▶ BookSync (the recorded snapshot, no REST) ──book_frames──▶ append_book
 
 Merging follows :mod:`quantify.store.merge`: trade ids decide, so loading is
-idempotent. Loading takes the store's writer lock
+idempotent. Books follow :meth:`Store.append_book`: update ids decide.
+
+Books. The depth diffs, snapshots and ``bookTicker`` events of recorded
+WebSocket files go through :class:`~quantify.model.booksync.BookSync`
+offline: the recorded snapshot starts the book (Binance's procedure; the
+snapshot line is usually recorded after the first diffs), nothing is
+fetched, so a side the price leaves the snapshot's range for is unknown (NaN
+in the quotes) as in the model, and a gap stays stale to the end of the
+files. Files with depth are taken in the order of their first receive time,
+one book per instrument across them (a capture split at midnight carries
+on). The book carries on from the one already in the store
+(:meth:`Store.stored_book`): events it holds are dropped as duplicates, a
+file that does not continue it shows a gap (and its own snapshot, if any,
+resyncs). A file with diffs but neither a snapshot nor a stored book has a
+book that cannot be known: it is not loaded, and :attr:`FileResult.notes`
+says so. Loading takes the store's writer lock
 (:class:`~quantify.store.lease.WriterLock`): it never runs beside the live
 writer (``quantify ingest``, the IPython extension), which would otherwise
 race it (ArcticDB has no transactions).
@@ -31,9 +47,15 @@ from typing import Any, Final
 import pandas as pd
 
 from quantify.exceptions import FeedError, QuantifyError
+from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot
+from quantify.model.book_frames import book_frames
+from quantify.model.booksync import Applied, BookSync, LedgerEvent, SyncState
+from quantify.model.instrument import Instrument
 from quantify.store import Store, WriterLock
 from quantify.store.merge import merge_klines, merge_ticks
+from quantify.venues import venue
 from quantify.venues.binance import recordings
+from quantify.venues.binance.parse import FrameParser
 from quantify.venues.files import read_recorded
 
 __all__ = ["MAX_UNZIP_RATIO", "FileResult", "LoadResult", "load_files", "read_history_file"]
@@ -54,6 +76,12 @@ class FileResult:
     checksum_verified: bool = False
     #: Why the file was skipped (None if it was loaded).
     error: str | None = None
+    #: Depth events applied to the book, per instrument (recordings with depth).
+    book_events: dict[str, int] = field(default_factory=dict)
+    #: Quotes added to the store, per instrument (fewer than events when some were stored already).
+    book_added: dict[str, int] = field(default_factory=dict)
+    #: What could not be loaded of a file that was (a book without a snapshot).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +116,16 @@ class LoadResult:
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def book_events(self) -> int:
+        """Depth events applied to books, over all files."""
+        return sum(sum(f.book_events.values()) for f in self.files)
+
+    @property
+    def book_added(self) -> int:
+        """Quotes added to the store, over all files."""
+        return sum(sum(f.book_added.values()) for f in self.files)
+
     def summary(self) -> str:
         """A few lines: files loaded and skipped, rows read and added, per symbol."""
         per: dict[str, list[int]] = {}
@@ -104,6 +142,15 @@ class LoadResult:
         )
         lines = [head]
         lines += [f"  {sym}: {read:,} read, {added:,} added" for sym, (read, added) in sorted(per.items())]
+        books: dict[str, list[int]] = {}
+        for f in self.files:
+            for sym, n in f.book_events.items():
+                acc = books.setdefault(sym, [0, 0])
+                acc[0] += n
+                acc[1] += f.book_added.get(sym, 0)
+        lines += [f"  {sym} book: {n:,} depth events, {added:,} quotes added"
+                  for sym, (n, added) in sorted(books.items())]
+        lines += [f"  {f.path}: {note}" for f in self.files for note in f.notes]
         lines += [f"  skipped {f.path}: {f.error}" for f in self.skipped]
         return "\n".join(lines)
 
@@ -216,7 +263,9 @@ def load_files(
     ``.CHECKSUM`` mismatch, ids of the other kind) is skipped and reported;
     the others are loaded. A ``.CHECKSUM`` beside a file is verified before
     it is read. Files are loaded in the order given; their order does not
-    change the result.
+    change the result. Depth events of recorded WebSocket files are loaded
+    into the order book (see the module docstring), files with depth taken
+    in the order of their first receive time.
     """
     files = [Path(p) for p in paths]
     held = _writer_lock(store).acquire() if lock else None
@@ -224,6 +273,7 @@ def load_files(
     t0 = time.perf_counter()
     bar = _progress_bar(progress)
     try:
+        with_book: list[tuple[int, FileResult]] = []
         for path in files:
             fr = FileResult(path)
             if bar is not None:
@@ -240,10 +290,24 @@ def load_files(
                         fr.added[name] = merge_ticks(store, name, frame).added
                     if bar is not None:
                         bar.update(len(frame))
+                first = _first_book_frame(path)
+                if first is not None:
+                    with_book.append((first, fr))
             except (QuantifyError, ValueError, TypeError, OSError) as exc:
                 fr.error = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
                 logger.warning("skipped %s", fr.error)
             result.files.append(fr)
+            if on_file is not None and not (with_book and with_book[-1][1] is fr):
+                on_file(fr)
+        loader = _BookLoader(store, bar)
+        for _, fr in sorted(with_book, key=lambda item: item[0]):
+            if bar is not None:
+                bar.set_postfix_str(f"{fr.path.name} (book)", refresh=False)
+            try:
+                loader.load(fr)
+            except (QuantifyError, ValueError, TypeError, OSError) as exc:
+                fr.error = str(exc) if str(fr.path) in str(exc) else f"{fr.path}: {exc}"
+                logger.warning("skipped the book of %s", fr.error)
             if on_file is not None:
                 on_file(fr)
     finally:
@@ -264,3 +328,141 @@ def _progress_bar(enabled: bool) -> Any:
     return tqdm(unit=" rows", unit_scale=True, desc="load", file=sys.stderr, dynamic_ncols=True)
 
 
+
+
+# -- order books of recordings with depth ---------------------------------------
+
+#: Applied depth events held before they are appended to the store.
+_BOOK_FLUSH_EVENTS: Final = 20_000
+#: Substrings of the frames that can be book events (the others are not parsed twice).
+_BOOK_MARKS: Final = ('"depthUpdate"', '"lastUpdateId"', "ookTicker", '"B":')
+
+
+def _first_book_frame(path: Path) -> int | None:
+    """The receive time (ns) of the first frame of ``path`` if the file holds depth events, else None.
+
+    Zip archives (data.binance.vision's) hold no depth events.
+    """
+    if zipfile.is_zipfile(path) or recordings.detect_format(path) not in ("stream", "cryptofeed"):
+        return None
+    first: int | None = None
+    for recv, frame in recordings.read_frames(path):
+        if first is None:
+            first = recv
+        if '"depthUpdate"' in frame or '"lastUpdateId"' in frame:
+            return first
+    return None
+
+
+class _BookLoader:
+    """One book per instrument across the files of one :func:`load_files` call (see the module docstring)."""
+
+    def __init__(self, store: Store, bar: Any) -> None:
+        self.store = store
+        self.bar = bar
+        self.syncs: dict[str, BookSync] = {}
+        #: Exchange time (ns) of the last event stored before this load, per instrument (-1: none).
+        self.stored_ns: dict[str, int] = {}
+        self.seeded: set[str] = set()
+        self.applied: dict[str, list[Applied]] = {}
+
+    def _sync(self, key: str, rule: str, diff: DepthDiff, recv: int) -> BookSync:
+        sync = self.syncs.get(key)
+        if sync is not None:
+            return sync
+        sync = self.syncs[key] = BookSync(diff.symbol, rule)
+        self.applied[key] = []
+        self.stored_ns[key] = -1
+        if not self.store.has_book(key):
+            return sync
+        stored = self.store.stored_book(key)
+        self.stored_ns[key] = int(stored.time.value)
+        if not stored.stale:
+            # carry on from the stored book: events it holds are duplicates, a later file's first one a gap
+            sync.resume(stored.book, int(stored.time.value) // 1_000_000)
+            self.seeded.add(key)
+        return sync
+
+    def _events(self, key: str) -> list[LedgerEvent]:
+        since = self.stored_ns[key]
+        return [e for e in self.syncs[key].take_events() if e.time_ms * 1_000_000 > since]
+
+    def _flush(self, fr: FileResult) -> None:
+        events = {key: self._events(key) for key in self.applied}
+        frames = {key: book_frames(applied, events[key]) for key, applied in self.applied.items()
+                  if applied or events[key]}
+        for applied in self.applied.values():
+            applied.clear()
+        if not frames:
+            return
+        for key, n in self.store.append_book(frames).items():
+            fr.book_added[key] = fr.book_added.get(key, 0) + n
+
+    def load(self, fr: FileResult) -> None:
+        path = fr.path
+        venue_name = recordings.detect_venue(path)
+        rule = venue(venue_name).book_rule
+        parser = FrameParser()
+        keys: dict[str, str] = {}  # venue symbol -> instrument key
+        seen: list[str] = []  # instrument keys with diffs in this file
+        orphan: DepthSnapshot | None = None  # a snapshot recorded before any diff
+        ambiguous = False
+        pending = 0
+        for recv, frame in recordings.read_frames(path):
+            if not any(mark in frame for mark in _BOOK_MARKS):
+                continue
+            ev = parser.parse(frame)
+            if type(ev) is DepthDiff:
+                key = keys.get(ev.symbol)
+                if key is None:
+                    key = keys[ev.symbol] = Instrument.parse(f"{venue_name}:{ev.symbol}").key
+                sync = self._sync(key, rule, ev, recv)
+                if key not in seen:
+                    seen.append(key)
+                    if orphan is not None:
+                        self.applied[key] += sync.on_snapshot(orphan, recv)
+                        orphan = None
+                applied = sync.on_diff(ev, recv)
+                if applied:
+                    self.applied[key] += applied
+                    fr.book_events[key] = fr.book_events.get(key, 0) + len(applied)
+                    pending += len(applied)
+                    if self.bar is not None:
+                        self.bar.update(len(applied))
+            elif type(ev) is DepthSnapshot:
+                if ev.symbol:
+                    target = [Instrument.parse(f"{venue_name}:{ev.symbol}").key]
+                else:
+                    target = [k for k in seen if not self.syncs[k].live] or (seen if len(seen) == 1 else [])
+                if not seen and not ev.symbol:
+                    orphan = ev
+                elif len(target) == 1 and target[0] in self.syncs:
+                    applied = self.syncs[target[0]].on_snapshot(ev, recv)
+                    self.applied[target[0]] += applied
+                    fr.book_events[target[0]] = fr.book_events.get(target[0], 0) + len(applied)
+                    pending += len(applied)
+                else:
+                    ambiguous = True
+            elif type(ev) is BookTicker:
+                key = keys.get(ev.symbol)
+                if key is not None:
+                    self.syncs[key].on_ticker(ev, recv)
+            if pending >= _BOOK_FLUSH_EVENTS:
+                self._flush(fr)
+                pending = 0
+        self._flush(fr)
+        if ambiguous:
+            fr.notes.append("a depth snapshot that names no symbol, in a file with the books of several, "
+                            "was left out")
+        for key in seen:
+            sync = self.syncs[key]
+            if sync.ledger.events == 0 and sync.state is SyncState.WAITING and key not in self.seeded:
+                fr.notes.append(f"{key}: depth diffs but no snapshot, and no stored book they continue: "
+                                "its book cannot be known and was not loaded")
+            elif key in self.seeded and not fr.book_added.get(key) and sync.ledger.duplicates:
+                fr.notes.append(f"{key}: the depth events are at or below the stored book's last update id: "
+                                "already stored (or older than the stored book), nothing added")
+            elif sync.stale and sync.ledger.events:
+                fr.notes.append(f"{key}: the book went out of sync ({sync.ledger.gaps} gap(s), "
+                                f"{sync.ledger.mismatches} mismatch(es), {sync.ledger.crossed} crossed) and "
+                                "was not resynced: a recording holds no further snapshot")

@@ -296,7 +296,7 @@ class Writer:
 
     def _append_book(self, batch: Mapping[str, BookBatch]) -> dict[str, BookFrames]:
         frames = {key: book_frames(rows, events) for key, (rows, events) in batch.items()}
-        self.store.append_book(frames)  # type: ignore[attr-defined]
+        self.store.append_book(frames)
         return frames
 
     def _notify_books(self, calls: list[Callable[..., Any]], quotes: Mapping[str, pd.DataFrame],

@@ -13,7 +13,9 @@ of its ``*_COLUMNS`` tuple in that order:
 ``book_checkpoints`` (:func:`checkpoint_to_frame`)
     The top levels of the book after one event, one row per level; ``bound``
     is the side's known range (``bid_floor``/``ask_ceiling``, ±inf when the
-    whole side is known), ``reason`` 0 periodic, 1 after a snapshot.
+    whole side is known), ``reason`` 0 periodic, 1 after a snapshot. A side
+    with no known level but a finite range has one row of ``level`` 0,
+    price and quantity NaN, that carries its ``bound``.
 ``book_ledger`` (:func:`ledger_to_frame`)
     Continuity events (:class:`~quantify.model.booksync.LedgerEvent`).
 """
@@ -100,15 +102,20 @@ def checkpoint_to_frame(applied: Applied) -> pd.DataFrame:
         raise ValueError("this event carries no checkpoint")
     bid_floor, ask_ceiling = applied.checkpoint_bounds
     time_ms, reason = applied.diff.event_time, applied.checkpoint_reason
-    nb, na = len(levels.bids), len(levels.asks)
+    # a side without a known level but with a finite bound keeps it on a level-0 row (price, qty NaN)
+    bids = levels.bids if len(levels.bids) or bid_floor == -np.inf else np.full((1, 2), np.nan)
+    asks = levels.asks if len(levels.asks) or ask_ceiling == np.inf else np.full((1, 2), np.nan)
+    nb, na = len(bids), len(asks)
     n = nb + na
-    prices = np.concatenate([levels.bids[:, 0], levels.asks[:, 0]]) if n else np.empty(0)
-    qtys = np.concatenate([levels.bids[:, 1], levels.asks[:, 1]]) if n else np.empty(0)
+    prices = np.concatenate([bids[:, 0], asks[:, 0]]) if n else np.empty(0)
+    qtys = np.concatenate([bids[:, 1], asks[:, 1]]) if n else np.empty(0)
+    first_bid, first_ask = int(len(levels.bids) > 0), int(len(levels.asks) > 0)
     return pd.DataFrame(
         {
             "update_id": np.full(n, levels.update_id, dtype="int64"),
             "side": np.concatenate([np.ones(nb, "int8"), -np.ones(na, "int8")]),
-            "level": np.concatenate([np.arange(1, nb + 1, dtype="int32"), np.arange(1, na + 1, dtype="int32")]),
+            "level": np.concatenate([np.arange(first_bid, nb + first_bid, dtype="int32"),
+                                     np.arange(first_ask, na + first_ask, dtype="int32")]),
             "price": prices.astype("float64"), "qty": qtys.astype("float64"),
             "bound": np.concatenate([np.full(nb, bid_floor), np.full(na, ask_ceiling)]).astype("float64"),
             "reason": np.full(n, reason, dtype="int8"),

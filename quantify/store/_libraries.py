@@ -18,3 +18,11 @@ CANDLES_1M: Final = "candles_1m"
 META: Final = "_meta"
 #: Alert rules, fired-alert history, acknowledgements, the engine's checkpoint.
 ALERTS: Final = "alerts"
+#: The best bid and offer after each applied depth event, one symbol per instrument.
+QUOTES: Final = "quotes"
+#: The depth diffs applied to the local book, one row per level, one symbol per instrument.
+BOOK_DIFFS: Final = "book_diffs"
+#: The book's top levels after overlays and every few seconds, one symbol per instrument.
+BOOK_CHECKPOINTS: Final = "book_checkpoints"
+#: The book's continuity events (gaps, resyncs, crossed books, ...), one symbol per instrument.
+BOOK_LEDGER: Final = "book_ledger"

@@ -1,4 +1,4 @@
-"""Export: ticks, candles or loaded klines of a time range to CSV or Parquet.
+"""Export: ticks, candles, loaded klines or order-book data of a time range to CSV or Parquet.
 
 ``Store.export``, ``quantify export``: a time range ``start <= t < end``
 (inclusive-exclusive, as everywhere in QuantiFy) to CSV or Parquet, to a path
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CSV_TIME_FORMAT", "EXPORT_FORMATS", "EXPORT_KINDS", "confined_path", "export"]
 
-EXPORT_KINDS: Final = ("ticks", "ohlcv", "klines")
+EXPORT_KINDS: Final = ("ticks", "ohlcv", "klines", "quotes", "book_diffs", "book_ledger")
 EXPORT_FORMATS: Final = ("csv", "parquet")
 _CSV_CHUNK_ROWS: Final = 500_000
 #: Times in exported CSVs (strftime spelling): ISO 8601, UTC, µs, one width on every row.
@@ -42,6 +42,12 @@ def _export_frame(store: Store, symbol: InstrumentLike, kind: str, timeframe: st
         return store.ticks(symbol, start, end)
     if kind == "klines":
         return klines(store, symbol, timeframe, start, end)
+    if kind == "quotes":
+        return store.quotes(symbol, start, end)
+    if kind == "book_diffs":
+        return store.book_diffs(symbol, start, end)
+    if kind == "book_ledger":
+        return store.book_ledger(symbol, start, end)
     return store.ohlcv(symbol, timeframe, start, end)
 
 
@@ -142,16 +148,20 @@ def export(
         refused unless ``overwrite``; the file appears complete or not at all
         (written beside it under a temporary name, then renamed). A binary
         stream (``sys.stdout.buffer``) is written and left open.
-    kind : {"ticks", "ohlcv", "klines"}
+    kind : {"ticks", "ohlcv", "klines", "quotes", "book_diffs", "book_ledger"}
         Ticks; candles of ``timeframe`` computed from the ticks
-        (:meth:`Store.ohlcv`); or Binance klines loaded with
-        :func:`load_files` or backfilled.
+        (:meth:`Store.ohlcv`); Binance klines loaded with
+        :func:`load_files` or backfilled; or the order book's best bid and
+        offer per depth event (:meth:`Store.quotes`), its diffs, one row per
+        level (:meth:`Store.book_diffs`), or its continuity ledger
+        (:meth:`Store.book_ledger`).
     timeframe : str, default "1m"
         Candle timeframe for ``ohlcv`` (any of
         :func:`quantify.analytics.timeframe_to_offset`) or kline interval.
     start, end : datetime, str or None
         Bounds, inclusive-exclusive: trade time ``start <= t < end`` for
-        ticks, bar open time for candles. ``None`` is unbounded.
+        ticks, bar open time for candles, the depth event's exchange time
+        for book data. ``None`` is unbounded.
     format : {"csv", "parquet"} or None
         ``None``: from the path's suffix (``.parquet``/``.pq``), else CSV.
     overwrite : bool

@@ -8,6 +8,10 @@ Libraries inside one ArcticDB instance:
     ``binance-usdm:BTCUSDT``, ``okx:BTC-USDT``): the tick frame, appended in
     trade-id order by the single writer, compacted on a schedule. Spot and
     perpetual ``BTCUSDT`` live side by side.
+``quotes``, ``book_diffs``, ``book_checkpoints``, ``book_ledger``
+    Order books, one symbol per instrument key in each: the best bid and
+    offer after every applied depth event, the diffs, periodic checkpoints
+    of the top levels, the continuity ledger (:mod:`quantify.store.book`).
 ``_meta``
     Writer status (stats published every second) and leases.
 
@@ -31,12 +35,16 @@ from arcticdb.version_store.library import WritePayload
 from arcticdb_ext.version_store import DataError
 
 from quantify.exceptions import StoreError, StoreNotFoundError, UnknownSymbol
+from quantify.model.book import BookLevels
+from quantify.model.book_frames import BookFrames
 from quantify.model.instrument import Instrument, InstrumentLike, instrument_key
 from quantify.model.status import WriterStatus
 from quantify.model.times import TimeLike, parse_time
 from quantify.store import merge
-from quantify.store._libraries import META, TICKS
+from quantify.store._libraries import BOOK_DIFFS, BOOK_LEDGER, META, QUOTES, TICKS
 from quantify.store.alerts import AlertBook
+from quantify.store.book import BookStore, StoredBook
+from quantify.store.book_grid import book_snapshots
 from quantify.store.candles import read_ohlcv
 from quantify.store.export import export
 from quantify.store.uri import StoreURI, parse_store_uri
@@ -138,6 +146,7 @@ class Store:
         self.uri = uri
         self._arctic = _arctic(uri, create=create)
         self._libs: dict[str, Any] = {}
+        self._books = BookStore(self)
 
     def __repr__(self) -> str:
         return f"<quantify.Store {self.uri}>"
@@ -167,7 +176,7 @@ class Store:
         return AlertBook(self)
 
     def export(self, symbol: InstrumentLike, path_or_buffer: Any, **kwargs: Any) -> int:
-        """Write ticks, candles or klines of ``symbol`` to a CSV/Parquet file or stream.
+        """Write ticks, candles, klines or book data of ``symbol`` to a CSV/Parquet file or stream.
 
         See :func:`quantify.store.export.export` for the arguments (``kind``,
         ``timeframe``, ``start``/``end`` inclusive-exclusive, ``format``,
@@ -330,7 +339,12 @@ class Store:
         return out
 
     def describe(self, symbol: InstrumentLike) -> dict[str, Any]:
-        """Rows, first/last trade time and id of ``symbol``."""
+        """Rows, first/last trade time and id of ``symbol``, and its book's counts.
+
+        The book's: ``quotes``, ``book_diff_rows``, ``book_checkpoint_rows``,
+        ``book_ledger_rows`` (rows stored; 0 without a book) and
+        ``book_last_update_id`` (None without a book).
+        """
         sym = self._require(symbol)
         head = self._retry(sym, lambda: self._ticks.head(sym, 1).data)
         tail = self._retry(sym, lambda: self._ticks.tail(sym, 1).data)
@@ -342,7 +356,121 @@ class Store:
             "last_time": tail.index[-1] if len(tail) else None,
             "first_id": int(head["trade_id"].iloc[0]) if len(head) else None,
             "last_id": int(tail["trade_id"].iloc[-1]) if len(tail) else None,
+            **self._books.counts(sym),
         }
+
+    # -- order books ----------------------------------------------------------
+
+    def book_symbols(self) -> list[str]:
+        """Instruments with a stored order book, as text, sorted."""
+        return self._books.symbols()
+
+    def has_book(self, symbol: InstrumentLike) -> bool:
+        """True if the store holds an order book (quotes) of ``symbol``."""
+        return self._books.has(_check_symbol(symbol))
+
+    def last_book_update(self, symbol: InstrumentLike) -> int | None:
+        """The last depth update id whose quote and diffs are stored, or ``None``: where a writer resumes."""
+        return self._books.last_update(_check_symbol(symbol))
+
+    def stored_book(self, symbol: InstrumentLike, at: TimeLike | None = None) -> StoredBook:
+        """``symbol``'s whole stored book at ``at`` (``None``: after its last event), to carry on from.
+
+        A :class:`~quantify.store.book.StoredBook`: the ``OrderBook`` (known
+        levels, range, ``update_id``), its last event's time, ``stale``; a
+        writer resumes with ``BookSync.resume(sb.book, sb.time.value // 10**6)``.
+        """
+        return self._books.order_book(symbol, at)
+
+    def append_book(self, frames: Mapping[str, BookFrames]) -> dict[str, int]:
+        """Append order-book frames (``BookFrames`` per instrument key), one batch per library.
+
+        Idempotent: quote, diff and checkpoint rows at or below the last
+        ``update_id`` a library holds for the instrument are dropped (a
+        re-applied journal, a file loaded twice); ledger rows are always
+        added, in time order. Returns the quotes added per key.
+        """
+        return self._books.append(frames)
+
+    def quotes(self, symbol: InstrumentLike, start: TimeLike | None = None,
+               end: TimeLike | None = None) -> pd.DataFrame:
+        """The best bid and offer of ``symbol``'s book after each depth event, ``start <= time < end``.
+
+        UTC index ``time`` (the event's exchange time); ``bid_price, bid_qty,
+        ask_price, ask_qty`` (NaN for a side beyond the known range),
+        ``update_id, first_update_id, recv_time`` (receipt, ns since the
+        epoch); only events applied in sync. :class:`UnknownSymbol` if none.
+        """
+        return self._books.read_range(QUOTES, symbol, start, end)
+
+    def book_diffs(self, symbol: InstrumentLike, start: TimeLike | None = None,
+                   end: TimeLike | None = None) -> pd.DataFrame:
+        """The depth diffs applied to ``symbol``'s book, one row per level, ``start <= time < end``.
+
+        Columns ``update_id, first_update_id, prev_update_id`` (-1 on spot),
+        ``side`` (+1 bid, -1 ask, 0 for an event without levels, price and
+        qty NaN), ``price, qty`` (absolute; 0 removes the level).
+        """
+        return self._books.read_range(BOOK_DIFFS, symbol, start, end)
+
+    def book_ledger(self, symbol: InstrumentLike, start: TimeLike | None = None,
+                    end: TimeLike | None = None) -> pd.DataFrame:
+        """The continuity ledger of ``symbol``'s book, ``start <= time < end``.
+
+        Columns ``kind`` (``start``, ``resume``, ``gap``, ``resync``, ``crossed``,
+        ``mismatch``, ``disconnect``, ``stale_snapshot``, ``range``, ``refresh``),
+        ``expected_id, got_id, stale_seconds, detail``. The book is stale from
+        a ``gap``, ``crossed`` or ``mismatch`` to the next ``resync``.
+        """
+        return self._books.read_range(BOOK_LEDGER, symbol, start, end)
+
+    def book(self, symbol: InstrumentLike, at: TimeLike, depth: int = 20) -> BookLevels:
+        """``symbol``'s order book at time ``at``: the best ``depth`` known levels of each side.
+
+        Parameters
+        ----------
+        symbol : str or Instrument
+            An instrument, as for :meth:`ticks`.
+        at : datetime or str
+            The moment (UTC); every depth event with exchange time ``<= at`` is included.
+        depth : int, default 20
+            Levels per side.
+
+        Returns
+        -------
+        BookLevels
+            ``time`` and ``update_id`` of the last event included; ``stale``
+            when ``at`` falls between a gap (or crossed book, or bookTicker
+            mismatch) and its resync, per the ledger: the levels are then the
+            last ones known before the gap. ``complete`` is False when fewer
+            than ``depth`` levels of a side are known (beyond the snapshot's
+            range); unknown levels are left out, never guessed.
+
+        Raises :class:`UnknownSymbol` without a book of ``symbol``,
+        ``ValueError`` if ``at`` is before the first checkpoint or ``depth < 1``.
+
+        Notes
+        -----
+        The nearest checkpoint at or before ``at`` (the top 1,000 levels by
+        default) plus the diffs with a higher ``update_id`` and time ``<= at``;
+        only that window is read.
+        """
+        return self._books.book(symbol, at, depth)
+
+    def book_snapshots(self, symbol: InstrumentLike, start: TimeLike | None = None, end: TimeLike | None = None,
+                       every: str | pd.Timedelta = "1s", depth: int = 10) -> pd.DataFrame:
+        """``symbol``'s book on a regular grid: one row per ``every``, ``depth`` levels a side.
+
+        The points are the multiples of ``every`` in ``[start, end)``
+        (``None``: from the first checkpoint, through the last quote). Index
+        ``time``; columns ``bid_price_1..N, bid_qty_1..N, ask_price_1..N,
+        ask_qty_1..N`` (NaN where a level is unknown or absent), ``update_id``
+        (of the last event at or before the point; -1, and ``stale``, before
+        any book) and ``stale``. Each row equals :meth:`book` at its time; one forward pass
+        over the range (:mod:`quantify.store.book_grid`), not one :meth:`book`
+        per point.
+        """
+        return book_snapshots(self._books, symbol, start, end, every, depth)
 
     # -- writes (the single writer only) ------------------------------------
 
@@ -392,6 +520,10 @@ class Store:
         before = self._ticks.list_versions(sym)
         self._ticks.compact_data(sym, rows_per_segment=rows_per_segment, prune_previous_versions=True)
         return self._ticks.list_versions(sym) != before
+
+    def compact_book(self, symbol: InstrumentLike, rows_per_segment: int = 100_000) -> bool:
+        """Merge the small appended segments of ``symbol``'s book libraries; True if anything changed."""
+        return self._books.compact(_check_symbol(symbol), rows_per_segment)
 
     # -- writer status ------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Live widgets: charts, pair monitor, control, alert and status panels (ipywidgets + bqplot).
+"""Live widgets: charts, pair monitor, order-book monitor, control, alert and status panels (ipywidgets + bqplot).
 
 Every widget is a model (tested through ``get_state()`` without a browser),
 updates in frames (at most 10 per second, one ``hold_sync`` per figure),
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from quantify.model.timeframes import WIDGET_TIMEFRAMES
 from quantify.widgets.alerts import AlertPanel
+from quantify.widgets.book import BookMonitor
 from quantify.widgets.charts import LiveChart
 from quantify.widgets.frames import MAX_POINTS, downsample, live_timers, stop_all
+from quantify.widgets.microstructure import MicrostructurePanels
 from quantify.widgets.pairs import PairMonitor
 from quantify.widgets.panels import REPLAY_BADGE, ControlPanel, StatusBar, is_replay
 from quantify.widgets.theme import DARK, LIGHT, Theme
@@ -24,8 +26,10 @@ __all__ = [
     "REPLAY_BADGE",
     "WIDGET_TIMEFRAMES",
     "AlertPanel",
+    "BookMonitor",
     "ControlPanel",
     "LiveChart",
+    "MicrostructurePanels",
     "PairMonitor",
     "StatusBar",
     "Theme",

@@ -9,13 +9,15 @@ import ipywidgets as W
 from quantify.store import Store
 from quantify.widgets._base import esc
 from quantify.widgets.alerts import AlertPanel
+from quantify.widgets.book import BookMonitor
 from quantify.widgets.charts import LiveChart
+from quantify.widgets.microstructure import MicrostructurePanels
 from quantify.widgets.pairs import PairMonitor
 from quantify.widgets.panels import ControlPanel, StatusBar
 from quantify.widgets.source import resolve_store
 from quantify.widgets.theme import get_theme, panel_css
 
-__all__ = ["DownloadButton", "alerts_dashboard", "market_overview", "pairs_monitor"]
+__all__ = ["DownloadButton", "alerts_dashboard", "market_overview", "microstructure_dashboard", "pairs_monitor"]
 
 
 def _page(title: str, subtitle: str, body: list[W.Widget], theme: str) -> W.VBox:
@@ -115,3 +117,30 @@ def alerts_dashboard(store: Store | str | None = None, *, theme: str = "dark") -
     panel.symbol.observe(follow, "value")
     return _page("Alerts", "Rules are evaluated by the writer on every trade it stores; fired alerts appear "
                  "below, newest first.", [status, panel, chart], theme)
+
+
+def microstructure_dashboard(store: Store | str | None = None, *, symbol: str | None = None,
+                             theme: str = "dark") -> W.VBox:
+    """The live order book of one of the store's books, and its microstructure panels below.
+
+    The instrument menu lists the store's books (``Store.book_symbols``);
+    the monitor redraws at four frames a second, the panels every five seconds.
+    """
+    st = resolve_store(store)
+    books = st.book_symbols() or ["BTCUSDT"]
+    sym = symbol or books[0]
+    status = StatusBar(st, theme=theme)
+    pick = W.Dropdown(options=list(dict.fromkeys([sym, *books])), value=sym, description="Book",
+                      layout=W.Layout(width="240px"))
+    monitor = BookMonitor(sym, store=st, theme=theme, fps=4.0)
+    panels = MicrostructurePanels(sym, store=st, theme=theme)
+
+    def follow(change: dict[str, Any]) -> None:
+        if change["new"] and change["new"] != monitor.symbol:
+            monitor.set_symbol(change["new"])
+            panels.set_symbol(change["new"])
+
+    pick.observe(follow, "value")
+    return _page("Microstructure", "Order book (depth, ladder, spread, imbalance, microprice), then spread, "
+                 "imbalance and markouts of the stored quotes and trades. Exchange time, UTC.",
+                 [status, pick, monitor, panels], theme)

@@ -316,12 +316,9 @@ def _fast_book(frame: str | bytes, head: str | bytes) -> DepthDiff | BookTicker 
                 return None
             return _new_tuple(DepthDiff, (d.s, d.U, d.u, d.pu, d.E, bids, asks))
         t = _decode_ticker(frame).data
-        if t.e != "bookTicker":
+        b, bq, a, aq = float(t.b), float(t.B), float(t.a), float(t.A)
+        if t.e != "bookTicker" or not (0 < b < _INF and 0 <= bq < _INF and 0 < a < _INF and 0 <= aq < _INF):
             return None
-        levels = _fast_levels([(t.b, t.B), (t.a, t.A)])
-        if levels is None:
-            return None
-        (b, bq), (a, aq) = levels
         return _new_tuple(BookTicker, (t.s, t.u, b, bq, a, aq, t.E))
     except _WIRE_ERRORS:
         return None
