@@ -43,8 +43,9 @@ every new quote (``fired_at`` its exchange time, ``trade_id`` its update id
 ``u``), ``book-stale`` rules once per call, from the continuity ledger and how
 long each book has been out of sync (``fired_at``: the gap's exchange time
 plus that; ``trade_id``: the update id that revealed the gap). The books'
-positions and open episodes go into the checkpoint; quotes stored but not
-handed to the engine before a crash are not read back.
+positions and open episodes go into the checkpoint; on start the engine
+judges the quotes stored after each book's position (``store.quotes``), as
+it does trades, so a restart stores no quote alert twice and loses none.
 
 Evaluation of each rule kind is in :mod:`quantify.alerts._kinds`, the bar
 and tick histories it reads in :mod:`quantify.alerts._history`; this module
@@ -123,7 +124,7 @@ class AlertEngine:
             "batches": 0, "trades": 0, "fired": 0, "suppressed": 0, "deduplicated": 0,
             "redelivered": 0, "catchup_trades": 0, "store_errors": 0, "rule_errors": 0,
             "eval_ms_last": 0.0, "eval_ms_max": 0.0, "latency_ms_last": 0.0, "latency_ms_max": 0.0,
-            "checkpoints": 0, "book_batches": 0, "quotes": 0,
+            "checkpoints": 0, "book_batches": 0, "quotes": 0, "catchup_quotes": 0,
         }
         self._history = MarketHistory(store)
         self.book_episodes = BookEpisodes()  # each book's last evaluated quote and open episode out of sync
@@ -167,8 +168,9 @@ class AlertEngine:
                 self._redeliver[key] = int(row["alert_id"])
         self._reload_rules(force=True)
         caught = self._catch_up()
-        logger.info("alert engine started: %d rule(s), %d stored trade(s) re-evaluated, %d alert(s) "
-                    "stored before a restart", len(self.rules), caught, len(self._seen))
+        quotes = self._catch_up_books()
+        logger.info("alert engine started: %d rule(s), %d stored trade(s) and %d quote(s) re-evaluated, "
+                    "%d alert(s) stored before a restart", len(self.rules), caught, quotes, len(self._seen))
 
     def close(self, timeout: float = 5.0) -> None:
         """Write a final checkpoint and stop the delivery threads."""
@@ -225,6 +227,24 @@ class AlertEngine:
         if n:
             self._stats["catchup_trades"] += n
             self._process(frames, time.perf_counter())
+        return n
+
+    def _catch_up_books(self) -> int:
+        """Evaluate stored quotes after each book's evaluated position (after a restart).
+
+        The ledger is not read back: a ``book-stale`` firing is keyed by its
+        episode, so one stored after the checkpoint is not stored twice.
+        """
+        quotes = {}
+        for inst, (_, last_t) in list(self.book_episodes.pos.items()):
+            if self.store.has_book(inst):
+                frame = self.book_episodes.new_quotes(inst, self.store.quotes(inst, start=pd.Timestamp(last_t, tz="UTC")))
+                if len(frame):
+                    quotes[inst] = frame
+        n = sum(len(f) for f in quotes.values())
+        if n:
+            self._stats["catchup_quotes"] += n
+            self._book_process(quotes, {}, {}, time.perf_counter())
         return n
 
     # -- the listener -----------------------------------------------------
@@ -293,6 +313,11 @@ class AlertEngine:
         if not self.started:
             self.start(self.store)
         self._reload_rules()
+        self._stats["book_batches"] += 1
+        self._book_process(quotes, ledger, stale_seconds, received)
+
+    def _book_process(self, quotes: Mapping[str, pd.DataFrame], ledger: Mapping[str, pd.DataFrame],
+                      stale_seconds: Mapping[str, float], received: float) -> None:
         ev = self._evaluator
         fired: list[Fired] = []
         for inst, frame in quotes.items():
@@ -304,7 +329,6 @@ class AlertEngine:
             self.book_episodes.pos[inst] = (int(ids[-1]), int(new.index.asi8[-1]))
             self._stats["quotes"] += len(new)
         fired += ev.book_stale(ledger, stale_seconds)
-        self._stats["book_batches"] += 1
         self._finish(fired, received)
 
     def _finish(self, fired: list[Fired], received: float) -> None:
@@ -398,6 +422,7 @@ class AlertEngine:
 
         ``alerts_rules`` (enabled), ``alerts_batches``, ``alerts_trades``,
         ``alerts_book_batches``, ``alerts_quotes`` (order-book calls and quotes judged),
+        ``alerts_catchup_quotes`` (stored quotes judged after a restart),
         ``alerts_fired``, ``alerts_suppressed`` (by cooldown),
         ``alerts_deduplicated`` / ``alerts_redelivered`` (after a restart),
         ``alerts_catchup_trades``, ``alerts_store_errors``, ``alerts_rule_errors``,

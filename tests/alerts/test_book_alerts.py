@@ -25,7 +25,7 @@ import pytest
 import quantify as qf
 from quantify import alerts as qa
 from quantify.model.book import DepthDiff, DepthSnapshot, OrderBook
-from quantify.model.book_frames import ledger_to_frame, quotes_to_frame
+from quantify.model.book_frames import BookFrames, book_frames
 from quantify.model.booksync import BookSync
 from quantify.widgets._alert_form import EditBar, RuleForm
 from quantify.widgets._alert_view import describe
@@ -45,6 +45,8 @@ class Flush(NamedTuple):
     quotes: pd.DataFrame
     ledger: pd.DataFrame
     stale_seconds: float
+    #: What the writer stored just before (quotes, diffs, checkpoints, ledger).
+    frames: BookFrames | None = None
 
 
 def writer_flushes(stream, drops, flush_ns, rule="spot") -> list[Flush]:
@@ -67,7 +69,8 @@ def writer_flushes(stream, drops, flush_ns, rule="spot") -> list[Flush]:
     applied: list = []
 
     def flush(at_ns: int) -> None:
-        out.append(Flush(quotes_to_frame(applied), ledger_to_frame(sync.take_events()), sync.stale_seconds_now(at_ns)))
+        frames = book_frames(applied, sync.take_events())
+        out.append(Flush(frames.quotes, frames.ledger, sync.stale_seconds_now(at_ns), frames))
         applied.clear()
 
     pending: list = []  # [events left, snapshot] of a gap's snapshot under way
@@ -298,13 +301,41 @@ def test_a_quote_handed_twice_is_judged_once_and_state_survives_a_restart(store,
     first.book_batch({INST: part[119].quotes}, {}, {INST: 0.0})  # the same quotes again
     first.close()
     run(store, part[120:], make_engine)  # a new writer: rule state and book position from the checkpoint
-    restarted = book.history(rule_id=rid)
-    _, once = judged["|imbalance| above 0.95"]  # the same rule, one writer throughout
+    check_once(book.history(rule_id=rid), judged["|imbalance| above 0.95"][1], part)
+
+
+def check_once(got: pd.DataFrame, once: pd.DataFrame, part: list[Flush]) -> None:
+    """``got`` holds exactly the firings of one writer throughout (``once``) over the flushes ``part``."""
     once = once[once["trade_id"] <= pd.concat([f.quotes for f in part])["update_id"].max()]
-    assert len(restarted) == len(once) >= 3
-    assert once["fired_at"].iloc[0] < part[120].quotes.index[0] < once["fired_at"].iloc[-1]
-    assert list(restarted["trade_id"]) == list(once["trade_id"])
-    assert list(restarted["value"]) == list(once["value"])
+    assert len(got) == len(once) >= 3
+    assert once["fired_at"].iloc[0] < part[len(part) // 2].quotes.index[0] < once["fired_at"].iloc[-1]
+    assert list(got["trade_id"]) == list(once["trade_id"])
+    assert list(got["value"]) == list(once["value"])
+
+
+def test_a_crashed_writer_s_quotes_are_judged_again_and_stored_once(store, flushes, judged, make_engine):
+    # the writer stores each flush, then hands it to the engine; the engine's last checkpoint is far
+    # behind when the writer dies: the next engine judges the stored quotes after it again
+    book = qa.AlertBook(store)
+    rid = book.add(qa.make_rule(**dict(CASES["|imbalance| above 0.95"], symbols=INST)), check_symbols=False)
+    part = flushes[:240]
+    first = make_engine(store, checkpoint_interval=3600)  # one checkpoint, at its first call
+    for f in part[:120]:
+        store.append_book({INST: f.frames})
+        feed(first, [f])
+    first.dispatcher.close(1.0)  # killed: no final checkpoint
+    stored = book.history(rule_id=rid)
+    after_checkpoint = int((stored["trade_id"] > part[0].quotes["update_id"].max()).sum())
+    second = make_engine(store)
+    for f in part[120:]:
+        store.append_book({INST: f.frames})
+        feed(second, [f])
+    stats = second.stats()
+    # judged again on start: every quote stored after the checkpoint (the first call's), the batch that
+    # started it included (stored before the call)
+    assert stats["alerts_catchup_quotes"] == sum(len(f.quotes) for f in part[1:121])
+    assert stats["alerts_deduplicated"] == after_checkpoint > 0  # judged again, not stored again
+    check_once(book.history(rule_id=rid), judged["|imbalance| above 0.95"][1], part)
 
 
 def test_quotes_with_a_side_unknown_neither_fire_nor_rearm(store, make_engine):
