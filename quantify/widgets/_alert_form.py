@@ -31,8 +31,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "direction": ("abs", "up", "down"), "op": ("abs-above", "above", "below"), "hedge": ("ols", "kalman"),
     "timeframe": WIDGET_TIMEFRAMES,
 }
-#: Parameters the form leaves at their defaults (tuning for experts; make_rule takes them).
-_HIDDEN = frozenset({"delta"})
+#: Parameters the form leaves at their defaults (tuning for experts, or one value for now; make_rule
+#: takes them).
+_HIDDEN = frozenset({"delta", "levels"})
 #: What to write in a required field, as a placeholder.
 _EXAMPLES = {"level": "e.g. 61700", "pct": "e.g. 0.5", "window": "e.g. 5m", "k": "e.g. 3",
              "seconds": "e.g. 30s", "bps": "e.g. 2"}

@@ -396,7 +396,7 @@ def test_alert_panel_form_offers_the_book_kinds():
     form.fields["bps"].value = "1.5"
     assert form.rule().params["bps"] == 1.5 and form.error.value == ""
     form.kind.value = "imbalance-beyond"
-    assert shown() == ["level", "op", "levels", "margin"] and form.fields["levels"].placeholder == "1"
+    assert shown() == ["level", "op", "margin"]  # levels: 1, the best bid and offer, for now
     form.fields["level"].value = "0.8"
     assert form.rule().params == {"level": 0.8, "op": "abs-above", "levels": 1, "margin": 0.0}
     form.kind.value = "book-stale"
