@@ -330,6 +330,8 @@ def test_a_crashed_writer_s_quotes_are_judged_again_and_stored_once(store, flush
     for f in part[120:]:
         store.append_book({INST: f.frames})
         feed(second, [f])
+    # the quotes the alerts were judged on are the ones a notebook reads back
+    pd.testing.assert_frame_equal(store.quotes(INST), pd.concat([f.quotes for f in part]))
     stats = second.stats()
     # judged again on start: every quote stored after the checkpoint (the first call's), the batch that
     # started it included (stored before the call)
