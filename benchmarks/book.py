@@ -3,6 +3,12 @@
 Run ``python benchmarks/book.py`` (``--quick`` for smaller sizes, ``--only
 SECTION`` for one section). Sections:
 
+``ingest``
+    Order-book diffs applied and stored per second by QuantiFy's ingestion,
+    against a bare websockets receive loop of the same frames (goal >= 0.5)
+    and cryptofeed's Binance L2 book (goal >= 1.5x), each on a fresh replay
+    server (``benchmarks/_book_peers.py``; cryptofeed is installed into a
+    throwaway environment of its own on first use).
 ``asof``
     :func:`quantify.analytics.asof` vs ``pandas.merge_asof`` joining trades
     (a tick frame) to the prevailing quote (the store's quotes schema), on the
@@ -21,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _book_peers
 import numpy as np
 import pandas as pd
 
@@ -88,7 +95,38 @@ def bench_asof(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {"asof": bench_asof}
+def bench_ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
+    diffs = 5_000 if args.quick else 30_000
+    lap = 6_000  # diffs of one lap of the recording, paced at 40 times its speed (~16 s)
+    rows = []
+    ceiling, _ = _book_peers.bare(diffs)
+    ours, _, book = _book_peers.quantify(diffs)
+    peer, _ = _book_peers.cryptofeed(diffs)
+    print(f"QuantiFy's book while measured: {book}")
+    case = f"{diffs:,} diffs (+ ~11 bookTicker, ~2 aggTrade frames each), speed 0, diffs/s"
+    rows += [
+        {"section": "ingest", "case": f"{case}: QuantiFy vs bare receive loop", "ours_s": 1 / ours,
+         "reference_s": 1 / ceiling, "ratio": ours / ceiling, "reference": "websockets recv loop"},
+        {"section": "ingest", "case": f"{case}: QuantiFy vs cryptofeed L2 book", "ours_s": 1 / ours,
+         "reference_s": 1 / peer, "ratio": ours / peer, "reference": _book_peers.CRYPTOFEED},
+    ]
+    _, bare_cpu = _book_peers.bare(lap, speed=40)
+    _, ours_cpu, book = _book_peers.quantify(lap, speed=40)
+    _, peer_cpu = _book_peers.cryptofeed(lap, speed=40)
+    print(f"QuantiFy's book while measured (paced): {book}")
+    case = f"{lap:,} diffs paced (speed 40, the same frames in the same time), CPU s per diff"
+    rows += [
+        {"section": "ingest", "case": f"{case}: QuantiFy vs bare receive loop", "ours_s": ours_cpu,
+         "reference_s": bare_cpu, "ratio": bare_cpu / ours_cpu, "reference": "websockets recv loop"},
+        {"section": "ingest", "case": f"{case}: QuantiFy vs cryptofeed L2 book", "ours_s": ours_cpu,
+         "reference_s": peer_cpu, "ratio": peer_cpu / ours_cpu, "reference": _book_peers.CRYPTOFEED},
+    ]
+    return rows
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
+    "ingest": bench_ingest, "asof": bench_asof,
+}
 
 
 def _cpu() -> str:

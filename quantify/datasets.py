@@ -234,7 +234,7 @@ def sample_quotes() -> pd.DataFrame:
     (:class:`quantify.model.booksync.BookSync`), offline, exactly as
     ``quantify load`` stores it; the same book equals Binance's own
     ``bookTicker`` at every update id the two share
-    (``tests/model/test_book.py``).
+    (``tests/model/test_order_book.py``).
 
     Returns
     -------

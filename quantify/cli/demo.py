@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             replay.stop()
             raise
         print(f"  dashboard      {url}   <- open this (pairs monitor, Voilà)", flush=True)
+        print(f"  order books    {url.replace('pairs_monitor', 'microstructure')}   (BTCUSDT spot and USD-M)",
+              flush=True)
     print("  Ctrl-C stops the demo.", flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     line = StatusLine(sys.stdout)

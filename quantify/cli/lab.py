@@ -24,7 +24,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from quantify.cli._common import store_from_args
 from quantify.cli._processes import stop_process_tree
-from quantify.cli._stream import DEMO_STORE, DEMO_SYMBOLS, fresh_demo_store, start_replay_stream
+from quantify.cli._stream import DEMO_BOOKS, DEMO_STORE, DEMO_SYMBOLS, fresh_demo_store, start_replay_stream
 from quantify.exceptions import QuantifyError
 
 __all__ = [
@@ -267,6 +267,7 @@ def _kernel_env(base: Mapping[str, str], store: str | None, urls: tuple[str, str
     if urls is not None:
         env["QUANTIFY_WS_URL"], env["QUANTIFY_REST_URL"] = urls
         env["QUANTIFY_SYMBOLS"] = ",".join(DEMO_SYMBOLS)
+        env["QUANTIFY_BOOKS"] = ",".join(DEMO_BOOKS)
     return env
 
 

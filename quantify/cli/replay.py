@@ -1,4 +1,4 @@
-"""``quantify replay``: serve recorded Binance trades (spot and USD-M) on a local server."""
+"""``quantify replay``: serve recorded Binance trades and order books (spot and USD-M) on a local server."""
 
 from __future__ import annotations
 
@@ -33,14 +33,25 @@ examples:
 clients connect to (spot):
   ws://HOST:PORT/ws/btcusdt@trade                      raw events
   ws://HOST:PORT/stream?streams=btcusdt@trade/ethusdt@aggTrade   combined events
+  ws://HOST:PORT/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker   the order book
   http://HOST:PORT/api/v3/klines?symbol=BTCUSDT&interval=1m     REST (also ping, time,
       exchangeInfo, aggTrades, historicalTrades, trades)
+  http://HOST:PORT/api/v3/depth?symbol=BTCUSDT&limit=1000       a depth snapshot of the
+      replay's own book at the replay's position (limit 1-5000, weight 5/25/50/250)
 clients connect to (USD-M futures, Binance's routed fstream paths):
-  ws://HOST:PORT/public/ws/btcusdt@trade               raw @trade events (depth and
-                                                       bookTicker: accepted, not served yet)
+  ws://HOST:PORT/public/ws/btcusdt@trade               raw @trade events
+  ws://HOST:PORT/public/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker
+      the order book (also @depth@100ms, merged from the 0ms events per 100 ms window)
   ws://HOST:PORT/market/stream?streams=btcusdt@aggTrade          combined @aggTrade events
-  http://HOST:PORT/fapi/v1/klines?symbol=BTCUSDT&interval=1m    REST (same endpoints)
+  http://HOST:PORT/fapi/v1/klines?symbol=BTCUSDT&interval=1m    REST (same endpoints, and
+      /fapi/v1/depth with limit 5, 10, 20, 50, 100, 500 or 1000)
   a stream on the wrong tier (/public vs /market) delivers nothing, as on Binance.
+
+order books: the recorded depth diffs and book tickers are served as recorded on the
+first lap, between the trades at their times. The bundled samples include the books
+of spot and USD-M BTCUSDT. A recording without a depth snapshot streams its diffs but
+its REST depth is an error (its book cannot be known). With --loop, each lap starts
+with one synthetic depth event that turns the last lap's book into the next one's.
 
 markets: a file is USD-M if its trades carry "X" (or its depth events "pu"), else if
 its name contains "usdm" or "futures"; otherwise spot. --usdm forces USD-M.
@@ -53,11 +64,13 @@ def register(subparsers: Any) -> None:
         "replay",
         help="serve recorded Binance trades on a local Binance-compatible server",
         description=(
-            "Serve recorded Binance trades over Binance's WebSocket and REST protocols on "
+            "Serve recorded Binance trades and order books (depth diffs, book tickers, REST "
+            "depth snapshots) over Binance's WebSocket and REST protocols on "
             "one local port, so the ingestion service and Binance's own client libraries "
-            "can run offline. Trades are released at their recorded times scaled by --speed; "
+            "can run offline. Events are released at their recorded times scaled by --speed; "
             "the clock starts when the first client subscribes. REST serves only trades "
-            "already released. Fault options make the server misbehave on purpose."
+            "already released, and depth snapshots of the replay's own book at that point. "
+            "Fault options make the server misbehave on purpose."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -65,7 +78,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "files", nargs="*", type=Path, metavar="FILE",
         help="recorded frames (<recv ns> <JSON> lines, gzip or not), market detected; "
-        "default: the bundled spot and USD-M samples",
+        "default: the bundled spot and USD-M samples, with the BTCUSDT order books",
     )
     p.add_argument(
         "--usdm", nargs="+", type=Path, default=[], metavar="FILE",
@@ -91,11 +104,21 @@ def register(subparsers: Any) -> None:
     faults = p.add_argument_group("fault injection (all off by default)")
     faults.add_argument(
         "--drop-every", type=float, default=0.0, metavar="S",
-        help="close every connection abruptly (no close frame) every S seconds",
+        help="close every connection (trades and depth alike) abruptly, no close frame, every S seconds",
     )
     faults.add_argument(
         "--corrupt-fraction", type=float, default=0.0, metavar="F",
-        help="replace this fraction of trade frames by garbage (the trades are lost to clients)",
+        help="replace this fraction of frames (trades and book events) by garbage (lost to clients)",
+    )
+    faults.add_argument(
+        "--drop-depth", type=float, default=0.0, metavar="F",
+        help="do not send this fraction of depth-diff frames (seeded, per connection): clients "
+             "see gaps in the update ids and must resync from a snapshot",
+    )
+    faults.add_argument(
+        "--stale-snapshot", type=float, default=0.0, metavar="F",
+        help="answer this fraction of REST depth requests with an older book, whose lastUpdateId "
+             "is below the first depth event any open connection was sent: clients must fetch again",
     )
     faults.add_argument(
         "--shutdown-after", type=float, default=0.0, metavar="S",
@@ -123,6 +146,7 @@ def _config(args: argparse.Namespace) -> Any:
         usdm_files=tuple(args.usdm),
         host=args.host, port=args.port, speed=args.speed, loop=args.loop,
         drop_every=args.drop_every, corrupt_fraction=args.corrupt_fraction,
+        drop_depth=args.drop_depth, stale_snapshot=args.stale_snapshot,
         shutdown_after=args.shutdown_after, refuse_for=args.refuse_for,
         force_429=args.force_429, seed=args.seed,
     )

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 from quantify.config import IngestConfig
 from quantify.exceptions import RestError
 from quantify.ingest.feeds import VenueFeed
-from quantify.model.book import BookTicker, DepthDiff
+from quantify.model.book import BookTicker, DepthDiff, OrderBook
 from quantify.model.booksync import Applied, BookSync, LedgerEvent
 from quantify.model.instrument import Instrument
 
@@ -125,6 +125,16 @@ class BookKeeper:
             found = self._sync(feed, symbol)
             if found is not None:
                 found[1].on_disconnect(now_ms)
+
+    def resume(self, key: str, book: OrderBook, time_ms: int) -> bool:
+        """Carry ``key``'s book on from a stored one (a restarted writer); False if this run keeps no such book."""
+        inst = Instrument.parse(key)
+        feed = self.feeds.get(inst.venue)
+        found = None if feed is None else self._sync(feed, inst.symbol)
+        if found is None:
+            return False
+        found[1].resume(book, time_ms)
+        return True
 
     def drop(self, key: str) -> None:
         """Forget the book of ``key`` (its ownership was lost); a new owner resyncs it."""

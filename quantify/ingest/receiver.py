@@ -145,6 +145,10 @@ class Receiver:
     def recover_journal(self, on_leftover: Callable[[], None]) -> int:
         """Buffer the trades of the segments a killed predecessor left, each venue with its parser.
 
+        Depth diffs go to the run's books: a book resumed from the store
+        (:meth:`BookKeeper.resume`) applies those that continue it, so what
+        the predecessor received but had not stored is stored now.
+
         Calls ``on_leftover()`` before the first leftover segment is read
         (the service enters ``RECOVERING``). Returns the number of leftover
         segments; the trades recovered are counted in ``stats.journal_recovered``.
@@ -158,10 +162,15 @@ class Receiver:
             on_leftover()
             leftover += len(journal.leftover())
             parse = feed.parser.parse
+            books = self.books
             for frame in journal.replay_leftover():
                 event = parse(frame)
                 if type(event) is Trade:
                     self.buffer(feed.key(event.symbol)).add(event)
+                elif books is not None and type(event) is DepthDiff:
+                    books.on_diff(feed, event, 0)  # continues a book resumed from the store
+                elif books is not None and type(event) is BookTicker:
+                    books.on_ticker(feed, event, 0)
         if leftover:
             recovered = sum(len(b.ready) for b in self.buffers.values()) - before
             self.stats.journal_recovered += recovered

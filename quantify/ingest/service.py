@@ -200,6 +200,7 @@ class IngestService:
             check = asyncio.ensure_future(self._check_venues())
             rests.push_async_callback(self._cancel, check)
             await writer.resume()
+            await self._resume_books()
             if cfg.journal and receiver.open_journals(self.store.uri.path):
                 if receiver.recover_journal(lambda: writer.set_state(WriterState.RECOVERING)):
                     await writer.flush()
@@ -238,6 +239,28 @@ class IngestService:
                     with contextlib.suppress(Exception):  # the store may still be unreachable
                         await writer.call(self._write_status)
         logger.info("stopped; %d trades stored this run", self.stats.stored)
+
+    async def _resume_books(self) -> None:
+        """Carry each owned book on from the store (its journal may continue it; the stream then resyncs)."""
+        books = self._receiver.books
+        if books is None:
+            return
+
+        def stored() -> dict[str, Any]:
+            out = {}
+            for key in books.keys:
+                if self._ownership.owns(key) and self.store.has_book(key):
+                    try:
+                        sb = self.store.stored_book(key)
+                    except ValueError:  # no checkpoint yet
+                        continue
+                    if not sb.stale:
+                        out[key] = sb
+            return out
+
+        for key, sb in (await self._writer.call(stored)).items():
+            if books.resume(key, sb.book, int(sb.time.value // 1_000_000)):
+                logger.info("%s: order book resumed at update %d", key, sb.book.update_id)
 
     @staticmethod
     async def _cancel(task: asyncio.Future[Any]) -> None:

@@ -309,9 +309,11 @@ class Writer:
                 logger.exception("book listener %r failed", call)
 
     async def _compact(self) -> None:
-        for key in list(self.stored_next):
+        jobs = [(key, self.store.compact) for key in list(self.stored_next)]
+        jobs += [(key, self.store.compact_book) for key in list(self.book_rows)]
+        for key, compact in jobs:
             try:
-                if await self.call(self.store.compact, key):
+                if await self.call(compact, key):
                     self.stats.compactions += 1
             except Exception as exc:  # noqa: BLE001 - compaction is an optimisation: log and go on
                 logger.warning("compaction of %s failed: %s", key, exc)

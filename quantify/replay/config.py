@@ -8,7 +8,7 @@ from pathlib import Path
 
 from quantify.replay.fapi import USDM_WEIGHT_LIMIT
 from quantify.replay.rest import DEFAULT_WEIGHT_LIMIT
-from quantify.venues.binance.recordings import sample_files, usdm_sample_files
+from quantify.venues.binance.recordings import book_sample_files, sample_files, usdm_sample_files
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -28,8 +28,8 @@ DEFAULT_CHUNK_EVENTS = 500
 DEFAULT_MAX_MESSAGES_PER_SECOND = 5
 
 def default_files() -> list[Path]:
-    """What ``quantify replay`` serves with no files given: the spot and the USD-M sample."""
-    return [*sample_files(), *usdm_sample_files()]
+    """What ``quantify replay`` serves with no files given: the spot and the USD-M sample, with their books."""
+    return [*sample_files(), *usdm_sample_files(), *book_sample_files()]
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,17 @@ class ReplayConfig:
         Every this many seconds, close every connection abruptly (TCP close,
         no close frame); 0 disables.
     corrupt_fraction : float
-        Fraction of trade frames replaced by garbage (truncated JSON, wrong
-        types). The genuine trade still counts as replayed.
+        Fraction of frames replaced by garbage (truncated JSON, wrong
+        types; book events are truncated). The genuine trade still counts
+        as replayed, and the replay's own book still takes a corrupted diff.
+    drop_depth : float
+        Fraction of depth-diff frames not sent (per connection, seeded): the
+        client sees a gap in the update ids. The replay's own book still
+        takes them (the exchange did not lose them).
+    stale_snapshot : float
+        Fraction of REST depth answers that are stale: a book whose
+        ``lastUpdateId`` is below the first depth event any open connection
+        was sent (:mod:`quantify.replay.depth`).
     shutdown_after : float
         Seconds after a connection opens to send it ``serverShutdown``, then
         close it ``shutdown_grace`` seconds later; 0 disables.
@@ -89,6 +98,8 @@ class ReplayConfig:
     loop: bool = False
     drop_every: float = 0.0
     corrupt_fraction: float = 0.0
+    drop_depth: float = 0.0
+    stale_snapshot: float = 0.0
     shutdown_after: float = 0.0
     shutdown_grace: float = 3.0
     refuse_for: float = 0.0
@@ -119,8 +130,10 @@ def _check_config(c: ReplayConfig) -> None:
         value = getattr(c, name)
         if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if not 0.0 <= c.corrupt_fraction <= 1.0:
-        raise ValueError(f"corrupt_fraction must be in [0, 1], got {c.corrupt_fraction!r}")
+    for name in ("corrupt_fraction", "drop_depth", "stale_snapshot"):
+        value = getattr(c, name)
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     for name in ("force_429", "max_messages_per_second"):
         if getattr(c, name) < 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(c, name)!r}")

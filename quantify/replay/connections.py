@@ -24,7 +24,7 @@ __all__ = ["MAX_STREAMS_PER_CONNECTION", "Client", "control", "ws_error"]
 #: Binance: at most 1024 streams per connection.
 MAX_STREAMS_PER_CONNECTION = 1024
 
-_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+@[A-Za-z0-9_]+")
+_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+(@[A-Za-z0-9_]+)+")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9\-_]{1,36}")
 _METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
 
@@ -39,6 +39,10 @@ class Client:
         self.streams: dict[str, None] = {}  # ordered set
         self.trade_syms: set[int] = set()
         self.agg_syms: set[int] = set()
+        #: Book index -> the roles wanted (:data:`~quantify.replay.book_tape.DEPTH`, ...).
+        self.book_roles: dict[int, set[int]] = {}
+        #: Books whose first depth event this connection was sent.
+        self.book_started: set[int] = set()
         self.cursor = 0
         self.wake = asyncio.Event()
         self.opened = now
@@ -48,7 +52,7 @@ class Client:
 
     @property
     def active(self) -> bool:
-        return bool(self.trade_syms or self.agg_syms)
+        return bool(self.trade_syms or self.agg_syms or self.book_roles)
 
 
 def control(

@@ -19,6 +19,9 @@ different instruments with separate id sequences):
   ``MARKET``) are left out, as on Binance; the WebSocket ``@trade`` stream
   carries them as recorded.
 - Klines have no ``1s`` interval.
+- ``depth`` (the replay's own book, :mod:`quantify.replay.depth`): limits 5,
+  10, 20, 50, 100, 500 (default), 1000, weights 2, 2, 2, 2, 5, 10, 20; any
+  other limit is error -1130. The answer carries ``E`` and ``T``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from quantify.replay._decimals import format_units
 from quantify.replay._params import check_known
 from quantify.replay.rest import RestApi
 from quantify.replay.tape import USDM, SymbolTape
-from quantify.venues.binance.rest import USDM_API, USDM_WEIGHTS
+from quantify.venues.binance.rest import USDM_API, USDM_WEIGHTS, BinanceApi
 
 __all__ = ["FAPI_WEIGHTS", "USDM_WEIGHT_LIMIT", "UsdmRestApi"]
 
@@ -72,13 +75,15 @@ class UsdmRestApi(RestApi):
         "klines": (500, 1500),
     }
     intervals: ClassVar[tuple[str, ...]] = tuple(i for i in KLINE_INTERVALS if i != "1s")
+    api: ClassVar[BinanceApi] = USDM_API
+    depth_default: ClassVar[int] = 500
 
     def __init__(self, *args: Any, weight_limit: int = USDM_WEIGHT_LIMIT, **kwargs: Any) -> None:
         super().__init__(*args, weight_limit=weight_limit, **kwargs)
 
     def _weight(self, path: str, query: str) -> int | None:
         if path != "/fapi/v1/klines":
-            return self.weights.get(path)
+            return super()._weight(path, query)
         limit = 500
         for key, value in parse_qsl(query, keep_blank_values=True):
             if key == "limit" and value.isdigit() and len(value) < 20:

@@ -19,6 +19,11 @@ says so:
 - ``aggTrades``: ``fromId`` may be combined with ``startTime``/``endTime``
   (the later bound wins); ``startTime`` alone means ``[startTime,
   startTime + 1 h]``, ``endTime`` alone ``[endTime - 1 h, endTime]``.
+- ``depth``: the replay's own book at the replay position
+  (:mod:`quantify.replay.depth`); ``limit`` 1 to 5000 (default 100; above
+  5000 clamped, as Binance truncates), weight 5, 25, 50 or 250 for a limit up
+  to 100, 500, 1000, 5000. A recording without a snapshot gets error -1000
+  (HTTP 400) saying its book cannot be known.
 - Unknown query parameters are error -1104, as on Binance's spot API.
 - The weight window is a fixed minute (``weight_window`` seconds) per client
   IP; a rejected request costs no weight.
@@ -33,6 +38,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
+from urllib.parse import parse_qsl
 
 import numpy as np
 import orjson
@@ -50,7 +56,9 @@ from quantify.replay._params import (
     parse_query,
     symbol_name,
 )
+from quantify.replay.depth import BookUnknown, ServedBooks
 from quantify.replay.tape import SPOT, SymbolTape, Tape
+from quantify.venues.binance.rest import SPOT_API, BinanceApi
 from quantify.venues.binance.rest import WEIGHTS as ENDPOINT_WEIGHTS
 
 __all__ = [
@@ -110,11 +118,15 @@ class RestApi:
     #: ``limit`` per endpoint name: (default, maximum).
     limits: ClassVar[Mapping[str, tuple[int, int]]] = {}
     intervals: ClassVar[tuple[str, ...]] = tuple(KLINE_INTERVALS)
+    #: The venue's API description (``depth`` weights and limits).
+    api: ClassVar[BinanceApi] = SPOT_API
+    #: ``depth``'s default ``limit``.
+    depth_default: ClassVar[int] = 100
 
     def __init__(
         self, tape: Tape, *, loop: bool = False, weight_limit: int = DEFAULT_WEIGHT_LIMIT,
         weight_window: float = 60.0, clock: Callable[[], float] = time.time,
-        forced: ForcedFaults | None = None,
+        forced: ForcedFaults | None = None, books: ServedBooks | None = None,
     ) -> None:
         if weight_limit < 1:
             raise ValueError(f"weight_limit must be >= 1, got {weight_limit!r}")
@@ -126,6 +138,8 @@ class RestApi:
         self.weight_window = weight_window
         self.clock = clock
         self._forced = forced or ForcedFaults()
+        #: The replay's own books (``depth``); shared by the spot and USD-M APIs of a server.
+        self.books = books or ServedBooks(tape, loop=loop)
         self.requests = 0
         self.rejected_429 = 0  # over the weight budget
         self._weights: dict[str, tuple[int, int]] = {}  # ip -> (window number, used)
@@ -150,7 +164,21 @@ class RestApi:
 
     def _weight(self, path: str, query: str) -> int | None:
         """Request weight of ``path`` (None: not an endpoint of this API)."""
+        if path == self.prefix + "depth":
+            return self._depth_weight(query)
         return self.weights.get(path)
+
+    def _depth_weight(self, query: str) -> int:
+        limit = self.depth_default
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key == "limit" and value.isdigit() and len(value) < 20:
+                limit = int(value)
+        if not self.api.depth_limits:
+            limit = min(max(limit, 1), self.api.depth_weights[-1][0])
+        try:
+            return self.api.depth_weight(limit)
+        except ValueError:  # a refused limit costs the default's weight (and gets -1130)
+            return self.api.depth_weight(self.depth_default)
 
     # ---- entry point -----------------------------------------------------------
 
@@ -237,7 +265,31 @@ class RestApi:
             return self._trade_rows(sym, end, limit, backwards=True)
         if endpoint == "klines":
             return self._klines(params, pos, now_ms)
+        if endpoint == "depth":
+            return self._depth(params, pos, now_ms)
         raise AssertionError(path)  # pragma: no cover - self.weights lists every path
+
+    # ---- depth -----------------------------------------------------------------
+
+    def _depth(self, params: dict[str, str], pos: int, now_ms: int) -> Any:
+        """The replay's own book at the replay position (:mod:`quantify.replay.depth`)."""
+        check_known(params, ("symbol", "limit"))
+        name = symbol_name(params)
+        key = name if self.venue == SPOT else f"{self.venue}:{name}"
+        if self.tape.symbol(name, self.venue) is None and key not in self.tape.books:
+            raise BadRequest(-1121, "Invalid symbol.")
+        limits = self.api.depth_limits
+        if limits:
+            limit = parse_long(params, "limit")
+            limit = self.depth_default if limit is None else limit
+            if limit not in limits:
+                raise BadRequest(-1130, "Data sent for parameter 'limit' is not valid.")
+        else:
+            limit = parse_limit(params, self.depth_default, self.api.depth_weights[-1][0])
+        try:
+            return self.books.answer(key, limit, pos, now_ms)
+        except BookUnknown as exc:
+            raise BadRequest(-1000, str(exc)) from None
 
     # ---- exchangeInfo ----------------------------------------------------------
 

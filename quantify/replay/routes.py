@@ -43,6 +43,7 @@ the one table to change.
 from __future__ import annotations
 
 import http
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -51,7 +52,8 @@ from websockets.http11 import Response
 
 from quantify.replay.tape import SPOT, USDM
 
-__all__ = ["USDM_STREAM_TIERS", "USDM_TIERS", "WsRoute", "response", "stream_tier", "ws_route"]
+__all__ = ["USDM_STREAM_TIERS", "USDM_TIERS", "WsRoute", "is_loopback", "response", "stream_tier", "url_host",
+           "ws_route"]
 
 #: The routed path tiers of USD-M futures WebSocket streams.
 USDM_TIERS = ("public", "market", "private")
@@ -139,3 +141,18 @@ def response(status: int, body: bytes, headers: list[tuple[str, str]]) -> Respon
     all_headers["Content-Length"] = str(len(body))
     all_headers["Connection"] = "close"
     return Response(status, http.HTTPStatus(status).phrase, all_headers, body)
+
+
+def url_host(host: str) -> str:
+    """``host`` as it goes in a URL (an IPv6 address in brackets)."""
+    return f"[{host}]" if ":" in host else host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``''`` and ``0.0.0.0`` mean every interface)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False

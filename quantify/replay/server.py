@@ -1,4 +1,4 @@
-"""A Binance-compatible replay server on loopback, serving recorded trades.
+"""A Binance-compatible replay server on loopback, serving recorded trades and order books.
 
 :class:`ReplayServer` speaks Binance's spot and USD-M futures market-data
 protocols closely enough for Binance's own client libraries, side by side on
@@ -12,11 +12,21 @@ and ``/fapi/v1/...`` (:mod:`quantify.replay.fapi`). Spot and USD-M ``BTCUSDT``
 are different instruments with their own trades. It is the default data
 source offline and the test double of the ingestion service.
 
+Order books: ``<sym>@depth@100ms`` and ``<sym>@bookTicker`` (spot),
+``<sym>@depth@0ms``, ``<sym>@depth@100ms`` and ``<sym>@bookTicker`` (USD-M, on
+``/public``) serve the recorded book events (:mod:`quantify.replay.book_tape`),
+and ``/api/v3/depth``, ``/fapi/v1/depth`` answer snapshots of the replay's
+own book at the replay position (:mod:`quantify.replay.depth`). Streams a
+recording does not hold (spot ``@depth`` at 1 s, partial books ``@depth5``
+...) are accepted and carry nothing.
+
 Timing: trades are released at their recorded trade time ``T`` scaled by
 ``speed``; the replay clock starts when the first client subscribes, and a
 client that subscribes later gets events from that moment on. ``speed=0``
 releases them as fast as clients read; the furthest point any client has been
-sent is then the clock. REST serves only trades already released.
+sent is then the clock. REST serves only trades already released. Book
+events ride on the trades' timeline: each is sent just before the first
+trade recorded after it (so between two trades they wait for the next one).
 
 Throughput: events are pre-encoded once per lap and format as complete
 WebSocket frames (:class:`~quantify.replay.tape.Tape`) and written to the
@@ -24,10 +34,13 @@ transport in bulk, many frames per ``write()``, with backpressure from the
 transport's write buffer; websockets' ``send()`` is used for nothing on the
 data path (it halves the rate a client can receive).
 
-Faults (all off by default, and on both markets' connections): periodic abrupt drops, corrupted frames,
-``serverShutdown`` announcements, refused handshakes, forced HTTP 429s; also
-callable at run time. :class:`ReplayThread` runs a server in a daemon thread
-for synchronous callers and tests.
+Faults (all off by default, and on both markets' connections, depth ones
+included): periodic abrupt drops, corrupted frames, ``serverShutdown``
+announcements, refused handshakes, forced HTTP 429s (also callable at run
+time); dropped depth diffs (``drop_depth``) and stale depth snapshots
+(``stale_snapshot``). :attr:`ReplayServer.stats` counts each one injected.
+:class:`ReplayThread` runs a server in a daemon thread for synchronous
+callers and tests.
 
 Examples
 --------
@@ -38,11 +51,10 @@ Examples
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 import orjson
@@ -51,12 +63,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from quantify.replay._wsframes import frame_payload, ws_text_frame
+from quantify.replay.book_streams import BookStream
+from quantify.replay.book_tape import BookTape
 from quantify.replay.config import DEFAULT_CHUNK_EVENTS, DEFAULT_HOST, DEFAULT_SPEED, ReplayConfig
 from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control
+from quantify.replay.depth import ServedBooks
 from quantify.replay.fapi import UsdmRestApi
 from quantify.replay.rest import RestApi
-from quantify.replay.routes import WsRoute, response, stream_tier, ws_route
-from quantify.replay.tape import SPOT, Tape, _payload, ws_text_frame
+from quantify.replay.routes import WsRoute, is_loopback, response, stream_tier, url_host, ws_route
+from quantify.replay.tape import SPOT, Tape
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -75,7 +91,7 @@ PING_TIMEOUT = 60.0
 #: Transport write-buffer high-water mark; above it the pump waits.
 WRITE_BUFFER_HIGH = 1 << 19
 
-_FAULT_KINDS = ("drop", "corrupt", "shutdown", "refused", "429")
+_FAULT_KINDS = ("drop", "corrupt", "shutdown", "refused", "429", "drop_depth")
 
 
 class ReplayServer:
@@ -109,10 +125,13 @@ class ReplayServer:
         if tape is not None and tape.files != c.all_files:
             raise ValueError(f"tape holds {tape.files}, config names {c.all_files}")
         self.tape = tape or Tape(c.files, usdm_files=c.usdm_files)
-        self.rest = RestApi(self.tape, loop=c.loop, weight_limit=c.weight_limit)
+        #: The replay's own books, which REST depth answers come from.
+        self.books = ServedBooks(self.tape, loop=c.loop, stale_fraction=c.stale_snapshot, seed=c.seed)
+        self.rest = RestApi(self.tape, loop=c.loop, weight_limit=c.weight_limit, books=self.books)
         self.rest.forced_429 = c.force_429
         self.fapi = UsdmRestApi(self.tape, loop=c.loop, weight_limit=c.usdm_weight_limit,
-                                forced=self.rest._forced)
+                                forced=self.rest._forced, books=self.books)
+        self._book_tapes = list(self.tape.books.values())
         self._rng = random.Random(self.config.seed)
         self._server: Server | None = None
         self._clients: set[Client] = set()
@@ -133,7 +152,7 @@ class ReplayServer:
         if self._server is not None:
             raise RuntimeError("replay server already started")
         c = self.config
-        if not _is_loopback(c.host):
+        if not is_loopback(c.host):
             logger.warning("replay server listening on non-loopback host %s: reachable from other "
                            "machines, with no authentication", c.host or "'' (every interface)")
         self._server = await serve(
@@ -190,16 +209,22 @@ class ReplayServer:
     @property
     def ws_url(self) -> str:
         """Base WebSocket URL, e.g. ``ws://127.0.0.1:9443`` (append ``/ws/...``)."""
-        return f"ws://{_url_host(self.config.host)}:{self._port}"
+        return f"ws://{url_host(self.config.host)}:{self._port}"
 
     @property
     def rest_url(self) -> str:
         """Base REST URL, e.g. ``http://127.0.0.1:9443``."""
-        return f"http://{_url_host(self.config.host)}:{self._port}"
+        return f"http://{url_host(self.config.host)}:{self._port}"
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters: frames and bytes sent, trades replayed per symbol, connections, faults."""
+        """Counters: frames and bytes sent, trades replayed per symbol, connections, faults.
+
+        ``faults`` counts what was injected: ``drop`` (connections dropped),
+        ``corrupt`` (frames), ``shutdown``, ``refused``, ``429``,
+        ``drop_depth`` (depth frames not sent) and ``stale_snapshot`` (stale
+        REST depth answers); ``depth_answers`` counts every depth answer.
+        """
         pos = self.position()
         return {
             "frames_sent": self._frames_sent,
@@ -209,7 +234,9 @@ class ReplayServer:
             },
             "connections": self._connections,
             "connections_open": len(self._clients),
-            "faults": {**self._faults, "429": self.rest.forced_rejected},
+            "faults": {**self._faults, "429": self.rest.forced_rejected,
+                       "stale_snapshot": self.books.stale_answers},
+            "depth_answers": self.books.answers,
             "rest_requests": self.rest.requests + self.fapi.requests,
             "rest_rate_limited": self.rest.rejected_429 + self.fapi.rejected_429,
             "started": self._clock_start is not None,
@@ -363,6 +390,7 @@ class ReplayServer:
         finally:
             self._stop_client_tasks(client)
             self._clients.discard(client)
+            self.books.forget(id(client))
             logger.debug("connection from %s closed", conn.remote_address)
 
     async def _close(self, client: Client, code: int, reason: str) -> None:
@@ -425,18 +453,30 @@ class ReplayServer:
     def _resolve(self, client: Client) -> None:
         trade: set[int] = set()
         agg: set[int] = set()
+        books: dict[int, set[int]] = {}
         route = client.route
         for name in client.streams:
             sym_name, _, kind = name.partition("@")
-            sym = self.tape.symbol(sym_name.upper(), route.venue) if sym_name.islower() else None
-            if sym is None or (route.tier is not None and stream_tier(name) != route.tier):
+            if route.tier is not None and stream_tier(name) != route.tier:
                 logger.debug("stream %s carries no data here", name)
                 continue
-            if kind == "trade":
-                trade.add(sym.index)
-            elif kind == "aggTrade":
-                agg.add(sym.index)
-        client.trade_syms, client.agg_syms = trade, agg
+            if kind in ("trade", "aggTrade"):
+                sym = self.tape.symbol(sym_name.upper(), route.venue) if sym_name.islower() else None
+                if sym is None:
+                    logger.debug("stream %s carries no data here", name)
+                elif kind == "trade":
+                    trade.add(sym.index)
+                else:
+                    agg.add(sym.index)
+                continue
+            key = sym_name.upper() if route.venue == SPOT else f"{route.venue}:{sym_name.upper()}"
+            book = self.tape.books.get(key) if sym_name.islower() else None
+            role = book.stream_role(name) if book is not None else None
+            if book is None or role is None:
+                logger.debug("stream %s carries no data here", name)
+                continue
+            books.setdefault(book.index, set()).add(role)
+        client.trade_syms, client.agg_syms, client.book_roles = trade, agg, books
 
     # ---- the data path -----------------------------------------------------------
 
@@ -493,7 +533,13 @@ class ReplayServer:
             trades = self.tape.frames(lap, "trade", client.combined)
         if agg_syms:
             aggs = self.tape.frames(lap, "aggTrade", client.combined)
+        books = [BookStream(self._book_tapes[i], lap, client.combined, roles, self._note_first(client))
+                 for i, roles in client.book_roles.items()]
+        drop = self._depth_dropper()
         for j in range(j0, j1):
+            for book in books:
+                if book.starts[j] < book.starts[j + 1]:
+                    book.frames_at(j, out, drop)
             s = slot_symbol[j]
             if s in trade_syms:
                 out.append(trades[j])  # type: ignore[arg-type]
@@ -501,6 +547,9 @@ class ReplayServer:
                 frame = aggs[j]
                 if frame is not None:
                     out.append(frame)
+        if j1 == n:  # the book events after the lap's last trade
+            for book in books:
+                book.frames_at(n, out, drop)
         fraction = self.config.corrupt_fraction
         if fraction > 0:
             rnd = self._rng.random
@@ -509,15 +558,37 @@ class ReplayServer:
                     out[i] = self._garbage(frame)
         return out
 
+    def _note_first(self, client: Client) -> Callable[[BookTape, int], None]:
+        def note(book: BookTape, first_id: int) -> None:
+            if book.index not in client.book_started:
+                client.book_started.add(book.index)
+                self.books.sent_first(book.key, id(client), first_id)
+        return note
+
+    def _depth_dropper(self) -> Callable[[], bool] | None:
+        fraction = self.config.drop_depth
+        if fraction <= 0:
+            return None
+        rnd = self._rng.random
+
+        def drop() -> bool:
+            if rnd() < fraction:
+                self._faults["drop_depth"] += 1
+                return True
+            return False
+        return drop
+
     def _garbage(self, frame: bytes) -> bytes:
         """A broken version of ``frame``: truncated JSON or fields of the wrong type."""
         self._faults["corrupt"] += 1
-        payload = _payload(frame)
+        payload = frame_payload(frame)
         how = self._rng.randrange(3)
         if how == 0:
             return ws_text_frame(payload[: max(1, len(payload) // 2)])
         msg = orjson.loads(payload)
         data = msg.get("data", msg)
+        if "p" not in data:  # a book event: truncate it
+            return ws_text_frame(payload[: max(1, len(payload) // 2)])
         if how == 1:
             for key in ("t", "a", "T"):
                 if key in data:
@@ -527,20 +598,3 @@ class ReplayServer:
             data["m"] = "maybe"
             data["q"] = None
         return ws_text_frame(orjson.dumps(msg))
-
-
-# ---- helpers -----------------------------------------------------------------------
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (``''`` and ``0.0.0.0`` mean every interface)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve anywhere
-        return False

@@ -25,6 +25,12 @@ USD-M depth events carry ``pu``), else from its name (``usdm`` or
 ``futures`` in it means USD-M), else it is spot; ``Tape(..., usdm_files=...)``
 forces USD-M.
 
+Order books: the depth diffs, book tickers and depth snapshots of the same
+files are kept per instrument in :attr:`Tape.books`
+(:class:`~quantify.replay.book_tape.BookTape`), anchored on this timeline
+(a file may hold book events only; the tape needs trades somewhere, as they
+set the clock). ``lap_ms`` then spans the book events too.
+
 Aggregate trades are computed from the trades as Binance does: consecutive
 trades of a symbol with the same trade time, price and maker side, and
 contiguous ids, form one aggregate ``a`` covering trades ``f..l``. USD-M trades
@@ -49,10 +55,12 @@ import orjson
 from quantify.exceptions import FeedError
 from quantify.model.instrument import Instrument
 from quantify.replay._decimals import decimals, format_units, to_units
+from quantify.replay._wsframes import ws_text_frame
+from quantify.replay.book_tape import BookTape, BookTapeBuilder
 from quantify.replay.laps import LapPrices
 from quantify.venues.binance.recordings import read_frames
 
-__all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market", "ws_text_frame"]
+__all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +95,13 @@ def detect_market(path: str | os.PathLike[str], hints: Iterable[str] = ()) -> st
     return by_name or SPOT
 
 
-def ws_text_frame(payload: bytes) -> bytes:
-    """Return ``payload`` as one unmasked, final WebSocket text frame (RFC 6455 §5.2)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+def _load(text: str) -> dict[str, Any] | None:
+    """The JSON object of one recorded line, or None."""
+    try:
+        msg = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return msg if type(msg) is dict else None
 
 
 @dataclass
@@ -242,40 +249,54 @@ class Tape:
         #: The venue of each file (:data:`SPOT` or :data:`USDM`).
         self.markets: dict[Path, str] = {}
         raw: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+        books = BookTapeBuilder()
         for i, path in enumerate(self.files):
             events: list[dict[str, Any]] = []
             hints: set[str] = set()
-            for _, text in read_frames(path):
-                event = self._trade_event(text)
+            book_lines = 0
+            for recv, text in read_frames(path):
+                msg = _load(text)
+                event = self._trade_event(msg, text)
                 hint = self._hint(text, event)
                 if hint is not None:
                     hints.add(hint)
                 if event is None:
-                    self.skipped_frames += 1
+                    if msg is not None and books.take(recv, text, msg):
+                        book_lines += 1
+                    else:
+                        self.skipped_frames += 1
                     continue
                 events.append(event)
-            if not events:
-                raise FeedError(f"{path}: no @trade frames in this recording")
+            if not events and not book_lines:
+                raise FeedError(f"{path}: no @trade frames (nor depth frames) in this recording")
             venue = USDM if i >= len(self.files) - len(forced) else detect_market(path, hints)
             self.markets[path] = venue
+            books.end_file(path, venue)
             for event in events:
                 raw.setdefault((venue, event["s"]), {})[event["t"]] = event
+        if not raw:
+            raise FeedError(f"{', '.join(map(str, self.files))}: no @trade frames in these recordings "
+                            "(the replay's clock runs on trades)")
         self.symbols: dict[str, SymbolTape] = {}
         for i, (venue, symbol) in enumerate(sorted(raw)):
             sym = self._symbol_tape(symbol, i, raw[venue, symbol], venue)
             self.symbols[sym.key] = sym
         self._by_index = list(self.symbols.values())
         self._merge()
+        factors = {key: sym.lap_prices.factor for key, sym in self.symbols.items()}
+        #: The recorded order books, by instrument key (:mod:`quantify.replay.book_tape`).
+        self.books: dict[str, BookTape] = books.build(self.slot_time, SPOT, factors)
+        book_times = [t for b in self.books.values() for t in (b.times[0], b.times[-1]) if b.times]
+        if book_times:
+            self.lap_ms = max(self.last_time, *book_times) - min(self.first_time, *book_times) + 1000
+        for book in self.books.values():
+            book.set_lap_ms(self.lap_ms)
         self._frames: OrderedDict[tuple[int, str, bool], list[bytes | None]] = OrderedDict()
         self._templates: dict[tuple[str, bool], _FrameTemplates] = {}
 
     @staticmethod
-    def _trade_event(text: str) -> dict[str, Any] | None:
-        try:
-            msg = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return None
-        if type(msg) is not dict:
+    def _trade_event(msg: dict[str, Any] | None, text: str) -> dict[str, Any] | None:
+        if msg is None:
             return None
         data = msg.get("data", msg)
         if type(data) is not dict or data.get("e") != "trade":
@@ -547,13 +568,3 @@ class _FrameTemplates:
             for j, payload in zip(slots, payloads):
                 out[j] = ws_text_frame(payload)
         return out
-
-
-def _payload(frame: bytes) -> bytes:
-    """The payload of an unmasked frame built by :func:`ws_text_frame`."""
-    n = frame[1]
-    if n < 126:
-        return frame[2:]
-    if n == 126:
-        return frame[4:]
-    return frame[10:]

@@ -44,7 +44,7 @@ from quantify.ingest.load import load_files
 from quantify.replay.config import ReplayConfig, default_files
 from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
-from quantify.venues.binance.recordings import sample_files
+from quantify.venues.binance.recordings import book_sample_files, sample_files
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -84,7 +84,8 @@ TEMPLATE_COMMANDS = {
 INLINE_RUN = {"%quantify --help", "%quantify status"}
 INLINE_REFERENCES = {
     "quantify ingest", "quantify dashboard", "quantify load", "quantify replay", "quantify status",
-    "quantify replay --host", "quantify export --dir DIR", "quantify lab",
+    "quantify replay --host", "quantify export --dir DIR", "quantify lab", "quantify ingest --book",
+    "%quantify books add BTCUSDT",
     "%quantify status|start|stop|symbols [add|remove SYM…]|store [URI]",
 }
 
@@ -92,7 +93,7 @@ INLINE_REFERENCES = {
 NOTEBOOK_RUN = {"quantify dashboard pairs_monitor": "serve", "quantify dashboard alerts": "serve",
                 "quantify lab": "serve"}
 NOTEBOOK_REFERENCES = {
-    "quantify alerts add", "quantify alerts remove", "quantify ingest", "quantify status",
+    "quantify alerts add", "quantify alerts remove", "quantify ingest", "quantify status", "quantify load FILES",
     "%quantify --help", "%quantify start", "%quantify status", "%quantify stop",
 }
 
@@ -296,7 +297,7 @@ def test_every_documented_command_is_known() -> None:
     assert inline_commands() == INLINE_RUN | INLINE_REFERENCES
     assert notebook_commands() == set(NOTEBOOK_RUN) | NOTEBOOK_REFERENCES
     blocks = readme_python_blocks()
-    assert len(blocks) == 2 and "\n%load_ext quantify\n" in blocks[0]
+    assert len(blocks) == 3 and "\n%load_ext quantify\n" in blocks[0]
 
 
 @pytest.mark.parametrize("command", sorted(TEMPLATE_COMMANDS) + epilog_examples())
@@ -381,8 +382,8 @@ shell.run_line_magic("quantify", "stop")
 def test_readme_notebook_snippets_run_as_printed(tmp_path: Path) -> None:
     """The README's python blocks, in an IPython shell, then ``%quantify --help``.
 
-    The second block reads the store ``quantify demo`` leaves (the recorded
-    trades; tests/cli/test_demo.py runs the demo itself). The default store
+    The second and third blocks read the store ``quantify demo`` leaves (the
+    recorded trades and books; tests/cli/test_demo.py runs the demo itself). The default store
     holds hours of the recording, lap after lap, as the README's commands
     leave it after a while, and the kernel's stream (``%load_ext``) comes from
     a replay that has played everything already, so the cells read settled data.
@@ -391,8 +392,8 @@ def test_readme_notebook_snippets_run_as_printed(tmp_path: Path) -> None:
     home = tmp_path
     with ReplayThread(ReplayConfig(speed=0)) as played:
         env = make_env(home, played)
-        assert load_files(open_store(f"lmdb://{home}/.quantify/demo", create=True), sample_files(),
-                          progress=False).ok
+        assert load_files(open_store(f"lmdb://{home}/.quantify/demo", create=True),
+                          [*sample_files(), *book_sample_files()], progress=False).ok
         now = hours_of_ingest(f"lmdb://{home}/.quantify/arctic", hours=6.5)
         _notebook_session(env, home, now)
     print(f"\nREADME notebook snippets: {time.monotonic() - started:.0f} s")
@@ -472,6 +473,7 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT": "placeholder",
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT": "serve",
+    "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --book": "serve",
     "quantify ingest --ws-url ws://127.0.0.1:9443 --rest-url http://127.0.0.1:9443 --duration 60": "serve",
     "quantify replay": "serve",
     "quantify replay --loop": "serve",

@@ -110,7 +110,7 @@ def test_binance_error_bodies(api, path, query, code):
 
 
 def test_unknown_path_is_404(api):
-    res = api.handle("/api/v3/depth", "symbol=BTCUSDT", IP, 0, 0)
+    res = api.handle("/api/v3/avgPrice", "symbol=BTCUSDT", IP, 0, 0)
     assert res.status == 404 and "X-MBX-USED-WEIGHT-1M" in res.headers
 
 

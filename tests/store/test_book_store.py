@@ -2,7 +2,7 @@
 
 The must-show: ``store.book(at=t)`` equals a from-scratch replay of the
 recorded diffs up to ``t`` (the recorded snapshot, then every diff past its
-``lastUpdateId``, as ``tests/model/test_book.py`` builds its reference, with
+``lastUpdateId``, as ``tests/model/test_order_book.py`` builds its reference, with
 the snapshot's known range) at 50 random times on each shipped recording,
 next to checkpoints, and during a stale period after an injected gap.
 """

@@ -41,9 +41,11 @@ from quantify.model.trades import Trade, trades_to_frame
 from quantify.venues.binance.parse import FrameParser, trade_from_event
 
 __all__ = [
+    "BOOK_SAMPLE_FILES",
     "KLINE_CSV_COLUMNS",
     "SAMPLE_FILES",
     "USDM_SAMPLE_FILES",
+    "book_sample_files",
     "checksum_path",
     "csv_kind",
     "detect_format",
@@ -84,6 +86,20 @@ def usdm_sample_files() -> list[Path]:
     """Return the paths of the bundled USD-M sample (BTCUSDT, ETHUSDT perpetual trades)."""
     root = Path(__file__).resolve().parents[2] / "data"
     return [root / name for name in USDM_SAMPLE_FILES]
+
+#: The bundled order-book extracts (depth diffs, snapshots, book tickers; see ``quantify/data/README.md``).
+BOOK_SAMPLE_FILES = (
+    "spot-2024-btcusdt_20240808.book.gz",
+    "spot-2024-btcusdt_20240809.book.gz",
+    "usdm-2024-btcusdt_20240808.book.gz",
+)
+
+
+def book_sample_files() -> list[Path]:
+    """Return the paths of the bundled order-book extracts (spot and USD-M BTCUSDT)."""
+    root = Path(__file__).resolve().parents[2] / "data"
+    return [root / name for name in BOOK_SAMPLE_FILES]
+
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
