@@ -14,6 +14,9 @@
 The writer evaluates rules as a batch listener of the ingestion service::
 
     service.add_batch_listener(alerts.AlertEngine(service.store))
+
+Order-book rules (``spread_above``, ``imbalance_beyond``, ``book_stale``) are
+judged on the books the writer keeps, through :meth:`AlertEngine.book_batch`.
 """
 
 from __future__ import annotations
@@ -29,18 +32,22 @@ from quantify.alerts.channels import (
 )
 from quantify.alerts.engine import AlertEngine
 from quantify.model.rules import (
+    BOOK_KINDS,
     KINDS,
     MAX_BARS,
     MAX_TICK_WINDOW,
     SEVERITIES,
     Rule,
+    book_stale,
     corr_breakdown,
     gap,
+    imbalance_beyond,
     make_rule,
     pct_move,
     price_above,
     price_below,
     price_crosses,
+    spread_above,
     stale,
     vol_breakout,
     zscore,
@@ -48,6 +55,7 @@ from quantify.model.rules import (
 from quantify.store.alerts import HISTORY_COLUMNS, AlertBook
 
 __all__ = [
+    "BOOK_KINDS",
     "DEFAULT_RETRY",
     "HISTORY_COLUMNS",
     "KINDS",
@@ -63,13 +71,16 @@ __all__ = [
     "RetryPolicy",
     "Rule",
     "WebhookChannel",
+    "book_stale",
     "corr_breakdown",
     "gap",
+    "imbalance_beyond",
     "make_rule",
     "pct_move",
     "price_above",
     "price_below",
     "price_crosses",
+    "spread_above",
     "stale",
     "vol_breakout",
     "zscore",

@@ -1,4 +1,4 @@
-"""Numerics of rule evaluation: level scans with hysteresis, bar series, window values.
+"""Numerics of rule evaluation: level scans with hysteresis, bar series, window values, book episodes.
 
 Pure numpy over the model's bar kernel; no store, no threads. The engine feeds these per symbol per batch.
 """
@@ -6,13 +6,34 @@ Pure numpy over the model's bar kernel; no store, no threads. The engine feeds t
 from __future__ import annotations
 
 import math
-from typing import Any
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from quantify.model.bars import bar_bounds
 
-__all__ = ["BarSeries", "corr_value", "first_true", "scan_crosses", "scan_level", "vol_ratio"]
+__all__ = [
+    "LOSS_KINDS",
+    "NS",
+    "SYNC_KINDS",
+    "BarSeries",
+    "BookEpisodes",
+    "StaleStep",
+    "corr_value",
+    "first_true",
+    "scan_crosses",
+    "scan_level",
+    "vol_ratio",
+]
+
+NS = 1_000_000_000
+#: Continuity-ledger kinds that put a book out of sync (an episode starts) ...
+LOSS_KINDS = ("gap", "crossed", "mismatch")
+#: ... and those that find it in sync: the first sync, a resync, a writer resuming from the stored book.
+SYNC_KINDS = ("start", "resync", "resume")
 
 
 def first_true(mask: np.ndarray, start: int) -> int:
@@ -255,3 +276,88 @@ def corr_value(a: np.ndarray, b: np.ndarray) -> float:
     ra, rb = ra - ra.mean(), rb - rb.mean()
     den = math.sqrt(float(ra @ ra) * float(rb @ rb))
     return float(ra @ rb) / den if den > 0 else math.nan
+
+
+class StaleStep(NamedTuple):
+    """One look at a book's sync: ``value`` seconds out of sync at ``t`` (ns); 0: back in sync."""
+
+    t: int
+    value: float
+    #: The episode's id: the update id that revealed the gap (-1 on a step back in sync).
+    episode: int
+
+
+class BookEpisodes:
+    """Each order book's position and its current episode out of sync, from the writer's calls.
+
+    ``pos``: instrument -> (last evaluated quote's update id, its exchange time
+    ns). ``open``: instrument -> (the episode's start, exchange time ns of the
+    ledger event that revealed it; its id), while out of sync.
+    """
+
+    def __init__(self) -> None:
+        self.pos: dict[str, tuple[int, int]] = {}
+        self.open: dict[str, tuple[int, int]] = {}
+
+    def new_quotes(self, inst: str, quotes: pd.DataFrame) -> pd.DataFrame:
+        """The quotes after the last evaluated one (a quote handed twice is judged once)."""
+        last = self.pos.get(inst)
+        if last is None or not len(quotes):
+            return quotes
+        ids = quotes["update_id"].to_numpy()
+        return quotes if ids[0] > last[0] else quotes[ids > last[0]]
+
+    def advance(self, ledger: Mapping[str, pd.DataFrame], stale_seconds: Mapping[str, float]
+                ) -> dict[str, list[StaleStep]]:
+        """The sync steps of each book in this call, in order; episodes opened and closed on the way.
+
+        Per ledger row: a loss (:data:`LOSS_KINDS`) opens an episode; a
+        ``resync`` closes it with a step of its length (the row's
+        ``stale_seconds``) then a step back in sync; ``start`` (the first sync)
+        and ``resume`` (a writer carrying on from the stored book) are steps in sync. Then ``stale_seconds`` now: its step is timed at the
+        episode's start plus its length (the exchange clock, like quotes and
+        trades). An episode first seen open (the engine started during it) is
+        dated from the book's last quote, or the wall clock if it has none.
+        """
+        out: dict[str, list[StaleStep]] = {}
+        for inst in sorted(set(ledger) | set(stale_seconds)):
+            steps: list[StaleStep] = []
+            frame = ledger.get(inst)
+            if frame is not None and len(frame):
+                rows = zip(frame.index.asi8.tolist(), frame["kind"].tolist(), frame["got_id"].tolist(),
+                           frame["stale_seconds"].tolist(), strict=True)
+                for t, kind, got, secs in rows:
+                    if kind in LOSS_KINDS:
+                        self.open.setdefault(inst, (int(t), int(got)))
+                    elif kind in SYNC_KINDS:
+                        episode = self.open.pop(inst, None)
+                        if kind == "resync" and secs > 0:
+                            steps.append(StaleStep(int(t), float(secs), int(got) if episode is None else episode[1]))
+                        steps.append(StaleStep(int(t), 0.0, -1))
+            now = stale_seconds.get(inst)
+            if now is not None:
+                now = float(now)
+                if now > 0:
+                    if inst not in self.open:
+                        last = self.pos.get(inst)
+                        self.open[inst] = ((last[1], last[0]) if last is not None
+                                           else (time.time_ns() - int(now * NS), -1))
+                    start, episode_id = self.open[inst]
+                    steps.append(StaleStep(start + int(now * NS), now, episode_id))
+                else:
+                    self.open.pop(inst, None)
+                    steps.append(StaleStep(steps[-1].t if steps else -1, 0.0, -1))
+            if steps:
+                out[inst] = steps
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-friendly copy (the engine's checkpoint)."""
+        return {"pos": {k: list(v) for k, v in self.pos.items()}, "open": {k: list(v) for k, v in self.open.items()}}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`to_state`'s copy in place."""
+        self.pos.clear()
+        self.pos.update({k: (int(v[0]), int(v[1])) for k, v in state.get("pos", {}).items()})
+        self.open.clear()
+        self.open.update({k: (int(v[0]), int(v[1])) for k, v in state.get("open", {}).items()})

@@ -21,7 +21,7 @@ from quantify.model.timeframes import timeframe_to_offset
 
 __all__ = ["BAR_KINDS", "NS", "MarketHistory", "bars_needed"]
 
-NS = 1_000_000_000
+NS = _eval.NS
 BAR_KINDS = ("zscore", "vol-breakout", "corr-breakdown")
 #: Least bars a z-score rule's series keep. The Kalman filter is causal, so its z
 #: depends on where the history starts, and the rolling kernels' rounding (about

@@ -1,9 +1,10 @@
-"""Evaluation of each rule kind on one batch: price levels, moves, gaps, silences, closed bars.
+"""Evaluation of each rule kind on one batch: price levels, moves, gaps, silences, closed bars, books.
 
 :class:`RuleEvaluator` indexes the enabled rules by kind and symbol and turns a
-batch of trades (and the bars it closes) into :class:`Fired` records, advancing
-each rule's state (armed, side, last firing, last bar) in place. It neither
-stores nor delivers: the engine does, in the order it documents.
+batch of trades (and the bars it closes), or a batch of quotes and continuity
+events of the order books, into :class:`Fired` records, advancing each rule's
+state (armed, side, last firing, last bar) in place. It neither stores nor
+delivers: the engine does, in the order it documents.
 """
 
 from __future__ import annotations
@@ -14,22 +15,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from quantify.alerts import _eval
 from quantify.alerts._history import BAR_KINDS, NS, MarketHistory
+from quantify.analytics import imbalance, quoted_spread
 from quantify.analytics.pairs import pair_zscore
 from quantify.model.rules import Rule
 
-__all__ = ["PRICE_KINDS", "Fired", "RuleEvaluator"]
+__all__ = ["PRICE_KINDS", "QUOTE_KINDS", "Fired", "RuleEvaluator"]
 
 logger = logging.getLogger(__name__)
 
 PRICE_KINDS = ("price-above", "price-below", "price-crosses")
+#: Book kinds judged at every quote (the best bid and offer after each applied depth event).
+QUOTE_KINDS = ("spread-above", "imbalance-beyond")
 
 
 @dataclass(frozen=True)
 class Fired:
-    """One firing, before it is stored."""
+    """One firing, before it is stored.
+
+    ``trade_id`` is the triggering trade's id; for the book kinds, the
+    quote's update id ``u`` (or, ``book-stale``, the update id that revealed
+    the gap), so that the key is unique per firing all the same.
+    """
 
     t: int
     rule_id: str
@@ -67,18 +77,24 @@ class RuleEvaluator:
         read here, advanced by the engine after each batch.
     stats : dict
         The engine's counters; ``suppressed`` and ``rule_errors`` are counted here.
+    books : _eval.BookEpisodes
+        Each book's position (last evaluated quote) and its current episode out
+        of sync, shared with the engine (which checkpoints them).
     """
 
     def __init__(self, history: MarketHistory, state: dict[str, dict[str, Any]],
-                 pos: dict[str, tuple[int, int]], stats: dict[str, Any]) -> None:
+                 pos: dict[str, tuple[int, int]], stats: dict[str, Any], books: _eval.BookEpisodes) -> None:
         self.history = history
         self.state = state
         self.pos = pos
         self.stats = stats
+        self.books = books
         self.price_groups: dict[str, _PriceGroup] = {}
         self.by_kind: dict[tuple[str, str], list[Rule]] = {}
         self.bar_rules: list[Rule] = []
         self.stale_rules: list[Rule] = []
+        self.quote_rules: dict[str, list[Rule]] = {}
+        self.book_stale_rules: list[Rule] = []
 
     def index(self, rules: Iterable[Rule]) -> None:
         """Index ``rules`` (the enabled ones) by kind and symbol."""
@@ -94,6 +110,11 @@ class RuleEvaluator:
                 self.by_kind.setdefault((rule.kind, rule.symbols[0]), []).append(rule)
         self.bar_rules = [r for r in rules if r.kind in BAR_KINDS]
         self.stale_rules = [r for r in rules if r.kind == "stale"]
+        self.quote_rules = {}
+        for rule in rules:
+            if rule.kind in QUOTE_KINDS:
+                self.quote_rules.setdefault(rule.symbols[0], []).append(rule)
+        self.book_stale_rules = [r for r in rules if r.kind == "book-stale"]
 
     def _cooldown_ns(self, rule: Rule) -> int:
         return int(rule.cooldown * NS)
@@ -315,3 +336,81 @@ class RuleEvaluator:
                                     cooldown_ns=self._cooldown_ns(rule))
         self.stats["suppressed"] += sup
         return [Fired(tt, rule.id, tid, rule.symbols[trig], value)] if idx else []
+
+    # -- order books -------------------------------------------------------
+
+    def quotes(self, inst: str, quotes: pd.DataFrame) -> list[Fired]:
+        """Spread and imbalance rules of ``inst`` at every quote of the batch (new quotes only).
+
+        The values are those of :func:`~quantify.analytics.quoted_spread` (bps)
+        and :func:`~quantify.analytics.imbalance` on the same quotes frame a
+        notebook reads from ``store.quotes``; a quote with a side unknown is NaN
+        and neither fires nor re-arms.
+        """
+        rules = self.quote_rules.get(inst)
+        if not rules or not len(quotes):
+            return []
+        t = np.asarray(quotes.index.asi8)
+        ids = quotes["update_id"].to_numpy()
+        out: list[Fired] = []
+        cache: dict[tuple[str, int], np.ndarray] = {}
+        for rule in rules:
+            p = rule.params
+            key = (rule.kind, int(p.get("levels", 1)))
+            try:
+                values = cache.get(key)
+                if values is None:
+                    values = cache[key] = _book_value(quotes, *key)
+            except ValueError as exc:
+                self.stats["rule_errors"] += 1
+                logger.warning("alert rule %s: quotes of %s not evaluated: %s", rule.id, inst, exc)
+                continue
+            if rule.kind == "spread-above":
+                test, above, level = values, True, p["bps"]
+            else:
+                op = p["op"]
+                test, above, level = (np.abs(values) if op == "abs-above" else values), op != "below", p["level"]
+            idx, sup = _eval.scan_level(test, t, above=above, level=level, margin=p["margin"], strict=True,
+                                        state=self.state[rule.id], cooldown_ns=self._cooldown_ns(rule))
+            out += self._collect(rule, idx, sup, t, ids, values, inst)
+        return out
+
+    def book_stale(self, ledger: Mapping[str, pd.DataFrame], stale_seconds: Mapping[str, float]) -> list[Fired]:
+        """``book-stale`` rules: once per episode out of sync longer than the rule's seconds.
+
+        Every book's episodes advance here (rules or not): the ledger's gaps
+        open one, its resyncs close one (the resync's ``stale_seconds`` is the
+        episode's length: an episode that started and ended between two calls
+        is judged too), and ``stale_seconds`` is the open episode's length now.
+        """
+        steps = self.books.advance(ledger, stale_seconds)
+        out: list[Fired] = []
+        for rule in self.book_stale_rules:
+            inst = rule.symbols[0]
+            st = self.state[rule.id]
+            limit = rule.params["seconds"]
+            cooldown = self._cooldown_ns(rule)
+            for step in steps.get(inst, ()):
+                if step.value <= 0:
+                    st["armed"] = True  # back in sync: the next episode may fire
+                elif st["armed"] and step.value > limit:
+                    if _eval._cooled(st, step.t, cooldown):
+                        st["last_fired"] = step.t
+                        out.append(Fired(step.t, rule.id, step.episode, inst, step.value))
+                    else:
+                        self.stats["suppressed"] += 1
+                    st["armed"] = False
+        return out
+
+
+def _book_value(quotes: pd.DataFrame, kind: str, levels: int) -> np.ndarray:
+    """The value a quote rule compares, per quote: the spread in bps, or the imbalance."""
+    cols = ("bid_price", "ask_price") if kind == "spread-above" else ("bid_price", "bid_qty", "ask_price", "ask_qty")
+    known = np.ones(len(quotes), dtype=bool)
+    for c in cols:
+        known &= ~np.isnan(quotes[c].to_numpy(dtype=float))
+    if not known.any():
+        return np.full(len(quotes), np.nan)  # every quote has a side unknown: nothing to judge
+    if kind == "spread-above":
+        return quoted_spread(quotes, unit="bps").to_numpy()
+    return imbalance(quotes, levels=levels).to_numpy()

@@ -1,4 +1,4 @@
-"""The alert engine: rules evaluated by the ingestion writer, once per trade.
+"""The alert engine: rules evaluated by the ingestion writer, once per trade and once per quote.
 
 :class:`AlertEngine` is an ingestion batch listener::
 
@@ -35,6 +35,18 @@ its end). An alert's ``fired_at`` is the time of the triggering trade;
 cooldowns run on trade time, so a replay fires the same alerts as the live
 run did.
 
+Order books
+-----------
+The writer also calls :meth:`AlertEngine.book_batch` after each append of
+order-book data: ``spread-above`` and ``imbalance-beyond`` rules are judged at
+every new quote (``fired_at`` its exchange time, ``trade_id`` its update id
+``u``), ``book-stale`` rules once per call, from the continuity ledger and how
+long each book has been out of sync (``fired_at``: the gap's exchange time
+plus that; ``trade_id``: the update id that revealed the gap). The books'
+positions and open episodes go into the checkpoint; on start the engine
+judges the quotes stored after each book's position (``store.quotes``), as
+it does trades, so a restart stores no quote alert twice and loses none.
+
 Evaluation of each rule kind is in :mod:`quantify.alerts._kinds`, the bar
 and tick histories it reads in :mod:`quantify.alerts._history`; this module
 holds the engine's lifecycle, batch loop, alert storing and checkpoint.
@@ -50,6 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantify.alerts._eval import BookEpisodes
 from quantify.alerts._history import BAR_KINDS, MarketHistory
 from quantify.alerts._kinds import Fired, RuleEvaluator
 from quantify.alerts.channels import DEFAULT_RETRY, Channel, Dispatcher, LoggingChannel, RetryPolicy
@@ -111,11 +124,12 @@ class AlertEngine:
             "batches": 0, "trades": 0, "fired": 0, "suppressed": 0, "deduplicated": 0,
             "redelivered": 0, "catchup_trades": 0, "store_errors": 0, "rule_errors": 0,
             "eval_ms_last": 0.0, "eval_ms_max": 0.0, "latency_ms_last": 0.0, "latency_ms_max": 0.0,
-            "checkpoints": 0,
+            "checkpoints": 0, "book_batches": 0, "quotes": 0, "catchup_quotes": 0,
         }
         self._history = MarketHistory(store)
-        # state, pos and _stats are shared with the evaluator: updated in place, never rebound
-        self._evaluator = RuleEvaluator(self._history, self.state, self.pos, self._stats)
+        self.book_episodes = BookEpisodes()  # each book's last evaluated quote and open episode out of sync
+        # state, pos, book_episodes and _stats are shared with the evaluator: updated in place, never rebound
+        self._evaluator = RuleEvaluator(self._history, self.state, self.pos, self._stats, self.book_episodes)
 
     def __repr__(self) -> str:
         return f"<quantify.alerts.AlertEngine {len(self.rules)} rule(s) on {self.store.uri}>"
@@ -147,14 +161,16 @@ class AlertEngine:
             self.pos.update({s: (int(i), int(t)) for s, (i, t) in cp["pos"].items()})
             self.state.clear()
             self.state.update({k: dict(v) for k, v in cp["state"].items()})
+            self.book_episodes.load(cp.get("books", {}))
             for _, row in self.book._history_after(int(cp["next_alert_id"]) - 1).iterrows():
                 key = (row["rule_id"], row["trigger_symbol"], int(row["trade_id"]))
                 self._seen.add(key)
                 self._redeliver[key] = int(row["alert_id"])
         self._reload_rules(force=True)
         caught = self._catch_up()
-        logger.info("alert engine started: %d rule(s), %d stored trade(s) re-evaluated, %d alert(s) "
-                    "stored before a restart", len(self.rules), caught, len(self._seen))
+        quotes = self._catch_up_books()
+        logger.info("alert engine started: %d rule(s), %d stored trade(s) and %d quote(s) re-evaluated, "
+                    "%d alert(s) stored before a restart", len(self.rules), caught, quotes, len(self._seen))
 
     def close(self, timeout: float = 5.0) -> None:
         """Write a final checkpoint and stop the delivery threads."""
@@ -213,6 +229,24 @@ class AlertEngine:
             self._process(frames, time.perf_counter())
         return n
 
+    def _catch_up_books(self) -> int:
+        """Evaluate stored quotes after each book's evaluated position (after a restart).
+
+        The ledger is not read back: a ``book-stale`` firing is keyed by its
+        episode, so one stored after the checkpoint is not stored twice.
+        """
+        quotes = {}
+        for inst, (_, last_t) in list(self.book_episodes.pos.items()):
+            if self.store.has_book(inst):
+                frame = self.book_episodes.new_quotes(inst, self.store.quotes(inst, start=pd.Timestamp(last_t, tz="UTC")))
+                if len(frame):
+                    quotes[inst] = frame
+        n = sum(len(f) for f in quotes.values())
+        if n:
+            self._stats["catchup_quotes"] += n
+            self._book_process(quotes, {}, {}, time.perf_counter())
+        return n
+
     # -- the listener -----------------------------------------------------
 
     def __call__(self, frames: Mapping[str, pd.DataFrame]) -> None:
@@ -257,6 +291,48 @@ class AlertEngine:
             self.pos[sym] = (int(ids[-1]), int(t[-1]))
             self._stats["trades"] += len(ids)
         self._stats["batches"] += 1
+        self._finish(fired, received)
+
+    def book_batch(self, quotes: Mapping[str, pd.DataFrame], ledger: Mapping[str, pd.DataFrame],
+                   stale_seconds: Mapping[str, float]) -> None:
+        """Evaluate the book rules on one append of order-book data (the ingestion writer calls this).
+
+        Parameters
+        ----------
+        quotes : mapping of str to DataFrame
+            Instrument key -> the quotes just stored (a quotes frame:
+            ``bid_price, bid_qty, ask_price, ask_qty, update_id``, exchange-time
+            index); a quote already evaluated is skipped.
+        ledger : mapping of str to DataFrame
+            Instrument key -> the continuity events just stored (``kind``,
+            ``got_id``, ``stale_seconds``, exchange-time index).
+        stale_seconds : mapping of str to float
+            Instrument key -> how long its book has been out of sync now (0: live).
+        """
+        received = time.perf_counter()
+        if not self.started:
+            self.start(self.store)
+        self._reload_rules()
+        self._stats["book_batches"] += 1
+        self._book_process(quotes, ledger, stale_seconds, received)
+
+    def _book_process(self, quotes: Mapping[str, pd.DataFrame], ledger: Mapping[str, pd.DataFrame],
+                      stale_seconds: Mapping[str, float], received: float) -> None:
+        ev = self._evaluator
+        fired: list[Fired] = []
+        for inst, frame in quotes.items():
+            new = self.book_episodes.new_quotes(inst, frame)
+            if not len(new):
+                continue
+            fired += ev.quotes(inst, new)
+            ids = new["update_id"].to_numpy()
+            self.book_episodes.pos[inst] = (int(ids[-1]), int(new.index.asi8[-1]))
+            self._stats["quotes"] += len(new)
+        fired += ev.book_stale(ledger, stale_seconds)
+        self._finish(fired, received)
+
+    def _finish(self, fired: list[Fired], received: float) -> None:
+        """Store the batch's alerts, time the batch, checkpoint when due."""
         evaluated = time.perf_counter()
         self._store(fired)
         done = time.perf_counter()
@@ -324,6 +400,7 @@ class AlertEngine:
     def _checkpoint(self) -> None:
         state = {
             "version": 1, "pos": dict(self.pos), "next_alert_id": self._next_alert_id,
+            "books": self.book_episodes.to_state(),
             "state": {rid: {k: v for k, v in st.items() if k != "new"} for rid, st in self.state.items()},
             "saved_at": time.time(), "stats": self.stats(),
         }
@@ -344,6 +421,8 @@ class AlertEngine:
         """Counters for ``quantify status``, keys prefixed ``alerts_``.
 
         ``alerts_rules`` (enabled), ``alerts_batches``, ``alerts_trades``,
+        ``alerts_book_batches``, ``alerts_quotes`` (order-book calls and quotes judged),
+        ``alerts_catchup_quotes`` (stored quotes judged after a restart),
         ``alerts_fired``, ``alerts_suppressed`` (by cooldown),
         ``alerts_deduplicated`` / ``alerts_redelivered`` (after a restart),
         ``alerts_catchup_trades``, ``alerts_store_errors``, ``alerts_rule_errors``,

@@ -22,23 +22,27 @@ Kinds: price-above, price-below, price-crosses (--level, --margin); pct-move (--
 --window DURATION, --direction up|down|abs); zscore (--level, --op above|below|abs-above,
 --timeframe, --window BARS, --hedge ols|kalman); vol-breakout (--k, --timeframe, --short,
 --long); corr-breakdown (--level, --timeframe, --window BARS); stale (--seconds); gap.
+Order books: spread-above (--bps, --margin); imbalance-beyond (--level in (-1, 1),
+--op above|below|abs-above, --margin); book-stale (--seconds out of sync).
 Rules are evaluated by the running 'quantify ingest' writer; changes reach it within a second.
 """
 
 #: Parameter options of ``alerts add`` (all optional here; the rule checks what its kind needs).
 _PARAMS = (
-    ("level", "LEVEL", "price level, z-score or correlation threshold"),
+    ("level", "LEVEL", "price level, z-score, correlation or imbalance threshold"),
     ("margin", "X", "re-arm only once the value is back beyond the level by X (default 0)"),
     ("pct", "PCT", "pct-move: percentage threshold"),
     ("window", "N", "pct-move: a duration such as 5m; bar rules: number of bars"),
     ("direction", "DIR", "pct-move: up, down or abs (default abs)"),
-    ("op", "OP", "zscore: above, below or abs-above (default abs-above)"),
+    ("op", "OP", "zscore, imbalance-beyond: above, below or abs-above (default abs-above)"),
     ("timeframe", "TF", "bar rules: candle timeframe such as 1m (default 1m)"),
     ("hedge", "HEDGE", "zscore: ols (rolling OLS, default) or kalman"),
     ("k", "K", "vol-breakout: short-window vol must exceed K x the long-window vol"),
     ("short", "N", "vol-breakout: short window in bars (default 10)"),
     ("long", "N", "vol-breakout: long window in bars (default 120)"),
-    ("seconds", "S", "stale: seconds without a trade"),
+    ("seconds", "S", "stale: seconds without a trade; book-stale: seconds out of sync"),
+    ("bps", "BPS", "spread-above: quoted spread threshold in basis points of the mid"),
+    ("levels", "N", "imbalance-beyond: book levels per side (1: the best bid and offer)"),
 )
 
 
@@ -116,7 +120,7 @@ def run_add(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is None:
             continue
-        numeric = name in ("level", "margin", "pct", "k")
+        numeric = name in ("level", "margin", "pct", "k", "bps")
         params[name] = _number(name, value) if numeric else value
     rule = make_rule(args.kind, args.symbol, severity=args.severity, cooldown=args.cooldown,
                      message=args.message, name=args.name, enabled=not args.disabled, **params)
@@ -130,10 +134,10 @@ def run_list(args: argparse.Namespace) -> int:
     if not rules:
         print("(no alert rules)")
         return 0
-    print(f"{'id':<12} {'kind':<15} {'symbol':<17} {'severity':<9} {'cooldown':>9} {'on':<3} params")
+    print(f"{'id':<12} {'kind':<16} {'symbol':<17} {'severity':<9} {'cooldown':>9} {'on':<3} params")
     for r in rules:
         params = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.params.items())
-        print(f"{r.id:<12} {r.kind:<15} {r.symbol:<17} {r.severity:<9} {r.cooldown:>8g}s "
+        print(f"{r.id:<12} {r.kind:<16} {r.symbol:<17} {r.severity:<9} {r.cooldown:>8g}s "
               f"{'yes' if r.enabled else 'no':<3} {params}")
     return 0
 

@@ -13,22 +13,32 @@ to write instead.
 Kinds and what their value is
 -----------------------------
 
-==================  ==========================================  ============
-kind                value compared with the threshold           fires when
-==================  ==========================================  ============
-``price-above``     trade price                                 value >= level
-``price-below``     trade price                                 value <= level
-``price-crosses``   trade price                                 it reaches the level from the other side
-``pct-move``        % change against the last price >= window ago  value >= pct (``direction``: up, down, abs)
-``zscore``          z-score of the pair spread on closed bars   ``op``: above, below, abs-above
-``vol-breakout``    short / long realised vol of bar log returns   value > k
-``corr-breakdown``  rolling correlation of bar log returns      value < level
-``stale``           seconds since the symbol's last trade       value > seconds
-``gap``             trade ids missing before a trade            value > 0
-==================  ==========================================  ============
+====================  =============================================  ===========================================
+kind                  value compared with the threshold              fires when
+====================  =============================================  ===========================================
+``price-above``       trade price                                    value >= level
+``price-below``       trade price                                    value <= level
+``price-crosses``     trade price                                    it reaches the level from the other side
+``pct-move``          % change against the last price >= window ago  value >= pct (``direction``: up, down, abs)
+``zscore``            z-score of the pair spread on closed bars      ``op``: above, below, abs-above
+``vol-breakout``      short / long realised vol of bar log returns   value > k
+``corr-breakdown``    rolling correlation of bar log returns         value < level
+``stale``             seconds since the symbol's last trade          value > seconds
+``gap``               trade ids missing before a trade               value > 0
+``spread-above``      quoted spread of the book, bps of the mid      value > bps
+``imbalance-beyond``  L1 imbalance of the book, in [-1, 1]           ``op``: above, below, abs-above
+``book-stale``        seconds the book has been out of sync          value > seconds, once per episode
+====================  =============================================  ===========================================
 
 Level rules re-arm only after the value crosses back (by ``margin``), so a
 value hovering at the level does not flap; see :mod:`quantify.alerts.engine`.
+
+The book kinds read the order book the ingestion writer keeps (instruments
+subscribed with depth): ``spread-above`` and ``imbalance-beyond`` are judged
+at every quote (the best bid and offer after each applied depth event), with
+the functions a notebook calls (:func:`quantify.analytics.quoted_spread`,
+:func:`quantify.analytics.imbalance`); ``book-stale`` fires once per episode
+out of sync (a gap until its resync) that lasts longer than ``seconds``.
 """
 
 from __future__ import annotations
@@ -52,19 +62,23 @@ from quantify.model.timeframes import timeframe_to_offset
 HEDGES: Final = ("ols", "kalman")
 
 __all__ = [
+    "BOOK_KINDS",
     "HEDGES",
     "KINDS",
     "MAX_BARS",
     "MAX_TICK_WINDOW",
     "SEVERITIES",
     "Rule",
+    "book_stale",
     "corr_breakdown",
     "gap",
+    "imbalance_beyond",
     "make_rule",
     "pct_move",
     "price_above",
     "price_below",
     "price_crosses",
+    "spread_above",
     "stale",
     "vol_breakout",
     "zscore",
@@ -111,6 +125,24 @@ def _nonneg(name: str) -> Callable[[Any], float]:
 
 def _level(name: str) -> Callable[[Any], float]:
     return lambda v: _finite(name, v)
+
+
+def _imbalance_level(value: Any) -> float:
+    x = _finite("level", value)
+    if not -1.0 < x < 1.0:
+        raise ValueError(f"level must lie strictly between -1 and 1 (an imbalance is in [-1, 1]), got {value!r}")
+    return x
+
+
+def _book_levels(value: Any) -> int:
+    """Levels per side an imbalance sums; the writer's quotes carry the best bid and offer only."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"\d+(\.0*)?", text) or float(text) < 1:
+        raise ValueError(f"levels must be a positive integer number of book levels, got {value!r}")
+    if float(text) != 1:
+        raise ValueError(f"levels: the writer judges imbalance on the best bid and offer (levels=1); "
+                         f"got {int(float(text))}")
+    return 1
 
 
 def _bars(name: str, minimum: int = 1, history: int = 1) -> Callable[[Any], int]:
@@ -245,7 +277,23 @@ KINDS: Final[dict[str, _Kind]] = {
         "seconds": (_positive_duration("seconds"), _REQUIRED),
     }, "{symbol}: no trade for {value:.1f} s (limit {threshold:g} s)"),
     "gap": _Kind(1, {}, "{symbol}: {value:.0f} trade id(s) missing"),
+    "spread-above": _Kind(1, {
+        "bps": (_positive("bps"), _REQUIRED),
+        "margin": (_nonneg("margin"), 0.0),
+    }, "{symbol} spread {value:.3g} bps, above {threshold:g} bps"),
+    "imbalance-beyond": _Kind(1, {
+        "level": (_imbalance_level, _REQUIRED),
+        "op": (_choice("op", ("above", "below", "abs-above")), "abs-above"),
+        "levels": (_book_levels, 1),
+        "margin": (_nonneg("margin"), 0.0),
+    }, "{symbol} book imbalance {value:+.2f} (threshold {threshold:g})"),
+    "book-stale": _Kind(1, {
+        "seconds": (_positive_duration("seconds"), _REQUIRED),
+    }, "{symbol}: book out of sync for {value:.1f} s (limit {threshold:g} s)"),
 }
+
+#: The kinds judged on the order book (quotes and continuity), not on trades.
+BOOK_KINDS: Final = ("spread-above", "imbalance-beyond", "book-stale")
 
 
 def _check_symbols(kind: str, symbols: Any) -> tuple[str, ...]:
@@ -356,6 +404,9 @@ class Rule:
                 params[pname] = default
         if kind == "vol-breakout" and params["long"] <= params["short"]:
             raise ValueError(f"long must be more bars than short ({params['short']}), got {params['long']}")
+        if kind == "imbalance-beyond" and params["op"] == "abs-above" and params["level"] < 0:
+            raise ValueError(f"level of an abs-above imbalance rule must be >= 0 (|imbalance| is compared), "
+                             f"got {params['level']!r}; use op='below' for a level under 0")
         severity = str(self.severity).strip().lower()
         if severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {self.severity!r}")
@@ -390,8 +441,10 @@ class Rule:
             return float(p["pct"])
         if self.kind == "vol-breakout":
             return float(p["k"])
-        if self.kind == "stale":
+        if self.kind in ("stale", "book-stale"):
             return float(p["seconds"])
+        if self.kind == "spread-above":
+            return float(p["bps"])
         if self.kind == "gap":
             return 0.0
         return float(p["level"])
@@ -515,3 +568,37 @@ def stale(symbol: str, seconds: float | str, **common: Any) -> Rule:
 def gap(symbol: str, **common: Any) -> Rule:
     """Fire when stored trade ids of ``symbol`` jump (trades were lost)."""
     return make_rule("gap", symbol, **common)
+
+
+
+def spread_above(symbol: str, bps: float, *, margin: float = 0.0, **common: Any) -> Rule:
+    """Fire when the book's quoted spread exceeds ``bps`` basis points of the mid.
+
+    The value is :func:`quantify.analytics.quoted_spread` (``unit="bps"``) of
+    each quote, the number a notebook computes on ``store.quotes(...)``; it
+    fires at the first quote with a spread above ``bps`` and re-arms once the
+    spread is back below ``bps - margin``.
+    """
+    return make_rule("spread-above", symbol, bps=bps, margin=margin, **common)
+
+
+def imbalance_beyond(symbol: str, level: float, levels: int = 1, *, op: str = "abs-above",
+                     margin: float = 0.0, **common: Any) -> Rule:
+    """Fire when the book's imbalance passes ``level``.
+
+    The value is :func:`quantify.analytics.imbalance` of each quote (``levels``
+    1: the best bid and offer), in [-1, 1], +1 all bids. ``op`` "abs-above"
+    (|imbalance| > ``level``), "above" (imbalance > ``level``) or "below"
+    (imbalance < ``level``); it re-arms once back inside by ``margin``.
+    """
+    return make_rule("imbalance-beyond", symbol, level=level, levels=levels, op=op, margin=margin, **common)
+
+
+def book_stale(symbol: str, seconds: float | str, **common: Any) -> Rule:
+    """Fire once per episode in which ``symbol``'s book stays out of sync longer than ``seconds``.
+
+    An episode runs from a gap (or a crossed book, or a ``bookTicker``
+    mismatch) to the resync that ends it; the value is how long the book has
+    been out of sync, as the ingestion writer reports it.
+    """
+    return make_rule("book-stale", symbol, seconds=seconds, **common)

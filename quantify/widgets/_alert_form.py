@@ -17,25 +17,34 @@ from quantify.model.timeframes import WIDGET_TIMEFRAMES
 from quantify.widgets._alert_view import fmt_seconds
 from quantify.widgets._base import esc
 
-__all__ = ["LABELS", "EditBar", "RuleForm", "field", "threshold_param"]
+__all__ = ["LABELS", "EditBar", "RuleForm", "field", "label", "threshold_param"]
 
 
 LABELS = {
     "level": "Level", "margin": "Margin", "pct": "Move %", "window": "Window", "direction": "Direction",
     "op": "When", "timeframe": "Bars", "hedge": "Hedge", "k": "k × baseline", "short": "Short bars",
-    "long": "Long bars", "seconds": "Silent for",
+    "long": "Long bars", "seconds": "Silent for", "bps": "Spread bps", "levels": "Book levels",
 }
+#: Labels that depend on the kind (the same parameter means another thing there).
+_KIND_LABELS = {("book-stale", "seconds"): "Out of sync for"}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "direction": ("abs", "up", "down"), "op": ("abs-above", "above", "below"), "hedge": ("ols", "kalman"),
     "timeframe": WIDGET_TIMEFRAMES,
 }
-#: Parameters the form leaves at their defaults (tuning for experts; make_rule takes them).
-_HIDDEN = frozenset({"delta"})
+#: Parameters the form leaves at their defaults (tuning for experts, or one value for now; make_rule
+#: takes them).
+_HIDDEN = frozenset({"delta", "levels"})
 #: What to write in a required field, as a placeholder.
 _EXAMPLES = {"level": "e.g. 61700", "pct": "e.g. 0.5", "window": "e.g. 5m", "k": "e.g. 3",
-             "seconds": "e.g. 30s"}
+             "seconds": "e.g. 30s", "bps": "e.g. 2"}
 #: The parameter an edit changes as "threshold" (``level`` unless listed; gap rules have none).
-_THRESHOLD: dict[str, str | None] = {"pct-move": "pct", "vol-breakout": "k", "stale": "seconds", "gap": None}
+_THRESHOLD: dict[str, str | None] = {"pct-move": "pct", "vol-breakout": "k", "stale": "seconds", "gap": None,
+                                     "spread-above": "bps", "book-stale": "seconds"}
+
+
+def label(kind: str, name: str) -> str:
+    """The label of parameter ``name`` in a ``kind`` rule's form."""
+    return _KIND_LABELS.get((kind, name), LABELS[name])
 
 
 def threshold_param(kind: str) -> str | None:
@@ -124,6 +133,7 @@ class RuleForm:
         self.symbol_x_box.layout.display = "" if pair else "none"
         self.symbol_box.children[0].value = f'<div class="qf-field-label">{"Y" if pair else "Symbol"}</div>'
         for name in shown:
+            self.field_boxes[name].children[0].value = f'<div class="qf-field-label">{esc(label(kind, name))}</div>'
             w = self.fields[name]
             if isinstance(w, W.Text):
                 w.placeholder = _placeholder(spec.params[name][1], name)
@@ -209,7 +219,7 @@ class EditBar:
         param = threshold_param(rule.kind)
         self.threshold_box.layout.display = "none" if param is None else ""
         if param is not None:
-            self.threshold_box.children[0].value = f'<div class="qf-field-label">{esc(LABELS[param])}</div>'
+            self.threshold_box.children[0].value = f'<div class="qf-field-label">{esc(label(rule.kind, param))}</div>'
             value = rule.params[param]
             self.threshold.value = fmt_seconds(value) if param == "seconds" else f"{value:g}"
         self.cooldown.value = fmt_seconds(rule.cooldown)

@@ -75,6 +75,13 @@ def describe(rule: Rule) -> str:
         return f"corr {p['window']} × {p['timeframe']} < {num(p['level'])}{margin}"
     if k == "stale":
         return f"no trade for {fmt_seconds(p['seconds'])}"
+    if k == "spread-above":
+        return f"spread > {num(p['bps'])} bps{margin}"
+    if k == "imbalance-beyond":
+        imb = {"abs-above": "|imbalance| >", "above": "imbalance >", "below": "imbalance <"}[p["op"]]
+        return f"{imb} {num(p['level'])}{margin}"
+    if k == "book-stale":
+        return f"book out of sync for {fmt_seconds(p['seconds'])}"
     return "trade ids missing"
 
 
