@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from quantify.model.bars import bar_bounds
+from quantify.model.booksync import FINDS_SYNC, LOSES_SYNC
 
 __all__ = [
     "LOSS_KINDS",
@@ -30,10 +31,9 @@ __all__ = [
 ]
 
 NS = 1_000_000_000
-#: Continuity-ledger kinds that put a book out of sync (an episode starts) ...
-LOSS_KINDS = ("gap", "crossed", "mismatch")
-#: ... and those that find it in sync: the first sync, a resync, a writer resuming from the stored book.
-SYNC_KINDS = ("start", "resync", "resume")
+#: Continuity-ledger kinds that open and close a stale episode (the model's, one definition).
+LOSS_KINDS = LOSES_SYNC
+SYNC_KINDS = FINDS_SYNC
 
 
 def first_true(mask: np.ndarray, start: int) -> int:

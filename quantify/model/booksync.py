@@ -58,6 +58,8 @@ from quantify.model.book import BBO, BookLevels, BookTicker, DepthDiff, DepthSna
 __all__ = [
     "CHECKPOINT_DEPTH",
     "CHECKPOINT_EVERY_MS",
+    "FINDS_SYNC",
+    "LOSES_SYNC",
     "RULES",
     "Applied",
     "BookSync",
@@ -80,6 +82,11 @@ MAX_BUFFER: Final = 200_000
 _TICKER_HISTORY = 256
 #: ``bookTicker`` events held at most until the book reaches their id.
 _PENDING_TICKERS = 1024
+
+#: Continuity-ledger kinds that put a book out of sync (a stale episode starts) ...
+LOSES_SYNC: Final = ("gap", "crossed", "mismatch")
+#: ... and those that find it in sync: the first sync, a resync, a writer resuming from the stored book.
+FINDS_SYNC: Final = ("start", "resync", "resume")
 
 #: Checkpoint reasons (the ``reason`` column of stored checkpoints).
 PERIODIC: Final = 0
@@ -245,7 +252,7 @@ class BookSync:
     def _log(self, time_ms: int, kind: str, expected: int = -1, got: int = -1, stale: float = 0.0,
              detail: str = "") -> None:
         self._events.append(LedgerEvent(time_ms, kind, expected, got, stale, detail))
-        if kind in ("gap", "crossed", "mismatch", "stale_snapshot"):
+        if kind in LOSES_SYNC or kind == "stale_snapshot":
             logger.info("%s book: %s (expected %d, got %d) %s", self.symbol, kind, expected, got, detail)
 
     def _lose_sync(self, kind: str, time_ms: int, recv_ns: int, expected: int, got: int, detail: str) -> None:
@@ -288,6 +295,8 @@ class BookSync:
                             else f"pu {diff.prev_id} != previous u {prev}")
             self._buffer.append((diff, recv_ns))
             return []
+        if self._stale_since_ns is None:  # waiting for the first snapshot: out of sync since the first event
+            self._stale_since_ns = recv_ns
         if len(self._buffer) == self._buffer.maxlen:
             self.ledger.buffer_dropped += 1
         self._buffer.append((diff, recv_ns))

@@ -49,6 +49,7 @@ from quantify.model.book_frames import (
     BookFrames,
     book_from_checkpoint,
 )
+from quantify.model.booksync import FINDS_SYNC, LOSES_SYNC
 from quantify.model.instrument import InstrumentLike, instrument_key
 from quantify.model.times import TimeLike, parse_time
 from quantify.store._libraries import BOOK_CHECKPOINTS, BOOK_DIFFS, BOOK_LEDGER, QUOTES
@@ -59,10 +60,9 @@ if TYPE_CHECKING:
 
 __all__ = ["OPENS_STALE", "BookStore", "StoredBook", "diff_events", "stale_at"]
 
-#: Ledger kinds after which the book is out of sync until the next ``resync``.
-OPENS_STALE: Final = ("gap", "crossed", "mismatch")
-#: Ledger kinds that bring the book (back) in sync.
-_CLOSES_STALE: Final = ("resync", "start", "resume")
+#: Ledger kinds after which the book is out of sync until one of ``FINDS_SYNC`` (the model's tables).
+OPENS_STALE: Final = LOSES_SYNC
+_CLOSES_STALE: Final = FINDS_SYNC
 #: The first window searched back from a time for its nearest checkpoint; widened 8 times a try.
 _FIRST_WINDOW: Final = pd.Timedelta(minutes=1)
 

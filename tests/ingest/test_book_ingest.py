@@ -81,7 +81,7 @@ def _ingest(uri: str, replay_cfg: ReplayConfig, references: dict, timeout: float
     return service, stats
 
 
-def _check_store(uri: str, references: dict) -> dict[str, int]:
+def _check_store(uri: str, references: dict, *, complete: bool = False) -> dict[str, int]:
     """Every stored quote equals the reference book at its id; at shared ids, Binance's bookTicker. Counts."""
     store = open_store(uri)
     compared = {}
@@ -101,6 +101,11 @@ def _check_store(uri: str, references: dict) -> dict[str, int]:
                 n += 1
                 wrong += tuple(row) != want
         assert wrong == 0
+        if complete:  # no diff lost after the first snapshot: every bookTicker the book reached is compared
+            reached = {d.last_id for d in truth.diffs if d.last_id >= ids[0]}
+            assert reached <= set(ids.tolist()), f"{key}: {len(reached - set(ids.tolist()))} diffs not stored"
+            # a side is unknown only from an event that left the known range until the refresh answers
+            assert (~known).sum() <= 0.02 * len(ids), (~known).sum()
         compared[key] = n
         # every trade stored once, ids contiguous
         ticks = store.ticks(key)["trade_id"].to_numpy()
@@ -112,20 +117,21 @@ def test_books_equal_binance_book_ticker_through_ingestion(lmdb_uri: str, refere
     # at speed 40 the first REST snapshot answers within a few events of the recording's start (at
     # speed 0 the replay would have played most of the book before the snapshot is asked for)
     service, _ = _ingest(lmdb_uri, ReplayConfig(files=_files(), speed=40), references)
-    compared = _check_store(lmdb_uri, references)
+    compared = _check_store(lmdb_uri, references, complete=True)
     books = service.status().books
     print(f"\nbookTicker ids compared with the stored quotes: spot {compared[SPOT]}, USD-M {compared[USDM]}; "
           f"0 mismatches; live checks {books[SPOT].ticker_checks} + {books[USDM].ticker_checks}")
     # of the 1,072 and 629 ids the recordings share (DESIGN.md), all but those before the first snapshot
-    assert compared[SPOT] > 1000 and compared[USDM] > 580
+    # (how many that is depends on how soon the replay answers it)
+    assert compared[SPOT] > 500 and compared[USDM] > 300
     for key in (SPOT, USDM):
         assert books[key].gaps == books[key].mismatches == books[key].crossed == 0
     ledger = open_store(lmdb_uri).book_ledger(SPOT)
-    assert ledger["kind"].iloc[0] == "start" and "refresh" in set(ledger["kind"])
+    assert ledger["kind"].iloc[0] == "start" and not set(ledger["kind"]) & {"gap", "crossed", "mismatch"}
 
 
 def test_faults_lose_no_quote_nor_trade_and_every_gap_is_in_the_ledger(lmdb_uri: str, references: dict) -> None:
-    cfg = ReplayConfig(files=_files(), speed=30, drop_depth=0.002, stale_snapshot=0.3, drop_every=4.0,
+    cfg = ReplayConfig(files=_files(), speed=50, drop_depth=0.002, stale_snapshot=0.3, drop_every=4.0,
                        corrupt_fraction=0.01, seed=11)
     service, stats = _ingest(lmdb_uri, cfg, references, timeout=200)
     compared = _check_store(lmdb_uri, references)
@@ -172,10 +178,10 @@ def test_sigkill_mid_stream_resumes_the_stored_book(lmdb_uri: str, references: d
         return (all(trades.get(k, (0,))[0] == last for k, last in LAST_TRADE.items())
                 and all(int(store.quotes(k)["update_id"].iloc[-1]) == u for k, u in final.items()))
 
-    with ReplayThread(ReplayConfig(files=_files(), speed=25)) as replay:
+    with ReplayThread(ReplayConfig(files=_files(), speed=60)) as replay:
         proc = _ingest_process(lmdb_uri, replay, log)
         try:
-            assert wait_for(lambda: quotes_of(SPOT) > 300 and quotes_of(USDM) > 300, 60), log.read_text()[-3000:]
+            assert wait_for(lambda: quotes_of(SPOT) > 200 and quotes_of(USDM) > 200, 60), log.read_text()[-3000:]
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             proc = _ingest_process(lmdb_uri, replay, log)

@@ -103,6 +103,16 @@ def test_symbols_magic_help_and_completion(ip, replay_both, lmdb_uri, capsys):
     assert current_session().config.symbols == ("BTCUSDT", "binance-usdm:BTCUSDT")
     with pytest.raises(ValueError, match="not a Binance symbol"):
         ip.run_line_magic("quantify", "symbols add BTC-USD")
+    # order books: of streamed instruments only; removing a symbol removes its book
+    ip.run_line_magic("quantify", "books add binance-usdm:BTCUSDT")
+    assert current_session().config.books == ("binance-usdm:BTCUSDT",)
+    with pytest.raises(ValueError, match="symbols add ETHUSDT"):
+        ip.run_line_magic("quantify", "books add ETHUSDT")
+    with pytest.raises(ValueError, match="no order book of BTCUSDT"):
+        ip.run_line_magic("quantify", "books remove BTCUSDT")
+    ip.run_line_magic("quantify", "symbols remove binance-usdm:BTCUSDT")
+    assert current_session().config.books == () and current_session().config.symbols == ("BTCUSDT",)
+    ip.run_line_magic("quantify", "symbols add binance-usdm:BTCUSDT")
     ip.run_line_magic("quantify", "stop")
     assert "stopped;" in capsys.readouterr().out
     doc = ip.find_line_magic("quantify").__doc__
