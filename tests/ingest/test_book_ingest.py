@@ -105,7 +105,13 @@ def _check_store(uri: str, references: dict, *, complete: bool = False) -> dict[
             reached = {d.last_id for d in truth.diffs if d.last_id >= ids[0]}
             assert reached <= set(ids.tolist()), f"{key}: {len(reached - set(ids.tolist()))} diffs not stored"
             # a side is unknown only from an event that left the known range until the refresh answers
-            assert (~known).sum() <= 0.02 * len(ids), (~known).sum()
+            ledger = store.book_ledger(key)
+            opened = ledger.index[ledger["kind"] == "range"].asi8
+            closed = ledger.index[ledger["kind"] == "refresh"].asi8
+            for t in q.index[~known].asi8:
+                start = opened[opened <= t]
+                assert len(start), f"{key}: a side unknown at {t} without the price leaving the range"
+                assert not ((closed >= start[-1]) & (closed < t)).any(), f"{key}: unknown after its refresh"
         compared[key] = n
         # every trade stored once, ids contiguous
         ticks = store.ticks(key)["trade_id"].to_numpy()
