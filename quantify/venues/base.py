@@ -145,6 +145,9 @@ class Venue(abc.ABC):
     book_kinds : tuple of str
         Order-book stream kinds offered (``"depth@100ms"``, ``"bookTicker"``); the first
         depth kind is the default.
+    perp_kinds : tuple of str
+        Perpetual-futures stream kinds offered (``"markPrice@1s"``, ``"forceOrder"``);
+        empty for a spot venue.
     book_rule : str
         The continuity rule of its depth diffs (:data:`quantify.model.booksync.RULES`).
     max_streams_per_connection : int
@@ -165,6 +168,7 @@ class Venue(abc.ABC):
     consecutive_ids: bool = True
     book_kinds: tuple[str, ...] = ()
     book_rule: str = "spot"
+    perp_kinds: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.name

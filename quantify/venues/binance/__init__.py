@@ -13,6 +13,9 @@ combined stream           ``/stream?streams=...``             ``/public/stream?.
                                                               ``/market/stream?...`` (``@aggTrade``)
 depth diffs               ``@depth@100ms``, ``U`` = prev ``u``+1  ``@depth@0ms``/``@100ms``, ``pu`` chain
 depth snapshot (REST)     ``/api/v3/depth``, limit <= 5,000     ``/fapi/v1/depth``, limit <= 1,000
+perpetual streams         none                                ``@markPrice@1s``, ``@forceOrder`` on ``/market``
+perpetual REST            none                                ``fundingRate``, ``premiumIndex``, ``openInterest``,
+                                                              ``/futures/data/openInterestHist``
 streams per connection    1,024                               200
 REST                      ``https://api.binance.com/api/v3``  ``https://fapi.binance.com/fapi/v1``
 weight budget             6,000 per minute                    2,400 per minute
@@ -79,7 +82,7 @@ class BinanceVenue(Venue):
 
     def stream_url_prefix(self, ws_base: str | None, kind: str) -> str:
         """The combined-stream URL up to ``?streams=`` for ``kind`` streams."""
-        if kind not in self.book_kinds:
+        if kind not in self.book_kinds and kind not in self.perp_kinds:
             self.check_kind(kind)
         route = dict(self.routes).get(kind, "")
         return f"{self._base(ws_base)}{route}/stream"
@@ -111,6 +114,28 @@ class BinanceVenue(Venue):
         out = []
         for i in range(0, len(symbols), per_symbol):
             names = [f"{s.lower()}@{k}" for s in symbols[i:i + per_symbol] for k in (depth, ticker)]
+            out.append(f"{prefix}?streams={'/'.join(names)}")
+        return out
+
+    def perp_stream_urls(self, ws_base: str | None, symbols: Sequence[str], per_connection: int) -> list[str]:
+        """``<symbol>@markPrice@1s`` and ``<symbol>@forceOrder`` per symbol, both on one connection.
+
+        USD-M routes both to ``/market``; a spot venue has none
+        (``ValueError``).
+        """
+        if not self.perp_kinds:
+            raise ValueError(f"{self.name} has no perpetual streams (mark price, liquidations): "
+                             "they are on binance-usdm")
+        if per_connection < len(self.perp_kinds):
+            raise ValueError(f"per_connection must be at least {len(self.perp_kinds)} for perpetual streams, "
+                             f"got {per_connection!r}")
+        prefix = self.stream_url_prefix(ws_base, self.perp_kinds[0])
+        if any(self.stream_url_prefix(ws_base, k) != prefix for k in self.perp_kinds):
+            raise ValueError(f"{self.name}: {', '.join(self.perp_kinds)} are routed apart")
+        per_symbol = min(per_connection, self.max_streams_per_connection) // len(self.perp_kinds)
+        out = []
+        for i in range(0, len(symbols), per_symbol):
+            names = [f"{s.lower()}@{k}" for s in symbols[i:i + per_symbol] for k in self.perp_kinds]
             out.append(f"{prefix}?streams={'/'.join(names)}")
         return out
 
@@ -154,6 +179,8 @@ USDM = BinanceVenue(
     stream_kinds=("trade", "aggTrade"), max_streams_per_connection=200,
     weight_limit=USDM_API.weight_limit, api=USDM_API,
     routes=(("trade", "/public"), ("aggTrade", "/market"), ("depth@0ms", "/public"),
-            ("depth@100ms", "/public"), ("bookTicker", "/public")),
+            ("depth@100ms", "/public"), ("bookTicker", "/public"), ("markPrice@1s", "/market"),
+            ("forceOrder", "/market")),
     book_kinds=("depth@0ms", "depth@100ms", "bookTicker"), book_rule="usdm",
+    perp_kinds=("markPrice@1s", "forceOrder"),
 )

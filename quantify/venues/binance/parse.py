@@ -2,9 +2,11 @@
 
 Nothing here touches a socket. :class:`FrameParser` takes the text of one
 frame (combined-stream ``{"stream": ..., "data": ...}`` or a raw-stream event)
-and returns one event: a :class:`~quantify.model.trades.Trade`, a :class:`Kline`, a
+and returns one event: a :class:`~quantify.model.trades.Trade`, a depth diff, book ticker or
+depth snapshot (:mod:`quantify.model.book`), a mark price or liquidation
+(:mod:`quantify.model.perp`, parsed by :mod:`.perp_parse`), a :class:`Kline`, a
 :class:`~quantify.model.trades.ServerShutdown`, a :class:`SubscriptionReply`, or ``None`` for frames
-that are well-formed but of no interest (depth, book ticker). Malformed frames
+that are well-formed but of no interest. Malformed frames
 are counted per reason and logged with a sample; they never raise.
 
 Combined-stream trade frames, nearly every frame the ingestion sees, take a
@@ -32,7 +34,9 @@ import msgspec
 import orjson
 
 from quantify.model.book import BookTicker, DepthDiff, DepthSnapshot, Level
+from quantify.model.perp import Liquidation, MarkPrice
 from quantify.model.trades import MAX_ID, MAX_TIME_MS, ServerShutdown, Trade
+from quantify.venues.binance.perp_parse import liquidation_from_event, mark_price_from_event
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -86,7 +90,8 @@ class SubscriptionReply(NamedTuple):
     error: dict[str, Any] | None
 
 
-Event = Trade | Kline | ServerShutdown | SubscriptionReply | DepthDiff | BookTicker | DepthSnapshot
+Event = (Trade | Kline | ServerShutdown | SubscriptionReply | DepthDiff | BookTicker | DepthSnapshot
+         | MarkPrice | Liquidation)
 
 
 def _levels(rows: Any) -> list[Level]:
@@ -419,6 +424,10 @@ class FrameParser:
                 return depth_snapshot_from_answer(data)
             if kind == "kline":
                 return _kline_from_event(data)
+            if kind == "markPriceUpdate":
+                return mark_price_from_event(data)
+            if kind == "forceOrder":
+                return liquidation_from_event(data)
             if kind == "serverShutdown":
                 return ServerShutdown(int(data.get("E", 0)))
             if kind is None and "id" in data and ("result" in data or "error" in data):

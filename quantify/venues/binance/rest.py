@@ -16,6 +16,9 @@ against the replay server or an in-memory transport). It
   attempt whether the host answered (the ingestion service shows it in
   ``status``, and says at once when it cannot reach the host);
 - translates failures into :class:`~quantify.exceptions.RestError`;
+- fetches USD-M perpetual data: funding history (paced within its own
+  500-requests-per-5-minutes limit), premium index, open interest now and
+  its 30-day history (:meth:`BinanceRest.funding_rate` and the methods after it);
 - lists the venue's symbols (:meth:`BinanceRest.listed_symbols`, from
   ``exchangeInfo``) so that a mistyped symbol is refused at start.
 
@@ -27,6 +30,7 @@ prefixes (``/api/v3``, ``/fapi/v1``) with different weights: a
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import email.utils
 import logging
@@ -42,12 +46,19 @@ import orjson
 
 from quantify.exceptions import RestError
 from quantify.model.book import DepthSnapshot
+from quantify.model.perp import FundingSettlement, MarkPrice, OpenInterest
 from quantify.model.trades import Trade
 from quantify.venues.base import describe_error
 from quantify.venues.binance.parse import depth_snapshot_from_answer
+from quantify.venues.binance.perp_parse import (
+    funding_from_rows,
+    open_interest_from_answer,
+    open_interest_hist_from_rows,
+    premium_index_from_answer,
+)
 
 __all__ = [
-    "DEFAULT_REST_URL", "MAX_RETRY_AFTER", "SPOT_API", "USDM_API", "USDM_WEIGHTS", "WEIGHTS",
+    "DEFAULT_REST_URL", "FUNDING_REQUESTS_PER_5MIN", "MAX_RETRY_AFTER", "OPEN_INTEREST_PERIODS", "SPOT_API", "USDM_API", "USDM_WEIGHTS", "WEIGHTS",
     "BinanceApi", "BinanceRest", "RestConfig", "RestObserver",
 ]
 
@@ -88,7 +99,21 @@ USDM_WEIGHTS = {
     "/fapi/v1/historicalTrades": 20,
     "/fapi/v1/trades": 5,
     "/fapi/v1/klines": 5,
+    # Perpetual data (USD-M market-data docs): premiumIndex 1 with a symbol (10 without);
+    # openInterest 1; openInterestHist 0 (limited to 1,000 requests per 5 minutes per IP
+    # instead); fundingRate is not weighed but shares 500 requests per 5 minutes per IP with
+    # fundingInfo (FUNDING_REQUESTS_PER_5MIN): counted as 1 here and paced by that limit too.
+    "/fapi/v1/premiumIndex": 1,
+    "/fapi/v1/openInterest": 1,
+    "/futures/data/openInterestHist": 0,
+    "/fapi/v1/fundingRate": 1,
 }
+
+#: ``/fapi/v1/fundingRate`` (with ``fundingInfo``): 500 requests per 5 minutes per IP.
+FUNDING_REQUESTS_PER_5MIN = 500
+#: ``/futures/data/openInterestHist``: 1,000 requests per 5 minutes per IP; only the last 30 days are kept.
+OPEN_INTEREST_HIST_REQUESTS_PER_5MIN = 1000
+OPEN_INTEREST_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
 
 
 #: GET /api/v3/depth weight by ``limit`` (spot docs, "Order book": 1-100: 5, 101-500: 25,
@@ -202,6 +227,7 @@ class BinanceRest:
         self._window = int(time.time() // 60)
         self.requests = 0
         self.rate_limited = 0
+        self._paced_times: dict[str, collections.deque[float]] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -332,6 +358,93 @@ class BinanceRest:
             return depth_snapshot_from_answer(body, symbol, limit)
         except (KeyError, TypeError, ValueError) as exc:
             raise RestError(f"GET {self.api.path('depth')}: not a depth snapshot ({exc})") from exc
+
+    def _require_perpetuals(self, endpoint: str) -> None:
+        if self.api.prefix != USDM_API.prefix:
+            raise ValueError(f"{endpoint} is a USD-M futures endpoint; {self.config.base_url} "
+                             f"speaks {self.api.prefix}")
+
+    async def _paced(self, path: str, per_5min: int) -> None:
+        """Wait so that requests to ``path`` stay within ``per_5min`` per rolling 5 minutes."""
+        sent = self._paced_times.setdefault(path, collections.deque())
+        now = time.monotonic()
+        while sent and now - sent[0] > 300:
+            sent.popleft()
+        if len(sent) >= per_5min:
+            wait = 300 - (now - sent[0]) + 0.05
+            logger.info("REST %s: %d requests in 5 minutes; waiting %.1f s", path, len(sent), wait)
+            await asyncio.sleep(wait)
+        sent.append(time.monotonic())
+
+    async def funding_rate(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None,
+                           limit: int = 1000, *, retries: int | None = None) -> list[FundingSettlement]:
+        """Funding settlements of a USD-M ``symbol`` from ``start_ms`` (inclusive), ascending, at most ``limit``.
+
+        Without ``start_ms``/``end_ms`` Binance answers the latest ``limit``
+        settlements; with more than ``limit`` in the range, the first ``limit``
+        from ``start_ms``. Paced within 500 requests per 5 minutes.
+        """
+        self._require_perpetuals("fundingRate")
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"fundingRate takes limit 1 to 1000, not {limit!r}")
+        path = self.api.path("fundingRate")
+        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
+        if start_ms is not None:
+            params["startTime"] = start_ms
+        if end_ms is not None:
+            params["endTime"] = end_ms
+        await self._paced(path, FUNDING_REQUESTS_PER_5MIN)
+        body = await self.get(path, params, retries=retries)
+        try:
+            return funding_from_rows(body, symbol)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RestError(f"GET {path}: not a fundingRate answer ({exc})") from exc
+
+    async def premium_index(self, symbol: str, *, retries: int | None = None) -> MarkPrice:
+        """Mark price, index price and funding of a USD-M ``symbol`` now (``/fapi/v1/premiumIndex``)."""
+        self._require_perpetuals("premiumIndex")
+        path = self.api.path("premiumIndex")
+        body = await self.get(path, {"symbol": symbol}, retries=retries)
+        try:
+            return premium_index_from_answer(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RestError(f"GET {path}: not a premiumIndex answer ({exc})") from exc
+
+    async def open_interest(self, symbol: str, *, retries: int | None = None) -> OpenInterest:
+        """Open interest of a USD-M ``symbol`` now, in contracts (``/fapi/v1/openInterest``)."""
+        self._require_perpetuals("openInterest")
+        path = self.api.path("openInterest")
+        body = await self.get(path, {"symbol": symbol}, retries=retries)
+        try:
+            return open_interest_from_answer(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RestError(f"GET {path}: not an openInterest answer ({exc})") from exc
+
+    async def open_interest_hist(self, symbol: str, period: str = "5m", start_ms: int | None = None,
+                                 end_ms: int | None = None, limit: int = 500, *,
+                                 retries: int | None = None) -> list[OpenInterest]:
+        """Open interest and its value every ``period`` (``/futures/data/openInterestHist``).
+
+        Binance keeps only the last 30 days: older history must have been
+        polled and stored while it was there.
+        """
+        self._require_perpetuals("openInterestHist")
+        if period not in OPEN_INTEREST_PERIODS:
+            raise ValueError(f"period must be one of {', '.join(OPEN_INTEREST_PERIODS)}, not {period!r}")
+        if not 1 <= limit <= 500:
+            raise ValueError(f"openInterestHist takes limit 1 to 500, not {limit!r}")
+        path = "/futures/data/openInterestHist"
+        params: dict[str, Any] = {"symbol": symbol, "period": period, "limit": limit}
+        if start_ms is not None:
+            params["startTime"] = start_ms
+        if end_ms is not None:
+            params["endTime"] = end_ms
+        await self._paced(path, OPEN_INTEREST_HIST_REQUESTS_PER_5MIN)
+        body = await self.get(path, params, retries=retries)
+        try:
+            return open_interest_hist_from_rows(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RestError(f"GET {path}: not an openInterestHist answer ({exc})") from exc
 
     async def server_time(self, *, retries: int | None = None) -> int:
         """The exchange's clock, ms since the epoch."""
