@@ -47,6 +47,7 @@ from quantify.store.book import BookStore, StoredBook
 from quantify.store.book_grid import book_snapshots
 from quantify.store.candles import read_ohlcv
 from quantify.store.export import export
+from quantify.store.perp import PerpReads, PerpStore
 from quantify.store.uri import StoreURI, parse_store_uri
 
 __all__ = ["DEFAULT_READ_CACHE_SECONDS", "MIN_FREE_BYTES", "Store", "open_store"]
@@ -136,7 +137,7 @@ def _check_symbol(symbol: InstrumentLike) -> str:
     return instrument_key(symbol)
 
 
-class Store:
+class Store(PerpReads):
     """Read (and, for the single writer, append) ticks in an ArcticDB store.
 
     Obtain one with :func:`open_store`; the constructor is internal.
@@ -147,6 +148,7 @@ class Store:
         self._arctic = _arctic(uri, create=create)
         self._libs: dict[str, Any] = {}
         self._books = BookStore(self)
+        self._perp = PerpStore(self)
 
     def __repr__(self) -> str:
         return f"<quantify.Store {self.uri}>"
