@@ -263,6 +263,19 @@ class PerpReads:
         ns = self._perp.last_time("funding", instrument_key(symbol))
         return None if ns < 0 else pd.Timestamp(ns, tz="UTC")
 
+    def last_perp_time(self, kind: str, symbol: InstrumentLike) -> pd.Timestamp | None:
+        """Time of the last stored row of ``kind`` (``mark``, ``funding``, ...) for ``symbol``, or None.
+
+        Where a restarted writer carries the instrument's stream on (its
+        journal's marks at or before it are already stored).
+        """
+        ns = self._perp.last_time(kind, instrument_key(symbol))
+        return None if ns < 0 else pd.Timestamp(ns, tz="UTC")
+
+    def compact_perp(self, symbol: InstrumentLike, rows_per_segment: int = 100_000) -> bool:
+        """Merge the small appended segments of ``symbol``'s perpetual data (the writer's schedule); True if any."""
+        return self._perp.compact(symbol, rows_per_segment)
+
     def append_perp(self, kind: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
         """Append perpetual data of ``kind`` (``mark``, ``funding``, ``open_interest``, ``liquidations``).
 
