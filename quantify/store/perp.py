@@ -45,6 +45,9 @@ __all__ = ["PerpReads", "PerpStore"]
 
 #: Library of each kind (the kind's own name, prefixed so that a library lists as perpetual data).
 LIBRARIES: Final = {kind: f"perp_{kind}" for kind in PERP_KINDS}
+#: The name of each kind's row count in :meth:`Store.describe` (and ``quantify status``).
+ROW_COUNT_NAMES: Final = {"mark": "mark_rows", "funding": "funding_rows", "open_interest": "open_interest_rows",
+                          "liquidations": "liquidation_rows"}
 #: Columns stored as tz-naive UTC (ArcticDB keeps no time zone on columns).
 _UTC_COLUMNS: Final = ("next_funding_time",)
 
@@ -92,6 +95,10 @@ class PerpStore:
     def _has(self, kind: str, key: str) -> bool:
         lib = self._lib(kind)
         return bool(self._store._retry(key, lambda: lib.has_symbol(key)))
+
+    def has(self, kind: str, symbol: InstrumentLike) -> bool:
+        """True if ``kind`` data of ``symbol`` is stored (even if none in a range read)."""
+        return self._has(_check_kind(kind), instrument_key(symbol))
 
     def last_time(self, kind: str, key: str, *, cached: bool = False) -> int:
         """Time (ns) of the last stored row of ``kind`` for ``key``; -1 when none."""
@@ -195,6 +202,10 @@ class PerpStore:
             out[kind] = (int(self._store._retry(key, lambda lib=lib: lib.get_description(key).row_count))
                          if self._has(kind, key) else 0)
         return out
+
+    def row_counts(self, symbol: InstrumentLike) -> dict[str, int]:
+        """:meth:`counts` under :meth:`Store.describe`'s names: ``mark_rows``, ``funding_rows``, ...."""
+        return {ROW_COUNT_NAMES[kind]: n for kind, n in self.counts(symbol).items()}
 
     def compact(self, symbol: InstrumentLike, rows_per_segment: int = 100_000) -> bool:
         """Merge the small appended segments of ``symbol`` in every perpetual library; True if anything changed."""

@@ -477,6 +477,10 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify backfill binance-usdm:BTCUSDT --kind open_interest --period 1h --start -7d": "replay-perp",
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT": "placeholder",
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT": "placeholder",
+    "quantify load BTCUSDT-trades-2024-08-08.zip": "run",
+    "quantify load usdm-2023-btcusdt_20230405.perp.gz": "run",
+    "quantify load BTCUSDT-fundingRate-2023-04.zip BTCUSDT-metrics-2023-04-05.zip": "run",
+    "quantify load usdm-2021-xrpusdt.funding.csv": "run",
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --book": "serve",
@@ -510,6 +514,13 @@ def example_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replay: Replay
     shutil.copy(spot, tmp_path / "my.trades.gz")
     shutil.copy(spot, tmp_path / "spot.gz")
     shutil.copy(perp, tmp_path / "perp.gz")
+    # the files the load examples name: bundled ones, and the tests' data.binance.vision fixtures zipped
+    vision_zip(tmp_path / "BTCUSDT-trades-2024-08-08.zip")
+    for name in ("usdm-2023-btcusdt_20230405.perp.gz", "usdm-2021-xrpusdt.funding.csv"):
+        shutil.copy(ROOT / "quantify" / "data" / name, tmp_path / name)
+    for name in ("BTCUSDT-fundingRate-2023-04.csv", "BTCUSDT-metrics-2023-04-05.csv"):
+        with zipfile.ZipFile(tmp_path / name.replace(".csv", ".zip"), "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(ROOT / "tests" / "data" / name, name)
     return tmp_path
 
 
