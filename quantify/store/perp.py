@@ -232,7 +232,8 @@ class PerpReads:
         Index ``time`` (the event time); ``mark_price, index_price,
         settle_price, funding_rate`` (the rate to settle at
         ``next_funding_time``), ``next_funding_time`` (UTC), ``recv_time``
-        (receipt, ns since the epoch; 0 when loaded). Empty when none are stored.
+        (receipt, ns since the epoch, as recorded for a loaded capture; 0 when
+        unknown). Empty when none are stored.
         """
         return self._perp.read("mark", symbol, start, end)
 
