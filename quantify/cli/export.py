@@ -1,4 +1,4 @@
-"""``quantify export``: ticks, candles or order-book data of a time range to CSV or Parquet."""
+"""``quantify export``: ticks, candles, order-book or perpetual-futures data of a time range to CSV or Parquet."""
 
 from __future__ import annotations
 
@@ -12,21 +12,23 @@ from quantify.store.export import EXPORT_KINDS
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "export", help="export ticks, candles or order-book data of a time range to CSV or Parquet",
+        "export", help="export ticks, candles, order-book or perpetual data of a time range to CSV or Parquet",
         description=(
             "Write SYMBOL's ticks, candles (from the ticks), loaded klines, or its order book's "
             "quotes (best bid and offer per depth event), diffs (one row per level) or continuity "
-            "ledger with "
+            "ledger, or a perpetual's mark prices, funding settlements, open interest or liquidations, with "
             "START <= time < END (inclusive-exclusive; for candles, the bar open time) to "
             "FILE, or CSV to standard output with '-o -'. An existing FILE is refused "
             "unless --force. With --dir, FILE is taken relative to DIR and refused if it "
             "resolves outside it ('..', an absolute path elsewhere, a symlink leading out)."
         ),
     )
-    p.add_argument("symbol", metavar="SYMBOL", help="a Binance symbol, e.g. BTCUSDT")
+    p.add_argument("symbol", metavar="SYMBOL",
+                   help="an instrument: BTCUSDT (Binance spot) or binance-usdm:BTCUSDT (USD-M)")
     p.add_argument("--kind", choices=EXPORT_KINDS, default="ticks",
-                   help="ticks (default), ohlcv candles computed from ticks, loaded klines, or the "
-                        "order book's quotes, book_diffs or book_ledger")
+                   help="ticks (default), ohlcv candles computed from ticks, loaded klines, the "
+                        "order book's quotes, book_diffs or book_ledger, or a perpetual's mark, funding, "
+                        "open_interest or liquidations")
     p.add_argument("--timeframe", default="1m",
                    help="candle timeframe / kline interval (default 1m)")
     add_time_argument(p, "--start", default=None,

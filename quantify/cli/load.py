@@ -13,10 +13,44 @@ import sys
 
 from quantify.cli._common import add_store_argument, store_from_args
 
+EPILOG = """\
+examples:
+  quantify load BTCUSDT-trades-2024-08-08.zip
+  quantify load usdm-2023-btcusdt_20230405.perp.gz   # trades and mark prices of a USD-M capture
+  quantify load BTCUSDT-fundingRate-2023-04.zip BTCUSDT-metrics-2023-04-05.zip
+  quantify load usdm-2021-xrpusdt.funding.csv   # settlements in the fundingRate answer's columns
+
+Perpetual futures (stored under the USD-M instrument, binance-usdm:SYMBOL;
+read back with store.mark/liquidations/funding/open_interest, written out
+with 'quantify export --kind mark|liquidations|funding|open_interest'):
+
+  recorded WebSocket captures: their markPriceUpdate (<sym>@markPrice@1s)
+    and forceOrder (<sym>@forceOrder) events load as mark prices and
+    liquidations beside the capture's trades, with the recorded receive
+    time. Binance pushes at most one liquidation per symbol per second: a
+    sample, not every liquidation.
+  data.binance.vision USD-M fundingRate archives (monthly,
+    SYMBOL-fundingRate-YYYY-MM.csv or .zip; header calc_time,
+    funding_interval_hours,last_funding_rate; calc_time in ms): funding
+    settlements (the archive gives no mark price: NaN).
+  CSVs of fundingRate answers (symbol,fundingTime,fundingRate[,markPrice]):
+    funding settlements.
+  data.binance.vision USD-M metrics archives (daily,
+    SYMBOL-metrics-YYYY-MM-DD.csv or .zip; create_time as YYYY-MM-DD
+    HH:MM:SS UTC): open interest (sum_open_interest, contracts) and its
+    value (sum_open_interest_value, USDT). Their long/short and taker ratio
+    columns (count_toptrader_long_short_ratio, sum_toptrader_long_short_ratio,
+    count_long_short_ratio, sum_taker_long_short_vol_ratio) are not stored.
+
+Perpetual rows at a time already stored for the instrument are not stored
+again: loading a file twice adds nothing.
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "load", help="bulk-load recordings (trades, order books) and data.binance.vision CSVs/zips into the store",
+        "load", help="bulk-load recordings (trades, order books, perpetuals) and data.binance.vision CSVs/zips "
+                     "into the store",
         description=(
             "Load trades, aggTrades, klines and order books into the store from data.binance.vision CSVs "
             "(spot or USD-M, zipped or not, with or without header, ms or µs timestamps), "
@@ -27,11 +61,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "but no snapshot (and no stored book it continues) is reported, its book not guessed. "
             "A .CHECKSUM "
             "beside a file is verified. Idempotent: trade ids decide, so loading a file twice or "
-            "a file that overlaps the live stream adds nothing twice (books: update ids decide); files may come in any "
-            "order. Takes the store's writer lock: stop a running 'quantify ingest' first. "
+            "a file that overlaps the live stream adds nothing twice (books: update ids decide; perpetual data: "
+            "times decide); files may come in any "
+            "order. Perpetual futures: mark prices and liquidations of captures, data.binance.vision USD-M "
+            "fundingRate and metrics archives, fundingRate answers as CSV (see below). "
+            "Takes the store's writer lock: stop a running 'quantify ingest' first. "
             "Exit status: 0 all loaded, 1 some files skipped (reported), 2 no file loaded or a "
             "usage error."
         ),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="files to load")
     add_store_argument(p)

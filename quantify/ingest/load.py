@@ -5,9 +5,13 @@
     file ──verify .CHECKSUM──▶ unzip ──read (the venue's file readers)──▶ tick frames per instrument
          ──merge_ticks──▶ ticks/<instrument>      (klines: merge_klines ──▶ klines/<instrument>_<interval>)
     recording with depth ──parse──▶ BookSync (the recorded snapshot, no REST) ──book_frames──▶ append_book
+    perpetual data (captures' markPriceUpdate/forceOrder, fundingRate and metrics CSVs)
+         ──append_perp──▶ mark, liquidations, funding, open_interest of the USD-M instrument
 
 Merging follows :mod:`quantify.store.merge`: trade ids decide, so loading is
 idempotent. Books follow :meth:`Store.append_book`: update ids decide.
+Perpetual data follows :meth:`Store.append_perp`: a row at a time already
+stored for the instrument is not stored again (times decide).
 
 Books. The depth diffs, snapshots and ``bookTicker`` events of recorded
 WebSocket files go through :class:`~quantify.model.booksync.BookSync`
@@ -56,9 +60,13 @@ from quantify.store.merge import merge_klines, merge_ticks
 from quantify.venues import venue
 from quantify.venues.binance import recordings
 from quantify.venues.binance.parse import FrameParser
-from quantify.venues.files import read_recorded
+from quantify.venues.files import read_recorded_kinds
 
-__all__ = ["MAX_UNZIP_RATIO", "FileResult", "LoadResult", "load_files", "read_history_file"]
+__all__ = ["MAX_UNZIP_RATIO", "PERP_LOAD_KINDS", "FileResult", "LoadResult", "load_files", "read_history",
+           "read_history_file"]
+
+#: The perpetual-futures kinds a file can hold, each appended with :meth:`Store.append_perp`.
+PERP_LOAD_KINDS: Final = ("mark", "liquidations", "funding", "open_interest")
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +90,10 @@ class FileResult:
     book_added: dict[str, int] = field(default_factory=dict)
     #: What could not be loaded of a file that was (a book without a snapshot).
     notes: list[str] = field(default_factory=list)
+    #: Perpetual rows read, per kind (``mark``, ``liquidations``, ``funding``, ``open_interest``) and instrument.
+    perp_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Perpetual rows added to the store, per kind and instrument.
+    perp_added: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -106,11 +118,21 @@ class LoadResult:
 
     @property
     def rows(self) -> int:
-        return sum(sum(f.rows.values()) for f in self.files)
+        """Rows read (trades, klines and perpetual data), over all files."""
+        return sum(sum(f.rows.values()) + _total(f.perp_rows) for f in self.files)
 
     @property
     def added(self) -> int:
-        return sum(sum(f.added.values()) for f in self.files)
+        """Rows added to the store (trades, klines and perpetual data), over all files."""
+        return sum(sum(f.added.values()) + _total(f.perp_added) for f in self.files)
+
+    def perp_rows(self, kind: str) -> int:
+        """Perpetual rows of ``kind`` (``mark``, ``liquidations``, ``funding``, ``open_interest``) read."""
+        return sum(sum(f.perp_rows.get(kind, {}).values()) for f in self.files)
+
+    def perp_added(self, kind: str) -> int:
+        """Perpetual rows of ``kind`` added to the store."""
+        return sum(sum(f.perp_added.get(kind, {}).values()) for f in self.files)
 
     @property
     def rows_per_second(self) -> float:
@@ -150,30 +172,56 @@ class LoadResult:
                 acc[1] += f.book_added.get(sym, 0)
         lines += [f"  {sym} book: {n:,} depth events, {added:,} quotes added"
                   for sym, (n, added) in sorted(books.items())]
+        perps: dict[tuple[str, str], list[int]] = {}
+        for f in self.files:
+            for kind, per_key in f.perp_rows.items():
+                for key, n in per_key.items():
+                    acc = perps.setdefault((key, kind), [0, 0])
+                    acc[0] += n
+                    acc[1] += f.perp_added.get(kind, {}).get(key, 0)
+        lines += [f"  {key} {kind}: {read:,} read, {added:,} added"
+                  for (key, kind), (read, added) in sorted(perps.items())]
         lines += [f"  {f.path}: {note}" for f in self.files for note in f.notes]
         lines += [f"  skipped {f.path}: {f.error}" for f in self.skipped]
         return "\n".join(lines)
 
 
-def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.DataFrame]]:
-    """Read one history file: ``(kind, {name: frame})``.
+def _total(per_kind: dict[str, dict[str, int]]) -> int:
+    return sum(sum(per_key.values()) for per_key in per_kind.values())
 
-    ``kind`` is ``"ticks"`` (names are symbols, frames tick frames) or
-    ``"klines"`` (names are ``SYMBOL_INTERVAL``, frames candle frames).
-    Names are instrument keys (``BTCUSDT``, ``binance-usdm:BTCUSDT``,
-    ``okx:BTC-USDT``). Understands every format of
-    :func:`quantify.venues.files.read_recorded` and ``.zip`` archives holding
-    one such file.
+
+def read_history(path: str | os.PathLike[str]) -> dict[str, dict[str, pd.DataFrame]]:
+    """Read one history file: ``{kind: {name: frame}}``.
+
+    Kinds: ``"ticks"`` (names are instrument keys, frames tick frames),
+    ``"klines"`` (names are ``SYMBOL_INTERVAL``, frames candle frames) and
+    the perpetual kinds of :data:`PERP_LOAD_KINDS` (names are instrument
+    keys, frames those of :mod:`quantify.model.perp`). Names are instrument
+    keys (``BTCUSDT``, ``binance-usdm:BTCUSDT``, ``okx:BTC-USDT``).
+    Understands every format of :func:`quantify.venues.files.read_recorded_kinds`
+    and ``.zip`` archives holding one such file.
     """
     path = Path(path)
     if zipfile.is_zipfile(path):
         with tempfile.TemporaryDirectory(prefix="quantify-load-") as tmp:
             target = _unzip_one(path, Path(tmp))
             try:
-                return read_history_file(target)
+                return read_history(target)
             except FeedError as exc:
                 raise FeedError(str(exc).replace(str(target), f"{path}!{target.name}")) from exc
-    return read_recorded(path)
+    return read_recorded_kinds(path)
+
+
+def read_history_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, pd.DataFrame]]:
+    """Read one history file: ``(kind, {name: frame})`` of its first kind (:func:`read_history`).
+
+    ``kind`` is ``"ticks"``, ``"klines"``, ``"funding"`` or
+    ``"open_interest"``; a capture's mark prices and liquidations are left
+    out (its kind is ``"ticks"``): :func:`read_history` has them.
+    """
+    kinds = read_history(path)
+    kind = next(iter(kinds))
+    return kind, kinds[kind]
 
 
 #: An archive member inflating to more than this many times its compressed size is
@@ -280,16 +328,20 @@ def load_files(
                 bar.set_postfix_str(path.name, refresh=False)
             try:
                 fr.checksum_verified = recordings.verify_checksum(path)
-                kind, frames = read_history_file(path)
-                fr.kind = kind
-                for name, frame in frames.items():
-                    fr.rows[name] = len(frame)
-                    if kind == "klines":
-                        fr.added[name] = merge_klines(store, name, frame)
-                    else:
-                        fr.added[name] = merge_ticks(store, name, frame).added
-                    if bar is not None:
-                        bar.update(len(frame))
+                kinds = read_history(path)
+                fr.kind = "+".join(kinds)
+                for kind, frames in kinds.items():
+                    if kind in PERP_LOAD_KINDS:
+                        _load_perp(store, fr, kind, frames, bar)
+                        continue
+                    for name, frame in frames.items():
+                        fr.rows[name] = len(frame)
+                        if kind == "klines":
+                            fr.added[name] = merge_klines(store, name, frame)
+                        else:
+                            fr.added[name] = merge_ticks(store, name, frame).added
+                        if bar is not None:
+                            bar.update(len(frame))
                 first = _first_book_frame(path)
                 if first is not None:
                     with_book.append((first, fr))
@@ -318,6 +370,14 @@ def load_files(
     result.seconds = time.perf_counter() - t0
     logger.info("load: %s", result.summary().splitlines()[0])
     return result
+
+
+def _load_perp(store: Store, fr: FileResult, kind: str, frames: dict[str, pd.DataFrame], bar: Any) -> None:
+    """Append one file's perpetual frames of ``kind`` (one batch); count them in ``fr``."""
+    fr.perp_rows[kind] = {key: len(frame) for key, frame in frames.items()}
+    fr.perp_added[kind] = store.append_perp(kind, frames)
+    if bar is not None:
+        bar.update(sum(fr.perp_rows[kind].values()))
 
 
 def _progress_bar(enabled: bool) -> Any:

@@ -164,6 +164,9 @@ class InstrumentStatus:
         Trades in unfilled gaps; duplicates dropped by id; trades waiting to be stored.
     owner, lease_alive, lease_age_s, lease_expires_in_s
         Sharded stores: the worker owning the instrument and the age of its lease.
+    perp_rows : dict of str to int
+        A perpetual's stored rows per kind that has any (``mark``, ``funding``,
+        ``open_interest``, ``liquidations``); empty for a spot instrument.
     """
 
     instrument: str
@@ -184,6 +187,7 @@ class InstrumentStatus:
     lease_alive: bool = False
     lease_age_s: float | None = None
     lease_expires_in_s: float | None = None
+    perp_rows: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The form a writer publishes per instrument (``status["symbols"][key]``)."""
@@ -207,6 +211,8 @@ class InstrumentStatus:
         if sharded:
             row.update(owner=self.owner, lease_alive=self.lease_alive, lease_age_s=self.lease_age_s,
                        lease_expires_in_s=self.lease_expires_in_s)
+        if self.perp_rows:
+            row["perp_rows"] = dict(self.perp_rows)
         return row
 
     @classmethod
@@ -225,6 +231,8 @@ class InstrumentStatus:
             pending=_int(data.get("pending")), owner=_opt_str(data.get("owner")),
             lease_alive=bool(data.get("lease_alive", False)), lease_age_s=_opt_float(data.get("lease_age_s")),
             lease_expires_in_s=_opt_float(data.get("lease_expires_in_s")),
+            perp_rows={str(k): _int(v) for k, v in (data["perp_rows"] if isinstance(data.get("perp_rows"), Mapping)
+                                                     else {}).items()},
         )
 
     def summary(self) -> str:
@@ -538,6 +546,10 @@ class StoreStatus:
             )
         if not self.instruments:
             lines.append("(no symbols yet)")
+        perps = [s for s in self.instruments if s.perp_rows]
+        if perps:
+            lines += ["", "perpetual data (rows stored)"]
+            lines += [f"  {s.instrument}: " + ", ".join(f"{k} {n:,}" for k, n in s.perp_rows.items()) for s in perps]
         if w is not None and w.books:
             lines += ["", "order books (continuity this run)"]
             lines += [f"  {b.summary()}" for b in w.books.values()]

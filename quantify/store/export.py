@@ -1,4 +1,4 @@
-"""Export: ticks, candles, loaded klines or order-book data of a time range to CSV or Parquet.
+"""Export: ticks, candles, loaded klines, order-book or perpetual-futures data of a time range to CSV or Parquet.
 
 ``Store.export``, ``quantify export``: a time range ``start <= t < end``
 (inclusive-exclusive, as everywhere in QuantiFy) to CSV or Parquet, to a path
@@ -19,8 +19,9 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
-from quantify.exceptions import QuantifyError, UnsafePath
-from quantify.model.instrument import InstrumentLike
+from quantify.exceptions import QuantifyError, UnknownSymbol, UnsafePath
+from quantify.model.instrument import InstrumentLike, instrument_key
+from quantify.model.perp import PERP_KINDS
 from quantify.model.times import TimeLike
 from quantify.store.merge import klines
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CSV_TIME_FORMAT", "EXPORT_FORMATS", "EXPORT_KINDS", "confined_path", "export"]
 
-EXPORT_KINDS: Final = ("ticks", "ohlcv", "klines", "quotes", "book_diffs", "book_ledger")
+EXPORT_KINDS: Final = ("ticks", "ohlcv", "klines", "quotes", "book_diffs", "book_ledger", *PERP_KINDS)
 EXPORT_FORMATS: Final = ("csv", "parquet")
 _CSV_CHUNK_ROWS: Final = 500_000
 #: Times in exported CSVs (strftime spelling): ISO 8601, UTC, µs, one width on every row.
@@ -48,6 +49,13 @@ def _export_frame(store: Store, symbol: InstrumentLike, kind: str, timeframe: st
         return store.book_diffs(symbol, start, end)
     if kind == "book_ledger":
         return store.book_ledger(symbol, start, end)
+    if kind in PERP_KINDS:
+        key = instrument_key(symbol)
+        frame = store._perp.read(kind, key, start, end)
+        if frame.empty and not store._perp.has(kind, key):
+            raise UnknownSymbol(f"no {kind} data for {key!r} in store {store.uri} (perpetual data is stored by "
+                                f"'quantify load' and 'quantify backfill {key} --kind funding|open_interest')")
+        return frame
     return store.ohlcv(symbol, timeframe, start, end)
 
 
@@ -71,6 +79,13 @@ def _csv_times(index: pd.DatetimeIndex) -> np.ndarray:
     return np.char.add(np.datetime_as_string(us, unit="us"), "Z")
 
 
+def _csv_column(column: pd.Series) -> np.ndarray:
+    """A column as CSV values: UTC times (the mark's ``next_funding_time``) as the index's are written."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return _csv_times(pd.DatetimeIndex(column))
+    return column.to_numpy()
+
+
 def _write(frame: pd.DataFrame, fh: IO[bytes], format: str) -> None:
     if isinstance(fh, io.TextIOBase):
         if format == "parquet":
@@ -91,7 +106,7 @@ def _write(frame: pd.DataFrame, fh: IO[bytes], format: str) -> None:
     for i in range(0, len(frame), _CSV_CHUNK_ROWS):
         part = frame.iloc[i:i + _CSV_CHUNK_ROWS]
         table = pa.table({"time": _csv_times(part.index),
-                          **{str(c): part[c].to_numpy() for c in part.columns}})
+                          **{str(c): _csv_column(part[c]) for c in part.columns}})
         pacsv.write_csv(table, fh, options)
     fh.flush()
 
@@ -148,20 +163,25 @@ def export(
         refused unless ``overwrite``; the file appears complete or not at all
         (written beside it under a temporary name, then renamed). A binary
         stream (``sys.stdout.buffer``) is written and left open.
-    kind : {"ticks", "ohlcv", "klines", "quotes", "book_diffs", "book_ledger"}
+    kind : {"ticks", "ohlcv", "klines", "quotes", "book_diffs", "book_ledger", "mark", "funding", \
+"open_interest", "liquidations"}
         Ticks; candles of ``timeframe`` computed from the ticks
         (:meth:`Store.ohlcv`); Binance klines loaded with
-        :func:`load_files` or backfilled; or the order book's best bid and
+        :func:`load_files` or backfilled; the order book's best bid and
         offer per depth event (:meth:`Store.quotes`), its diffs, one row per
         level (:meth:`Store.book_diffs`), or its continuity ledger
-        (:meth:`Store.book_ledger`).
+        (:meth:`Store.book_ledger`); or a perpetual's mark prices, funding
+        settlements, open interest or liquidations (:meth:`Store.mark`,
+        :meth:`Store.funding`, :meth:`Store.open_interest`,
+        :meth:`Store.liquidations`; the frames of :mod:`quantify.model.perp`).
     timeframe : str, default "1m"
         Candle timeframe for ``ohlcv`` (any of
         :func:`quantify.analytics.timeframe_to_offset`) or kline interval.
     start, end : datetime, str or None
         Bounds, inclusive-exclusive: trade time ``start <= t < end`` for
         ticks, bar open time for candles, the depth event's exchange time
-        for book data. ``None`` is unbounded.
+        for book data, the event (mark), settlement, sample or order trade
+        time for perpetual data. ``None`` is unbounded.
     format : {"csv", "parquet"} or None
         ``None``: from the path's suffix (``.parquet``/``.pq``), else CSV.
     overwrite : bool
@@ -192,7 +212,9 @@ def export(
     CSV: a header line, then one row per tick or bar; the first column,
     ``time``, is the UTC time in ISO 8601 with µs (``2024-08-08T23:55:00.123000Z``;
     Binance's times have at most µs); floats in their shortest round-trip form,
-    booleans ``true``/``false``. Parquet keeps the dtypes and the UTC index.
+    booleans ``true``/``false``, other UTC times (a mark's
+    ``next_funding_time``) as ``time``, NaN (a funding settlement without
+    its mark price) as ``nan``. Parquet keeps the dtypes and the UTC index.
     """
     if kind not in EXPORT_KINDS:
         raise ValueError(f"kind must be one of {', '.join(EXPORT_KINDS)}, got {kind!r}")

@@ -45,6 +45,9 @@ __all__ = ["PerpReads", "PerpStore"]
 
 #: Library of each kind (the kind's own name, prefixed so that a library lists as perpetual data).
 LIBRARIES: Final = {kind: f"perp_{kind}" for kind in PERP_KINDS}
+#: The name of each kind's row count in :meth:`Store.describe` (and ``quantify status``).
+ROW_COUNT_NAMES: Final = {"mark": "mark_rows", "funding": "funding_rows", "open_interest": "open_interest_rows",
+                          "liquidations": "liquidation_rows"}
 #: Columns stored as tz-naive UTC (ArcticDB keeps no time zone on columns).
 _UTC_COLUMNS: Final = ("next_funding_time",)
 
@@ -92,6 +95,10 @@ class PerpStore:
     def _has(self, kind: str, key: str) -> bool:
         lib = self._lib(kind)
         return bool(self._store._retry(key, lambda: lib.has_symbol(key)))
+
+    def has(self, kind: str, symbol: InstrumentLike) -> bool:
+        """True if ``kind`` data of ``symbol`` is stored (even if none in a range read)."""
+        return self._has(_check_kind(kind), instrument_key(symbol))
 
     def last_time(self, kind: str, key: str, *, cached: bool = False) -> int:
         """Time (ns) of the last stored row of ``kind`` for ``key``; -1 when none."""
@@ -196,6 +203,10 @@ class PerpStore:
                          if self._has(kind, key) else 0)
         return out
 
+    def row_counts(self, symbol: InstrumentLike) -> dict[str, int]:
+        """:meth:`counts` under :meth:`Store.describe`'s names: ``mark_rows``, ``funding_rows``, ...."""
+        return {ROW_COUNT_NAMES[kind]: n for kind, n in self.counts(symbol).items()}
+
     def compact(self, symbol: InstrumentLike, rows_per_segment: int = 100_000) -> bool:
         """Merge the small appended segments of ``symbol`` in every perpetual library; True if anything changed."""
         key = instrument_key(symbol)
@@ -221,7 +232,8 @@ class PerpReads:
         Index ``time`` (the event time); ``mark_price, index_price,
         settle_price, funding_rate`` (the rate to settle at
         ``next_funding_time``), ``next_funding_time`` (UTC), ``recv_time``
-        (receipt, ns since the epoch; 0 when loaded). Empty when none are stored.
+        (receipt, ns since the epoch, as recorded for a loaded capture; 0 when
+        unknown). Empty when none are stored.
         """
         return self._perp.read("mark", symbol, start, end)
 
@@ -262,6 +274,19 @@ class PerpReads:
         """Time of the last stored funding settlement of ``symbol`` (where a funding backfill resumes), or None."""
         ns = self._perp.last_time("funding", instrument_key(symbol))
         return None if ns < 0 else pd.Timestamp(ns, tz="UTC")
+
+    def last_perp_time(self, kind: str, symbol: InstrumentLike) -> pd.Timestamp | None:
+        """Time of the last stored row of ``kind`` (``mark``, ``funding``, ...) for ``symbol``, or None.
+
+        Where a restarted writer carries the instrument's stream on (its
+        journal's marks at or before it are already stored).
+        """
+        ns = self._perp.last_time(kind, instrument_key(symbol))
+        return None if ns < 0 else pd.Timestamp(ns, tz="UTC")
+
+    def compact_perp(self, symbol: InstrumentLike, rows_per_segment: int = 100_000) -> bool:
+        """Merge the small appended segments of ``symbol``'s perpetual data (the writer's schedule); True if any."""
+        return self._perp.compact(symbol, rows_per_segment)
 
     def append_perp(self, kind: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
         """Append perpetual data of ``kind`` (``mark``, ``funding``, ``open_interest``, ``liquidations``).

@@ -1,7 +1,9 @@
 """``quantify.status()``: what a store holds and what its writer is doing.
 
 The one place that decides whether a writer is alive and merges its
-published counters with the store's own description of each instrument;
+published counters with the store's own description of each instrument
+(trades, and a perpetual's stored mark, funding, open-interest and
+liquidation rows: ``InstrumentStatus.perp_rows``);
 ``quantify status``, ``%quantify status``, the ``StatusBar`` widget and the
 demo render the :class:`~quantify.model.status.StoreStatus` it returns.
 
@@ -21,6 +23,7 @@ from typing import Any
 
 from quantify.model.status import InstrumentStatus, StoreStatus, WriterState, WriterStatus
 from quantify.store.lease import writer_alive
+from quantify.store.perp import ROW_COUNT_NAMES
 from quantify.store.shard import read_leases
 from quantify.store.store import Store, open_store
 
@@ -49,10 +52,11 @@ def writer_status(store: Store | str | None = None) -> WriterStatus | None:
 def _instrument(key: str, described: dict[str, Any], counted: InstrumentStatus | None,
                 **extra: Any) -> InstrumentStatus:
     c = counted or InstrumentStatus(key)
+    perp_rows = {kind: int(described.get(name) or 0) for kind, name in ROW_COUNT_NAMES.items()}
     return dataclasses.replace(
         c, instrument=key, rows=int(described["rows"]), first_time=described["first_time"],
         last_time=described["last_time"], first_id=described["first_id"], last_id=described["last_id"],
-        **extra,
+        perp_rows={kind: n for kind, n in perp_rows.items() if n}, **extra,
     )
 
 

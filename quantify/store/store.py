@@ -341,11 +341,13 @@ class Store(PerpReads):
         return out
 
     def describe(self, symbol: InstrumentLike) -> dict[str, Any]:
-        """Rows, first/last trade time and id of ``symbol``, and its book's counts.
+        """Rows, first/last trade time and id of ``symbol``, its book's counts and its perpetual rows.
 
         The book's: ``quotes``, ``book_diff_rows``, ``book_checkpoint_rows``,
         ``book_ledger_rows`` (rows stored; 0 without a book) and
-        ``book_last_update_id`` (None without a book).
+        ``book_last_update_id`` (None without a book). A perpetual's:
+        ``mark_rows``, ``funding_rows``, ``open_interest_rows``,
+        ``liquidation_rows`` (0 for a spot instrument).
         """
         sym = self._require(symbol)
         head = self._retry(sym, lambda: self._ticks.head(sym, 1).data)
@@ -359,6 +361,7 @@ class Store(PerpReads):
             "first_id": int(head["trade_id"].iloc[0]) if len(head) else None,
             "last_id": int(tail["trade_id"].iloc[-1]) if len(tail) else None,
             **self._books.counts(sym),
+            **self._perp.row_counts(sym),
         }
 
     # -- order books ----------------------------------------------------------

@@ -38,9 +38,10 @@ import pandas as pd
 
 from quantify.model.book import DepthSnapshot
 from quantify.model.instrument import Instrument
+from quantify.model.perp import FundingSettlement, OpenInterest
 from quantify.model.trades import Trade
 
-__all__ = ["FrameParserLike", "Venue", "VenueRest", "describe_error"]
+__all__ = ["FrameParserLike", "PerpRest", "Venue", "VenueRest", "describe_error"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -121,6 +122,43 @@ class VenueRest(Protocol):
         ``retries`` (default: the client's own) bounds attempts on connection
         errors: 0 for a check at start that must answer within seconds.
         """
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
+class PerpRest(Protocol):
+    """What a backfill of perpetual-futures history needs of a venue's REST client.
+
+    Binance USD-M's :class:`~quantify.venues.binance.rest.BinanceRest` is one
+    (:meth:`Venue.perp_rest`). Times are ms since the epoch; ranges are
+    inclusive at both ends, as the venue's own. Failures raise
+    :class:`~quantify.exceptions.RestError`.
+    """
+
+    requests: int
+    rate_limited: int
+    #: Request weight spent so far (every attempt, across the venue's budget windows).
+    weight_spent: int
+
+    async def funding_rate(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None,
+                           limit: int = 1000, *, retries: int | None = None) -> list[FundingSettlement]:
+        """At most ``limit`` settlements from ``start_ms`` up to ``end_ms``, ascending."""
+
+    async def open_interest_hist(self, symbol: str, period: str = "5m", start_ms: int | None = None,
+                                 end_ms: int | None = None, limit: int = 500, *,
+                                 retries: int | None = None) -> list[OpenInterest]:
+        """Open interest every ``period`` with ``start_ms <= time <= end_ms`` (the venue keeps 30 days)."""
+
+    async def server_time(self, *, retries: int | None = None) -> int:
+        """The exchange's clock (ms)."""
+
+    async def listed_symbols(self, symbols: Sequence[str] = (), *, retries: int | None = None) -> frozenset[str]:
+        """The venue's listed symbols (as :meth:`VenueRest.listed_symbols`)."""
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -222,6 +260,15 @@ class Venue(abc.ABC):
         ``observer`` is told after every request attempt whether the host
         answered (``None``) or the transport error.
         """
+
+    def perp_rest(self, base_url: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
+                  observer: Callable[[BaseException | None], None] | None = None) -> PerpRest:
+        """A REST client for perpetual-futures history (funding, open interest), as :meth:`rest`.
+
+        Raises ``ValueError`` for a venue without perpetuals (spot), naming the one that has them.
+        """
+        raise ValueError(f"{self.name} has no perpetual futures (funding, open interest): they are on "
+                         "binance-usdm, e.g. binance-usdm:BTCUSDT")
 
     @abc.abstractmethod
     def trades_weight(self, aggregate: bool) -> int:

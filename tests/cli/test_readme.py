@@ -456,6 +456,9 @@ def test_notebook_commands_run_as_printed(env: dict[str, str], home: Path) -> No
 #: 1 where the help documents it: backfill's "no data up to END yet"),
 #: "serve" as a long-running command (the slow run), or "placeholder": it
 #: names the reader's own rule id or S3 host, so it is parsed only.
+#: "replay-perp": a perpetual backfill (fundingRate, openInterestHist), parsed
+#: only until the replay server serves those endpoints; then "run"
+#: (tests/ingest/test_perp_backfill.py runs the same code against a mock exchange).
 EPILOG_COMMANDS: dict[str, str] = {
     "quantify alerts add --kind pct-move --symbol ETHUSDT --pct 2 --window 5m --direction down": "run",
     "quantify alerts add --kind price-above --symbol BTCUSDT --level 62000 --severity high --cooldown 15m": "run",
@@ -469,8 +472,15 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify backfill BTCUSDT --start 2024-08-08 --end 2024-08-09": "run",
     "quantify backfill ETHUSDT --start 2024-08-01 --end 2024-09-01 --kind klines --interval 1h": "run",
     "quantify backfill binance-usdm:BTCUSDT --start 2024-08-08 --end 2024-08-09": "run",
+    "quantify backfill binance-usdm:XRPUSDT --kind funding": "replay-perp",
+    "quantify backfill binance-usdm:XRPUSDT --kind funding --start 2021-11-18 --end 2021-12-19": "replay-perp",
+    "quantify backfill binance-usdm:BTCUSDT --kind open_interest --period 1h --start -7d": "replay-perp",
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT": "placeholder",
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT": "placeholder",
+    "quantify load BTCUSDT-trades-2024-08-08.zip": "run",
+    "quantify load usdm-2023-btcusdt_20230405.perp.gz": "run",
+    "quantify load BTCUSDT-fundingRate-2023-04.zip BTCUSDT-metrics-2023-04-05.zip": "run",
+    "quantify load usdm-2021-xrpusdt.funding.csv": "run",
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --book": "serve",
@@ -504,6 +514,13 @@ def example_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replay: Replay
     shutil.copy(spot, tmp_path / "my.trades.gz")
     shutil.copy(spot, tmp_path / "spot.gz")
     shutil.copy(perp, tmp_path / "perp.gz")
+    # the files the load examples name: bundled ones, and the tests' data.binance.vision fixtures zipped
+    vision_zip(tmp_path / "BTCUSDT-trades-2024-08-08.zip")
+    for name in ("usdm-2023-btcusdt_20230405.perp.gz", "usdm-2021-xrpusdt.funding.csv"):
+        shutil.copy(ROOT / "quantify" / "data" / name, tmp_path / name)
+    for name in ("BTCUSDT-fundingRate-2023-04.csv", "BTCUSDT-metrics-2023-04-05.csv"):
+        with zipfile.ZipFile(tmp_path / name.replace(".csv", ".zip"), "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(ROOT / "tests" / "data" / name, name)
     return tmp_path
 
 

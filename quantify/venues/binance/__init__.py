@@ -152,6 +152,14 @@ class BinanceVenue(Venue):
         config = RestConfig(base_url=base_url or self.rest_url, api=self.api, **options)
         return BinanceRest(config, transport=transport, observer=observer)
 
+    def perp_rest(self, base_url: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
+                  observer: RestObserver | None = None) -> BinanceRest:
+        """:meth:`rest`, for a venue with perpetuals (USD-M); spot raises ``ValueError`` naming binance-usdm."""
+        if not self.perp_kinds:
+            raise ValueError(f"{self.name} has no perpetual futures (funding, open interest): they are on "
+                             "binance-usdm, e.g. binance-usdm:BTCUSDT")
+        return self.rest(base_url, transport=transport, observer=observer)
+
     def trades_weight(self, aggregate: bool) -> int:
         return self.api.weight("aggTrades" if aggregate else "historicalTrades")
 

@@ -179,7 +179,8 @@ def detect_venue(path: str | os.PathLike[str]) -> str:
 
     Spot and USD-M share symbol names, so a file must say which it holds.
     The content decides where it can: USD-M trade events carry ``X`` (spot
-    and aggregate-trade ones ``M``, USD-M ones never), USD-M depth events ``pu``; a recorded session's URL names
+    and aggregate-trade ones ``M``, USD-M ones never), USD-M depth events ``pu``,
+    and only USD-M has ``markPriceUpdate`` and ``forceOrder``; a recorded session's URL names
     ``fstream``; data.binance.vision USD-M CSVs have a header line (since
     2022) or six columns for trades, spot CSVs never a header. Otherwise the
     file name does (:data:`USDM_NAME_HINTS`), otherwise it is spot.
@@ -214,7 +215,7 @@ def detect_venue(path: str | os.PathLike[str]) -> str:
                 if "M" in data:
                     return "binance"
                 return "binance-usdm"
-            elif kind == "depthUpdate" and "pu" in data:
+            elif (kind == "depthUpdate" and "pu" in data) or kind in ("markPriceUpdate", "forceOrder"):
                 return "binance-usdm"
     return by_name or "binance"
 
@@ -449,11 +450,13 @@ def read_trades(
                 if isinstance(event, Trade):
                     by_symbol.setdefault(event.symbol, []).append(event)
         frames = {s: trades_to_frame(t) for s, t in by_symbol.items()}
-    out = {}
-    for symbol, frame in frames.items():
-        frame = frame.sort_values("trade_id", kind="stable")
-        out[symbol] = frame[~frame["trade_id"].duplicated()]
-    return out
+    return {symbol: _by_id(frame) for symbol, frame in frames.items()}
+
+
+def _by_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """A tick frame sorted by trade id, each id once (the first)."""
+    frame = frame.sort_values("trade_id", kind="stable")
+    return frame[~frame["trade_id"].duplicated()]
 
 
 # -- klines CSVs and .CHECKSUM files (data.binance.vision) --------------------
@@ -466,8 +469,21 @@ KLINE_CSV_COLUMNS = (
 
 
 def csv_kind(path: str | os.PathLike[str]) -> str:
-    """``klines`` or ``trades`` (trades and aggTrades) for a data.binance.vision CSV."""
+    """``klines``, ``trades`` (trades and aggTrades), ``funding`` or ``open_interest`` for a CSV.
+
+    ``funding``: data.binance.vision's monthly USD-M ``fundingRate`` files
+    (header ``calc_time,funding_interval_hours,last_funding_rate``) or the
+    columns of a ``/fapi/v1/fundingRate`` answer (``symbol,fundingTime,
+    fundingRate[,markPrice]``); ``open_interest``: the daily USD-M ``metrics``
+    files (header ``create_time,symbol,sum_open_interest,...``). Read by
+    :mod:`quantify.venues.binance.perp_files`.
+    """
     has_header, fields = _csv_header(path)
+    names = [f.lower() for f in fields] if has_header else []
+    if names[:1] == ["calc_time"] or "fundingtime" in names:
+        return "funding"
+    if names[:1] == ["create_time"] and "sum_open_interest" in names:
+        return "open_interest"
     if len(fields) == 12 or (has_header and fields[0].lower() == "open_time"):
         return "klines"
     return "trades"

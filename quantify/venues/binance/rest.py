@@ -227,6 +227,8 @@ class BinanceRest:
         self._window = int(time.time() // 60)
         self.requests = 0
         self.rate_limited = 0
+        #: Request weight of every attempt so far (retries included), across budget windows.
+        self.weight_spent = 0
         self._paced_times: dict[str, collections.deque[float]] = {}
 
     async def aclose(self) -> None:
@@ -271,6 +273,7 @@ class BinanceRest:
         for attempt in range(max_retries + 1):
             await self._await_budget(weight)
             self.requests += 1
+            self.weight_spent += weight
             try:
                 response = await self._client.get(path, params=params)
             except httpx.HTTPError as exc:
