@@ -169,16 +169,21 @@ class PerpMonitor(LiveWidget):
         }
         self._stats = W.HTML()
         self._empty = {name: W.HTML() for name in ("funding", "open_interest")}
-        for name in ("basis", "funding"):
-            self.figures[name].layout.width = "50%"
-        self._funding_box = W.VBox([self._empty["funding"], self.figures["funding"]],
-                                   layout=W.Layout(width="50%"))
+        # a kind not stored leaves its figure out of the page (a figure of no size draws negative rects)
+        self._boxes = {name: W.VBox([self._empty[name]], layout=W.Layout(width="50%" if name == "funding"
+                                                                          else "100%"))
+                       for name in ("funding", "open_interest")}
+        self.figures["basis"].layout.width = "50%"
         self.figures["funding"].layout.width = "100%"
         self.children = [
             self._css, self._stats, self.figures["prices"],
-            W.HBox([self.figures["basis"], self._funding_box], layout=W.Layout(width="100%")),
-            self._empty["open_interest"], self.figures["open_interest"],
+            W.HBox([self.figures["basis"], self._boxes["funding"]], layout=W.Layout(width="100%")),
+            self._boxes["open_interest"],
         ]
+
+    def shown(self, name: str) -> bool:
+        """Whether figure ``name`` is on the page (``funding`` and ``open_interest`` only when stored)."""
+        return name in ("prices", "basis") or self.figures[name] in self._boxes[name].children
 
     def _rebuild(self) -> None:
         for fig in self.figures.values():
@@ -298,9 +303,11 @@ class PerpMonitor(LiveWidget):
         if len(oi):
             self._set("open_interest", self._oi, _x(oi.index), oi["open_interest"].to_numpy(float))
         for name in ("funding", "open_interest"):
-            shown = "" if (len(m) if name == "funding" else len(oi)) else "none"
-            if self.figures[name].layout.display != shown:
-                self.figures[name].layout.display = shown
+            box = self._boxes[name]
+            children = (self._empty[name], self.figures[name]) if len(m if name == "funding" else oi) \
+                else (self._empty[name],)
+            if tuple(box.children) != children:
+                box.children = children
             note = self.notes.get(name, "")
             self._empty[name].value = f'<div class="qf-sub qf-empty-{name}">{esc(note)}</div>' if note else ""
         self._stats.value = self._stats_html(data)
@@ -347,8 +354,7 @@ class PerpMonitor(LiveWidget):
             left = funding_countdown(m)
             if left is not None:
                 at = pd.Timestamp(m["next_funding_time"].iloc[-1])
-                parts.append(cell("next funding in", f'<span class="qf-countdown">{esc(_fmt_span(left))}</span> '
-                                  f"(at {at:%H:%M} UTC)"))
+                parts.append(cell("next funding in", f"{esc(_fmt_span(left))} (at {at:%H:%M} UTC)"))
         else:
             parts.append(cell("funding", "no marks stored"))
         n_liq = len(self.liquidations)

@@ -72,8 +72,7 @@ def test_no_marks_no_open_interest_said_so(store):
     try:
         assert "no marks of binance-usdm:BTCUSDT stored" in mon._empty["funding"].value
         assert "no open interest of binance-usdm:BTCUSDT stored" in mon._empty["open_interest"].value
-        assert mon.figures["funding"].layout.display == "none"
-        assert mon.figures["open_interest"].layout.display == "none"
+        assert not mon.shown("funding") and not mon.shown("open_interest") and mon.shown("basis")
         assert mon.points["funding"] == 0 and mon.points["liquidations"] == 0
         assert "no marks stored" in mon._stats.value and "none stored" in mon._stats.value
     finally:
@@ -92,7 +91,7 @@ def test_marks_of_another_day_liquidations_and_the_countdown(store, recorded):
     try:
         # the 2023 marks lie before the 2024 bars: the last 30 minutes of them are shown, and said so
         assert "before the plotted bars" in mon._empty["funding"].value
-        assert mon.figures["funding"].layout.display == ""
+        assert mon.shown("funding") and not mon.shown("open_interest")
         x, y = _lines(mon._funding)
         assert len(x) == len(marks) and np.allclose(y, marks["funding_rate"].to_numpy() * 1e4)
         left = funding_countdown(marks)
