@@ -223,3 +223,20 @@ def test_perp_rules_are_checked_at_creation():
         "binance-usdm:BTCUSDT funding rate 1.25 bps, above 1 bps"
     assert qa.liquidation_burst(PERP, "30s", notional=1e6).threshold == 1e6
     assert qa.Rule.from_record(rule.to_record()) == rule
+
+
+def test_liquidation_burst_window_survives_a_restart(store, make_engine):
+    qa.AlertBook(store).add(qa.liquidation_burst(PERP, "10s", count=3), check_symbols=False)
+    frame = _liquidations([0, 2, 4])
+    first = make_engine(store, checkpoint_interval=0.0)
+    store.append_perp("liquidations", {PERP: frame.iloc[:2]})
+    first.perp_batch({}, {PERP: frame.iloc[:2]})
+    first.close()
+    assert _history(store).empty
+    # a new writer: the window's first two liquidations are read back from the store
+    second = make_engine(store)
+    store.append_perp("liquidations", {PERP: frame.iloc[2:]})
+    second.perp_batch({}, {PERP: frame})  # handed again from the start: only the new one is judged
+    hist = _history(store)
+    assert list(hist["fired_at"]) == [frame.index[2]] and list(hist["value"]) == [3.0]
+    assert second.stats()["alerts_liquidations"] == 1

@@ -140,3 +140,35 @@ def test_dashboard_picks_the_perpetual_and_its_spot(store):
         for w in page.children:
             if hasattr(w, "close"):
                 w.close()
+
+
+def test_the_monitors_basis_is_the_one_the_basis_z_alert_standardises(recorded):
+    from quantify import alerts as qa
+    from quantify.analytics import zscore
+    from tests.alerts.conftest import batches
+
+    store = open_store(f"mem://perp-monitor-{next(_counter)}")
+    legs = _cut(recorded, "2024-08-08 23:58:00")
+    window = 30
+    qa.AlertBook(store).add(qa.basis_z(PERP, "BTCUSDT", 1.5, timeframe="1s", window=window), check_symbols=False)
+    engine = qa.AlertEngine(store, log_alerts=False, poll_interval=0)
+    for chunk in batches(legs, seconds=2.0):
+        store.append_ticks(chunk)
+        engine(chunk)
+    engine.close()
+    fired = qa.AlertBook(store).history()["value"].to_numpy()
+    assert len(fired) >= 2
+    mon = PerpMonitor(PERP, "BTCUSDT", "1s", store=store, autostart=False)
+    try:
+        z = zscore(mon.data["basis_bps"], window).to_numpy()
+        # the rule's trigger over the monitor's bars (the last one still open) gives the alerts' values
+        want, armed = [], True
+        for v in np.abs(z[:-1]):
+            if armed and v > 1.5:
+                want.append(v)
+                armed = False
+            elif not armed and v < 1.5:
+                armed = True
+        assert np.allclose(np.abs(fired), want, rtol=0, atol=1e-9)
+    finally:
+        mon.close()
