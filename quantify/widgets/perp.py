@@ -109,6 +109,7 @@ class PerpMonitor(LiveWidget):
         self.notes: dict[str, str] = {}
         self._perp_due = 0.0
         self._perp_seen: tuple[object, ...] = ()
+        self._from: dict[str, pd.Timestamp | None] = {}  # kind -> where its rows held were read from
         super().__init__(self._legs(perp, spot), timeframe=timeframe, **kwargs)
 
     @staticmethod
@@ -189,6 +190,9 @@ class PerpMonitor(LiveWidget):
         for fig in self.figures.values():
             fig.close()
         self._perp_seen = ()
+        self._from = {}
+        self.marks, self.open_interest, self.liquidations = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+        self._perp_due = 0.0
         self._build()
 
     def _owned_widgets(self) -> list[W.Widget]:
@@ -215,8 +219,14 @@ class PerpMonitor(LiveWidget):
         starts = [b.index[0] for b in self.bars.values() if len(b)]
         return min(starts) if starts else None
 
-    def _read_kind(self, kind: str, start: pd.Timestamp | None) -> tuple[pd.DataFrame, bool]:
-        """Rows of ``kind`` in the plotted window; else the last ``history`` of them; and whether in the window."""
+    def _read_kind(self, kind: str, start: pd.Timestamp | None, current: pd.DataFrame,
+                   read_from: pd.Timestamp | None) -> tuple[pd.DataFrame, bool]:
+        """Rows of ``kind`` in the plotted window; else the last ``history`` of them; and whether in the window.
+
+        In the window, only rows after the last one held (``current``, read
+        from ``read_from`` on) are read, so a redraw costs the new rows, not
+        the window.
+        """
         perp = self.pair[0]
         read = {"mark": self.store.mark, "open_interest": self.store.open_interest,
                 "liquidations": self.store.liquidations}[kind]
@@ -224,6 +234,12 @@ class PerpMonitor(LiveWidget):
         if last is None:
             return pd.DataFrame(), False
         if start is not None and last >= start:
+            if read_from is not None and read_from <= start and len(current):
+                held = current[current.index >= start]
+                if last <= current.index[-1]:
+                    return held, True
+                new = read(perp, start=current.index[-1])
+                return pd.concat([held, new[new.index > current.index[-1]]]), True
             return read(perp, start=start), True
         if kind == "liquidations":
             return pd.DataFrame(), False  # markers belong on the plotted prices only
@@ -232,9 +248,9 @@ class PerpMonitor(LiveWidget):
     def _read_perp(self) -> None:
         start = self._window_start()
         try:
-            marks, marks_in = self._read_kind("mark", start)
-            oi, oi_in = self._read_kind("open_interest", start)
-            liq, _ = self._read_kind("liquidations", start)
+            marks, marks_in = self._read_kind("mark", start, self.marks, self._from.get("mark"))
+            oi, oi_in = self._read_kind("open_interest", start, self.open_interest, self._from.get("open_interest"))
+            liq, liq_in = self._read_kind("liquidations", start, self.liquidations, self._from.get("liquidations"))
         except QuantifyError as exc:  # a read racing a compaction: the next read sees it
             logger.debug("perpetual read of %s failed: %s", self.pair[0], exc)
             return
@@ -244,6 +260,8 @@ class PerpMonitor(LiveWidget):
             return
         self._perp_seen = seen
         self.marks, self.open_interest, self.liquidations = marks, oi, liq
+        self._from = {k: start for k, inside in (("mark", marks_in), ("open_interest", oi_in),
+                                                 ("liquidations", liq_in)) if inside}
         perp = self.pair[0]
         self.notes = {}
         if not len(marks):

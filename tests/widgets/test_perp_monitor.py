@@ -172,3 +172,22 @@ def test_the_monitors_basis_is_the_one_the_basis_z_alert_standardises(recorded):
         assert np.allclose(np.abs(fired), want, rtol=0, atol=1e-9)
     finally:
         mon.close()
+
+
+def test_marks_in_the_window_are_followed_as_they_are_stored(store, recorded):
+    # the 2023 marks moved onto the 2024 minutes, stored in two steps
+    marks = recorded["marks"].copy()
+    marks.index = marks.index + (pd.Timestamp("2024-08-08 23:54:20", tz="UTC") - marks.index[0])
+    marks["next_funding_time"] = marks["next_funding_time"] + (marks.index[0] - recorded["marks"].index[0])
+    half = marks[marks.index < pd.Timestamp("2024-08-08 23:55:00", tz="UTC")]
+    store.append_perp("mark", {PERP: half})
+    mon = PerpMonitor(PERP, "BTCUSDT", "1s", store=store, autostart=False, perp_every=1e-6)
+    try:
+        assert mon.points["funding"] == len(half) and "funding" not in mon.notes
+        store.append_perp("mark", {PERP: marks[marks.index >= half.index[-1]]})
+        mon.refresh()
+        assert mon._from["mark"] <= mon.data.index[0]  # read from the first plotted bar on
+        pd.testing.assert_frame_equal(mon.marks, marks[marks.index >= mon._from["mark"]], check_freq=False)
+        assert mon.points["funding"] == len(mon.marks)
+    finally:
+        mon.close()
