@@ -175,9 +175,8 @@ def perpetuals_dashboard(store: Store | str | None = None, *, perp: str | None =
     spot = spot or (same if same in spots else spots[0])
     status = StatusBar(st, theme=theme)
     monitor = PerpMonitor(perp, spot, timeframe, store=st, theme=theme, bars=1500, fps=4.0)
-    small = W.Layout(width="260px")
     pick_perp = W.Dropdown(options=list(dict.fromkeys([perp, *perps])), value=perp, description="Perpetual",
-                           layout=small)
+                           layout=W.Layout(width="320px"))
     pick_spot = W.Dropdown(options=list(dict.fromkeys([spot, *spots])), value=spot, description="Spot",
                            layout=W.Layout(width="200px"))
     options = list(WIDGET_TIMEFRAMES) if timeframe in WIDGET_TIMEFRAMES else [timeframe, *WIDGET_TIMEFRAMES]

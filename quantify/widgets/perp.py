@@ -14,6 +14,7 @@ import pandas as pd
 from quantify.analytics import basis
 from quantify.exceptions import QuantifyError
 from quantify.model.instrument import Instrument, Market
+from quantify.model.timeframes import timeframe_to_offset
 from quantify.widgets._base import LiveWidget, esc, finite_tail, fmt_price, points_html
 from quantify.widgets.frames import downsample
 
@@ -99,7 +100,10 @@ class PerpMonitor(LiveWidget):
             self.history = pd.Timedelta(history)
         except (TypeError, ValueError):
             raise ValueError(f"history must be a duration such as '30min', got {history!r}") from None
-        basis(np.array([1.0]), np.array([1.0]), funding_interval=funding_interval)  # validates the interval
+        try:
+            timeframe_to_offset(funding_interval)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"funding_interval: {exc}") from None
         self.funding_interval = funding_interval
         self.perp_every = float(perp_every)
         self.data = pd.DataFrame()
