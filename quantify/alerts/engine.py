@@ -30,8 +30,8 @@ Timing
 ------
 Values are compared with thresholds at every trade (price, ``pct-move``,
 ``gap``, ``stale``) or at every closed bar (``zscore``, ``vol-breakout``,
-``corr-breakdown``; a pair's bar counts as closed once both legs traded past
-its end). An alert's ``fired_at`` is the time of the triggering trade;
+``corr-breakdown``, ``basis-z``; a pair's bar counts as closed once both legs
+traded past its end). An alert's ``fired_at`` is the time of the triggering trade;
 cooldowns run on trade time, so a replay fires the same alerts as the live
 run did.
 
