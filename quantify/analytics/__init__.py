@@ -1,4 +1,4 @@
-"""Pure analytics over pandas/numpy: candles, pairs, stationarity, volatility, scans, microstructure.
+"""Pure analytics over pandas/numpy: candles, pairs, stationarity, volatility, scans, microstructure, perpetuals.
 
 Nothing here knows about Binance's wire protocol, ArcticDB or widgets. The
 candle functions and the timeframe table live in the model layer
@@ -11,6 +11,7 @@ from __future__ import annotations
 from quantify.analytics._results import Result
 from quantify.analytics.asof_join import asof
 from quantify.analytics.backtest import BacktestResult, backtest_pairs
+from quantify.analytics.basis import BASIS_COLUMNS, basis, premium_index
 from quantify.analytics.book_features import (
     QUOTE_COLUMNS,
     depth_within,
@@ -61,6 +62,7 @@ from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
 from quantify.model.timeframes import TIMEFRAMES, timeframe_to_offset
 
 __all__ = [
+    "BASIS_COLUMNS",
     "CANDLE_COLUMNS",
     "DAYS_PER_YEAR",
     "PAIR_ZSCORE_COLUMNS",
@@ -81,6 +83,7 @@ __all__ = [
     "adf",
     "asof",
     "backtest_pairs",
+    "basis",
     "benjamini_hochberg",
     "coint",
     "depth_within",
@@ -101,6 +104,7 @@ __all__ = [
     "ofi",
     "pair_zscore",
     "parkinson",
+    "premium_index",
     "quoted_spread",
     "realized_spread",
     "realized_volatility",

@@ -12,8 +12,8 @@ LOOPBACK = re.compile(r"^(https?|wss?)://127\.0\.0\.1[:/]|^(data|blob|about):")
 #: bqplot's first layout of a figure, when a redraw races it on a loaded machine, can set one
 #: <g> transform from a scale that has no range yet ("translate(undefined,y)"); the next frame
 #: draws correctly (the screenshots show it). Seen about once in six runs with both cores busy,
-#: never on an idle machine; the widget sends no NaN and no zero-width domain (pairs.py:
-#: _finite_tail). Tolerated only in this exact form, and only while it stays a burst (at most 30;
+#: never on an idle machine; the widget sends no NaN and no zero-width domain (_base.py:
+#: finite_tail). Tolerated only in this exact form, and only while it stays a burst (at most 30;
 #: up to 11 were seen in one failed run).
 BQPLOT_FIRST_LAYOUT = 'attribute transform: Expected number, "translate(undefined,'
 #: The same race on a redraw that shrinks a line (1s -> 1m bars): bqplot can draw one frame
