@@ -21,6 +21,7 @@ from quantify.analytics.book_features import (
     ofi,
     quoted_spread,
 )
+from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
     KalmanResult,
@@ -71,6 +72,7 @@ __all__ = [
     "ADFResult",
     "BacktestResult",
     "CointResult",
+    "FundingCarryResult",
     "HalfLifeResult",
     "HedgeRatioResult",
     "HurstResult",
@@ -88,6 +90,8 @@ __all__ = [
     "coint",
     "depth_within",
     "effective_spread",
+    "funding_carry",
+    "funding_zscore",
     "garman_klass",
     "half_life",
     "hedge_ratio",

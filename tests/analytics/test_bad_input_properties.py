@@ -110,6 +110,8 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "vpin": lambda d: qa.vpin(_frame(d, _ticks), 5.0, 3, bar="1min"),
     "basis": lambda d: qa.basis(d, GOOD_X),
     "premium_index": lambda d: qa.premium_index(_frame(d, _marks)),
+    "funding_carry": lambda d: qa.funding_carry(d, notional=100.0),
+    "funding_zscore": lambda d: qa.funding_zscore(d, 10),
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
