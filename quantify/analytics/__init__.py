@@ -21,6 +21,7 @@ from quantify.analytics.book_features import (
     ofi,
     quoted_spread,
 )
+from quantify.analytics.carry import CarryBacktestResult, carry_backtest
 from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
@@ -71,6 +72,7 @@ __all__ = [
     "TIMEFRAMES",
     "ADFResult",
     "BacktestResult",
+    "CarryBacktestResult",
     "CointResult",
     "FundingCarryResult",
     "HalfLifeResult",
@@ -87,6 +89,7 @@ __all__ = [
     "backtest_pairs",
     "basis",
     "benjamini_hochberg",
+    "carry_backtest",
     "coint",
     "depth_within",
     "effective_spread",

@@ -47,8 +47,8 @@ def close_times(index: pd.Index, bar: Any, func: str) -> pd.DatetimeIndex:
     if bar is None:
         step = pd.Timedelta(int(np.median(np.diff(idx.asi8))), unit="ns") if len(idx) > 1 else pd.Timedelta(0)
     else:
-        if isinstance(bar, bool) or not isinstance(bar, (str, pd.Timedelta, np.timedelta64, int)) \
-                and not hasattr(bar, "total_seconds"):
+        if isinstance(bar, bool) or (not isinstance(bar, (str, pd.Timedelta, np.timedelta64, int)) \
+                and not hasattr(bar, "total_seconds")):
             raise TypeError(f"bar must be a timedelta, a string such as '1m' or 0, got {bar!r}")
         try:
             step = pd.Timedelta(0) if isinstance(bar, int) and bar == 0 else pd.Timedelta(bar)

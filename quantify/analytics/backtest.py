@@ -475,7 +475,7 @@ def _leg_funding(
     closes = _ledger.close_times(index, bar, "backtest_pairs")
     for leg, frame in funding.items():
         leg_marks = mark_prices((marks or {}).get(leg), "backtest_pairs")
-        out[leg], _ = funding_per_unit(closes, legs[leg], funding_frame(frame, "backtest_pairs",
+        out[leg], _, _ = funding_per_unit(closes, legs[leg], funding_frame(frame, "backtest_pairs",
                                                                         name=f"funding[{leg!r}]"), leg_marks)
     return out["y"], out["x"]
 

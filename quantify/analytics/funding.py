@@ -85,8 +85,8 @@ def settlement_prices(frame: pd.DataFrame, marks: pd.Series | None) -> np.ndarra
 
 def funding_per_unit(
     closes: pd.DatetimeIndex, leg: np.ndarray, frame: pd.DataFrame, marks: pd.Series | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Funding owed per unit held long over each bar, and the bar of each settlement.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Funding owed per unit held long over each bar, the bar of each settlement and its price.
 
     Parameters
     ----------
@@ -111,6 +111,9 @@ def funding_per_unit(
     bar : ndarray of int
         The bar of each settlement, -1 for those before the first close or at
         or after the last (no position of the run holds them).
+    price : ndarray
+        The price each settlement is charged at (NaN for those outside the run
+        with no mark).
     """
     n = len(closes)
     k = np.searchsorted(closes.asi8, frame.index.asi8, side="right")
@@ -121,7 +124,7 @@ def funding_per_unit(
     price[own & inside] = leg[k[own & inside] - 1]
     per_unit = np.zeros(n)
     np.add.at(per_unit, k[inside], frame["funding_rate"].to_numpy()[inside] * price[inside])
-    return per_unit, bar
+    return per_unit, bar, price
 
 
 def settlements_per_year(index: pd.DatetimeIndex, interval: Any, func: str) -> float:
