@@ -163,8 +163,11 @@ class CarryBacktestResult(Result):
 
 
 def _last_rate_bps(closes: pd.DatetimeIndex, frame: pd.DataFrame) -> np.ndarray:
-    """The last funding rate settled at or before each close, in bps (NaN before the first)."""
-    at = np.searchsorted(frame.index.asi8, closes.asi8, side="right") - 1
+    """The last funding rate settled before each close, in bps (NaN before the first).
+
+    Strictly before: a settlement at a close's very time comes after the fill there.
+    """
+    at = np.searchsorted(frame.index.asi8, closes.asi8, side="left") - 1
     rates = frame["funding_rate"].to_numpy()
     return np.where(at >= 0, 1e4 * rates[np.maximum(at, 0)], np.nan)
 
@@ -229,8 +232,8 @@ def carry_backtest(
         units of each leg, held until exit.
     signal : {"basis", "funding"}, default "basis"
         ``"basis"``: the basis ``1e4 * (perp - spot) / spot`` at the close;
-        ``"funding"``: the last funding rate settled at or before the close,
-        in bps (no entry before the first settlement).
+        ``"funding"``: the last funding rate settled before the close, in
+        bps (no entry before the first settlement).
     marks : DataFrame or Series, optional
         Mark prices (a mark frame or a Series on times) for the settlements
         whose ``mark_price`` is NaN.

@@ -137,9 +137,13 @@ def test_funding_signal_on_the_real_xrpusdt_history() -> None:
         assert row["funding_pnl"] == pytest.approx(q * (inside["funding_rate"] * inside["mark_price"]).sum(),
                                                    rel=1e-12)
         assert row["settlements"] == len(inside)
-    # the big negative settlement of 2021-12-11 made the signal leave
-    assert r.n_trades >= 2 and (r.signal_bps < 0).any()
-    assert r.trades["exit_time"].iloc[0] < pd.Timestamp("2021-12-12", tz="UTC")
+    # the -21.9 bps settlement of 2021-12-04 08:00:00.004 is seen at the next close (16:00, the close of
+    # the bar labelled 08:00), not at the 08:00 close 4 ms before it: the trade leaves there, after paying it
+    assert r.signal_bps.min() == pytest.approx(1e4 * f["funding_rate"].min(), rel=1e-12)
+    assert r.trades["exit_time"].iloc[0] == pd.Timestamp("2021-12-04 08:00", tz="UTC")
+    worst = f["funding_rate"].idxmin()
+    paid = r.settlements.set_index("time").loc[worst]
+    assert paid["payment"] == pytest.approx(-r.trades["units"].iloc[0] * 0.0021934 * 0.7497, rel=1e-3)
 
 
 def test_no_trade_is_a_result_with_a_note(recorded) -> None:
