@@ -9,15 +9,31 @@ that one implementation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from quantify.analytics._results import Result
 from quantify.analytics.volatility import DAYS_PER_YEAR  # 365: crypto trades every day
 
 __all__: list[str] = []
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class NotedResult(Result):
+    """A backtest's result: a non-empty ``note`` (why no trade was made) is shown first, and an
+    undefined Sharpe ratio says so. Subclasses declare ``note: str`` and ``sharpe: float``."""
+
+    def _rows(self) -> list[tuple[str, Any]]:
+        rows = super()._rows()
+        note = getattr(self, "note", "")
+        if not note:
+            return rows
+        rows = [(k, "undefined (no trades)" if k == "sharpe" and math.isnan(v) else v) for k, v in rows]
+        return [("note", note), *rows]
 
 
 def periods_per_year(index: pd.Index, given: float | None) -> float:

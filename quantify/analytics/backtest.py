@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from quantify.analytics import _ledger, _validate
-from quantify.analytics._results import Result
 from quantify.analytics._validate import SeriesLike
 from quantify.analytics.funding import funding_frame, funding_per_unit, mark_prices
 from quantify.analytics.pairs import HEDGES, pair_zscore
@@ -97,7 +96,7 @@ def _run(
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class BacktestResult(Result):
+class BacktestResult(_ledger.NotedResult):
     """Result of :func:`backtest_pairs`.
 
     Attributes
@@ -170,13 +169,6 @@ class BacktestResult(Result):
     note: str = ""
     funding: float = 0.0
     pnl: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
-
-    def _rows(self) -> list[tuple[str, Any]]:
-        rows = super()._rows()
-        if not self.note:
-            return rows
-        rows = [(k, "undefined (no trades)" if k == "sharpe" and math.isnan(v) else v) for k, v in rows]
-        return [("note", self.note), *rows]
 
     def plot(self) -> Any:
         """Equity (left axis) and z-score with entry/exit bands (right axis) as a bqplot Figure.

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from quantify.analytics import _ledger, _validate
-from quantify.analytics._results import Result
 from quantify.analytics._validate import SeriesLike
 from quantify.analytics.funding import funding_frame, funding_per_unit, mark_prices
 
@@ -47,7 +46,7 @@ def _hold(signal: np.ndarray, entry: float, exit_: float) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class CarryBacktestResult(Result):
+class CarryBacktestResult(_ledger.NotedResult):
     """Result of :func:`carry_backtest`.
 
     Attributes
@@ -122,13 +121,6 @@ class CarryBacktestResult(Result):
     notional: float
     capital: float
     note: str = ""
-
-    def _rows(self) -> list[tuple[str, Any]]:
-        rows = super()._rows()
-        if not self.note:
-            return rows
-        rows = [(k, "undefined (no trades)" if k == "sharpe" and math.isnan(v) else v) for k, v in rows]
-        return [("note", self.note), *rows]
 
     def plot(self) -> Any:
         """Cumulative PnL by source (left axis) and the signal with its bands (right axis), bqplot.

@@ -24,7 +24,7 @@ import pandas as pd
 
 from quantify.analytics import _validate
 from quantify.analytics._results import Result
-from quantify.analytics.basis import periods_per_year
+from quantify.analytics.basis import intervals_per_year
 from quantify.analytics.rolling import zscore
 from quantify.analytics.volatility import DAYS_PER_YEAR
 
@@ -130,7 +130,7 @@ def funding_per_unit(
 def settlements_per_year(index: pd.DatetimeIndex, interval: Any, func: str) -> float:
     """Settlements in a 365-day year: from ``interval``, or the median spacing rounded to the second."""
     if interval is not None:
-        return periods_per_year(interval)
+        return intervals_per_year(interval)
     _validate.need(func, 2, "funding settlements to infer the funding interval (or pass funding_interval)",
                    len(index))
     step = pd.Timedelta(int(np.median(np.diff(index.asi8))), unit="ns").round("1s")
