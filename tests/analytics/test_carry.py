@@ -175,3 +175,16 @@ def test_pairs_backtest_charges_funding_on_a_perpetual_leg(recorded) -> None:
     assert "funding" in funded.summary()
     with pytest.raises(ValueError, match="legs 'y' and/or 'x'"):
         backtest_pairs(perp, spot, window=30, hedge=1.0, funding={"perp": funding})
+
+
+def test_carry_and_funding_results_plot_as_bqplot_figures() -> None:
+    bq = pytest.importorskip("bqplot")
+    history = qf.datasets.funding_2021()
+    close = history.marks["close"]
+    r = carry_backtest(close, close, history.funding, signal="funding", entry_bps=0.5, exit_bps=0.0)
+    fig = r.plot()
+    assert isinstance(fig, bq.Figure) and len(fig.marks) == 4  # signal, two bands, the PnL lines
+    assert fig.marks[-1].labels == ["total", "price", "funding", "fees"]
+    carry = qf.funding_carry(history.funding, position=-1.0)
+    fig = carry.plot()
+    assert isinstance(fig, bq.Figure) and fig.title == "Funding carry: short"
