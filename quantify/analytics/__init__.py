@@ -21,6 +21,8 @@ from quantify.analytics.book_features import (
     ofi,
     quoted_spread,
 )
+from quantify.analytics.carry import CarryBacktestResult, carry_backtest
+from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
     KalmanResult,
@@ -70,7 +72,9 @@ __all__ = [
     "TIMEFRAMES",
     "ADFResult",
     "BacktestResult",
+    "CarryBacktestResult",
     "CointResult",
+    "FundingCarryResult",
     "HalfLifeResult",
     "HedgeRatioResult",
     "HurstResult",
@@ -85,9 +89,12 @@ __all__ = [
     "backtest_pairs",
     "basis",
     "benjamini_hochberg",
+    "carry_backtest",
     "coint",
     "depth_within",
     "effective_spread",
+    "funding_carry",
+    "funding_zscore",
     "garman_klass",
     "half_life",
     "hedge_ratio",

@@ -30,7 +30,7 @@ BASIS_COLUMNS = ("perp", "spot", "basis", "basis_bps", "basis_annualised")
 _YEAR = pd.Timedelta(days=DAYS_PER_YEAR)
 
 
-def periods_per_year(interval: str | pd.Timedelta | _dt.timedelta, name: str = "funding_interval") -> float:
+def intervals_per_year(interval: str | pd.Timedelta | _dt.timedelta, name: str = "funding_interval") -> float:
     """How many ``interval`` fit in a 365-day year (``"8h"`` -> 1095)."""
     try:
         td = timeframe_to_offset(interval)
@@ -83,7 +83,7 @@ def basis(
     It is a gauge of richness, not a forecast of the funding that will be paid.
     """
     func = "basis"
-    ppy = periods_per_year(funding_interval)
+    ppy = intervals_per_year(funding_interval)
     if isinstance(perp, pd.Series) and isinstance(spot, pd.Series):
         p, s = _validate.as_series(perp, "perp").align(_validate.as_series(spot, "spot"), join="inner")
         _validate.check_values(func, "perp", p.to_numpy(), "keep")

@@ -62,6 +62,8 @@ def _marks(prices: pd.Series) -> pd.DataFrame:
 
 
 GOOD_QUOTES = _quotes(GOOD_X)
+GOOD_FUNDING = pd.DataFrame({"funding_rate": _rng.normal(1e-4, 1e-4, 10), "mark_price": np.nan},
+                            index=pd.date_range("2024-08-08 00:10:00.005", periods=10, freq="15min", tz="UTC"))
 GOOD_TICKS = _ticks(GOOD_X).assign(is_buyer_maker=np.arange(N) % 3 == 0)
 
 
@@ -110,6 +112,9 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "vpin": lambda d: qa.vpin(_frame(d, _ticks), 5.0, 3, bar="1min"),
     "basis": lambda d: qa.basis(d, GOOD_X),
     "premium_index": lambda d: qa.premium_index(_frame(d, _marks)),
+    "funding_carry": lambda d: qa.funding_carry(d, notional=100.0),
+    "funding_zscore": lambda d: qa.funding_zscore(d, 10),
+    "carry_backtest": lambda d: qa.carry_backtest(d, GOOD_X, GOOD_FUNDING),
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
