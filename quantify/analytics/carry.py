@@ -135,7 +135,7 @@ class CarryBacktestResult(_ledger.NotedResult):
         except ImportError as exc:
             raise ImportError("CarryBacktestResult.plot needs bqplot: pip install bqplot") from exc
         xs = bq.DateScale()
-        x = self.pnl.index.to_numpy()
+        x = self.pnl.index.tz_convert(None).to_numpy()
         pnl_scale, sig_scale = bq.LinearScale(), bq.LinearScale()
         cum = self.pnl.cumsum()
         lines = bq.Lines(

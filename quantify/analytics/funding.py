@@ -207,7 +207,7 @@ class FundingCarryResult(Result):
         except ImportError as exc:
             raise ImportError("FundingCarryResult.plot needs bqplot: pip install bqplot") from exc
         xs = bq.DateScale()
-        x = self.cumulative.index.to_numpy()
+        x = self.cumulative.index.tz_convert(None).to_numpy()
         cum_scale, rate_scale = bq.LinearScale(), bq.LinearScale()
         cum = bq.Lines(x=x, y=self.cumulative.to_numpy(), scales={"x": xs, "y": cum_scale},
                        colors=["#1f77b4"], labels=["cumulative funding"], display_legend=True)
