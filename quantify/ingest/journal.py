@@ -63,9 +63,13 @@ class Journal:
 
     def replay_leftover(self) -> Iterator[str]:
         """Yield the frames of leftover segments, oldest first."""
+        for _, frame in self.replay_leftover_timed():
+            yield frame
+
+    def replay_leftover_timed(self) -> Iterator[tuple[int, str]]:
+        """Yield ``(receive time ns, frame)`` of leftover segments, oldest first."""
         for path in self.leftover():
-            for _, frame in read_frames(path) if path.stat().st_size else ():
-                yield frame
+            yield from read_frames(path) if path.stat().st_size else ()
 
     def start(self) -> None:
         """Open a fresh segment (leftover segments are kept until released)."""

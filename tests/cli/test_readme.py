@@ -484,6 +484,7 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --book": "serve",
+    "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --perp": "serve",
     "quantify ingest --ws-url ws://127.0.0.1:9443 --rest-url http://127.0.0.1:9443 --duration 60": "serve",
     "quantify replay": "serve",
     "quantify replay --loop": "serve",
