@@ -21,11 +21,17 @@ writer thread so receiving never waits for storage::
   the LMDB writer lock or S3 leases (with takeover), chosen once;
 - :mod:`quantify.ingest.tuning`: GC and GIL settings while streaming;
 - per venue of the run (:class:`~quantify.ingest.feeds.VenueFeed`) its
-  parser, journal, REST client and :class:`~quantify.ingest.gaps.GapFiller`.
+  parser, journal, REST client and :class:`~quantify.ingest.gaps.GapFiller`;
+- with ``config.perps``, the perpetuals' marks and liquidations (streamed,
+  journaled, kept by :class:`~quantify.ingest.perps.PerpKeeper`) and their
+  open interest and funding settlements (polled by
+  :class:`~quantify.ingest.perps.PerpPoller` through ``Venue.perp_rest``).
 
 On start the service takes ownership, replays the journal left by a killed
 predecessor, and resumes each instrument at its last stored id: the first
 live trade then reveals the downtime as a gap, which REST backfill fills.
+A perpetual resumes at its last stored mark and liquidation: the journal's
+older ones are dropped, so a replayed journal stores nothing twice.
 
 Before it streams, it asks each venue's REST API, once and without retries,
 which symbols it lists (``exchangeInfo``) and its clock: a symbol the venue
