@@ -53,6 +53,15 @@ of spot and USD-M BTCUSDT. A recording without a depth snapshot streams its diff
 its REST depth is an error (its book cannot be known). With --loop, each lap starts
 with one synthetic depth event that turns the last lap's book into the next one's.
 
+perpetuals (USD-M, on /market): <sym>@markPrice@1s, <sym>@markPrice (3 s), <sym>@forceOrder
+  ws://HOST:PORT/market/stream?streams=btcusdt@markPrice@1s/btcusdt@forceOrder
+  mark prices are served as recorded where a recording holds markPriceUpdate events;
+  otherwise they are SYNTHETIC: each second, mark = the last perpetual trade price,
+  index = the last spot trade of the same symbol (else the mark), funding rate from
+  Binance's premium formula, next funding time the next 00/08/16 UTC. Liquidations
+  (forceOrder) are always SYNTHETIC: drawn from the largest trades (seeded by --seed),
+  at most one per second per symbol. The start-up line names what is synthetic.
+
 markets: a file is USD-M if its trades carry "X" (or its depth events "pu"), else if
 its name contains "usdm" or "futures"; otherwise spot. --usdm forces USD-M.
 """
@@ -133,7 +142,8 @@ def register(subparsers: Any) -> None:
         help="answer the first N REST requests with HTTP 429 (Retry-After: 1)",
     )
     faults.add_argument(
-        "--seed", type=int, default=0, help="seed of the fault generator (default: %(default)s)"
+        "--seed", type=int, default=0,
+        help="seed of the fault generator and of the synthetic liquidations (default: %(default)s)"
     )
     p.set_defaults(func=run)
 
@@ -174,6 +184,10 @@ def run(args: argparse.Namespace) -> int:
                 f"({symbols}; speed {speed}{'; loop' if args.loop else ''}) - Ctrl-C to stop",
                 flush=True,
             )
+            made_up = server.synthetic()
+            if made_up:
+                print("replay: SYNTHETIC (not recorded): " + "; ".join(
+                    f"{key} {', '.join(kinds)}" for key, kinds in made_up.items()), flush=True)
             await stop.wait()
         stats = server.stats
         print(

@@ -78,7 +78,8 @@ class ReplayConfig:
     force_429 : int
         The first this many REST requests get HTTP 429 with ``Retry-After: 1``.
     seed : int
-        Seed of the fault generator.
+        Seed of the fault generator and of the synthetic liquidations
+        (:mod:`quantify.replay.perp_tape`).
     weight_limit : int
         Spot REST (``/api/v3``) request weight per client IP per minute.
     usdm_weight_limit : int
