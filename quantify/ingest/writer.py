@@ -343,6 +343,8 @@ class Writer:
             logger.warning("store append of perpetual data failed (%s); retrying", exc)
             perps.restore(batch)
             return False, False
+        if self.state is WriterState.DEGRADED:  # the trades' append, before, succeeded too
+            self.set_state(WriterState.RUNNING)
         self.stats.store_latency.append(time.monotonic() - received_at)
         return True, True
 

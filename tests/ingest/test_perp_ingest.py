@@ -27,11 +27,13 @@ from perp_helpers import (
     usdm_rest,
 )
 
+import quantify as qf
 from quantify.config import IngestConfig, ingest_config_from_env
+from quantify.exceptions import StoreError
 from quantify.ingest.feeds import perp_instruments, stream_urls
 from quantify.ingest.service import IngestService
 from quantify.model.perp import MARK_COLUMNS
-from quantify.model.status import StoreStatus, WriterStatus
+from quantify.model.status import StoreStatus, WriterState, WriterStatus
 from quantify.store import open_store
 
 USDM = "binance-usdm:BTCUSDT"
@@ -154,6 +156,31 @@ def test_a_reconnect_stores_no_mark_twice(tmp_path: Path) -> None:
     assert service.status().perps[USDM].marks_stored == 60
 
 
+def test_a_refused_append_keeps_the_marks_until_stored(tmp_path: Path) -> None:
+    uri = f"lmdb://{tmp_path}/store"
+    frames = mark_frames()[:30]
+    with FrameServer({"markPrice": frames}) as server:
+        service = IngestService(perp_config(uri, server.ws_url), rest_transport=usdm_rest(funding=False))
+        append, refused = service.store.append_perp, []
+
+        def flaky(kind: str, by_key: Any) -> dict[str, int]:
+            if kind == "mark" and len(refused) < 3:
+                refused.append(kind)
+                raise StoreError("no space left on device")
+            return append(kind, by_key)
+
+        service.store.append_perp = flaky  # type: ignore[method-assign]
+        service.start_in_thread()
+        try:
+            assert wait_for(lambda: service.status().perps[USDM].marks_stored == 30
+                            and service.state is WriterState.RUNNING, 30), service.status().perps
+        finally:
+            service.join(timeout=10)
+    assert len(refused) == 3 and service.stats.store_errors >= 3
+    marks = open_store(uri).mark(USDM)
+    pd.testing.assert_frame_equal(marks.drop(columns="recv_time"), expected_marks(frames), check_freq=False)
+
+
 def test_spot_instruments_are_left_out_with_one_notice(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     uri = f"lmdb://{tmp_path}/store"
     with FrameServer({"markPrice": mark_frames()[:5]}) as server:
@@ -227,6 +254,9 @@ def test_perp_status_is_published_and_read_back(tmp_path: Path) -> None:
     assert "funding 0.0028 %" in line
     text = StoreStatus(store=uri, writers=(status,)).summary()
     assert "perpetuals (live data this run)" in text and line in text
+    stopped = qf.status(uri)  # what `quantify status` prints: the last published status
+    assert stopped.writer is not None and stopped.writer.perps[USDM].marks_stored == 20
+    assert "perpetuals (live data this run)" in stopped.summary()
     doc = StoreStatus(store=uri, writers=(published,)).to_dict()
     assert doc["perps"][USDM]["marks_stored"] == 20
     assert StoreStatus.from_dict(doc).writers[0].perps[USDM].marks_stored == 20
