@@ -61,6 +61,8 @@ POLL_BUDGET_SHARE: Final = 0.1
 _FUNDING_SLACK_MS: Final = 1_000
 #: Longest wait between attempts of a failing funding fetch (seconds).
 _MAX_RETRY: Final = 300.0
+#: Attempts of one poll beyond the first (the client's default waits minutes; the next poll comes anyway).
+_POLL_RETRIES: Final = 2
 #: Request weight of ``openInterest`` (USD-M: 1; :data:`quantify.venues.binance.rest.USDM_WEIGHTS`).
 _OPEN_INTEREST_WEIGHT: Final = 1
 
@@ -366,7 +368,7 @@ class PerpPoller:
         rest = self.feed.perp_rest
         assert rest is not None
         try:
-            row = await rest.open_interest(symbol)
+            row = await rest.open_interest(symbol, retries=_POLL_RETRIES)
         except RestError as exc:
             self._failed(key, "openInterest", exc)  # asked again at the next interval
             return
@@ -376,7 +378,7 @@ class PerpPoller:
         rest = self.feed.perp_rest
         assert rest is not None
         try:
-            settlements = await rest.funding_rate(symbol, start_ms=start_ms)
+            settlements = await rest.funding_rate(symbol, start_ms=start_ms, retries=_POLL_RETRIES)
         except RestError as exc:
             self._failed(key, "fundingRate", exc)
             failures = self._failures[key] = self._failures.get(key, 0) + 1
