@@ -81,6 +81,7 @@ from quantify.replay.perp_tape import PerpTape
 from quantify.replay.rest import RestApi
 from quantify.replay.routes import WsRoute, is_loopback, response, stream_tier, url_host, ws_route
 from quantify.replay.tape import SPOT, Tape
+from quantify.venues.binance.perp_files import read_funding_rows
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -138,7 +139,8 @@ class ReplayServer:
         self.rest = RestApi(self.tape, loop=c.loop, weight_limit=c.weight_limit, books=self.books)
         self.rest.forced_429 = c.force_429
         self.fapi = UsdmRestApi(self.tape, loop=c.loop, weight_limit=c.usdm_weight_limit,
-                                forced=self.rest._forced, books=self.books)
+                                forced=self.rest._forced, books=self.books,
+                                funding_rows=[r for f in c.funding_files for r in read_funding_rows(f)])
         liquidations = self.tape.liquidations(c.seed)
         #: Every event tape riding on the trades, by index: books, then marks, then liquidations.
         self._book_tapes: list[EventTape] = [*self.tape.books.values(), *self.tape.marks.values(),
@@ -261,15 +263,20 @@ class ReplayServer:
         }
 
     def synthetic(self) -> dict[str, list[str]]:
-        """What the replay serves that no recording holds, by instrument: ``markPrice``, ``forceOrder``.
+        """What the replay serves that no recording holds, by instrument.
 
-        Binance's messages have no field for it: this is the label
-        (:mod:`quantify.replay.perp_tape` says how each is made).
+        ``markPrice`` (where no marks are recorded), ``forceOrder``, and on
+        REST ``fundingRate`` (the settlements made from the marks),
+        ``openInterest`` (with ``openInterestHist``). Binance's messages have
+        no field for it: this is the label (:mod:`quantify.replay.perp_tape`
+        and :mod:`quantify.replay.fapi_perp` say how each is made).
         """
         out: dict[str, list[str]] = {}
         for event_tape in self._book_tapes:
             if isinstance(event_tape, PerpTape) and event_tape.synthetic:
                 out.setdefault(event_tape.key, []).append(event_tape.kind)
+        for key in self.tape.marks:
+            out.setdefault(key, []).extend(("fundingRate", "openInterest"))
         return out
 
     # ---- replay clock ----------------------------------------------------------
@@ -384,7 +391,7 @@ class ReplayServer:
             return None
         # Everything else is REST (unknown paths get a 404 from RestApi).
         client = conn.remote_address[0] if conn.remote_address else "?"
-        api = self.fapi if path.startswith(self.fapi.prefix) else self.rest
+        api = self.fapi if self.fapi.serves(path) else self.rest
         res = api.handle(path, query, client, self.position(), self.now_ms())
         headers = [("Content-Type", "application/json;charset=UTF-8"), *res.headers.items()]
         return response(res.status, res.body, headers)

@@ -95,7 +95,7 @@ def test_recorded_marks_round_trip_exactly(perp_tape: Tape, serve: Any) -> None:
     assert all(isinstance(m, MarkPrice) for m in parsed) and parser.malformed_total == 0
     assert [m.funding_rate for m in parsed] == [float(w["r"]) for w in marks]  # type: ignore[union-attr]
     assert {m["T"] for m in marks} == {1680652800000, 1680681600000}  # crosses the 00:00 settlement
-    assert server.stats["synthetic"] == {PERP: ["forceOrder"]}  # the marks are recorded
+    assert server.stats["synthetic"] == {PERP: ["forceOrder", "fundingRate", "openInterest"]}  # marks recorded
 
 
 def test_three_second_stream_and_combined_frames(perp_tape: Tape, serve: Any) -> None:
@@ -162,7 +162,7 @@ def test_synthetic_marks_follow_the_trades(pair_tape: Tape, serve: Any) -> None:
         assert event["T"] == next_funding_time(event["E"]) == 1723161600000
         total += (float(event["p"]) - float(event["i"])) / float(event["i"])
         assert event["r"] == f"{funding_rate(total / (k + 1)):.8f}"
-    assert server.stats["synthetic"] == {PERP: ["markPrice", "forceOrder"]}
+    assert server.stats["synthetic"] == {PERP: ["markPrice", "forceOrder", "fundingRate", "openInterest"]}
 
 
 def test_funding_formula() -> None:
