@@ -7,6 +7,8 @@ synthetic ``forceOrder`` events drawn from its large trades with the
 replay's seed. The service subscribes them through the same code path it
 uses for Binance; ``store.mark`` must then equal the recorded events in every
 field (mark, index, estimated settle price, funding rate, next funding time).
+Its REST serves the settlement the marks cross (2023-04-05 00:00 UTC) and a
+synthetic open interest, which the service polls.
 """
 
 from __future__ import annotations
@@ -61,12 +63,13 @@ def test_replayed_marks_are_stored_exactly(lmdb_uri: str) -> None:
     expected = expected_marks()
     last = expected.index[-1]
     with ReplayThread(server=ReplayServer(config, tape=tape)) as replay:
-        service = perp_service(lmdb_uri, replay)
+        service = perp_service(lmdb_uri, replay, funding_delay=0.2)
         service.start_in_thread()
         try:
             def done() -> bool:
-                return last_trades(lmdb_uri).get(USDM, (0,))[0] == LAST_TRADE_ID and \
-                    service.status().perps[USDM].last_mark_time == last
+                p = service.status().perps[USDM]
+                return last_trades(lmdb_uri).get(USDM, (0,))[0] == LAST_TRADE_ID and p.last_mark_time == last \
+                    and p.funding_stored == 1 and p.open_interest_stored >= 1
             assert wait_for(done, 60), service.status().perps
         finally:
             service.join(timeout=10)
@@ -83,7 +86,17 @@ def test_replayed_marks_are_stored_exactly(lmdb_uri: str) -> None:
     assert len(sent) > 0
     assert list(liquidations.index.asi8 // 1_000_000) == [e["o"]["T"] for e in sent]
     assert list(liquidations["avg_price"]) == [float(e["o"]["ap"]) for e in sent]
+    # the settlement the marks cross (00:00), fetched from the replay's fundingRate once they moved on:
+    # the replay settles at the rate and mark of the last mark event at or before it
+    settlement = pd.Timestamp("2023-04-05", tz="UTC")
+    before = expected[expected.index <= settlement].iloc[-1]
+    funding = reader(lmdb_uri).funding(USDM)  # type: ignore[union-attr]
+    assert list(funding.index) == [settlement]
+    assert funding["funding_rate"].iloc[0] == before["funding_rate"]
+    assert funding["mark_price"].iloc[0] == before["mark_price"]
+    assert (reader(lmdb_uri).open_interest(USDM)["open_interest"] > 0).all()  # type: ignore[union-attr]
     status = service.status().perps[USDM]
+    assert status.poll_errors == 0 and status.last_funding_time == settlement
     assert (status.marks_stored, status.liquidations_stored) == (len(marks), len(sent))
     assert status.duplicates_dropped == 0
     assert status.next_funding_time == pd.Timestamp("2023-04-05 08:00", tz="UTC")
