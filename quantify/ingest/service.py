@@ -220,6 +220,8 @@ class IngestService:
                     if await self._unless_stopped(check):
                         writer.set_state(WriterState.RUNNING)
                         logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
+                        if receiver.perps is not None and receiver.perps.keys:
+                            logger.info("with the perpetual data of %s", ",".join(receiver.perps.keys))
                         owned = self.owned
                         for key in owned:
                             receiver.buffer(key)

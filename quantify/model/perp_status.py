@@ -125,6 +125,14 @@ class PerpStatus:
                 values[f.name] = _int(raw)
         return cls(instrument=instrument, **values)
 
+    def to_row(self) -> dict[str, Any]:
+        """The row of a status table (``qf.status()`` in a notebook)."""
+        return {"perpetual": self.instrument, "mark": self.mark_price, "mark time (UTC)": _clock(self.last_mark_time),
+                "funding rate": self.funding_rate, "next funding (UTC)": _clock(self.next_funding_time),
+                "open interest": self.open_interest, "marks": self.marks_stored,
+                "liquidations": self.liquidations_stored, "settlements": self.funding_stored,
+                "poll errors": self.poll_errors}
+
     def summary(self) -> str:
         """One line: ``binance-usdm:BTCUSDT perp · mark 28,301.5 at ... · funding 0.0100 % at ... · ...``."""
         mark = "no mark yet" if self.mark_price is None else (

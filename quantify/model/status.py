@@ -603,4 +603,8 @@ class StoreStatus:
                        f" · {d['ticks_per_second']:,.0f} ticks/s" + "".join(f" · {p}" for p in problems))
         rows = [inst.to_row(sharded=self.sharded) for inst in self.instruments]
         header = list(rows[0]) if rows else ["symbol", "rows"]
-        return _html_table(header, [list(r.values()) for r in rows], caption)
+        out = _html_table(header, [list(r.values()) for r in rows], caption)
+        perps = [p.to_row() for p in (self.writer.perps.values() if self.writer is not None else ())]
+        if perps:
+            out += _html_table(list(perps[0]), [list(r.values()) for r in perps], "perpetuals (live data this run)")
+        return out

@@ -257,6 +257,7 @@ def test_perp_status_is_published_and_read_back(tmp_path: Path) -> None:
     stopped = qf.status(uri)  # what `quantify status` prints: the last published status
     assert stopped.writer is not None and stopped.writer.perps[USDM].marks_stored == 20
     assert "perpetuals (live data this run)" in stopped.summary()
+    assert "perpetuals (live data this run)" in stopped._repr_html_() and "next funding (UTC)" in stopped._repr_html_()
     doc = StoreStatus(store=uri, writers=(published,)).to_dict()
     assert doc["perps"][USDM]["marks_stored"] == 20
     assert StoreStatus.from_dict(doc).writers[0].perps[USDM].marks_stored == 20
