@@ -170,12 +170,13 @@ class Journal:
         self._closed = kept
         return removed
 
-    def close(self, last_seen: dict[str, int], stored_next_ids: dict[str, int]) -> None:
-        """Close the current segment; delete every segment whose trades are all stored."""
+    def close(self, last_seen: dict[str, int], stored_next_ids: dict[str, int], *, release: bool = True) -> None:
+        """Close the current segment; delete every segment whose trades are all stored (unless not ``release``)."""
         if self._fh is None:
             return
         self._close_current(last_seen)
-        self.release(stored_next_ids)
+        if release:
+            self.release(stored_next_ids)
 
     @property
     def size_bytes(self) -> int:

@@ -212,9 +212,15 @@ class Receiver:
                 feed.journal.release(stored_next, all_leftover=True)
 
     def close_journals(self, stored_next: dict[str, int]) -> None:
+        """Close each journal, deleting the segments whose trades are all stored.
+
+        While perpetual data the store refused waits, every segment is kept:
+        the next writer stores it from them.
+        """
+        keep = self.perps is not None and self.perps.pending > 0
         for feed in self.feeds.values():
             if feed.journal is not None:
-                feed.journal.close(feed.last_seen(), stored_next)
+                feed.journal.close(feed.last_seen(), stored_next, release=not keep)
 
     @property
     def journal_errors(self) -> int:

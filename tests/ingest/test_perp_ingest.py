@@ -181,6 +181,31 @@ def test_a_refused_append_keeps_the_marks_until_stored(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(marks.drop(columns="recv_time"), expected_marks(frames), check_freq=False)
 
 
+def test_marks_the_store_refused_at_shutdown_stay_in_the_journal(tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    uri = f"lmdb://{store_dir}"
+    frames = mark_frames()[:20]
+    with FrameServer({"markPrice": frames}) as server:
+        cfg = perp_config(uri, server.ws_url, duration=1.5)
+        refusing = IngestService(cfg, rest_transport=usdm_rest(funding=False))
+
+        def refuse(kind: str, by_key: Any) -> dict[str, int]:
+            raise StoreError("no space left on device")
+
+        refusing.store.append_perp = refuse  # type: ignore[method-assign]
+        refusing.start_in_thread()
+        refusing._thread.join(30)  # type: ignore[union-attr]
+        assert refusing.status().perps[USDM].marks_received == 20
+        assert list((store_dir / "journal" / "binance-usdm").glob("journal-*.log"))  # kept
+    with FrameServer({}) as server:
+        after = IngestService(perp_config(uri, server.ws_url, duration=0.5), rest_transport=usdm_rest(funding=False))
+        after.start_in_thread()
+        after._thread.join(30)  # type: ignore[union-attr]
+    assert after.status().perps[USDM].marks_stored == 20
+    marks = open_store(uri).mark(USDM)
+    pd.testing.assert_frame_equal(marks.drop(columns="recv_time"), expected_marks(frames), check_freq=False)
+
+
 def test_spot_instruments_are_left_out_with_one_notice(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     uri = f"lmdb://{tmp_path}/store"
     with FrameServer({"markPrice": mark_frames()[:5]}) as server:
