@@ -162,7 +162,7 @@ class Receiver:
         (the service enters ``RECOVERING``). Returns the number of leftover
         segments; the trades recovered are counted in ``stats.journal_recovered``.
         """
-        leftover = perp_recovered = 0
+        leftover = perp_recovered = perp_unkept = 0
         before = sum(len(b.ready) for b in self.buffers.values())
         for feed in self.feeds.values():
             journal = feed.journal
@@ -180,10 +180,13 @@ class Receiver:
                     books.on_diff(feed, event, 0)  # continues a book resumed from the store
                 elif books is not None and type(event) is BookTicker:
                     books.on_ticker(feed, event, 0)
-                elif perps is not None and type(event) is MarkPrice:
-                    perp_recovered += perps.on_mark(feed, event._replace(recv_ns=recv_ns))
-                elif perps is not None and type(event) is Liquidation:
-                    perp_recovered += perps.on_liquidation(feed, event._replace(recv_ns=recv_ns))
+                elif type(event) is MarkPrice or type(event) is Liquidation:
+                    if perps is None:
+                        perp_unkept += 1
+                    elif type(event) is MarkPrice:
+                        perp_recovered += perps.on_mark(feed, event._replace(recv_ns=recv_ns))
+                    else:
+                        perp_recovered += perps.on_liquidation(feed, event._replace(recv_ns=recv_ns))
         if leftover:
             recovered = sum(len(b.ready) for b in self.buffers.values()) - before
             self.stats.journal_recovered += recovered
@@ -191,6 +194,9 @@ class Receiver:
             logger.info("journal: %d trades%s recovered from %d segment(s)", recovered,
                         f" and {perp_recovered} marks and liquidations" if self.perps is not None else "",
                         leftover)
+        if perp_unkept:
+            logger.warning("journal: %d marks and liquidations of a previous run not stored: this run keeps no "
+                           "perpetual data (quantify ingest --perp, $QUANTIFY_PERPS)", perp_unkept)
         return leftover
 
     def start_journals(self) -> None:

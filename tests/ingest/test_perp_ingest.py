@@ -258,6 +258,21 @@ def test_journal_of_a_killed_writer_is_stored_once(tmp_path: Path) -> None:
     assert marks["recv_time"].iloc[0] == 1_680_652_701_000_000_000  # the journal's receive time kept
 
 
+def test_a_run_without_perps_says_what_of_the_journal_it_does_not_store(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store_dir = tmp_path / "store"
+    write_journal(store_dir, mark_frames()[:5])
+    with FrameServer({}) as server:
+        cfg = perp_config(f"lmdb://{store_dir}", server.ws_url, duration=0.3).with_(perps=())
+        with caplog.at_level("WARNING", logger="quantify.ingest.receiver"):
+            service = IngestService(cfg, rest_transport=usdm_rest(funding=False))
+            service.start_in_thread()
+            service._thread.join(30)  # type: ignore[union-attr]
+    assert [r.message for r in caplog.records if "not stored" in r.message] == [
+        "journal: 5 marks and liquidations of a previous run not stored: this run keeps no perpetual data "
+        "(quantify ingest --perp, $QUANTIFY_PERPS)"]
+
+
 # -- status -------------------------------------------------------------------------------
 
 
