@@ -180,11 +180,14 @@ class Receiver:
                     books.on_diff(feed, event, 0)  # continues a book resumed from the store
                 elif books is not None and type(event) is BookTicker:
                     books.on_ticker(feed, event, 0)
-                elif type(event) is MarkPrice or type(event) is Liquidation:
+                elif type(event) is MarkPrice:
                     if perps is None:
                         perp_unkept += 1
-                    elif type(event) is MarkPrice:
+                    else:
                         perp_recovered += perps.on_mark(feed, event._replace(recv_ns=recv_ns))
+                elif type(event) is Liquidation:
+                    if perps is None:
+                        perp_unkept += 1
                     else:
                         perp_recovered += perps.on_liquidation(feed, event._replace(recv_ns=recv_ns))
         if leftover:
