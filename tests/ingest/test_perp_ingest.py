@@ -28,9 +28,11 @@ from perp_helpers import (
 )
 
 import quantify as qf
+from quantify import alerts as qa
 from quantify.config import IngestConfig, ingest_config_from_env
 from quantify.exceptions import StoreError
 from quantify.ingest.feeds import perp_instruments, stream_urls
+from quantify.ingest.listeners import standard_listeners
 from quantify.ingest.service import IngestService
 from quantify.model.perp import MARK_COLUMNS
 from quantify.model.status import StoreStatus, WriterState, WriterStatus
@@ -136,6 +138,26 @@ def test_streamed_marks_liquidations_open_interest_and_funding_are_stored(tmp_pa
     assert status.next_funding_time == last["next_funding_time"]
     assert status.last_funding_time == pd.Timestamp(SETTLEMENT_MS, unit="ms", tz="UTC")
     assert status.open_interest == OPEN_INTEREST and status.poll_errors == 0
+
+
+def test_live_marks_fire_the_funding_alert(tmp_path: Path) -> None:
+    """The writer's listeners (the alert engine's ``perp_batch``) judge the marks as they are stored."""
+    uri = f"lmdb://{tmp_path}/store"
+    store = open_store(uri, create=True)
+    rid = qa.AlertBook(store).add(qa.funding_above(USDM, 0.284, unit="bps"), check_symbols=False)
+    with FrameServer({"markPrice": mark_frames()}) as server:
+        cfg = perp_config(uri, server.ws_url).with_(alerts=True)
+        service = IngestService(cfg, listeners=standard_listeners(store, cfg), rest_transport=usdm_rest())
+        service.start_in_thread()
+        try:
+            assert wait_for(lambda: service.status().perps[USDM].marks_stored == 514
+                            and service.status().listeners.get("alerts_marks") == 514, 60)
+        finally:
+            service.join(timeout=10)
+    marks = expected_marks()
+    crossing = marks.index[(marks["funding_rate"] * 1e4 >= 0.284).to_numpy().argmax()]
+    history = qa.AlertBook(open_store(uri)).history()
+    assert list(history["rule_id"]) == [rid] and list(history["fired_at"]) == [crossing]
 
 
 def test_a_reconnect_stores_no_mark_twice(tmp_path: Path) -> None:
