@@ -14,7 +14,7 @@ import orjson
 import pytest
 import websockets
 
-from quantify.model.perp import MarkPrice
+from quantify.model.perp import Liquidation, MarkPrice
 from quantify.replay.config import ReplayConfig
 from quantify.replay.perp_tape import FUNDING_INTERVAL_MS, funding_rate, next_funding_time
 from quantify.replay.server import ReplayServer
@@ -193,6 +193,9 @@ def test_synthetic_liquidations(pair_tape: Tape, serve: Any) -> None:
         assert o["T"] in by_time
         ap, p = float(o["ap"]), float(o["p"])
         assert (p < ap) if o["S"] == "SELL" else (p > ap)
+    parser = FrameParser()  # what the ingestion reads them with
+    parsed = [parser.parse(orjson.dumps(e)) for e in got]
+    assert all(isinstance(x, Liquidation) for x in parsed) and parser.malformed_total == 0
     # deterministic with the seed, different with another
     again = [orjson.loads(m) for m in collect(f"{serve(pair_tape, seed=5).ws_url}/market/ws/btcusdt@forceOrder",
                                               count)]
