@@ -24,7 +24,8 @@ __all__ = ["MAX_STREAMS_PER_CONNECTION", "Client", "control", "ws_error"]
 #: Binance: at most 1024 streams per connection.
 MAX_STREAMS_PER_CONNECTION = 1024
 
-_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+(@[A-Za-z0-9_]+)+")
+#: ``<symbol>@<kind>...``, or ``!<kind>...``: every symbol's stream (``!markPrice@arr@1s``, ``!bookTicker``)
+_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+(@[A-Za-z0-9_]+)+|![A-Za-z0-9_]+(@[A-Za-z0-9_]+)*")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9\-_]{1,36}")
 _METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
 

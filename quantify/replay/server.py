@@ -21,7 +21,8 @@ recording does not hold (spot ``@depth`` at 1 s, partial books ``@depth5``
 ...) are accepted and carry nothing.
 
 Perpetuals (USD-M, on ``/market``): ``<sym>@markPrice@1s`` and
-``<sym>@markPrice`` (3 s) serve a recording's ``markPriceUpdate`` events as
+``<sym>@markPrice`` (3 s; every symbol's at once: ``!markPrice@arr@1s``,
+``!markPrice@arr``) serve a recording's ``markPriceUpdate`` events as
 recorded, or synthetic ones made each second from the trades where the
 recording has none; ``<sym>@forceOrder`` serves synthetic liquidations
 (recordings hold none), seeded by ``seed`` (:mod:`quantify.replay.perp_tape`).
@@ -143,7 +144,8 @@ class ReplayServer:
                                 funding_rows=[r for f in c.funding_files for r in read_funding_rows(f)])
         liquidations = self.tape.liquidations(c.seed)
         #: Every event tape riding on the trades, by index: books, then marks, then liquidations.
-        self._book_tapes: list[EventTape] = [*self.tape.books.values(), *self.tape.marks.values(),
+        all_marks = [self.tape.all_marks] if self.tape.all_marks is not None else []
+        self._book_tapes: list[EventTape] = [*self.tape.books.values(), *self.tape.marks.values(), *all_marks,
                                              *liquidations.values()]
         self._tapes_of: dict[str, list[EventTape]] = {}
         for event_tape in self._book_tapes:
@@ -505,6 +507,8 @@ class ReplayServer:
                     agg.add(sym.index)
                 continue
             key = sym_name.upper() if route.venue == SPOT else f"{route.venue}:{sym_name.upper()}"
+            if sym_name.startswith("!"):  # every symbol's stream (!markPrice@arr@1s)
+                key, sym_name = f"{route.venue}:{sym_name}", sym_name.lower()
             found = [(t, t.stream_role(name)) for t in self._tapes_of.get(key, ())] if sym_name.islower() else []
             roles = [(t.index, role) for t, role in found if role is not None]
             if not roles:

@@ -201,3 +201,21 @@ def test_synthetic_liquidations(pair_tape: Tape, serve: Any) -> None:
                                               count)]
     other = pair_tape.liquidations(6)[PERP].payloads(0, 5)
     assert again == got and other != got
+
+
+def test_every_symbols_marks_in_one_array(serve: Any) -> None:
+    usdm_only = Tape(usdm_sample_files())  # BTCUSDT and ETHUSDT perpetuals
+    server = serve(usdm_only)
+    btc, eth = (usdm_only.marks[f"binance-usdm:{s}"].payloads(0, 3) for s in ("BTCUSDT", "ETHUSDT"))
+    seconds = sorted({e["E"] // 1000 for e in btc + eth})
+
+    async def subscribed() -> list[Any]:
+        async with websockets.connect(f"{server.ws_url}/market/ws", max_size=None) as ws:
+            await ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": ["!markPrice@arr@1s"], "id": 1}))
+            assert orjson.loads(await ws.recv()) == {"result": None, "id": 1}
+            return [orjson.loads(await ws.recv()) for _ in seconds]
+
+    got = asyncio.run(asyncio.wait_for(subscribed(), TIMEOUT))
+    assert all(isinstance(g, list) for g in got)
+    assert [e for g in got for e in g] == sorted(btc + eth, key=lambda e: (e["E"] // 1000, e["s"] != "BTCUSDT"))
+    assert [{e["E"] // 1000 for e in g} for g in got] == [{s} for s in seconds]
