@@ -75,7 +75,7 @@ from websockets.protocol import State
 from quantify.replay._wsframes import garbled, ws_text_frame
 from quantify.replay.book_streams import BookStream, EventTape
 from quantify.replay.config import DEFAULT_CHUNK_EVENTS, DEFAULT_HOST, DEFAULT_SPEED, ReplayConfig
-from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control
+from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control, resolve
 from quantify.replay.depth import ServedBooks
 from quantify.replay.fapi import UsdmRestApi
 from quantify.replay.perp_tape import PerpTape
@@ -488,34 +488,7 @@ class ReplayServer:
         self._resolve(client)
 
     def _resolve(self, client: Client) -> None:
-        trade: set[int] = set()
-        agg: set[int] = set()
-        books: dict[int, set[int]] = {}
-        route = client.route
-        for name in client.streams:
-            sym_name, _, kind = name.partition("@")
-            if route.tier is not None and stream_tier(name) != route.tier:
-                logger.debug("stream %s carries no data here", name)
-                continue
-            if kind in ("trade", "aggTrade"):
-                sym = self.tape.symbol(sym_name.upper(), route.venue) if sym_name.islower() else None
-                if sym is None:
-                    logger.debug("stream %s carries no data here", name)
-                elif kind == "trade":
-                    trade.add(sym.index)
-                else:
-                    agg.add(sym.index)
-                continue
-            key = sym_name.upper() if route.venue == SPOT else f"{route.venue}:{sym_name.upper()}"
-            if sym_name.startswith("!"):  # every symbol's stream (!markPrice@arr@1s)
-                key, sym_name = f"{route.venue}:{sym_name}", sym_name.lower()
-            found = [(t, t.stream_role(name)) for t in self._tapes_of.get(key, ())] if sym_name.islower() else []
-            roles = [(t.index, role) for t, role in found if role is not None]
-            if not roles:
-                logger.debug("stream %s carries no data here", name)
-                continue
-            books.setdefault(roles[0][0], set()).add(roles[0][1])
-        client.trade_syms, client.agg_syms, client.book_roles = trade, agg, books
+        resolve(client, self.tape, self._tapes_of)
 
     # ---- the data path -----------------------------------------------------------
 
