@@ -56,7 +56,8 @@ of spot and USD-M BTCUSDT. A recording without a depth snapshot streams its diff
 its REST depth is an error (its book cannot be known). With --loop, each lap starts
 with one synthetic depth event that turns the last lap's book into the next one's.
 
-perpetuals (USD-M, on /market): <sym>@markPrice@1s, <sym>@markPrice (3 s), <sym>@forceOrder
+perpetuals (USD-M, on /market): <sym>@markPrice@1s, <sym>@markPrice (3 s), <sym>@forceOrder,
+and !markPrice@arr@1s / !markPrice@arr (every symbol's marks, one array a second)
   ws://HOST:PORT/market/stream?streams=btcusdt@markPrice@1s/btcusdt@forceOrder
   mark prices are served as recorded where a recording holds markPriceUpdate events;
   otherwise they are SYNTHETIC: each second, mark = the last perpetual trade price,

@@ -37,8 +37,8 @@ def garbled(frame: bytes, rng: random.Random) -> bytes:
     if how == 0:
         return ws_text_frame(payload[: max(1, len(payload) // 2)])
     msg = orjson.loads(payload)
-    data = msg.get("data", msg)
-    if "p" not in data:
+    data = msg.get("data", msg) if isinstance(msg, dict) else msg
+    if not isinstance(data, dict) or "p" not in data:  # an array (``!markPrice@arr``): truncate it too
         return ws_text_frame(payload[: max(1, len(payload) // 2)])
     if how == 1:
         for key in ("t", "a", "T"):

@@ -42,9 +42,9 @@
     ``startTime``, ``endTime``) has one row per period boundary within the
     30 days before the replay clock, as Binance keeps: paging as
     ``fundingRate``; a range wholly older answers ``[]``. Rows carry
-    ``sumOpenInterest`` and ``sumOpenInterestValue`` (8 decimals; the value
-    at the mark of that time, the tape's first mark before the tape) and
-    ``timestamp``.
+    ``sumOpenInterest`` and ``sumOpenInterestValue`` (8 decimals; valued at
+    the instrument's first mark, times the lap's price factor of the
+    trades when looping) and ``timestamp``.
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ class PerpAnswers:
         self.file_funding = {s: [rows[t] for t in sorted(rows)] for s, rows in sorted(by_symbol.items())}
         self._marks: dict[str, PerpTape] = {t.symbol: t for t in tape.marks.values()}
         self._decoded: OrderedDict[tuple[str, int], tuple[list[int], list[dict[str, Any]]]] = OrderedDict()
+        self._settled: dict[str, tuple[int, list[dict[str, Any]]]] = {}  # symbol -> (next to make, made)
 
     # ---- what is served ------------------------------------------------------------
 
@@ -171,20 +172,31 @@ class PerpAnswers:
 
     # ---- fundingRate -------------------------------------------------------------------
 
+    def _synthetic_settlements(self, tape: PerpTape, now_ms: int) -> list[dict[str, Any]]:
+        """``tape``'s synthetic settlements up to ``now_ms`` (made once each: the clock only moves on)."""
+        next_s, rows = self._settled.get(tape.symbol, (-1, []))
+        if next_s < 0:
+            first = self._lap_marks(tape, 0)[0]
+            if not first:
+                return []
+            next_s = (first[0] // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+        end = now_ms if self.loop else min(now_ms, self.tape.first_time + self.tape.lap_ms + FUNDING_INTERVAL_MS)
+        while next_s <= end:
+            mark = self.mark_at(tape, next_s)
+            if mark is not None and mark["E"] > next_s - FUNDING_INTERVAL_MS:  # marks reach this settlement
+                rows.append({"symbol": tape.symbol, "fundingTime": next_s, "fundingRate": mark["r"],
+                             "markPrice": mark["p"]})
+            next_s += FUNDING_INTERVAL_MS
+        self._settled[tape.symbol] = (next_s, rows)
+        return rows[:bisect_right([r["fundingTime"] for r in rows], now_ms)]
+
     def settlements(self, symbol: str, now_ms: int) -> list[dict[str, Any]]:
         """Every settlement of ``symbol`` up to ``now_ms``, ascending: file rows and synthetic ones."""
         rows = {r["fundingTime"]: r for r in self.file_funding.get(symbol, ()) if r["fundingTime"] <= now_ms}
         tape = self._marks.get(symbol)
         if tape is not None:
-            first = self._lap_marks(tape, 0)[0]
-            if first:
-                s = (first[0] // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
-                while s <= now_ms:
-                    mark = self.mark_at(tape, s)
-                    if mark is not None and mark["E"] > s - FUNDING_INTERVAL_MS and s not in rows:
-                        rows[s] = {"symbol": symbol, "fundingTime": s, "fundingRate": mark["r"],
-                                   "markPrice": mark["p"]}
-                    s += FUNDING_INTERVAL_MS
+            for row in self._synthetic_settlements(tape, now_ms):
+                rows.setdefault(row["fundingTime"], row)
         return [rows[t] for t in sorted(rows)]
 
     def funding_rate(self, params: dict[str, str], now_ms: int) -> list[dict[str, Any]]:
@@ -224,6 +236,15 @@ class PerpAnswers:
         wave = sum(a * math.sin(2 * math.pi * ms / p + (k + 1) * phase) for k, (a, p) in enumerate(_WAVES))
         return _OPEN_INTEREST_VALUE / first * (1 + wave)
 
+    def _price_at(self, tape: PerpTape, ms: int) -> str:
+        """The price open interest is valued at: the first mark, times the lap's price factor when looping."""
+        first = self._mark_or_first(tape, self.tape.first_time)["p"]
+        sym = self.tape.symbol(tape.symbol, USDM)
+        lap = max(0, (ms - self.tape.first_time) // self.tape.lap_ms) if self.loop else 0
+        if sym is None or lap == 0:
+            return str(first)
+        return f"{float(first) * sym.lap_prices.factor(lap):.8f}"
+
     def _qty_scale(self, tape: PerpTape) -> int:
         sym = self.tape.symbol(tape.symbol, USDM)
         return sym.qty_scale if sym is not None else 3
@@ -259,7 +280,7 @@ class PerpAnswers:
         for k in range(k0, min(count, k0 + limit)):
             t = first + k * step
             contracts = Decimal(f"{self._contracts(tape, t):.{qs}f}")
-            value = (contracts * Decimal(self._mark_or_first(tape, t)["p"])).quantize(_EIGHT)
+            value = (contracts * Decimal(self._price_at(tape, t))).quantize(_EIGHT)
             rows.append({"symbol": tape.symbol, "sumOpenInterest": f"{contracts:.8f}",
                          "sumOpenInterestValue": f"{value:.8f}", "timestamp": t})
         return rows

@@ -69,8 +69,11 @@ __all__ = [
     "FUNDING_INTERVAL_MS",
     "MARK",
     "MARK_3S",
+    "MARK_ARR",
+    "MARK_ARR_3S",
     "PerpTape",
     "PerpTapeBuilder",
+    "all_marks_tape",
     "funding_rate",
     "liquidation_tapes",
     "next_funding_time",
@@ -78,6 +81,8 @@ __all__ = [
 
 #: Stream roles of perpetual events (beside a book tape's depth, ticker and derived roles).
 MARK, MARK_3S, FORCE = 3, 4, 5
+#: Roles of ``!markPrice@arr@1s`` and ``!markPrice@arr`` (every symbol's marks, one array a second).
+MARK_ARR, MARK_ARR_3S = 6, 7
 #: Binance's settlement interval on most perpetuals: 00:00, 08:00 and 16:00 UTC.
 FUNDING_INTERVAL_MS = 8 * 3_600_000
 #: Binance's funding formula: interest rate per interval, premium clamp, and the rate cap used here.
@@ -311,6 +316,35 @@ class PerpTapeBuilder:
             out[key] = PerpTape(sym.symbol, key, _mark_streams(sym.symbol), True, slot_time,
                                 _synthetic_marks(sym, spot_sym))
         return dict(sorted(out.items()))
+
+
+def all_marks_tape(marks: Mapping[str, PerpTape], slot_time: Sequence[int], usdm: str) -> PerpTape | None:
+    """``!markPrice@arr@1s`` and ``!markPrice@arr``: every instrument's mark events of one second in one
+    array, sent with the second's last one (None without marks). Its events are the instruments'
+    own (recorded or synthetic as they are: :meth:`PerpTape.synthetic` labels those)."""
+    tapes = list(marks.values())
+    if not tapes:
+        return None
+
+    def render(lap: int, lap_ms: int) -> list[Event]:
+        by_second: dict[int, list[tuple[int, bytes]]] = {}
+        for tape in tapes:
+            for role, t, payload in tape._render(lap, lap_ms):
+                if role == MARK:
+                    by_second.setdefault(t // _SECOND, []).append((t, payload))
+        out: list[Event] = []
+        for second in sorted(by_second):
+            group = by_second[second]
+            payload = b"[" + b",".join(p for _, p in group) + b"]"
+            t = max(t for t, _ in group)
+            out.append((MARK_ARR, t, payload))
+            if second % 3 == 0:
+                out.append((MARK_ARR_3S, t, payload))
+        out.sort(key=lambda e: e[1])
+        return out
+
+    return PerpTape("!markPrice", f"{usdm}:!markPrice", {MARK_ARR: "!markPrice@arr@1s", MARK_ARR_3S: "!markPrice@arr"},
+                    False, slot_time, render)
 
 
 # ---- liquidations -----------------------------------------------------------------

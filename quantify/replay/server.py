@@ -21,7 +21,8 @@ recording does not hold (spot ``@depth`` at 1 s, partial books ``@depth5``
 ...) are accepted and carry nothing.
 
 Perpetuals (USD-M, on ``/market``): ``<sym>@markPrice@1s`` and
-``<sym>@markPrice`` (3 s) serve a recording's ``markPriceUpdate`` events as
+``<sym>@markPrice`` (3 s; every symbol's at once: ``!markPrice@arr@1s``,
+``!markPrice@arr``) serve a recording's ``markPriceUpdate`` events as
 recorded, or synthetic ones made each second from the trades where the
 recording has none; ``<sym>@forceOrder`` serves synthetic liquidations
 (recordings hold none), seeded by ``seed`` (:mod:`quantify.replay.perp_tape`).
@@ -74,7 +75,7 @@ from websockets.protocol import State
 from quantify.replay._wsframes import garbled, ws_text_frame
 from quantify.replay.book_streams import BookStream, EventTape
 from quantify.replay.config import DEFAULT_CHUNK_EVENTS, DEFAULT_HOST, DEFAULT_SPEED, ReplayConfig
-from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control
+from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control, resolve
 from quantify.replay.depth import ServedBooks
 from quantify.replay.fapi import UsdmRestApi
 from quantify.replay.perp_tape import PerpTape
@@ -143,7 +144,8 @@ class ReplayServer:
                                 funding_rows=[r for f in c.funding_files for r in read_funding_rows(f)])
         liquidations = self.tape.liquidations(c.seed)
         #: Every event tape riding on the trades, by index: books, then marks, then liquidations.
-        self._book_tapes: list[EventTape] = [*self.tape.books.values(), *self.tape.marks.values(),
+        all_marks = [self.tape.all_marks] if self.tape.all_marks is not None else []
+        self._book_tapes: list[EventTape] = [*self.tape.books.values(), *self.tape.marks.values(), *all_marks,
                                              *liquidations.values()]
         self._tapes_of: dict[str, list[EventTape]] = {}
         for event_tape in self._book_tapes:
@@ -486,32 +488,7 @@ class ReplayServer:
         self._resolve(client)
 
     def _resolve(self, client: Client) -> None:
-        trade: set[int] = set()
-        agg: set[int] = set()
-        books: dict[int, set[int]] = {}
-        route = client.route
-        for name in client.streams:
-            sym_name, _, kind = name.partition("@")
-            if route.tier is not None and stream_tier(name) != route.tier:
-                logger.debug("stream %s carries no data here", name)
-                continue
-            if kind in ("trade", "aggTrade"):
-                sym = self.tape.symbol(sym_name.upper(), route.venue) if sym_name.islower() else None
-                if sym is None:
-                    logger.debug("stream %s carries no data here", name)
-                elif kind == "trade":
-                    trade.add(sym.index)
-                else:
-                    agg.add(sym.index)
-                continue
-            key = sym_name.upper() if route.venue == SPOT else f"{route.venue}:{sym_name.upper()}"
-            found = [(t, t.stream_role(name)) for t in self._tapes_of.get(key, ())] if sym_name.islower() else []
-            roles = [(t.index, role) for t, role in found if role is not None]
-            if not roles:
-                logger.debug("stream %s carries no data here", name)
-                continue
-            books.setdefault(roles[0][0], set()).add(roles[0][1])
-        client.trade_syms, client.agg_syms, client.book_roles = trade, agg, books
+        resolve(client, self.tape, self._tapes_of)
 
     # ---- the data path -----------------------------------------------------------
 

@@ -58,7 +58,7 @@ from quantify.replay._decimals import decimals, format_units, to_units
 from quantify.replay._wsframes import ws_text_frame
 from quantify.replay.book_tape import BookTape, BookTapeBuilder
 from quantify.replay.laps import LapPrices
-from quantify.replay.perp_tape import PerpTape, PerpTapeBuilder, liquidation_tapes
+from quantify.replay.perp_tape import PerpTape, PerpTapeBuilder, all_marks_tape, liquidation_tapes
 from quantify.venues.binance.recordings import read_frames
 
 __all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market"]
@@ -299,7 +299,9 @@ class Tape:
             self.lap_ms = max(self.last_time, *book_times) - min(self.first_time, *book_times) + 1000
         for book in self.books.values():
             book.set_lap_ms(self.lap_ms)
-        for i, mark in enumerate(self.marks.values()):
+        #: ``!markPrice@arr@1s``: every USD-M instrument's marks, one array a second (None without marks).
+        self.all_marks = all_marks_tape(self.marks, self.slot_time, USDM)
+        for i, mark in enumerate([*self.marks.values(), *([self.all_marks] if self.all_marks else [])]):
             mark.index = len(self.books) + i
             mark.set_lap_ms(self.lap_ms)
         self._liquidations: dict[int, dict[str, PerpTape]] = {}
@@ -397,7 +399,7 @@ class Tape:
         if tapes is None:
             tapes = liquidation_tapes(self.symbols, self.slot_time, USDM, seed)
             for i, tape in enumerate(tapes.values()):
-                tape.index = len(self.books) + len(self.marks) + i
+                tape.index = len(self.books) + len(self.marks) + (self.all_marks is not None) + i
                 tape.set_lap_ms(self.lap_ms)
             self._liquidations[seed] = tapes
         return tapes

@@ -14,9 +14,9 @@ import orjson
 import pytest
 import websockets
 
-from quantify.model.perp import MarkPrice
+from quantify.model.perp import Liquidation, MarkPrice
 from quantify.replay.config import ReplayConfig
-from quantify.replay.perp_tape import FUNDING_INTERVAL_MS, funding_rate, next_funding_time
+from quantify.replay.perp_tape import FORCE, FUNDING_INTERVAL_MS, MARK, funding_rate, next_funding_time
 from quantify.replay.server import ReplayServer
 from quantify.replay.tape import Tape
 from quantify.replay.thread import ReplayThread
@@ -132,7 +132,7 @@ def test_wrong_tier_delivers_no_marks(perp_tape: Tape, serve: Any) -> None:
 
 def test_recorded_marks_in_later_laps(perp_tape: Tape) -> None:
     mark = perp_tape.marks[PERP]
-    lap0, lap1 = (mark.payloads(k, 3) for k in (0, 1))
+    lap0, lap1 = (mark.payloads(k, MARK) for k in (0, 1))
     sym = perp_tape.symbols[PERP]
     f = sym.lap_prices.factor(1)
     for a, b in zip(lap0, lap1):
@@ -177,7 +177,7 @@ def test_funding_formula() -> None:
 
 def test_synthetic_liquidations(pair_tape: Tape, serve: Any) -> None:
     server = serve(pair_tape, seed=5)
-    count = len(pair_tape.liquidations(5)[PERP].payloads(0, 5))
+    count = len(pair_tape.liquidations(5)[PERP].payloads(0, FORCE))
     got = [orjson.loads(m) for m in collect(f"{server.ws_url}/market/ws/btcusdt@forceOrder", count)]
     assert len(got) == count > 10, "some large trades become liquidations"
     perp = pair_tape.symbols[PERP]
@@ -193,8 +193,52 @@ def test_synthetic_liquidations(pair_tape: Tape, serve: Any) -> None:
         assert o["T"] in by_time
         ap, p = float(o["ap"]), float(o["p"])
         assert (p < ap) if o["S"] == "SELL" else (p > ap)
+    parser = FrameParser()  # what the ingestion reads them with
+    parsed = [parser.parse(orjson.dumps(e)) for e in got]
+    assert all(isinstance(x, Liquidation) for x in parsed) and parser.malformed_total == 0
     # deterministic with the seed, different with another
     again = [orjson.loads(m) for m in collect(f"{serve(pair_tape, seed=5).ws_url}/market/ws/btcusdt@forceOrder",
                                               count)]
-    other = pair_tape.liquidations(6)[PERP].payloads(0, 5)
+    other = pair_tape.liquidations(6)[PERP].payloads(0, FORCE)
     assert again == got and other != got
+
+
+def test_every_symbols_marks_in_one_array(serve: Any) -> None:
+    usdm_only = Tape(usdm_sample_files())  # BTCUSDT and ETHUSDT perpetuals
+    server = serve(usdm_only)
+    btc, eth = (usdm_only.marks[f"binance-usdm:{s}"].payloads(0, MARK) for s in ("BTCUSDT", "ETHUSDT"))
+    seconds = sorted({e["E"] // 1000 for e in btc + eth})
+
+    async def subscribed() -> list[Any]:
+        async with websockets.connect(f"{server.ws_url}/market/ws", max_size=None) as ws:
+            await ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": ["!markPrice@arr@1s"], "id": 1}))
+            assert orjson.loads(await ws.recv()) == {"result": None, "id": 1}
+            return [orjson.loads(await ws.recv()) for _ in seconds]
+
+    got = asyncio.run(asyncio.wait_for(subscribed(), TIMEOUT))
+    assert all(isinstance(g, list) for g in got)
+    assert [e for g in got for e in g] == sorted(btc + eth, key=lambda e: (e["E"] // 1000, e["s"] != "BTCUSDT"))
+    assert [{e["E"] // 1000 for e in g} for g in got] == [{s} for s in seconds]
+
+
+def test_synthetic_events_in_later_laps(pair_tape: Tape) -> None:
+    """Lap 1 shifts the times like the trades and takes its prices from the lap's trade prices."""
+    lap_ms = pair_tape.lap_ms
+    perp, spot = pair_tape.symbols[PERP], pair_tape.symbols["BTCUSDT"]
+    marks = pair_tape.marks[PERP]
+    m0, m1 = marks.payloads(0, MARK), marks.payloads(1, MARK)
+    assert len(m0) == len(m1) and all(b["E"] == a["E"] + lap_ms for a, b in zip(m0, m1, strict=True))
+    texts, spot_texts = perp.lap_prices.texts(1), spot.lap_prices.texts(1)
+    for event in m1:
+        e0 = event["E"] - lap_ms
+        assert float(event["p"]) == float(texts[bisect_right(perp.times, e0) - 1])
+        assert float(event["i"]) == float(spot_texts[bisect_right(spot.times, e0) - 1])
+        assert event["T"] == next_funding_time(event["E"])
+    liquidations = pair_tape.liquidations(0)[PERP]
+    l0, l1 = liquidations.payloads(0, FORCE), liquidations.payloads(1, FORCE)
+    assert len(l0) == len(l1)
+    for a, b in zip(l0, l1, strict=True):
+        assert b["E"] == a["E"] + lap_ms and b["o"]["T"] == a["o"]["T"] + lap_ms
+        assert b["o"]["q"] == a["o"]["q"] and b["o"]["S"] == a["o"]["S"]
+        rows = [r for r, t in enumerate(perp.times) if t == a["o"]["T"] and perp.qtys[r] == a["o"]["q"]]
+        assert {perp.prices[r] for r in rows} >= {a["o"]["ap"]} and b["o"]["ap"] in {texts[r] for r in rows}

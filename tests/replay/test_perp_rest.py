@@ -217,3 +217,16 @@ def test_a_whole_funding_backfill_in_one_page(pair_tape: Tape, serve: Any) -> No
     assert res.complete and (res.rows, res.added, res.pages, res.requests, res.weight) == (91, 91, 1, 1, 1)
     assert orjson.loads(orjson.dumps(list(store.funding(XRP).funding_rate))) == [
         float(r["fundingRate"]) for r in csv_rows()]
+
+
+def test_settlements_of_the_bundled_tape_and_of_every_symbol(pair_tape: Tape, serve: Any) -> None:
+    """The 2024 tape's marks end at 23:59:59: one synthetic settlement, 2024-08-09 00:00, at their last rate."""
+    answers = PerpAnswers(pair_tape, csv_rows())
+    last = pair_tape.marks["binance-usdm:BTCUSDT"].payloads(0, MARK)[-1]
+    settle = 1723161600000
+    assert answers.settlements("BTCUSDT", settle) == [
+        {"symbol": "BTCUSDT", "fundingTime": settle, "fundingRate": last["r"], "markPrice": last["p"]}]
+    server = serve(pair_tape)
+    every = get(server, "/fapi/v1/fundingRate", startTime=0, limit=1000).json()
+    assert every == csv_rows()  # the replay clock is before 00:00 until the spot trades reach it
+    assert [r["fundingTime"] for r in every] == sorted(r["fundingTime"] for r in every)
