@@ -13,15 +13,18 @@ synthetic open interest, which the service polls.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from ingest_helpers import last_trades, reader, wait_for
 from perp_helpers import PERP_CAPTURE, expected_marks
 
+from quantify.cli import main
 from quantify.config import IngestConfig
 from quantify.exceptions import UnknownSymbol
 from quantify.ingest.service import IngestService
@@ -152,3 +155,18 @@ def test_sigkill_and_restart_store_every_received_mark_once(tmp_path: Path) -> N
     assert p.marks_stored == len(stored - before)  # each stored once: the journal's overlap dropped
     print(f"\nkill -9 at {len(before)} marks stored, {len(journaled)} journaled; restart stored {p.marks_stored}, "
           f"recovered {service.stats.perp_recovered}; {len(stored)} of 514 stored")
+
+
+def test_ingest_command_streams_perpetual_data(lmdb_uri: str, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("QUANTIFY_")]:
+        monkeypatch.delenv(key)
+    with ReplayThread(ReplayConfig(files=(PERP_CAPTURE,), speed=0)) as replay:
+        code = main(["ingest", "--store", lmdb_uri, "--symbols", USDM, "--perp", "--open-interest-every", "30",
+                     "--ws-url", replay.ws_url, "--rest-url", replay.rest_url, "--duration", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"{replay.ws_url}/market/stream" in out.splitlines()[0]
+    summary = [line for line in out.splitlines() if " perp · " in line]
+    assert len(summary) == 1 and summary[0].startswith(f"quantify ingest: {USDM} perp · mark ")
+    assert len(stored_marks(lmdb_uri)) > 0
