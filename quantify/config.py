@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from quantify.model.instrument import VENUES, Instrument
 
 __all__ = [
+    "DEFAULT_FUNDING_DELAY",
+    "DEFAULT_OPEN_INTEREST_INTERVAL",
     "DEFAULT_SYMBOLS",
     "IngestConfig",
     "ingest_config_from_env",
@@ -23,6 +25,10 @@ __all__ = [
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 STREAM_KINDS = ("trade", "aggTrade")
+#: Seconds between open-interest polls of a perpetual (Binance keeps its history 30 days only).
+DEFAULT_OPEN_INTEREST_INTERVAL = 60.0
+#: Seconds after a funding settlement before its rate is asked for.
+DEFAULT_FUNDING_DELAY = 5.0
 
 
 def parse_symbols(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -183,6 +189,22 @@ class IngestConfig:
         The book knows each side only this deep until diffs extend it.
     book_checkpoint_seconds : float
         Exchange seconds between stored checkpoints of each book (also one after every resync).
+    perps : tuple of str
+        Instruments (among :attr:`symbols`) whose perpetual-futures data is
+        streamed and polled too (``"all"``: every instrument of the run):
+        mark price (``markPrice@1s``) and liquidations (``forceOrder``) on
+        connections of their own, open interest every
+        :attr:`open_interest_interval`, funding settlements after each one.
+        Spot instruments have none: the service ignores them with one
+        notice.
+    open_interest_interval : float
+        Seconds between open-interest polls of each perpetual (stretched so
+        that the polls of many perpetuals use at most a tenth of the
+        venue's weight budget).
+    funding_delay : float
+        Seconds after a funding settlement time (the marks' next funding
+        time, passed) before its rate is fetched; retried this often until
+        the venue lists it.
     """
 
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
@@ -216,10 +238,14 @@ class IngestConfig:
     books: tuple[str, ...] = ()
     book_snapshot_limit: int = 1000
     book_checkpoint_seconds: float = 10.0
+    perps: tuple[str, ...] = ()
+    open_interest_interval: float = DEFAULT_OPEN_INTEREST_INTERVAL
+    funding_delay: float = DEFAULT_FUNDING_DELAY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", parse_symbols(self.symbols))
         self._check_books()
+        self._check_perps()
         if self.standby:
             object.__setattr__(self, "standby", parse_symbols(self.standby))
         if not self.lease_ttl > 0:
@@ -244,20 +270,29 @@ class IngestConfig:
             object.__setattr__(self, name, checked)
 
     def _check_books(self) -> None:
-        books = self.books
-        if isinstance(books, str):
-            books = tuple(self.symbols) if books.strip().lower() == "all" else parse_symbols(books)
-        elif books:
-            books = parse_symbols(books)
-        object.__setattr__(self, "books", tuple(books))
-        unknown = [b for b in self.books if b not in self.symbols]
-        if unknown:
-            raise ValueError(f"order books of {', '.join(unknown)} asked for, but the run streams only "
-                             f"{', '.join(self.symbols)}: add them to the symbols")
+        object.__setattr__(self, "books", self._among_symbols(self.books, "order books"))
         if not 1 <= self.book_snapshot_limit <= 5000:
             raise ValueError(f"book_snapshot_limit must be 1 to 5000 levels, got {self.book_snapshot_limit!r}")
         if not self.book_checkpoint_seconds > 0:
             raise ValueError(f"book_checkpoint_seconds must be positive, got {self.book_checkpoint_seconds!r}")
+
+    def _check_perps(self) -> None:
+        object.__setattr__(self, "perps", self._among_symbols(self.perps, "perpetual data"))
+        for name in ("open_interest_interval", "funding_delay"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive seconds, got {getattr(self, name)!r}")
+
+    def _among_symbols(self, value: str | Sequence[str], what: str) -> tuple[str, ...]:
+        """``value`` (``"all"``, text or a sequence) as instrument texts, each one of :attr:`symbols`."""
+        if isinstance(value, str):
+            items = tuple(self.symbols) if value.strip().lower() == "all" else parse_symbols(value)
+        else:
+            items = parse_symbols(value) if value else ()
+        unknown = [b for b in items if b not in self.symbols]
+        if unknown:
+            raise ValueError(f"{what} of {', '.join(unknown)} asked for, but the run streams only "
+                             f"{', '.join(self.symbols)}: add them to the symbols")
+        return tuple(items)
 
     @property
     def instruments(self) -> tuple[Instrument, ...]:
@@ -290,7 +325,8 @@ def ingest_config_from_env(env: Mapping[str, str] | None = None, **overrides: ob
     values: dict[str, object] = {}
     for key, name in (("QUANTIFY_STORE", "store"), ("QUANTIFY_SYMBOLS", "symbols"),
                       ("QUANTIFY_STREAM", "stream"), ("QUANTIFY_WS_URL", "ws_url"),
-                      ("QUANTIFY_REST_URL", "rest_url"), ("QUANTIFY_BOOKS", "books")):
+                      ("QUANTIFY_REST_URL", "rest_url"), ("QUANTIFY_BOOKS", "books"),
+                      ("QUANTIFY_PERPS", "perps")):
         if env.get(key):
             values[name] = env[key]
     values.update({k: v for k, v in overrides.items() if v is not None})

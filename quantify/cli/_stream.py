@@ -19,13 +19,16 @@ from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
 from quantify.store.lease import read_writer_info, writer_alive
 
-__all__ = ["DEMO_BOOKS", "DEMO_STORE", "DEMO_SYMBOLS", "fresh_demo_store", "start_replay_stream"]
+__all__ = ["DEMO_BOOKS", "DEMO_PERPS", "DEMO_STORE", "DEMO_SYMBOLS", "fresh_demo_store", "start_replay_stream"]
 
 DEMO_STORE = Path("~/.quantify/demo")
 #: What the replay streams: the bundled spot and USD-M recordings, side by side in one store.
 DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "binance-usdm:BTCUSDT", "binance-usdm:ETHUSDT")
 #: Whose order books it streams too: the recordings with depth diffs and book tickers.
 DEMO_BOOKS = ("BTCUSDT", "binance-usdm:BTCUSDT")
+#: Whose perpetual data (mark price, liquidations, open interest, funding) it streams and polls:
+#: the USD-M instruments. A replay without those streams accepts them and sends nothing.
+DEMO_PERPS = tuple(s for s in DEMO_SYMBOLS if s.startswith("binance-usdm:"))
 
 
 def fresh_demo_store(uri: str | None) -> str:
@@ -67,7 +70,7 @@ def start_replay_stream(uri: str, speed: float = 1.0) -> tuple[ReplayThread, Ing
         ``service.join(timeout)`` (flushes what was received), then ``replay.stop()``.
     """
     replay = ReplayThread(ReplayConfig(files=tuple(default_files()), speed=speed, loop=True)).start()
-    config = IngestConfig(symbols=DEMO_SYMBOLS, books=DEMO_BOOKS, store=uri, ws_url=replay.ws_url,
+    config = IngestConfig(symbols=DEMO_SYMBOLS, books=DEMO_BOOKS, perps=DEMO_PERPS, store=uri, ws_url=replay.ws_url,
                           rest_url=replay.rest_url, status_interval=0.5)
     service = IngestService(config, listeners=standard_listeners(open_store(config.store, create=True), config))
     try:

@@ -32,6 +32,15 @@ every --book-checkpoint s and after each resync, and a continuity ledger
 (gaps, resyncs, seconds stale) that 'quantify status' shows:
   quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --book
 
+Perpetual futures (--perp): each USD-M instrument's mark price (@markPrice@1s:
+mark, index and estimated settle price, funding rate, next funding time) and
+liquidations (@forceOrder, at most one a second) on a /market connection of
+their own, journaled and stored like trades; its open interest polled every
+--open-interest-every s (Binance keeps that history 30 days only) and each
+funding settlement fetched once it has passed. Spot instruments have none and
+are left out. 'quantify status' shows the latest mark, funding rate and counts:
+  quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --perp
+
 Base URLs: --ws-url and --rest-url apply to every venue of the run (a replay
 server serves all venues on one port); --venue-url VENUE=WS_URL,REST_URL
 (repeatable; either URL may be empty) overrides them for one venue:
@@ -91,6 +100,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "weight 50 at 1000; USD-M 5/10/20/50/100/500/1000)")
     books.add_argument("--book-checkpoint", type=float, metavar="S",
                        help="exchange seconds between stored book checkpoints (default 10)")
+    perps = p.add_argument_group("perpetual futures")
+    perps.add_argument("--perp", nargs="?", const="all", default=None, metavar="INST,INST",
+                       help="also stream and poll the perpetual data of these instruments (default with no "
+                            "value: every USD-M --symbols instrument; $QUANTIFY_PERPS): mark price, "
+                            "liquidations, open interest, funding settlements")
+    perps.add_argument("--open-interest-every", type=float, metavar="S",
+                       help="seconds between open-interest polls of each perpetual (default 60)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this many seconds")
     p.add_argument("--batch-size", type=int, metavar="N", help="append when a symbol has N new trades (default 5000)")
     p.add_argument("--flush-interval", type=float, metavar="S", help="... or after S seconds (default 0.1)")
@@ -114,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration, batch_size=args.batch_size, flush_interval=args.flush_interval, journal=False if args.no_journal else None,
         lease_ttl=args.lease_ttl, standby=args.standby or None, books=args.book,
         book_snapshot_limit=args.book_limit, book_checkpoint_seconds=args.book_checkpoint,
+        perps=args.perp, open_interest_interval=args.open_interest_every,
     )
     service = IngestService(config, listeners=standard_listeners(open_store(config.store, create=True), config))
 
@@ -132,4 +149,6 @@ def run(args: argparse.Namespace) -> int:
           f"{s.backfilled} backfilled, {s.malformed_frames} malformed frames", flush=True)
     for book in s.books.values():
         print(f"quantify ingest: {book.summary()}", flush=True)
+    for perp in s.perps.values():
+        print(f"quantify ingest: {perp.summary()}", flush=True)
     return 0

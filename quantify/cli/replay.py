@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from quantify.replay.config import default_files
+from quantify.replay.config import default_files, funding_sample_files
 
 __all__ = ["register", "run"]
 
@@ -46,12 +46,30 @@ clients connect to (USD-M futures, Binance's routed fstream paths):
   http://HOST:PORT/fapi/v1/klines?symbol=BTCUSDT&interval=1m    REST (same endpoints, and
       /fapi/v1/depth with limit 5, 10, 20, 50, 100, 500 or 1000)
   a stream on the wrong tier (/public vs /market) delivers nothing, as on Binance.
+  http://HOST:PORT/fapi/v1/fundingRate?symbol=XRPUSDT&startTime=0&limit=1000
+      funding settlements (also /fapi/v1/premiumIndex, /fapi/v1/openInterest and
+      /futures/data/openInterestHist?symbol=BTCUSDT&period=1h, the last 30 days)
 
 order books: the recorded depth diffs and book tickers are served as recorded on the
 first lap, between the trades at their times. The bundled samples include the books
 of spot and USD-M BTCUSDT. A recording without a depth snapshot streams its diffs but
 its REST depth is an error (its book cannot be known). With --loop, each lap starts
 with one synthetic depth event that turns the last lap's book into the next one's.
+
+perpetuals (USD-M, on /market): <sym>@markPrice@1s, <sym>@markPrice (3 s), <sym>@forceOrder,
+and !markPrice@arr@1s / !markPrice@arr (every symbol's marks, one array a second)
+  ws://HOST:PORT/market/stream?streams=btcusdt@markPrice@1s/btcusdt@forceOrder
+  mark prices are served as recorded where a recording holds markPriceUpdate events;
+  otherwise they are SYNTHETIC: each second, mark = the last perpetual trade price,
+  index = the last spot trade of the same symbol (else the mark), funding rate from
+  Binance's premium formula, next funding time the next 00/08/16 UTC. Liquidations
+  (forceOrder) are always SYNTHETIC: drawn from the largest trades (seeded by --seed),
+  at most one per second per symbol. On REST, fundingRate serves the --funding files'
+  settlements as written (default: the bundled real XRPUSDT settlements of 2021, so
+  XRPUSDT is listed in /fapi/v1/exchangeInfo) and, for the recordings' USD-M symbols,
+  SYNTHETIC settlements at 00/08/16 UTC from their marks; premiumIndex is the mark at
+  the replay's position; openInterest and openInterestHist are SYNTHETIC (a smooth,
+  deterministic series). The start-up line names what is synthetic.
 
 markets: a file is USD-M if its trades carry "X" (or its depth events "pu"), else if
 its name contains "usdm" or "futures"; otherwise spot. --usdm forces USD-M.
@@ -65,7 +83,9 @@ def register(subparsers: Any) -> None:
         help="serve recorded Binance trades on a local Binance-compatible server",
         description=(
             "Serve recorded Binance trades and order books (depth diffs, book tickers, REST "
-            "depth snapshots) over Binance's WebSocket and REST protocols on "
+            "depth snapshots), and USD-M perpetual data (mark prices, liquidations, funding, "
+            "open interest; recorded where recorded, else synthetic and labelled so), "
+            "over Binance's WebSocket and REST protocols on "
             "one local port, so the ingestion service and Binance's own client libraries "
             "can run offline. Events are released at their recorded times scaled by --speed; "
             "the clock starts when the first client subscribes. REST serves only trades "
@@ -83,6 +103,11 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--usdm", nargs="+", type=Path, default=[], metavar="FILE",
         help="recordings to serve as Binance USD-M futures whatever they look like",
+    )
+    p.add_argument(
+        "--funding", nargs="+", type=Path, default=None, metavar="FILE",
+        help="fundingRate CSVs (symbol,fundingTime,fundingRate[,markPrice] or data.binance.vision's "
+             "archives) served by /fapi/v1/fundingRate; default: the bundled XRPUSDT settlements of 2021",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument(
@@ -133,7 +158,8 @@ def register(subparsers: Any) -> None:
         help="answer the first N REST requests with HTTP 429 (Retry-After: 1)",
     )
     faults.add_argument(
-        "--seed", type=int, default=0, help="seed of the fault generator (default: %(default)s)"
+        "--seed", type=int, default=0,
+        help="seed of the fault generator and of the synthetic liquidations (default: %(default)s)"
     )
     p.set_defaults(func=run)
 
@@ -144,6 +170,7 @@ def _config(args: argparse.Namespace) -> Any:
     return ReplayConfig(
         files=tuple(args.files) if args.files or args.usdm else tuple(default_files()),
         usdm_files=tuple(args.usdm),
+        funding_files=tuple(funding_sample_files() if args.funding is None else args.funding),
         host=args.host, port=args.port, speed=args.speed, loop=args.loop,
         drop_every=args.drop_every, corrupt_fraction=args.corrupt_fraction,
         drop_depth=args.drop_depth, stale_snapshot=args.stale_snapshot,
@@ -174,6 +201,10 @@ def run(args: argparse.Namespace) -> int:
                 f"({symbols}; speed {speed}{'; loop' if args.loop else ''}) - Ctrl-C to stop",
                 flush=True,
             )
+            made_up = server.synthetic()
+            if made_up:
+                print("replay: SYNTHETIC (not recorded): " + "; ".join(
+                    f"{key} {', '.join(kinds)}" for key, kinds in made_up.items()), flush=True)
             await stop.wait()
         stats = server.stats
         print(

@@ -11,7 +11,8 @@ which holds what is specific to it:
   carry) for the receive loop; the service also keys the same buffers by
   instrument (``binance-usdm:BTCUSDT``), the name in the store;
 - its journal (one per venue, so that recovery parses each frame with the
-  parser of the venue it came from) and its REST client.
+  parser of the venue it came from) and its REST clients (trades and
+  snapshots; perpetual data, when the run polls it).
 
 :class:`ParserTotals` and :class:`RestTotals` sum the counters of every
 venue's parser and REST client, for status reports.
@@ -28,9 +29,10 @@ from quantify.ingest.buffer import SymbolBuffer
 from quantify.ingest.journal import Journal
 from quantify.model.instrument import Instrument
 from quantify.venues import venue as venue_named
-from quantify.venues.base import FrameParserLike, Venue, VenueRest
+from quantify.venues.base import FrameParserLike, PerpRest, Venue, VenueRest
 
-__all__ = ["ParserTotals", "RestTotals", "VenueFeed", "by_venue", "stream_urls", "venue_stream_urls"]
+__all__ = ["ParserTotals", "RestTotals", "VenueFeed", "by_venue", "perp_instruments", "stream_urls",
+           "venue_stream_urls"]
 
 
 def by_venue(instruments: Iterable[Instrument]) -> dict[str, list[Instrument]]:
@@ -45,7 +47,9 @@ def venue_stream_urls(config: IngestConfig, keys: Sequence[str] | None = None) -
     """``(venue, URL)`` of every connection streaming ``keys`` (default: ``config.symbols``).
 
     The trade streams come first; then, on connections of their own, the
-    order-book streams of those of ``keys`` that are in ``config.books``.
+    order-book streams of those of ``keys`` that are in ``config.books``,
+    then the perpetual streams (mark price, liquidations) of those in
+    ``config.perps`` whose venue has them (:func:`perp_instruments`).
     """
     instruments = config.instruments if keys is None else tuple(Instrument.parse(k) for k in keys)
     out: list[tuple[Venue, str]] = []
@@ -60,7 +64,18 @@ def venue_stream_urls(config: IngestConfig, keys: Sequence[str] | None = None) -
         for url in v.book_stream_urls(config.ws_base(name), [i.symbol for i in insts],
                                       config.streams_per_connection):
             out.append((v, url))
+    perps = {i.key for i in perp_instruments(config)}
+    for name, insts in by_venue(i for i in instruments if i.key in perps).items():
+        v = venue_named(name)
+        for url in v.perp_stream_urls(config.ws_base(name), [i.symbol for i in insts],
+                                      config.streams_per_connection):
+            out.append((v, url))
     return out
+
+
+def perp_instruments(config: IngestConfig) -> tuple[Instrument, ...]:
+    """The instruments of ``config.perps`` whose venue streams perpetual data (spot ones left out)."""
+    return tuple(i for i in (Instrument.parse(p) for p in config.perps) if venue_named(i.venue).perp_kinds)
 
 
 def stream_urls(config: IngestConfig) -> list[str]:
@@ -82,6 +97,8 @@ class VenueFeed:
     buffers: dict[str, SymbolBuffer] = field(default_factory=dict)
     journal: Journal | None = None
     rest: VenueRest | None = None
+    #: Its perpetual-data REST client (``Venue.perp_rest``), when the run polls perpetuals on it.
+    perp_rest: PerpRest | None = None
     #: Exchange time when streaming started (REST), if known.
     start_ms: int | None = None
     #: Venue symbol -> instrument key (``BTCUSDT`` -> ``binance-usdm:BTCUSDT``), cached.
@@ -131,7 +148,8 @@ class RestTotals:
         self._feeds = feeds
 
     def _sum(self, attr: str) -> int:
-        return sum(getattr(f.rest, attr, 0) for f in self._feeds.values() if f.rest is not None)
+        return sum(getattr(c, attr, 0) for f in self._feeds.values() for c in (f.rest, f.perp_rest)
+                   if c is not None)
 
     @property
     def requests(self) -> int:

@@ -63,9 +63,13 @@ class Journal:
 
     def replay_leftover(self) -> Iterator[str]:
         """Yield the frames of leftover segments, oldest first."""
+        for _, frame in self.replay_leftover_timed():
+            yield frame
+
+    def replay_leftover_timed(self) -> Iterator[tuple[int, str]]:
+        """Yield ``(receive time ns, frame)`` of leftover segments, oldest first."""
         for path in self.leftover():
-            for _, frame in read_frames(path) if path.stat().st_size else ():
-                yield frame
+            yield from read_frames(path) if path.stat().st_size else ()
 
     def start(self) -> None:
         """Open a fresh segment (leftover segments are kept until released)."""
@@ -166,12 +170,13 @@ class Journal:
         self._closed = kept
         return removed
 
-    def close(self, last_seen: dict[str, int], stored_next_ids: dict[str, int]) -> None:
-        """Close the current segment; delete every segment whose trades are all stored."""
+    def close(self, last_seen: dict[str, int], stored_next_ids: dict[str, int], *, release: bool = True) -> None:
+        """Close the current segment; delete every segment whose trades are all stored (unless not ``release``)."""
         if self._fh is None:
             return
         self._close_current(last_seen)
-        self.release(stored_next_ids)
+        if release:
+            self.release(stored_next_ids)
 
     @property
     def size_bytes(self) -> int:

@@ -38,6 +38,15 @@ class BatchListener(Protocol):
     ``catch_up(key)``
         Sharded stores: instead of ``start``, once per instrument this
         worker owns.
+    ``book_batch(quotes, ledger, stale_seconds)``
+        After every flush of a run with order books (see
+        :class:`~quantify.ingest.writer.Writer`).
+    ``perp_batch(marks, liquidations)``
+        After every append of perpetual data that stored marks or
+        liquidations: ``{instrument key: frame}`` of each (the layouts of
+        :mod:`quantify.model.perp`), each mark and liquidation once across
+        calls, in time order. A listener without it is not called (the
+        default is to do nothing).
     ``close()``
         Once, after the final flush.
     ``stats() -> dict``

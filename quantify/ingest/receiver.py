@@ -15,7 +15,9 @@ own connections on its own stream URLs. A connection:
   instrument's :class:`~quantify.ingest.buffer.SymbolBuffer`, waking the
   writer when a buffer has ``batch_size`` trades ready; a depth diff or a
   ``bookTicker`` goes to the run's :class:`~quantify.ingest.books.BookKeeper`
-  (and a lost book connection is noted in its ledger);
+  (and a lost book connection is noted in its ledger), a mark price or a
+  liquidation (with its receive time) to the run's
+  :class:`~quantify.ingest.perps.PerpKeeper`;
 - reconnects at once on ``serverShutdown`` and is rotated before Binance's
   24 h limit, with an overlap (duplicates are dropped by id);
 - counts a frame websockets refused as too big (``max_frame_bytes``) as a
@@ -43,9 +45,11 @@ from quantify.ingest.buffer import SymbolBuffer
 from quantify.ingest.endpoints import Endpoints
 from quantify.ingest.feeds import VenueFeed, venue_stream_urls
 from quantify.ingest.journal import Journal, JournalSet, journal_dir
+from quantify.ingest.perps import PerpKeeper
 from quantify.ingest.stats import IngestStats
 from quantify.model.book import BookTicker, DepthDiff
 from quantify.model.instrument import Instrument
+from quantify.model.perp import Liquidation, MarkPrice
 from quantify.model.trades import ServerShutdown, Trade
 
 __all__ = ["Receiver"]
@@ -99,6 +103,8 @@ class Receiver:
         #: The run's order books (``config.books``), if any.
         self.books: BookKeeper | None = BookKeeper(config, feeds, spawn=spawn, owns=owns) if config.books \
             else None
+        #: The run's perpetual data (``config.perps``), if any.
+        self.perps: PerpKeeper | None = PerpKeeper(config, owns=owns) if config.perps else None
 
     # -- buffers --------------------------------------------------------------
 
@@ -148,12 +154,15 @@ class Receiver:
         Depth diffs go to the run's books: a book resumed from the store
         (:meth:`BookKeeper.resume`) applies those that continue it, so what
         the predecessor received but had not stored is stored now.
+        Marks and liquidations go to the run's perpetual data (with their
+        recorded receive times); those at or before the last stored ones
+        (:meth:`PerpKeeper.resume`) are dropped there.
 
         Calls ``on_leftover()`` before the first leftover segment is read
         (the service enters ``RECOVERING``). Returns the number of leftover
         segments; the trades recovered are counted in ``stats.journal_recovered``.
         """
-        leftover = 0
+        leftover = perp_recovered = perp_unkept = 0
         before = sum(len(b.ready) for b in self.buffers.values())
         for feed in self.feeds.values():
             journal = feed.journal
@@ -162,8 +171,8 @@ class Receiver:
             on_leftover()
             leftover += len(journal.leftover())
             parse = feed.parser.parse
-            books = self.books
-            for frame in journal.replay_leftover():
+            books, perps = self.books, self.perps
+            for recv_ns, frame in journal.replay_leftover_timed():
                 event = parse(frame)
                 if type(event) is Trade:
                     self.buffer(feed.key(event.symbol)).add(event)
@@ -171,10 +180,26 @@ class Receiver:
                     books.on_diff(feed, event, 0)  # continues a book resumed from the store
                 elif books is not None and type(event) is BookTicker:
                     books.on_ticker(feed, event, 0)
+                elif type(event) is MarkPrice:
+                    if perps is None:
+                        perp_unkept += 1
+                    else:
+                        perp_recovered += perps.on_mark(feed, event._replace(recv_ns=recv_ns))
+                elif type(event) is Liquidation:
+                    if perps is None:
+                        perp_unkept += 1
+                    else:
+                        perp_recovered += perps.on_liquidation(feed, event._replace(recv_ns=recv_ns))
         if leftover:
             recovered = sum(len(b.ready) for b in self.buffers.values()) - before
             self.stats.journal_recovered += recovered
-            logger.info("journal: %d trades recovered from %d segment(s)", recovered, leftover)
+            self.stats.perp_recovered += perp_recovered
+            logger.info("journal: %d trades%s recovered from %d segment(s)", recovered,
+                        f" and {perp_recovered} marks and liquidations" if self.perps is not None else "",
+                        leftover)
+        if perp_unkept:
+            logger.warning("journal: %d marks and liquidations of a previous run not stored: this run keeps no "
+                           "perpetual data (quantify ingest --perp, $QUANTIFY_PERPS)", perp_unkept)
         return leftover
 
     def start_journals(self) -> None:
@@ -196,9 +221,15 @@ class Receiver:
                 feed.journal.release(stored_next, all_leftover=True)
 
     def close_journals(self, stored_next: dict[str, int]) -> None:
+        """Close each journal, deleting the segments whose trades are all stored.
+
+        While perpetual data the store refused waits, every segment is kept:
+        the next writer stores it from them.
+        """
+        keep = self.perps is not None and self.perps.pending > 0
         for feed in self.feeds.values():
             if feed.journal is not None:
-                feed.journal.close(feed.last_seen(), stored_next)
+                feed.journal.close(feed.last_seen(), stored_next, release=not keep)
 
     @property
     def journal_errors(self) -> int:
@@ -230,7 +261,7 @@ class Receiver:
         assert wake is not None
         first = not replacement
         board, venue = self.endpoints, feed.name
-        books = self.books
+        books, perps = self.books, self.perps
         book_url = books is not None and "@depth" in url
         if not replacement:  # a rotation's replacement: the URL stays connected meanwhile
             board.connecting(venue, "websocket", url)
@@ -275,6 +306,14 @@ class Receiver:
                         stats.book_tickers += 1
                         if books is not None:
                             books.on_ticker(feed, event, now)
+                    elif type(event) is MarkPrice:
+                        stats.marks += 1
+                        if perps is not None:
+                            perps.on_mark(feed, event._replace(recv_ns=now))
+                    elif type(event) is Liquidation:
+                        stats.liquidations += 1
+                        if perps is not None:
+                            perps.on_liquidation(feed, event._replace(recv_ns=now))
                     elif type(event) is ServerShutdown:
                         stats.server_shutdowns += 1
                         logger.info("serverShutdown from %s: switching connection", url.split("?")[0])

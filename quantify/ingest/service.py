@@ -21,11 +21,17 @@ writer thread so receiving never waits for storage::
   the LMDB writer lock or S3 leases (with takeover), chosen once;
 - :mod:`quantify.ingest.tuning`: GC and GIL settings while streaming;
 - per venue of the run (:class:`~quantify.ingest.feeds.VenueFeed`) its
-  parser, journal, REST client and :class:`~quantify.ingest.gaps.GapFiller`.
+  parser, journal, REST client and :class:`~quantify.ingest.gaps.GapFiller`;
+- with ``config.perps``, the perpetuals' marks and liquidations (streamed,
+  journaled, kept by :class:`~quantify.ingest.perps.PerpKeeper`) and their
+  open interest and funding settlements (polled by
+  :class:`~quantify.ingest.perps.PerpPoller` through ``Venue.perp_rest``).
 
 On start the service takes ownership, replays the journal left by a killed
 predecessor, and resumes each instrument at its last stored id: the first
 live trade then reveals the downtime as a gap, which REST backfill fills.
+A perpetual resumes at its last stored mark and liquidation: the journal's
+older ones are dropped, so a replayed journal stores nothing twice.
 
 Before it streams, it asks each venue's REST API, once and without retries,
 which symbols it lists (``exchangeInfo``) and its clock: a symbol the venue
@@ -57,6 +63,7 @@ from quantify.ingest.feeds import ParserTotals, RestTotals, VenueFeed, by_venue,
 from quantify.ingest.gaps import GapFiller
 from quantify.ingest.listeners import BatchListener
 from quantify.ingest.ownership import ownership_for
+from quantify.ingest.perps import PerpPoller
 from quantify.ingest.receiver import Receiver
 from quantify.ingest.stats import IngestStats
 from quantify.ingest.symbols import check_listed_on, raise_first
@@ -201,6 +208,7 @@ class IngestService:
             rests.push_async_callback(self._cancel, check)
             await writer.resume()
             await self._resume_books()
+            await self._resume_perps()
             if cfg.journal and receiver.open_journals(self.store.uri.path):
                 if receiver.recover_journal(lambda: writer.set_state(WriterState.RECOVERING)):
                     await writer.flush()
@@ -212,6 +220,8 @@ class IngestService:
                     if await self._unless_stopped(check):
                         writer.set_state(WriterState.RUNNING)
                         logger.info("streaming %s (%s) into %s", ",".join(cfg.symbols), cfg.stream, self.store.uri)
+                        if receiver.perps is not None and receiver.perps.keys:
+                            logger.info("with the perpetual data of %s", ",".join(receiver.perps.keys))
                         owned = self.owned
                         for key in owned:
                             receiver.buffer(key)
@@ -219,6 +229,8 @@ class IngestService:
                         for feed in self.feeds.values():
                             assert feed.rest is not None
                             self._spawn(GapFiller(feed.buffers, feed.rest, self.stats, cfg, venue=feed.venue).run())
+                            if receiver.perps is not None and feed.perp_rest is not None:
+                                self._spawn(PerpPoller(receiver.perps, feed, cfg).run())
                         self._spawn(self._ownership.maintain(self._lost, self._take_over))
                         flusher = self._spawn(writer.flush_loop(self._write_status))
                         await self._until_stopped()
@@ -262,6 +274,26 @@ class IngestService:
             if books.resume(key, sb.book, int(sb.time.value // 1_000_000)):
                 logger.info("%s: order book resumed at update %d", key, sb.book.update_id)
 
+    async def _resume_perps(self) -> None:
+        """Carry each owned perpetual on from the store: its journal's marks at or before the stored ones are dropped."""
+        perps = self._receiver.perps
+        if perps is None:
+            return
+        if perps.ignored:
+            logger.info("no perpetual data for %s (spot): ignored", ", ".join(perps.ignored))
+        keys = [k for k in perps.keys if self._ownership.owns(k)]
+
+        def stored() -> dict[str, dict[str, int]]:
+            def ms(ts: pd.Timestamp | None) -> int:
+                return -1 if ts is None else int(ts.value // 1_000_000)
+
+            return {key: {"mark_ms": ms(self.store.last_perp_time("mark", key)),
+                          "liquidation_ms": ms(self.store.last_perp_time("liquidations", key)),
+                          "funding_ms": ms(self.store.last_funding_time(key))} for key in keys}
+
+        for key, last in (await self._writer.call(stored)).items():
+            perps.resume(key, **last)
+
     @staticmethod
     async def _cancel(task: asyncio.Future[Any]) -> None:
         if not task.done():
@@ -275,6 +307,11 @@ class IngestService:
             feed.rest = feed.venue.rest(base, transport=self._rest_transport,
                                         observer=self.endpoints.observer(name, base))
             stack.push_async_callback(feed.rest.aclose)
+            perps = self._receiver.perps
+            if perps is not None and perps.keys_of(name):
+                feed.perp_rest = feed.venue.perp_rest(base, transport=self._rest_transport,
+                                                      observer=self.endpoints.observer(name, base))
+                stack.push_async_callback(feed.perp_rest.aclose)
 
     async def _check_venues(self) -> None:
         """Every venue at once: are the run's symbols listed (else ``ValueError``), what is its clock."""
@@ -338,6 +375,8 @@ class IngestService:
         self._writer.forget(key)
         if self._receiver.books is not None:
             self._receiver.books.drop(key)
+        if self._receiver.perps is not None:
+            self._receiver.perps.drop(key)
 
     async def _take_over(self, keys: list[str]) -> None:
         """Start writing ``keys``: resume at the last stored id, backfill the rest."""
@@ -484,6 +523,7 @@ class IngestService:
             listeners=writer.listener_stats(),
             endpoints=self.endpoints.snapshot(),
             books=self._book_status(),
+            perps={} if self._receiver.perps is None else self._receiver.perps.status(),
             **self._ownership.status_fields(),
         )
 

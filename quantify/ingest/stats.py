@@ -22,10 +22,16 @@ class IngestStats:
     depth_diffs: int = 0
     book_tickers: int = 0
     quotes_stored: int = 0
+    marks: int = 0
+    liquidations: int = 0
+    #: Marks, liquidations, open-interest rows and settlements stored.
+    perp_stored: int = 0
     reconnects: int = 0
     server_shutdowns: int = 0
     rotations: int = 0
     journal_recovered: int = 0
+    #: Marks and liquidations recovered from a predecessor's journal.
+    perp_recovered: int = 0
     store_errors: int = 0
     appends: int = 0
     compactions: int = 0

@@ -17,6 +17,11 @@ waits for storage. The :class:`Writer`:
   ledger and each book's seconds out of sync to the listeners that take
   them (``book_batch``), on every flush, so that a stale book is seen even
   when nothing arrives;
+- appends the perpetual data the run received and polled (marks,
+  liquidations, open interest, funding: ``Store.append_perp``, idempotent)
+  on every flush, and hands the marks and liquidations just stored to the
+  listeners that take them (``perp_batch``); the journal's segments are
+  released only once those are stored too;
 - compacts every ``compact_interval`` and publishes the status every
   ``status_interval``.
 
@@ -42,6 +47,7 @@ from quantify.exceptions import QuantifyError
 from quantify.ingest.books import BookBatch
 from quantify.ingest.listeners import BatchListener, listener_stats
 from quantify.ingest.ownership import Ownership
+from quantify.ingest.perps import PerpBatch, perp_frames
 from quantify.ingest.receiver import Receiver
 from quantify.ingest.stats import IngestStats
 from quantify.model.book_frames import BookFrames, book_frames
@@ -219,7 +225,13 @@ class Writer:
         released = await self._flush_trades(final)
         if self.receiver.books is not None:
             await self._flush_books()
-        if released:  # after the books too: their frames share the journal's segments
+        perps_kept = True
+        if self.receiver.perps is not None:
+            stored, perps_kept = await self._flush_perps()
+            released = released or stored
+        # After the books and perpetual data too: their frames share the journal's
+        # segments, which are kept while marks the store refused are waiting.
+        if released and perps_kept:
             self.receiver.release_journals(self.stored_next)
 
     async def _flush_trades(self, final: bool) -> bool:
@@ -308,9 +320,60 @@ class Writer:
                 self.listener_errors += 1
                 logger.exception("book listener %r failed", call)
 
+    async def _flush_perps(self) -> tuple[bool, bool]:
+        """Append the perpetual data received and polled; ``(something stored, nothing refused)``."""
+        perps = self.receiver.perps
+        assert perps is not None
+        taken = perps.take()
+        batch: PerpBatch = {}
+        for kind, by_key in taken.items():
+            writable = self.ownership.writable(by_key)
+            if writable:
+                batch[kind] = writable
+            if len(writable) < len(by_key):
+                perps.restore({kind: {k: v for k, v in by_key.items() if k not in writable}})
+        if not batch:
+            return False, True
+        received_at = time.monotonic()
+        try:
+            await self.call(self._append_perps, batch)
+        except Exception as exc:  # noqa: BLE001 - the store refused: keep everything for the next flush
+            self.stats.store_errors += 1
+            self.set_state(WriterState.DEGRADED)
+            logger.warning("store append of perpetual data failed (%s); retrying", exc)
+            perps.restore(batch)
+            return False, False
+        if self.state is WriterState.DEGRADED:  # the trades' append, before, succeeded too
+            self.set_state(WriterState.RUNNING)
+        self.stats.store_latency.append(time.monotonic() - received_at)
+        return True, True
+
+    def _append_perps(self, batch: PerpBatch) -> None:
+        perps = self.receiver.perps
+        assert perps is not None
+        frames = perp_frames(batch)
+        self.store.check_space()
+        for kind, by_key in frames.items():
+            added = self.store.append_perp(kind, by_key)
+            perps.count_stored(kind, added)
+            self.stats.perp_stored += sum(added.values())
+        marks, liquidations = frames.get("mark", {}), frames.get("liquidations", {})
+        if marks or liquidations:
+            for listener in self.listeners:
+                call = getattr(listener, "perp_batch", None)
+                if call is None:
+                    continue
+                try:
+                    call(marks, liquidations)
+                except Exception:  # a listener's bug must not stop ingestion
+                    self.listener_errors += 1
+                    logger.exception("perpetual listener %r failed", call)
+
     async def _compact(self) -> None:
         jobs = [(key, self.store.compact) for key in list(self.stored_next)]
         jobs += [(key, self.store.compact_book) for key in list(self.book_rows)]
+        if self.receiver.perps is not None:
+            jobs += [(key, self.store.compact_perp) for key in self.receiver.perps.stored_keys()]
         for key, compact in jobs:
             try:
                 if await self.call(compact, key):

@@ -16,7 +16,7 @@ from quantify.store import open_store
 
 __all__ = ["QuantifyMagics"]
 
-ACTIONS = ("status", "start", "stop", "symbols", "books", "store")
+ACTIONS = ("status", "start", "stop", "symbols", "books", "perps", "store")
 
 #: ``%quantify ACTION --help``: the usage line and what the action does.
 ACTION_HELP = {
@@ -33,6 +33,10 @@ ACTION_HELP = {
               "Show the instruments whose order books are streamed (depth diffs and best bid/offer: "
               "quotes, book checkpoints, the continuity ledger), or add/remove some (streamed "
               "instruments only); the stream restarts with the new set."),
+    "perps": ("%quantify perps [add|remove INST...]",
+              "Show the instruments whose perpetual-futures data is streamed and polled (mark price, "
+              "liquidations, open interest, funding settlements), or add/remove some (streamed USD-M "
+              "instruments, binance-usdm:BTCUSDT); the stream restarts with the new set."),
     "store": ("%quantify store [URI]", "Show the store, or switch the stream to the store at URI "
               "(lmdb://PATH, s3://HOST:BUCKET?..., mem://)."),
 }
@@ -56,9 +60,9 @@ class QuantifyMagics(Magics):
     @magic_arguments()
     @argument("action", nargs="?", default="status", choices=ACTIONS,
               help="status (default) | start | stop | symbols [add|remove SYM...] | "
-                   "books [add|remove INST...] | store [URI]")
-    @argument("args", nargs="*", help="for symbols: add|remove SYM...; for books: add|remove INST...; "
-                                     "for store: a store URI")
+                   "books [add|remove INST...] | perps [add|remove INST...] | store [URI]")
+    @argument("args", nargs="*", help="for symbols: add|remove SYM...; for books and perps: "
+                                     "add|remove INST...; for store: a store URI")
     @argument("--json", action="store_true", help="status as JSON")
     @argument("-h", "--help", action="store_true",
               help="show this help (%%quantify ACTION --help: that action's)")
@@ -73,6 +77,7 @@ class QuantifyMagics(Magics):
             %quantify symbols add SOLUSDT
             %quantify symbols remove ETHUSDT
             %quantify books add BTCUSDT        # its order book too
+            %quantify perps add binance-usdm:BTCUSDT   # mark price, funding, open interest
             %quantify store lmdb:///data/arctic
         """
         # a trailing "# comment" is the reader's, not an argument (IPython passes it on)
@@ -94,7 +99,11 @@ class QuantifyMagics(Magics):
         elif args.action == "symbols":
             self._symbols(args.args)
         elif args.action == "books":
-            self._books(args.args)
+            self._subset(args.args, "books", "order book",
+                         "no order books streamed (%quantify books add BTCUSDT)")
+        elif args.action == "perps":
+            self._subset(args.args, "perps", "perpetual data",
+                         "no perpetual data streamed (%quantify perps add binance-usdm:BTCUSDT)")
         elif args.action == "store":
             if not args.args:
                 print(f"{s.store_uri} ({s.mode})")
@@ -128,22 +137,24 @@ class QuantifyMagics(Magics):
             new = [x for x in current if x not in syms]
             if not new:
                 raise ValueError("cannot remove every symbol; use %quantify stop")
-            books = tuple(b for b in s.config.books if b in new)
-            if books != s.config.books:
-                print(s.reconfigure(symbols=tuple(new), books=books))
+            subsets = {name: tuple(b for b in getattr(s.config, name) if b in new) for name in ("books", "perps")}
+            changed = {name: v for name, v in subsets.items() if v != getattr(s.config, name)}
+            if changed:
+                print(s.reconfigure(symbols=tuple(new), **changed))
                 return
         print(s.reconfigure(symbols=tuple(new)))
 
-    def _books(self, words: list[str]) -> None:
+    def _subset(self, words: list[str], name: str, what: str, none: str) -> None:
+        """``%quantify books|perps [add|remove INST...]``: the config's ``name``, a subset of the symbols."""
         s = self.session
+        current = list(getattr(s.config, name))
         if not words:
-            print(", ".join(s.config.books) or "no order books streamed (%quantify books add BTCUSDT)")
+            print(", ".join(current) or none)
             return
         verb, names = words[0].lower(), words[1:]
         if verb not in ("add", "remove") or not names:
-            raise ValueError("usage: %quantify books [add|remove INST...]")
+            raise ValueError(f"usage: %quantify {name} [add|remove INST...]")
         insts = parse_symbols(names)
-        current = list(s.config.books)
         if verb == "add":
             missing = [x for x in insts if x not in s.config.symbols]
             if missing:
@@ -153,10 +164,10 @@ class QuantifyMagics(Magics):
         else:
             absent = [x for x in insts if x not in current]
             if absent:
-                raise ValueError(f"no order book of {', '.join(absent)} is streamed "
-                                 f"(books: {', '.join(current) or 'none'})")
+                raise ValueError(f"no {what} of {', '.join(absent)} is streamed "
+                                 f"({name}: {', '.join(current) or 'none'})")
             new = [x for x in current if x not in insts]
-        print(s.reconfigure(books=tuple(new)))
+        print(s.reconfigure(**{name: tuple(new)}))
 
 
 def complete_quantify(session: KernelSession, text: str, line: str) -> list[str]:

@@ -37,6 +37,7 @@ import pandas as pd
 
 from quantify.model.book_status import BookStatus
 from quantify.model.endpoints import EndpointState, EndpointStatus
+from quantify.model.perp_status import PerpStatus
 
 __all__ = ["InstrumentStatus", "StoreStatus", "WriterState", "WriterStatus", "is_replay_url"]
 
@@ -300,6 +301,8 @@ class WriterStatus:
     endpoints: tuple[EndpointStatus, ...] = ()
     #: The order books this writer keeps, by instrument key.
     books: dict[str, BookStatus] = field(default_factory=dict)
+    #: The perpetuals whose marks, liquidations, open interest and funding this writer keeps, by key.
+    perps: dict[str, PerpStatus] = field(default_factory=dict)
     alive: bool | None = None
 
     @property
@@ -340,6 +343,8 @@ class WriterStatus:
         out["endpoints"] = [e.to_dict() for e in self.endpoints]
         if self.books:
             out["books"] = {key: b.to_dict() for key, b in self.books.items()}
+        if self.perps:
+            out["perps"] = {key: p.to_dict() for key, p in self.perps.items()}
         if self.owner is not None:
             out.update(owner=self.owner, lease_ttl=self.lease_ttl, owned=sorted(self.owned),
                        skipped=dict(sorted(self.skipped.items())), lease_errors=self.lease_errors)
@@ -377,6 +382,8 @@ class WriterStatus:
                             if isinstance(e, Mapping)),
             books={str(k): BookStatus.from_dict(v, str(k)) for k, v in (d.get("books") or {}).items()
                    if isinstance(v, Mapping)},
+            perps={str(k): PerpStatus.from_dict(v, str(k)) for k, v in (d.get("perps") or {}).items()
+                   if isinstance(v, Mapping)},
         )
 
     def counters(self) -> dict[str, Any]:
@@ -401,6 +408,7 @@ class WriterStatus:
                 f"gaps {inst.gaps_found} found, {inst.gaps_filled} filled, {inst.gaps_open} open"
             )
         lines += [f"  {b.summary()}" for b in self.books.values()]
+        lines += [f"  {p.summary()}" for p in self.perps.values()]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -474,6 +482,8 @@ class StoreStatus:
             }
             if alive and w is not None and w.endpoints:  # a live writer's connections
                 out["endpoints"] = [e.to_dict() for e in w.endpoints]
+            if w is not None and w.perps:  # the writer's live perpetual data
+                out["perps"] = {key: p.to_dict() for key, p in w.perps.items()}
             out["symbols"] = rows
             return out
         workers: list[dict[str, Any]] = [{
@@ -553,6 +563,9 @@ class StoreStatus:
         if w is not None and w.books:
             lines += ["", "order books (continuity this run)"]
             lines += [f"  {b.summary()}" for b in w.books.values()]
+        if w is not None and w.perps:
+            lines += ["", "perpetuals (live data this run)"]
+            lines += [f"  {p.summary()}" for p in w.perps.values()]
         return "\n".join(lines)
 
     def _summary_shared(self, lines: list[str]) -> str:
@@ -590,4 +603,8 @@ class StoreStatus:
                        f" · {d['ticks_per_second']:,.0f} ticks/s" + "".join(f" · {p}" for p in problems))
         rows = [inst.to_row(sharded=self.sharded) for inst in self.instruments]
         header = list(rows[0]) if rows else ["symbol", "rows"]
-        return _html_table(header, [list(r.values()) for r in rows], caption)
+        out = _html_table(header, [list(r.values()) for r in rows], caption)
+        perps = [p.to_row() for p in (self.writer.perps.values() if self.writer is not None else ())]
+        if perps:
+            out += _html_table(list(perps[0]), [list(r.values()) for r in perps], "perpetuals (live data this run)")
+        return out

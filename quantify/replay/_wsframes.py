@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["frame_payload", "ws_text_frame"]
+import random
+
+import orjson
+
+__all__ = ["frame_payload", "garbled", "ws_text_frame"]
 
 
 def ws_text_frame(payload: bytes) -> bytes:
@@ -23,3 +27,25 @@ def frame_payload(frame: bytes) -> bytes:
     if n == 126:
         return frame[4:]
     return frame[10:]
+
+
+def garbled(frame: bytes, rng: random.Random) -> bytes:
+    """A broken version of ``frame`` (the ``corrupt_fraction`` fault): truncated JSON or fields of
+    the wrong type; an event without a top-level ``p`` (book events, ``forceOrder``) is truncated."""
+    payload = frame_payload(frame)
+    how = rng.randrange(3)
+    if how == 0:
+        return ws_text_frame(payload[: max(1, len(payload) // 2)])
+    msg = orjson.loads(payload)
+    data = msg.get("data", msg) if isinstance(msg, dict) else msg
+    if not isinstance(data, dict) or "p" not in data:  # an array (``!markPrice@arr``): truncate it too
+        return ws_text_frame(payload[: max(1, len(payload) // 2)])
+    if how == 1:
+        for key in ("t", "a", "T"):
+            if key in data:
+                data[key] = str(data[key])
+        data["p"] = float(data["p"])
+    else:
+        data["m"] = "maybe"
+        data["q"] = None
+    return ws_text_frame(orjson.dumps(msg))

@@ -1,20 +1,36 @@
-"""One connection's view of one recorded book in one lap: which frames to send, and when.
+"""One connection's view of one event tape in one lap: which frames to send, and when.
 
-The server walks its trade slots; before each slot ``j`` it asks every book
-the connection subscribed to for the frames anchored there
-(:class:`~quantify.replay.book_tape.LapEvents`), in the recording's order,
-keeping only the streams subscribed (depth, ``bookTicker``, derived
-``@depth@100ms``) and dropping depth frames when the ``drop_depth`` fault
-says so.
+The server walks its trade slots; before each slot ``j`` it asks every event
+tape the connection subscribed to (a recorded book,
+:class:`~quantify.replay.book_tape.BookTape`, or a perpetual's marks or
+liquidations, :class:`~quantify.replay.perp_tape.PerpTape`) for the frames
+anchored there (:class:`~quantify.replay.book_tape.LapEvents`), in their
+order, keeping only the streams subscribed (depth, ``bookTicker``, derived
+``@depth@100ms``, ``@markPrice@1s`` ...) and dropping depth frames when the
+``drop_depth`` fault says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
-from quantify.replay.book_tape import TICKER, BookTape
+from quantify.replay.book_tape import DEPTH, DERIVED, LapEvents
 
-__all__ = ["BookStream"]
+__all__ = ["BookStream", "EventTape"]
+
+
+class EventTape(Protocol):
+    """What a :class:`BookStream` reads: a tape of events anchored on the trades, lap by lap."""
+
+    index: int
+    key: str
+
+    def stream_role(self, name: str) -> int | None: ...
+
+    def lap(self, lap: int) -> LapEvents: ...
+
+    def frames(self, lap: int, combined: bool) -> list[bytes]: ...
 
 
 class BookStream:
@@ -22,8 +38,8 @@ class BookStream:
 
     Parameters
     ----------
-    book : BookTape
-        The recorded book.
+    book : EventTape
+        The recorded book (or a perpetual's mark or liquidation tape).
     lap : int
         The lap being served.
     combined : bool
@@ -37,8 +53,8 @@ class BookStream:
 
     __slots__ = ("book", "first_ids", "frames", "note_first", "roles", "starts", "wanted")
 
-    def __init__(self, book: BookTape, lap: int, combined: bool, roles: set[int],
-                 note_first: Callable[[BookTape, int], None]) -> None:
+    def __init__(self, book: EventTape, lap: int, combined: bool, roles: set[int],
+                 note_first: Callable[[EventTape, int], None]) -> None:
         events = book.lap(lap)
         self.book = book
         self.starts = events.starts
@@ -55,7 +71,7 @@ class BookStream:
             role = roles[i]
             if role not in wanted:
                 continue
-            if role != TICKER:
+            if role == DEPTH or role == DERIVED:
                 if drop is not None and drop():
                     continue
                 self.note_first(self.book, self.first_ids[i])

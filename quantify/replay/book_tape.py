@@ -99,6 +99,18 @@ class LapEvents:
         starts.append(len(anchors))
         self.starts = starts
 
+    def frames(self, combined: bool, wrappers: Sequence[bytes] | Mapping[int, bytes]) -> list[bytes]:
+        """Complete WebSocket frames of the events, raw or combined (``wrappers[role]``: the
+        ``{"stream":...,"data":`` prefix of each role); made once, then cached."""
+        frames = self._frames.get(combined)
+        if frames is None:
+            if combined:
+                frames = [ws_text_frame(wrappers[r] + p + b"}") for r, p in zip(self.roles, self.payloads)]
+            else:
+                frames = [ws_text_frame(p) for p in self.payloads]
+            self._frames[combined] = frames
+        return frames
+
 
 class BookTape:
     """One instrument's recorded book events (see the module docstring).
@@ -161,16 +173,7 @@ class BookTape:
 
     def frames(self, lap: int, combined: bool) -> list[bytes]:
         """Complete WebSocket frames of the events of ``lap``, raw or combined."""
-        from_lap = self.lap(lap)
-        frames = from_lap._frames.get(combined)
-        if frames is None:
-            if combined:
-                wrap = self._wrappers
-                frames = [ws_text_frame(wrap[r] + p + b"}") for r, p in zip(from_lap.roles, from_lap.payloads)]
-            else:
-                frames = [ws_text_frame(p) for p in from_lap.payloads]
-            from_lap._frames[combined] = frames
-        return frames
+        return self.lap(lap).frames(combined, self._wrappers)
 
     def set_lap_ms(self, lap_ms: int) -> None:
         """The time shift from one lap to the next (the tape's)."""

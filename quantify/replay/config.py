@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_SPEED",
     "ReplayConfig",
     "default_files",
+    "funding_sample_files",
     "usdm_sample_files",
 ]
 
@@ -26,6 +27,16 @@ DEFAULT_SPEED = 1.0
 DEFAULT_CHUNK_EVENTS = 500
 #: Binance: at most 5 incoming messages per second per connection.
 DEFAULT_MAX_MESSAGES_PER_SECOND = 5
+
+#: The bundled funding history the USD-M REST answers (real XRPUSDT settlements, 2021).
+FUNDING_SAMPLE_FILES = ("usdm-2021-xrpusdt.funding.csv",)
+
+
+def funding_sample_files() -> list[Path]:
+    """The bundled ``fundingRate`` files served by ``/fapi/v1/fundingRate`` by default (see ``quantify/data/README.md``)."""
+    root = Path(__file__).resolve().parents[1] / "data"
+    return [root / name for name in FUNDING_SAMPLE_FILES]
+
 
 def default_files() -> list[Path]:
     """What ``quantify replay`` serves with no files given: the spot and the USD-M sample, with their books."""
@@ -45,6 +56,12 @@ class ReplayConfig:
     usdm_files : tuple of Path
         More recordings served as USD-M futures whatever they look like
         (default none; :func:`usdm_sample_files` is the bundled USD-M sample).
+    funding_files : tuple of Path
+        ``fundingRate`` CSVs (the REST answer's columns or data.binance.vision's
+        archives) whose settlements ``/fapi/v1/fundingRate`` serves as written,
+        their symbols listed in the USD-M ``exchangeInfo``
+        (:mod:`quantify.replay.fapi_perp`); default :func:`funding_sample_files`,
+        the real XRPUSDT settlements of 2021-11-18 to 2021-12-18.
     host, port : str, int
         Where to listen; ``port=0`` picks a free port.
     speed : float
@@ -78,7 +95,8 @@ class ReplayConfig:
     force_429 : int
         The first this many REST requests get HTTP 429 with ``Retry-After: 1``.
     seed : int
-        Seed of the fault generator.
+        Seed of the fault generator and of the synthetic liquidations
+        (:mod:`quantify.replay.perp_tape`).
     weight_limit : int
         Spot REST (``/api/v3``) request weight per client IP per minute.
     usdm_weight_limit : int
@@ -92,6 +110,7 @@ class ReplayConfig:
 
     files: tuple[Path, ...] = field(default_factory=lambda: tuple(sample_files()))
     usdm_files: tuple[Path, ...] = ()
+    funding_files: tuple[Path, ...] = field(default_factory=lambda: tuple(funding_sample_files()))
     host: str = DEFAULT_HOST
     port: int = 0
     speed: float = DEFAULT_SPEED
@@ -113,6 +132,7 @@ class ReplayConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(Path(f) for f in self.files))
         object.__setattr__(self, "usdm_files", tuple(Path(f) for f in self.usdm_files))
+        object.__setattr__(self, "funding_files", tuple(Path(f) for f in self.funding_files))
         _check_config(self)
 
     @property

@@ -1,6 +1,7 @@
-"""WebSocket connections of the replay server: per-connection state and control messages.
+"""WebSocket connections of the replay server: per-connection state, subscriptions and control messages.
 
 :class:`Client` is one connection's state (route, streams, cursor, tasks);
+:func:`resolve` turns its streams into what the server sends it;
 :func:`control` answers Binance's control messages (``SUBSCRIBE``,
 ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``, ``GET_PROPERTY``)
 with Binance's error codes and messages, the same on spot and USD-M paths.
@@ -10,21 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
 
-from quantify.replay.routes import WsRoute
+from quantify.replay.book_streams import EventTape
+from quantify.replay.routes import WsRoute, stream_tier
+from quantify.replay.tape import SPOT, Tape
 
-__all__ = ["MAX_STREAMS_PER_CONNECTION", "Client", "control", "ws_error"]
+__all__ = ["MAX_STREAMS_PER_CONNECTION", "Client", "control", "resolve", "ws_error"]
+
+logger = logging.getLogger(__name__)
 
 #: Binance: at most 1024 streams per connection.
 MAX_STREAMS_PER_CONNECTION = 1024
 
-_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+(@[A-Za-z0-9_]+)+")
+#: ``<symbol>@<kind>...``, or ``!<kind>...``: every symbol's stream (``!markPrice@arr@1s``, ``!bookTicker``)
+_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+(@[A-Za-z0-9_]+)+|![A-Za-z0-9_]+(@[A-Za-z0-9_]+)*")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9\-_]{1,36}")
 _METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
 
@@ -53,6 +60,43 @@ class Client:
     @property
     def active(self) -> bool:
         return bool(self.trade_syms or self.agg_syms or self.book_roles)
+
+
+def resolve(client: Client, tape: Tape, tapes_of: Mapping[str, Sequence[EventTape]]) -> None:
+    """Set what ``client``'s streams carry: trade and aggregate symbols, and roles of event tapes.
+
+    ``tapes_of`` maps an instrument key to its event tapes (book, marks,
+    liquidations; ``binance-usdm:!markPrice`` for ``!markPrice@arr...``). A
+    stream on the wrong tier, of an unknown symbol or kind carries nothing.
+    """
+    trade: set[int] = set()
+    agg: set[int] = set()
+    books: dict[int, set[int]] = {}
+    route = client.route
+    for name in client.streams:
+        sym_name, _, kind = name.partition("@")
+        if route.tier is not None and stream_tier(name) != route.tier:
+            logger.debug("stream %s carries no data here", name)
+            continue
+        if kind in ("trade", "aggTrade"):
+            sym = tape.symbol(sym_name.upper(), route.venue) if sym_name.islower() else None
+            if sym is None:
+                logger.debug("stream %s carries no data here", name)
+            elif kind == "trade":
+                trade.add(sym.index)
+            else:
+                agg.add(sym.index)
+            continue
+        key = sym_name.upper() if route.venue == SPOT else f"{route.venue}:{sym_name.upper()}"
+        if sym_name.startswith("!"):  # every symbol's stream (!markPrice@arr@1s)
+            key, sym_name = f"{route.venue}:{sym_name}", sym_name.lower()
+        found = [(t, t.stream_role(name)) for t in tapes_of.get(key, ())] if sym_name.islower() else []
+        roles = [(t.index, role) for t, role in found if role is not None]
+        if not roles:
+            logger.debug("stream %s carries no data here", name)
+            continue
+        books.setdefault(roles[0][0], set()).add(roles[0][1])
+    client.trade_syms, client.agg_syms, client.book_roles = trade, agg, books
 
 
 def control(

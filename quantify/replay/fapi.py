@@ -22,17 +22,25 @@ different instruments with separate id sequences):
 - ``depth`` (the replay's own book, :mod:`quantify.replay.depth`): limits 5,
   10, 20, 50, 100, 500 (default), 1000, weights 2, 2, 2, 2, 5, 10, 20; any
   other limit is error -1130. The answer carries ``E`` and ``T``.
+- Perpetual data (:mod:`quantify.replay.fapi_perp`): ``fundingRate`` (real
+  settlements from funding files, synthetic ones for the tape's symbols),
+  ``premiumIndex`` (the mark events at the replay position; weight 10
+  without ``symbol``), synthetic ``openInterest`` and
+  ``/futures/data/openInterestHist`` (the last 30 days of the replay clock).
+  The weights are the client's table (``USDM_WEIGHTS``). ``exchangeInfo``
+  also lists the symbols known from funding files only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from quantify.model.timeframes import KLINE_INTERVALS
 from quantify.replay._decimals import format_units
 from quantify.replay._params import check_known
+from quantify.replay.fapi_perp import FUTURES_DATA_PREFIX, PerpAnswers
 from quantify.replay.rest import RestApi
 from quantify.replay.tape import USDM, SymbolTape
 from quantify.venues.binance.rest import USDM_API, USDM_WEIGHTS, BinanceApi
@@ -44,6 +52,9 @@ USDM_WEIGHT_LIMIT = USDM_API.weight_limit
 
 #: Request weights of the USD-M endpoints served (``klines`` varies with ``limit``): the venue's own table.
 FAPI_WEIGHTS = USDM_WEIGHTS
+
+#: The perpetual endpoints, answered by :class:`~quantify.replay.fapi_perp.PerpAnswers`.
+_PERP_ENDPOINTS = ("fundingRate", "premiumIndex", "openInterest", "openInterestHist")
 
 #: Far-future delivery date Binance gives perpetual contracts (2100-12-25).
 _PERPETUAL_DELIVERY = 4133404800000
@@ -78,10 +89,21 @@ class UsdmRestApi(RestApi):
     api: ClassVar[BinanceApi] = USDM_API
     depth_default: ClassVar[int] = 500
 
-    def __init__(self, *args: Any, weight_limit: int = USDM_WEIGHT_LIMIT, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, weight_limit: int = USDM_WEIGHT_LIMIT,
+                 funding_rows: Iterable[Mapping[str, Any]] = (), **kwargs: Any) -> None:
         super().__init__(*args, weight_limit=weight_limit, **kwargs)
+        #: The perpetual endpoints (funding, premium index, open interest).
+        self.perp = PerpAnswers(self.tape, funding_rows, loop=self.loop)
+
+    @classmethod
+    def serves(cls, path: str) -> bool:
+        """Whether ``path`` is a USD-M REST path (``/fapi/v1/...``, ``/futures/data/...``)."""
+        return path.startswith((cls.prefix, FUTURES_DATA_PREFIX))
 
     def _weight(self, path: str, query: str) -> int | None:
+        if path == "/fapi/v1/premiumIndex":  # 10 for every symbol at once
+            symbols = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "symbol"]
+            return self.weights[path] if symbols else 10
         if path != "/fapi/v1/klines":
             return super()._weight(path, query)
         limit = 500
@@ -89,6 +111,12 @@ class UsdmRestApi(RestApi):
             if key == "limit" and value.isdigit() and len(value) < 20:
                 limit = int(value)
         return _kline_weight(limit)
+
+    def _route(self, path: str, params: dict[str, str], pos: int, now_ms: int) -> Any:
+        endpoint = path.rpartition("/")[2]
+        if endpoint in _PERP_ENDPOINTS:
+            return self.perp.answer(endpoint, params, now_ms)
+        return super()._route(path, params, pos, now_ms)
 
     # ---- trades: MARKET trades only ----------------------------------------------
 
@@ -138,20 +166,29 @@ class UsdmRestApi(RestApi):
             "exchangeFilters": [],
             "assets": [{"asset": a, "marginAvailable": True, "autoAssetExchange": "0"}
                        for a in assets],
-            "symbols": [self._symbol_info(s) for s in syms],
+            "symbols": sorted([*(self._symbol_info(s) for s in syms), *self._funding_only_info()],
+                              key=lambda info: info["symbol"]),
         }
+
+    def _funding_only_info(self) -> list[dict[str, Any]]:
+        """Symbols known from funding files only: listed with XRPUSDT's increments on Binance
+        (tick 0.0001, step 0.1), onboarded at their first settlement."""
+        return [self._listing(name, 4, 1, "0.0001", "0.1", self.perp.file_funding[name][0]["fundingTime"])
+                for name in self.perp.funding_only()]
 
     def _symbol_info(self, sym: SymbolTape, *, permission_sets: bool = True) -> dict[str, Any]:
         """USD-M symbols carry no permission sets (``permission_sets`` is spot's)."""
-        base, quote = self._split_symbol(sym.symbol)
-        ps, qs = sym.price_scale, sym.qty_scale
         tick, step = self._increments(sym)
+        return self._listing(sym.symbol, sym.price_scale, sym.qty_scale, tick, step, sym.times[0])
+
+    def _listing(self, symbol: str, ps: int, qs: int, tick: str, step: str, onboard: int) -> dict[str, Any]:
+        base, quote = self._split_symbol(symbol)
         return {
-            "symbol": sym.symbol,
-            "pair": sym.symbol,
+            "symbol": symbol,
+            "pair": symbol,
             "contractType": "PERPETUAL",
             "deliveryDate": _PERPETUAL_DELIVERY,
-            "onboardDate": sym.times[0],
+            "onboardDate": onboard,
             "status": "TRADING",
             "baseAsset": base,
             "quoteAsset": quote,

@@ -105,7 +105,10 @@ class WsRoute:
 
 def stream_tier(stream: str) -> str:
     """The USD-M path tier ``stream`` (``btcusdt@depth@100ms``) belongs on."""
-    kind = stream.partition("@")[2].partition("@")[0].partition("_")[0]
+    if stream.startswith("!"):  # every symbol's stream: !markPrice@arr@1s, !bookTicker
+        kind = stream[1:].partition("@")[0]
+    else:
+        kind = stream.partition("@")[2].partition("@")[0].partition("_")[0]
     if kind.startswith("depth"):  # depth5, depth10, depth20
         kind = "depth"
     return USDM_STREAM_TIERS.get(kind, "market")

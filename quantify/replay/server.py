@@ -20,6 +20,15 @@ own book at the replay position (:mod:`quantify.replay.depth`). Streams a
 recording does not hold (spot ``@depth`` at 1 s, partial books ``@depth5``
 ...) are accepted and carry nothing.
 
+Perpetuals (USD-M, on ``/market``): ``<sym>@markPrice@1s`` and
+``<sym>@markPrice`` (3 s; every symbol's at once: ``!markPrice@arr@1s``,
+``!markPrice@arr``) serve a recording's ``markPriceUpdate`` events as
+recorded, or synthetic ones made each second from the trades where the
+recording has none; ``<sym>@forceOrder`` serves synthetic liquidations
+(recordings hold none), seeded by ``seed`` (:mod:`quantify.replay.perp_tape`).
+They ride on the trades' timeline like book events;
+:meth:`ReplayServer.synthetic` lists what is made up.
+
 Timing: trades are released at their recorded trade time ``T`` scaled by
 ``speed``; the replay clock starts when the first client subscribes, and a
 client that subscribes later gets events from that moment on. ``speed=0``
@@ -63,16 +72,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from quantify.replay._wsframes import frame_payload, ws_text_frame
-from quantify.replay.book_streams import BookStream
-from quantify.replay.book_tape import BookTape
+from quantify.replay._wsframes import garbled, ws_text_frame
+from quantify.replay.book_streams import BookStream, EventTape
 from quantify.replay.config import DEFAULT_CHUNK_EVENTS, DEFAULT_HOST, DEFAULT_SPEED, ReplayConfig
-from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control
+from quantify.replay.connections import MAX_STREAMS_PER_CONNECTION, Client, control, resolve
 from quantify.replay.depth import ServedBooks
 from quantify.replay.fapi import UsdmRestApi
+from quantify.replay.perp_tape import PerpTape
 from quantify.replay.rest import RestApi
 from quantify.replay.routes import WsRoute, is_loopback, response, stream_tier, url_host, ws_route
 from quantify.replay.tape import SPOT, Tape
+from quantify.venues.binance.perp_files import read_funding_rows
 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
@@ -130,8 +140,16 @@ class ReplayServer:
         self.rest = RestApi(self.tape, loop=c.loop, weight_limit=c.weight_limit, books=self.books)
         self.rest.forced_429 = c.force_429
         self.fapi = UsdmRestApi(self.tape, loop=c.loop, weight_limit=c.usdm_weight_limit,
-                                forced=self.rest._forced, books=self.books)
-        self._book_tapes = list(self.tape.books.values())
+                                forced=self.rest._forced, books=self.books,
+                                funding_rows=[r for f in c.funding_files for r in read_funding_rows(f)])
+        liquidations = self.tape.liquidations(c.seed)
+        #: Every event tape riding on the trades, by index: books, then marks, then liquidations.
+        all_marks = [self.tape.all_marks] if self.tape.all_marks is not None else []
+        self._book_tapes: list[EventTape] = [*self.tape.books.values(), *self.tape.marks.values(), *all_marks,
+                                             *liquidations.values()]
+        self._tapes_of: dict[str, list[EventTape]] = {}
+        for event_tape in self._book_tapes:
+            self._tapes_of.setdefault(event_tape.key, []).append(event_tape)
         self._rng = random.Random(self.config.seed)
         self._server: Server | None = None
         self._clients: set[Client] = set()
@@ -224,6 +242,7 @@ class ReplayServer:
         ``corrupt`` (frames), ``shutdown``, ``refused``, ``429``,
         ``drop_depth`` (depth frames not sent) and ``stale_snapshot`` (stale
         REST depth answers); ``depth_answers`` counts every depth answer.
+        ``synthetic`` names what the replay makes up (:meth:`synthetic`).
         """
         pos = self.position()
         return {
@@ -239,10 +258,28 @@ class ReplayServer:
             "depth_answers": self.books.answers,
             "rest_requests": self.rest.requests + self.fapi.requests,
             "rest_rate_limited": self.rest.rejected_429 + self.fapi.rejected_429,
+            "synthetic": self.synthetic(),
             "started": self._clock_start is not None,
             "replay_time": self.now_ms(),
             "position": pos,
         }
+
+    def synthetic(self) -> dict[str, list[str]]:
+        """What the replay serves that no recording holds, by instrument.
+
+        ``markPrice`` (where no marks are recorded), ``forceOrder``, and on
+        REST ``fundingRate`` (the settlements made from the marks),
+        ``openInterest`` (with ``openInterestHist``). Binance's messages have
+        no field for it: this is the label (:mod:`quantify.replay.perp_tape`
+        and :mod:`quantify.replay.fapi_perp` say how each is made).
+        """
+        out: dict[str, list[str]] = {}
+        for event_tape in self._book_tapes:
+            if isinstance(event_tape, PerpTape) and event_tape.synthetic:
+                out.setdefault(event_tape.key, []).append(event_tape.kind)
+        for key in self.tape.marks:
+            out.setdefault(key, []).extend(("fundingRate", "openInterest"))
+        return out
 
     # ---- replay clock ----------------------------------------------------------
 
@@ -356,7 +393,7 @@ class ReplayServer:
             return None
         # Everything else is REST (unknown paths get a 404 from RestApi).
         client = conn.remote_address[0] if conn.remote_address else "?"
-        api = self.fapi if path.startswith(self.fapi.prefix) else self.rest
+        api = self.fapi if self.fapi.serves(path) else self.rest
         res = api.handle(path, query, client, self.position(), self.now_ms())
         headers = [("Content-Type", "application/json;charset=UTF-8"), *res.headers.items()]
         return response(res.status, res.body, headers)
@@ -451,32 +488,7 @@ class ReplayServer:
         self._resolve(client)
 
     def _resolve(self, client: Client) -> None:
-        trade: set[int] = set()
-        agg: set[int] = set()
-        books: dict[int, set[int]] = {}
-        route = client.route
-        for name in client.streams:
-            sym_name, _, kind = name.partition("@")
-            if route.tier is not None and stream_tier(name) != route.tier:
-                logger.debug("stream %s carries no data here", name)
-                continue
-            if kind in ("trade", "aggTrade"):
-                sym = self.tape.symbol(sym_name.upper(), route.venue) if sym_name.islower() else None
-                if sym is None:
-                    logger.debug("stream %s carries no data here", name)
-                elif kind == "trade":
-                    trade.add(sym.index)
-                else:
-                    agg.add(sym.index)
-                continue
-            key = sym_name.upper() if route.venue == SPOT else f"{route.venue}:{sym_name.upper()}"
-            book = self.tape.books.get(key) if sym_name.islower() else None
-            role = book.stream_role(name) if book is not None else None
-            if book is None or role is None:
-                logger.debug("stream %s carries no data here", name)
-                continue
-            books.setdefault(book.index, set()).add(role)
-        client.trade_syms, client.agg_syms, client.book_roles = trade, agg, books
+        resolve(client, self.tape, self._tapes_of)
 
     # ---- the data path -----------------------------------------------------------
 
@@ -558,8 +570,8 @@ class ReplayServer:
                     out[i] = self._garbage(frame)
         return out
 
-    def _note_first(self, client: Client) -> Callable[[BookTape, int], None]:
-        def note(book: BookTape, first_id: int) -> None:
+    def _note_first(self, client: Client) -> Callable[[EventTape, int], None]:
+        def note(book: EventTape, first_id: int) -> None:
             if book.index not in client.book_started:
                 client.book_started.add(book.index)
                 self.books.sent_first(book.key, id(client), first_id)
@@ -581,20 +593,4 @@ class ReplayServer:
     def _garbage(self, frame: bytes) -> bytes:
         """A broken version of ``frame``: truncated JSON or fields of the wrong type."""
         self._faults["corrupt"] += 1
-        payload = frame_payload(frame)
-        how = self._rng.randrange(3)
-        if how == 0:
-            return ws_text_frame(payload[: max(1, len(payload) // 2)])
-        msg = orjson.loads(payload)
-        data = msg.get("data", msg)
-        if "p" not in data:  # a book event: truncate it
-            return ws_text_frame(payload[: max(1, len(payload) // 2)])
-        if how == 1:
-            for key in ("t", "a", "T"):
-                if key in data:
-                    data[key] = str(data[key])
-            data["p"] = float(data["p"])
-        else:
-            data["m"] = "maybe"
-            data["q"] = None
-        return ws_text_frame(orjson.dumps(msg))
+        return garbled(frame, self._rng)

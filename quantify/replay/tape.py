@@ -58,6 +58,7 @@ from quantify.replay._decimals import decimals, format_units, to_units
 from quantify.replay._wsframes import ws_text_frame
 from quantify.replay.book_tape import BookTape, BookTapeBuilder
 from quantify.replay.laps import LapPrices
+from quantify.replay.perp_tape import PerpTape, PerpTapeBuilder, all_marks_tape, liquidation_tapes
 from quantify.venues.binance.recordings import read_frames
 
 __all__ = ["SPOT", "USDM", "SymbolTape", "Tape", "detect_market"]
@@ -250,6 +251,7 @@ class Tape:
         self.markets: dict[Path, str] = {}
         raw: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
         books = BookTapeBuilder()
+        perps = PerpTapeBuilder()
         for i, path in enumerate(self.files):
             events: list[dict[str, Any]] = []
             hints: set[str] = set()
@@ -261,7 +263,7 @@ class Tape:
                 if hint is not None:
                     hints.add(hint)
                 if event is None:
-                    if msg is not None and books.take(recv, text, msg):
+                    if msg is not None and (books.take(recv, text, msg) or perps.take(text, msg)):
                         book_lines += 1
                     else:
                         self.skipped_frames += 1
@@ -272,6 +274,7 @@ class Tape:
             venue = USDM if i >= len(self.files) - len(forced) else detect_market(path, hints)
             self.markets[path] = venue
             books.end_file(path, venue)
+            perps.end_file(venue)
             for event in events:
                 raw.setdefault((venue, event["s"]), {})[event["t"]] = event
         if not raw:
@@ -286,11 +289,22 @@ class Tape:
         factors = {key: sym.lap_prices.factor for key, sym in self.symbols.items()}
         #: The recorded order books, by instrument key (:mod:`quantify.replay.book_tape`).
         self.books: dict[str, BookTape] = books.build(self.slot_time, SPOT, factors)
+        #: The USD-M instruments' mark prices, recorded or synthetic, by key (:mod:`quantify.replay.perp_tape`).
+        self.marks: dict[str, PerpTape] = perps.build(self.symbols, self.slot_time, USDM)
         book_times = [t for b in self.books.values() for t in (b.times[0], b.times[-1]) if b.times]
+        for mark in self.marks.values():
+            times = mark.times() if not mark.synthetic else []  # synthetic marks lie within the trades
+            book_times += [times[0], times[-1]] if times else []
         if book_times:
             self.lap_ms = max(self.last_time, *book_times) - min(self.first_time, *book_times) + 1000
         for book in self.books.values():
             book.set_lap_ms(self.lap_ms)
+        #: ``!markPrice@arr@1s``: every USD-M instrument's marks, one array a second (None without marks).
+        self.all_marks = all_marks_tape(self.marks, self.slot_time, USDM)
+        for i, mark in enumerate([*self.marks.values(), *([self.all_marks] if self.all_marks else [])]):
+            mark.index = len(self.books) + i
+            mark.set_lap_ms(self.lap_ms)
+        self._liquidations: dict[int, dict[str, PerpTape]] = {}
         self._frames: OrderedDict[tuple[int, str, bool], list[bytes | None]] = OrderedDict()
         self._templates: dict[tuple[str, bool], _FrameTemplates] = {}
 
@@ -375,6 +389,20 @@ class Tape:
         self.last_time = max(self.slot_time)
         #: Time shift from one lap to the next: the recording's duration plus 1 s.
         self.lap_ms = self.last_time - self.first_time + 1000
+
+    def liquidations(self, seed: int) -> dict[str, PerpTape]:
+        """The synthetic ``forceOrder`` tapes of the USD-M instruments drawn with ``seed``, by key.
+
+        Their :attr:`PerpTape.index` follows the books' and the marks'; made once per seed.
+        """
+        tapes = self._liquidations.get(seed)
+        if tapes is None:
+            tapes = liquidation_tapes(self.symbols, self.slot_time, USDM, seed)
+            for i, tape in enumerate(tapes.values()):
+                tape.index = len(self.books) + len(self.marks) + (self.all_marks is not None) + i
+                tape.set_lap_ms(self.lap_ms)
+            self._liquidations[seed] = tapes
+        return tapes
 
     # ---- geometry -------------------------------------------------------------
 

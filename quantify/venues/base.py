@@ -132,7 +132,7 @@ class VenueRest(Protocol):
 
 
 class PerpRest(Protocol):
-    """What a backfill of perpetual-futures history needs of a venue's REST client.
+    """What a backfill (and the live polling) of perpetual-futures data needs of a venue's REST client.
 
     Binance USD-M's :class:`~quantify.venues.binance.rest.BinanceRest` is one
     (:meth:`Venue.perp_rest`). Times are ms since the epoch; ranges are
@@ -148,6 +148,9 @@ class PerpRest(Protocol):
     async def funding_rate(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None,
                            limit: int = 1000, *, retries: int | None = None) -> list[FundingSettlement]:
         """At most ``limit`` settlements from ``start_ms`` up to ``end_ms``, ascending."""
+
+    async def open_interest(self, symbol: str, *, retries: int | None = None) -> OpenInterest:
+        """Open interest of ``symbol`` now, in contracts (what a live poll stores)."""
 
     async def open_interest_hist(self, symbol: str, period: str = "5m", start_ms: int | None = None,
                                  end_ms: int | None = None, limit: int = 500, *,
@@ -243,6 +246,14 @@ class Venue(abc.ABC):
         A symbol's streams share one connection, so their relative order is the venue's.
         """
         raise ValueError(f"{self.name} streams no order books")
+
+    def perp_stream_urls(self, ws_base: str | None, symbols: Sequence[str], per_connection: int) -> list[str]:
+        """WebSocket URLs carrying the :attr:`perp_kinds` streams of ``symbols`` (mark price, liquidations).
+
+        A venue without perpetuals (spot) raises ``ValueError``.
+        """
+        raise ValueError(f"{self.name} has no perpetual streams (mark price, liquidations): "
+                         "they are on binance-usdm")
 
     def check_depth_limit(self, limit: int) -> int:
         """``limit`` if the venue's REST depth snapshot takes it; else ``ValueError`` naming the ones it does."""

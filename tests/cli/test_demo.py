@@ -27,6 +27,10 @@ def test_demo_streams_spot_and_usdm_into_one_store(tmp_path):
         assert len(ids) > 1_000 and (ids[1:] - ids[:-1] == 1).all(), inst
     status = qf.status(store)
     assert status.writer is not None and status.writer.state.value == "stopped"
+    # the USD-M instruments' perpetual data too (the replay's marks and liquidations)
+    assert sorted(status.writer.perps) == ["binance-usdm:BTCUSDT", "binance-usdm:ETHUSDT"]
+    for inst, perp in status.writer.perps.items():
+        assert perp.marks_stored > 0 and len(store.mark(inst)) == perp.marks_stored, inst
 
 
 class _Stream(io.StringIO):

@@ -85,7 +85,7 @@ INLINE_RUN = {"%quantify --help", "%quantify status"}
 INLINE_REFERENCES = {
     "quantify ingest", "quantify dashboard", "quantify load", "quantify replay", "quantify status",
     "quantify replay --host", "quantify export --dir DIR", "quantify lab", "quantify ingest --book",
-    "%quantify books add BTCUSDT",
+    "%quantify books add BTCUSDT", "quantify ingest --perp", "%quantify perps add binance-usdm:BTCUSDT",
     "%quantify status|start|stop|symbols [add|remove SYM…]|store [URI]",
 }
 
@@ -456,9 +456,6 @@ def test_notebook_commands_run_as_printed(env: dict[str, str], home: Path) -> No
 #: 1 where the help documents it: backfill's "no data up to END yet"),
 #: "serve" as a long-running command (the slow run), or "placeholder": it
 #: names the reader's own rule id or S3 host, so it is parsed only.
-#: "replay-perp": a perpetual backfill (fundingRate, openInterestHist), parsed
-#: only until the replay server serves those endpoints; then "run"
-#: (tests/ingest/test_perp_backfill.py runs the same code against a mock exchange).
 EPILOG_COMMANDS: dict[str, str] = {
     "quantify alerts add --kind pct-move --symbol ETHUSDT --pct 2 --window 5m --direction down": "run",
     "quantify alerts add --kind price-above --symbol BTCUSDT --level 62000 --severity high --cooldown 15m": "run",
@@ -472,9 +469,9 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify backfill BTCUSDT --start 2024-08-08 --end 2024-08-09": "run",
     "quantify backfill ETHUSDT --start 2024-08-01 --end 2024-09-01 --kind klines --interval 1h": "run",
     "quantify backfill binance-usdm:BTCUSDT --start 2024-08-08 --end 2024-08-09": "run",
-    "quantify backfill binance-usdm:XRPUSDT --kind funding": "replay-perp",
-    "quantify backfill binance-usdm:XRPUSDT --kind funding --start 2021-11-18 --end 2021-12-19": "replay-perp",
-    "quantify backfill binance-usdm:BTCUSDT --kind open_interest --period 1h --start -7d": "replay-perp",
+    "quantify backfill binance-usdm:XRPUSDT --kind funding": "run",
+    "quantify backfill binance-usdm:XRPUSDT --kind funding --start 2021-11-18 --end 2021-12-19": "run",
+    "quantify backfill binance-usdm:BTCUSDT --kind open_interest --period 1h --start -7d": "run",
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT": "placeholder",
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT": "placeholder",
     "quantify load BTCUSDT-trades-2024-08-08.zip": "run",
@@ -489,6 +486,7 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --book": "serve",
+    "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --perp": "serve",
     "quantify ingest --ws-url ws://127.0.0.1:9443 --rest-url http://127.0.0.1:9443 --duration 60": "serve",
     "quantify replay": "serve",
     "quantify replay --loop": "serve",

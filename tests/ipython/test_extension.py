@@ -121,3 +121,24 @@ def test_symbols_magic_help_and_completion(ip, replay_both, lmdb_uri, capsys):
     assert complete_quantify(session, "sy", "%quantify sy") == ["symbols"]
     assert complete_quantify(session, "binance", "%quantify symbols remove binance") == ["binance-usdm:BTCUSDT"]
     assert "BTCUSDT" in complete_quantify(session, "BT", "%quantify symbols add BT")
+
+
+def test_perps_magic_keeps_a_subset_of_the_symbols(ip, replay_both, lmdb_uri, capsys):
+    replay = replay_both
+    load_ipython_extension(ip, IngestConfig(symbols=("BTCUSDT", "binance-usdm:BTCUSDT"), store=lmdb_uri,
+                                            ws_url=replay.ws_url, rest_url=replay.rest_url))
+    ip.run_line_magic("quantify", "stop")
+    capsys.readouterr()
+    ip.run_line_magic("quantify", "perps")
+    assert capsys.readouterr().out.strip() == "no perpetual data streamed (%quantify perps add binance-usdm:BTCUSDT)"
+    ip.run_line_magic("quantify", "perps add binance-usdm:BTCUSDT")
+    assert current_session().config.perps == ("binance-usdm:BTCUSDT",)
+    with pytest.raises(ValueError, match="symbols add binance-usdm:ETHUSDT"):
+        ip.run_line_magic("quantify", "perps add binance-usdm:ETHUSDT")
+    with pytest.raises(ValueError, match="no perpetual data of BTCUSDT"):
+        ip.run_line_magic("quantify", "perps remove BTCUSDT")
+    ip.run_line_magic("quantify", "symbols remove binance-usdm:BTCUSDT")
+    assert current_session().config.perps == () and current_session().config.symbols == ("BTCUSDT",)
+    capsys.readouterr()
+    ip.run_line_magic("quantify", "perps --help")
+    assert capsys.readouterr().out.startswith("usage: %quantify perps [add|remove INST...]")

@@ -143,7 +143,8 @@ def _check_separate(both: ReplayThread) -> None:
     spot_info = httpx.get(f"{rest}/api/v3/exchangeInfo").json()
     usdm_info = httpx.get(f"{rest}/fapi/v1/exchangeInfo").json()
     assert [x["symbol"] for x in spot_info["symbols"]] == ["BTCUSDT", "ETHUSDT"]
-    assert [x["symbol"] for x in usdm_info["symbols"]] == ["BTCUSDT", "ETHUSDT"]
+    # XRPUSDT: the bundled funding history's symbol (ReplayConfig.funding_files), listed for it
+    assert [x["symbol"] for x in usdm_info["symbols"]] == ["BTCUSDT", "ETHUSDT", "XRPUSDT"]
     assert usdm_info["symbols"][0]["contractType"] == "PERPETUAL"
     assert usdm_info["rateLimits"][0]["limit"] == 2400
 

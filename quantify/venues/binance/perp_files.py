@@ -63,6 +63,7 @@ __all__ = [
     "read_capture",
     "read_csv_funding",
     "read_csv_metrics",
+    "read_funding_rows",
 ]
 
 #: Header of data.binance.vision's monthly USD-M ``fundingRate`` files.
@@ -152,6 +153,39 @@ def read_csv_funding(path: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
     for x in settlements:
         by_symbol.setdefault(x.symbol, []).append(x)
     return {sym: funding_to_frame(xs) for sym, xs in by_symbol.items()}
+
+
+def read_funding_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The settlements of a ``fundingRate`` CSV as ``/fapi/v1/fundingRate`` rows, with the file's own strings.
+
+    Each row is ``{"symbol", "fundingTime" (int ms), "fundingRate", "markPrice"}``,
+    the rate and mark the file's text unchanged (``markPrice`` ``""`` where the
+    file has none, as Binance answers for old settlements), in file order.
+    Reads both formats of :func:`read_csv_funding`; raises
+    :class:`~quantify.exceptions.FeedError` like it.
+    """
+    header, rows = _rows(path)
+    if header[:1] == ["calc_time"]:
+        t, r = _require(path, header, ("calc_time", "last_funding_rate"))
+        s, m = None, None
+        symbol = recordings._symbol_from_name(path)
+    else:
+        s, t, r = _require(path, header, REST_FUNDING_CSV_COLUMNS[:3])
+        m = header.index("markprice") if "markprice" in header else None
+        symbol = ""
+
+    def row_of(_: int, row: list[str]) -> dict[str, Any]:
+        name = row[s].upper() if s is not None else symbol
+        if not name:
+            raise ValueError("no symbol")
+        _finite(row[r], "fundingRate")
+        mark = row[m] if m is not None and m < len(row) else ""
+        if mark:
+            _finite(mark, "markPrice")
+        return {"symbol": name, "fundingTime": _time_ms(row[t], "fundingTime"), "fundingRate": row[r],
+                "markPrice": mark}
+
+    return _parse(path, rows, row_of)
 
 
 def read_csv_metrics(path: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
