@@ -20,7 +20,7 @@ import quantify
 from quantify.cli import main
 from quantify.ingest.perp_backfill import run_backfill_perp
 from quantify.replay.config import ReplayConfig
-from quantify.replay.fapi import FAPI_WEIGHTS
+from quantify.replay.fapi import FAPI_WEIGHTS, UsdmRestApi
 from quantify.replay.fapi_perp import PerpAnswers
 from quantify.replay.perp_tape import FUNDING_INTERVAL_MS, MARK
 from quantify.replay.server import ReplayServer
@@ -230,3 +230,19 @@ def test_settlements_of_the_bundled_tape_and_of_every_symbol(pair_tape: Tape, se
     every = get(server, "/fapi/v1/fundingRate", startTime=0, limit=1000).json()
     assert every == csv_rows()  # the replay clock is before 00:00 until the spot trades reach it
     assert [r["fundingTime"] for r in every] == sorted(r["fundingTime"] for r in every)
+
+
+def test_funding_requests_are_limited_per_5_minutes(pair_tape: Tape) -> None:
+    now = [1_000_000.0]
+    api = UsdmRestApi(pair_tape, clock=lambda: now[0], weight_limit=10**9, funding_rows=csv_rows())
+    query = "symbol=XRPUSDT&limit=1"
+    for _ in range(500):
+        assert api.handle("/fapi/v1/fundingRate", query, "1.2.3.4", 0, pair_tape.first_time).status == 200
+    over = api.handle("/fapi/v1/fundingRate", query, "1.2.3.4", 0, pair_tape.first_time)
+    assert over.status == 429 and orjson.loads(over.body)["code"] == -1003
+    assert int(over.headers["Retry-After"]) == 200  # to the next 5-minute window
+    assert api.handle("/fapi/v1/fundingRate", query, "5.6.7.8", 0, pair_tape.first_time).status == 200  # per IP
+    hist = "symbol=BTCUSDT&period=5m&limit=1"
+    assert api.handle("/futures/data/openInterestHist", hist, "1.2.3.4", 0, pair_tape.first_time).status == 200
+    now[0] += 200
+    assert api.handle("/fapi/v1/fundingRate", query, "1.2.3.4", 0, pair_tape.first_time).status == 200
