@@ -20,6 +20,14 @@ attribution in its README); nothing touches the network.
     bundled book sample (2024-08-08 23:54:15 to 2024-08-09 00:05), the book
     built by Binance's procedure from the recorded snapshot and diffs: a
     quotes frame for microstructure analytics.
+``funding_2021()``
+    The 91 real funding settlements of the Binance USD-M XRPUSDT perpetual,
+    2021-11-18 to 2021-12-18 (every 8 hours), each with the mark it was
+    charged at, and the 8-hour mark-price candles of the same span: a funding
+    history for carry studies.
+``sample_marks()``
+    The 514 recorded ``markPrice@1s`` events of USD-M BTCUSDT around the
+    funding settlement of 2023-04-05 00:00 UTC, as a mark frame.
 """
 
 from __future__ import annotations
@@ -35,11 +43,13 @@ from quantify.model.book_frames import quotes_to_frame
 from quantify.model.booksync import Applied, BookSync
 from quantify.model.instrument import Instrument
 from quantify.venues.binance.parse import FrameParser, Kline
+from quantify.venues.binance.perp_files import read_capture, read_csv_funding
 from quantify.venues.binance.recordings import read_frames, read_trades, sample_files, usdm_sample_files
 
 __all__ = [
-    "BOOK_SAMPLE_FILES", "CANDLES_2018_COINS", "CANDLES_2018_FIELDS", "KLINE_SESSION_FILE", "KlineSession",
-    "candles_2018", "candles_2018_ohlcv", "kline_session", "sample_quotes", "sample_ticks",
+    "BOOK_SAMPLE_FILES", "CANDLES_2018_COINS", "CANDLES_2018_FIELDS", "FUNDING_2021_FILES", "KLINE_SESSION_FILE",
+    "MARK_SAMPLE_FILE", "FundingHistory", "KlineSession", "candles_2018", "candles_2018_ohlcv", "funding_2021",
+    "kline_session", "sample_marks", "sample_quotes", "sample_ticks",
 ]
 
 #: The coins of :func:`candles_2018`, each quoted in BTC.
@@ -58,6 +68,14 @@ BOOK_SAMPLE_FILES: Final = (
     Path(__file__).resolve().parent / "data" / "spot-2024-btcusdt_20240808.book.gz",
     Path(__file__).resolve().parent / "data" / "spot-2024-btcusdt_20240809.book.gz",
 )
+
+#: The bundled XRPUSDT funding settlements and 8-hour mark candles of ``funding_2021()``.
+FUNDING_2021_FILES: Final = (
+    Path(__file__).resolve().parent / "data" / "usdm-2021-xrpusdt.funding.csv",
+    Path(__file__).resolve().parent / "data" / "usdm-2021-xrpusdt.mark-8h.csv",
+)
+#: The bundled USD-M BTCUSDT capture with ``markPrice@1s`` events of ``sample_marks()``.
+MARK_SAMPLE_FILE: Final = Path(__file__).resolve().parent / "data" / "usdm-2023-btcusdt_20230405.perp.gz"
 
 _KLINE_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume",
                  "taker_buy_quote_volume")
@@ -270,3 +288,76 @@ def _sample_quotes() -> pd.DataFrame:
             elif isinstance(event, DepthSnapshot):
                 applied += sync.on_snapshot(event, recv)
     return quotes_to_frame(applied)
+
+
+class FundingHistory(NamedTuple):
+    """A perpetual's funding settlements and its mark-price candles (:func:`funding_2021`)."""
+
+    #: The funding frame: ``funding_rate`` and ``mark_price`` on settlement times.
+    funding: pd.DataFrame
+    #: Mark-price candles (``open, high, low, close``), left-labelled, UTC.
+    marks: pd.DataFrame
+
+
+def funding_2021() -> FundingHistory:
+    """Return the real funding history of the Binance USD-M XRPUSDT perpetual, 2021-11-18 to 2021-12-18.
+
+    Returns
+    -------
+    FundingHistory
+        ``funding``: a funding frame (:mod:`quantify.model.perp`, the form of
+        ``store.funding(...)``), 91 settlements every 8 hours from
+        2021-11-18 00:00 to 2021-12-18 00:00 UTC, indexed by Binance's
+        ``fundingTime`` (a few ms after the hour), ``funding_rate`` as settled
+        and ``mark_price`` the mark at the settlement: the open of the 8-hour
+        mark candle starting at that hour. ``marks``: those 8-hour mark-price
+        candles, ``open, high, low, close`` on their UTC open times (91 bars,
+        the last opening at 2021-12-18 00:00).
+
+    Notes
+    -----
+    Source: freqtrade/freqtrade test data (GPL-3.0, the data files only), see
+    ``quantify/data/README.md``. Market data is Binance's. The files hold no
+    spot price: the mark follows the index (the spot average) within the
+    premium, which the funding keeps small.
+    """
+    funding, marks = _funding_2021()
+    return FundingHistory(funding.copy(), marks.copy())
+
+
+@lru_cache(maxsize=1)
+def _funding_2021() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rates_file, marks_file = FUNDING_2021_FILES
+    funding = read_csv_funding(rates_file)["XRPUSDT"]
+    raw = pd.read_csv(marks_file)
+    marks = raw[["open", "high", "low", "close"]].astype("float64")
+    marks.index = pd.DatetimeIndex(pd.to_datetime(raw["open_time"], unit="ms", utc=True), name="time")
+    hour = funding.index.floor("1h")
+    funding = funding.assign(mark_price=marks["open"].reindex(hour).to_numpy())
+    return funding, marks
+
+
+def sample_marks() -> pd.DataFrame:
+    """Return the recorded mark prices of USD-M BTCUSDT, 2023-04-04 23:58:20 to 2023-04-05 00:06:54 UTC.
+
+    Returns
+    -------
+    DataFrame
+        A mark frame (:mod:`quantify.model.perp`, the form of
+        ``store.mark(...)``): 514 ``markPrice@1s`` events, ``mark_price,
+        index_price, settle_price, funding_rate, next_funding_time,
+        recv_time`` on their UTC event times. The capture crosses the
+        funding settlement of 2023-04-05 00:00 UTC: ``next_funding_time``
+        moves from 00:00 to 08:00 there.
+
+    Notes
+    -----
+    Source: nkaz001/hftbacktest (MIT licence), see ``quantify/data/README.md``.
+    Market data is Binance's.
+    """
+    return _sample_marks().copy()
+
+
+@lru_cache(maxsize=1)
+def _sample_marks() -> pd.DataFrame:
+    return read_capture(MARK_SAMPLE_FILE)["mark"]["BTCUSDT"]

@@ -8,6 +8,8 @@ import pytest
 
 import quantify as qf
 from quantify.datasets import CANDLES_2018_COINS, CANDLES_2018_FIELDS, candles_2018, candles_2018_ohlcv
+from quantify.model.perp import FUNDING_COLUMNS as MODEL_FUNDING_COLUMNS
+from quantify.model.perp import MARK_COLUMNS as MODEL_MARK_COLUMNS
 
 # bars each coin lacks on the shared grid, counted in the source files (see quantify/data/README.md)
 MISSING_2018 = {"ADA": 40, "DASH": 2, "ETC": 1, "ETH": 0, "LTC": 0, "NXT": 0, "TRX": 6, "XLM": 0,
@@ -71,3 +73,35 @@ def test_sample_quotes_is_the_spot_book_sample_quotes_frame() -> None:
     assert (both["bid_price"] < both["ask_price"]).all() and (both[["bid_qty", "ask_qty"]] > 0).all().all()
     quotes["bid_price"] = 0.0  # a copy: the next call is unchanged
     assert qf.datasets.sample_quotes()["bid_price"].max() > 60_000
+
+
+def test_funding_2021_is_the_xrpusdt_funding_frame_with_its_marks() -> None:
+    history = qf.datasets.funding_2021()
+    funding, marks = history.funding, history.marks
+    assert list(funding.columns) == list(MODEL_FUNDING_COLUMNS)
+    assert len(funding) == 91 and len(marks) == 91 and str(funding.index.tz) == "UTC"
+    assert funding.index[0] == pd.Timestamp("2021-11-18 00:00:00.017", tz="UTC")
+    assert funding.index[-1].floor("1h") == pd.Timestamp("2021-12-18 00:00", tz="UTC")
+    assert (funding.index - funding.index.floor("1h") < pd.Timedelta("1s")).all()  # ms after the hour
+    assert (np.diff(funding.index.floor("1h").asi8) == pd.Timedelta("8h").value).all()
+    assert funding["funding_rate"].iloc[0] == 0.0001
+    assert 0 < funding["funding_rate"].mean() < 0.0002
+    # each settlement's mark is the open of the 8-hour mark candle starting at its hour
+    np.testing.assert_array_equal(funding["mark_price"].to_numpy(), marks["open"].to_numpy())
+    assert marks["open"].iloc[0] == 1.0959 and list(marks.columns) == ["open", "high", "low", "close"]
+    funding["funding_rate"] = 1.0  # a copy: the next call is unchanged
+    assert qf.datasets.funding_2021().funding["funding_rate"].max() < 0.01
+
+
+def test_sample_marks_is_the_recorded_btcusdt_mark_frame() -> None:
+    marks = qf.datasets.sample_marks()
+    assert list(marks.columns) == list(MODEL_MARK_COLUMNS)
+    assert len(marks) == 514 and marks.index.is_monotonic_increasing and str(marks.index.tz) == "UTC"
+    assert marks.index[0] >= pd.Timestamp("2023-04-04 23:58:20", tz="UTC")
+    assert marks.index[-1] < pd.Timestamp("2023-04-05 00:06:55", tz="UTC")
+    settle = pd.Timestamp("2023-04-05 00:00", tz="UTC")
+    nft = marks["next_funding_time"]
+    assert set(nft.unique()) == {settle, settle + pd.Timedelta("8h")}
+    assert (nft[marks.index < settle] == settle).all()
+    assert 27_000 < marks["mark_price"].median() < 29_000
+    assert (marks["mark_price"] - marks["index_price"]).abs().max() / marks["index_price"].min() < 1e-3

@@ -16,7 +16,10 @@ The writer evaluates rules as a batch listener of the ingestion service::
     service.add_batch_listener(alerts.AlertEngine(service.store))
 
 Order-book rules (``spread_above``, ``imbalance_beyond``, ``book_stale``) are
-judged on the books the writer keeps, through :meth:`AlertEngine.book_batch`.
+judged on the books the writer keeps, through :meth:`AlertEngine.book_batch`;
+the perpetual rules (``funding_above``, ``funding_below``, ``liquidation_burst``)
+on the marks and liquidations it stores, through :meth:`AlertEngine.perp_batch`,
+and ``basis_z`` on the bars of a perpetual and its spot market.
 """
 
 from __future__ import annotations
@@ -36,12 +39,17 @@ from quantify.model.rules import (
     KINDS,
     MAX_BARS,
     MAX_TICK_WINDOW,
+    PERPETUAL_KINDS,
     SEVERITIES,
     Rule,
+    basis_z,
     book_stale,
     corr_breakdown,
+    funding_above,
+    funding_below,
     gap,
     imbalance_beyond,
+    liquidation_burst,
     make_rule,
     pct_move,
     price_above,
@@ -61,6 +69,7 @@ __all__ = [
     "KINDS",
     "MAX_BARS",
     "MAX_TICK_WINDOW",
+    "PERPETUAL_KINDS",
     "SEVERITIES",
     "AlertBook",
     "AlertEngine",
@@ -71,10 +80,14 @@ __all__ = [
     "RetryPolicy",
     "Rule",
     "WebhookChannel",
+    "basis_z",
     "book_stale",
     "corr_breakdown",
+    "funding_above",
+    "funding_below",
     "gap",
     "imbalance_beyond",
+    "liquidation_burst",
     "make_rule",
     "pct_move",
     "price_above",

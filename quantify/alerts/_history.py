@@ -1,8 +1,9 @@
 """The market history the alert engine keeps: bounded bar series and tick windows per symbol.
 
 :class:`MarketHistory` holds, for the enabled rules, the closed bars of every
-``(symbol, timeframe)`` a bar rule reads and the recent trades of every symbol a
-``pct-move`` rule reads, each bounded to what the rules need. It is warmed from
+``(symbol, timeframe)`` a bar rule reads, the recent trades of every symbol a
+``pct-move`` rule reads and the recent liquidations of every perpetual a
+``liquidation-burst`` rule reads, each bounded to what the rules need. It is warmed from
 the store (so the engine's checkpoint stays small) and read back from it when
 the engine must evaluate stored trades it has not seen.
 """
@@ -22,7 +23,7 @@ from quantify.model.timeframes import timeframe_to_offset
 __all__ = ["BAR_KINDS", "NS", "MarketHistory", "bars_needed"]
 
 NS = _eval.NS
-BAR_KINDS = ("zscore", "vol-breakout", "corr-breakdown")
+BAR_KINDS = ("zscore", "vol-breakout", "corr-breakdown", "basis-z")
 #: Least bars a z-score rule's series keep. The Kalman filter is causal, so its z
 #: depends on where the history starts, and the rolling kernels' rounding (about
 #: 1e-13) on it too: with a long history the engine's z equals the PairMonitor's on
@@ -58,6 +59,8 @@ class MarketHistory:
         self.tick_window: dict[str, int] = {}
         self.bars_of: dict[str, list[_eval.BarSeries]] = {}
         self._tf: dict[str, int] = {}
+        self.liquidations: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.liquidation_window: dict[str, int] = {}
 
     def read(self, sym: str, t_from: int, upto_id: int, after_id: int | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -131,3 +134,37 @@ class MarketHistory:
         """Start (ns) of the last bar closed on every leg of a bar rule, or None."""
         lasts = [s.last_closed for s in self.series(rule)]
         return None if any(x is None for x in lasts) else min(lasts)  # type: ignore[type-var]
+
+    def prepare_liquidations(self, rules: Iterable[Rule], pos: Mapping[str, int]) -> None:
+        """Keep (and warm from the store) the liquidations ``liquidation-burst`` rules need.
+
+        ``pos`` is instrument -> time (ns) of the last evaluated liquidation:
+        the tail is warmed with the stored ones in the window before it.
+        """
+        need: dict[str, int] = {}
+        for rule in rules:
+            if rule.kind == "liquidation-burst":
+                inst = rule.symbols[0]
+                need[inst] = max(need.get(inst, 0), int(rule.params["window"] * NS))
+        for inst in [i for i in self.liquidations if i not in need]:
+            del self.liquidations[inst]
+        for inst, window in need.items():
+            if inst in self.liquidations and self.liquidation_window.get(inst, -1) >= window:
+                continue
+            t, notional = np.empty(0, dtype=np.int64), np.empty(0)
+            if inst in pos:
+                frame = self.store.liquidations(inst, start=pd.Timestamp(pos[inst] - window, tz="UTC"))
+                keep = frame.index.asi8 <= pos[inst]
+                t, notional = np.asarray(frame.index.asi8)[keep], frame["notional"].to_numpy(dtype=float)[keep]
+            self.liquidations[inst] = (t, notional)
+        self.liquidation_window = need
+
+    def add_liquidations(self, inst: str, frame: pd.DataFrame) -> None:
+        """Append a batch's liquidations to ``inst``'s tail and drop those older than its window."""
+        if inst not in self.liquidations or not len(frame):
+            return
+        bt, bn = self.liquidations[inst]
+        t = np.concatenate([bt, np.asarray(frame.index.asi8)])
+        n = np.concatenate([bn, frame["notional"].to_numpy(dtype=float)])
+        first = int(np.searchsorted(t, t[-1] - self.liquidation_window[inst], side="right"))
+        self.liquidations[inst] = (t[first:], n[first:])

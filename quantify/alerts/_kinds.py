@@ -1,4 +1,4 @@
-"""Evaluation of each rule kind on one batch: price levels, moves, gaps, silences, closed bars, books.
+"""Evaluation of each rule kind on one batch: price levels, moves, gaps, silences, closed bars, books, perpetuals.
 
 :class:`RuleEvaluator` indexes the enabled rules by kind and symbol and turns a
 batch of trades (and the bars it closes), or a batch of quotes and continuity
@@ -19,17 +19,20 @@ import pandas as pd
 
 from quantify.alerts import _eval
 from quantify.alerts._history import BAR_KINDS, NS, MarketHistory
-from quantify.analytics import imbalance, quoted_spread
+from quantify.analytics import basis, imbalance, quoted_spread, zscore
 from quantify.analytics.pairs import pair_zscore
 from quantify.model.rules import Rule
 
-__all__ = ["PRICE_KINDS", "QUOTE_KINDS", "Fired", "RuleEvaluator"]
+__all__ = ["LIQUIDATION_KINDS", "MARK_KINDS", "PRICE_KINDS", "QUOTE_KINDS", "Fired", "RuleEvaluator"]
 
 logger = logging.getLogger(__name__)
 
 PRICE_KINDS = ("price-above", "price-below", "price-crosses")
 #: Book kinds judged at every quote (the best bid and offer after each applied depth event).
 QUOTE_KINDS = ("spread-above", "imbalance-beyond")
+#: Perpetual kinds judged at every mark update, and at every liquidation.
+MARK_KINDS = ("funding-above", "funding-below")
+LIQUIDATION_KINDS = ("liquidation-burst",)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class RuleEvaluator:
         self.stale_rules: list[Rule] = []
         self.quote_rules: dict[str, list[Rule]] = {}
         self.book_stale_rules: list[Rule] = []
+        self.mark_rules: dict[str, list[Rule]] = {}
+        self.liquidation_rules: dict[str, list[Rule]] = {}
 
     def index(self, rules: Iterable[Rule]) -> None:
         """Index ``rules`` (the enabled ones) by kind and symbol."""
@@ -115,6 +120,12 @@ class RuleEvaluator:
             if rule.kind in QUOTE_KINDS:
                 self.quote_rules.setdefault(rule.symbols[0], []).append(rule)
         self.book_stale_rules = [r for r in rules if r.kind == "book-stale"]
+        self.mark_rules, self.liquidation_rules = {}, {}
+        for rule in rules:
+            if rule.kind in MARK_KINDS:
+                self.mark_rules.setdefault(rule.symbols[0], []).append(rule)
+            elif rule.kind in LIQUIDATION_KINDS:
+                self.liquidation_rules.setdefault(rule.symbols[0], []).append(rule)
 
     def _cooldown_ns(self, rule: Rule) -> int:
         return int(rule.cooldown * NS)
@@ -257,10 +268,11 @@ class RuleEvaluator:
                 k = max(f for f in firsts if f is not None)
             else:
                 k = st["last_bar"] + tf
-            if rule.kind == "zscore":
+            if rule.kind in ("zscore", "basis-z"):
                 if k <= closed:
                     try:
-                        out += self._zscore(rule, series, k, closed, st)
+                        judge = self._zscore if rule.kind == "zscore" else self._basis_z
+                        out += judge(rule, series, k, closed, st)
                     except (ValueError, FloatingPointError) as exc:
                         self.stats["rule_errors"] += 1
                         logger.warning("alert rule %s: bars %s..%s not evaluated: %s", rule.id, k, closed, exc)
@@ -307,6 +319,36 @@ class RuleEvaluator:
             return []
         z = pair_zscore(y, x, int(p["window"]), hedge=p["hedge"], delta=p["delta"])["z"].to_numpy()
         z = z[(k - start) // tf:]
+        trig = [self._trigger(series, b) for b in range(k, closed + 1, tf)]
+        op = p["op"]
+        test = np.abs(z) if op == "abs-above" else z
+        times = np.array([t for t, _, _ in trig], dtype=np.int64)
+        idx, sup = _eval.scan_level(test, times, above=op != "below", level=p["level"], margin=p["margin"],
+                                    strict=True, state=st, cooldown_ns=self._cooldown_ns(rule))
+        self.stats["suppressed"] += sup
+        return [Fired(trig[i][0], rule.id, trig[i][1], rule.symbols[trig[i][2]], float(z[i])) for i in idx]
+
+    def _basis_z(self, rule: Rule, series: list[_eval.BarSeries], k: int, closed: int,
+                 st: dict[str, Any]) -> list[Fired]:
+        """Evaluate the basis z-score at every closed bar from ``k`` to ``closed``, in order.
+
+        :func:`~quantify.analytics.basis` of the legs' closes (perpetual, then
+        spot) in bps, standardised by :func:`~quantify.analytics.zscore` over
+        ``window`` bars: the monitor's numbers on the same bars.
+        """
+        p = rule.params
+        tf = series[0].tf
+        firsts = [s.first for s in series]
+        if any(f is None for f in firsts):
+            return []
+        start = max(f for f in firsts if f is not None)
+        k = max(k, start)
+        n = (closed - start) // tf + 1
+        perp, spot = (s.window(closed, n) for s in series)
+        if perp is None or spot is None:
+            return []
+        bps = basis(perp, spot)["basis_bps"]
+        z = zscore(bps, int(p["window"])).to_numpy()[(k - start) // tf:]
         trig = [self._trigger(series, b) for b in range(k, closed + 1, tf)]
         op = p["op"]
         test = np.abs(z) if op == "abs-above" else z
@@ -400,6 +442,58 @@ class RuleEvaluator:
                     else:
                         self.stats["suppressed"] += 1
                     st["armed"] = False
+        return out
+
+
+    # -- perpetuals --------------------------------------------------------
+
+    def marks(self, inst: str, marks: pd.DataFrame) -> list[Fired]:
+        """Funding rules of ``inst`` at every mark update of the batch (new marks only).
+
+        The value is the mark's ``funding_rate`` (a fraction), times 1e4 for
+        a rule in bps; ``trade_id`` of a firing is the mark's time in ns.
+        """
+        rules = self.mark_rules.get(inst)
+        if not rules or not len(marks):
+            return []
+        t = np.asarray(marks.index.asi8)
+        rate = marks["funding_rate"].to_numpy(dtype=float)
+        out: list[Fired] = []
+        for rule in rules:
+            p = rule.params
+            values = rate * 1e4 if p["unit"] == "bps" else rate
+            idx, sup = _eval.scan_level(values, t, above=rule.kind == "funding-above", level=p["level"],
+                                        margin=p["margin"], strict=False, state=self.state[rule.id],
+                                        cooldown_ns=self._cooldown_ns(rule))
+            out += self._collect(rule, idx, sup, t, t, values, inst)
+        return out
+
+    def liquidations(self, inst: str, frame: pd.DataFrame, tail: tuple[np.ndarray, np.ndarray]) -> list[Fired]:
+        """Burst rules of ``inst`` at every new liquidation: count or notional in ``(t - window, t]``.
+
+        ``tail`` holds the times (ns) and notionals of the liquidations before
+        the batch (at least the longest window's); ``trade_id`` of a firing is
+        the liquidation's time in ns.
+        """
+        rules = self.liquidation_rules.get(inst)
+        if not rules or not len(frame):
+            return []
+        t = np.asarray(frame.index.asi8)
+        all_t = np.concatenate([tail[0], t])
+        cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(np.concatenate(
+            [tail[1], frame["notional"].to_numpy(dtype=float)])))])
+        last = np.arange(len(tail[0]), len(all_t)) + 1  # rows up to and including each new one
+        out: list[Fired] = []
+        for rule in rules:
+            p = rule.params
+            first = np.searchsorted(all_t, t - int(p["window"] * NS), side="right")
+            if p["count"] is not None:
+                values, level = (last - first).astype(float), float(p["count"])
+            else:
+                values, level = cum[last] - cum[first], float(p["notional"])
+            idx, sup = _eval.scan_level(values, t, above=True, level=level, margin=0.0, strict=False,
+                                        state=self.state[rule.id], cooldown_ns=self._cooldown_ns(rule))
+            out += self._collect(rule, idx, sup, t, t, values, inst)
         return out
 
 

@@ -30,8 +30,8 @@ Timing
 ------
 Values are compared with thresholds at every trade (price, ``pct-move``,
 ``gap``, ``stale``) or at every closed bar (``zscore``, ``vol-breakout``,
-``corr-breakdown``; a pair's bar counts as closed once both legs traded past
-its end). An alert's ``fired_at`` is the time of the triggering trade;
+``corr-breakdown``, ``basis-z``; a pair's bar counts as closed once both legs
+traded past its end). An alert's ``fired_at`` is the time of the triggering trade;
 cooldowns run on trade time, so a replay fires the same alerts as the live
 run did.
 
@@ -46,6 +46,16 @@ plus that; ``trade_id``: the update id that revealed the gap). The books'
 positions and open episodes go into the checkpoint; on start the engine
 judges the quotes stored after each book's position (``store.quotes``), as
 it does trades, so a restart stores no quote alert twice and loses none.
+
+Perpetuals
+----------
+The writer calls :meth:`AlertEngine.perp_batch` with the mark updates and
+liquidations it stored: ``funding-above`` and ``funding-below`` are judged at
+every mark, ``liquidation-burst`` at every liquidation (``fired_at`` its
+time, ``trade_id`` that time in ns). The time of the last judged row of each
+kind per instrument goes into the checkpoint, and on start the rows stored
+after it are judged (``store.mark``, ``store.liquidations``). ``basis-z`` is a
+bar rule on the trades of its two legs (perpetual and spot), as ``zscore``.
 
 Evaluation of each rule kind is in :mod:`quantify.alerts._kinds`, the bar
 and tick histories it reads in :mod:`quantify.alerts._history`; this module
@@ -125,7 +135,10 @@ class AlertEngine:
             "redelivered": 0, "catchup_trades": 0, "store_errors": 0, "rule_errors": 0,
             "eval_ms_last": 0.0, "eval_ms_max": 0.0, "latency_ms_last": 0.0, "latency_ms_max": 0.0,
             "checkpoints": 0, "book_batches": 0, "quotes": 0, "catchup_quotes": 0,
+            "perp_batches": 0, "marks": 0, "liquidations": 0, "catchup_perp": 0,
         }
+        #: kind ("mark", "liquidations") -> instrument -> time (ns) of the last judged row
+        self.perp_pos: dict[str, dict[str, int]] = {"mark": {}, "liquidations": {}}
         self._history = MarketHistory(store)
         self.book_episodes = BookEpisodes()  # each book's last evaluated quote and open episode out of sync
         # state, pos, book_episodes and _stats are shared with the evaluator: updated in place, never rebound
@@ -162,6 +175,8 @@ class AlertEngine:
             self.state.clear()
             self.state.update({k: dict(v) for k, v in cp["state"].items()})
             self.book_episodes.load(cp.get("books", {}))
+            for kind, rows in cp.get("perp", {}).items():
+                self.perp_pos.setdefault(kind, {}).update({k: int(v) for k, v in rows.items()})
             for _, row in self.book._history_after(int(cp["next_alert_id"]) - 1).iterrows():
                 key = (row["rule_id"], row["trigger_symbol"], int(row["trade_id"]))
                 self._seen.add(key)
@@ -169,8 +184,10 @@ class AlertEngine:
         self._reload_rules(force=True)
         caught = self._catch_up()
         quotes = self._catch_up_books()
-        logger.info("alert engine started: %d rule(s), %d stored trade(s) and %d quote(s) re-evaluated, "
-                    "%d alert(s) stored before a restart", len(self.rules), caught, quotes, len(self._seen))
+        perp = self._catch_up_perp()
+        logger.info("alert engine started: %d rule(s), %d stored trade(s), %d quote(s) and %d perpetual row(s) "
+                    "re-evaluated, %d alert(s) stored before a restart", len(self.rules), caught, quotes, perp,
+                    len(self._seen))
 
     def close(self, timeout: float = 5.0) -> None:
         """Write a final checkpoint and stop the delivery threads."""
@@ -208,6 +225,7 @@ class AlertEngine:
         self.rules = rules
         self._evaluator.index(rules.values())
         self._history.prepare(rules.values(), self.pos)
+        self._history.prepare_liquidations(rules.values(), self.perp_pos["liquidations"])
         for rule in rules.values():
             st = self.state[rule.id]
             if st.pop("new", False) and rule.kind in BAR_KINDS:
@@ -245,6 +263,22 @@ class AlertEngine:
         if n:
             self._stats["catchup_quotes"] += n
             self._book_process(quotes, {}, {}, time.perf_counter())
+        return n
+
+    def _catch_up_perp(self) -> int:
+        """Judge the marks and liquidations stored after each instrument's judged position (after a restart)."""
+        reads = {"mark": self.store.mark, "liquidations": self.store.liquidations}
+        frames: dict[str, dict[str, pd.DataFrame]] = {"mark": {}, "liquidations": {}}
+        for kind, positions in self.perp_pos.items():
+            for inst, last_t in list(positions.items()):
+                frame = reads[kind](inst, start=pd.Timestamp(last_t, tz="UTC"))
+                frame = frame[frame.index.asi8 > last_t]
+                if len(frame):
+                    frames[kind][inst] = frame
+        n = sum(len(f) for by in frames.values() for f in by.values())
+        if n:
+            self._stats["catchup_perp"] += n
+            self._perp_process(frames["mark"], frames["liquidations"], time.perf_counter())
         return n
 
     # -- the listener -----------------------------------------------------
@@ -331,6 +365,51 @@ class AlertEngine:
         fired += ev.book_stale(ledger, stale_seconds)
         self._finish(fired, received)
 
+    def perp_batch(self, marks: Mapping[str, pd.DataFrame], liquidations: Mapping[str, pd.DataFrame]) -> None:
+        """Evaluate the perpetual rules on one append of marks and liquidations (the ingestion writer calls this).
+
+        Parameters
+        ----------
+        marks : mapping of str to DataFrame
+            Instrument key -> the mark updates just stored (a ``mark`` frame of
+            :mod:`quantify.model.perp`); a row at or before the last judged
+            one is skipped.
+        liquidations : mapping of str to DataFrame
+            Instrument key -> the liquidations just stored (a ``liquidations`` frame).
+        """
+        received = time.perf_counter()
+        if not self.started:
+            self.start(self.store)
+        self._reload_rules()
+        self._stats["perp_batches"] += 1
+        self._perp_process(marks, liquidations, received)
+
+    def _perp_process(self, marks: Mapping[str, pd.DataFrame], liquidations: Mapping[str, pd.DataFrame],
+                      received: float) -> None:
+        ev = self._evaluator
+        fired: list[Fired] = []
+        for kind, by_inst in (("mark", marks), ("liquidations", liquidations)):
+            positions = self.perp_pos[kind]
+            for inst, frame in by_inst.items():
+                if not len(frame):
+                    continue
+                last = positions.get(inst)
+                if last is not None and frame.index.asi8[0] <= last:
+                    frame = frame[frame.index.asi8 > last]
+                    if not len(frame):
+                        continue
+                if kind == "mark":
+                    fired += ev.marks(inst, frame)
+                    self._stats["marks"] += len(frame)
+                else:
+                    tail = self._history.liquidations.get(inst)
+                    if tail is not None:
+                        fired += ev.liquidations(inst, frame, tail)
+                        self._history.add_liquidations(inst, frame)
+                    self._stats["liquidations"] += len(frame)
+                positions[inst] = int(frame.index.asi8[-1])
+        self._finish(fired, received)
+
     def _finish(self, fired: list[Fired], received: float) -> None:
         """Store the batch's alerts, time the batch, checkpoint when due."""
         evaluated = time.perf_counter()
@@ -400,7 +479,7 @@ class AlertEngine:
     def _checkpoint(self) -> None:
         state = {
             "version": 1, "pos": dict(self.pos), "next_alert_id": self._next_alert_id,
-            "books": self.book_episodes.to_state(),
+            "books": self.book_episodes.to_state(), "perp": {k: dict(v) for k, v in self.perp_pos.items()},
             "state": {rid: {k: v for k, v in st.items() if k != "new"} for rid, st in self.state.items()},
             "saved_at": time.time(), "stats": self.stats(),
         }
@@ -423,6 +502,8 @@ class AlertEngine:
         ``alerts_rules`` (enabled), ``alerts_batches``, ``alerts_trades``,
         ``alerts_book_batches``, ``alerts_quotes`` (order-book calls and quotes judged),
         ``alerts_catchup_quotes`` (stored quotes judged after a restart),
+        ``alerts_perp_batches``, ``alerts_marks``, ``alerts_liquidations`` (perpetual calls and
+        rows judged), ``alerts_catchup_perp`` (stored ones judged after a restart),
         ``alerts_fired``, ``alerts_suppressed`` (by cooldown),
         ``alerts_deduplicated`` / ``alerts_redelivered`` (after a restart),
         ``alerts_catchup_trades``, ``alerts_store_errors``, ``alerts_rule_errors``,

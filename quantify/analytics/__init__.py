@@ -1,4 +1,4 @@
-"""Pure analytics over pandas/numpy: candles, pairs, stationarity, volatility, scans, microstructure.
+"""Pure analytics over pandas/numpy: candles, pairs, stationarity, volatility, scans, microstructure, perpetuals.
 
 Nothing here knows about Binance's wire protocol, ArcticDB or widgets. The
 candle functions and the timeframe table live in the model layer
@@ -11,6 +11,7 @@ from __future__ import annotations
 from quantify.analytics._results import Result
 from quantify.analytics.asof_join import asof
 from quantify.analytics.backtest import BacktestResult, backtest_pairs
+from quantify.analytics.basis import BASIS_COLUMNS, basis, premium_index
 from quantify.analytics.book_features import (
     QUOTE_COLUMNS,
     depth_within,
@@ -20,6 +21,8 @@ from quantify.analytics.book_features import (
     ofi,
     quoted_spread,
 )
+from quantify.analytics.carry import CarryBacktestResult, carry_backtest
+from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
     KalmanResult,
@@ -61,6 +64,7 @@ from quantify.model.bars import CANDLE_COLUMNS, merge_candles, resample
 from quantify.model.timeframes import TIMEFRAMES, timeframe_to_offset
 
 __all__ = [
+    "BASIS_COLUMNS",
     "CANDLE_COLUMNS",
     "DAYS_PER_YEAR",
     "PAIR_ZSCORE_COLUMNS",
@@ -68,7 +72,9 @@ __all__ = [
     "TIMEFRAMES",
     "ADFResult",
     "BacktestResult",
+    "CarryBacktestResult",
     "CointResult",
+    "FundingCarryResult",
     "HalfLifeResult",
     "HedgeRatioResult",
     "HurstResult",
@@ -81,10 +87,14 @@ __all__ = [
     "adf",
     "asof",
     "backtest_pairs",
+    "basis",
     "benjamini_hochberg",
+    "carry_backtest",
     "coint",
     "depth_within",
     "effective_spread",
+    "funding_carry",
+    "funding_zscore",
     "garman_klass",
     "half_life",
     "hedge_ratio",
@@ -101,6 +111,7 @@ __all__ = [
     "ofi",
     "pair_zscore",
     "parkinson",
+    "premium_index",
     "quoted_spread",
     "realized_spread",
     "realized_volatility",

@@ -212,3 +212,14 @@ def check_not_constant(func: str, name: str, values: np.ndarray, *, why: str = "
     if v.size and float(v.max()) == float(v.min()):
         tail = f": {why}" if why else ""
         raise ValueError(f"{func}: {name} is constant ({float(v[0])!r}){tail}")
+
+
+def check_frame(frame: Any, func: str, columns: tuple[str, ...], *, name: str) -> pd.DataFrame:
+    """``frame`` if it is a DataFrame holding ``columns``, else TypeError/ValueError naming what lacks."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{func}: {name} must be a DataFrame with columns {list(columns)}, "
+                        f"got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{func}: {name} lacks column(s) {missing}; it has {list(frame.columns)}")
+    return frame

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import numba
 import numpy as np
 import pandas as pd
 
-from quantify.analytics import _validate
-from quantify.analytics._results import Result
+from quantify.analytics import _ledger, _validate
 from quantify.analytics._validate import SeriesLike
+from quantify.analytics.funding import funding_frame, funding_per_unit, mark_prices
 from quantify.analytics.pairs import HEDGES, pair_zscore
-from quantify.analytics.volatility import DAYS_PER_YEAR  # 365: crypto trades every day
 
 __all__ = ["BacktestResult", "backtest_pairs"]
 
@@ -33,12 +33,13 @@ _TRADE_COLUMNS = [
 def _run(
     y: np.ndarray, x: np.ndarray, z: np.ndarray, beta: np.ndarray,
     entry: float, exit_: float, max_position: float, capital: float, cost_rate: float,
-    slip_rate: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    slip_rate: float, fy: np.ndarray, fx: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """State machine over bars. Decisions at close t use only z[t] and beta[t]
-    (already lagged by the caller); the units decided at t earn the move t -> t+1.
+    (already lagged by the caller); the units decided at t earn the move t -> t+1
+    and the funding ``-units * f[t+1]`` of the settlements in between.
 
-    Returns signal, units_y, units_x, pnl (gross), cost, slippage, equity.
+    Returns signal, units_y, units_x, pnl (gross), cost, slippage, equity, funding.
     """
     n = y.shape[0]
     signal = np.zeros(n)
@@ -48,6 +49,7 @@ def _run(
     cost = np.zeros(n)
     slip = np.zeros(n)
     equity = np.empty(n)
+    fund = np.zeros(n)
     state = 0.0
     hy = 0.0
     hx = 0.0
@@ -55,7 +57,8 @@ def _run(
     for t in range(n):
         if t > 0:
             pnl[t] = hy * (y[t] - y[t - 1]) + hx * (x[t] - x[t - 1])
-            eq += pnl[t]
+            fund[t] = -(hy * fy[t] + hx * fx[t])
+            eq += pnl[t] + fund[t]
         zt = z[t]
         new = state
         if not math.isnan(zt):
@@ -89,11 +92,11 @@ def _run(
         uy[t] = hy
         ux[t] = hx
         equity[t] = eq
-    return signal, uy, ux, pnl, cost, slip, equity
+    return signal, uy, ux, pnl, cost, slip, equity, fund
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class BacktestResult(Result):
+class BacktestResult(_ledger.NotedResult):
     """Result of :func:`backtest_pairs`.
 
     Attributes
@@ -131,11 +134,19 @@ class BacktestResult(Result):
         Empty, or why the run made no trade (e.g. ``"no trades: the z-score
         never crossed ±2 (|z| at most 1.71 over 941 bars)"``); shown first by
         ``summary()`` and in the HTML table.
+    funding : float
+        Funding received on the perpetual legs (negative: paid), in currency;
+        0 without ``funding=``.
+    pnl : DataFrame
+        Per bar: ``price_pnl`` (units held times the price moves),
+        ``funding_pnl`` (the settlements held through), ``fees`` (commission
+        plus slippage of the fills at the bar's close) and ``total_pnl``
+        (``price_pnl + funding_pnl - fees``, the change in equity).
     """
 
     _title: ClassVar[str] = "Pairs backtest"
     _summary_fields: ClassVar[tuple[str, ...]] = (
-        "total_return", "sharpe", "max_drawdown", "turnover", "costs", "n_trades",
+        "total_return", "sharpe", "max_drawdown", "turnover", "costs", "funding", "n_trades",
         "periods_per_year", "hedge", "entry", "exit",
     )
     equity: pd.Series
@@ -156,13 +167,8 @@ class BacktestResult(Result):
     entry: float
     exit: float
     note: str = ""
-
-    def _rows(self) -> list[tuple[str, Any]]:
-        rows = super()._rows()
-        if not self.note:
-            return rows
-        rows = [(k, "undefined (no trades)" if k == "sharpe" and math.isnan(v) else v) for k, v in rows]
-        return [("note", self.note), *rows]
+    funding: float = 0.0
+    pnl: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def plot(self) -> Any:
         """Equity (left axis) and z-score with entry/exit bands (right axis) as a bqplot Figure.
@@ -198,18 +204,6 @@ class BacktestResult(Result):
         ]
         return bq.Figure(marks=[zline, *bands, equity], axes=axes,
                          title=f"{self._title}: {self.hedge} hedge")
-
-
-def _periods_per_year(index: pd.Index, given: float | None) -> float:
-    if given is not None:
-        if isinstance(given, bool) or not isinstance(given, (int, float)) or not given > 0:
-            raise ValueError(f"periods_per_year must be a number > 0, got {given!r}")
-        return float(given)
-    if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
-        step = pd.Series(index).diff().median()
-        if isinstance(step, pd.Timedelta) and step > pd.Timedelta(0):
-            return pd.Timedelta(days=DAYS_PER_YEAR) / step
-    return 1.0  # no calendar: per-bar Sharpe
 
 
 def _no_trade_note(z: np.ndarray, entry: float, n_trades: int) -> str:
@@ -280,6 +274,9 @@ def backtest_pairs(
     capital: float = 1.0,
     periods_per_year: float | None = None,
     warmup: int = 0,
+    funding: Mapping[str, pd.DataFrame | pd.Series] | None = None,
+    marks: Mapping[str, pd.DataFrame | pd.Series] | None = None,
+    bar: str | pd.Timedelta | None = None,
 ) -> BacktestResult:
     """Backtest a z-score mean-reversion strategy on the spread of y and x.
 
@@ -321,6 +318,22 @@ def backtest_pairs(
         in-sample period as warm-up (``hedge_window + window - 1`` bars for
         the OLS hedge), so it trades from the first out-of-sample bar with
         estimates that use no out-of-sample price before it.
+    funding : mapping, optional
+        Funding of the legs that are perpetuals: ``{"y": frame, "x": frame}``
+        (either key may be left out), each a funding frame
+        (``store.funding(...)``) or a Series of settled rates on settlement
+        times. Each settlement is paid or received by the units held over it,
+        at the price of the settlement (its ``mark_price``, else the leg's
+        ``marks``, else the leg's last close before it), into equity at the
+        bar it falls in. Default: no funding (spot legs).
+    marks : mapping, optional
+        Mark prices per leg (``{"y": mark frame or Series}``) for settlements
+        without a ``mark_price``.
+    bar : str or Timedelta, optional
+        Only with ``funding``: the time from a price's index label to when it
+        was observed, to place the settlements between closes. Default the
+        median spacing of the index (candle closes labelled at their open, as
+        ``store.ohlcv`` gives them); 0 for prices stamped at their own time.
 
     Returns
     -------
@@ -354,7 +367,11 @@ def backtest_pairs(
     until exit (no rebalancing of the hedge inside a trade); a z beyond the
     opposite band flips the position. Costs :math:`(c + s)\\cdot 10^{-4}` times
     traded notional :math:`|\\Delta u^y| y_t + |\\Delta u^x| x_t`, taken from
-    equity at the fill.
+    equity at the fill. Funding on a perpetual leg: a settlement at
+    :math:`\\tau` with :math:`c_{t-1} \\le \\tau < c_t` (the close times) pays
+    :math:`-u_{t-1} r_\\tau M_\\tau` into equity at bar :math:`t`, as
+    :func:`~quantify.analytics.carry_backtest`; equity changes by
+    ``price_pnl + funding_pnl - fees`` each bar.
     """
     ys, xs = _validate.pair(y, x, "backtest_pairs", nan="refuse")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
@@ -370,7 +387,7 @@ def backtest_pairs(
     slip = _validate.check_number(slippage_bps, "slippage_bps", nonneg=True)
     max_position = _validate.check_number(max_position, "max_position", positive=True)
     capital = _validate.check_number(capital, "capital", positive=True)
-    ppy = _periods_per_year(ys.index, periods_per_year)
+    ppy = _ledger.periods_per_year(ys.index, periods_per_year)
     if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or not 0 <= warmup < len(ys):
         raise ValueError(f"warmup must be an int in [0, {len(ys)}) (bars of y), got {warmup!r}")
 
@@ -399,19 +416,16 @@ def backtest_pairs(
     # the warm-up bars are left out whole: the first kept bar starts flat with equity = capital
     ys, xs, z, beta, spread = (s.iloc[int(warmup):] for s in (ys, xs, z, beta, spread))
     yv, xv, zv, bv = (s.to_numpy(dtype=np.float64) for s in (ys, xs, z, beta))
-    signal, uy, ux, pnl, cst, slp, equity = _run(
-        yv, xv, zv, bv, entry, exit, max_position, capital, cost * 1e-4, slip * 1e-4,
+    fy, fx = _leg_funding(ys.index, {"y": yv, "x": xv}, funding, marks, bar)
+    signal, uy, ux, pnl, cst, slp, equity, fund = _run(
+        yv, xv, zv, bv, entry, exit, max_position, capital, cost * 1e-4, slip * 1e-4, fy, fx,
     )
     idx = ys.index
     eq = pd.Series(equity, index=idx, name="equity")
-    prev_eq = np.concatenate([[capital], equity[:-1]])
-    rets = pd.Series((equity - prev_eq) / prev_eq, index=idx, name="returns")
-    rv = rets.to_numpy()
-    sd = float(rv.std(ddof=1)) if len(rv) > 1 else math.nan
-    sharpe = float(rv.mean() / sd * math.sqrt(ppy)) if sd > 0 else math.nan
-    peak = np.maximum.accumulate(np.concatenate([[capital], equity]))[1:]
-    traded = _traded(uy, ux, yv, xv)
-    trades = _trades(idx, signal, uy, ux, zv, yv, xv, equity, pnl, cst + slp)
+    rv, sharpe, drawdown, total_return = _ledger.performance(equity, capital, ppy)
+    rets = pd.Series(rv, index=idx, name="returns")
+    traded = _ledger.traded_notional([uy, ux], [yv, xv])
+    trades = _trades(idx, signal, uy, ux, zv, yv, xv, equity, pnl + fund, cst + slp)
     return BacktestResult(
         equity=eq,
         returns=rets,
@@ -421,9 +435,9 @@ def backtest_pairs(
         hedge_ratio=beta.rename("hedge_ratio"),
         trades=trades,
         sharpe=sharpe,
-        max_drawdown=float(np.max(1.0 - equity / peak)) if len(equity) else 0.0,
+        max_drawdown=drawdown,
         turnover=float(np.sum(traded) / capital),
-        total_return=float(equity[-1] / capital - 1.0) if len(equity) else 0.0,
+        total_return=total_return,
         costs=float(np.sum(cst + slp)),
         n_trades=len(trades),
         periods_per_year=ppy,
@@ -431,11 +445,29 @@ def backtest_pairs(
         entry=entry,
         exit=exit,
         note=_no_trade_note(zv, entry, len(trades)),
+        funding=float(np.sum(fund)),
+        pnl=pd.DataFrame({"price_pnl": pnl, "funding_pnl": fund, "fees": cst + slp,
+                          "total_pnl": pnl + fund - (cst + slp)}, index=idx),
     )
 
 
-def _traded(uy: np.ndarray, ux: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Traded notional per bar from the change in units (when costs are zero)."""
-    dy = np.abs(np.diff(uy, prepend=0.0))
-    dx = np.abs(np.diff(ux, prepend=0.0))
-    return dy * y + dx * x
+def _leg_funding(
+    index: pd.Index, legs: dict[str, np.ndarray], funding: Mapping[str, Any] | None,
+    marks: Mapping[str, Any] | None, bar: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Funding owed per unit held long over each bar, per leg (zeros for a leg without funding)."""
+    out = {leg: np.zeros(len(index)) for leg in legs}
+    if funding is None:
+        if marks is not None:
+            raise ValueError("backtest_pairs: marks= prices funding settlements; pass funding= too")
+        return out["y"], out["x"]
+    for name, given in (("funding", funding), ("marks", marks)):
+        if given is not None and (not isinstance(given, Mapping) or set(given) - set(legs)):
+            raise ValueError(f"backtest_pairs: {name} must map legs 'y' and/or 'x' to frames, got {given!r:.80}")
+    closes = _ledger.close_times(index, bar, "backtest_pairs")
+    for leg, frame in funding.items():
+        leg_marks = mark_prices((marks or {}).get(leg), "backtest_pairs")
+        out[leg], _, _ = funding_per_unit(closes, legs[leg], funding_frame(frame, "backtest_pairs",
+                                                                        name=f"funding[{leg!r}]"), leg_marks)
+    return out["y"], out["x"]
+

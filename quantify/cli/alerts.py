@@ -14,6 +14,9 @@ examples:
                       --timeframe 1m --window 120 --cooldown 15m --severity high
   quantify alerts add --kind pct-move --symbol ETHUSDT --pct 2 --window 5m --direction down
   quantify alerts add --kind stale --symbol BTCUSDT --seconds 30 --severity critical
+  quantify alerts add --kind funding-above --symbol binance-usdm:BTCUSDT --level 1 --unit bps --cooldown 8h
+  quantify alerts add --kind basis-z --symbol binance-usdm:BTCUSDT/BTCUSDT --level 3 --timeframe 1m --window 60
+  quantify alerts add --kind liquidation-burst --symbol binance-usdm:BTCUSDT --count 5 --window 1m
   quantify alerts list
   quantify alerts history --severity high --start -1d
   quantify alerts remove 3f9c2a1b7e
@@ -24,15 +27,19 @@ Kinds: price-above, price-below, price-crosses (--level, --margin); pct-move (--
 --long); corr-breakdown (--level, --timeframe, --window BARS); stale (--seconds); gap.
 Order books: spread-above (--bps, --margin); imbalance-beyond (--level in (-1, 1),
 --op above|below|abs-above, --margin); book-stale (--seconds out of sync).
+Perpetuals: funding-above, funding-below (--level as a rate, 0.0001 = 0.01 %, or with
+--unit bps in basis points; judged at every mark update); basis-z (PERP/SPOT: z-score of
+the basis in bps of the bar closes, --level, --op, --timeframe, --window BARS);
+liquidation-burst (--count N or --notional X within --window DURATION).
 Rules are evaluated by the running 'quantify ingest' writer; changes reach it within a second.
 """
 
 #: Parameter options of ``alerts add`` (all optional here; the rule checks what its kind needs).
 _PARAMS = (
-    ("level", "LEVEL", "price level, z-score, correlation or imbalance threshold"),
+    ("level", "LEVEL", "price level, z-score, correlation, imbalance or funding-rate threshold"),
     ("margin", "X", "re-arm only once the value is back beyond the level by X (default 0)"),
     ("pct", "PCT", "pct-move: percentage threshold"),
-    ("window", "N", "pct-move: a duration such as 5m; bar rules: number of bars"),
+    ("window", "N", "pct-move, liquidation-burst: a duration such as 5m; bar rules: number of bars"),
     ("direction", "DIR", "pct-move: up, down or abs (default abs)"),
     ("op", "OP", "zscore, imbalance-beyond: above, below or abs-above (default abs-above)"),
     ("timeframe", "TF", "bar rules: candle timeframe such as 1m (default 1m)"),
@@ -43,6 +50,9 @@ _PARAMS = (
     ("seconds", "S", "stale: seconds without a trade; book-stale: seconds out of sync"),
     ("bps", "BPS", "spread-above: quoted spread threshold in basis points of the mid"),
     ("levels", "N", "imbalance-beyond: book levels per side (1: the best bid and offer)"),
+    ("unit", "UNIT", "funding-above/-below: --level as a rate (default; 0.0001 = 0.01 %%) or in bps"),
+    ("count", "N", "liquidation-burst: liquidations within --window"),
+    ("notional", "X", "liquidation-burst: summed notional (avg price x filled qty) within --window"),
 )
 
 
@@ -63,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     add.add_argument("--kind", required=True, help="rule kind, e.g. price-above or zscore")
     add.add_argument("--symbol", required=True, metavar="SYM[/SYM]",
-                     help="symbol, or Y/X for pair kinds (zscore, corr-breakdown)")
+                     help="symbol, or Y/X for pair kinds (zscore, corr-breakdown; basis-z: PERP/SPOT)")
     add.add_argument("--severity", default="medium", help="critical, high, medium (default) or low")
     add.add_argument("--cooldown", default="0", metavar="DURATION",
                      help="quiet time after a firing: seconds or e.g. 15m (default 0)")
@@ -120,7 +130,7 @@ def run_add(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is None:
             continue
-        numeric = name in ("level", "margin", "pct", "k", "bps")
+        numeric = name in ("level", "margin", "pct", "k", "bps", "notional")
         params[name] = _number(name, value) if numeric else value
     rule = make_rule(args.kind, args.symbol, severity=args.severity, cooldown=args.cooldown,
                      message=args.message, name=args.name, enabled=not args.disabled, **params)

@@ -39,7 +39,7 @@ from quantify.store import open_store
 __all__ = ["DASHBOARDS", "DEFAULT_CULL_SECONDS", "dashboards_dir", "serve_dashboard", "stop_dashboard"]
 
 #: Dashboard names (notebooks ``dashboards/<name>.ipynb``).
-DASHBOARDS = ("pairs_monitor", "market_overview", "alerts", "microstructure")
+DASHBOARDS = ("pairs_monitor", "market_overview", "alerts", "microstructure", "perpetuals")
 THEMES = ("dark", "light")
 #: Seconds without a connected page after which a dashboard's kernel is shut down.
 DEFAULT_CULL_SECONDS = 60
@@ -158,8 +158,8 @@ def serve_dashboard(
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "dashboard", help="serve the live dashboards with Voilà",
-        description="Serve a dashboard (pairs_monitor, market_overview, alerts, microstructure) or all "
-                    "of them with Voilà on 127.0.0.1, reading the store another process writes "
+        description="Serve a dashboard (pairs_monitor, market_overview, alerts, microstructure, "
+                    "perpetuals) or all of them with Voilà on 127.0.0.1, reading the store another process writes "
                     "(quantify ingest or quantify demo). A closed page's kernel is shut down (at "
                     "once when the browser says so, else within --cull-seconds and a quarter). "
                     "Ctrl-C or SIGTERM stops the server and every kernel. Voilà logs errors "

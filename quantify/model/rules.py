@@ -28,6 +28,10 @@ kind                  value compared with the threshold              fires when
 ``spread-above``      quoted spread of the book, bps of the mid      value > bps
 ``imbalance-beyond``  L1 imbalance of the book, in [-1, 1]           ``op``: above, below, abs-above
 ``book-stale``        seconds the book has been out of sync          value > seconds, once per episode
+``funding-above``     a perpetual's funding rate (mark updates)      value >= level (``unit``: rate or bps)
+``funding-below``     a perpetual's funding rate (mark updates)      value <= level (``unit``: rate or bps)
+``basis-z``           z-score of the perp-spot basis (bps), bars     ``op``: above, below, abs-above
+``liquidation-burst`` liquidations in the last ``window``            value >= count (or notional)
 ====================  =============================================  ===========================================
 
 Level rules re-arm only after the value crosses back (by ``margin``), so a
@@ -39,14 +43,24 @@ at every quote (the best bid and offer after each applied depth event), with
 the functions a notebook calls (:func:`quantify.analytics.quoted_spread`,
 :func:`quantify.analytics.imbalance`); ``book-stale`` fires once per episode
 out of sync (a gap until its resync) that lasts longer than ``seconds``.
+
+The perpetual kinds watch a perpetual's stored marks and liquidations
+(:mod:`quantify.model.perp`): ``funding-above`` and ``funding-below`` compare
+the funding rate of every mark update (the rate that settles at the next
+funding time) with ``level``, a fraction (``unit="rate"``: 0.0001 is 0.01 %)
+or basis points (``unit="bps"``: 1 is 0.0001); ``liquidation-burst`` counts
+the liquidations (or sums their notional, ``avg_price * filled_qty``) of the
+``window`` ending at each one. ``basis-z`` watches a (perpetual, spot) pair on
+closed bars: the basis in bps of the bar closes
+(:func:`quantify.analytics.basis`, the number the
+:class:`~quantify.widgets.PerpMonitor` plots), standardised over ``window``
+bars by :func:`quantify.analytics.zscore` (the kernel of the pair z-score).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import re
 import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,8 +68,19 @@ from typing import Any, Final
 
 import pandas as pd
 
-from quantify.model.instrument import instrument_key
-from quantify.model.timeframes import timeframe_to_offset
+from quantify.model._rule_fields import MAX_BARS
+from quantify.model._rule_fields import bars as _bars
+from quantify.model._rule_fields import book_levels as _book_levels
+from quantify.model._rule_fields import choice as _choice
+from quantify.model._rule_fields import count as _count
+from quantify.model._rule_fields import duration as _duration
+from quantify.model._rule_fields import imbalance_level as _imbalance_level
+from quantify.model._rule_fields import level as _level
+from quantify.model._rule_fields import nonneg as _nonneg
+from quantify.model._rule_fields import positive as _positive
+from quantify.model._rule_fields import positive_duration as _positive_duration
+from quantify.model._rule_fields import timeframe as _timeframe
+from quantify.model.instrument import Instrument, Market, instrument_key
 
 #: The hedge estimates of a pair z-score (:func:`quantify.analytics.pair_zscore`): rolling
 #: OLS over the window, or a Kalman filter's state.
@@ -67,12 +92,17 @@ __all__ = [
     "KINDS",
     "MAX_BARS",
     "MAX_TICK_WINDOW",
+    "PERPETUAL_KINDS",
     "SEVERITIES",
     "Rule",
+    "basis_z",
     "book_stale",
     "corr_breakdown",
+    "funding_above",
+    "funding_below",
     "gap",
     "imbalance_beyond",
+    "liquidation_burst",
     "make_rule",
     "pct_move",
     "price_above",
@@ -87,145 +117,16 @@ __all__ = [
 #: Severities, most urgent first.
 SEVERITIES: Final = ("critical", "high", "medium", "low")
 
-#: Most bars a bar-based rule may look back over (the writer keeps this many per series).
-MAX_BARS: Final = 5_000
-
 #: Longest look-back of a ``pct-move`` rule (the writer keeps this much tick history).
 MAX_TICK_WINDOW: Final = pd.Timedelta(hours=6)
 
 #: Fields a message template may use.
 MESSAGE_FIELDS: Final = ("rule_id", "name", "kind", "symbol", "value", "threshold", "severity", "time")
 
+#: Longest window of a ``liquidation-burst`` rule (the writer keeps this much liquidation history).
+MAX_LIQUIDATION_WINDOW: Final = pd.Timedelta(hours=6)
+
 _REQUIRED: Final = object()
-
-
-# -- field checks ------------------------------------------------------------
-
-def _finite(name: str, value: Any, *, positive: bool = False, nonneg: bool = False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if positive and x <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    if nonneg and x < 0:
-        raise ValueError(f"{name} must be zero or positive, got {value!r}")
-    return x
-
-
-def _positive(name: str) -> Callable[[Any], float]:
-    return lambda v: _finite(name, v, positive=True)
-
-
-def _nonneg(name: str) -> Callable[[Any], float]:
-    return lambda v: _finite(name, v, nonneg=True)
-
-
-def _level(name: str) -> Callable[[Any], float]:
-    return lambda v: _finite(name, v)
-
-
-def _imbalance_level(value: Any) -> float:
-    x = _finite("level", value)
-    if not -1.0 < x < 1.0:
-        raise ValueError(f"level must lie strictly between -1 and 1 (an imbalance is in [-1, 1]), got {value!r}")
-    return x
-
-
-def _book_levels(value: Any) -> int:
-    """Levels per side an imbalance sums; the writer's quotes carry the best bid and offer only."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not re.fullmatch(r"\d+(\.0*)?", text) or float(text) < 1:
-        raise ValueError(f"levels must be a positive integer number of book levels, got {value!r}")
-    if float(text) != 1:
-        raise ValueError(f"levels: the writer judges imbalance on the best bid and offer (levels=1); "
-                         f"got {int(float(text))}")
-    return 1
-
-
-def _bars(name: str, minimum: int = 1, history: int = 1) -> Callable[[Any], int]:
-    """Check a count of bars; the rule needs ``history * n - (history - 1)`` bars kept."""
-    def check(value: Any) -> int:
-        n: int | None = None
-        if isinstance(value, bool):
-            n = None
-        elif isinstance(value, int):
-            n = value
-        elif isinstance(value, float) and value.is_integer():
-            n = int(value)
-        elif isinstance(value, str) and value.strip().isdigit():
-            n = int(value.strip())
-        if n is None or n < 1:
-            raise ValueError(f"{name} must be a positive integer number of bars, got {value!r}")
-        if n < minimum:
-            raise ValueError(f"{name} must be at least {minimum} bars, got {n}")
-        if history * n - (history - 1) > MAX_BARS:
-            needs = f" needs {history * n - (history - 1)} bars of history and" if history > 1 else ""
-            raise ValueError(
-                f"{name} of {n} bars{needs} is larger than the history kept ({MAX_BARS} bars); "
-                "use a longer timeframe with fewer bars"
-            )
-        return n
-    return check
-
-
-def _duration(name: str, maximum: pd.Timedelta | None = None) -> Callable[[Any], float]:
-    """Seconds from a number of seconds or a string such as ``"15m"``, ``"90s"``, ``"1h"``."""
-    def check(value: Any) -> float:
-        if isinstance(value, bool):
-            raise ValueError(f"{name} must be seconds or a duration such as '15m', got {value!r}")
-        text = None if isinstance(value, (int, float)) else str(value).strip()
-        if text is not None and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", text):
-            value = float(text)  # "30" is 30 seconds, as 30 is (pandas would read nanoseconds)
-        if isinstance(value, (int, float)):
-            seconds = _finite(name, value)
-        else:
-            try:
-                seconds = pd.Timedelta(text).total_seconds()
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{name} must be seconds or a duration such as '90s', '15m' or '1h', got {value!r}"
-                ) from None
-        if seconds < 0:
-            raise ValueError(f"{name} must not be negative, got {value!r}")
-        if maximum is not None and seconds > maximum.total_seconds():
-            raise ValueError(
-                f"{name} {value!r} is larger than the history kept ({maximum}); use at most that"
-            )
-        return seconds
-    return check
-
-
-def _positive_duration(name: str, maximum: pd.Timedelta | None = None) -> Callable[[Any], float]:
-    inner = _duration(name, maximum)
-
-    def check(value: Any) -> float:
-        seconds = inner(value)
-        if seconds <= 0:
-            raise ValueError(f"{name} must be a positive duration such as '5m', got {value!r}")
-        return seconds
-    return check
-
-
-def _choice(name: str, options: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        v = str(value).strip().lower().replace("_", "-")
-        if v not in options:
-            raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-        return v
-    return check
-
-
-def _timeframe(value: Any) -> str:
-    try:
-        td = timeframe_to_offset(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"timeframe: {exc}") from None
-    if isinstance(value, str):
-        return value.strip()
-    return f"{int(td.total_seconds())}s"
 
 
 # -- kinds -------------------------------------------------------------------
@@ -290,10 +191,54 @@ KINDS: Final[dict[str, _Kind]] = {
     "book-stale": _Kind(1, {
         "seconds": (_positive_duration("seconds"), _REQUIRED),
     }, "{symbol}: book out of sync for {value:.1f} s (limit {threshold:g} s)"),
+    "funding-above": _Kind(1, {
+        "level": (_level("level"), _REQUIRED),
+        "unit": (_choice("unit", ("rate", "bps")), "rate"),
+        "margin": (_nonneg("margin"), 0.0),
+    }, "{symbol} funding rate {value:.6g}, above {threshold:g}"),
+    "funding-below": _Kind(1, {
+        "level": (_level("level"), _REQUIRED),
+        "unit": (_choice("unit", ("rate", "bps")), "rate"),
+        "margin": (_nonneg("margin"), 0.0),
+    }, "{symbol} funding rate {value:.6g}, below {threshold:g}"),
+    "basis-z": _Kind(2, {
+        "level": (_level("level"), _REQUIRED),
+        "op": (_choice("op", ("above", "below", "abs-above")), "abs-above"),
+        "timeframe": (_timeframe, "1m"),
+        "window": (_bars("window", 3), 120),
+        "margin": (_nonneg("margin"), 0.0),
+    }, "{symbol} basis z-score {value:+.2f} (threshold {threshold:g})"),
+    "liquidation-burst": _Kind(1, {
+        "window": (_positive_duration("window", MAX_LIQUIDATION_WINDOW), _REQUIRED),
+        "count": (_count("count"), None),
+        "notional": (_positive("notional"), None),
+    }, "{symbol}: {value:g} liquidation(s) within the window (threshold {threshold:g})"),
 }
 
 #: The kinds judged on the order book (quotes and continuity), not on trades.
 BOOK_KINDS: Final = ("spread-above", "imbalance-beyond", "book-stale")
+
+#: The kinds of perpetual futures: funding (marks), liquidations, and the basis against spot (bars).
+PERPETUAL_KINDS: Final = ("funding-above", "funding-below", "basis-z", "liquidation-burst")
+
+#: Default messages of the kinds whose value's unit is a parameter (kind, unit) -> template.
+_UNIT_MESSAGES: Final = {
+    ("funding-above", "bps"): "{symbol} funding rate {value:.3g} bps, above {threshold:g} bps",
+    ("funding-below", "bps"): "{symbol} funding rate {value:.3g} bps, below {threshold:g} bps",
+    ("liquidation-burst", "notional"): "{symbol}: liquidations of {value:,.0f} notional within the window "
+                                       "(threshold {threshold:,.0f})",
+}
+
+
+def _check_perp_symbols(kind: str, symbols: tuple[str, ...]) -> None:
+    """The perpetual kinds watch a perpetual (``basis-z``: a perpetual or future, then its spot)."""
+    markets = [Instrument.parse(s).market for s in symbols]
+    if markets[0] == Market.SPOT:
+        raise ValueError(f"symbols: a {kind} rule watches a perpetual such as binance-usdm:BTCUSDT; "
+                         f"{symbols[0]} is spot")
+    if kind == "basis-z" and markets[1] != Market.SPOT:
+        raise ValueError(f"symbols: a basis-z rule watches PERP/SPOT, such as binance-usdm:BTCUSDT/BTCUSDT; "
+                         f"{symbols[1]} is not spot")
 
 
 def _check_symbols(kind: str, symbols: Any) -> tuple[str, ...]:
@@ -407,6 +352,9 @@ class Rule:
         if kind == "imbalance-beyond" and params["op"] == "abs-above" and params["level"] < 0:
             raise ValueError(f"level of an abs-above imbalance rule must be >= 0 (|imbalance| is compared), "
                              f"got {params['level']!r}; use op='below' for a level under 0")
+        if kind == "liquidation-burst" and (params["count"] is None) == (params["notional"] is None):
+            raise ValueError("a liquidation-burst rule needs count (liquidations) or notional (their "
+                             "avg_price * filled_qty summed), one of the two")
         severity = str(self.severity).strip().lower()
         if severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {self.severity!r}")
@@ -418,11 +366,18 @@ class Rule:
             raise ValueError(f"enabled must be True or False, got {self.enabled!r}")
         setattr_ = object.__setattr__
         setattr_(self, "kind", kind)
-        setattr_(self, "symbols", _check_symbols(kind, self.symbols))
+        symbols = _check_symbols(kind, self.symbols)
+        if kind in PERPETUAL_KINDS:
+            _check_perp_symbols(kind, symbols)
+        setattr_(self, "symbols", symbols)
         setattr_(self, "params", params)
         setattr_(self, "severity", severity)
         setattr_(self, "cooldown", _duration("cooldown")(self.cooldown))
-        setattr_(self, "message", _check_message(self.message, kind))
+        message = self.message
+        unit = str(params.get("unit", "notional" if params.get("notional") is not None else ""))
+        if isinstance(message, str) and not message.strip() and (kind, unit) in _UNIT_MESSAGES:
+            message = _UNIT_MESSAGES[(kind, unit)]
+        setattr_(self, "message", _check_message(message, kind))
         setattr_(self, "enabled", bool(self.enabled))
         setattr_(self, "name", str(self.name or ""))
         setattr_(self, "id", str(self.id or ""))
@@ -447,6 +402,8 @@ class Rule:
             return float(p["bps"])
         if self.kind == "gap":
             return 0.0
+        if self.kind == "liquidation-burst":
+            return float(p["count"] if p["count"] is not None else p["notional"])
         return float(p["level"])
 
     def replace(self, **changes: Any) -> Rule:
@@ -602,3 +559,45 @@ def book_stale(symbol: str, seconds: float | str, **common: Any) -> Rule:
     been out of sync, as the ingestion writer reports it.
     """
     return make_rule("book-stale", symbol, seconds=seconds, **common)
+
+
+def funding_above(symbol: str, level: float, *, unit: str = "rate", margin: float = 0.0, **common: Any) -> Rule:
+    """Fire at the first mark update whose funding rate is at or above ``level``.
+
+    ``unit`` "rate": ``level`` is a fraction (0.0001 is 0.01 % per funding
+    interval, Binance's ``r``); "bps": basis points (1 is 0.0001). The value
+    is the mark's ``funding_rate`` (the rate that settles at its
+    ``next_funding_time``) in that unit; it re-arms below ``level - margin``.
+    """
+    return make_rule("funding-above", symbol, level=level, unit=unit, margin=margin, **common)
+
+
+def funding_below(symbol: str, level: float, *, unit: str = "rate", margin: float = 0.0, **common: Any) -> Rule:
+    """Fire at the first mark update whose funding rate is at or below ``level`` (see :func:`funding_above`)."""
+    return make_rule("funding-below", symbol, level=level, unit=unit, margin=margin, **common)
+
+
+def basis_z(perp: str, spot: str, level: float, *, op: str = "abs-above", timeframe: str = "1m",
+            window: int | str = 120, margin: float = 0.0, **common: Any) -> Rule:
+    """Fire when the z-score of the perpetual's basis against spot passes ``level`` on closed bars.
+
+    At each bar closed on both legs: the basis in bps of the bar closes,
+    :func:`quantify.analytics.basis` (``basis_bps``), standardised over the
+    last ``window`` bars with :func:`quantify.analytics.zscore`, the z-score
+    kernel of the ``zscore`` rule (sample standard deviation, ``ddof=1``).
+    """
+    return make_rule("basis-z", (perp, spot), level=level, op=op, timeframe=timeframe, window=window,
+                     margin=margin, **common)
+
+
+def liquidation_burst(symbol: str, window: float | str, *, count: int | None = None,
+                      notional: float | None = None, **common: Any) -> Rule:
+    """Fire when the liquidations of the last ``window`` reach ``count`` (or ``notional``).
+
+    Judged at every stored liquidation: the liquidations (or their summed
+    ``avg_price * filled_qty``) stamped in ``(t - window, t]``. Give ``count``
+    or ``notional``. It re-arms at a later liquidation whose window holds
+    less. Binance pushes at most one liquidation per symbol per second (a
+    sample), so a count is a lower bound of the liquidations.
+    """
+    return make_rule("liquidation-burst", symbol, window=window, count=count, notional=notional, **common)

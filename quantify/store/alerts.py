@@ -126,7 +126,7 @@ class AlertBook:
         if not isinstance(rule, Rule):
             raise TypeError(f"rule must be a quantify.alerts.Rule, not {type(rule).__name__}")
         if check_symbols:
-            known = set(self.store.symbols())
+            known = set(self.store.symbols()) | set(self.store.perp_symbols())
             for sym in rule.symbols:
                 if sym not in known:
                     have = ", ".join(sorted(known)) or "none yet"

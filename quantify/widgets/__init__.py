@@ -1,4 +1,4 @@
-"""Live widgets: charts, pair monitor, order-book monitor, control, alert and status panels (ipywidgets + bqplot).
+"""Live widgets: charts, pair monitor, perpetual monitor, order-book monitor, control, alert and status panels (ipywidgets + bqplot).
 
 Every widget is a model (tested through ``get_state()`` without a browser),
 updates in frames (at most 10 per second, one ``hold_sync`` per figure),
@@ -17,6 +17,7 @@ from quantify.widgets.frames import MAX_POINTS, downsample, live_timers, stop_al
 from quantify.widgets.microstructure import MicrostructurePanels
 from quantify.widgets.pairs import PairMonitor
 from quantify.widgets.panels import REPLAY_BADGE, ControlPanel, StatusBar, is_replay
+from quantify.widgets.perp import PerpMonitor
 from quantify.widgets.theme import DARK, LIGHT, Theme
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LiveChart",
     "MicrostructurePanels",
     "PairMonitor",
+    "PerpMonitor",
     "StatusBar",
     "Theme",
     "downsample",

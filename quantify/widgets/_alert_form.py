@@ -24,19 +24,27 @@ LABELS = {
     "level": "Level", "margin": "Margin", "pct": "Move %", "window": "Window", "direction": "Direction",
     "op": "When", "timeframe": "Bars", "hedge": "Hedge", "k": "k × baseline", "short": "Short bars",
     "long": "Long bars", "seconds": "Silent for", "bps": "Spread bps", "levels": "Book levels",
+    "unit": "Unit", "count": "Liquidations", "notional": "or notional",
 }
 #: Labels that depend on the kind (the same parameter means another thing there).
-_KIND_LABELS = {("book-stale", "seconds"): "Out of sync for"}
+_KIND_LABELS = {("book-stale", "seconds"): "Out of sync for", ("funding-above", "level"): "Funding rate",
+                ("funding-below", "level"): "Funding rate", ("liquidation-burst", "window"): "Within",
+                ("basis-z", "level"): "|z| level", ("basis-z", "window"): "z window (bars)"}
+#: Labels of the two symbol fields of a two-symbol kind: (first, second).
+_PAIR_LABELS = {"basis-z": ("Perpetual", "Spot")}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "direction": ("abs", "up", "down"), "op": ("abs-above", "above", "below"), "hedge": ("ols", "kalman"),
-    "timeframe": WIDGET_TIMEFRAMES,
+    "timeframe": WIDGET_TIMEFRAMES, "unit": ("rate", "bps"),
 }
 #: Parameters the form leaves at their defaults (tuning for experts, or one value for now; make_rule
 #: takes them).
 _HIDDEN = frozenset({"delta", "levels"})
 #: What to write in a required field, as a placeholder.
 _EXAMPLES = {"level": "e.g. 61700", "pct": "e.g. 0.5", "window": "e.g. 5m", "k": "e.g. 3",
-             "seconds": "e.g. 30s", "bps": "e.g. 2"}
+             "seconds": "e.g. 30s", "bps": "e.g. 2", "count": "e.g. 5", "notional": "e.g. 1e6"}
+#: Examples that depend on the kind.
+_KIND_EXAMPLES = {("funding-above", "level"): "e.g. 0.0005", ("funding-below", "level"): "e.g. -0.0001",
+                  ("liquidation-burst", "window"): "e.g. 1m"}
 #: The parameter an edit changes as "threshold" (``level`` unless listed; gap rules have none).
 _THRESHOLD: dict[str, str | None] = {"pct-move": "pct", "vol-breakout": "k", "stale": "seconds", "gap": None,
                                      "spread-above": "bps", "book-stale": "seconds"}
@@ -47,8 +55,13 @@ def label(kind: str, name: str) -> str:
     return _KIND_LABELS.get((kind, name), LABELS[name])
 
 
-def threshold_param(kind: str) -> str | None:
-    """The parameter an edit changes as the threshold of a ``kind`` rule (None: it has none)."""
+def threshold_param(kind: str, params: dict[str, Any] | None = None) -> str | None:
+    """The parameter an edit changes as the threshold of a ``kind`` rule (None: it has none).
+
+    A ``liquidation-burst`` rule's is ``count``, or ``notional`` if ``params`` say it counts that.
+    """
+    if kind == "liquidation-burst":
+        return "notional" if params is not None and params.get("notional") is not None else "count"
     return _THRESHOLD.get(kind, "level")
 
 
@@ -131,12 +144,15 @@ class RuleForm:
         self.params_box.children = [self.field_boxes[n] for n in shown]
         pair = spec.n_symbols == 2
         self.symbol_x_box.layout.display = "" if pair else "none"
-        self.symbol_box.children[0].value = f'<div class="qf-field-label">{"Y" if pair else "Symbol"}</div>'
+        first, second = _PAIR_LABELS.get(kind, ("Y", "X (hedge)")) if pair else ("Symbol", "")
+        self.symbol_box.children[0].value = f'<div class="qf-field-label">{esc(first)}</div>'
+        if pair:
+            self.symbol_x_box.children[0].value = f'<div class="qf-field-label">{esc(second)}</div>'
         for name in shown:
             self.field_boxes[name].children[0].value = f'<div class="qf-field-label">{esc(label(kind, name))}</div>'
             w = self.fields[name]
             if isinstance(w, W.Text):
-                w.placeholder = _placeholder(spec.params[name][1], name)
+                w.placeholder = _KIND_EXAMPLES.get((kind, name)) or _placeholder(spec.params[name][1], name)
             elif isinstance(w, W.Dropdown):
                 w.value = spec.params[name][1]
         self.message.placeholder = spec.message
@@ -216,7 +232,7 @@ class EditBar:
 
     def show(self, rule: Rule) -> None:
         """Open the bar on ``rule``'s current values."""
-        param = threshold_param(rule.kind)
+        param = threshold_param(rule.kind, dict(rule.params))
         self.threshold_box.layout.display = "none" if param is None else ""
         if param is not None:
             self.threshold_box.children[0].value = f'<div class="qf-field-label">{esc(label(rule.kind, param))}</div>'
@@ -236,7 +252,7 @@ class EditBar:
     def changes(self, rule: Rule | None) -> dict[str, Any]:
         """The bar's values as :meth:`AlertBook.update` keywords for ``rule``."""
         changes: dict[str, Any] = {"cooldown": self.cooldown.value.strip() or 0, "severity": self.severity.value}
-        param = threshold_param(rule.kind) if rule is not None else None
+        param = threshold_param(rule.kind, dict(rule.params)) if rule is not None else None
         if param is not None:
             changes[param] = self.threshold.value.strip()
         return changes

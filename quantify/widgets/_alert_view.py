@@ -82,6 +82,15 @@ def describe(rule: Rule) -> str:
         return f"{imb} {num(p['level'])}{margin}"
     if k == "book-stale":
         return f"book out of sync for {fmt_seconds(p['seconds'])}"
+    if k in ("funding-above", "funding-below"):
+        unit = " bps" if p["unit"] == "bps" else ""
+        return f"funding {'≥' if k == 'funding-above' else '≤'} {num(p['level'])}{unit}{margin}"
+    if k == "basis-z":
+        z = {"abs-above": "|z| >", "above": "z >", "below": "z <"}[p["op"]]
+        return f"basis {z} {num(p['level'])} · {p['window']} × {p['timeframe']}{margin}"
+    if k == "liquidation-burst":
+        what = f"{p['count']} liquidations" if p["count"] is not None else f"{num(p['notional'])} liquidated"
+        return f"≥ {what} within {fmt_seconds(p['window'])}"
     return "trade ids missing"
 
 

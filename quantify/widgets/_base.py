@@ -21,7 +21,7 @@ from quantify.widgets.frames import DEFAULT_FPS, MAX_POINTS, FrameTimer
 from quantify.widgets.source import BAR_COLUMNS, StoreTail, feed_for, resolve_store, update_bars
 from quantify.widgets.theme import Theme, get_theme, panel_css, style_figure
 
-__all__ = ["LiveWidget", "read_history"]
+__all__ = ["LiveWidget", "finite_tail", "read_history"]
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +212,30 @@ class LiveWidget(W.VBox):
     def _time_axis(self, scale: bq.DateScale, visible: bool = True) -> bq.Axis:
         return bq.Axis(scale=scale, tick_format="%H:%M:%S", label="", grid_lines="none",
                        num_ticks=6, visible=visible)
+
+
+def finite_tail(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The bars from the first defined value on, gaps carried forward; and whether any exist.
+
+    The browser cannot draw NaN (bqplot writes it into SVG paths), and a figure
+    whose points span no time (none, or one) has a zero-width time domain, which
+    bqplot turns into ``translate(undefined, ...)``. A series with fewer than
+    two defined bars — the z-score while it warms up over ``2 * window - 1``
+    bars — is therefore sent as an invisible placeholder spanning the time range
+    (at least one second).
+    """
+    first = y[0] if y.ndim > 1 else y
+    ok = np.flatnonzero(np.isfinite(first))
+    if len(ok) < 2 or x[int(ok[0])] == x[-1]:
+        if not len(x):
+            return x, np.zeros((*y.shape[:-1], 0)), False
+        span = np.array([x[0], max(x[-1], x[0] + np.timedelta64(1, "s"))], dtype=x.dtype)
+        return span, np.zeros((*y.shape[:-1], 2)), False
+    start = int(ok[0])
+    x, y = x[start:], y[..., start:]
+    if not np.isfinite(y).all():
+        y = pd.DataFrame(np.atleast_2d(y).T).ffill().bfill().to_numpy().T.reshape(y.shape)
+    return x, y, True
 
 
 def points_html(count: int) -> str:

@@ -90,7 +90,7 @@ class AlertPanel(W.VBox):
         self._editing: str | None = None
         self.rule_rows: dict[str, RuleRow] = {}
         self.alert_rows: dict[int, AlertRow] = {}
-        self.form = RuleForm(self.store.symbols(), self._run)
+        self.form = RuleForm(self._symbols(), self._run)
         f = self.form  # its widgets are the panel's attributes too (panel.kind, panel.fields, ...)
         self.kind, self.symbol, self.symbol_x, self.fields = f.kind, f.symbol, f.symbol_x, f.fields
         self.severity, self.cooldown, self.message, self.error = f.severity, f.cooldown, f.message, f.error
@@ -222,8 +222,13 @@ class AlertPanel(W.VBox):
                 self.end_edit()
             self._update_summary()
 
+    def _symbols(self) -> list[str]:
+        """The store's instruments with trades, then those with perpetual data only (marks, liquidations)."""
+        syms = self.store.symbols()
+        return [*syms, *(s for s in self.store.perp_symbols() if s not in syms)]
+
     def _refresh_symbols(self) -> None:
-        self.form.set_symbols(self.store.symbols())
+        self.form.set_symbols(self._symbols())
 
     # -- fired alerts ---------------------------------------------------------
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import ipywidgets as W
 
+from quantify.model.instrument import Instrument, Market
+from quantify.model.timeframes import WIDGET_TIMEFRAMES
 from quantify.store import Store
 from quantify.widgets._base import esc
 from quantify.widgets.alerts import AlertPanel
@@ -14,10 +16,12 @@ from quantify.widgets.charts import LiveChart
 from quantify.widgets.microstructure import MicrostructurePanels
 from quantify.widgets.pairs import PairMonitor
 from quantify.widgets.panels import ControlPanel, StatusBar
+from quantify.widgets.perp import PerpMonitor
 from quantify.widgets.source import resolve_store
 from quantify.widgets.theme import get_theme, panel_css
 
-__all__ = ["DownloadButton", "alerts_dashboard", "market_overview", "microstructure_dashboard", "pairs_monitor"]
+__all__ = ["DownloadButton", "alerts_dashboard", "market_overview", "microstructure_dashboard", "pairs_monitor",
+           "perpetuals_dashboard"]
 
 
 def _page(title: str, subtitle: str, body: list[W.Widget], theme: str) -> W.VBox:
@@ -144,3 +148,52 @@ def microstructure_dashboard(store: Store | str | None = None, *, symbol: str | 
     return _page("Microstructure", "Order book (depth, ladder, spread, imbalance, microprice), then spread, "
                  "imbalance and markouts of the stored quotes and trades. Exchange time, UTC.",
                  [status, pick, monitor, panels], theme)
+
+
+def _perp_legs(store: Store) -> tuple[list[str], list[str]]:
+    """The store's perpetuals (with trades or perpetual data) and its spot symbols."""
+    keys = list(dict.fromkeys([*store.symbols(), *store.perp_symbols()]))
+    markets = {k: Instrument.parse(k).market for k in keys}
+    perps = [k for k in keys if markets[k] != Market.SPOT] or ["binance-usdm:BTCUSDT"]
+    spots = [k for k in keys if markets[k] == Market.SPOT] or ["BTCUSDT"]
+    return perps, spots
+
+
+def perpetuals_dashboard(store: Store | str | None = None, *, perp: str | None = None, spot: str | None = None,
+                         timeframe: str = "1s", theme: str = "dark") -> W.VBox:
+    """A perpetual against its spot market: prices, basis, funding with its countdown, open interest.
+
+    The perpetual menu lists the store's perpetuals; the spot menu defaults
+    to the perpetual's own symbol on spot (``binance-usdm:BTCUSDT`` ->
+    ``BTCUSDT``) when the store has it. The monitor reads the stored marks,
+    open interest and liquidations once a second.
+    """
+    st = resolve_store(store)
+    perps, spots = _perp_legs(st)
+    perp = perp or perps[0]
+    same = Instrument.parse(perp).symbol
+    spot = spot or (same if same in spots else spots[0])
+    status = StatusBar(st, theme=theme)
+    monitor = PerpMonitor(perp, spot, timeframe, store=st, theme=theme, bars=1500, fps=4.0)
+    pick_perp = W.Dropdown(options=list(dict.fromkeys([perp, *perps])), value=perp, description="Perpetual",
+                           layout=W.Layout(width="320px"))
+    pick_spot = W.Dropdown(options=list(dict.fromkeys([spot, *spots])), value=spot, description="Spot",
+                           layout=W.Layout(width="200px"))
+    options = list(WIDGET_TIMEFRAMES) if timeframe in WIDGET_TIMEFRAMES else [timeframe, *WIDGET_TIMEFRAMES]
+    pick_tf = W.Dropdown(options=options, value=timeframe, description="Bars", layout=W.Layout(width="140px"))
+    message = W.HTML()
+
+    def legs(_change: dict[str, Any]) -> None:
+        try:
+            monitor.set_symbols([pick_perp.value, pick_spot.value])
+            message.value = ""
+        except ValueError as exc:
+            message.value = f'<span class="qf-error">{esc(str(exc))}</span>'
+
+    pick_perp.observe(legs, "value")
+    pick_spot.observe(legs, "value")
+    pick_tf.observe(lambda ch: monitor.set_timeframe(ch["new"]), "value")
+    controls = W.HBox([pick_perp, pick_spot, pick_tf, message], layout=W.Layout(align_items="center"))
+    return _page("Perpetuals", "Perpetual vs spot: basis in bps of spot, funding rate of the marks with the time "
+                 "to the next settlement, open interest, liquidations on the prices. Exchange time, UTC.",
+                 [status, controls, monitor], theme)

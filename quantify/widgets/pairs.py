@@ -12,7 +12,7 @@ import pandas as pd
 
 from quantify.analytics import PAIR_ZSCORE_COLUMNS, half_life, pair_zscore, rolling_corr
 from quantify.analytics.pairs import HEDGES
-from quantify.widgets._base import LiveWidget, esc, points_html
+from quantify.widgets._base import LiveWidget, esc, finite_tail, points_html
 from quantify.widgets.frames import downsample
 
 __all__ = ["HEDGE_METHODS", "PairMonitor"]
@@ -20,30 +20,6 @@ __all__ = ["HEDGE_METHODS", "PairMonitor"]
 logger = logging.getLogger(__name__)
 
 HEDGE_METHODS = HEDGES
-
-
-def _finite_tail(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The bars from the first defined value on, gaps carried forward; and whether any exist.
-
-    The browser cannot draw NaN (bqplot writes it into SVG paths), and a figure
-    whose points span no time (none, or one) has a zero-width time domain, which
-    bqplot turns into ``translate(undefined, ...)``. A series with fewer than
-    two defined bars — the z-score while it warms up over ``2 * window - 1``
-    bars — is therefore sent as an invisible placeholder spanning the time range
-    (at least one second).
-    """
-    first = y[0] if y.ndim > 1 else y
-    ok = np.flatnonzero(np.isfinite(first))
-    if len(ok) < 2 or x[int(ok[0])] == x[-1]:
-        if not len(x):
-            return x, np.zeros((*y.shape[:-1], 0)), False
-        span = np.array([x[0], max(x[-1], x[0] + np.timedelta64(1, "s"))], dtype=x.dtype)
-        return span, np.zeros((*y.shape[:-1], 2)), False
-    start = int(ok[0])
-    x, y = x[start:], y[..., start:]
-    if not np.isfinite(y).all():
-        y = pd.DataFrame(np.atleast_2d(y).T).ffill().bfill().to_numpy().T.reshape(y.shape)
-    return x, y, True
 
 
 class PairMonitor(LiveWidget):
@@ -214,7 +190,7 @@ class PairMonitor(LiveWidget):
             (self.figures["corr"], self._corr, data["corr"].to_numpy(float)),
         ]
         for fig, mark, y in series:
-            fx, fy, defined = _finite_tail(x, y)
+            fx, fy, defined = finite_tail(x, y)
             px, py = downsample(fx, fy)
             with fig.hold_sync(), mark.hold_sync():
                 mark.x, mark.y = px, py

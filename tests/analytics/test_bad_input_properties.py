@@ -55,7 +55,15 @@ def _book(prices: pd.Series) -> pd.DataFrame:
                          "ask_qty_2": 4.0}, index=prices.index)
 
 
+def _marks(prices: pd.Series) -> pd.DataFrame:
+    p = prices.to_numpy()
+    return pd.DataFrame({"mark_price": p * 1.0002, "index_price": p, "funding_rate": 1e-4},
+                        index=prices.index)
+
+
 GOOD_QUOTES = _quotes(GOOD_X)
+GOOD_FUNDING = pd.DataFrame({"funding_rate": _rng.normal(1e-4, 1e-4, 10), "mark_price": np.nan},
+                            index=pd.date_range("2024-08-08 00:10:00.005", periods=10, freq="15min", tz="UTC"))
 GOOD_TICKS = _ticks(GOOD_X).assign(is_buyer_maker=np.arange(N) % 3 == 0)
 
 
@@ -102,9 +110,14 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "markouts": lambda d: qa.markouts(_frame(d, _ticks), GOOD_QUOTES, "2min", sign="tick"),
     "kyle_lambda": lambda d: qa.kyle_lambda(_frame(d, _ticks), GOOD_QUOTES, "5min", sign="tick"),
     "vpin": lambda d: qa.vpin(_frame(d, _ticks), 5.0, 3, bar="1min"),
+    "basis": lambda d: qa.basis(d, GOOD_X),
+    "premium_index": lambda d: qa.premium_index(_frame(d, _marks)),
+    "funding_carry": lambda d: qa.funding_carry(d, notional=100.0),
+    "funding_zscore": lambda d: qa.funding_zscore(d, 10),
+    "carry_backtest": lambda d: qa.carry_backtest(d, GOOD_X, GOOD_FUNDING),
 }
 NOT_CALLABLE = {
-    "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
+    "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
     *(name for name in qa.__all__ if name.endswith("Result")),
 }
 

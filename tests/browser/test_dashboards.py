@@ -12,10 +12,15 @@ LOOPBACK = re.compile(r"^(https?|wss?)://127\.0\.0\.1[:/]|^(data|blob|about):")
 #: bqplot's first layout of a figure, when a redraw races it on a loaded machine, can set one
 #: <g> transform from a scale that has no range yet ("translate(undefined,y)"); the next frame
 #: draws correctly (the screenshots show it). Seen about once in six runs with both cores busy,
-#: never on an idle machine; the widget sends no NaN and no zero-width domain (pairs.py:
-#: _finite_tail). Tolerated only in this exact form, and only while it stays a burst (at most 30;
+#: never on an idle machine; the widget sends no NaN and no zero-width domain (_base.py:
+#: finite_tail). Tolerated only in this exact form, and only while it stays a burst (at most 30;
 #: up to 11 were seen in one failed run).
 BQPLOT_FIRST_LAYOUT = 'attribute transform: Expected number, "translate(undefined,'
+#: The same race on a redraw that shrinks a line (1s -> 1m bars): bqplot can draw one frame
+#: with the new y values against the old x scale, whose last point maps to NaN. Seen once
+#: under a doubly loaded CI run. Tolerated only as a burst and only while every line drawn
+#: at the end of the test is free of NaN (:func:`_errors` checks the final paths).
+BQPLOT_REDRAW = 'attribute d: Expected number, "'
 
 
 def _points(page) -> int:
@@ -42,8 +47,11 @@ def outside(page) -> list[str]:
 
 def _errors(page) -> list[str]:
     errors = list(page.errors)
-    layout = [e for e in errors if BQPLOT_FIRST_LAYOUT in e]
-    return [e for e in errors if e not in layout] + (layout if len(layout) > 30 else [])
+    layout = [e for e in errors if BQPLOT_FIRST_LAYOUT in e or BQPLOT_REDRAW in e]
+    final = page.eval_on_selector_all(".bqplot svg path.line", "els => els.map(e => e.getAttribute('d') || '')")
+    drawn_nan = [d[:80] for d in final if "NaN" in d]
+    tolerated = len(layout) <= 30 and not drawn_nan
+    return [e for e in errors if e not in layout] + ([] if tolerated else layout + drawn_nan)
 
 
 def test_pairs_monitor_renders_grows_and_redraws(serve, page, outside):

@@ -16,7 +16,7 @@ def test_demo_streams_spot_and_usdm_into_one_store(tmp_path):
     uri = f"lmdb://{tmp_path / 'demo'}"
     done = subprocess.run(
         [sys.executable, "-m", "quantify", "demo", "--no-dashboard", "--no-browser", "--speed", "0",
-         "--duration", "12", "--store", uri],
+         "--duration", "20", "--store", uri],
         capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "REPLAY" in done.stdout and "Traceback" not in done.stderr

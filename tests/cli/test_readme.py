@@ -476,6 +476,11 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT": "placeholder",
     "quantify load BTCUSDT-trades-2024-08-08.zip": "run",
     "quantify load usdm-2023-btcusdt_20230405.perp.gz": "run",
+    # after the load above: the store then holds binance-usdm:BTCUSDT
+    "quantify alerts add --kind funding-above --symbol binance-usdm:BTCUSDT --level 1 --unit bps --cooldown 8h": "run",
+    "quantify alerts add --kind basis-z --symbol binance-usdm:BTCUSDT/BTCUSDT --level 3 --timeframe 1m "
+    "--window 60": "run",
+    "quantify alerts add --kind liquidation-burst --symbol binance-usdm:BTCUSDT --count 5 --window 1m": "run",
     "quantify load BTCUSDT-fundingRate-2023-04.zip BTCUSDT-metrics-2023-04-05.zip": "run",
     "quantify load usdm-2021-xrpusdt.funding.csv": "run",
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",

@@ -184,14 +184,24 @@ def test_sigkill_mid_stream_resumes_the_stored_book(lmdb_uri: str, references: d
         return (all(trades.get(k, (0,))[0] == last for k, last in LAST_TRADE.items())
                 and all(int(store.quotes(k)["update_id"].iloc[-1]) == u for k, u in final.items()))
 
-    with ReplayThread(ReplayConfig(files=_files(), speed=60)) as replay:
+    def progress() -> str:
+        store = reader(lmdb_uri)
+        if store is None:
+            return "no store"
+        quotes = {k: int(store.quotes(k)["update_id"].iloc[-1]) if store.has_book(k) else None for k in final}
+        return f"trades {store.last_trades()} want {LAST_TRADE}; quotes {quotes} want {final}"
+
+    # The recording lasts 22 s at speed 30: long enough that the restarted writer (a new
+    # Python process, slow to start on a loaded machine) is streaming before it ends.
+    # After the end no diff comes, and a book resyncs only on a diff.
+    with ReplayThread(ReplayConfig(files=_files(), speed=30)) as replay:
         proc = _ingest_process(lmdb_uri, replay, log)
         try:
             assert wait_for(lambda: quotes_of(SPOT) > 200 and quotes_of(USDM) > 200, 60), log.read_text()[-3000:]
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             proc = _ingest_process(lmdb_uri, replay, log)
-            assert wait_for(done, 120), log.read_text()[-3000:]
+            assert wait_for(done, 120), progress() + "\n" + log.read_text()[-3000:]
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(20)
