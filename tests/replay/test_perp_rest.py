@@ -27,6 +27,7 @@ from quantify.replay.server import ReplayServer
 from quantify.replay.tape import Tape
 from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
+from quantify.venues.binance.perp_files import read_funding_rows
 from quantify.venues.binance.recordings import sample_files, usdm_sample_files
 
 DATA = Path(quantify.__file__).parent / "data"
@@ -246,3 +247,16 @@ def test_funding_requests_are_limited_per_5_minutes(pair_tape: Tape) -> None:
     assert api.handle("/futures/data/openInterestHist", hist, "1.2.3.4", 0, pair_tape.first_time).status == 200
     now[0] += 200
     assert api.handle("/fapi/v1/fundingRate", query, "1.2.3.4", 0, pair_tape.first_time).status == 200
+
+
+def test_a_data_binance_vision_funding_archive_beside_the_synthetic_settlements(pair_tape: Tape) -> None:
+    vision = Path(__file__).parents[1] / "data" / "BTCUSDT-fundingRate-2023-04.csv"
+    rows = read_funding_rows(vision)
+    with open(vision) as fh:
+        recorded = [(int(r["calc_time"]), r["last_funding_rate"]) for r in csv.DictReader(fh)]
+    assert [(r["fundingTime"], r["fundingRate"]) for r in rows] == recorded
+    answers = PerpAnswers(pair_tape, rows)
+    settle = 1723161600000
+    got = answers.funding_rate({"symbol": "BTCUSDT", "startTime": "0"}, settle)
+    assert [(r["fundingTime"], r["fundingRate"]) for r in got[:-1]] == recorded  # the archive's strings
+    assert got[-1]["fundingTime"] == settle and got[-1]["markPrice"]  # then the tape's own, synthetic
