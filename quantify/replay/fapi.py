@@ -27,7 +27,9 @@ different instruments with separate id sequences):
   ``premiumIndex`` (the mark events at the replay position; weight 10
   without ``symbol``), synthetic ``openInterest`` and
   ``/futures/data/openInterestHist`` (the last 30 days of the replay clock).
-  The weights are the client's table (``USDM_WEIGHTS``). ``exchangeInfo``
+  The weights are the client's table (``USDM_WEIGHTS``); ``fundingRate``
+  is also limited to 500 requests and ``openInterestHist`` to 1,000 per 5
+  minutes per IP, as on Binance (HTTP 429, ``Retry-After``). ``exchangeInfo``
   also lists the symbols known from funding files only.
 """
 
@@ -37,21 +39,34 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
+import orjson
+
 from quantify.model.timeframes import KLINE_INTERVALS
 from quantify.replay._decimals import format_units
 from quantify.replay._params import check_known
 from quantify.replay.fapi_perp import FUTURES_DATA_PREFIX, PerpAnswers
-from quantify.replay.rest import RestApi
+from quantify.replay.rest import RestApi, RestResponse
 from quantify.replay.tape import USDM, SymbolTape
-from quantify.venues.binance.rest import USDM_API, USDM_WEIGHTS, BinanceApi
+from quantify.venues.binance.rest import (
+    FUNDING_REQUESTS_PER_5MIN,
+    OPEN_INTEREST_HIST_REQUESTS_PER_5MIN,
+    USDM_API,
+    USDM_WEIGHTS,
+    BinanceApi,
+)
 
-__all__ = ["FAPI_WEIGHTS", "USDM_WEIGHT_LIMIT", "UsdmRestApi"]
+__all__ = ["FAPI_WEIGHTS", "REQUESTS_PER_5MIN", "USDM_WEIGHT_LIMIT", "UsdmRestApi"]
 
 #: Request weight a client IP may use per minute on USD-M futures.
 USDM_WEIGHT_LIMIT = USDM_API.weight_limit
 
 #: Request weights of the USD-M endpoints served (``klines`` varies with ``limit``): the venue's own table.
 FAPI_WEIGHTS = USDM_WEIGHTS
+
+#: Endpoints Binance limits by requests per 5 minutes per IP (beside, or instead of, their weight).
+REQUESTS_PER_5MIN = {"/fapi/v1/fundingRate": FUNDING_REQUESTS_PER_5MIN,
+                     "/futures/data/openInterestHist": OPEN_INTEREST_HIST_REQUESTS_PER_5MIN}
+_FIVE_MINUTES = 300.0
 
 #: The perpetual endpoints, answered by :class:`~quantify.replay.fapi_perp.PerpAnswers`.
 _PERP_ENDPOINTS = ("fundingRate", "premiumIndex", "openInterest", "openInterestHist")
@@ -94,6 +109,30 @@ class UsdmRestApi(RestApi):
         super().__init__(*args, weight_limit=weight_limit, **kwargs)
         #: The perpetual endpoints (funding, premium index, open interest).
         self.perp = PerpAnswers(self.tape, funding_rows, loop=self.loop)
+        self._counted: dict[tuple[str, str], tuple[int, int]] = {}  # (ip, path) -> (5-minute window, requests)
+
+    def handle(self, path: str, query: str, client: str, pos: int, now_ms: int) -> RestResponse:
+        """:meth:`RestApi.handle`, and HTTP 429 past an endpoint's requests per 5 minutes
+        (``fundingRate`` 500, ``openInterestHist`` 1,000), with ``Retry-After`` to the next window."""
+        limit = REQUESTS_PER_5MIN.get(path)
+        if limit is None:
+            return super().handle(path, query, client, pos, now_ms)
+        now = self.clock()
+        window = int(now // _FIVE_MINUTES)
+        w_no, count = self._counted.get((client, path), (window, 0))
+        if w_no != window:
+            count = 0
+        if count >= limit:
+            self.requests += 1
+            self.rejected_429 += 1
+            retry = max(1, int((window + 1) * _FIVE_MINUTES - now + 0.999))
+            msg = (f"Too many requests; current limit of IP({client}) is {limit} requests per 5 minutes "
+                   f"for {path}.")
+            return RestResponse(429, {"Retry-After": str(retry)}, orjson.dumps({"code": -1003, "msg": msg}))
+        res = super().handle(path, query, client, pos, now_ms)
+        if res.status != 429:
+            self._counted[(client, path)] = (window, count + 1)
+        return res
 
     @classmethod
     def serves(cls, path: str) -> bool:

@@ -21,7 +21,7 @@ tape keys its symbols by the instrument's textual form
 (:class:`~quantify.model.instrument.Instrument`): ``BTCUSDT`` for spot,
 ``binance-usdm:BTCUSDT`` for USD-M. A file's market is read from its content
 where that is unambiguous (USD-M trade events carry ``X``, spot ones ``M``;
-USD-M depth events carry ``pu``), else from its name (``usdm`` or
+USD-M depth events carry ``pu``; only USD-M has ``markPriceUpdate``), else from its name (``usdm`` or
 ``futures`` in it means USD-M), else it is spot; ``Tape(..., usdm_files=...)``
 forces USD-M.
 
@@ -30,6 +30,9 @@ files are kept per instrument in :attr:`Tape.books`
 (:class:`~quantify.replay.book_tape.BookTape`), anchored on this timeline
 (a file may hold book events only; the tape needs trades somewhere, as they
 set the clock). ``lap_ms`` then spans the book events too.
+
+Perpetuals: recorded (else synthetic) marks and synthetic liquidations, anchored like the books,
+are in :attr:`Tape.marks` and :meth:`Tape.liquidations` (:mod:`quantify.replay.perp_tape`).
 
 Aggregate trades are computed from the trades as Binance does: consecutive
 trades of a symbol with the same trade time, price and maker side, and
@@ -337,8 +340,9 @@ class Tape:
             if "X" in event:
                 return USDM
             return SPOT if "M" in event else None
-        # A USD-M diff-depth event carries the previous final update id ``pu``.
-        return USDM if '"depthUpdate"' in text and '"pu":' in text else None
+        # A USD-M diff-depth event carries the previous final update id ``pu``; only USD-M has mark prices.
+        usdm = ('"depthUpdate"' in text and '"pu":' in text) or '"markPriceUpdate"' in text
+        return USDM if usdm else None
 
     @staticmethod
     def _symbol_tape(

@@ -20,6 +20,7 @@ from quantify.replay.perp_tape import FORCE, FUNDING_INTERVAL_MS, MARK, funding_
 from quantify.replay.server import ReplayServer
 from quantify.replay.tape import Tape
 from quantify.replay.thread import ReplayThread
+from quantify.venues import venue_of
 from quantify.venues.binance.parse import FrameParser
 from quantify.venues.binance.recordings import sample_files, usdm_sample_files
 
@@ -242,3 +243,17 @@ def test_synthetic_events_in_later_laps(pair_tape: Tape) -> None:
         assert b["o"]["q"] == a["o"]["q"] and b["o"]["S"] == a["o"]["S"]
         rows = [r for r, t in enumerate(perp.times) if t == a["o"]["T"] and perp.qtys[r] == a["o"]["q"]]
         assert {perp.prices[r] for r in rows} >= {a["o"]["ap"]} and b["o"]["ap"] in {texts[r] for r in rows}
+
+
+def test_the_venue_adapters_perpetual_urls_get_marks_and_liquidations(pair_tape: Tape, serve: Any) -> None:
+    """What the ingestion subscribes (Venue.perp_stream_urls) arrives, and its parser reads every frame."""
+    server = serve(pair_tape)
+    (url,) = venue_of(PERP).perp_stream_urls(server.ws_url, ["BTCUSDT"], 1024)
+    assert "/market/stream?streams=" in url
+    marks = len(pair_tape.marks[PERP].payloads(0, MARK))
+    liquidations = len(pair_tape.liquidations(0)[PERP].payloads(0, FORCE))
+    parser = FrameParser()
+    events = [parser.parse(m) for m in collect(url, marks + liquidations)]
+    assert parser.malformed_total == 0
+    assert sum(isinstance(e, MarkPrice) for e in events) == marks
+    assert sum(isinstance(e, Liquidation) for e in events) == liquidations

@@ -20,13 +20,14 @@ import quantify
 from quantify.cli import main
 from quantify.ingest.perp_backfill import run_backfill_perp
 from quantify.replay.config import ReplayConfig
-from quantify.replay.fapi import FAPI_WEIGHTS
+from quantify.replay.fapi import FAPI_WEIGHTS, UsdmRestApi
 from quantify.replay.fapi_perp import PerpAnswers
 from quantify.replay.perp_tape import FUNDING_INTERVAL_MS, MARK
 from quantify.replay.server import ReplayServer
 from quantify.replay.tape import Tape
 from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
+from quantify.venues.binance.perp_files import read_funding_rows
 from quantify.venues.binance.recordings import sample_files, usdm_sample_files
 
 DATA = Path(quantify.__file__).parent / "data"
@@ -230,3 +231,32 @@ def test_settlements_of_the_bundled_tape_and_of_every_symbol(pair_tape: Tape, se
     every = get(server, "/fapi/v1/fundingRate", startTime=0, limit=1000).json()
     assert every == csv_rows()  # the replay clock is before 00:00 until the spot trades reach it
     assert [r["fundingTime"] for r in every] == sorted(r["fundingTime"] for r in every)
+
+
+def test_funding_requests_are_limited_per_5_minutes(pair_tape: Tape) -> None:
+    now = [1_000_000.0]
+    api = UsdmRestApi(pair_tape, clock=lambda: now[0], weight_limit=10**9, funding_rows=csv_rows())
+    query = "symbol=XRPUSDT&limit=1"
+    for _ in range(500):
+        assert api.handle("/fapi/v1/fundingRate", query, "1.2.3.4", 0, pair_tape.first_time).status == 200
+    over = api.handle("/fapi/v1/fundingRate", query, "1.2.3.4", 0, pair_tape.first_time)
+    assert over.status == 429 and orjson.loads(over.body)["code"] == -1003
+    assert int(over.headers["Retry-After"]) == 200  # to the next 5-minute window
+    assert api.handle("/fapi/v1/fundingRate", query, "5.6.7.8", 0, pair_tape.first_time).status == 200  # per IP
+    hist = "symbol=BTCUSDT&period=5m&limit=1"
+    assert api.handle("/futures/data/openInterestHist", hist, "1.2.3.4", 0, pair_tape.first_time).status == 200
+    now[0] += 200
+    assert api.handle("/fapi/v1/fundingRate", query, "1.2.3.4", 0, pair_tape.first_time).status == 200
+
+
+def test_a_data_binance_vision_funding_archive_beside_the_synthetic_settlements(pair_tape: Tape) -> None:
+    vision = Path(__file__).parents[1] / "data" / "BTCUSDT-fundingRate-2023-04.csv"
+    rows = read_funding_rows(vision)
+    with open(vision) as fh:
+        recorded = [(int(r["calc_time"]), r["last_funding_rate"]) for r in csv.DictReader(fh)]
+    assert [(r["fundingTime"], r["fundingRate"]) for r in rows] == recorded
+    answers = PerpAnswers(pair_tape, rows)
+    settle = 1723161600000
+    got = answers.funding_rate({"symbol": "BTCUSDT", "startTime": "0"}, settle)
+    assert [(r["fundingTime"], r["fundingRate"]) for r in got[:-1]] == recorded  # the archive's strings
+    assert got[-1]["fundingTime"] == settle and got[-1]["markPrice"]  # then the tape's own, synthetic
