@@ -13,44 +13,20 @@ ones defaulted.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from quantify.model._status_fields import opt_float as _opt_float
+from quantify.model._status_fields import opt_time as _opt_time
+from quantify.model._status_fields import to_int as _int
+
 __all__ = ["PerpStatus"]
 
 _TIMES = ("last_mark_time", "next_funding_time", "last_funding_time")
 _FLOATS = ("mark_price", "funding_rate", "open_interest")
-
-
-def _opt_time(value: Any) -> pd.Timestamp | None:
-    if value is None or value == "":
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    if ts is pd.NaT:
-        return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _opt_float(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(out) else out
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
 
 
 @dataclass(frozen=True)

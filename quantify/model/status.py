@@ -25,8 +25,6 @@ a status another version of QuantiFy wrote. Instrument keys are opaque text
 from __future__ import annotations
 
 import dataclasses
-import html
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -35,6 +33,15 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from quantify.model._status_fields import esc as _esc
+from quantify.model._status_fields import html_table as _html_table
+from quantify.model._status_fields import iso as _iso
+from quantify.model._status_fields import opt_float as _opt_float
+from quantify.model._status_fields import opt_int as _opt_int
+from quantify.model._status_fields import opt_str as _opt_str
+from quantify.model._status_fields import opt_time as _time
+from quantify.model._status_fields import to_float as _float
+from quantify.model._status_fields import to_int as _int
 from quantify.model.book_status import BookStatus
 from quantify.model.endpoints import EndpointState, EndpointStatus
 from quantify.model.perp_status import PerpStatus
@@ -77,67 +84,12 @@ def is_replay_url(ws_url: str | None) -> bool:
 # -- tolerant conversions ------------------------------------------------------
 
 
-def _int(value: Any, default: int = 0) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else _int(value, 0)
-
-
-def _float(value: Any, default: float = 0.0) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return default
-    return out if math.isfinite(out) else default
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else _float(value)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _time(value: Any, *, unit: str | None = None) -> pd.Timestamp | None:
-    """A UTC timestamp from ms since the epoch (``unit="ms"``), an ISO string or a Timestamp."""
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value, unit=unit) if unit else pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    if ts is pd.NaT:
-        return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _iso(ts: pd.Timestamp | None) -> str | None:
-    return None if ts is None else ts.isoformat()
-
-
 def _state(value: Any) -> WriterState:
     try:
         return WriterState(value)
     except ValueError:
         return WriterState.STOPPED  # a state this version does not know: not one it can trust as running
 
-
-def _esc(value: object) -> str:
-    return html.escape(str(value))
-
-
-def _html_table(header: list[str], rows: list[list[Any]], caption: str = "") -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_esc('' if v is None else v)}</td>" for v in row) + "</tr>"
-                   for row in rows)
-    cap = f"<caption>{caption}</caption>" if caption else ""
-    return f'<table class="qf-status">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 # -- records ----------------------------------------------------------------------
