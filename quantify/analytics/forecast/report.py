@@ -157,5 +157,5 @@ class WalkForwardReport(Result):
                          colors=_COLOURS[: len(names)], labels=names, display_legend=True, marker="circle")
         label = metric if metric == "hit_rate" else f"{metric} / zero forecast's"
         axes = [bq.Axis(scale=xs, label="fold", tick_format="d"),
-                bq.Axis(scale=ys, orientation="vertical", label=label)]
+                bq.Axis(scale=ys, side="left", label=label)]
         return bq.Figure(marks=[lines], axes=axes, title=f"{self._title}: {html.escape(label)} by fold")

@@ -8,8 +8,6 @@ rows. Training never uses a row at or after its test block.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from quantify.analytics import _validate
