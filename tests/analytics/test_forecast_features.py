@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import numpy as np
@@ -125,6 +126,9 @@ def test_report_on_real_bars_prints_and_renders() -> None:
     assert "ar1" in rep.summary() and "<table" in rep._repr_html_()
     fig = rep.plot("hit_rate")
     assert len(fig.marks[0].labels) == 3
+    np.testing.assert_allclose(rep.plot("mse").marks[0].y[0], 1.0)  # relative to the zero forecast
+    with pytest.raises(ValueError, match="metric must be"):
+        rep.plot("sharpe")
 
 
 def test_networks_without_torch_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,3 +149,9 @@ def test_bad_parameters_name_themselves() -> None:
         qa.TransformerForecaster(d_model=10, heads=3)
     with pytest.raises(ValueError, match="close must be positive"):
         qa.forecast_features(CANDLES.assign(close=-CANDLES.close))
+
+
+def test_import_quantify_loads_no_torch() -> None:
+    code = ("import sys, quantify as qf, quantify.analytics; qf.walk_forward; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
