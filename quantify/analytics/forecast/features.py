@@ -75,7 +75,9 @@ def forecast_features(bars: Any, *, lags: int = 5, vol_window: int = 20) -> pd.D
     c_{t-w})`; ``range`` :math:`\\ln(h_t / l_t)`; ``volume_z`` the rolling
     z-score (:func:`~quantify.analytics.zscore`) of :math:`\\ln(1 + v_t)`.
     Each uses bars up to and including :math:`t` only; a window holding a
-    constant volume gives NaN there.
+    constant volume gives NaN there. Windows count rows, not time: a bar
+    missing from ``bars`` is not filled (reindex and forward-fill first to
+    treat it as a bar without a trade).
     """
     lags = _validate.check_int(lags, "lags", 1, what="an integer number of bars")
     vol_window = _validate.check_window(vol_window, name="vol_window")
