@@ -22,6 +22,15 @@ from quantify.analytics.book_features import (
     quoted_spread,
 )
 from quantify.analytics.carry import CarryBacktestResult, carry_backtest
+from quantify.analytics.forecast import (
+    LSTMForecaster,
+    TransformerForecaster,
+    WalkForwardReport,
+    forecast_features,
+    forecast_target,
+    purged_splits,
+    walk_forward,
+)
 from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
@@ -81,9 +90,12 @@ __all__ = [
     "JohansenResult",
     "KalmanResult",
     "KyleLambdaResult",
+    "LSTMForecaster",
     "MarkoutResult",
     "Result",
+    "TransformerForecaster",
     "VPINResult",
+    "WalkForwardReport",
     "adf",
     "asof",
     "backtest_pairs",
@@ -93,6 +105,8 @@ __all__ = [
     "coint",
     "depth_within",
     "effective_spread",
+    "forecast_features",
+    "forecast_target",
     "funding_carry",
     "funding_zscore",
     "garman_klass",
@@ -112,6 +126,7 @@ __all__ = [
     "pair_zscore",
     "parkinson",
     "premium_index",
+    "purged_splits",
     "quoted_spread",
     "realized_spread",
     "realized_volatility",
@@ -123,5 +138,6 @@ __all__ = [
     "timeframe_to_offset",
     "trade_sign",
     "vpin",
+    "walk_forward",
     "zscore",
 ]

@@ -115,10 +115,15 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "funding_carry": lambda d: qa.funding_carry(d, notional=100.0),
     "funding_zscore": lambda d: qa.funding_zscore(d, 10),
     "carry_backtest": lambda d: qa.carry_backtest(d, GOOD_X, GOOD_FUNDING),
+    "forecast_features": lambda d: qa.forecast_features(_frame(d, _candles)),
+    "forecast_target": lambda d: qa.forecast_target(d, 2),
+    "purged_splits": lambda d: qa.purged_splits(len(d) if isinstance(d, pd.Series) else d, n_folds=3),
+    "walk_forward": lambda d: qa.walk_forward(_frame(d, _candles), (), n_folds=2, lookback=4),
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
     *(name for name in qa.__all__ if name.endswith("Result")),
+    "LSTMForecaster", "TransformerForecaster", "WalkForwardReport",
 }
 
 
