@@ -183,7 +183,8 @@ def _measure(r: np.ndarray, alpha: float, method: str, horizon: int) -> tuple[fl
         tail = -(dof + tq * tq) / (dof - 1) * float(stats.t.pdf(tq, dof)) / alpha if dof > 1 else -math.inf
         extra["dof"] = dof
         return -(loc * h + scale * math.sqrt(h) * tq), -(loc * h + scale * math.sqrt(h) * tail), extra
-    s, k = float(stats.skew(r)), float(stats.kurtosis(r))
+    d = (r - mu) / float(r.std(ddof=0))  # scipy's biased moments, without its near-constant warning
+    s, k = float(np.mean(d**3)), float(np.mean(d**4) - 3.0)
     extra.update(skew=s, excess_kurtosis=k)
     z = float(stats.norm.ppf(alpha))
     zq = _cornish_fisher_z(z, s, k)
