@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from quantify.analytics import _validate
-from quantify.analytics._results import Result
+from quantify.analytics import _ledger, _validate
 
 __all__ = ["VAR_METHODS", "VaRResult", "pnl_of", "rolling_var", "value_at_risk"]
 
@@ -41,7 +40,7 @@ _MIN_OBS: Final = 20
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class VaRResult(Result):
+class VaRResult(_ledger.NotedResult):
     """Result of :func:`value_at_risk`.
 
     Attributes
@@ -71,6 +70,10 @@ class VaRResult(Result):
     skew, excess_kurtosis : float
         Sample skewness and excess kurtosis (biased, as :func:`scipy.stats.skew`
         and :func:`scipy.stats.kurtosis` by default).
+    note : str
+        Empty, or a warning about the fit, shown first: a parametric method on
+        data with many bars exactly 0 (a strategy that is often flat), or a
+        Student-t fitted with ``dof <= 1`` (no mean: its ES is infinite).
     """
 
     _title: ClassVar[str] = "Value at risk"
@@ -90,6 +93,7 @@ class VaRResult(Result):
     dof: float = math.nan
     skew: float = math.nan
     excess_kurtosis: float = math.nan
+    note: str = ""
 
 
 def pnl_of(data: Any) -> pd.Series:
@@ -267,7 +271,20 @@ def value_at_risk(
     r = s.to_numpy(dtype=np.float64)
     var, es, extra = _measure(r, 1.0 - lv, method, h)
     return VaRResult(var=var, es=es, level=lv, horizon=h, method=method, n=len(r), unit=unit,
-                     mean=float(r.mean()), std=float(r.std(ddof=1)), **extra)
+                     mean=float(r.mean()), std=float(r.std(ddof=1)), note=_note(r, method, extra), **extra)
+
+
+def _note(r: np.ndarray, method: str, extra: dict[str, float]) -> str:
+    """Why a parametric estimate deserves care, or ""."""
+    notes = []
+    zeros = float(np.mean(r == 0.0))
+    if method != "historical" and zeros > 0.1:
+        notes.append(f"{zeros:.0%} of the bars are exactly 0 (a position often flat): one {method} "
+                     "distribution describes that mixture badly; the historical VaR does not assume one")
+    if extra.get("dof", math.inf) <= 1.0:
+        notes.append(f"the fitted Student-t has {extra['dof']:.3g} <= 1 degrees of freedom: no mean, "
+                     "so its ES is infinite")
+    return "; ".join(notes)
 
 
 def rolling_var(
