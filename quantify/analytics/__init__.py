@@ -22,7 +22,7 @@ from quantify.analytics.book_features import (
     quoted_spread,
 )
 from quantify.analytics.carry import CarryBacktestResult, carry_backtest
-from quantify.analytics.drawdown import DrawdownResult, drawdown, underwater
+from quantify.analytics.drawdown import DrawdownResult, drawdown, paper_equity, trailing_drawdown, underwater
 from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
@@ -118,6 +118,7 @@ __all__ = [
     "mid",
     "ofi",
     "pair_zscore",
+    "paper_equity",
     "parkinson",
     "pnl_of",
     "premium_index",
@@ -132,6 +133,7 @@ __all__ = [
     "spread",
     "timeframe_to_offset",
     "trade_sign",
+    "trailing_drawdown",
     "underwater",
     "value_at_risk",
     "var_backtest",

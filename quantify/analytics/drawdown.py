@@ -18,8 +18,9 @@ import pandas as pd
 
 from quantify.analytics import _ledger, _validate
 from quantify.analytics._results import Result
+from quantify.analytics.backtest import backtest_pairs
 
-__all__ = ["DrawdownResult", "drawdown", "underwater"]
+__all__ = ["DrawdownResult", "drawdown", "paper_equity", "trailing_drawdown", "underwater"]
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -211,3 +212,65 @@ def drawdown(equity: Any, *, periods_per_year: float | None = None) -> DrawdownR
         equity=s.rename("equity"),
         underwater=pd.Series(dd, index=idx, name="underwater"),
     )
+
+
+def paper_equity(
+    y: Any,
+    x: Any = None,
+    *,
+    window: int = 120,
+    entry: float = 2.0,
+    exit: float = 0.5,
+    capital: float = 1.0,
+) -> pd.Series:
+    """Equity of a paper position on bar closes: one instrument held long, or a pairs strategy.
+
+    The position a ``drawdown`` alert rule and the
+    :class:`~quantify.widgets.DrawdownMonitor` watch, so both compute the
+    same number from the same closes.
+
+    Parameters
+    ----------
+    y : Series
+        Closes of the instrument (or of the pair's ``y`` leg), > 0, no NaN.
+    x : Series, optional
+        Closes of the pair's ``x`` leg, on ``y``'s index. Without it the
+        position is ``capital / y[0]`` units of ``y`` bought at the first
+        close: equity ``capital * y / y[0]``.
+    window : int, default 120
+        With ``x``: the bars of the rolling OLS hedge and of the z-score of
+        :func:`~quantify.analytics.backtest_pairs` (``hedge_window = window``).
+    entry, exit : float, default 2.0 and 0.5
+        With ``x``: the backtest's z-score bands.
+    capital : float, default 1.0
+
+    Returns
+    -------
+    Series
+        Equity per bar, named ``equity``.
+
+    Raises
+    ------
+    ValueError
+        Too few bars (a pair needs ``2 * window``), a price <= 0 or NaN.
+    """
+    cap = _validate.check_number(capital, "capital", positive=True)
+    if x is None:
+        s = _validate.series(y, "y", "paper_equity", nan="refuse", minimum=2)
+        v = s.to_numpy()
+        _validate.check_positive_prices("paper_equity", "y", v)
+        return (cap * s / v[0]).rename("equity")
+    w = _validate.check_window(window, 3)
+    bt = backtest_pairs(y, x, window=w, hedge_window=w, entry=entry, exit=exit, capital=cap)
+    return bt.equity
+
+
+def trailing_drawdown(equity: Any, window: int) -> pd.Series:
+    """Drawdown from the highest equity of the last ``window`` bars (this bar included), positive fractions.
+
+    ``1 - E_t / max(E_{t-window+1}, ..., E_t)``, over fewer bars at the start:
+    the value a ``drawdown`` alert rule compares (times 100) with its level.
+    """
+    s = _equity(equity, "trailing_drawdown")
+    w = _validate.check_window(window, 1)
+    return (1.0 - s / s.rolling(w, min_periods=1).max()).rename("drawdown")

@@ -121,6 +121,8 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "drawdown": lambda d: qa.drawdown(d),
     "underwater": lambda d: qa.underwater(d),
     "pnl_of": lambda d: qa.pnl_of(d),
+    "paper_equity": lambda d: qa.paper_equity(d, GOOD_X, window=20),
+    "trailing_drawdown": lambda d: qa.trailing_drawdown(d, 20),
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
