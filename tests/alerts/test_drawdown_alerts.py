@@ -13,6 +13,7 @@ import pytest
 
 import quantify as qf
 from quantify import alerts as qa
+from quantify.widgets import DrawdownMonitor
 from tests.alerts.conftest import batches, feed
 
 
@@ -63,6 +64,13 @@ def test_price_drawdown_fires_at_the_bars_the_analytics_give(store, make_engine,
     assert len(want) >= 2 and set(hist["rule_id"]) == {rid}
     np.testing.assert_allclose(hist["value"].to_numpy(), want, rtol=0, atol=1e-9)
     assert engine.stats()["alerts_rule_errors"] == 0
+    # the monitor on the same store draws the same numbers at the bars the rule fired on
+    mon = DrawdownMonitor("BTCUSDT", timeframe="1s", window=window, store=store, autostart=False)
+    try:
+        drawn = mon.compute()["drawdown"].to_numpy()
+        assert all(np.min(np.abs(drawn - v)) < 1e-9 for v in hist["value"])
+    finally:
+        mon.close()
 
 
 def test_pair_drawdown_is_the_pairs_strategy_equity(store, make_engine, sample) -> None:
