@@ -69,6 +69,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from quantify.model._risk_fields import DRAWDOWN_MESSAGE, ONE_OR_TWO_SYMBOLS, check_drawdown, drawdown_params
 from quantify.model._rule_fields import MAX_BARS
 from quantify.model._rule_fields import bars as _bars
 from quantify.model._rule_fields import book_levels as _book_levels
@@ -81,7 +82,6 @@ from quantify.model._rule_fields import nonneg as _nonneg
 from quantify.model._rule_fields import positive as _positive
 from quantify.model._rule_fields import positive_duration as _positive_duration
 from quantify.model._rule_fields import timeframe as _timeframe
-from quantify.model._risk_fields import DRAWDOWN_MESSAGE, ONE_OR_TWO_SYMBOLS, check_drawdown, drawdown_params
 from quantify.model.instrument import Instrument, Market, instrument_key
 
 #: The hedge estimates of a pair z-score (:func:`quantify.analytics.pair_zscore`): rolling
