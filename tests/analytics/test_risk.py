@@ -34,6 +34,18 @@ def test_normal_var_and_es_equal_scipy_closed_forms(level: float) -> None:
     assert_allclose(res.es, -tail / a, rtol=1e-7)
 
 
+def test_parametric_horizon_scales_mean_by_h_and_deviation_by_sqrt_h() -> None:
+    r = NORMAL.to_numpy()
+    mu, sd, z = r.mean(), r.std(ddof=1), stats.norm.ppf(0.01)
+    res = qf.value_at_risk(NORMAL, 0.99, method="normal", horizon=4)
+    assert res.horizon == 4
+    assert_allclose(res.var, -(4 * mu + 2 * sd * z), rtol=1e-12)
+    r = _returns("XMR").to_numpy()
+    dof, loc, scale = stats.t.fit(r)
+    four = qf.value_at_risk(r, 0.99, method="student-t", horizon=4)
+    assert_allclose(four.var, -(4 * loc + 2 * scale * stats.t.ppf(0.01, dof)), rtol=1e-10)
+
+
 def test_every_method_agrees_with_the_true_normal_quantile_on_normal_data() -> None:
     """20,000 normal draws: every estimate is within sampling error of the true 99 % VaR and ES."""
     true_var = -stats.norm.ppf(0.01, 0.0005, 0.01)
