@@ -19,7 +19,8 @@ Order-book rules (``spread_above``, ``imbalance_beyond``, ``book_stale``) are
 judged on the books the writer keeps, through :meth:`AlertEngine.book_batch`;
 the perpetual rules (``funding_above``, ``funding_below``, ``liquidation_burst``)
 on the marks and liquidations it stores, through :meth:`AlertEngine.perp_batch`,
-and ``basis_z`` on the bars of a perpetual and its spot market.
+and ``basis_z`` on the bars of a perpetual and its spot market. ``drawdown``
+watches a paper position (one instrument held long, or a pairs strategy) on bars.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from quantify.model.rules import (
     vol_breakout,
     zscore,
 )
+from quantify.model.rules_risk import drawdown
 from quantify.store.alerts import HISTORY_COLUMNS, AlertBook
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "basis_z",
     "book_stale",
     "corr_breakdown",
+    "drawdown",
     "funding_above",
     "funding_below",
     "gap",

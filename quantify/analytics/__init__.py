@@ -31,6 +31,7 @@ from quantify.analytics.forecast import (
     purged_splits,
     walk_forward,
 )
+from quantify.analytics.drawdown import DrawdownResult, drawdown, paper_equity, trailing_drawdown, underwater
 from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
@@ -45,6 +46,7 @@ from quantify.analytics.meanrev import (
 )
 from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
 from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
+from quantify.analytics.risk import VAR_METHODS, VaRResult, pnl_of, rolling_var, value_at_risk
 from quantify.analytics.rolling import (
     HedgeRatioResult,
     hedge_ratio,
@@ -62,6 +64,7 @@ from quantify.analytics.trade_costs import (
     realized_spread,
     trade_sign,
 )
+from quantify.analytics.var_backtest import VaRBacktestResult, var_backtest
 from quantify.analytics.volatility import (
     DAYS_PER_YEAR,
     garman_klass,
@@ -79,10 +82,12 @@ __all__ = [
     "PAIR_ZSCORE_COLUMNS",
     "QUOTE_COLUMNS",
     "TIMEFRAMES",
+    "VAR_METHODS",
     "ADFResult",
     "BacktestResult",
     "CarryBacktestResult",
     "CointResult",
+    "DrawdownResult",
     "FundingCarryResult",
     "HalfLifeResult",
     "HedgeRatioResult",
@@ -96,6 +101,8 @@ __all__ = [
     "TransformerForecaster",
     "VPINResult",
     "WalkForwardReport",
+    "VaRBacktestResult",
+    "VaRResult",
     "adf",
     "asof",
     "backtest_pairs",
@@ -104,6 +111,7 @@ __all__ = [
     "carry_backtest",
     "coint",
     "depth_within",
+    "drawdown",
     "effective_spread",
     "forecast_features",
     "forecast_target",
@@ -124,7 +132,9 @@ __all__ = [
     "mid",
     "ofi",
     "pair_zscore",
+    "paper_equity",
     "parkinson",
+    "pnl_of",
     "premium_index",
     "purged_splits",
     "quoted_spread",
@@ -133,10 +143,15 @@ __all__ = [
     "resample",
     "rolling_corr",
     "rolling_hedge_ratio",
+    "rolling_var",
     "scan_pairs",
     "spread",
     "timeframe_to_offset",
     "trade_sign",
+    "trailing_drawdown",
+    "underwater",
+    "value_at_risk",
+    "var_backtest",
     "vpin",
     "walk_forward",
     "zscore",

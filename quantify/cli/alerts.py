@@ -17,6 +17,7 @@ examples:
   quantify alerts add --kind funding-above --symbol binance-usdm:BTCUSDT --level 1 --unit bps --cooldown 8h
   quantify alerts add --kind basis-z --symbol binance-usdm:BTCUSDT/BTCUSDT --level 3 --timeframe 1m --window 60
   quantify alerts add --kind liquidation-burst --symbol binance-usdm:BTCUSDT --count 5 --window 1m
+  quantify alerts add --kind drawdown --symbol BTCUSDT/ETHUSDT --level 2 --timeframe 1m --window 120
   quantify alerts list
   quantify alerts history --severity high --start -1d
   quantify alerts remove 3f9c2a1b7e
@@ -31,6 +32,8 @@ Perpetuals: funding-above, funding-below (--level as a rate, 0.0001 = 0.01 %, or
 --unit bps in basis points; judged at every mark update); basis-z (PERP/SPOT: z-score of
 the basis in bps of the bar closes, --level, --op, --timeframe, --window BARS);
 liquidation-burst (--count N or --notional X within --window DURATION).
+Risk: drawdown (SYM: long the instrument, or Y/X: the pairs strategy; --level in % of the
+peak equity over --window BARS, --timeframe, --entry/--exit z bands of the pair).
 Rules are evaluated by the running 'quantify ingest' writer; changes reach it within a second.
 """
 
@@ -53,6 +56,8 @@ _PARAMS = (
     ("unit", "UNIT", "funding-above/-below: --level as a rate (default; 0.0001 = 0.01 %%) or in bps"),
     ("count", "N", "liquidation-burst: liquidations within --window"),
     ("notional", "X", "liquidation-burst: summed notional (avg price x filled qty) within --window"),
+    ("entry", "Z", "drawdown of a pair: the paper strategy's entry |z| (default 2)"),
+    ("exit", "Z", "drawdown of a pair: the paper strategy's exit |z| (default 0.5)"),
 )
 
 
@@ -130,7 +135,7 @@ def run_add(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is None:
             continue
-        numeric = name in ("level", "margin", "pct", "k", "bps", "notional")
+        numeric = name in ("level", "margin", "pct", "k", "bps", "notional", "entry", "exit")
         params[name] = _number(name, value) if numeric else value
     rule = make_rule(args.kind, args.symbol, severity=args.severity, cooldown=args.cooldown,
                      message=args.message, name=args.name, enabled=not args.disabled, **params)

@@ -119,9 +119,18 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "forecast_target": lambda d: qa.forecast_target(d, 2),
     "purged_splits": lambda d: qa.purged_splits(len(d) if isinstance(d, pd.Series) else d, n_folds=3),
     "walk_forward": lambda d: qa.walk_forward(_frame(d, _candles), (), n_folds=2, lookback=4),
+    "value_at_risk": lambda d: qa.value_at_risk(d, 0.99, method="cornish-fisher"),
+    "rolling_var": lambda d: qa.rolling_var(d, 50, 0.99, method="normal"),
+    "var_backtest": lambda d: qa.var_backtest(d, 0.01, 0.99),
+    "drawdown": lambda d: qa.drawdown(d),
+    "underwater": lambda d: qa.underwater(d),
+    "pnl_of": lambda d: qa.pnl_of(d),
+    "paper_equity": lambda d: qa.paper_equity(d, GOOD_X, window=20),
+    "trailing_drawdown": lambda d: qa.trailing_drawdown(d, 20),
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
+    "VAR_METHODS",
     *(name for name in qa.__all__ if name.endswith("Result")),
     "LSTMForecaster", "TransformerForecaster", "WalkForwardReport",
 }

@@ -481,6 +481,7 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify alerts add --kind basis-z --symbol binance-usdm:BTCUSDT/BTCUSDT --level 3 --timeframe 1m "
     "--window 60": "run",
     "quantify alerts add --kind liquidation-burst --symbol binance-usdm:BTCUSDT --count 5 --window 1m": "run",
+    "quantify alerts add --kind drawdown --symbol BTCUSDT/ETHUSDT --level 2 --timeframe 1m --window 120": "run",
     "quantify load BTCUSDT-fundingRate-2023-04.zip BTCUSDT-metrics-2023-04-05.zip": "run",
     "quantify load usdm-2021-xrpusdt.funding.csv": "run",
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
