@@ -22,6 +22,7 @@ from quantify.analytics.book_features import (
     quoted_spread,
 )
 from quantify.analytics.carry import CarryBacktestResult, carry_backtest
+from quantify.analytics.drawdown import DrawdownResult, drawdown, paper_equity, trailing_drawdown, underwater
 from quantify.analytics.forecast import (
     LSTMForecaster,
     TransformerForecaster,
@@ -31,7 +32,6 @@ from quantify.analytics.forecast import (
     purged_splits,
     walk_forward,
 )
-from quantify.analytics.drawdown import DrawdownResult, drawdown, paper_equity, trailing_drawdown, underwater
 from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
@@ -100,9 +100,9 @@ __all__ = [
     "Result",
     "TransformerForecaster",
     "VPINResult",
-    "WalkForwardReport",
     "VaRBacktestResult",
     "VaRResult",
+    "WalkForwardReport",
     "adf",
     "asof",
     "backtest_pairs",
