@@ -36,6 +36,7 @@ from quantify.analytics.meanrev import (
 )
 from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
 from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
+from quantify.analytics.risk_parity import RiskParityResult, risk_parity
 from quantify.analytics.rolling import (
     HedgeRatioResult,
     hedge_ratio,
@@ -45,6 +46,7 @@ from quantify.analytics.rolling import (
     zscore,
 )
 from quantify.analytics.scan import benjamini_hochberg, scan_pairs
+from quantify.analytics.sizing import KellyResult, VolTargetResult, kelly, vol_target
 from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
 from quantify.analytics.trade_costs import (
     MarkoutResult,
@@ -80,10 +82,13 @@ __all__ = [
     "HurstResult",
     "JohansenResult",
     "KalmanResult",
+    "KellyResult",
     "KyleLambdaResult",
     "MarkoutResult",
     "Result",
+    "RiskParityResult",
     "VPINResult",
+    "VolTargetResult",
     "adf",
     "asof",
     "backtest_pairs",
@@ -103,6 +108,7 @@ __all__ = [
     "imbalance",
     "johansen",
     "kalman_hedge",
+    "kelly",
     "kyle_lambda",
     "markouts",
     "merge_candles",
@@ -116,12 +122,14 @@ __all__ = [
     "realized_spread",
     "realized_volatility",
     "resample",
+    "risk_parity",
     "rolling_corr",
     "rolling_hedge_ratio",
     "scan_pairs",
     "spread",
     "timeframe_to_offset",
     "trade_sign",
+    "vol_target",
     "vpin",
     "zscore",
 ]
