@@ -23,6 +23,8 @@ from quantify.analytics.volatility import realized_volatility
 __all__ = ["KellyResult", "VolTargetResult", "kelly", "vol_target"]
 
 KELLY_METHODS = ("continuous", "binary")
+#: Largest |log| of the compounded equity vol_target builds (exp overflows near 709).
+_MAX_LOG_GROWTH = 700.0
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -166,9 +168,9 @@ def kelly(
     _validate.check_not_constant("kelly", "returns", r, why="no variance to size against")
     z = float(stats.norm.ppf(0.5 + conf / 2.0))
     mean = float(np.mean(r))
-    std = float(np.std(r, ddof=1))
+    var = float(np.var(r, ddof=1))
+    std = math.sqrt(var)
     if method == "continuous":
-        var = std * std
         full = mean / var
         se = std / math.sqrt(r.size)
         low, high = (mean - z * se) / var, (mean + z * se) / var
@@ -290,7 +292,7 @@ def vol_target(
     :math:`t-1` only: :math:`k_t = \\min(\\sigma^*/\\hat\\sigma_{t-1}, L)`,
     and the targeted return is :math:`k_t r_t` (rebalanced every bar, costs
     of rebalancing not charged). ``realized_vol`` and ``unscaled_vol`` are
-    :math:`\sqrt{P\,\overline{r^2}}` over the bars with a scale (simple
+    :math:`\\sqrt{P\\,\\overline{r^2}}` over the bars with a scale (simple
     returns: a levered loss can pass -100 %), so ``realized_vol`` against
     ``target_vol`` shows how well the target was met out of sample.
     """
@@ -309,7 +311,11 @@ def vol_target(
     r = s.to_numpy()
     if float(r.min()) <= -1.0:
         raise ValueError(f"vol_target: returns must be > -1 (simple returns); got {float(r.min())!r}")
-    equity = pd.Series(np.exp(np.cumsum(np.log1p(r))), index=s.index)
+    log_equity = np.cumsum(np.log1p(r))
+    if float(np.max(np.abs(log_equity))) > _MAX_LOG_GROWTH:
+        raise ValueError("vol_target: the returns compound beyond float range (growth of e^"
+                         f"{float(np.max(np.abs(log_equity))):.3g}); are they prices rather than returns?")
+    equity = pd.Series(np.exp(log_equity), index=s.index)
     forecast = realized_volatility(equity, window=window, halflife=halflife)
     assert isinstance(forecast, pd.Series)
     fv = forecast.to_numpy()

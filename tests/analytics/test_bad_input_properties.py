@@ -115,6 +115,10 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "funding_carry": lambda d: qa.funding_carry(d, notional=100.0),
     "funding_zscore": lambda d: qa.funding_zscore(d, 10),
     "carry_backtest": lambda d: qa.carry_backtest(d, GOOD_X, GOOD_FUNDING),
+    "kelly": lambda d: qa.kelly(d),
+    "vol_target": lambda d: qa.vol_target(d, 0.1),
+    "risk_parity": lambda d: qa.risk_parity(
+        pd.concat([d, np.log(GOOD_X).diff(), np.log(GOOD_Y).diff()], axis=1) if isinstance(d, pd.Series) else d),
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
