@@ -60,6 +60,10 @@ class KellyResult(Result):
     win_prob, win_loss_ratio : float
         Binary only (NaN otherwise): :math:`p` = share of winning returns and
         :math:`b` = mean win / mean absolute loss.
+    leverage : float
+        Full Kelly as a multiple of the strategy's exposure: ``full_kelly``
+        (continuous), ``full_kelly`` / mean absolute loss (binary: the
+        fraction :math:`f^*` is the capital a losing bet may lose).
     growth : float
         Expected log growth per period at ``kelly``:
         :math:`f\\mu - f^2\\sigma^2/2` (continuous) or
@@ -69,7 +73,7 @@ class KellyResult(Result):
     _title: ClassVar[str] = "Kelly sizing"
     _summary_fields: ClassVar[tuple[str, ...]] = (
         "method", "full_kelly", "fraction", "kelly", "ci_low", "ci_high", "negative_share",
-        "confidence", "mean", "std", "mean_se", "n", "win_prob", "win_loss_ratio", "growth",
+        "confidence", "mean", "std", "mean_se", "n", "win_prob", "win_loss_ratio", "leverage", "growth",
     )
     method: str
     full_kelly: float
@@ -85,6 +89,7 @@ class KellyResult(Result):
     n: int
     win_prob: float = math.nan
     win_loss_ratio: float = math.nan
+    leverage: float = math.nan
     growth: float = math.nan
 
 
@@ -150,7 +155,11 @@ def kelly(
     wins among non-zero returns and :math:`b` = mean win / mean |loss|.
     :math:`f^*` is linear in :math:`p`, so the interval is that of :math:`p`
     (:math:`\\hat p \\pm z\\sqrt{\\hat p\\hat q/n}`, Wald) mapped through
-    :math:`p(1+1/b) - 1/b`, :math:`b` held at its estimate.
+    :math:`p(1+1/b) - 1/b`, :math:`b` held at its estimate. Applied to
+    returns, a bet of leverage :math:`k` wins :math:`kW` or loses :math:`kL`
+    (the mean win and mean absolute loss): with :math:`f = kL` its growth
+    :math:`p\\ln(1 + fW/L) + q\\ln(1 - f)` is the bet's, so the growth-optimal
+    leverage is :math:`f^*/L` (``leverage``).
 
     Both assume independent returns; serial correlation (a pairs trade
     held over many bars) makes the true interval wider than shown.
@@ -178,7 +187,7 @@ def kelly(
         return KellyResult(
             method=method, full_kelly=full, fraction=frac, kelly=f, mean=mean, std=std, mean_se=se,
             ci_low=low, ci_high=high, negative_share=_negative_share(low, high), confidence=conf,
-            n=int(r.size), growth=f * mean - 0.5 * f * f * var,
+            n=int(r.size), leverage=full, growth=f * mean - 0.5 * f * f * var,
         )
     bets = r[r != 0.0]
     _validate.need("kelly", 3, "non-zero returns (bets won or lost)", int(bets.size))
@@ -196,7 +205,7 @@ def kelly(
     return KellyResult(
         method=method, full_kelly=full, fraction=frac, kelly=f, mean=mean, std=std, mean_se=se,
         ci_low=low, ci_high=high, negative_share=_negative_share(low, high), confidence=conf,
-        n=int(bets.size), win_prob=p, win_loss_ratio=b, growth=growth,
+        n=int(bets.size), win_prob=p, win_loss_ratio=b, leverage=full / float(-np.mean(losses)), growth=growth,
     )
 
 

@@ -45,6 +45,7 @@ def test_binary_kelly_equals_p_minus_q_over_b() -> None:
     assert res.win_prob == 0.6
     assert res.win_loss_ratio == pytest.approx(2.0, rel=1e-15)
     assert res.full_kelly == pytest.approx(0.6 - 0.4 / 2.0, abs=1e-15)
+    assert res.leverage == pytest.approx(0.4 / 0.01, rel=1e-12)  # f* of the capital a loss (1 %) may lose
     se = math.sqrt(0.6 * 0.4 / 100)
     z = stats.norm.ppf(0.975)
     assert_allclose([res.ci_low, res.ci_high], [(0.6 - z * se) * 1.5 - 0.5, (0.6 + z * se) * 1.5 - 0.5],
