@@ -22,6 +22,7 @@ from quantify.analytics.book_features import (
     quoted_spread,
 )
 from quantify.analytics.carry import CarryBacktestResult, carry_backtest
+from quantify.analytics.drawdown import DrawdownResult, drawdown, underwater
 from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
@@ -36,6 +37,7 @@ from quantify.analytics.meanrev import (
 )
 from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
 from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
+from quantify.analytics.risk import VAR_METHODS, VaRResult, pnl_of, rolling_var, value_at_risk
 from quantify.analytics.risk_parity import RiskParityResult, risk_parity
 from quantify.analytics.rolling import (
     HedgeRatioResult,
@@ -55,6 +57,7 @@ from quantify.analytics.trade_costs import (
     realized_spread,
     trade_sign,
 )
+from quantify.analytics.var_backtest import VaRBacktestResult, var_backtest
 from quantify.analytics.volatility import (
     DAYS_PER_YEAR,
     garman_klass,
@@ -72,10 +75,12 @@ __all__ = [
     "PAIR_ZSCORE_COLUMNS",
     "QUOTE_COLUMNS",
     "TIMEFRAMES",
+    "VAR_METHODS",
     "ADFResult",
     "BacktestResult",
     "CarryBacktestResult",
     "CointResult",
+    "DrawdownResult",
     "FundingCarryResult",
     "HalfLifeResult",
     "HedgeRatioResult",
@@ -88,6 +93,8 @@ __all__ = [
     "Result",
     "RiskParityResult",
     "VPINResult",
+    "VaRBacktestResult",
+    "VaRResult",
     "VolTargetResult",
     "adf",
     "asof",
@@ -97,6 +104,7 @@ __all__ = [
     "carry_backtest",
     "coint",
     "depth_within",
+    "drawdown",
     "effective_spread",
     "funding_carry",
     "funding_zscore",
@@ -117,6 +125,7 @@ __all__ = [
     "ofi",
     "pair_zscore",
     "parkinson",
+    "pnl_of",
     "premium_index",
     "quoted_spread",
     "realized_spread",
@@ -125,10 +134,14 @@ __all__ = [
     "risk_parity",
     "rolling_corr",
     "rolling_hedge_ratio",
+    "rolling_var",
     "scan_pairs",
     "spread",
     "timeframe_to_offset",
     "trade_sign",
+    "underwater",
+    "value_at_risk",
+    "var_backtest",
     "vol_target",
     "vpin",
     "zscore",

@@ -115,6 +115,12 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "funding_carry": lambda d: qa.funding_carry(d, notional=100.0),
     "funding_zscore": lambda d: qa.funding_zscore(d, 10),
     "carry_backtest": lambda d: qa.carry_backtest(d, GOOD_X, GOOD_FUNDING),
+    "value_at_risk": lambda d: qa.value_at_risk(d, 0.99, method="cornish-fisher"),
+    "rolling_var": lambda d: qa.rolling_var(d, 50, 0.99, method="normal"),
+    "var_backtest": lambda d: qa.var_backtest(d, 0.01, 0.99),
+    "drawdown": lambda d: qa.drawdown(d),
+    "underwater": lambda d: qa.underwater(d),
+    "pnl_of": lambda d: qa.pnl_of(d),
     "kelly": lambda d: qa.kelly(d),
     "vol_target": lambda d: qa.vol_target(d, 0.1),
     "risk_parity": lambda d: qa.risk_parity(
@@ -122,6 +128,7 @@ CALLS: dict[str, Callable[[Any], Any]] = {
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
+    "VAR_METHODS",
     *(name for name in qa.__all__ if name.endswith("Result")),
 }
 
