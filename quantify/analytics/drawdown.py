@@ -174,7 +174,7 @@ def drawdown(equity: Any, *, periods_per_year: float | None = None) -> DrawdownR
     :math:`\\text{CAGR} / \\text{max\\_drawdown}` over the whole sample (not
     the usual trailing 36 months: a research sample is often days of bars).
     """
-    if hasattr(equity, "equity") and isinstance(getattr(equity, "equity"), pd.Series):
+    if hasattr(equity, "equity") and isinstance(equity.equity, pd.Series):
         equity = equity.equity
     s = _equity(equity, "drawdown")
     ppy = _ledger.periods_per_year(s.index, periods_per_year)
