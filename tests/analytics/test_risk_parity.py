@@ -3,6 +3,9 @@
 Reference: PyPortfolioOpt 1.6 ``BaseConvexOptimizer.convex_objective`` with
 Clarabel, minimising ``0.5 x' S x - sum(b log x)`` over ``x > 0`` and
 normalising, the formulation riskfolio-lib's ``rp_optimization`` uses too.
+PyPortfolioOpt (with cvxpy) is a test-only dependency in the ``[test]`` extra;
+riskfolio-lib 7.4 was not used because installing it upgrades pandas to 3.x
+and brings vectorbt, astropy and plotly with it.
 """
 
 from __future__ import annotations
