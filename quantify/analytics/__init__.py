@@ -47,6 +47,7 @@ from quantify.analytics.meanrev import (
 from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
 from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
 from quantify.analytics.risk import VAR_METHODS, VaRResult, pnl_of, rolling_var, value_at_risk
+from quantify.analytics.risk_parity import RiskParityResult, risk_parity
 from quantify.analytics.rolling import (
     HedgeRatioResult,
     hedge_ratio,
@@ -56,6 +57,7 @@ from quantify.analytics.rolling import (
     zscore,
 )
 from quantify.analytics.scan import benjamini_hochberg, scan_pairs
+from quantify.analytics.sizing import KellyResult, VolTargetResult, kelly, vol_target
 from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
 from quantify.analytics.trade_costs import (
     MarkoutResult,
@@ -94,14 +96,17 @@ __all__ = [
     "HurstResult",
     "JohansenResult",
     "KalmanResult",
+    "KellyResult",
     "KyleLambdaResult",
     "LSTMForecaster",
     "MarkoutResult",
     "Result",
+    "RiskParityResult",
     "TransformerForecaster",
     "VPINResult",
     "VaRBacktestResult",
     "VaRResult",
+    "VolTargetResult",
     "WalkForwardReport",
     "adf",
     "asof",
@@ -125,6 +130,7 @@ __all__ = [
     "imbalance",
     "johansen",
     "kalman_hedge",
+    "kelly",
     "kyle_lambda",
     "markouts",
     "merge_candles",
@@ -141,6 +147,7 @@ __all__ = [
     "realized_spread",
     "realized_volatility",
     "resample",
+    "risk_parity",
     "rolling_corr",
     "rolling_hedge_ratio",
     "rolling_var",
@@ -152,6 +159,7 @@ __all__ = [
     "underwater",
     "value_at_risk",
     "var_backtest",
+    "vol_target",
     "vpin",
     "walk_forward",
     "zscore",

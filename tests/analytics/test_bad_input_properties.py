@@ -127,6 +127,10 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "pnl_of": lambda d: qa.pnl_of(d),
     "paper_equity": lambda d: qa.paper_equity(d, GOOD_X, window=20),
     "trailing_drawdown": lambda d: qa.trailing_drawdown(d, 20),
+    "kelly": lambda d: qa.kelly(d),
+    "vol_target": lambda d: qa.vol_target(d, 0.1),
+    "risk_parity": lambda d: qa.risk_parity(
+        pd.concat([d, np.log(GOOD_X).diff(), np.log(GOOD_Y).diff()], axis=1) if isinstance(d, pd.Series) else d),
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
