@@ -43,24 +43,19 @@ from quantify.model.rules import (
     PERPETUAL_KINDS,
     SEVERITIES,
     Rule,
-    basis_z,
-    book_stale,
     corr_breakdown,
-    funding_above,
-    funding_below,
     gap,
-    imbalance_beyond,
-    liquidation_burst,
     make_rule,
     pct_move,
     price_above,
     price_below,
     price_crosses,
-    spread_above,
     stale,
     vol_breakout,
     zscore,
 )
+from quantify.model.rules_book import book_stale, imbalance_beyond, spread_above
+from quantify.model.rules_perp import basis_z, funding_above, funding_below, liquidation_burst
 from quantify.model.rules_risk import drawdown
 from quantify.store.alerts import HISTORY_COLUMNS, AlertBook
 

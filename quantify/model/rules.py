@@ -97,20 +97,13 @@ __all__ = [
     "PERPETUAL_KINDS",
     "SEVERITIES",
     "Rule",
-    "basis_z",
-    "book_stale",
     "corr_breakdown",
-    "funding_above",
-    "funding_below",
     "gap",
-    "imbalance_beyond",
-    "liquidation_burst",
     "make_rule",
     "pct_move",
     "price_above",
     "price_below",
     "price_crosses",
-    "spread_above",
     "stale",
     "vol_breakout",
     "zscore",
@@ -530,79 +523,3 @@ def stale(symbol: str, seconds: float | str, **common: Any) -> Rule:
 def gap(symbol: str, **common: Any) -> Rule:
     """Fire when stored trade ids of ``symbol`` jump (trades were lost)."""
     return make_rule("gap", symbol, **common)
-
-
-
-def spread_above(symbol: str, bps: float, *, margin: float = 0.0, **common: Any) -> Rule:
-    """Fire when the book's quoted spread exceeds ``bps`` basis points of the mid.
-
-    The value is :func:`quantify.analytics.quoted_spread` (``unit="bps"``) of
-    each quote, the number a notebook computes on ``store.quotes(...)``; it
-    fires at the first quote with a spread above ``bps`` and re-arms once the
-    spread is back below ``bps - margin``.
-    """
-    return make_rule("spread-above", symbol, bps=bps, margin=margin, **common)
-
-
-def imbalance_beyond(symbol: str, level: float, levels: int = 1, *, op: str = "abs-above",
-                     margin: float = 0.0, **common: Any) -> Rule:
-    """Fire when the book's imbalance passes ``level``.
-
-    The value is :func:`quantify.analytics.imbalance` of each quote (``levels``
-    1: the best bid and offer), in [-1, 1], +1 all bids. ``op`` "abs-above"
-    (|imbalance| > ``level``), "above" (imbalance > ``level``) or "below"
-    (imbalance < ``level``); it re-arms once back inside by ``margin``.
-    """
-    return make_rule("imbalance-beyond", symbol, level=level, levels=levels, op=op, margin=margin, **common)
-
-
-def book_stale(symbol: str, seconds: float | str, **common: Any) -> Rule:
-    """Fire once per episode in which ``symbol``'s book stays out of sync longer than ``seconds``.
-
-    An episode runs from a gap (or a crossed book, or a ``bookTicker``
-    mismatch) to the resync that ends it; the value is how long the book has
-    been out of sync, as the ingestion writer reports it.
-    """
-    return make_rule("book-stale", symbol, seconds=seconds, **common)
-
-
-def funding_above(symbol: str, level: float, *, unit: str = "rate", margin: float = 0.0, **common: Any) -> Rule:
-    """Fire at the first mark update whose funding rate is at or above ``level``.
-
-    ``unit`` "rate": ``level`` is a fraction (0.0001 is 0.01 % per funding
-    interval, Binance's ``r``); "bps": basis points (1 is 0.0001). The value
-    is the mark's ``funding_rate`` (the rate that settles at its
-    ``next_funding_time``) in that unit; it re-arms below ``level - margin``.
-    """
-    return make_rule("funding-above", symbol, level=level, unit=unit, margin=margin, **common)
-
-
-def funding_below(symbol: str, level: float, *, unit: str = "rate", margin: float = 0.0, **common: Any) -> Rule:
-    """Fire at the first mark update whose funding rate is at or below ``level`` (see :func:`funding_above`)."""
-    return make_rule("funding-below", symbol, level=level, unit=unit, margin=margin, **common)
-
-
-def basis_z(perp: str, spot: str, level: float, *, op: str = "abs-above", timeframe: str = "1m",
-            window: int | str = 120, margin: float = 0.0, **common: Any) -> Rule:
-    """Fire when the z-score of the perpetual's basis against spot passes ``level`` on closed bars.
-
-    At each bar closed on both legs: the basis in bps of the bar closes,
-    :func:`quantify.analytics.basis` (``basis_bps``), standardised over the
-    last ``window`` bars with :func:`quantify.analytics.zscore`, the z-score
-    kernel of the ``zscore`` rule (sample standard deviation, ``ddof=1``).
-    """
-    return make_rule("basis-z", (perp, spot), level=level, op=op, timeframe=timeframe, window=window,
-                     margin=margin, **common)
-
-
-def liquidation_burst(symbol: str, window: float | str, *, count: int | None = None,
-                      notional: float | None = None, **common: Any) -> Rule:
-    """Fire when the liquidations of the last ``window`` reach ``count`` (or ``notional``).
-
-    Judged at every stored liquidation: the liquidations (or their summed
-    ``avg_price * filled_qty``) stamped in ``(t - window, t]``. Give ``count``
-    or ``notional``. It re-arms at a later liquidation whose window holds
-    less. Binance pushes at most one liquidation per symbol per second (a
-    sample), so a count is a lower bound of the liquidations.
-    """
-    return make_rule("liquidation-burst", symbol, window=window, count=count, notional=notional, **common)
