@@ -36,6 +36,13 @@ from quantify.analytics.meanrev import (
 )
 from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
 from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
+from quantify.analytics.regimes import (
+    REGIME_FEATURES,
+    RegimeResult,
+    filter_regimes,
+    fit_regimes,
+    regime_features,
+)
 from quantify.analytics.rolling import (
     HedgeRatioResult,
     hedge_ratio,
@@ -69,6 +76,7 @@ __all__ = [
     "DAYS_PER_YEAR",
     "PAIR_ZSCORE_COLUMNS",
     "QUOTE_COLUMNS",
+    "REGIME_FEATURES",
     "TIMEFRAMES",
     "ADFResult",
     "BacktestResult",
@@ -82,6 +90,7 @@ __all__ = [
     "KalmanResult",
     "KyleLambdaResult",
     "MarkoutResult",
+    "RegimeResult",
     "Result",
     "VPINResult",
     "adf",
@@ -93,6 +102,8 @@ __all__ = [
     "coint",
     "depth_within",
     "effective_spread",
+    "filter_regimes",
+    "fit_regimes",
     "funding_carry",
     "funding_zscore",
     "garman_klass",
@@ -115,6 +126,7 @@ __all__ = [
     "quoted_spread",
     "realized_spread",
     "realized_volatility",
+    "regime_features",
     "resample",
     "rolling_corr",
     "rolling_hedge_ratio",
