@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numba
 import numpy as np
 import pandas as pd
-from scipy.stats import multivariate_normal
+from threadpoolctl import threadpool_limits  # scikit-learn's (hence hmmlearn's) own dependency
 
 from quantify.analytics import _ledger, _validate
 from quantify.analytics._results import Result
@@ -96,7 +96,7 @@ class _Params:
 
 def _fit(x: np.ndarray, n_states: int, seed: int, n_iter: int, tol: float) -> _Params:
     """EM fit of a full-covariance Gaussian HMM on standardised ``x``; states sorted by return variance."""
-    from hmmlearn.hmm import GaussianHMM  # heavy (scikit-learn): imported on first fit only
+    from hmmlearn.hmm import GaussianHMM  # heavy (scikit-learn): loaded by fit_regimes on first use
 
     centre = x.mean(axis=0)
     scale = x.std(axis=0)
@@ -104,7 +104,15 @@ def _fit(x: np.ndarray, n_states: int, seed: int, n_iter: int, tol: float) -> _P
     z = (x - centre) / scale
     model = GaussianHMM(n_components=n_states, covariance_type="full", n_iter=n_iter, tol=tol,
                         random_state=seed)
-    model.fit(z)
+    # hmmlearn reports a log-likelihood that falls by ~1e-6 (rounding) as "not converging" at
+    # WARNING; it is counted in ``converged`` instead.
+    hmm_log = logging.getLogger("hmmlearn.base")
+    level = hmm_log.level
+    hmm_log.setLevel(logging.ERROR)
+    try:
+        model.fit(z)
+    finally:
+        hmm_log.setLevel(level)
     covars = np.asarray(model.covars_)
     order = np.argsort(covars[:, 0, 0], kind="stable")  # calmest returns first
     return _Params(
@@ -120,11 +128,31 @@ def _fit(x: np.ndarray, n_states: int, seed: int, n_iter: int, tol: float) -> _P
 
 
 def _log_emissions(p: _Params, x: np.ndarray) -> np.ndarray:
+    """Gaussian log densities of each row under each state, row by row.
+
+    Written with element-wise operations only (a triangular solve one column at
+    a time), so a row's value does not depend on which other rows are in
+    ``x``: a BLAS call over the whole block can round the last bit of a row
+    differently with different neighbours, which would let later bars touch
+    earlier probabilities.
+    """
     z = (x - p.centre) / p.scale
-    return np.column_stack([
-        multivariate_normal.logpdf(z, mean=p.means[k], cov=p.covars[k], allow_singular=True)
-        for k in range(len(p.start))
-    ]).reshape(len(z), len(p.start))
+    n, d = z.shape
+    out = np.empty((n, len(p.start)))
+    for k in range(len(p.start)):
+        chol = np.linalg.cholesky(p.covars[k])
+        r = z - p.means[k]
+        ys: list[np.ndarray] = []
+        quad = np.zeros(n)
+        for i in range(d):
+            yi = r[:, i].copy()
+            for j in range(i):
+                yi -= chol[i, j] * ys[j]
+            yi /= chol[i, i]
+            ys.append(yi)
+            quad += yi * yi
+        out[:, k] = -0.5 * quad - float(np.log(np.diag(chol)).sum()) - 0.5 * d * math.log(2.0 * math.pi)
+    return out
 
 
 @numba.njit(cache=True)
@@ -364,7 +392,8 @@ def fit_regimes(
         Realised-volatility window of :func:`regime_features`.
     seed : int, default 0
         Seed of the k-means start and of EM: the same data and seed give the
-        same fit.
+        same fit, to the last bit (the fit runs single-threaded, as thread
+        counts change the rounding of k-means and EM).
     train : int, optional
         Fit on the first ``train`` bars only and filter forward: bar ``t >=
         train`` gets filtered probabilities from parameters that never saw
@@ -428,19 +457,26 @@ def fit_regimes(
     filtered = np.full((n, k), np.nan)
     points = [cut] if step is None else list(range(cut, n, step)) or [cut]
     fits: list[_Params] = []
-    for i, start in enumerate(points):
-        _check_rows(x[first:start], k)
-        p = _fit(x[first:start], k, seed, n_iter, tol)
-        fits.append(p)
-        stop = points[i + 1] if i + 1 < len(points) else n
-        if train is None:
-            filtered[first:] = _forward(p, x[first:])
-        elif stop > start:
-            filtered[start:stop] = _forward(p, x[first:stop])[start - first:]
-    last = fits[-1]
+    # One thread for BLAS and scikit-learn's OpenMP: k-means and EM round differently with
+    # different thread counts, so a fit is reproducible only single-threaded (and on matrices
+    # of 2 features threads only add start-up and contention). The libraries are loaded first:
+    # a limit does not reach a library loaded after it is set.
+    import hmmlearn.hmm  # noqa: F401
+
+    with threadpool_limits(1):
+        for i, start in enumerate(points):
+            _check_rows(x[first:start], k)
+            p = _fit(x[first:start], k, seed, n_iter, tol)
+            fits.append(p)
+            stop = points[i + 1] if i + 1 < len(points) else n
+            if train is None:
+                filtered[first:] = _forward(p, x[first:])
+            elif stop > start:
+                filtered[start:stop] = _forward(p, x[first:stop])[start - first:]
+        last = fits[-1]
+        post, vpath = _smooth(last, x[first:])
     smoothed = np.full((n, k), np.nan)
     path = np.full(n, np.nan)
-    post, vpath = _smooth(last, x[first:])
     smoothed[first:], path[first:] = post, vpath
     cols = pd.RangeIndex(k, name="state")
     filt = pd.DataFrame(filtered, index=feats.index, columns=cols)
