@@ -60,6 +60,7 @@ from quantify.model.rules import (
     vol_breakout,
     zscore,
 )
+from quantify.model.rules_regime import regime_change
 from quantify.store.alerts import HISTORY_COLUMNS, AlertBook
 
 __all__ = [
@@ -93,6 +94,7 @@ __all__ = [
     "price_above",
     "price_below",
     "price_crosses",
+    "regime_change",
     "spread_above",
     "stale",
     "vol_breakout",

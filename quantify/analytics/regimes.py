@@ -111,6 +111,9 @@ def _fit(x: np.ndarray, n_states: int, seed: int, n_iter: int, tol: float) -> _P
     hmm_log.setLevel(logging.ERROR)
     try:
         model.fit(z)
+    except ValueError as exc:  # EM emptied a state (a row of zeros in the transition matrix)
+        raise ValueError(f"fit_regimes: EM could not fit {n_states} states on {len(z)} bars ({exc}); "
+                         "use fewer states or more bars") from exc
     finally:
         hmm_log.setLevel(level)
     covars = np.asarray(model.covars_)
