@@ -500,7 +500,7 @@ def fit_regimes(
         filtered=filt, smoothed=pd.DataFrame(smoothed, index=feats.index, columns=cols),
         viterbi=pd.Series(path, index=feats.index, name="viterbi"), regime=regime,
         out_of_sample=train is not None, train=cut, refits=len(fits),
-        log_likelihood=last.log_likelihood / max(cut - first, 1), converged=all(f.converged for f in fits),
+        log_likelihood=last.log_likelihood / (points[-1] - first if train is not None else n - first), converged=all(f.converged for f in fits),
         periods_per_year=ppy, _params=last,
     )
 
