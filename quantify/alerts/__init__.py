@@ -19,7 +19,8 @@ Order-book rules (``spread_above``, ``imbalance_beyond``, ``book_stale``) are
 judged on the books the writer keeps, through :meth:`AlertEngine.book_batch`;
 the perpetual rules (``funding_above``, ``funding_below``, ``liquidation_burst``)
 on the marks and liquidations it stores, through :meth:`AlertEngine.perp_batch`,
-and ``basis_z`` on the bars of a perpetual and its spot market.
+and ``basis_z`` on the bars of a perpetual and its spot market. ``drawdown``
+watches a paper position (one instrument held long, or a pairs strategy) on bars.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from quantify.model.rules import (
     zscore,
 )
 from quantify.model.rules_regime import regime_change
+from quantify.model.rules_risk import drawdown
 from quantify.store.alerts import HISTORY_COLUMNS, AlertBook
 
 __all__ = [
@@ -84,6 +86,7 @@ __all__ = [
     "basis_z",
     "book_stale",
     "corr_breakdown",
+    "drawdown",
     "funding_above",
     "funding_below",
     "gap",

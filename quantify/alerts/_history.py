@@ -23,7 +23,7 @@ from quantify.model.timeframes import timeframe_to_offset
 __all__ = ["BAR_KINDS", "NS", "MarketHistory", "bars_needed"]
 
 NS = _eval.NS
-BAR_KINDS = ("zscore", "vol-breakout", "corr-breakdown", "basis-z", "regime-change")
+BAR_KINDS = ("zscore", "vol-breakout", "corr-breakdown", "basis-z", "drawdown", "regime-change")
 #: Least bars a z-score rule's series keep. The Kalman filter is causal, so its z
 #: depends on where the history starts, and the rolling kernels' rounding (about
 #: 1e-13) on it too: with a long history the engine's z equals the PairMonitor's on
@@ -42,6 +42,9 @@ def bars_needed(rule: Rule) -> int:
         # the first z needs 2 * window - 1 bars (rolling hedge, then rolling z); one more
         # so that the bar before the first evaluated one is known too
         return max(2 * int(p["window"]), _PAIR_BARS)
+    if rule.kind == "drawdown":
+        # a full peak window before every new bar (a pair: its strategy's 2 * window bars, then the peak)
+        return 3 * int(p["window"]) if len(rule.symbols) == 2 else 2 * int(p["window"]) + 1
     return int(p["window"]) + 1
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from quantify.alerts import _eval, _regime
 from quantify.alerts._history import BAR_KINDS, NS, MarketHistory
 from quantify.analytics import basis, imbalance, quoted_spread, zscore
+from quantify.analytics.drawdown import paper_equity, trailing_drawdown
 from quantify.analytics.pairs import pair_zscore
 from quantify.model.rules import Rule
 
@@ -268,10 +269,11 @@ class RuleEvaluator:
                 k = max(f for f in firsts if f is not None)
             else:
                 k = st["last_bar"] + tf
-            if rule.kind in ("zscore", "basis-z"):
+            if rule.kind in ("zscore", "basis-z", "drawdown"):
                 if k <= closed:
                     try:
-                        judge = self._zscore if rule.kind == "zscore" else self._basis_z
+                        judge = {"zscore": self._zscore, "basis-z": self._basis_z,
+                                 "drawdown": self._drawdown}[rule.kind]
                         out += judge(rule, series, k, closed, st)
                     except (ValueError, FloatingPointError) as exc:
                         self.stats["rule_errors"] += 1
@@ -357,6 +359,41 @@ class RuleEvaluator:
                                     strict=True, state=st, cooldown_ns=self._cooldown_ns(rule))
         self.stats["suppressed"] += sup
         return [Fired(trig[i][0], rule.id, trig[i][1], rule.symbols[trig[i][2]], float(z[i])) for i in idx]
+
+    def _drawdown(self, rule: Rule, series: list[_eval.BarSeries], k: int, closed: int,
+                  st: dict[str, Any]) -> list[Fired]:
+        """Evaluate a paper position's drawdown (%) at every closed bar from ``k`` to ``closed``, in order.
+
+        :func:`~quantify.analytics.paper_equity` of the closes the series keep
+        (one leg held long, or the pairs strategy), then
+        :func:`~quantify.analytics.trailing_drawdown` over ``window`` bars:
+        the DrawdownMonitor's numbers on the same bars. A bar is judged once
+        ``window`` bars up to it are kept (a pair: ``2 * window``, when its
+        strategy can first trade).
+        """
+        p = rule.params
+        tf = series[0].tf
+        firsts = [s.first for s in series]
+        if any(f is None for f in firsts):
+            return []
+        start = max(f for f in firsts if f is not None)
+        w = int(p["window"])
+        # judged once a full peak window is kept (a pair: once its strategy can trade, 2 * window bars)
+        k = max(k, start + ((2 * w if len(series) == 2 else w) - 1) * tf)
+        if k > closed:
+            return []
+        n = (closed - start) // tf + 1
+        closes = [s.window(closed, n) for s in series]
+        if any(c is None for c in closes):
+            return []
+        equity = paper_equity(*closes, window=w, entry=p["entry"], exit=p["exit"])
+        dd = 100.0 * trailing_drawdown(equity, w).to_numpy()[(k - start) // tf:]
+        trig = [self._trigger(series, b) for b in range(k, closed + 1, tf)]
+        times = np.array([t for t, _, _ in trig], dtype=np.int64)
+        idx, sup = _eval.scan_level(dd, times, above=True, level=p["level"], margin=p["margin"], strict=True,
+                                    state=st, cooldown_ns=self._cooldown_ns(rule))
+        self.stats["suppressed"] += sup
+        return [Fired(trig[i][0], rule.id, trig[i][1], rule.symbols[trig[i][2]], float(dd[i])) for i in idx]
 
     def _bar(self, rule: Rule, series: list[_eval.BarSeries], k: int, st: dict[str, Any]) -> list[Fired]:
         p = rule.params

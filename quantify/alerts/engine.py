@@ -57,6 +57,14 @@ kind per instrument goes into the checkpoint, and on start the rows stored
 after it are judged (``store.mark``, ``store.liquidations``). ``basis-z`` is a
 bar rule on the trades of its two legs (perpetual and spot), as ``zscore``.
 
+Risk
+----
+``drawdown`` is a bar rule on one instrument (held long) or a pair (the
+pairs strategy on its closes): at every closed bar, the fall of that paper
+position's equity from its peak of the last ``window`` bars, in %
+(:func:`quantify.analytics.paper_equity`,
+:func:`quantify.analytics.trailing_drawdown`, the DrawdownMonitor's numbers).
+
 Evaluation of each rule kind is in :mod:`quantify.alerts._kinds`, the bar
 and tick histories it reads in :mod:`quantify.alerts._history`; this module
 holds the engine's lifecycle, batch loop, alert storing and checkpoint.

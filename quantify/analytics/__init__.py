@@ -22,6 +22,16 @@ from quantify.analytics.book_features import (
     quoted_spread,
 )
 from quantify.analytics.carry import CarryBacktestResult, carry_backtest
+from quantify.analytics.drawdown import DrawdownResult, drawdown, paper_equity, trailing_drawdown, underwater
+from quantify.analytics.forecast import (
+    LSTMForecaster,
+    TransformerForecaster,
+    WalkForwardReport,
+    forecast_features,
+    forecast_target,
+    purged_splits,
+    walk_forward,
+)
 from quantify.analytics.funding import FundingCarryResult, funding_carry, funding_zscore
 from quantify.analytics.johansen import JohansenResult, johansen
 from quantify.analytics.kalman import (
@@ -43,6 +53,8 @@ from quantify.analytics.regimes import (
     fit_regimes,
     regime_features,
 )
+from quantify.analytics.risk import VAR_METHODS, VaRResult, pnl_of, rolling_var, value_at_risk
+from quantify.analytics.risk_parity import RiskParityResult, risk_parity
 from quantify.analytics.rolling import (
     HedgeRatioResult,
     hedge_ratio,
@@ -52,6 +64,7 @@ from quantify.analytics.rolling import (
     zscore,
 )
 from quantify.analytics.scan import benjamini_hochberg, scan_pairs
+from quantify.analytics.sizing import KellyResult, VolTargetResult, kelly, vol_target
 from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
 from quantify.analytics.trade_costs import (
     MarkoutResult,
@@ -60,6 +73,7 @@ from quantify.analytics.trade_costs import (
     realized_spread,
     trade_sign,
 )
+from quantify.analytics.var_backtest import VaRBacktestResult, var_backtest
 from quantify.analytics.volatility import (
     DAYS_PER_YEAR,
     garman_klass,
@@ -78,21 +92,31 @@ __all__ = [
     "QUOTE_COLUMNS",
     "REGIME_FEATURES",
     "TIMEFRAMES",
+    "VAR_METHODS",
     "ADFResult",
     "BacktestResult",
     "CarryBacktestResult",
     "CointResult",
+    "DrawdownResult",
     "FundingCarryResult",
     "HalfLifeResult",
     "HedgeRatioResult",
     "HurstResult",
     "JohansenResult",
     "KalmanResult",
+    "KellyResult",
     "KyleLambdaResult",
+    "LSTMForecaster",
     "MarkoutResult",
     "RegimeResult",
     "Result",
+    "RiskParityResult",
+    "TransformerForecaster",
     "VPINResult",
+    "VaRBacktestResult",
+    "VaRResult",
+    "VolTargetResult",
+    "WalkForwardReport",
     "adf",
     "asof",
     "backtest_pairs",
@@ -101,9 +125,12 @@ __all__ = [
     "carry_backtest",
     "coint",
     "depth_within",
+    "drawdown",
     "effective_spread",
     "filter_regimes",
     "fit_regimes",
+    "forecast_features",
+    "forecast_target",
     "funding_carry",
     "funding_zscore",
     "garman_klass",
@@ -114,6 +141,7 @@ __all__ = [
     "imbalance",
     "johansen",
     "kalman_hedge",
+    "kelly",
     "kyle_lambda",
     "markouts",
     "merge_candles",
@@ -121,19 +149,30 @@ __all__ = [
     "mid",
     "ofi",
     "pair_zscore",
+    "paper_equity",
     "parkinson",
+    "pnl_of",
     "premium_index",
+    "purged_splits",
     "quoted_spread",
     "realized_spread",
     "realized_volatility",
     "regime_features",
     "resample",
+    "risk_parity",
     "rolling_corr",
     "rolling_hedge_ratio",
+    "rolling_var",
     "scan_pairs",
     "spread",
     "timeframe_to_offset",
     "trade_sign",
+    "trailing_drawdown",
+    "underwater",
+    "value_at_risk",
+    "var_backtest",
+    "vol_target",
     "vpin",
+    "walk_forward",
     "zscore",
 ]

@@ -138,6 +138,7 @@ def realized_volatility(
     *,
     window: int | None = None,
     annualize: bool = True,
+    halflife: float | None = None,
 ) -> float | pd.Series:
     """Realised volatility from ticks or bars, sampled at any interval.
 
@@ -154,6 +155,12 @@ def realized_volatility(
     annualize : bool, default True
         Scale to a 365-day year; otherwise the realised volatility over the
         sample (or window).
+    halflife : float, optional
+        Instead of ``window``: an exponentially weighted estimate (a Series),
+        the mean of :math:`r_t^2` with weights halving every ``halflife``
+        intervals (RiskMetrics' EWMA variance; pandas' ``ewm(halflife=...)``,
+        ``adjust=True``), annualised like a window (``annualize=False``: per
+        interval).
 
     Returns
     -------
@@ -169,7 +176,11 @@ def realized_volatility(
     bid-ask bounce.
     """
     w = _check_window(window)
-    p = _prices(prices, "realized_volatility", 1 if w is not None else 2)
+    if halflife is not None:
+        if w is not None:
+            raise ValueError("realized_volatility: pass window or halflife, not both")
+        halflife = _validate.check_number(halflife, "halflife", positive=True)
+    p = _prices(prices, "realized_volatility", 1 if w is not None or halflife is not None else 2)
     if not isinstance(p.index, pd.DatetimeIndex):
         raise TypeError(f"realized_volatility needs a DatetimeIndex, not {type(p.index).__name__}")
     if not p.index.is_monotonic_increasing:
@@ -180,6 +191,9 @@ def realized_volatility(
     else:
         step = pd.Series(p.index).diff().median()
     r2 = np.log(p).diff() ** 2
+    if halflife is not None:
+        mean_r2 = r2.ewm(halflife=halflife, ignore_na=True).mean()
+        return np.sqrt(mean_r2 * (_YEAR / step)) if annualize else np.sqrt(mean_r2)
     if w is None:
         rv = float(r2.sum())
         if not annualize:

@@ -17,6 +17,7 @@ examples:
   quantify alerts add --kind funding-above --symbol binance-usdm:BTCUSDT --level 1 --unit bps --cooldown 8h
   quantify alerts add --kind basis-z --symbol binance-usdm:BTCUSDT/BTCUSDT --level 3 --timeframe 1m --window 60
   quantify alerts add --kind liquidation-burst --symbol binance-usdm:BTCUSDT --count 5 --window 1m
+  quantify alerts add --kind drawdown --symbol BTCUSDT/ETHUSDT --level 2 --timeframe 1m --window 120
   quantify alerts list
   quantify alerts history --severity high --start -1d
   quantify alerts remove 3f9c2a1b7e
@@ -34,6 +35,8 @@ liquidation-burst (--count N or --notional X within --window DURATION).
 Regimes: regime-change (the filtered most-likely state of a Gaussian HMM fitted at each
 closed bar changes: --timeframe, --states 2-6, --window BARS of realised vol, --lookback
 BARS per fit, --seed, --prob least probability of the new state).
+Risk: drawdown (SYM: long the instrument, or Y/X: the pairs strategy; --level in % of the
+peak equity over --window BARS, --timeframe, --entry/--exit z bands of the pair).
 Rules are evaluated by the running 'quantify ingest' writer; changes reach it within a second.
 """
 
@@ -60,6 +63,8 @@ _PARAMS = (
     ("lookback", "N", "regime-change: closed bars each fit uses (default 500)"),
     ("seed", "N", "regime-change: seed of the fit (default 0)"),
     ("prob", "P", "regime-change: least filtered probability of the new state (default 0)"),
+    ("entry", "Z", "drawdown of a pair: the paper strategy's entry |z| (default 2)"),
+    ("exit", "Z", "drawdown of a pair: the paper strategy's exit |z| (default 0.5)"),
 )
 
 
@@ -137,7 +142,7 @@ def run_add(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is None:
             continue
-        numeric = name in ("level", "margin", "pct", "k", "bps", "notional")
+        numeric = name in ("level", "margin", "pct", "k", "bps", "notional", "entry", "exit")
         params[name] = _number(name, value) if numeric else value
     rule = make_rule(args.kind, args.symbol, severity=args.severity, cooldown=args.cooldown,
                      message=args.message, name=args.name, enabled=not args.disabled, **params)

@@ -32,6 +32,7 @@ kind                  value compared with the threshold              fires when
 ``funding-below``     a perpetual's funding rate (mark updates)      value <= level (``unit``: rate or bps)
 ``basis-z``           z-score of the perp-spot basis (bps), bars     ``op``: above, below, abs-above
 ``liquidation-burst`` liquidations in the last ``window``            value >= count (or notional)
+``drawdown``          % fall of a paper position from its peak       value > level (one symbol, or a pair)
 ``regime-change``     filtered most-likely HMM regime, closed bars   it changes (:mod:`.rules_regime`)
 ====================  =============================================  ===========================================
 
@@ -69,6 +70,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from quantify.model._risk_fields import DRAWDOWN_MESSAGE, ONE_OR_TWO_SYMBOLS, check_drawdown, drawdown_params
 from quantify.model._rule_fields import MAX_BARS
 from quantify.model._rule_fields import bars as _bars
 from quantify.model._rule_fields import book_levels as _book_levels
@@ -215,6 +217,7 @@ KINDS: Final[dict[str, _Kind]] = {
         "count": (_count("count"), None),
         "notional": (_positive("notional"), None),
     }, "{symbol}: {value:g} liquidation(s) within the window (threshold {threshold:g})"),
+    "drawdown": _Kind(1, drawdown_params(_REQUIRED), DRAWDOWN_MESSAGE),  # 1 or 2 symbols: rules_risk
     "regime-change": _Kind(1, REGIME_CHANGE_PARAMS, REGIME_CHANGE_MESSAGE),  # quantify.model.rules_regime
 }
 
@@ -261,7 +264,7 @@ def _check_symbols(kind: str, symbols: Any) -> tuple[str, ...]:
         except ValueError as exc:
             raise ValueError(f"symbols: {exc}") from None
         out.append(sym)
-    need = KINDS[kind].n_symbols
+    need = len(out) if kind in ONE_OR_TWO_SYMBOLS and len(out) in (1, 2) else KINDS[kind].n_symbols
     if len(out) != need or len(set(out)) != need:
         what = "one symbol, such as BTCUSDT" if need == 1 else "two different symbols, such as BTCUSDT/ETHUSDT"
         raise ValueError(f"symbols: a {kind} rule watches {what}; got {symbols!r}")
@@ -358,6 +361,8 @@ class Rule:
         if kind == "liquidation-burst" and (params["count"] is None) == (params["notional"] is None):
             raise ValueError("a liquidation-burst rule needs count (liquidations) or notional (their "
                              "avg_price * filled_qty summed), one of the two")
+        if kind == "drawdown":
+            check_drawdown(params)
         severity = str(self.severity).strip().lower()
         if severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {self.severity!r}")

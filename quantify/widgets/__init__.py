@@ -1,4 +1,4 @@
-"""Live widgets: charts, pair monitor, perpetual monitor, order-book monitor, control, alert and status panels (ipywidgets + bqplot).
+"""Live widgets: charts, pair monitor, perpetual monitor, order-book monitor, drawdown monitor, control, alert and status panels (ipywidgets + bqplot).
 
 Every widget is a model (tested through ``get_state()`` without a browser),
 updates in frames (at most 10 per second, one ``hold_sync`` per figure),
@@ -13,6 +13,7 @@ from quantify.model.timeframes import WIDGET_TIMEFRAMES
 from quantify.widgets.alerts import AlertPanel
 from quantify.widgets.book import BookMonitor
 from quantify.widgets.charts import LiveChart
+from quantify.widgets.drawdown import DrawdownMonitor
 from quantify.widgets.frames import MAX_POINTS, downsample, live_timers, stop_all
 from quantify.widgets.microstructure import MicrostructurePanels
 from quantify.widgets.pairs import PairMonitor
@@ -29,6 +30,7 @@ __all__ = [
     "AlertPanel",
     "BookMonitor",
     "ControlPanel",
+    "DrawdownMonitor",
     "LiveChart",
     "MicrostructurePanels",
     "PairMonitor",

@@ -88,6 +88,8 @@ def describe(rule: Rule) -> str:
     if k == "basis-z":
         z = {"abs-above": "|z| >", "above": "z >", "below": "z <"}[p["op"]]
         return f"basis {z} {num(p['level'])} · {p['window']} × {p['timeframe']}{margin}"
+    if k == "drawdown":
+        return f"drawdown > {num(p['level'])} % of the peak over {p['window']} × {p['timeframe']}{margin}"
     if k == "liquidation-burst":
         what = f"{p['count']} liquidations" if p["count"] is not None else f"{num(p['notional'])} liquidated"
         return f"≥ {what} within {fmt_seconds(p['window'])}"

@@ -116,14 +116,32 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "funding_carry": lambda d: qa.funding_carry(d, notional=100.0),
     "funding_zscore": lambda d: qa.funding_zscore(d, 10),
     "carry_backtest": lambda d: qa.carry_backtest(d, GOOD_X, GOOD_FUNDING),
+    "forecast_features": lambda d: qa.forecast_features(_frame(d, _candles)),
+    "forecast_target": lambda d: qa.forecast_target(d, 2),
+    "purged_splits": lambda d: qa.purged_splits(len(d) if isinstance(d, pd.Series) else d, n_folds=3),
+    "walk_forward": lambda d: qa.walk_forward(_frame(d, _candles), (), n_folds=2, lookback=4),
+    "value_at_risk": lambda d: qa.value_at_risk(d, 0.99, method="cornish-fisher"),
+    "rolling_var": lambda d: qa.rolling_var(d, 50, 0.99, method="normal"),
+    "var_backtest": lambda d: qa.var_backtest(d, 0.01, 0.99),
+    "drawdown": lambda d: qa.drawdown(d),
+    "underwater": lambda d: qa.underwater(d),
+    "pnl_of": lambda d: qa.pnl_of(d),
+    "paper_equity": lambda d: qa.paper_equity(d, GOOD_X, window=20),
+    "trailing_drawdown": lambda d: qa.trailing_drawdown(d, 20),
+    "kelly": lambda d: qa.kelly(d),
+    "vol_target": lambda d: qa.vol_target(d, 0.1),
+    "risk_parity": lambda d: qa.risk_parity(
+        pd.concat([d, np.log(GOOD_X).diff(), np.log(GOOD_Y).diff()], axis=1) if isinstance(d, pd.Series) else d),
     "regime_features": lambda d: qa.regime_features(d, window=10),
     "fit_regimes": lambda d: qa.fit_regimes(d, 2, window=10),
     "filter_regimes": lambda d: qa.filter_regimes(GOOD_REGIMES, d),
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
+    "VAR_METHODS",
     "REGIME_FEATURES",
     *(name for name in qa.__all__ if name.endswith("Result")),
+    "LSTMForecaster", "TransformerForecaster", "WalkForwardReport",
 }
 
 

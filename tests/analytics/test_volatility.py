@@ -100,3 +100,17 @@ def test_bad_arguments(candles: pd.DataFrame):
         garman_klass(candles.drop(columns="open"))
     with pytest.raises(ValueError, match="timeframe"):
         realized_volatility(candles, "5 parsecs")
+
+
+def test_realized_ewma_is_pandas_ewm_of_squared_log_returns(candles: pd.DataFrame):
+    close = candles["close"]
+    step = pd.Series(close.index).diff().median()
+    r2 = np.log(close).diff() ** 2
+    expected = np.sqrt(r2.ewm(halflife=12, ignore_na=True).mean() * (pd.Timedelta(days=365) / step))
+    assert_allclose(realized_volatility(candles, halflife=12), expected, rtol=1e-12, equal_nan=True)
+    assert_allclose(realized_volatility(candles, halflife=12, annualize=False),
+                    np.sqrt(r2.ewm(halflife=12, ignore_na=True).mean()), rtol=1e-12, equal_nan=True)
+    with pytest.raises(ValueError, match="not both"):
+        realized_volatility(candles, window=10, halflife=12)
+    with pytest.raises(ValueError, match="halflife must be > 0"):
+        realized_volatility(candles, halflife=0)

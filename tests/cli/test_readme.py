@@ -85,7 +85,7 @@ INLINE_RUN = {"%quantify --help", "%quantify status"}
 INLINE_REFERENCES = {
     "quantify ingest", "quantify dashboard", "quantify load", "quantify replay", "quantify status",
     "quantify replay --host", "quantify export --dir DIR", "quantify lab", "quantify ingest --book",
-    "%quantify books add BTCUSDT", "quantify ingest --perp", "%quantify perps add binance-usdm:BTCUSDT",
+    "%quantify books add BTCUSDT", "quantify ingest --perp", "quantify demo", "%quantify perps add binance-usdm:BTCUSDT",
     "%quantify status|start|stop|symbols [add|remove SYM…]|store [URI]",
 }
 
@@ -481,6 +481,7 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify alerts add --kind basis-z --symbol binance-usdm:BTCUSDT/BTCUSDT --level 3 --timeframe 1m "
     "--window 60": "run",
     "quantify alerts add --kind liquidation-burst --symbol binance-usdm:BTCUSDT --count 5 --window 1m": "run",
+    "quantify alerts add --kind drawdown --symbol BTCUSDT/ETHUSDT --level 2 --timeframe 1m --window 120": "run",
     "quantify load BTCUSDT-fundingRate-2023-04.zip BTCUSDT-metrics-2023-04-05.zip": "run",
     "quantify load usdm-2021-xrpusdt.funding.csv": "run",
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",

@@ -110,6 +110,10 @@ def _ingest_process(uri: str, replay: ReplayThread, log: Path, symbols: str) -> 
     )
 
 
+# In the default run, a USD-M writer's kill -9 recovery (journal, /fapi/v1 backfill) is covered by
+# test_book_ingest.py::test_sigkill_mid_stream_resumes_the_stored_book (both markets, every trade
+# checked) and the spot path twice over by test_service.py::test_sigkill_twice_loses_nothing.
+@pytest.mark.slow
 def test_usdm_sigkill_twice_loses_nothing(lmdb_uri: str, tmp_path: Path) -> None:
     """kill -9 the USD-M writer twice mid-replay; its journal and /fapi/v1 backfill make it whole."""
     log = tmp_path / "ingest.log"

@@ -15,6 +15,7 @@ import pytest
 
 from quantify.widgets import AlertPanel, ControlPanel, LiveChart, PairMonitor, StatusBar, stop_all
 from quantify.widgets.dashboards import DownloadButton, alerts_dashboard, market_overview, pairs_monitor
+from quantify.widgets.drawdown import DrawdownMonitor
 
 
 @pytest.fixture
@@ -35,6 +36,8 @@ BUILDERS: dict[str, Callable[[Any], Any]] = {
     "LiveChart candles": _chart,
     "LiveChart line": lambda s: LiveChart("BTCUSDT", "1s", kind="line", store=s, autostart=False),
     "PairMonitor": lambda s: PairMonitor("BTCUSDT", "ETHUSDT", "1s", 60, store=s, autostart=False),
+    "DrawdownMonitor": lambda s: DrawdownMonitor("BTCUSDT", "ETHUSDT", "1s", 60, level=1.0, store=s,
+                                                 autostart=False),
     "PairMonitor kalman": lambda s: PairMonitor("BTCUSDT", "ETHUSDT", "1m", 5, hedge="kalman", store=s,
                                                 autostart=False),
     "ControlPanel": lambda s: ControlPanel([_chart(s)], symbols=["BTCUSDT", "ETHUSDT"], theme="dark"),
