@@ -56,6 +56,7 @@ from quantify.model.rules import (
 )
 from quantify.model.rules_book import book_stale, imbalance_beyond, spread_above
 from quantify.model.rules_perp import basis_z, funding_above, funding_below, liquidation_burst
+from quantify.model.rules_regime import regime_change
 from quantify.model.rules_risk import drawdown
 from quantify.store.alerts import HISTORY_COLUMNS, AlertBook
 
@@ -91,6 +92,7 @@ __all__ = [
     "price_above",
     "price_below",
     "price_crosses",
+    "regime_change",
     "spread_above",
     "stale",
     "vol_breakout",

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantify.alerts import _eval
+from quantify.alerts import _eval, _regime
 from quantify.model.rules import MAX_BARS, Rule
 from quantify.model.timeframes import timeframe_to_offset
 
 __all__ = ["BAR_KINDS", "NS", "MarketHistory", "bars_needed"]
 
 NS = _eval.NS
-BAR_KINDS = ("zscore", "vol-breakout", "corr-breakdown", "basis-z", "drawdown")
+BAR_KINDS = ("zscore", "vol-breakout", "corr-breakdown", "basis-z", "drawdown", "regime-change")
 #: Least bars a z-score rule's series keep. The Kalman filter is causal, so its z
 #: depends on where the history starts, and the rolling kernels' rounding (about
 #: 1e-13) on it too: with a long history the engine's z equals the PairMonitor's on
@@ -36,6 +36,8 @@ def bars_needed(rule: Rule) -> int:
     p = rule.params
     if rule.kind == "vol-breakout":
         return int(p["long"]) + 1
+    if rule.kind == "regime-change":
+        return _regime.bars_needed(p)
     if rule.kind == "zscore":
         # the first z needs 2 * window - 1 bars (rolling hedge, then rolling z); one more
         # so that the bar before the first evaluated one is known too

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantify.alerts import _eval
+from quantify.alerts import _eval, _regime
 from quantify.alerts._history import BAR_KINDS, NS, MarketHistory
 from quantify.analytics import basis, imbalance, quoted_spread, zscore
 from quantify.analytics.drawdown import paper_equity, trailing_drawdown
@@ -397,6 +397,8 @@ class RuleEvaluator:
 
     def _bar(self, rule: Rule, series: list[_eval.BarSeries], k: int, st: dict[str, Any]) -> list[Fired]:
         p = rule.params
+        if rule.kind == "regime-change":
+            return self._regime(rule, series[0], k, st)
         n = p["long"] + 1 if rule.kind == "vol-breakout" else p["window"]
         if rule.kind == "corr-breakdown":
             n += 1  # window returns need window + 1 closes
@@ -415,6 +417,20 @@ class RuleEvaluator:
                                     cooldown_ns=self._cooldown_ns(rule))
         self.stats["suppressed"] += sup
         return [Fired(tt, rule.id, tid, rule.symbols[trig], value)] if idx else []
+
+    def _regime(self, rule: Rule, series: _eval.BarSeries, k: int, st: dict[str, Any]) -> list[Fired]:
+        """Fire at bar ``k`` when the filtered regime of the ``lookback`` closes ending at ``k`` changed."""
+        p = rule.params
+        closes = series.window(k, int(p["lookback"]))
+        step = None if closes is None else _regime.judge(closes, p)
+        if step is None or not step.changed or step.prob < p["prob"]:
+            return []
+        tt, tid, _ = self._trigger([series], k)
+        if not _eval._cooled(st, int(tt), self._cooldown_ns(rule)):
+            self.stats["suppressed"] += 1
+            return []
+        st["last_fired"] = int(tt)
+        return [Fired(tt, rule.id, tid, rule.symbols[0], float(step.state))]
 
     # -- order books -------------------------------------------------------
 

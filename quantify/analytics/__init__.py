@@ -46,6 +46,13 @@ from quantify.analytics.meanrev import (
 )
 from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
 from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
+from quantify.analytics.regimes import (
+    REGIME_FEATURES,
+    RegimeResult,
+    filter_regimes,
+    fit_regimes,
+    regime_features,
+)
 from quantify.analytics.risk import VAR_METHODS, VaRResult, pnl_of, rolling_var, value_at_risk
 from quantify.analytics.risk_parity import RiskParityResult, risk_parity
 from quantify.analytics.rolling import (
@@ -83,6 +90,7 @@ __all__ = [
     "DAYS_PER_YEAR",
     "PAIR_ZSCORE_COLUMNS",
     "QUOTE_COLUMNS",
+    "REGIME_FEATURES",
     "TIMEFRAMES",
     "VAR_METHODS",
     "ADFResult",
@@ -100,6 +108,7 @@ __all__ = [
     "KyleLambdaResult",
     "LSTMForecaster",
     "MarkoutResult",
+    "RegimeResult",
     "Result",
     "RiskParityResult",
     "TransformerForecaster",
@@ -118,6 +127,8 @@ __all__ = [
     "depth_within",
     "drawdown",
     "effective_spread",
+    "filter_regimes",
+    "fit_regimes",
     "forecast_features",
     "forecast_target",
     "funding_carry",
@@ -146,6 +157,7 @@ __all__ = [
     "quoted_spread",
     "realized_spread",
     "realized_volatility",
+    "regime_features",
     "resample",
     "risk_parity",
     "rolling_corr",

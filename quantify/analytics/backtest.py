@@ -33,7 +33,7 @@ _TRADE_COLUMNS = [
 def _run(
     y: np.ndarray, x: np.ndarray, z: np.ndarray, beta: np.ndarray,
     entry: float, exit_: float, max_position: float, capital: float, cost_rate: float,
-    slip_rate: float, fy: np.ndarray, fx: np.ndarray,
+    slip_rate: float, fy: np.ndarray, fx: np.ndarray, allow: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """State machine over bars. Decisions at close t use only z[t] and beta[t]
     (already lagged by the caller); the units decided at t earn the move t -> t+1
@@ -68,6 +68,8 @@ def _run(
                 new = 1.0
             elif state != 0.0 and abs(zt) < exit_:
                 new = 0.0
+            if new != 0.0 and new != state and not allow[t]:
+                new = 0.0  # entries (and the entry side of a flip) only where allowed; exits always
         if new != state:
             ny = 0.0
             nx = 0.0
@@ -206,10 +208,13 @@ class BacktestResult(_ledger.NotedResult):
                          title=f"{self._title}: {self.hedge} hedge")
 
 
-def _no_trade_note(z: np.ndarray, entry: float, n_trades: int) -> str:
+def _no_trade_note(z: np.ndarray, entry: float, n_trades: int, gate: np.ndarray | None = None) -> str:
     """Why a run made no trade, or "" when it made one."""
     if n_trades:
         return ""
+    if gate is not None and not gate.all() and not (np.abs(z[gate]) > entry).any():
+        return (f"no trades: allow= blocked every bar where the z-score crossed \u00b1{entry:g} "
+                f"({int(gate.sum())} of {gate.size} bars allowed)")
     finite = z[np.isfinite(z)]
     if not finite.size:
         return ("no trades: the z-score is undefined on every bar "
@@ -277,6 +282,7 @@ def backtest_pairs(
     funding: Mapping[str, pd.DataFrame | pd.Series] | None = None,
     marks: Mapping[str, pd.DataFrame | pd.Series] | None = None,
     bar: str | pd.Timedelta | None = None,
+    allow: SeriesLike | None = None,
 ) -> BacktestResult:
     """Backtest a z-score mean-reversion strategy on the spread of y and x.
 
@@ -334,6 +340,13 @@ def backtest_pairs(
         was observed, to place the settlements between closes. Default the
         median spacing of the index (candle closes labelled at their open, as
         ``store.ohlcv`` gives them); 0 for prices stamped at their own time.
+    allow : Series or array of bool, optional
+        Where entries may be taken: a position is opened at close ``t`` only
+        if ``allow[t]`` (e.g. a calm regime, ``fit_regimes(...).allow(0)``);
+        exits are never blocked, and a flip at a blocked bar only closes.
+        Aligned with ``y`` (same length; same index if a Series), no NaN.
+        It must be known at close ``t`` (filtered, not smoothed, regimes)
+        for the run to be free of look-ahead. Default: everywhere.
 
     Returns
     -------
@@ -417,8 +430,9 @@ def backtest_pairs(
     ys, xs, z, beta, spread = (s.iloc[int(warmup):] for s in (ys, xs, z, beta, spread))
     yv, xv, zv, bv = (s.to_numpy(dtype=np.float64) for s in (ys, xs, z, beta))
     fy, fx = _leg_funding(ys.index, {"y": yv, "x": xv}, funding, marks, bar)
+    gate = _allow(allow, y, len(yv) + int(warmup))[int(warmup):]
     signal, uy, ux, pnl, cst, slp, equity, fund = _run(
-        yv, xv, zv, bv, entry, exit, max_position, capital, cost * 1e-4, slip * 1e-4, fy, fx,
+        yv, xv, zv, bv, entry, exit, max_position, capital, cost * 1e-4, slip * 1e-4, fy, fx, gate,
     )
     idx = ys.index
     eq = pd.Series(equity, index=idx, name="equity")
@@ -444,11 +458,27 @@ def backtest_pairs(
         hedge=label,
         entry=entry,
         exit=exit,
-        note=_no_trade_note(zv, entry, len(trades)),
+        note=_no_trade_note(zv, entry, len(trades), gate),
         funding=float(np.sum(fund)),
         pnl=pd.DataFrame({"price_pnl": pnl, "funding_pnl": fund, "fees": cst + slp,
                           "total_pnl": pnl + fund - (cst + slp)}, index=idx),
     )
+
+
+def _allow(allow: Any, y: Any, n: int) -> np.ndarray:
+    """The entry gate as a bool array of ``n`` bars (all True without ``allow``)."""
+    if allow is None:
+        return np.ones(n, dtype=np.bool_)
+    if isinstance(allow, pd.Series) and isinstance(y, pd.Series) and not allow.index.equals(y.index):
+        raise ValueError("backtest_pairs: allow and y have different indexes "
+                         f"({len(allow.index.intersection(y.index))} labels in common); align them first "
+                         "(e.g. allow.reindex(y.index, fill_value=False))")
+    gate = _validate.as_series(allow, "allow").to_numpy()
+    if len(gate) != n:
+        raise ValueError(f"backtest_pairs: allow and y differ in length: {len(gate)} != {n}; align them first")
+    if np.isnan(gate).any():
+        raise ValueError("backtest_pairs: allow has NaN value(s); fill them (False: no entry) first")
+    return gate != 0.0
 
 
 def _leg_funding(

@@ -32,6 +32,9 @@ Perpetuals: funding-above, funding-below (--level as a rate, 0.0001 = 0.01 %, or
 --unit bps in basis points; judged at every mark update); basis-z (PERP/SPOT: z-score of
 the basis in bps of the bar closes, --level, --op, --timeframe, --window BARS);
 liquidation-burst (--count N or --notional X within --window DURATION).
+Regimes: regime-change (the filtered most-likely state of a Gaussian HMM fitted at each
+closed bar changes: --timeframe, --states 2-6, --window BARS of realised vol, --lookback
+BARS per fit, --seed, --prob least probability of the new state).
 Risk: drawdown (SYM: long the instrument, or Y/X: the pairs strategy; --level in % of the
 peak equity over --window BARS, --timeframe, --entry/--exit z bands of the pair).
 Rules are evaluated by the running 'quantify ingest' writer; changes reach it within a second.
@@ -56,6 +59,10 @@ _PARAMS = (
     ("unit", "UNIT", "funding-above/-below: --level as a rate (default; 0.0001 = 0.01 %%) or in bps"),
     ("count", "N", "liquidation-burst: liquidations within --window"),
     ("notional", "X", "liquidation-burst: summed notional (avg price x filled qty) within --window"),
+    ("states", "N", "regime-change: hidden states of the model, 2 to 6 (default 2)"),
+    ("lookback", "N", "regime-change: closed bars each fit uses (default 500)"),
+    ("seed", "N", "regime-change: seed of the fit (default 0)"),
+    ("prob", "P", "regime-change: least filtered probability of the new state (default 0)"),
     ("entry", "Z", "drawdown of a pair: the paper strategy's entry |z| (default 2)"),
     ("exit", "Z", "drawdown of a pair: the paper strategy's exit |z| (default 0.5)"),
 )

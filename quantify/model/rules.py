@@ -33,6 +33,7 @@ kind                  value compared with the threshold              fires when
 ``basis-z``           z-score of the perp-spot basis (bps), bars     ``op``: above, below, abs-above
 ``liquidation-burst`` liquidations in the last ``window``            value >= count (or notional)
 ``drawdown``          % fall of a paper position from its peak       value > level (one symbol, or a pair)
+``regime-change``     filtered most-likely HMM regime, closed bars   it changes (:mod:`.rules_regime`)
 ====================  =============================================  ===========================================
 
 Level rules re-arm only after the value crosses back (by ``margin``), so a
@@ -82,6 +83,7 @@ from quantify.model._rule_fields import nonneg as _nonneg
 from quantify.model._rule_fields import positive as _positive
 from quantify.model._rule_fields import positive_duration as _positive_duration
 from quantify.model._rule_fields import timeframe as _timeframe
+from quantify.model._rule_regime import REGIME_CHANGE_MESSAGE, REGIME_CHANGE_PARAMS
 from quantify.model.instrument import Instrument, Market, instrument_key
 
 #: The hedge estimates of a pair z-score (:func:`quantify.analytics.pair_zscore`): rolling
@@ -209,6 +211,7 @@ KINDS: Final[dict[str, _Kind]] = {
         "notional": (_positive("notional"), None),
     }, "{symbol}: {value:g} liquidation(s) within the window (threshold {threshold:g})"),
     "drawdown": _Kind(1, drawdown_params(_REQUIRED), DRAWDOWN_MESSAGE),  # 1 or 2 symbols: rules_risk
+    "regime-change": _Kind(1, REGIME_CHANGE_PARAMS, REGIME_CHANGE_MESSAGE),  # quantify.model.rules_regime
 }
 
 #: The kinds judged on the order book (quotes and continuity), not on trades.
@@ -402,6 +405,8 @@ class Rule:
             return 0.0
         if self.kind == "liquidation-burst":
             return float(p["count"] if p["count"] is not None else p["notional"])
+        if self.kind == "regime-change":
+            return float(p["prob"])
         return float(p["level"])
 
     def replace(self, **changes: Any) -> Rule:

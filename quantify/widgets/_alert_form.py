@@ -25,13 +25,15 @@ LABELS = {
     "op": "When", "timeframe": "Bars", "hedge": "Hedge", "k": "k × baseline", "short": "Short bars",
     "long": "Long bars", "seconds": "Silent for", "bps": "Spread bps", "levels": "Book levels",
     "unit": "Unit", "count": "Liquidations", "notional": "or notional",
+    "states": "States", "lookback": "Fit on bars", "seed": "Seed", "prob": "Least probability",
     "entry": "Pair entry |z|", "exit": "Pair exit |z|",
 }
 #: Labels that depend on the kind (the same parameter means another thing there).
 _KIND_LABELS = {("book-stale", "seconds"): "Out of sync for", ("funding-above", "level"): "Funding rate",
                 ("funding-below", "level"): "Funding rate", ("liquidation-burst", "window"): "Within",
                 ("basis-z", "level"): "|z| level", ("basis-z", "window"): "z window (bars)",
-                ("drawdown", "level"): "Drawdown %", ("drawdown", "window"): "Peak over (bars)"}
+                ("drawdown", "level"): "Drawdown %", ("drawdown", "window"): "Peak over (bars)",
+                ("regime-change", "window"): "Vol window (bars)"}
 #: Labels of the two symbol fields of a two-symbol kind: (first, second).
 _PAIR_LABELS = {"basis-z": ("Perpetual", "Spot")}
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -49,7 +51,7 @@ _KIND_EXAMPLES = {("funding-above", "level"): "e.g. 0.0005", ("funding-below", "
                   ("liquidation-burst", "window"): "e.g. 1m", ("drawdown", "level"): "e.g. 5"}
 #: The parameter an edit changes as "threshold" (``level`` unless listed; gap rules have none).
 _THRESHOLD: dict[str, str | None] = {"pct-move": "pct", "vol-breakout": "k", "stale": "seconds", "gap": None,
-                                     "spread-above": "bps", "book-stale": "seconds"}
+                                     "spread-above": "bps", "book-stale": "seconds", "regime-change": "prob"}
 
 
 def label(kind: str, name: str) -> str:

@@ -10,8 +10,9 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 
-from quantify.analytics import PAIR_ZSCORE_COLUMNS, half_life, pair_zscore, rolling_corr
+from quantify.analytics import PAIR_ZSCORE_COLUMNS, fit_regimes, half_life, pair_zscore, rolling_corr
 from quantify.analytics.pairs import HEDGES
+from quantify.analytics.regimes import REGIME_COLORS
 from quantify.widgets._base import LiveWidget, esc, finite_tail, points_html
 from quantify.widgets.frames import downsample
 
@@ -37,6 +38,14 @@ class PairMonitor(LiveWidget):
         Rolling OLS hedge ratio or a Kalman filter's.
     entry, exit : float
         z-score bands drawn at ``±entry`` and ``±exit``.
+    regimes : int, optional
+        Draw a strip under the z-score coloured by the regime of ``y``: the
+        filtered most-likely state of a ``regimes``-state Gaussian HMM
+        (:func:`quantify.analytics.fit_regimes`, seed 0, realised volatility
+        over ``regime_window`` bars) fitted on the closed bars shown, refitted
+        when a bar closes; state 0 (green) is the calmest. Default: no strip.
+    regime_window : int, default 20
+        Bars of the realised-volatility feature of the regime model.
     **kwargs
         ``store``, ``bars``, ``theme``, ``fps``, ``autostart`` as for
         :class:`~quantify.widgets.LiveChart`.
@@ -52,9 +61,18 @@ class PairMonitor(LiveWidget):
     """
 
     def __init__(self, y: str = "BTCUSDT", x: str = "ETHUSDT", timeframe: str = "1m", window: int = 120, *,
-                 hedge: str = "ols", entry: float = 2.0, exit: float = 0.5, **kwargs: object) -> None:
+                 hedge: str = "ols", entry: float = 2.0, exit: float = 0.5, regimes: int | None = None,
+                 regime_window: int = 20, **kwargs: object) -> None:
         self._check(window, hedge, entry, exit)
+        if regimes is not None and (isinstance(regimes, bool) or not isinstance(regimes, (int, np.integer))
+                                    or not 2 <= regimes <= len(REGIME_COLORS)):
+            raise ValueError(f"regimes must be None or a number of states from 2 to {len(REGIME_COLORS)}, "
+                             f"got {regimes!r}")
+        if isinstance(regime_window, bool) or not isinstance(regime_window, (int, np.integer)) or regime_window < 2:
+            raise ValueError(f"regime_window must be an integer number of bars >= 2, got {regime_window!r}")
         self.window, self.hedge, self.entry, self.exit = int(window), hedge, float(entry), float(exit)
+        self.regimes, self.regime_window = regimes, int(regime_window)
+        self._regime_cache: tuple[Any, pd.Series] | None = None
         self.stats: dict[str, float] = {}
         self.note = ""
         super().__init__([y, x], timeframe=timeframe, **kwargs)  # type: ignore[arg-type]
@@ -104,6 +122,11 @@ class PairMonitor(LiveWidget):
         self._z.opacities = [1.0, 0.7, 0.7, 0.7, 0.7, 0.5]
         self._corr, s4 = lines([t.palette[2]])
         s4.min, s4.max = -1.0, 1.0
+        # one filled line per state: 1 on its bars, 0 elsewhere (a strip of colours; NaN cannot be drawn)
+        k = self.regimes or 0
+        self._regime, s5 = lines(list(REGIME_COLORS[:k]), fill="bottom", fill_opacities=[0.6] * k,
+                                 labels=[f"state {i}" for i in range(k)])
+        s5.min, s5.max = 0.0, 1.0
 
         def vaxis(scale: bq.LinearScale, fmt: str) -> bq.Axis:
             return bq.Axis(scale=scale, side="left", tick_format=fmt, grid_lines="solid", num_ticks=4)
@@ -119,6 +142,12 @@ class PairMonitor(LiveWidget):
             "corr": self._figure("rolling correlation of returns", [self._corr],
                                  [self._time_axis(sx), vaxis(s4, ".1f")], "150px"),
         }
+        zbox: W.Widget = self.figures["zscore"]
+        if self.regimes:
+            self.figures["regime"] = self._figure(f"regime of {y} (0 = calmest)", [self._regime],
+                                                  [self._time_axis(sx, visible=False)], "70px")
+            zbox = W.VBox([self.figures["zscore"], self.figures["regime"]], layout=W.Layout(width="50%"))
+            self.figures["zscore"].layout.width = self.figures["regime"].layout.width = "100%"
         self._stats = W.HTML()
         self._toolbar = bq.Toolbar(figure=self.figures["prices"])
         self.children = [
@@ -126,10 +155,10 @@ class PairMonitor(LiveWidget):
             W.HBox([self._stats, self._toolbar], layout=W.Layout(justify_content="space-between",
                                                                  align_items="center")),
             self.figures["prices"],
-            W.HBox([self.figures["spread"], self.figures["zscore"]], layout=W.Layout(width="100%")),
+            W.HBox([self.figures["spread"], zbox], layout=W.Layout(width="100%")),
             self.figures["corr"],
         ]
-        for name in ("spread", "zscore"):
+        for name in ("spread", "zscore")[: 1 if self.regimes else 2]:
             self.figures[name].layout.width = "50%"
 
     def _rebuild(self) -> None:
@@ -143,8 +172,11 @@ class PairMonitor(LiveWidget):
     @property
     def points(self) -> dict[str, int]:
         """Points plotted per figure."""
-        return {"prices": len(self._prices.x), "spread": len(self._spread.x), "zscore": len(self._z.x),
-                "corr": len(self._corr.x)}
+        out = {"prices": len(self._prices.x), "spread": len(self._spread.x), "zscore": len(self._z.x),
+               "corr": len(self._corr.x)}
+        if self.regimes:
+            out["regime"] = len(self._regime.x)
+        return out
 
     # -- statistics -------------------------------------------------------
 
@@ -175,7 +207,23 @@ class PairMonitor(LiveWidget):
             out[col] = pz[col]
         rets = np.log(closes).diff()
         out["corr"] = rolling_corr(rets["y"], rets["x"], self.window)
+        if self.regimes:
+            out["regime"] = self._regime_of(closes["y"])
         return out
+
+    def _regime_of(self, closes: pd.Series) -> pd.Series:
+        """Filtered most-likely state of ``y`` on its closed bars (NaN on the open bar, or too few bars)."""
+        done = closes.iloc[:-1]  # the last bar is still open
+        key = (len(done), done.index[-1] if len(done) else None, float(done.iloc[-1]) if len(done) else None)
+        if self._regime_cache is not None and self._regime_cache[0] == key:
+            return self._regime_cache[1].reindex(closes.index)
+        regime = pd.Series(np.nan, index=done.index)
+        try:
+            regime = fit_regimes(done, int(self.regimes or 2), window=self.regime_window).regime
+        except ValueError as exc:  # warming up, or a flat price: no strip yet
+            logger.debug("regimes not fitted: %s", exc)
+        self._regime_cache = (key, regime)
+        return regime.reindex(closes.index)
 
     def _draw(self) -> None:
         data = self.compute()
@@ -189,6 +237,10 @@ class PairMonitor(LiveWidget):
             (self.figures["zscore"], self._z, z),
             (self.figures["corr"], self._corr, data["corr"].to_numpy(float)),
         ]
+        if self.regimes:
+            reg = data["regime"].to_numpy(float)
+            strip = (reg[None, :] == np.arange(self.regimes)[:, None]).astype(float)  # NaN: no state
+            series.append((self.figures["regime"], self._regime, strip))
         for fig, mark, y in series:
             fx, fy, defined = finite_tail(x, y)
             px, py = downsample(fx, fy)

@@ -65,6 +65,7 @@ GOOD_QUOTES = _quotes(GOOD_X)
 GOOD_FUNDING = pd.DataFrame({"funding_rate": _rng.normal(1e-4, 1e-4, 10), "mark_price": np.nan},
                             index=pd.date_range("2024-08-08 00:10:00.005", periods=10, freq="15min", tz="UTC"))
 GOOD_TICKS = _ticks(GOOD_X).assign(is_buyer_maker=np.arange(N) % 3 == 0)
+GOOD_REGIMES = qa.fit_regimes(GOOD_X, 2, window=10)
 
 
 def _frame(d: Any, make: Callable[[pd.Series], pd.DataFrame]) -> Any:
@@ -131,10 +132,14 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "vol_target": lambda d: qa.vol_target(d, 0.1),
     "risk_parity": lambda d: qa.risk_parity(
         pd.concat([d, np.log(GOOD_X).diff(), np.log(GOOD_Y).diff()], axis=1) if isinstance(d, pd.Series) else d),
+    "regime_features": lambda d: qa.regime_features(d, window=10),
+    "fit_regimes": lambda d: qa.fit_regimes(d, 2, window=10),
+    "filter_regimes": lambda d: qa.filter_regimes(GOOD_REGIMES, d),
 }
 NOT_CALLABLE = {
     "BASIS_COLUMNS", "CANDLE_COLUMNS", "DAYS_PER_YEAR", "PAIR_ZSCORE_COLUMNS", "QUOTE_COLUMNS", "TIMEFRAMES", "Result",
     "VAR_METHODS",
+    "REGIME_FEATURES",
     *(name for name in qa.__all__ if name.endswith("Result")),
     "LSTMForecaster", "TransformerForecaster", "WalkForwardReport",
 }

@@ -169,3 +169,28 @@ def test_dark_theme_applies(sample_store):
     chart.close()
     with pytest.raises(ValueError, match="theme"):
         LiveChart("BTCUSDT", store=sample_store, autostart=False, theme="pink")
+
+
+def test_pair_monitor_regime_band_off_by_default_and_drawn_on_request(sample_store):
+    from quantify.analytics import fit_regimes
+
+    plain = PairMonitor("BTCUSDT", "ETHUSDT", "5s", 20, store=sample_store, autostart=False)
+    mon = PairMonitor("BTCUSDT", "ETHUSDT", "5s", 20, regimes=2, store=sample_store, autostart=False)
+    try:
+        assert plain.regimes is None and "regime" not in plain.figures and "regime" not in plain.compute()
+        assert "regime" in mon.figures and mon.points["regime"] > 0
+        data = mon.compute()
+        closed = data["y"].iloc[:-1]
+        want = fit_regimes(closed, 2, window=20).regime
+        np.testing.assert_array_equal(data["regime"].iloc[:-1].to_numpy(), want.to_numpy())
+        assert np.isnan(data["regime"].iloc[-1])  # the open bar has no regime yet
+        state = mon._regime.get_state()
+        assert state["colors"] == ["#2ca02c", "#ff7f0e"] and state["fill"] == "bottom"
+        strip = np.asarray(mon._regime.y)
+        assert strip.shape[0] == 2 and set(np.unique(strip)) <= {0.0, 1.0}
+        assert (strip.sum(axis=0) <= 1.0).all() and strip[0].sum() > 0
+        with pytest.raises(ValueError, match="regimes"):
+            PairMonitor("BTCUSDT", "ETHUSDT", regimes=1, store=sample_store, autostart=False)
+    finally:
+        plain.close()
+        mon.close()
