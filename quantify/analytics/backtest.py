@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from quantify.analytics import _ledger, _validate
+from quantify.analytics._plotting import bqplot, time_axis
 from quantify.analytics._validate import SeriesLike
 from quantify.analytics.funding import funding_frame, funding_per_unit, mark_prices
 from quantify.analytics.pairs import HEDGES, pair_zscore
@@ -180,13 +181,8 @@ class BacktestResult(_ledger.NotedResult):
         ImportError
             If bqplot is not installed (``pip install bqplot``).
         """
-        try:
-            import bqplot as bq  # optional: Jupyter only
-        except ImportError as exc:
-            raise ImportError("BacktestResult.plot needs bqplot: pip install bqplot") from exc
-        index = self.equity.index
-        xs = bq.DateScale() if isinstance(index, pd.DatetimeIndex) else bq.LinearScale()
-        xvals = index.to_numpy() if isinstance(index, pd.DatetimeIndex) else np.arange(len(index))
+        bq = bqplot("BacktestResult.plot")
+        xs, xvals, xlabel = time_axis(bq, self.equity.index)
         eq_scale, z_scale = bq.LinearScale(), bq.LinearScale()
         equity = bq.Lines(x=xvals, y=self.equity.to_numpy(), scales={"x": xs, "y": eq_scale},
                           colors=["#1f77b4"], labels=["equity"], display_legend=True)
@@ -199,7 +195,7 @@ class BacktestResult(_ledger.NotedResult):
         zline = bq.Lines(x=xvals, y=z, scales={"x": xs, "y": z_scale}, colors=["#ff7f0e"],
                          opacities=[0.6], labels=["z-score"], display_legend=True)
         axes = [
-            bq.Axis(scale=xs, label="time" if isinstance(index, pd.DatetimeIndex) else "bar"),
+            bq.Axis(scale=xs, label=xlabel),
             bq.Axis(scale=eq_scale, side="left", label="equity"),
             bq.Axis(scale=z_scale, side="right", label="z-score",
                     grid_lines="none"),

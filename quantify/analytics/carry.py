@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from quantify.analytics import _ledger, _validate
+from quantify.analytics._plotting import bqplot, time_axis
 from quantify.analytics._validate import SeriesLike
 from quantify.analytics.funding import funding_frame, funding_per_unit, mark_prices
 
@@ -130,12 +131,8 @@ class CarryBacktestResult(_ledger.NotedResult):
         ImportError
             If bqplot is not installed (``pip install bqplot``).
         """
-        try:
-            import bqplot as bq  # optional: Jupyter only
-        except ImportError as exc:
-            raise ImportError("CarryBacktestResult.plot needs bqplot: pip install bqplot") from exc
-        xs = bq.DateScale()
-        x = self.pnl.index.tz_convert(None).to_numpy()
+        bq = bqplot("CarryBacktestResult.plot")
+        xs, x, _ = time_axis(bq, self.pnl.index)
         pnl_scale, sig_scale = bq.LinearScale(), bq.LinearScale()
         cum = self.pnl.cumsum()
         lines = bq.Lines(

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from quantify.analytics import _ledger, _validate
+from quantify.analytics._plotting import bqplot, time_axis
 from quantify.analytics._results import Result
 from quantify.analytics.backtest import backtest_pairs
 
@@ -78,15 +79,8 @@ class DrawdownResult(Result):
         ImportError
             If bqplot is not installed (``pip install bqplot``).
         """
-        try:
-            import bqplot as bq  # optional: Jupyter only
-        except ImportError as exc:
-            raise ImportError("DrawdownResult.plot needs bqplot: pip install bqplot") from exc
-        index = self.equity.index
-        dated = isinstance(index, pd.DatetimeIndex)
-        xs = bq.DateScale() if dated else bq.LinearScale()
-        xvals = (index.tz_convert(None) if dated and index.tz is not None else index).to_numpy() \
-            if dated else np.arange(len(index))
+        bq = bqplot("DrawdownResult.plot")
+        xs, xvals, xlabel = time_axis(bq, self.equity.index)
         eq_scale, dd_scale = bq.LinearScale(), bq.LinearScale()
         equity = bq.Lines(x=xvals, y=self.equity.to_numpy(), scales={"x": xs, "y": eq_scale},
                           colors=["#1f77b4"], labels=["equity"], display_legend=True)
@@ -94,7 +88,7 @@ class DrawdownResult(Result):
                          colors=["#d62728"], fill="bottom", fill_opacities=[0.3], labels=["drawdown %"],
                          display_legend=True)
         axes = [
-            bq.Axis(scale=xs, label="time" if dated else "bar"),
+            bq.Axis(scale=xs, label=xlabel),
             bq.Axis(scale=eq_scale, side="left", label="equity"),
             bq.Axis(scale=dd_scale, side="right", label="drawdown %", grid_lines="none"),
         ]

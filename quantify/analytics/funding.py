@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from quantify.analytics import _validate
+from quantify.analytics._plotting import bqplot, time_axis
 from quantify.analytics._results import Result
 from quantify.analytics.basis import intervals_per_year
 from quantify.analytics.rolling import zscore
@@ -202,12 +203,8 @@ class FundingCarryResult(Result):
         ImportError
             If bqplot is not installed (``pip install bqplot``).
         """
-        try:
-            import bqplot as bq  # optional: Jupyter only
-        except ImportError as exc:
-            raise ImportError("FundingCarryResult.plot needs bqplot: pip install bqplot") from exc
-        xs = bq.DateScale()
-        x = self.cumulative.index.tz_convert(None).to_numpy()
+        bq = bqplot("FundingCarryResult.plot")
+        xs, x, _ = time_axis(bq, self.cumulative.index)
         cum_scale, rate_scale = bq.LinearScale(), bq.LinearScale()
         cum = bq.Lines(x=x, y=self.cumulative.to_numpy(), scales={"x": xs, "y": cum_scale},
                        colors=["#1f77b4"], labels=["cumulative funding"], display_legend=True)

@@ -19,6 +19,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits  # scikit-learn's (hence hmmlearn's) own dependency
 
 from quantify.analytics import _ledger, _validate
+from quantify.analytics._plotting import bqplot, time_axis
 from quantify.analytics._results import Result
 from quantify.analytics.volatility import realized_volatility
 
@@ -335,21 +336,14 @@ class RegimeResult(Result):
         ImportError
             If bqplot is not installed.
         """
-        try:
-            import bqplot as bq  # optional: Jupyter only
-        except ImportError as exc:
-            raise ImportError("RegimeResult.plot needs bqplot: pip install bqplot") from exc
-        index = self.filtered.index
-        dated = isinstance(index, pd.DatetimeIndex)
-        xs = bq.DateScale() if dated else bq.LinearScale()
-        xv = index.tz_localize(None).to_numpy() if dated and index.tz is not None else (
-            index.to_numpy() if dated else np.arange(len(index)))
+        bq = bqplot("RegimeResult.plot")
+        xs, xv, xlabel = time_axis(bq, self.filtered.index)
         ys = bq.LinearScale(min=0.0, max=1.0)
         cum = np.nan_to_num(self.filtered.to_numpy()).cumsum(axis=1).T
         probs = bq.Lines(x=xv, y=cum, scales={"x": xs, "y": ys}, fill="bottom", fill_opacities=[0.5] * self.n_states,
                          colors=list(REGIME_COLORS[: self.n_states]), labels=[f"state {k}" for k in range(self.n_states)],
                          display_legend=True)
-        axes = [bq.Axis(scale=xs, label="time" if dated else "bar"),
+        axes = [bq.Axis(scale=xs, label=xlabel),
                 bq.Axis(scale=ys, side="left", label="filtered probability (cumulative)")]
         return bq.Figure(marks=[probs], axes=axes, title=f"{self._title}: {self.n_states} states")
 

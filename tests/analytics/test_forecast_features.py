@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -134,6 +135,8 @@ def test_report_on_real_bars_prints_and_renders() -> None:
 def test_networks_without_torch_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
     monkeypatch.delitem(sys.modules, "quantify.analytics.forecast._torch", raising=False)
+    # once imported, the submodule is also an attribute of its package, which ``from ... import`` finds first
+    monkeypatch.delattr(importlib.import_module("quantify.analytics.forecast"), "_torch", raising=False)
     with pytest.raises(ImportError, match=r"pip install -e \.\[ml\]"):
         qa.walk_forward(CANDLES, ("lstm",), n_folds=3)
     with pytest.raises(ImportError, match=r"pip install -e \.\[ml\]"):

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from quantify.analytics._plotting import bqplot
 from quantify.analytics._results import Result
 
 __all__ = ["WalkForwardReport"]
@@ -143,10 +144,7 @@ class WalkForwardReport(Result):
         """
         if metric not in ("mse", "mae", "hit_rate"):
             raise ValueError(f"metric must be 'mse', 'mae' or 'hit_rate', got {metric!r}")
-        try:
-            import bqplot as bq  # optional: Jupyter only
-        except ImportError as exc:
-            raise ImportError("WalkForwardReport.plot needs bqplot: pip install bqplot") from exc
+        bq = bqplot("WalkForwardReport.plot")
         table = self.folds.pivot(index="fold", columns="model", values=metric)
         names = [*BASELINE_NAMES, *self.models]
         table = table[names]
