@@ -135,8 +135,13 @@ def test_usdm_sigkill_twice_loses_nothing(lmdb_uri: str, tmp_path: Path) -> None
     assert_exact(lmdb_uri, USDM_BTC)
 
 
-@pytest.mark.parametrize("faults", [{}, {"drop_every": 3.0, "corrupt_fraction": 0.05, "seed": 5}],
-                         ids=["clean", "drops-and-corrupt"])
+# Both markets in one store under drops and corrupt frames run by default in
+# test_book_ingest.py::test_faults_lose_no_quote_nor_trade_and_every_gap_is_in_the_ledger.
+@pytest.mark.parametrize("faults", [
+    pytest.param({}, id="clean"),
+    pytest.param({"drop_every": 3.0, "corrupt_fraction": 0.05, "seed": 5}, id="drops-and-corrupt",
+                 marks=pytest.mark.slow),
+])
 def test_spot_and_usdm_btcusdt_in_one_store(lmdb_uri: str, tmp_path: Path, faults: dict) -> None:
     """One replay serving both markets, one ``quantify ingest`` for both: each exactly its recording."""
     log = tmp_path / "ingest.log"
