@@ -10,7 +10,7 @@ delivers: the engine does, in the order it documents.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -302,41 +302,31 @@ class RuleEvaluator:
 
     def _zscore(self, rule: Rule, series: list[_eval.BarSeries], k: int, closed: int,
                      st: dict[str, Any]) -> list[Fired]:
-        """Evaluate the pair z-score at every closed bar from ``k`` to ``closed``, in order.
+        """The pair z-score: one :func:`~quantify.analytics.pair_zscore` over the bars both legs keep.
 
-        One :func:`~quantify.analytics.pair_zscore` over the bars both legs
-        keep (the monitor's number, on the same closes), then the level
-        trigger walks the new bars.
+        The monitor's number, on the same closes (see :meth:`_two_leg_z`).
         """
         p = rule.params
-        tf = series[0].tf
-        firsts = [s.first for s in series]
-        if any(f is None for f in firsts):
-            return []
-        start = max(f for f in firsts if f is not None)
-        k = max(k, start)
-        n = (closed - start) // tf + 1
-        y, x = (s.window(closed, n) for s in series)
-        if y is None or x is None:
-            return []
-        z = pair_zscore(y, x, int(p["window"]), hedge=p["hedge"], delta=p["delta"])["z"].to_numpy()
-        z = z[(k - start) // tf:]
-        trig = [self._trigger(series, b) for b in range(k, closed + 1, tf)]
-        op = p["op"]
-        test = np.abs(z) if op == "abs-above" else z
-        times = np.array([t for t, _, _ in trig], dtype=np.int64)
-        idx, sup = _eval.scan_level(test, times, above=op != "below", level=p["level"], margin=p["margin"],
-                                    strict=True, state=st, cooldown_ns=self._cooldown_ns(rule))
-        self.stats["suppressed"] += sup
-        return [Fired(trig[i][0], rule.id, trig[i][1], rule.symbols[trig[i][2]], float(z[i])) for i in idx]
+        return self._two_leg_z(rule, series, k, closed, st, lambda y, x: pair_zscore(
+            y, x, int(p["window"]), hedge=p["hedge"], delta=p["delta"])["z"].to_numpy())
 
     def _basis_z(self, rule: Rule, series: list[_eval.BarSeries], k: int, closed: int,
                  st: dict[str, Any]) -> list[Fired]:
-        """Evaluate the basis z-score at every closed bar from ``k`` to ``closed``, in order.
+        """The basis z-score: :func:`~quantify.analytics.basis` in bps of the closes, by :func:`~quantify.analytics.zscore`.
 
-        :func:`~quantify.analytics.basis` of the legs' closes (perpetual, then
-        spot) in bps, standardised by :func:`~quantify.analytics.zscore` over
-        ``window`` bars: the monitor's numbers on the same bars.
+        Legs perpetual, then spot, standardised over ``window`` bars: the
+        monitor's numbers on the same bars (see :meth:`_two_leg_z`).
+        """
+        window = int(rule.params["window"])
+        return self._two_leg_z(rule, series, k, closed, st,
+                               lambda perp, spot: zscore(basis(perp, spot)["basis_bps"], window).to_numpy())
+
+    def _two_leg_z(self, rule: Rule, series: list[_eval.BarSeries], k: int, closed: int, st: dict[str, Any],
+                   z_of: Callable[[Any, Any], np.ndarray]) -> list[Fired]:
+        """Evaluate a two-leg z-score at every closed bar from ``k`` to ``closed``, in order.
+
+        ``z_of(first_leg, second_leg)`` gives the z-score of every bar both
+        legs keep; the level trigger then walks the new bars.
         """
         p = rule.params
         tf = series[0].tf
@@ -346,11 +336,10 @@ class RuleEvaluator:
         start = max(f for f in firsts if f is not None)
         k = max(k, start)
         n = (closed - start) // tf + 1
-        perp, spot = (s.window(closed, n) for s in series)
-        if perp is None or spot is None:
+        first, second = (s.window(closed, n) for s in series)
+        if first is None or second is None:
             return []
-        bps = basis(perp, spot)["basis_bps"]
-        z = zscore(bps, int(p["window"])).to_numpy()[(k - start) // tf:]
+        z = z_of(first, second)[(k - start) // tf:]
         trig = [self._trigger(series, b) for b in range(k, closed + 1, tf)]
         op = p["op"]
         test = np.abs(z) if op == "abs-above" else z
