@@ -132,7 +132,7 @@ class LiveWidget(W.VBox):
         super().close()
 
     def _owned_widgets(self) -> list[W.Widget]:
-        return []
+        return list(getattr(self, "figures", {}).values())
 
     # -- data -------------------------------------------------------------
 
@@ -170,7 +170,10 @@ class LiveWidget(W.VBox):
         self.refresh()
 
     def _rebuild(self) -> None:
-        """Symbols changed: subclasses rebuild what depends on them."""
+        """Symbols changed: close the figures and build them again (subclasses reset more first)."""
+        for fig in getattr(self, "figures", {}).values():
+            fig.close()
+        self._build()
 
     def refresh(self) -> None:
         """Run one frame: take new trades from the feed and redraw what changed."""

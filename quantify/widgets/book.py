@@ -199,14 +199,6 @@ class BookMonitor(LiveWidget):
             W.HBox([self.figures["spread"], self.figures["prices"]], layout=W.Layout(width="100%")),
         ]
 
-    def _rebuild(self) -> None:
-        for fig in self.figures.values():
-            fig.close()
-        self._build()
-
-    def _owned_widgets(self) -> list[W.Widget]:
-        return list(getattr(self, "figures", {}).values())
-
     @property
     def points(self) -> dict[str, int]:
         """Points plotted per figure."""

@@ -90,14 +90,6 @@ class LiveChart(LiveWidget):
                                 fig]))
         self.children = rows
 
-    def _rebuild(self) -> None:
-        for fig in getattr(self, "figures", {}).values():
-            fig.close()
-        self._build()
-
-    def _owned_widgets(self) -> list[W.Widget]:
-        return list(getattr(self, "figures", {}).values())
-
     @property
     def points(self) -> dict[str, int]:
         """Points plotted per symbol."""

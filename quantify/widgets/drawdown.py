@@ -93,14 +93,6 @@ class DrawdownMonitor(LiveWidget):
         self._stats = W.HTML()
         self.children = [self._css, self._stats, self.figures["equity"], self.figures["underwater"]]
 
-    def _rebuild(self) -> None:
-        for fig in self.figures.values():
-            fig.close()
-        self._build()
-
-    def _owned_widgets(self) -> list[W.Widget]:
-        return list(getattr(self, "figures", {}).values())
-
     @property
     def points(self) -> dict[str, int]:
         """Points plotted per figure."""

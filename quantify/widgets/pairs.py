@@ -161,14 +161,6 @@ class PairMonitor(LiveWidget):
         for name in ("spread", "zscore")[: 1 if self.regimes else 2]:
             self.figures[name].layout.width = "50%"
 
-    def _rebuild(self) -> None:
-        for fig in self.figures.values():
-            fig.close()
-        self._build()
-
-    def _owned_widgets(self) -> list[W.Widget]:
-        return list(getattr(self, "figures", {}).values())
-
     @property
     def points(self) -> dict[str, int]:
         """Points plotted per figure."""

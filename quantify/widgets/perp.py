@@ -191,16 +191,11 @@ class PerpMonitor(LiveWidget):
         return name in ("prices", "basis") or self.figures[name] in self._boxes[name].children
 
     def _rebuild(self) -> None:
-        for fig in self.figures.values():
-            fig.close()
         self._perp_seen = ()
         self._from = {}
         self.marks, self.open_interest, self.liquidations = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
         self._perp_due = 0.0
-        self._build()
-
-    def _owned_widgets(self) -> list[W.Widget]:
-        return list(getattr(self, "figures", {}).values())
+        super()._rebuild()
 
     @property
     def points(self) -> dict[str, int]:
