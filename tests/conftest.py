@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from arcticdb.config import set_config_int
 
 from quantify.replay.server import ReplayConfig, ReplayServer
 from quantify.replay.tape import Tape
 from quantify.replay.thread import ReplayThread
 from quantify.venues.binance.recordings import read_frames, sample_files
+
+# ArcticDB's first symbol listing of a new library compacts the symbol list under a
+# storage lock: it writes the lock, waits StorageLock.WaitMs (1 s) for a rival
+# writer's lock to show, then checks it still holds it. Every test store is new,
+# so that wait was paid once per library per test (about 5 s for a widget reading
+# every library). On local storage a rival's write shows within microseconds. The
+# environment variable reaches every subprocess (notebook kernels, CLI runs);
+# set_config_int this process, whose ArcticDB read its environment on import.
+# S3 tests keep the default (tests/reliability/conftest.py).
+STORAGE_LOCK_WAIT = "ARCTICDB_StorageLock_WaitMs_int"
+os.environ.setdefault(STORAGE_LOCK_WAIT, "20")
+set_config_int("StorageLock.WaitMs", int(os.environ[STORAGE_LOCK_WAIT]))
 
 DATA = Path(__file__).parent / "data"
 _counter = itertools.count()

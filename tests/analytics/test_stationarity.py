@@ -216,8 +216,9 @@ def test_johansen_matches_statsmodels(det_order: int, k_ar_diff: int) -> None:
     res = johansen(frame, det_order=det_order, k_ar_diff=k_ar_diff)
     ref = coint_johansen(frame.to_numpy(), det_order, k_ar_diff)
     # det_order=-1 works on raw levels near 60,000 (no constant to centre on) and
-    # statsmodels inverts S11 there: eigenvalues agree to ~4e-11 absolute only
-    eig_atol = 1e-10 if det_order == -1 else 1e-12
+    # statsmodels inverts S11 there: eigenvalues agree to ~4e-11 absolute only, and to
+    # ~1.1e-10 with numpy 2.4's LAPACK (the trace statistic then differs by 1.3e-9 relative)
+    eig_atol = 1e-9 if det_order == -1 else 1e-12
     assert_allclose(res.eigenvalues, ref.eig, rtol=1e-10, atol=eig_atol)
     atol = eig_atol * res.nobs
     assert_allclose(res.trace_stat, ref.trace_stat, rtol=1e-10, atol=atol)

@@ -10,9 +10,21 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from arcticdb.config import get_config_int, set_config_int
 from reliability_helpers import MotoServer
 
 _bucket_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _default_storage_lock_wait(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Workers on S3, and this process, keep ArcticDB's default lock wait (a rival's write may take a while to show)."""
+    monkeypatch.delenv("ARCTICDB_StorageLock_WaitMs_int", raising=False)
+    before = get_config_int("StorageLock.WaitMs")
+    set_config_int("StorageLock.WaitMs", 1000)
+    yield
+    if before is not None:
+        set_config_int("StorageLock.WaitMs", before)
 
 
 @pytest.fixture(scope="session")
