@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
-    "QuantifyError", "Store", "__version__", "analytics", "datasets", "load_ipython_extension", "open_store",
+    "QuantifyError", "Store", "StoreCloses", "__version__", "analytics", "datasets", "load_ipython_extension", "open_store",
     "status", "unload_ipython_extension",
 ]
 
@@ -53,6 +53,10 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "StoreCloses":
+        from quantify.cluster import StoreCloses
+
+        return StoreCloses
     if name in ("analytics", "widgets", "alerts", "datasets"):
         return importlib.import_module(f"quantify.{name}")
     analytics = importlib.import_module("quantify.analytics")

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     )
     from quantify.analytics.microstructure import KyleLambdaResult, VPINResult, kyle_lambda, vpin
     from quantify.analytics.pairs import PAIR_ZSCORE_COLUMNS, pair_zscore
+    from quantify.analytics.parallel import ClosesSource
     from quantify.analytics.regimes import (
         REGIME_FEATURES,
         RegimeResult,
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from quantify.analytics.scan import benjamini_hochberg, scan_pairs
     from quantify.analytics.sizing import KellyResult, VolTargetResult, kelly, vol_target
     from quantify.analytics.stationarity import ADFResult, CointResult, adf, coint
+    from quantify.analytics.sweep import sweep_backtest
     from quantify.analytics.trade_costs import (
         MarkoutResult,
         effective_spread,
@@ -106,6 +108,8 @@ _HOME: dict[str, str] = {
     "basis": "quantify.analytics.basis",
     "BASIS_COLUMNS": "quantify.analytics.basis",
     "benjamini_hochberg": "quantify.analytics.scan",
+    "ClosesSource": "quantify.analytics.parallel",
+    "sweep_backtest": "quantify.analytics.sweep",
     "CANDLE_COLUMNS": "quantify.model.bars",
     "carry_backtest": "quantify.analytics.carry",
     "CarryBacktestResult": "quantify.analytics.carry",
@@ -202,6 +206,7 @@ __all__ = [
     "ADFResult",
     "BacktestResult",
     "CarryBacktestResult",
+    "ClosesSource",
     "CointResult",
     "DrawdownResult",
     "FundingCarryResult",
@@ -271,6 +276,7 @@ __all__ = [
     "rolling_var",
     "scan_pairs",
     "spread",
+    "sweep_backtest",
     "timeframe_to_offset",
     "trade_sign",
     "trailing_drawdown",

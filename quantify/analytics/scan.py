@@ -4,17 +4,18 @@ One row per pair: Engle-Granger statistic and p-value (equal to statsmodels'
 ``coint``), OLS hedge ratio, half-life and correlations, optionally the Hurst
 exponent and Benjamini-Hochberg q-values. Work is cut into chunks of pairs and
 handed to any :class:`concurrent.futures.Executor` (a local process pool by
-default, or e.g. a Dask client's ``get_executor()``).
+default, or e.g. a Dask client's ``get_executor()``). The closes are either a
+DataFrame, shipped to every task, or a :class:`ClosesSource` that each worker
+process loads itself once (e.g. :class:`quantify.cluster.StoreCloses`, which
+reads them from a shared store), so that tasks carry only their pairs.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import ctypes
 import itertools
 import logging
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +23,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from statsmodels.tsa.adfvalues import mackinnonp
-from tqdm.auto import tqdm
 
 from quantify.analytics import _validate
 from quantify.analytics.meanrev import hurst
+from quantify.analytics.parallel import (
+    ClosesSource,
+    check_executor,
+    chunked,
+    closes_of,
+    limit_blas_threads,
+    run_chunks,
+)
 from quantify.analytics.stationarity import (
     MIN_OBS,
     Autolag,
@@ -36,7 +44,7 @@ from quantify.analytics.stationarity import (
     _coint_stat,
 )
 
-__all__ = ["SCAN_COLUMNS", "benjamini_hochberg", "limit_blas_threads", "scan_pairs"]
+__all__ = ["SCAN_COLUMNS", "ClosesSource", "benjamini_hochberg", "limit_blas_threads", "scan_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,43 +57,6 @@ SCAN_COLUMNS: tuple[str, ...] = (
 
 # below this many pairs the scan runs inline: starting processes costs more
 _INLINE_PAIRS = 16
-
-# set_num_threads entry points of the OpenBLAS builds numpy and scipy ship
-_BLAS_SETTERS = (
-    "openblas_set_num_threads",
-    "scipy_openblas_set_num_threads",
-    "scipy_openblas_set_num_threads64_",
-)
-
-
-def limit_blas_threads(threads: int = 1) -> int:
-    """Set the thread count of every OpenBLAS loaded in this process; return how many.
-
-    The default scan pool runs this in each worker: parallelism comes from the
-    processes, and a threaded BLAS on the small (10k x 24) QR factorisations of
-    the lag search mostly waits on its own threads, badly so on a busy machine
-    (measured here: 0.08 ms single-threaded vs 5-25 ms threaded). Linux only
-    (reads ``/proc/self/maps``); elsewhere it does nothing and returns 0.
-    """
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return 0
-    done = 0
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError as exc:
-            logger.debug("cannot load %s: %s", path, exc)
-            continue
-        for name in _BLAS_SETTERS:
-            if hasattr(lib, name):
-                getattr(lib, name)(int(threads))
-                done += 1
-                break
-    return done
-
 
 @dataclass(frozen=True)
 class _Options:
@@ -136,6 +107,14 @@ def _one_ordering(
         stat, lags, _, coef, resid = _coint_stat(y, x[:, None], opts.trend, opts.autolag, opts.maxlag)
     pvalue = float(mackinnonp(stat, regression=opts.trend, N=2))
     return stat, pvalue, lags, coef, resid
+
+
+def _scan_source_chunk(
+    source: ClosesSource, pairs: list[tuple[int, int]], opts: _Options
+) -> list[tuple[Any, ...]]:
+    """Scan ``pairs`` of the closes ``source`` loads in this worker process."""
+    values = np.ascontiguousarray(_check_closes(closes_of(source)).to_numpy())
+    return _scan_chunk(values, pairs, opts)
 
 
 def _scan_chunk(
@@ -224,7 +203,7 @@ def _check_positive(value: float | None, name: str, upper: float | None = None) 
 
 
 def scan_pairs(
-    closes: pd.DataFrame,
+    closes: pd.DataFrame | ClosesSource,
     *,
     trend: Regression = "c",
     autolag: Autolag = "AIC",
@@ -242,10 +221,12 @@ def scan_pairs(
 
     Parameters
     ----------
-    closes : DataFrame
+    closes : DataFrame or ClosesSource
         One column per symbol, aligned rows, no NaN, no constant column, at
         least 20 rows (as :func:`~quantify.analytics.coint`); log prices
-        recommended.
+        recommended. A :class:`ClosesSource` (e.g.
+        :class:`quantify.cluster.StoreCloses`) is loaded here and by each
+        worker process once, instead of being sent with every task.
     trend, autolag, maxlag
         As in :func:`quantify.analytics.coint`.
     both_orderings : bool, default True
@@ -265,7 +246,9 @@ def scan_pairs(
         Where to run chunks of pairs. Default: a ``ProcessPoolExecutor`` with
         one worker per CPU, created and shut down here (or inline for at most
         16 pairs). Any executor works, e.g. ``ThreadPoolExecutor`` or a Dask
-        client's ``get_executor()``; it is not shut down.
+        client's ``get_executor()``; it is not shut down. A task lost with its
+        worker and run again (as Dask does) counts once: results are keyed by
+        their pairs.
     chunksize : int, optional
         Pairs per task; default spreads the pairs over ~4 tasks per worker.
     progress : bool, default True
@@ -296,7 +279,7 @@ def scan_pairs(
     liberal; ``q_value`` is computed over all pairs before the half-life and
     Hurst filters, so filtering does not change the false discovery rate claim.
     """
-    data = _check_closes(closes)
+    data = _check_closes(closes_of(closes))
     trend = _check_regression(trend, "trend")  # type: ignore[assignment]
     opts = _Options(
         trend=trend,
@@ -309,40 +292,18 @@ def scan_pairs(
     max_half_life = _check_positive(max_half_life, "max_half_life")
     if max_hurst is not None:
         _validate.check_number(max_hurst, "max_hurst")
-    if executor is not None and not isinstance(executor, cf.Executor):
-        raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
-    if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1):
-        raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
+    check_executor(executor, chunksize)
 
     values = np.ascontiguousarray(data.to_numpy())
+    # a DataFrame travels with each task; a source is loaded by the worker itself
+    shipped: Any = values if isinstance(closes, pd.DataFrame) else closes
+    task = _scan_chunk if isinstance(closes, pd.DataFrame) else _scan_source_chunk
     pairs = list(itertools.combinations(range(values.shape[1]), 2))
-    workers = os.cpu_count() or 1
-    if chunksize is None:
-        chunksize = max(1, math.ceil(len(pairs) / (4 * workers)))
-    chunks = [pairs[k : k + chunksize] for k in range(0, len(pairs), chunksize)]
+    chunks = chunked(pairs, chunksize)
     logger.debug("scanning %d pairs in %d chunks", len(pairs), len(chunks))
 
-    rows: list[tuple[Any, ...]] = []
-    with tqdm(total=len(pairs), disable=not progress, desc="pairs", unit="pair") as bar:
-        if executor is None and len(pairs) <= _INLINE_PAIRS:
-            for chunk in chunks:
-                rows += _scan_chunk(values, chunk, opts)
-                bar.update(len(chunk))
-        else:
-            own = executor is None
-            pool = (
-                cf.ProcessPoolExecutor(max_workers=workers, initializer=limit_blas_threads)
-                if own else executor
-            )
-            assert pool is not None
-            try:
-                futures = {pool.submit(_scan_chunk, values, chunk, opts): len(chunk) for chunk in chunks}
-                for fut in cf.as_completed(futures):
-                    rows += fut.result()
-                    bar.update(futures[fut])
-            finally:
-                if own:
-                    pool.shutdown(wait=True, cancel_futures=True)
+    rows = run_chunks(task, shipped, chunks, opts, executor=executor, progress=progress,
+                      desc="pairs", unit="pair", inline=executor is None and len(pairs) <= _INLINE_PAIRS)
 
     names = np.asarray(data.columns, dtype=object)
     raw = pd.DataFrame(
