@@ -43,10 +43,12 @@ from _common import cpu_seconds, cryptofeed_python, run_quantify, start_replay
 
 CLIENTS = ("bare", "cryptofeed", "quantify")
 KINDS = ("trade", "aggTrade")
-# cryptofeed's Binance TRADES channel subscribes @aggTrade; for the @trade kind the
-# subclass maps it to @trade, whose fields its parser reads alike but for the id ("t", not "a").
+# cryptofeed's Binance TRADES channel subscribes @aggTrade and its handler dispatches only "aggTrade"
+# events; for the @trade kind the subclass subscribes @trade and hands each trade to the same _trade
+# (whose fields match but for the id: "t", not "a").
 CF_CLIENT = '''
-import asyncio, os, sys, time
+import asyncio, json, os, sys, time
+from decimal import Decimal
 import cryptofeed.connection as connection
 from cryptofeed import FeedHandler
 from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
@@ -64,10 +66,15 @@ class ReplayBinance(Binance):
     rest_endpoints = [RestEndpoint(REST, routes=Routes("/api/v3/exchangeInfo", l2book="/api/v3/depth?symbol={}&limit={}",
                                                        authentication="/api/v3/userDataStream"))]
     websocket_channels = {**Binance.websocket_channels, TRADES: KIND}
-    async def _trade(self, msg, timestamp):
-        if "a" not in msg:
-            msg["a"] = msg["t"]
-        await super()._trade(msg, timestamp)
+    async def message_handler(self, msg, conn, timestamp):
+        # the same work as cryptofeed's own handler for an aggTrade: decode with Decimal floats, then _trade
+        if KIND == "trade":
+            data = json.loads(msg, parse_float=Decimal)["data"]
+            if data.get("e") == "trade":
+                data["a"] = data["t"]
+                await self._trade(data, timestamp)
+                return
+        await super().message_handler(msg, conn, timestamp)
 state = {"n": 0, "t0": None}
 async def trade(t, receipt):
     state["n"] += 1
