@@ -22,7 +22,6 @@ import asyncio
 import time
 
 import websockets
-
 from _common import cpu_seconds, run_quantify, start_replay
 
 STREAMS = "btcusdt@trade/ethusdt@trade"

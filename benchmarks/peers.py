@@ -38,7 +38,6 @@ import time
 
 import orjson
 import websockets
-
 from _common import cpu_seconds, cryptofeed_python, run_quantify, start_replay
 
 CLIENTS = ("bare", "cryptofeed", "quantify")
