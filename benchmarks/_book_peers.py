@@ -31,21 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
+import _common
 import websockets
+from _common import CF_PLAIN_WS, cpu_seconds, cryptofeed_python
 
 from quantify.config import IngestConfig
 from quantify.ingest.service import IngestService
 
-CRYPTOFEED = "cryptofeed==2.4.1"
-CF_VENV = Path("~/.cache/quantify-bench/cryptofeed").expanduser()
 BOOK_STREAMS = "btcusdt@depth@100ms/btcusdt@bookTicker"
 REPLAY = (
     "import time; from quantify.replay import ReplayConfig, ReplayThread; "
@@ -62,13 +59,7 @@ from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
 from cryptofeed.defines import L2_BOOK, TICKER, TRADES
 from cryptofeed.exchanges import Binance
 import cryptofeed.connection as connection
-# cryptofeed refuses ws:// (the replay speaks plain WebSocket on loopback): let the check pass, connect as given
-_init = connection.WSAsyncConn.__init__
-def _plain_ws(self, address, *args, **kwargs):
-    _init(self, address.replace("ws://", "wss://", 1), *args, **kwargs)
-    self.address = address
-connection.WSAsyncConn.__init__ = _plain_ws
-WS, REST, DIFFS = sys.argv[1], sys.argv[2], int(sys.argv[3])
+''' + CF_PLAIN_WS + '''WS, REST, DIFFS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 class ReplayBinance(Binance):
     websocket_endpoints = [WebsocketEndpoint(WS)]
     rest_endpoints = [RestEndpoint(REST, routes=Routes("/api/v3/exchangeInfo", l2book="/api/v3/depth?symbol={}&limit={}",
@@ -91,15 +82,8 @@ fh.run(install_signal_handlers=False)
 '''
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def start_replay(speed: float) -> tuple[subprocess.Popen, str, str]:
-    proc = subprocess.Popen([sys.executable, "-c", REPLAY.format(speed=speed)], stdout=subprocess.PIPE, text=True)
-    ws_url, rest_url = proc.stdout.readline().split()  # type: ignore[union-attr]
-    return proc, ws_url, rest_url
+    return _common.start_replay(REPLAY.format(speed=speed))
 
 
 async def _count(url: str) -> None:
@@ -162,15 +146,6 @@ def quantify(diffs: int, speed: float = 0) -> tuple[float, float, dict[str, Any]
                            "refreshes": book.refreshes}
     finally:
         proc.kill()
-
-
-def cryptofeed_python() -> Path:
-    """The interpreter of the throwaway cryptofeed environment (made on first use; needs PyPI)."""
-    python = CF_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(CF_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", CRYPTOFEED], check=True)
-    return python
 
 
 def cryptofeed(diffs: int, speed: float = 0) -> tuple[float, float]:

@@ -38,6 +38,14 @@ REPLAY = (
 #: The throwaway environment cryptofeed is installed into (never the project's).
 CF_VENV = Path("~/.cache/quantify-bench/cryptofeed").expanduser()
 CRYPTOFEED = "cryptofeed==2.4.1"
+#: The first lines of a cryptofeed child script (its ``import cryptofeed.connection as connection`` before).
+CF_PLAIN_WS = '''# cryptofeed refuses ws:// (the replay speaks plain WebSocket on loopback): let the check pass, connect as given
+_init = connection.WSAsyncConn.__init__
+def _plain_ws(self, address, *args, **kwargs):
+    _init(self, address.replace("ws://", "wss://", 1), *args, **kwargs)
+    self.address = address
+connection.WSAsyncConn.__init__ = _plain_ws
+'''
 
 
 def start_replay(code: str = REPLAY) -> tuple[subprocess.Popen, str, str]:

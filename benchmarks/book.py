@@ -30,6 +30,7 @@ from typing import Any
 import _book_peers
 import numpy as np
 import pandas as pd
+from _common import CRYPTOFEED
 
 from quantify.analytics import asof
 
@@ -108,7 +109,7 @@ def bench_ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
         {"section": "ingest", "case": f"{case}: QuantiFy vs bare receive loop", "ours_s": 1 / ours,
          "reference_s": 1 / ceiling, "ratio": ours / ceiling, "reference": "websockets recv loop"},
         {"section": "ingest", "case": f"{case}: QuantiFy vs cryptofeed L2 book", "ours_s": 1 / ours,
-         "reference_s": 1 / peer, "ratio": ours / peer, "reference": _book_peers.CRYPTOFEED},
+         "reference_s": 1 / peer, "ratio": ours / peer, "reference": CRYPTOFEED},
     ]
     _, bare_cpu = _book_peers.bare(lap, speed=40)
     _, ours_cpu, book = _book_peers.quantify(lap, speed=40)
@@ -119,7 +120,7 @@ def bench_ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
         {"section": "ingest", "case": f"{case}: QuantiFy vs bare receive loop", "ours_s": ours_cpu,
          "reference_s": bare_cpu, "ratio": bare_cpu / ours_cpu, "reference": "websockets recv loop"},
         {"section": "ingest", "case": f"{case}: QuantiFy vs cryptofeed L2 book", "ours_s": ours_cpu,
-         "reference_s": peer_cpu, "ratio": peer_cpu / ours_cpu, "reference": _book_peers.CRYPTOFEED},
+         "reference_s": peer_cpu, "ratio": peer_cpu / ours_cpu, "reference": CRYPTOFEED},
     ]
     return rows
 

@@ -38,7 +38,7 @@ import time
 
 import orjson
 import websockets
-from _common import cpu_seconds, cryptofeed_python, run_quantify, start_replay
+from _common import CF_PLAIN_WS, cpu_seconds, cryptofeed_python, run_quantify, start_replay
 
 CLIENTS = ("bare", "cryptofeed", "quantify")
 KINDS = ("trade", "aggTrade")
@@ -53,13 +53,7 @@ from cryptofeed import FeedHandler
 from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
 from cryptofeed.defines import TRADES
 from cryptofeed.exchanges import Binance
-# cryptofeed refuses ws:// (the replay speaks plain WebSocket on loopback): let the check pass, connect as given
-_init = connection.WSAsyncConn.__init__
-def _plain_ws(self, address, *args, **kwargs):
-    _init(self, address.replace("ws://", "wss://", 1), *args, **kwargs)
-    self.address = address
-connection.WSAsyncConn.__init__ = _plain_ws
-WS, REST, N, KIND = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+''' + CF_PLAIN_WS + '''WS, REST, N, KIND = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 class ReplayBinance(Binance):
     websocket_endpoints = [WebsocketEndpoint(WS)]
     rest_endpoints = [RestEndpoint(REST, routes=Routes("/api/v3/exchangeInfo", l2book="/api/v3/depth?symbol={}&limit={}",
