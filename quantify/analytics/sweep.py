@@ -13,10 +13,11 @@ import concurrent.futures as cf
 import inspect
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from quantify.analytics.backtest import backtest_pairs
@@ -57,6 +58,13 @@ def _sweep_chunk(closes: pd.DataFrame | ClosesSource, combos: list[dict[str, Any
             row.update({m: getattr(res, m) for m in SWEEP_METRICS})
         rows.append(row)
     return rows
+
+
+def _tried(values: Any) -> list[Any]:
+    """A grid entry as a list: a list, range or numpy array (as Python numbers), or a lone value."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        return [values]
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
 def sweep_backtest(
@@ -116,8 +124,7 @@ def sweep_backtest(
     both = sorted(set(grid) & set(fixed))
     if both:
         raise ValueError(f"sweep_backtest: {both!r} both swept and fixed")
-    values = {name: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else [v]
-              for name, v in grid.items()}
+    values = {name: _tried(v) for name, v in grid.items()}
     empty = [name for name, v in values.items() if not v]
     if empty:
         raise ValueError(f"sweep_backtest: nothing to try for {empty!r}")

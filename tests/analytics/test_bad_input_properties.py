@@ -91,6 +91,9 @@ CALLS: dict[str, Callable[[Any], Any]] = {
         pd.concat([d, GOOD_X, GOOD_Y], axis=1) if isinstance(d, pd.Series) else d, progress=False),
     "benjamini_hochberg": lambda d: qa.benjamini_hochberg(d),
     "backtest_pairs": lambda d: qa.backtest_pairs(d, GOOD_X, window=20),
+    "sweep_backtest": lambda d: qa.sweep_backtest(
+        pd.concat([d, GOOD_X], axis=1, keys=["y", "x"]) if isinstance(d, pd.Series) else d, "y", "x",
+        {"window": [20, 30]}, progress=False),
     "historical_volatility": lambda d: qa.historical_volatility(d),
     "realized_volatility": lambda d: qa.realized_volatility(d),
     "parkinson": lambda d: qa.parkinson(_candles(d) if isinstance(d, pd.Series) else d),
@@ -142,6 +145,7 @@ NOT_CALLABLE = {
     "REGIME_FEATURES",
     *(name for name in qa.__all__ if name.endswith("Result")),
     "LSTMForecaster", "TransformerForecaster", "WalkForwardReport",
+    "ClosesSource",
 }
 
 
