@@ -69,6 +69,10 @@ def _ingest(uri: str, replay_cfg: ReplayConfig, references: dict, timeout: float
         def done() -> bool:
             books = service.status().books
             trades = last_trades(uri)
+            if replay_cfg.loop:  # past the first lap: its tail was stored, or its loss found and resynced
+                return (all(trades.get(k, (0,))[0] > last for k, last in LAST_TRADE.items())
+                        and all(k in books and books[k].update_id > final[k] and books[k].state == "live"
+                                for k in final))
             return (all(trades.get(k, (0,))[0] == last for k, last in LAST_TRADE.items())
                     and all(k in books and books[k].update_id == final[k] and books[k].state == "live"
                             for k in final))
@@ -87,6 +91,7 @@ def _check_store(uri: str, references: dict, *, complete: bool = False) -> dict[
     compared = {}
     for key, (truth, tickers) in references.items():
         q = store.quotes(key)
+        q = q[q["update_id"].to_numpy() <= truth.diffs[-1].last_id]  # the recording's lap (a loop goes on)
         ids = q["update_id"].to_numpy()
         assert (np.diff(ids) > 0).all(), f"{key}: quotes stored twice or out of order"
         bbo = q[["bid_price", "bid_qty", "ask_price", "ask_qty"]].to_numpy()
@@ -115,6 +120,7 @@ def _check_store(uri: str, references: dict, *, complete: bool = False) -> dict[
         compared[key] = n
         # every trade stored once, ids contiguous
         ticks = store.ticks(key)["trade_id"].to_numpy()
+        ticks = ticks[ticks <= LAST_TRADE[key]]
         assert (np.diff(ticks) == 1).all() and ticks[-1] == LAST_TRADE[key]
     return compared
 
@@ -137,8 +143,10 @@ def test_books_equal_binance_book_ticker_through_ingestion(lmdb_uri: str, refere
 
 
 def test_faults_lose_no_quote_nor_trade_and_every_gap_is_in_the_ledger(lmdb_uri: str, references: dict) -> None:
+    # looping: a diff dropped (or a disconnect) at the very end of one lap is found by the next lap's
+    # ids, as on the exchange, whose stream never ends
     cfg = ReplayConfig(files=_files(), speed=50, drop_depth=0.002, stale_snapshot=0.3, drop_every=4.0,
-                       corrupt_fraction=0.01, seed=11)
+                       corrupt_fraction=0.01, seed=11, loop=True)
     service, stats = _ingest(lmdb_uri, cfg, references, timeout=200)
     compared = _check_store(lmdb_uri, references)
     books = service.status().books
@@ -150,7 +158,9 @@ def test_faults_lose_no_quote_nor_trade_and_every_gap_is_in_the_ledger(lmdb_uri:
         print(f"\n{key}: gaps {b.gaps}, resyncs {b.resyncs}, stale snapshots {b.stale_snapshots}, "
               f"disconnects {b.disconnects}, stale {b.stale_seconds:.2f} s, bookTicker {compared[key]} compared")
         assert b.mismatches == b.crossed == 0
-        assert kinds.count("gap") == b.gaps and kinds.count("resync") == b.resyncs == b.gaps
+        assert kinds.count("gap") == b.gaps and kinds.count("resync") == b.resyncs
+        # every gap resynced, but for one the next lap may have opened as the service stopped
+        assert b.gaps - b.resyncs == (0 if b.state == "live" else 1), (b.gaps, b.resyncs, b.state)
         assert b.disconnects >= 1 and kinds.count("disconnect") == b.disconnects
         assert not math.isnan(b.stale_seconds)
     faults = stats.get("faults", {})
