@@ -26,15 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_dashboard_kernels import (  # noqa: F401 - store_uri is a fixture
-    CULL_SECONDS,
-    FREED_WITHIN,
-    _kill_all,
-    freed,
-    kernels,
-    store_uri,
-    wait_for,
-)
+from tests.browser.test_dashboard_kernels import CULL_SECONDS, FREED_WITHIN, _kill_all, freed, kernels, wait_for
 
 HOST = "127.0.0.2"
 #: What a page may load: the dashboard's own server on 127.0.0.2, inline data.
@@ -170,7 +162,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
