@@ -32,6 +32,8 @@ HOST = "127.0.0.2"
 #: What a page may load: the dashboard's own server on 127.0.0.2, inline data.
 SAME_SERVER = re.compile(r"^(https?|wss?)://127\.0\.0\.2[:/]|^(data|blob|about):")
 WRONG = "not-the-token-of-this-dashboard"
+#: A line of the dashboard notebook's code, which the page must not show (sources stripped).
+SOURCE = b"from quantify.widgets.dashboards import pairs_monitor"
 
 
 def _start(args: list[str], log: Path, env: dict[str, str] | None = None,
@@ -97,6 +99,7 @@ def _refuses(link: str, context: ssl.SSLContext | None = None) -> None:
     # the token in a header opens it too (for scripts)
     status, body = _get(base, context, {"Authorization": f"token {token}"})
     assert status == 200 and b"widget-view+json" in body
+    assert SOURCE not in body and token.encode() not in body  # read-only: no code, and no token echoed
 
 
 def _opens_and_frees(browser, link: str, store: str, **context_args) -> None:
