@@ -18,8 +18,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 #: Seconds without a page after which the test server culls a kernel (users: 60).
 CULL_SECONDS = 6
 #: Bound on a closed page's kernel: the cull timeout and interval, Voilà's shutdown, a loaded machine.
@@ -64,13 +62,6 @@ def wait_for(predicate, timeout: float, step: float = 0.5):
         time.sleep(step)
         value = predicate()
     return value
-
-
-@pytest.fixture
-def store_uri(live_store: str, tmp_path: Path) -> str:
-    """``live_store`` under a URI of this test's own (the same LMDB path, spelled uniquely)."""
-    os.symlink(live_store.removeprefix("lmdb://"), tmp_path / "store")
-    return f"lmdb://{tmp_path / 'store'}"
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen[str]:

@@ -29,6 +29,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,15 +70,22 @@ BASH_COMMANDS: dict[str, str] = {
     "quantify load BTCUSDT-trades-2024-08-08.zip": "run",
     "quantify backfill BTCUSDT --start 2024-08-08 --end 2024-08-09": "run",
     "quantify export BTCUSDT --kind ohlcv --timeframe 1m --format parquet -o btc.parquet": "run",
+    "quantify dashboard pairs_monitor --host 127.0.0.2": "serve",
 }
 
 #: Commands of the README's untagged blocks: templates with placeholders
-#: (HOST, BUCKET) for a shared S3 store; tests/reliability/test_shared_store.py
-#: runs them against a local S3. Here they must at least parse as printed.
+#: (HOST, BUCKET) for a shared S3 store, which tests/reliability/test_shared_store.py
+#: runs against a local S3, and dashboards shared on every interface with the reader's
+#: certificate (tests/browser/test_dashboard_access.py runs them on 127.0.0.2). Here
+#: they must at least parse as printed.
 TEMPLATE_COMMANDS = {
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT",
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT",
     "quantify status --store 's3://HOST:BUCKET?port=9000' --json",
+    "quantify dashboard pairs_monitor --host 0.0.0.0 --certfile /etc/quantify/desk.pem "
+    "--keyfile /etc/quantify/desk-key.pem",
+    "quantify demo --host 0.0.0.0 --port 8866 --no-browser",
+    'quantify dashboard pairs_monitor --port 8866 --token "$QUANTIFY_DASHBOARD_TOKEN"',
 }
 
 #: Inline commands of the prose: run here (as part of a block's session), or
@@ -232,6 +241,7 @@ def run(command: str, env: dict[str, str], cwd: Path, timeout: float = 300) -> s
 
 #: The lines that say a server is up.
 DASHBOARD_READY = "quantify dashboard: http://127.0.0.1:"
+SHARED_READY = "quantify dashboard: http://127.0.0.2:"
 LAB_READY = "open           http://127.0.0.1:"
 
 
@@ -341,8 +351,22 @@ def _run_bash_command(command: str, how: str, env: dict[str, str], home: Path, d
         serve(command, env, cwd, "streaming", then=lambda s=symbols: wait_for_ticks(default, s))
     elif command.startswith("quantify lab"):
         serve(command, env, cwd, LAB_READY)
+    elif "--host" in command:
+        serve(command, env, cwd, SHARED_READY, then=lambda: _opens_by_link_only(cwd))
     else:
         serve(command, env, cwd, DASHBOARD_READY)
+
+
+def _opens_by_link_only(cwd: Path) -> None:
+    """The printed link opens the dashboard; the same address without its token gets 403."""
+    newest = max(cwd.glob("serve-*.log"), key=lambda p: p.stat().st_mtime_ns)
+    line = next(line for line in newest.read_text().splitlines() if SHARED_READY in line)
+    link = re.search(r"http://\S+\?token=\S+", line).group(0)
+    with urllib.request.urlopen(link, timeout=120) as page:
+        assert page.status == 200 and b"widget-view+json" in page.read()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(link.split("?")[0], timeout=60)
+    assert refused.value.code == 403
 
 
 def replay_then_ingest(replay_cmd: str, env: dict[str, str], home: Path) -> None:
