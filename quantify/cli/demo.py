@@ -140,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
             replay.stop()
             raise
         print(f"  dashboard      {url}   <- open this (pairs monitor, Voilà)", flush=True)
-        books = url.replace("pairs_monitor", "microstructure")
-        print(f"  order books    {books}   (BTCUSDT spot and USD-M)", flush=True)
+        print(f"  order books    quantify dashboard microstructure --store {service.store.uri}   "
+              "(BTCUSDT spot and USD-M, in another terminal)", flush=True)
     print("  Ctrl-C stops the demo.", flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     line = StatusLine(sys.stdout)
