@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quantify.replay._decimals import format_units, tick_units
+from quantify.replay._decimals import format_positive_units, tick_units
 
 __all__ = ["LapPrices"]
 
@@ -103,7 +103,7 @@ class LapPrices:
             units = np.clip(scaled, 1, _MAX_UNITS // self.tick).astype(np.int64) * self.tick
             # each distinct price printed once: a lap repeats few prices many times
             distinct, where = np.unique(units, return_inverse=True)
-            printed = [format_units(u, self.scale) for u in distinct.tolist()]
+            printed = format_positive_units(distinct.tolist(), self.scale)
             printed_bytes = [t.encode() for t in printed]
             order = where.tolist()
             texts = [printed[k] for k in order]
