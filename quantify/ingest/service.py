@@ -501,11 +501,16 @@ class IngestService:
         return True
 
     def _write_status(self) -> None:
+        """Publish the status (in the writer thread; the status itself is taken on the loop)."""
         self.store.check_space()
-        self.store.write_status(self.status(), name=self._ownership.status_name)
+        self.store.write_status(self.snapshot(), name=self._ownership.status_name)
 
     def status(self) -> WriterStatus:
-        """Everything this service reports about itself (what it publishes every second)."""
+        """Everything this service reports about itself (what it publishes every second).
+
+        Reads the counters the service loop changes: call it on the loop, or
+        when the service is not running; other threads call :meth:`snapshot`.
+        """
         writer = self._writer
         instruments = {}
         for key, buf in sorted(self.buffers.items()):

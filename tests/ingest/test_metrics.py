@@ -323,3 +323,10 @@ def test_grafana_dashboard_is_valid_and_names_only_exported_metrics() -> None:
         area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
         assert not cells & area, p["title"]
         cells |= area
+
+
+def test_ingest_refuses_a_network_address_without_a_token(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QUANTIFY_METRICS_TOKEN", raising=False)
+    code = main(["ingest", "--store", f"lmdb://{tmp_path}/s", "--metrics-port", "0", "--metrics-host", "0.0.0.0"])
+    assert code == 2 and "QUANTIFY_METRICS_TOKEN" in capsys.readouterr().err
