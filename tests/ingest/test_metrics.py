@@ -36,6 +36,7 @@ from quantify.model.status import InstrumentStatus, WriterState, WriterStatus
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
+from quantify.venues.binance.recordings import book_sample_files, sample_files
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "quantify-ingest.json"
@@ -163,6 +164,41 @@ def test_scraped_counters_match_the_store_during_and_after_a_replay(lmdb_uri: st
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{base}/healthz", timeout=5)
     assert not any(t.name == "quantify-metrics" and t.is_alive() for t in threading.enumerate())
+
+
+def test_book_metrics_follow_the_stored_quotes(lmdb_uri: str) -> None:
+    files = (*[p for p in sample_files() if "btcusdt" in p.name],
+             *[p for p in book_sample_files() if p.name.startswith("spot-2024-btcusdt")])
+    with ReplayThread(ReplayConfig(files=files, speed=60)) as replay:
+        cfg = IngestConfig(symbols=("BTCUSDT",), books="all", store=lmdb_uri, ws_url=replay.ws_url,
+                           rest_url=replay.rest_url, alerts=False, metrics_port=0)
+        service = IngestService(cfg)
+        service.start_in_thread()
+        try:
+            assert service.metrics is not None
+            base = service.metrics.url
+
+            def quotes_stored() -> int:
+                book = service.snapshot().books.get("BTCUSDT")
+                return 0 if book is None or book.state != "live" else book.quotes_stored
+
+            assert wait_for(lambda: quotes_stored() > 1000, 30)
+            before = service.snapshot().books["BTCUSDT"]
+            samples = scrape(base)
+            after = service.snapshot().books["BTCUSDT"]
+        finally:
+            service.join(timeout=15)
+        final = service.status().books["BTCUSDT"]
+    labels = spot("BTCUSDT")
+    # streaming goes on between the two statuses: the scrape lies between them
+    for name, field in (("quotes_stored_total", "quotes_stored"), ("events_applied_total", "events"),
+                        ("resyncs_total", "resyncs"), ("gaps_total", "gaps")):
+        scraped = value(samples, f"quantify_ingest_book_{name}", **labels)
+        assert getattr(before, field) <= scraped <= getattr(after, field), name
+    assert value(samples, "quantify_ingest_book_live", **labels) == 1
+    assert value(samples, "quantify_ingest_degraded", reason="book_stale") == 0
+    # and what the status counts is what the store holds
+    assert final.quotes_stored == len(open_store(lmdb_uri).quotes("BTCUSDT")) > 1000
 
 
 # -- the view ---------------------------------------------------------------------
