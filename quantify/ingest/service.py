@@ -20,6 +20,9 @@ writer thread so receiving never waits for storage::
 - :class:`~quantify.ingest.ownership.Ownership`: what this process may write,
   the LMDB writer lock or S3 leases (with takeover), chosen once;
 - :mod:`quantify.ingest.tuning`: GC and GIL settings while streaming;
+- with ``config.metrics_port``, :class:`~quantify.ingest.metrics.MetricsServer`:
+  Prometheus metrics and health checks, a view of :meth:`IngestService.status`
+  taken on the loop (:meth:`IngestService.snapshot`);
 - per venue of the run (:class:`~quantify.ingest.feeds.VenueFeed`) its
   parser, journal, REST client and :class:`~quantify.ingest.gaps.GapFiller`;
 - with ``config.perps``, the perpetuals' marks and liquidations (streamed,
