@@ -207,6 +207,7 @@ class IngestService:
         finally:
             if self.metrics is not None:
                 await asyncio.to_thread(self.metrics.stop)
+                self.metrics = None
 
     async def _run(self) -> None:
         cfg = self.config
