@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 print("quantify demo: ingestion stopped unexpectedly; see the log above", file=sys.stderr)
                 return 1
             if line.due():
-                status = service.status()
+                status = service.snapshot()
                 line.show(_line(status, _last_prices(service.store, status)))
     except KeyboardInterrupt:
         pass

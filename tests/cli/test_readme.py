@@ -96,6 +96,7 @@ INLINE_REFERENCES = {
     "quantify replay --host", "quantify export --dir DIR", "quantify lab", "quantify ingest --book",
     "%quantify books add BTCUSDT", "quantify ingest --perp", "quantify demo", "%quantify perps add binance-usdm:BTCUSDT",
     "%quantify status|start|stop|symbols [add|remove SYM…]|store [URI]",
+    "quantify ingest --metrics-port N", "quantify status --json",
 }
 
 #: Commands in the notebooks' markdown: run, or references to a command.
@@ -509,6 +510,7 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify load BTCUSDT-fundingRate-2023-04.zip BTCUSDT-metrics-2023-04-05.zip": "run",
     "quantify load usdm-2021-xrpusdt.funding.csv": "run",
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
+    "quantify ingest --symbols BTCUSDT,ETHUSDT --metrics-port 9108": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --book": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --perp": "serve",
@@ -577,7 +579,25 @@ def test_long_running_help_examples_run_as_printed(example_home: Path) -> None:
             continue
         if command in on_9443 and not _port_free(9443):
             continue  # the examples' fixed port is taken on this machine
+        if "--metrics-port 9108" in command:
+            if _port_free(9108):
+                serve(command, env, example_home, "metrics on", then=lambda: _scraped(9108))
+            continue
         if command == "quantify replay --loop":
             serve(command, env, example_home, then=lambda: serve(against_replay, env, example_home, "streaming"))
         else:
             serve(command, env, example_home, "streaming" if "ingest" in command else "")
+
+
+def _scraped(port: int) -> None:
+    """The metrics server of ``quantify ingest --metrics-port`` answers /healthz and /metrics."""
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(f"{base}/healthz", timeout=10) as answer:
+        assert answer.status == 200
+    deadline = time.monotonic() + SERVE_TIMEOUT
+    while True:  # the instruments' counters appear once the service streams
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
+            if "quantify_ingest_trades_stored_total{" in answer.read().decode():
+                return
+        assert time.monotonic() < deadline, f"no trade counters at {base}/metrics"
+        time.sleep(0.2)
