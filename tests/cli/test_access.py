@@ -120,9 +120,16 @@ def test_the_token_leaves_the_request_and_the_log(caplog) -> None:
     forbidden.set_status(403)
     missing = tornado.web.RequestHandler(app, request)
     missing.set_status(404)
-    with caplog.at_level(logging.INFO):
-        log_request(forbidden)
-        log_request(missing)
+    # straight onto tornado's access logger: a Jupyter server earlier in this process may have
+    # stopped it propagating to the root logger caplog listens on
+    tornado_access = logging.getLogger("tornado.access")
+    tornado_access.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="tornado.access"):
+            log_request(forbidden)
+            log_request(missing)
+    finally:
+        tornado_access.removeHandler(caplog.handler)
     assert "403 GET /api/kernels/k/channels (" in caplog.text and "wrong token" in caplog.text
     assert "404 GET /voila/render/x.ipynb?a=1&b=2" in caplog.text
     assert TOKEN not in caplog.text
