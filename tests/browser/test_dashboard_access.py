@@ -19,13 +19,13 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.browser.printed import read_printed_url
 from tests.browser.test_dashboard_kernels import CULL_SECONDS, FREED_WITHIN, _kill_all, freed, kernels, wait_for
 
 HOST = "127.0.0.2"
@@ -45,20 +45,8 @@ def _start(args: list[str], log: Path, env: dict[str, str] | None = None,
                                 env=env)
 
 
-def _read_link(proc: subprocess.Popen[str], timeout: float = 120.0) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if line.startswith("quantify dashboard:"):
-            found = re.search(r"https?://127\.0\.0\.2:\d+/\?token=\S+", line)
-            assert found, line
-            return found.group(0)
-    raise AssertionError(f"no link printed; output: {''.join(seen)}")
+def _read_link(proc: subprocess.Popen[str]) -> str:
+    return read_printed_url(proc, "quantify dashboard:", r"https?://127\.0\.0\.2:\d+/\?token=\S+")
 
 
 def _get(url: str, context: ssl.SSLContext | None = None, headers: dict[str, str] | None = None):

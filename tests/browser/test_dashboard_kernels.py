@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.browser.printed import read_printed_url
+
 #: Seconds without a page after which the test server culls a kernel (users: 60).
 CULL_SECONDS = 6
 #: Bound on a closed page's kernel: the cull timeout and interval, Voilà's shutdown, a loaded machine.
@@ -70,20 +72,8 @@ def _start(args: list[str], log: Path) -> subprocess.Popen[str]:
                                 stderr=err, text=True, start_new_session=True)
 
 
-def _read_url(proc: subprocess.Popen[str], marker: str, timeout: float = 120.0) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            found = re.search(r"http://127\.0\.0\.1:\d+/\S*", line)
-            assert found, line
-            return found.group(0)
-    raise AssertionError(f"no {marker!r} line; output: {''.join(seen)}")
+def _read_url(proc: subprocess.Popen[str], marker: str) -> str:
+    return read_printed_url(proc, marker, r"http://127\.0\.0\.1:\d+/\S*")
 
 
 def _kill_all(proc: subprocess.Popen[str], store_uri: str) -> None:
