@@ -49,7 +49,7 @@ def _template(event: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
 
 
 class _Group:
-    """The events of one template shape (the same shifted keys in the same order)."""
+    """The events of one symbol and template shape (the same shifted keys in the same order)."""
 
     def __init__(self, order: tuple[str, ...], members: list[int], events: list[dict[str, Any]],
                  templates: list[bytes], slots: list[int], id_spans: list[int], agg_spans: list[int],
@@ -61,15 +61,16 @@ class _Group:
                         else None for key in order]
         self.id_spans = np.array([id_spans[i] for i in members], dtype=np.int64)
         self.agg_spans = np.array([agg_spans[i] for i in members], dtype=np.int64)
-        # the price of each member: its row in its symbol's lap prices
-        self.price_rows = [(id(prices[i][0]), prices[i][1]) for i in members]
+        # the price of each member: its row in its symbol's lap prices (one symbol per group)
+        self.lap_prices = prices[members[0]][0]
+        self.price_rows = [prices[i][1] for i in members]
 
-    def args(self, lap: int, lap_ms: int, texts: dict[int, list[bytes]]) -> list[list[Any]]:
+    def args(self, lap: int, lap_ms: int) -> list[list[Any]]:
         """Each shifted key's values in ``lap``, in template order."""
         shifted: list[list[Any]] = []
         for key, column in zip(self.order, self.columns, strict=True):
             if column is None:
-                shifted.append([texts[k][r] for k, r in self.price_rows])
+                shifted.append(list(map(self.lap_prices.encoded(lap).__getitem__, self.price_rows)))
             elif key in _TIME_KEYS:
                 shifted.append((column + lap * lap_ms).tolist())
             elif key in _ID_KEYS:
@@ -108,17 +109,15 @@ class FrameTemplates:
         for i, event in enumerate(events):
             text, order = _template(event)
             templates.append(prefixes[i] + text + (b"}" if prefixes[i] else b""))
-            by_order.setdefault(order, []).append(i)
+            by_order.setdefault((order, id(prices[i][0])), []).append(i)
         self.groups = [_Group(order, members, events, templates, slots, id_spans, agg_spans, prices)
-                       for order, members in by_order.items()]
-        self.lap_prices = {id(lp): lp for lp, _ in prices}
+                       for (order, _), members in by_order.items()]
 
     def render(self, lap: int, lap_ms: int) -> list[bytes | None]:
         """The frames of ``lap``, indexed by slot (None where no event of this kind is)."""
         out: list[bytes | None] = [None] * self.n
-        texts = {k: lp.encoded(lap) for k, lp in self.lap_prices.items()}
         for group in self.groups:
-            shifted = group.args(lap, lap_ms, texts)
+            shifted = group.args(lap, lap_ms)
             payloads = ([t % args for t, args in zip(group.templates, zip(*shifted))] if shifted
                         else group.templates)
             for j, frame in zip(group.slots, ws_text_frames(payloads)):
