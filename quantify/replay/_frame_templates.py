@@ -104,7 +104,7 @@ class FrameTemplates:
         id_spans: list[int], agg_spans: list[int], prices: list[tuple[LapPrices, int]],
     ) -> None:
         self.n = n
-        by_order: dict[tuple[str, ...], list[int]] = {}
+        by_order: dict[tuple[tuple[str, ...], int], list[int]] = {}
         templates: list[bytes] = []
         for i, event in enumerate(events):
             text, order = _template(event)
