@@ -120,18 +120,24 @@ class _Listener(WSListener):  # type: ignore[misc]
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
-        if frame.fin and (msg_type is _TEXT or msg_type is _BINARY):
-            self.handle(frame.get_payload_as_bytes())
-        elif msg_type is _CLOSE:
-            if not transport.is_close_frame_sent:
-                transport.send_close(frame.get_close_code(), frame.get_close_message())
-            transport.disconnect()
-        elif msg_type is _TEXT or msg_type is _BINARY or msg_type is _CONTINUATION:
+        if msg_type is _TEXT or msg_type is _BINARY or msg_type is _CONTINUATION:
+            if transport.is_close_frame_sent:
+                # Closing: after refusing a frame above max_frame_size, picows hands that frame on
+                # when more data comes (its parser state has moved past the check); like websockets,
+                # deliver nothing once the close frame is sent.
+                return
+            if frame.fin and msg_type is not _CONTINUATION:
+                self.handle(frame.get_payload_as_bytes())
+                return
             # Binance sends whole messages; a fragmented one is put together here, as websockets does.
             self._parts.append(frame.get_payload_as_bytes())
             if frame.fin:
                 message, self._parts = b"".join(self._parts), []
                 self.handle(message)
+        elif msg_type is _CLOSE:
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+            transport.disconnect()
 
 
 def _decide(exc: Exception) -> Exception | None:
