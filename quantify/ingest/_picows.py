@@ -148,6 +148,18 @@ def _decide(exc: Exception) -> Exception | None:
     return process_exception(exc)
 
 
+async def _open(url: str, listener: _Listener, max_frame_bytes: int, timeout: float) -> WSTransport:
+    """One attempt: the connection of ``listener`` to ``url``, handshake done, within ``timeout`` s."""
+    async with asyncio.timeout(timeout):
+        transport, _ = await ws_connect(
+            lambda: listener, url, max_frame_size=max_frame_bytes, websocket_handshake_timeout=timeout,
+            enable_auto_ping=True, auto_ping_idle_timeout=PING_IDLE, auto_ping_reply_timeout=PING_TIMEOUT,
+            enable_auto_pong=True, max_redirects=0, logger_name=logger.getChild("picows"))
+    if not listener.connected:  # the peer hung up during the handshake
+        raise ConnectionResetError("connection closed during the WebSocket handshake")
+    return transport
+
+
 async def picows_connection(url: str, handle: Callable[[bytes], None], link: Link, *, max_frame_bytes: int,
                             connect_timeout: float, delays: Callable[[], Iterator[float]]) -> None:
     """Receive on ``url`` with picows, reconnecting, until ``link`` says the connection was retired.
@@ -178,15 +190,8 @@ async def picows_connection(url: str, handle: Callable[[bytes], None], link: Lin
     """
     pending: Iterator[float] | None = None
     while True:
-        listener = _Listener(handle, link)
         try:
-            async with asyncio.timeout(connect_timeout):
-                transport, _ = await ws_connect(
-                    lambda: listener, url, max_frame_size=max_frame_bytes, websocket_handshake_timeout=connect_timeout,
-                    enable_auto_ping=True, auto_ping_idle_timeout=PING_IDLE, auto_ping_reply_timeout=PING_TIMEOUT,
-                    enable_auto_pong=True, max_redirects=0, logger_name=logger.getChild("picows"))
-            if not listener.connected:  # the peer hung up during the handshake
-                raise ConnectionResetError("connection closed during the WebSocket handshake")
+            transport = await _open(url, _Listener(handle, link), max_frame_bytes, connect_timeout)
         except Exception as exc:
             fatal = link.failed(exc, _decide)
             if fatal is exc:

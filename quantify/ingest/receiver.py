@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,10 @@ from websockets.client import backoff, process_exception
 from websockets.frames import CloseCode
 
 from quantify.config import IngestConfig
+from quantify.ingest._picows import Closable, picows_connection
 from quantify.ingest.books import BookKeeper
 from quantify.ingest.buffer import SymbolBuffer
 from quantify.ingest.endpoints import Endpoints
-from quantify.ingest._picows import Closable, picows_connection
 from quantify.ingest.feeds import VenueFeed, venue_stream_urls
 from quantify.ingest.journal import Journal, JournalSet, journal_dir
 from quantify.ingest.perps import PerpKeeper
@@ -246,7 +246,7 @@ class Receiver:
             self.endpoints.connecting(venue.name, "websocket", url)  # known before its task first runs
             self._spawn(self._connection(self.feeds[venue.name], url))
 
-    def _delays(self) -> Iterator[float]:
+    def _delays(self) -> Generator[float]:
         """The reconnection delays of one outage: websockets' capped, jittered backoff, on the config."""
         cfg = self.config
         return backoff(initial_delay=cfg.backoff_initial, min_delay=cfg.backoff_min, max_delay=cfg.backoff_max)

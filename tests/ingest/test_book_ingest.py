@@ -143,6 +143,8 @@ def test_books_equal_binance_book_ticker_through_ingestion(lmdb_uri: str, refere
     assert ledger["kind"].iloc[0] == "start" and not set(ledger["kind"]) & {"gap", "crossed", "mismatch"}
 
 
+# websockets' run is a slow one: what a book's connection does on a drop is the receiver's, the same on both
+@pytest.mark.parametrize("ws_client", [WS_CLIENTS[0], pytest.param(WS_CLIENTS[1], marks=pytest.mark.slow)])
 def test_faults_lose_no_quote_nor_trade_and_every_gap_is_in_the_ledger(lmdb_uri: str, references: dict,
                                                                       ws_client: str) -> None:
     # looping: a diff dropped (or a disconnect) at the very end of one lap is found by the next lap's

@@ -203,13 +203,13 @@ def test_an_unknown_symbol_is_refused_naming_the_closest_listed(replay, tmp_path
         cmd.kill()
 
 
-def test_an_unknown_symbol_is_refused_in_process_and_listed_ones_stream(replay, lmdb_uri, ws_client):
+def test_an_unknown_symbol_is_refused_in_process_and_listed_ones_stream(replay, lmdb_uri):
     bad = IngestService(IngestConfig(store=lmdb_uri, symbols=("BTCUSDT", "ETHUSTD"), ws_url=replay.ws_url,
                                      rest_url=replay.rest_url, journal=False))
     with pytest.raises(ValueError, match=r"ETHUSTD \(closest listed: ETHUSDT"):
         bad.start_in_thread()
     good = IngestService(IngestConfig(store=lmdb_uri, ws_url=replay.ws_url, rest_url=replay.rest_url,
-                                      journal=False, ws_client=ws_client))
+                                      journal=False))
     good.start_in_thread()  # the refused one released the store
     try:
         assert wait_for(lambda: good.stats.trades > 0, 30)
@@ -224,7 +224,7 @@ def test_a_host_that_never_answers_is_named_after_the_timeouts(lmdb_uri, ws_clie
         silent.listen()
         url = f"127.0.0.1:{silent.getsockname()[1]}"
         service = IngestService(IngestConfig(store=lmdb_uri, ws_url=f"ws://{url}", rest_url=f"http://{url}",
-                                             journal=False, ws_client=ws_client))
+                                             journal=False))
         service.start_in_thread(ready_timeout=60)  # the start-up check gives up after CHECK_TIMEOUT
         try:
             assert wait_for(lambda: len(service.status().unreachable) == 2, 60)
