@@ -18,7 +18,9 @@ what the websockets path gives (:meth:`Receiver._websockets_connection
   keepalive does;
 - a frame above ``max_frame_bytes`` refused by picows (close code 1009,
   ``max_frame_size``) and reported to the link, which counts it;
-- a close frame from the server answered, then the connection dropped.
+- a close frame from the server answered, then the connection dropped;
+- the event loop running between reads of at most :data:`RECEIVE_BUFFER`
+  (the socket's receive buffer), as it does between websockets' reads.
 
 The connection's bookkeeping (the endpoint board, reconnect counts,
 rotation) is the receiver's, through the :class:`Link` it passes.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -53,6 +56,11 @@ PING_IDLE = 20.0
 PING_TIMEOUT = 20.0
 #: Seconds a closing handshake may take before the socket is dropped (the websockets path's ``close_timeout``).
 CLOSE_TIMEOUT = 2.0
+#: Bytes of the socket's receive buffer (the kernel doubles it). picows hands every frame of one read to
+#: the listener before the event loop runs again, and grows its read buffer while reads fill it: at full
+#: speed one read held up to 84,000 frames (a second of work, the writer's flushes and every timer
+#: waiting). A 128 KiB buffer bounds a read to about 1,100 trade frames, as websockets' 256 KiB reads.
+RECEIVE_BUFFER = 128 * 1024
 #: HTTP answers to the upgrade that are worth retrying (server or proxy trouble), as websockets decides.
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 
@@ -115,6 +123,9 @@ class _Listener(WSListener):  # type: ignore[misc]
         self._parts: list[bytes] = []
 
     def on_ws_connected(self, transport: WSTransport) -> None:
+        sock = transport.underlying_transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self.connected = True
         self.link.opened(PicowsConnection(transport))
 
