@@ -106,8 +106,10 @@ class PicowsConnection:
             transport.send_close(WSCloseCode.OK)
         try:
             await asyncio.wait_for(transport.wait_disconnected(), CLOSE_TIMEOUT)
-        except (TimeoutError, WSProtocolError):
+        except TimeoutError:
             pass
+        except Exception:  # what ended the connection is raised to its receive loop as well
+            logger.debug("connection ended with an error while closing", exc_info=True)
         finally:
             transport.disconnect(graceful=False)
 
@@ -226,7 +228,10 @@ async def picows_connection(url: str, handle: Callable[[bytes], None], link: Lin
             if sent is not None and sent.code == WSCloseCode.MESSAGE_TOO_BIG:
                 link.oversized(sent.reason)
         finally:
-            transport.disconnect(graceful=False)  # a no-op once disconnected; on cancellation, the socket goes
+            if not transport.is_disconnected:  # cancelled (the service stops): close, as websockets would
+                if not transport.is_close_frame_sent:
+                    transport.send_close(WSCloseCode.OK)
+                transport.disconnect()
             retiring = link.finish()
         if retiring:
             return
