@@ -3,8 +3,11 @@
 Each venue of the run (:class:`~quantify.ingest.feeds.VenueFeed`) has its
 own connections on its own stream URLs. A connection:
 
-- uses websockets' own reconnect loop (capped, jittered backoff), giving
-  up an attempt after :data:`CONNECT_TIMEOUT` seconds; every attempt's
+- receives with picows (:mod:`quantify.ingest._picows`, frames parsed in
+  Cython; the default) or websockets (``IngestConfig.ws_client``), both
+  reconnecting with websockets' capped, jittered backoff and giving
+  up an attempt after :data:`CONNECT_TIMEOUT` seconds; every frame goes to
+  the one handler of :meth:`Receiver.frame_handler`, every attempt's
   outcome goes to the run's :class:`~quantify.ingest.endpoints.Endpoints`
   (``connecting``, ``connected``, ``unreachable``: the first failure logs
   one warning naming the host, the error and what to do);
@@ -20,7 +23,7 @@ own connections on its own stream URLs. A connection:
   :class:`~quantify.ingest.perps.PerpKeeper`;
 - reconnects at once on ``serverShutdown`` and is rotated before Binance's
   24 h limit, with an overlap (duplicates are dropped by id);
-- counts a frame websockets refused as too big (``max_frame_bytes``) as a
+- counts a frame the client refused as too big (``max_frame_bytes``) as a
   malformed frame of its parser and reconnects.
 """
 
