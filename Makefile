@@ -27,9 +27,11 @@ demo: setup
 lab: setup
 	$(BIN)/quantify lab $(LAB_ARGS)
 
-# Static checks first (ruff, mypy, the import contract), then every test.
+# Static checks first (ruff, mypy, the import contract), then every test, one test file per core at a time
+# (TEST_WORKERS=0 runs them in this process, e.g. to debug with -s or pdb).
+TEST_WORKERS ?= auto
 test: setup system check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 check: setup
 	BIN=$(BIN) scripts/check
