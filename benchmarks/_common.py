@@ -8,6 +8,7 @@ measured by a reader in another process and RSS sampled while it runs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing as mp
 import multiprocessing.synchronize
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from quantify.config import IngestConfig
 from quantify.ingest.listeners import standard_listeners
@@ -63,6 +65,40 @@ def cpu_seconds() -> float:
 def rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def bare_picows(url: str, n: int, loads: object = None) -> dict[str, float]:
+    """A picows client that only receives (``loads(payload)`` each frame, if given): its msgs/s and CPU µs/msg.
+
+    The clock starts at the first frame; the connection closes at the ``n``-th.
+    """
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    clock = {"count": 0, "t0": 0.0, "c0": 0.0}
+    text, binary = WSMsgType.TEXT, WSMsgType.BINARY
+
+    class Counter(WSListener):  # type: ignore[misc]
+        count = 0
+
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            if frame.msg_type is not text and frame.msg_type is not binary:
+                return
+            payload = frame.get_payload_as_bytes()
+            if loads is not None:
+                loads(payload)  # type: ignore[operator]
+            self.count += 1
+            if self.count == 1:
+                clock["t0"], clock["c0"] = time.perf_counter(), cpu_seconds()
+            elif self.count >= n and not done.done():
+                clock["count"] = self.count
+                done.set_result(None)
+                transport.disconnect()
+
+    transport, _ = await ws_connect(Counter, url, max_frame_size=1 << 20)
+    await done
+    t1, c1 = time.perf_counter(), cpu_seconds()
+    await transport.wait_disconnected()
+    count = clock["count"] - 1
+    return {"rate": count / (t1 - clock["t0"]), "cpu_us": (c1 - clock["c0"]) / count * 1e6}
 
 
 def cryptofeed_python() -> Path:
@@ -145,15 +181,18 @@ def _latencies(seen: list[tuple[float, str, int]], received: dict[tuple[str, int
     return np.array(lat) * 1e3
 
 
-def run_quantify(n: int, stream: str = "trade") -> IngestRun:
-    """Ingest ``n`` trades of BTCUSDT and ETHUSDT from a fresh replay into a fresh LMDB store, measured."""
+def run_quantify(n: int, stream: str = "trade", ws_client: str = "picows") -> IngestRun:
+    """Ingest ``n`` trades of BTCUSDT and ETHUSDT from a fresh replay into a fresh LMDB store, measured.
+
+    ``ws_client`` is the receiver's WebSocket client (``IngestConfig.ws_client``).
+    """
     proc, ws_url, rest_url = start_replay()
     tmp = tempfile.mkdtemp(prefix="quantify-bench-")
     uri = f"lmdb://{tmp}/store"
     seen_file = f"{tmp}/seen.json"
     try:
         config = IngestConfig(symbols=("BTCUSDT", "ETHUSDT"), stream=stream, store=uri,
-                              ws_url=ws_url, rest_url=rest_url)
+                              ws_url=ws_url, rest_url=rest_url, ws_client=ws_client)
         service = IngestService(config, listeners=standard_listeners(open_store(uri, create=True), config))
         parser = SamplingParser()
         service.feeds["binance"].parser = parser  # the spot feed's parser

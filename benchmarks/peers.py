@@ -7,7 +7,8 @@ clients (bare, cryptofeed, QuantiFy, bare, ...) so a load that changes over
 the run touches each alike:
 
 1. bare: a websockets receive loop that decodes each frame with orjson and
-   keeps nothing;
+   keeps nothing; bare-picows: the same with picows (frames parsed in Cython,
+   one callback per frame);
 2. cryptofeed: its Binance feed with a no-op trade callback, pointed at the
    replay by a subclass setting its WebSocket and REST endpoints, installed in
    its own virtual environment (``~/.cache/quantify-bench/cryptofeed``, made
@@ -15,14 +16,15 @@ the run touches each alike:
 3. QuantiFy: the ingestion service storing every trade into a fresh LMDB
    store (journal, id continuity, batched appends, 1m aggregates, alerts), as
    ``benchmarks/ingest.py`` runs it, with its receipt-to-visible latency and
-   RSS.
+   RSS, receiving with picows (the default ``ws_client``); quantify-websockets:
+   the same service receiving with websockets.
 
 Reported per client: messages per second and CPU µs per message of the client
 process (``getrusage``), the median over the trials; then the ratios
-QuantiFy / cryptofeed and QuantiFy / bare.
+of each QuantiFy run to each peer.
 
 Usage: python benchmarks/peers.py [--trades 300000] [--trials 3] [--kinds trade,aggTrade]
-       [--clients bare,cryptofeed,quantify]
+       [--clients bare,bare-picows,cryptofeed,quantify,quantify-websockets]
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ import time
 
 import orjson
 import websockets
-from _common import CF_PLAIN_WS, cpu_seconds, cryptofeed_python, run_quantify, start_replay
+from _common import CF_PLAIN_WS, bare_picows, cpu_seconds, cryptofeed_python, run_quantify, start_replay
 
-CLIENTS = ("bare", "cryptofeed", "quantify")
+CLIENTS = ("bare", "bare-picows", "cryptofeed", "quantify", "quantify-websockets")
+#: QuantiFy's runs, by client name: the receiver's WebSocket client.
+QUANTIFY = {"quantify": "picows", "quantify-websockets": "websockets"}
 KINDS = ("trade", "aggTrade")
 # cryptofeed's Binance TRADES channel subscribes @aggTrade and its handler dispatches only "aggTrade"
 # events; for the @trade kind the subclass subscribes @trade and hands each trade to the same _trade
@@ -107,7 +111,9 @@ def child(client: str, kind: str, n: int, ws_url: str) -> dict[str, float]:
     """In a fresh process: one client's measured run."""
     if client == "bare":
         return asyncio.run(_bare(ws_url, n, kind))
-    run = run_quantify(n, kind)
+    if client == "bare-picows":
+        return asyncio.run(bare_picows(f"{ws_url}/stream?streams={streams(kind)}", n, orjson.loads))
+    run = run_quantify(n, kind, QUANTIFY[client])
     first, middle, last = run.rss_thirds()
     return {"rate": run.rate, "cpu_us": run.cpu_us, "p50_ms": run.p(50), "p99_ms": run.p(99),
             "rss_first": first, "rss_middle": middle, "rss_last": last}
@@ -115,13 +121,13 @@ def child(client: str, kind: str, n: int, ws_url: str) -> dict[str, float]:
 
 def trial(client: str, kind: str, n: int) -> dict[str, float]:
     """One trial of ``client`` against a fresh replay server (QuantiFy's run starts its own)."""
-    if client == "quantify":
+    if client in QUANTIFY:
         out = subprocess.run([sys.executable, __file__, "--child", client, "--kinds", kind, "--trades", str(n)],
                              capture_output=True, text=True, check=True, timeout=1800)
         return json.loads(out.stdout.splitlines()[-1])
     proc, ws_url, rest_url = start_replay()
     try:
-        if client == "bare":
+        if client.startswith("bare"):
             cmd = [sys.executable, __file__, "--child", client, "--kinds", kind, "--trades", str(n), "--ws", ws_url]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
             return json.loads(out.stdout.splitlines()[-1])
@@ -139,7 +145,7 @@ def main() -> None:
     ap.add_argument("--trades", type=int, default=300_000, help="messages per client per trial")
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--kinds", default=",".join(KINDS), help="stream kinds: trade,aggTrade")
-    ap.add_argument("--clients", default=",".join(CLIENTS), help="bare,cryptofeed,quantify")
+    ap.add_argument("--clients", default=",".join(CLIENTS), help=",".join(CLIENTS))
     ap.add_argument("--child", choices=CLIENTS, help=argparse.SUPPRESS)
     ap.add_argument("--ws", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -167,14 +173,16 @@ def main() -> None:
         print(f"\n@{kind} (BTCUSDT + ETHUSDT, combined stream)")
         for client, m in med.items():
             rates = ", ".join(f"{r['rate'] / 1e3:.0f}k" for r in results[client])
-            print(f"  {client:<11}: {m['rate']:>9,.0f} msgs/s  {m['cpu_us']:5.1f} µs CPU/msg  (trials {rates})")
-        q = med.get("quantify")
-        if q is not None:
-            for peer in ("cryptofeed", "bare"):
-                if peer in med:
-                    print(f"  QuantiFy / {peer:<10}: {q['rate'] / med[peer]['rate']:.2f}× msgs/s, "
+            print(f"  {client:<19}: {m['rate']:>9,.0f} msgs/s  {m['cpu_us']:5.1f} µs CPU/msg  (trials {rates})")
+        for name in QUANTIFY:
+            q = med.get(name)
+            if q is None:
+                continue
+            for peer in ("quantify-websockets", "cryptofeed", "bare", "bare-picows"):
+                if peer in med and peer != name:
+                    print(f"  {name} / {peer:<19}: {q['rate'] / med[peer]['rate']:.2f}× msgs/s, "
                           f"{med[peer]['cpu_us'] / q['cpu_us']:.2f}× CPU efficiency")
-            print(f"  QuantiFy receipt-to-visible p50 {q['p50_ms']:.0f} ms, p99 {q['p99_ms']:.0f} ms; "
+            print(f"  {name} receipt-to-visible p50 {q['p50_ms']:.0f} ms, p99 {q['p99_ms']:.0f} ms; "
                   f"RSS (MB) first/middle/last third {q['rss_first']:.0f} / {q['rss_middle']:.0f} / "
                   f"{q['rss_last']:.0f}")
 

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from arcticdb.config import set_config_int
 
+from quantify.config import WS_CLIENTS
 from quantify.replay.server import ReplayConfig, ReplayServer
 from quantify.replay.tape import Tape
 from quantify.replay.thread import ReplayThread
@@ -37,6 +38,13 @@ _counter = itertools.count()
 def data_dir() -> Path:
     """Recorded Binance fixtures shipped with the tests (see tests/data/README.md)."""
     return DATA
+
+
+@pytest.fixture(params=WS_CLIENTS)
+def ws_client(request: pytest.FixtureRequest) -> str:
+    """Each WebSocket client of the receiver in turn (``IngestConfig.ws_client``): fault and protocol tests
+    take it, so that both receive paths reconnect, rotate and refuse alike."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from quantify.cli._common import add_store_argument, store_from_args
-from quantify.config import ingest_config_from_env, parse_venue_urls
+from quantify.config import WS_CLIENTS, ingest_config_from_env, parse_venue_urls
 
 if TYPE_CHECKING:
     from quantify.ingest.service import IngestService
@@ -128,6 +128,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="shared stores: seconds a dead worker's symbols stay owned (default 30)")
     p.add_argument("--standby", metavar="INST,INST",
                    help="shared stores: take these symbols over when their owner's lease expires")
+    p.add_argument("--ws-client", choices=WS_CLIENTS,
+                   help="WebSocket client receiving the frames (default: picows, Cython; or "
+                        "$QUANTIFY_WS_CLIENT); websockets is the pure-Python alternative")
     p.add_argument("--no-journal", action="store_true", help="do not keep the raw journal of received frames")
     monitoring = p.add_argument_group("monitoring")
     monitoring.add_argument("--metrics-port", type=int, metavar="N",
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration, batch_size=args.batch_size, flush_interval=args.flush_interval, journal=False if args.no_journal else None,
         lease_ttl=args.lease_ttl, standby=args.standby or None, books=args.book,
         book_snapshot_limit=args.book_limit, book_checkpoint_seconds=args.book_checkpoint,
-        perps=args.perp, open_interest_interval=args.open_interest_every,
+        perps=args.perp, open_interest_interval=args.open_interest_every, ws_client=args.ws_client,
         metrics_port=args.metrics_port, metrics_host=args.metrics_host,
     )
     service = IngestService(config, listeners=standard_listeners(open_store(config.store, create=True), config))

@@ -1,12 +1,12 @@
 """Which endpoints a run reaches: one :class:`EndpointStatus` per connection URL and REST API.
 
-The receiver reports each WebSocket connection's attempts (from websockets'
-reconnect loop, through ``process_exception``), the venues' REST clients
+The receiver reports each WebSocket connection's attempts (from the
+reconnect loop of its client, picows or websockets), the venues' REST clients
 report every request attempt (their ``observer``). :class:`Endpoints` keeps
 the state of each, and on the first failure of an outage logs one warning
 that names the host, the error and what to do; the writer's status carries
 the states (``connecting``, ``connected``, ``unreachable since ...``).
-Retrying is not this module's business: websockets' loop and the REST
+Retrying is not this module's business: the receiver's loops and the REST
 client keep trying, with capped, jittered backoff.
 """
 

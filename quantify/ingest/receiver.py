@@ -3,8 +3,11 @@
 Each venue of the run (:class:`~quantify.ingest.feeds.VenueFeed`) has its
 own connections on its own stream URLs. A connection:
 
-- uses websockets' own reconnect loop (capped, jittered backoff), giving
-  up an attempt after :data:`CONNECT_TIMEOUT` seconds; every attempt's
+- receives with picows (:mod:`quantify.ingest._picows`, frames parsed in
+  Cython; the default) or websockets (``IngestConfig.ws_client``), both
+  reconnecting with websockets' capped, jittered backoff and giving
+  up an attempt after :data:`CONNECT_TIMEOUT` seconds; every frame goes to
+  the one handler of :meth:`Receiver.frame_handler`, every attempt's
   outcome goes to the run's :class:`~quantify.ingest.endpoints.Endpoints`
   (``connecting``, ``connected``, ``unreachable``: the first failure logs
   one warning naming the host, the error and what to do);
@@ -20,17 +23,16 @@ own connections on its own stream URLs. A connection:
   :class:`~quantify.ingest.perps.PerpKeeper`;
 - reconnects at once on ``serverShutdown`` and is rotated before Binance's
   24 h limit, with an overlap (duplicates are dropped by id);
-- counts a frame websockets refused as too big (``max_frame_bytes``) as a
+- counts a frame the client refused as too big (``max_frame_bytes``) as a
   malformed frame of its parser and reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from websockets.client import backoff, process_exception
 from websockets.frames import CloseCode
 
 from quantify.config import IngestConfig
+from quantify.ingest._picows import Closable, picows_connection
 from quantify.ingest.books import BookKeeper
 from quantify.ingest.buffer import SymbolBuffer
 from quantify.ingest.endpoints import Endpoints
@@ -246,94 +249,100 @@ class Receiver:
             self.endpoints.connecting(venue.name, "websocket", url)  # known before its task first runs
             self._spawn(self._connection(self.feeds[venue.name], url))
 
-    async def _connection(self, feed: VenueFeed, url: str, *, replacement: bool = False) -> None:
+    def _delays(self) -> Generator[float]:
+        """The reconnection delays of one outage: websockets' capped, jittered backoff, on the config."""
         cfg = self.config
-        delays = functools.partial(
-            backoff, initial_delay=cfg.backoff_initial, min_delay=cfg.backoff_min, max_delay=cfg.backoff_max
-        )
+        return backoff(initial_delay=cfg.backoff_initial, min_delay=cfg.backoff_min, max_delay=cfg.backoff_max)
+
+    def frame_handler(self, feed: VenueFeed, on_shutdown: Callable[[], None]) -> Callable[[bytes], None]:
+        """The per-frame work of a connection of ``feed``, whatever client received the frame.
+
+        The returned ``handle(frame)`` appends the undecoded frame to the
+        venue's journal (first, as received), parses it, hands the event to
+        its buffer, book or perpetual keeper, counts it, and calls
+        ``on_shutdown()`` on a ``serverShutdown``. Both receive paths call it
+        (websockets' ``recv`` loop, picows' frame callback).
+        """
         parse = feed.parser.parse
         buffers = feed.buffers  # by the venue's symbol, as its frames carry it
         stats = self.stats
         time_ns = time.time_ns
         journal_write = feed.journal.write if feed.journal is not None else None
-        batch_size = cfg.batch_size
+        batch_size = self.config.batch_size
         wake = self.wake
         assert wake is not None
-        first = not replacement
-        board, venue = self.endpoints, feed.name
         books, perps = self.books, self.perps
-        book_url = books is not None and "@depth" in url
+        new_buffer = self._new_buffer
+
+        def handle(frame: bytes) -> None:
+            now = time_ns()
+            if journal_write is not None:
+                journal_write(frame, now)
+            stats.frames += 1
+            event = parse(frame)
+            if type(event) is Trade:
+                stats.trades += 1
+                buf = buffers.get(event.symbol) or new_buffer(feed, event.symbol)
+                if buf is not None:
+                    buf.received += 1
+                    buf.add(event)
+                    if len(buf.ready) >= batch_size:
+                        wake.set()
+            elif type(event) is DepthDiff:
+                stats.depth_diffs += 1
+                if books is not None:
+                    books.on_diff(feed, event, now)
+            elif type(event) is BookTicker:
+                stats.book_tickers += 1
+                if books is not None:
+                    books.on_ticker(feed, event, now)
+            elif type(event) is MarkPrice:
+                stats.marks += 1
+                if perps is not None:
+                    perps.on_mark(feed, event._replace(recv_ns=now))
+            elif type(event) is Liquidation:
+                stats.liquidations += 1
+                if perps is not None:
+                    perps.on_liquidation(feed, event._replace(recv_ns=now))
+            elif type(event) is ServerShutdown:
+                stats.server_shutdowns += 1
+                on_shutdown()
+
+        return handle
+
+    async def _connection(self, feed: VenueFeed, url: str, *, replacement: bool = False) -> None:
         if not replacement:  # a rotation's replacement: the URL stays connected meanwhile
-            board.connecting(venue, "websocket", url)
+            self.endpoints.connecting(feed.name, "websocket", url)
+        link = _Link(self, feed, url, first=not replacement)
+        handle = self.frame_handler(feed, link.shutdown)
+        if self.config.ws_client == "picows":
+            await picows_connection(url, handle, link, max_frame_bytes=self.config.max_frame_bytes,
+                                    connect_timeout=CONNECT_TIMEOUT, delays=self._delays)
+        else:
+            await self._websockets_connection(url, handle, link)
 
-        def failed(exc: Exception) -> Exception | None:
-            board.failed(venue, "websocket", url, exc)
-            return process_exception(exc)  # websockets decides what is worth retrying
-
-        async for ws in connect(url, max_size=cfg.max_frame_bytes, compression=None, max_queue=4096,
-                                reconnect_delays=delays, open_timeout=CONNECT_TIMEOUT, close_timeout=2,
-                                process_exception=failed):
-            board.connected(venue, "websocket", url)
-            if not first:
-                stats.reconnects += 1
-                logger.info("reconnected to %s", url.split("?")[0])
-            first = False
-            rotation = asyncio.ensure_future(self._retire_after(ws, feed, url, cfg.connection_max_age))
-            retiring = False
+    async def _websockets_connection(self, url: str, handle: Callable[[bytes], None], link: _Link) -> None:
+        """Receive on ``url`` with websockets' reconnect loop until the connection is retired."""
+        async for ws in connect(url, max_size=self.config.max_frame_bytes, compression=None, max_queue=4096,
+                                reconnect_delays=self._delays, open_timeout=CONNECT_TIMEOUT, close_timeout=2,
+                                process_exception=link.failed):
+            link.opened(ws)
             recv = ws.recv
             try:
                 while True:
                     # Undecoded: orjson reads UTF-8 bytes itself, and the
                     # journal stores them as they came.
-                    frame = await recv(decode=False)
-                    now = time_ns()
-                    if journal_write is not None:
-                        journal_write(frame, now)
-                    stats.frames += 1
-                    event = parse(frame)
-                    if type(event) is Trade:
-                        stats.trades += 1
-                        buf = buffers.get(event.symbol) or self._new_buffer(feed, event.symbol)
-                        if buf is not None:
-                            buf.received += 1
-                            buf.add(event)
-                            if len(buf.ready) >= batch_size:
-                                wake.set()
-                    elif type(event) is DepthDiff:
-                        stats.depth_diffs += 1
-                        if books is not None:
-                            books.on_diff(feed, event, now)
-                    elif type(event) is BookTicker:
-                        stats.book_tickers += 1
-                        if books is not None:
-                            books.on_ticker(feed, event, now)
-                    elif type(event) is MarkPrice:
-                        stats.marks += 1
-                        if perps is not None:
-                            perps.on_mark(feed, event._replace(recv_ns=now))
-                    elif type(event) is Liquidation:
-                        stats.liquidations += 1
-                        if perps is not None:
-                            perps.on_liquidation(feed, event._replace(recv_ns=now))
-                    elif type(event) is ServerShutdown:
-                        stats.server_shutdowns += 1
-                        logger.info("serverShutdown from %s: switching connection", url.split("?")[0])
-                        rotation.cancel()
-                        rotation = asyncio.ensure_future(self._retire_after(ws, feed, url, 0.0))
+                    handle(await recv(decode=False))
             except websockets.ConnectionClosed as exc:
                 if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
-                    # websockets refused the frame (max_size) before the parser saw it; count it there
-                    feed.parser.reject_oversized(exc.sent.reason)
+                    link.oversized(exc.sent.reason)
             finally:
-                retiring = rotation.done() and not rotation.cancelled() and bool(rotation.result())
-                rotation.cancel()
+                retiring = link.finish()
             if retiring:
                 return
-            if book_url and books is not None:
-                books.on_disconnect(feed, url)
-            board.connecting(venue, "websocket", url)
+            link.reconnecting()
 
-    async def _retire_after(self, ws: Any, feed: VenueFeed, url: str, age: float) -> bool:
+    async def _retire_after(self, ws: Closable, feed: VenueFeed, url: str, age: float) -> bool:
         """After ``age`` s, open a replacement connection, overlap, then close ``ws``."""
         overlap = self.config.rotation_overlap if age > 0 else min(self.config.rotation_overlap, 2.0)
         await asyncio.sleep(max(age - overlap, 0.0))
@@ -342,3 +351,72 @@ class Receiver:
         await asyncio.sleep(overlap)
         await ws.close()
         return True
+
+
+class _Link:
+    """What both receive paths share about one connection URL: its board, rotation and counters.
+
+    Created by :meth:`Receiver._connection`; the client's loop reports to it:
+    :meth:`failed` for each failed attempt, :meth:`opened` when a connection
+    is up, :meth:`oversized` for a frame refused as too big, :meth:`finish`
+    when the connection is gone (True: it was retired, the loop ends),
+    :meth:`reconnecting` before the next attempt.
+    """
+
+    def __init__(self, receiver: Receiver, feed: VenueFeed, url: str, *, first: bool) -> None:
+        self._receiver = receiver
+        self._feed = feed
+        self.url = url
+        self._first = first
+        self._conn: Closable | None = None
+        self._rotation: asyncio.Future[bool] | None = None
+        self._book_url = receiver.books is not None and "@depth" in url
+
+    def failed(self, exc: Exception, decide: Callable[[Exception], Exception | None] = process_exception,
+               ) -> Exception | None:
+        """Report a failed attempt; ``None`` if it is worth retrying (websockets decides by default)."""
+        self._receiver.endpoints.failed(self._feed.name, "websocket", self.url, exc)
+        return decide(exc)
+
+    def opened(self, conn: Closable) -> None:
+        """A connection is up: report it, count a reconnect, schedule its rotation."""
+        receiver = self._receiver
+        receiver.endpoints.connected(self._feed.name, "websocket", self.url)
+        if not self._first:
+            receiver.stats.reconnects += 1
+            logger.info("reconnected to %s", self.url.split("?")[0])
+        self._first = False
+        self._conn = conn
+        self._retire(receiver.config.connection_max_age)
+
+    def _retire(self, age: float) -> None:
+        if self._rotation is not None:
+            self._rotation.cancel()
+        assert self._conn is not None
+        self._rotation = asyncio.ensure_future(self._receiver._retire_after(self._conn, self._feed, self.url, age))
+
+    def shutdown(self) -> None:
+        """The venue announced a disconnect (``serverShutdown``): switch connection now."""
+        logger.info("serverShutdown from %s: switching connection", self.url.split("?")[0])
+        if self._conn is not None:
+            self._retire(0.0)
+
+    def oversized(self, reason: str) -> None:
+        """The client refused a frame above ``max_frame_bytes``: counted where the parser counts its rejects."""
+        self._feed.parser.reject_oversized(reason)
+
+    def finish(self) -> bool:
+        """The connection is gone: True if its rotation retired it (its replacement runs)."""
+        rotation, self._rotation, self._conn = self._rotation, None, None
+        if rotation is None:
+            return False
+        retiring = rotation.done() and not rotation.cancelled() and bool(rotation.result())
+        rotation.cancel()
+        return retiring
+
+    def reconnecting(self) -> None:
+        """The connection dropped: the book of a book URL notes it, the board shows ``connecting``."""
+        books = self._receiver.books
+        if self._book_url and books is not None:
+            books.on_disconnect(self._feed, self.url)
+        self._receiver.endpoints.connecting(self._feed.name, "websocket", self.url)

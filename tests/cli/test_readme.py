@@ -94,7 +94,7 @@ INLINE_RUN = {"%quantify --help", "%quantify status"}
 INLINE_REFERENCES = {
     "quantify ingest", "quantify dashboard", "quantify load", "quantify replay", "quantify status",
     "quantify replay --host", "quantify export --dir DIR", "quantify lab", "quantify ingest --book",
-    "%quantify books add BTCUSDT", "quantify ingest --perp", "quantify demo", "%quantify perps add binance-usdm:BTCUSDT",
+    "%quantify books add BTCUSDT", "quantify ingest --perp", "quantify ingest --ws-client websockets", "quantify demo", "%quantify perps add binance-usdm:BTCUSDT",
     "%quantify status|start|stop|symbols [add|remove SYM…]|store [URI]",
     "quantify ingest --metrics-port N", "quantify status --json",
 }

@@ -160,12 +160,13 @@ def test_live_marks_fire_the_funding_alert(tmp_path: Path) -> None:
     assert list(history["rule_id"]) == [rid] and list(history["fired_at"]) == [crossing]
 
 
-def test_a_reconnect_stores_no_mark_twice(tmp_path: Path) -> None:
+def test_a_reconnect_stores_no_mark_twice(tmp_path: Path, ws_client: str) -> None:
     """The stand-in closes the connection after the first half: the reconnect sends it all again."""
     uri = f"lmdb://{tmp_path}/store"
     frames = mark_frames()[:60]
     with FrameServer({"markPrice": frames}) as server:
-        service = IngestService(perp_config(uri, server.ws_url, connection_max_age=1.0, rotation_overlap=0.5),
+        service = IngestService(perp_config(uri, server.ws_url, connection_max_age=1.0, rotation_overlap=0.5,
+                                            ws_client=ws_client),
                                 rest_transport=usdm_rest(funding=False))
         service.start_in_thread()
         try:

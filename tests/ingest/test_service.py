@@ -69,14 +69,15 @@ def test_stream_urls_split_connections() -> None:
     assert urls[2].count("@trade") == 50
 
 
-def test_full_speed_replay_stores_every_trade_once(lmdb_uri: str) -> None:
-    service = ingest_replay(lmdb_uri, ReplayConfig(speed=0), 60)
+def test_full_speed_replay_stores_every_trade_once(lmdb_uri: str, ws_client: str) -> None:
+    service = ingest_replay(lmdb_uri, ReplayConfig(speed=0), 60, ws_client=ws_client)
     status = service.status()
     assert status.state == "stopped" and status.trades_stored == BTC[0] + ETH[0]
 
 
-def test_drops_and_corrupt_frames_lose_nothing(lmdb_uri: str) -> None:
-    service = ingest_replay(lmdb_uri, ReplayConfig(speed=40, drop_every=2.0, corrupt_fraction=0.05, seed=7))
+def test_drops_and_corrupt_frames_lose_nothing(lmdb_uri: str, ws_client: str) -> None:
+    service = ingest_replay(lmdb_uri, ReplayConfig(speed=40, drop_every=2.0, corrupt_fraction=0.05, seed=7),
+                            ws_client=ws_client)
     status = service.status()
     print(f"\nfaults: reconnects={status.reconnects} malformed={status.malformed_frames} "
           f"backfilled={status.backfilled} (trades lost 0, duplicates 0)")
@@ -85,15 +86,15 @@ def test_drops_and_corrupt_frames_lose_nothing(lmdb_uri: str) -> None:
     assert status.backfilled >= status.malformed_frames * 0.5
 
 
-def test_server_shutdown_switches_connection(lmdb_uri: str) -> None:
+def test_server_shutdown_switches_connection(lmdb_uri: str, ws_client: str) -> None:
     service = ingest_replay(lmdb_uri, ReplayConfig(speed=40, shutdown_after=3.0, shutdown_grace=1.0),
-                            rotation_overlap=0.5)
+                            rotation_overlap=0.5, ws_client=ws_client)
     assert service.status().server_shutdowns >= 1
 
 
-def test_connection_rotation_overlap_drops_duplicates(lmdb_uri: str) -> None:
+def test_connection_rotation_overlap_drops_duplicates(lmdb_uri: str, ws_client: str) -> None:
     service = ingest_replay(lmdb_uri, ReplayConfig(speed=40), connection_max_age=3.0,
-                            rotation_overlap=1.0)
+                            rotation_overlap=1.0, ws_client=ws_client)
     status = service.status()
     assert status.rotations >= 2
     assert sum(s.duplicates_dropped for s in status.instruments.values()) > 0

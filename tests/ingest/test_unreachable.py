@@ -143,9 +143,10 @@ def test_backfill_names_the_endpoint_at_once_and_stops_on_a_signal(where, sig, c
         cmd.kill()
 
 
-def test_the_writers_status_shows_each_endpoint_unreachable(closed_port, lmdb_uri):
+def test_the_writers_status_shows_each_endpoint_unreachable(closed_port, lmdb_uri, ws_client):
     ws, rest, host = _urls("closed port", closed_port)
-    service = IngestService(IngestConfig(store=lmdb_uri, ws_url=ws, rest_url=rest, journal=False))
+    service = IngestService(IngestConfig(store=lmdb_uri, ws_url=ws, rest_url=rest, journal=False,
+                                         ws_client=ws_client))
     service.start_in_thread()
     try:
         assert wait_for(lambda: len(service.status().unreachable) == 2, 30)
@@ -217,7 +218,7 @@ def test_an_unknown_symbol_is_refused_in_process_and_listed_ones_stream(replay, 
         good.join(10)
 
 
-def test_a_host_that_never_answers_is_named_after_the_timeouts(lmdb_uri):
+def test_a_host_that_never_answers_is_named_after_the_timeouts(lmdb_uri, ws_client):
     with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()

@@ -331,12 +331,13 @@ def test_replay_server_refuses_an_oversized_client_message(tape: Tape) -> None:
         assert httpx.get(f"{replay.rest_url}/api/v3/ping", timeout=10).status_code == 200
 
 
-def test_oversized_websocket_frame_closes_the_connection_not_the_service(tmp_path: Path) -> None:
+def test_oversized_websocket_frame_closes_the_connection_not_the_service(tmp_path: Path, ws_client: str) -> None:
     # Replayed trade frames are ~170 bytes: with a 100-byte limit every frame is too big.
     with ReplayThread(ReplayConfig(speed=0, loop=True)) as replay:
         service = IngestService(IngestConfig(
             store=f"lmdb://{tmp_path}/store", ws_url=replay.ws_url, rest_url=replay.rest_url,
-            max_frame_bytes=100, backoff_initial=0.1, backoff_min=0.1, backoff_max=0.2, alerts=False))
+            max_frame_bytes=100, backoff_initial=0.1, backoff_min=0.1, backoff_max=0.2, alerts=False,
+            ws_client=ws_client))
         service.start_in_thread()
         try:
             deadline = time.monotonic() + 30

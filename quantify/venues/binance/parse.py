@@ -306,6 +306,11 @@ def _fast_levels(rows: list[tuple[str, str]]) -> list[Level] | None:
     return out
 
 
+#: Stream kinds of the book fast path, as they follow the symbol in a combined stream's name.
+_BOOK_KINDS: Final = ("@depth", "@bookTicker")
+_BOOK_KINDS_BYTES: Final = tuple(k.encode() for k in _BOOK_KINDS)
+
+
 def _fast_book(frame: str | bytes, head: str | bytes) -> DepthDiff | BookTicker | None:
     """The depth diff or book ticker of a well-formed combined-stream frame; ``None`` for anything else."""
     if not frame.isascii():
@@ -388,12 +393,16 @@ class FrameParser:
         if len(frame) > self.max_frame_bytes:
             self._reject("oversized", frame)
             return None
-        head = frame[:64]  # '{"stream":"btcusdt@depth@100ms","data":...': the stream's kind
-        if ("@depth" in head or "@bookTicker" in head) if isinstance(head, str) else \
-                (b"@depth" in head or b"@bookTicker" in head):
-            event: Event | None = _fast_book(frame, head)
+        # '{"stream":"btcusdt@depth@100ms","data":...': the stream's kind follows its first "@". One
+        # memchr and a prefix test instead of searching the head for each book kind: 0.2-0.4 µs less a
+        # trade frame (benchmarks/RESULTS.md). Either fast path hands what it refuses to the general one.
+        if isinstance(frame, bytes):
+            at = frame.find(b"@", 0, 64)
+            book = at >= 0 and frame.startswith(_BOOK_KINDS_BYTES, at)
         else:
-            event = _fast_trade(frame)
+            at = frame.find("@", 0, 64)
+            book = at >= 0 and frame.startswith(_BOOK_KINDS, at)
+        event: Event | None = _fast_book(frame, frame[:64]) if book else _fast_trade(frame)
         if event is not None:
             return event
         return self._parse_any(frame)
