@@ -215,6 +215,33 @@ class SymbolBuffer:
             self._drain()
             self._settle_gaps()
 
+    def skip_unserved(self, first: int, below: int) -> int:
+        """Give up ids ``first``..``below - 1`` of the first gap at once: REST answered from ``first``
+        with ``below`` as its first trade, so it will never serve them (Binance USD-M leaves
+        insurance-fund and ADL trades out of its trade lists). Returns how many ids were given up.
+        """
+        if not self.gaps or below <= first:
+            return 0
+        gap = self.gaps[0]
+        if not gap.first <= first <= gap.last:
+            return 0
+        upto = min(below - 1, gap.last)
+        missing = [i for i in range(first, upto + 1) if i not in self.held]
+        self.trades_lost += len(missing)
+        if upto == gap.last:
+            self.gaps.remove(gap)
+            self.gaps_unfilled += 1
+        elif first == gap.first:
+            gap.first = upto + 1
+        else:  # the middle of the gap: its head stays open
+            self.gaps.insert(1, Gap(upto + 1, gap.last, gap.found_at))
+            gap.last = first - 1
+        if self.next_id is not None and first <= self.next_id <= upto:
+            self.next_id = upto + 1
+            self._drain()
+            self._settle_gaps()
+        return len(missing)
+
     def take(self) -> list[Trade]:
         """Remove and return the trades ready to store, in id order."""
         ready, self.ready = self.ready, []

@@ -136,6 +136,10 @@ class GapFiller:
                 self.stats.backfilled += filled
                 if filled:
                     logger.info("%s%s: backfilled %d trades from id %d", self._label, buf.symbol, filled, first)
+                if trades and trades[0].trade_id > first and buf.skip_unserved(first, trades[0].trade_id):
+                    logger.warning("%s%s: REST serves no trade with ids %d..%d (on USD-M: insurance-fund or ADL "
+                                   "trades, which only the stream carries); recorded as unfilled", self._label,
+                                   buf.symbol, first, trades[0].trade_id - 1)
 
     async def _fetch(self, symbol: str, from_id: int, limit: int, aggregate: bool, what: str) -> list[Trade] | None:
         """Trades of ``symbol`` from ``from_id`` over REST; ``None`` (counted, logged) on failure."""

@@ -87,3 +87,15 @@ def test_head_probe_given_up_starts_at_first_received() -> None:
     buf.add(trade(6))
     buf.resolve_head([])
     assert ids(buf.take()) == [5, 6]
+
+
+def test_skip_unserved_gives_up_the_ids_below_the_first_served_one() -> None:
+    buf = SymbolBuffer("BTCUSDT", next_id=10)
+    for i in (10, 12, 13, 20):
+        buf.add(trade(i))
+    assert [(g.first, g.last) for g in buf.gaps] == [(11, 11), (14, 19)]
+    assert buf.skip_unserved(11, 12) == 1
+    assert ids(buf.take()) == [10, 12, 13] and buf.next_id == 14 and buf.trades_lost == 1
+    assert buf.skip_unserved(14, 16) == 2  # the head of a gap: its rest stays open
+    assert [(g.first, g.last) for g in buf.gaps] == [(16, 19)] and buf.next_id == 16
+    assert buf.skip_unserved(15, 30) == 0  # not in the first gap: nothing given up

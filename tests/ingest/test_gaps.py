@@ -54,3 +54,39 @@ def test_tail_check_pages_follow_each_other_and_respect_the_venue_limit() -> Non
     full = [asyncio.run(filler._check_tail(buf, aggregate=False)) for _ in range(3)]
     assert full == [True, True, False]  # two full pages of 500, then the last 234
     assert [t.trade_id for t in buf.take()] == list(range(0, 1_235))
+
+
+class OmittingRest(FakeRest):
+    """Leaves ``omitted`` ids out of its answers, as Binance USD-M does with insurance-fund and ADL trades."""
+
+    def __init__(self, first: int, last: int, cap: int, omitted: set[int]) -> None:
+        super().__init__(first, last, cap)
+        self.omitted = omitted
+
+    async def trades_from(self, symbol: str, from_id: int, *, aggregate: bool, limit: int = 1000) -> list[Trade]:
+        self.requests.append((from_id, limit))
+        ids = [i for i in range(max(from_id, self.first), self.last + 1) if i not in self.omitted]
+        return [trade(i) for i in ids[:limit]]
+
+
+def test_ids_rest_never_serves_are_given_up_at_once_not_after_the_gap_timeout() -> None:
+    """A lost insurance-fund trade: REST's answer from its id starts after it; the symbol moves on."""
+    rest = OmittingRest(0, 2_000, cap=500, omitted={100, 700})
+    buf = SymbolBuffer("BTCUSDT", 0)
+    for i in (*range(0, 100), *range(101, 300), *range(900, 1000)):  # 100 lost with the frames after it
+        buf.add(trade(i))
+    config = IngestConfig(symbols=("binance-usdm:BTCUSDT",), backfill_delay=0.0, gap_timeout=3600.0)
+    filler = GapFiller({"BTCUSDT": buf}, rest, IngestStats(), config, venue=venue("binance-usdm"))
+
+    async def until_whole() -> None:
+        task = asyncio.ensure_future(filler.run())
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if not buf.gaps:
+                break
+        task.cancel()
+
+    asyncio.run(until_whole())
+    stored = [t.trade_id for t in buf.take()]
+    assert stored == [i for i in range(0, 1000) if i not in {100, 700}]
+    assert not buf.gaps and buf.trades_lost == 2 and buf.next_id == 1000

@@ -142,7 +142,7 @@ def test_sigkill_and_restart_store_every_received_mark_once(tmp_path: Path) -> N
         service.start_in_thread()
         try:
             # every trade stored (those of the downtime backfilled by id): the replay is over
-            assert wait_for(lambda: last_trades(uri).get(USDM, (0,))[0] == LAST_TRADE_ID, 60), service.status()
+            assert wait_for(lambda: last_trades(uri).get(USDM, (0,))[0] == LAST_TRADE_ID, 60), service.status().summary()
         finally:
             service.join(timeout=10)
     marks = stored_marks(uri)
