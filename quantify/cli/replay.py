@@ -126,6 +126,16 @@ def register(subparsers: Any) -> None:
              "(returns stay the recorded ones, rounded to the tick; the level moves by the "
              "recording's net move each lap)",
     )
+    p.add_argument(
+        "--synthetic-universe", type=int, default=0, metavar="N",
+        help="serve N SYNTHETIC spot instruments (SYN001USDT, ...) made from the bundled BTCUSDT "
+             "recording (renamed; ids, prices and times shifted per instrument; trades, depth diffs, "
+             "book tickers, REST depth) instead of FILES, for scale tests",
+    )
+    p.add_argument(
+        "--universe-seconds", type=float, default=0.0, metavar="S",
+        help="with --synthetic-universe: the first S seconds of the recording only (default: all)",
+    )
     faults = p.add_argument_group("fault injection (all off by default)")
     faults.add_argument(
         "--drop-every", type=float, default=0.0, metavar="S",
@@ -176,6 +186,7 @@ def _config(args: argparse.Namespace) -> Any:
         drop_depth=args.drop_depth, stale_snapshot=args.stale_snapshot,
         shutdown_after=args.shutdown_after, refuse_for=args.refuse_for,
         force_429=args.force_429, seed=args.seed,
+        synthetic_universe=args.synthetic_universe, universe_seconds=args.universe_seconds,
     )
 
 
@@ -194,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
             except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Unix
                 pass
         async with server:
-            symbols = ", ".join(server.tape.symbols)
+            symbols = server.describe_symbols()
             speed = "max" if args.speed == 0 else f"{args.speed:g}x"
             print(
                 f"replay: ws {server.ws_url}  rest {server.rest_url}  "
