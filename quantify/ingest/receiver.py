@@ -18,6 +18,9 @@ own connections on its own stream URLs. A connection:
   (and a lost book connection is noted in its ledger), a mark price or a
   liquidation (with its receive time) to the run's
   :class:`~quantify.ingest.perps.PerpKeeper`;
+- waits out a refused handshake's ``Retry-After`` (HTTP 429/418: too many
+  connections from this IP, Binance's 300 per 5 minutes) before its next
+  attempt, which websockets alone would take as fatal;
 - reconnects at once on ``serverShutdown`` and is rotated before Binance's
   24 h limit, with an overlap (duplicates are dropped by id);
 - counts a frame websockets refused as too big (``max_frame_bytes``) as a
@@ -27,16 +30,16 @@ own connections on its own stream URLs. A connection:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import websockets
 from websockets.asyncio.client import connect
 from websockets.client import backoff, process_exception
+from websockets.exceptions import InvalidStatus
 from websockets.frames import CloseCode
 
 from quantify.config import IngestConfig
@@ -58,6 +61,20 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a connection attempt (TCP, TLS, WebSocket handshake) may take before it counts as failed.
 CONNECT_TIMEOUT = 4.0
+
+#: Handshake answers that mean "too many connections from this IP: come back later".
+_RATE_LIMITED = (429, 418)
+
+
+def retry_after(exc: Exception) -> float | None:
+    """Seconds to wait before reconnecting after a rate-limited handshake (429/418), else None."""
+    if not isinstance(exc, InvalidStatus) or exc.response.status_code not in _RATE_LIMITED:
+        return None
+    try:
+        return max(1.0, float(exc.response.headers.get("Retry-After", "")))
+    except ValueError:
+        return 60.0
+
 
 #: Starts a task the service tracks (cancelled on stop, its failure stops the service).
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
@@ -248,9 +265,13 @@ class Receiver:
 
     async def _connection(self, feed: VenueFeed, url: str, *, replacement: bool = False) -> None:
         cfg = self.config
-        delays = functools.partial(
-            backoff, initial_delay=cfg.backoff_initial, min_delay=cfg.backoff_min, max_delay=cfg.backoff_max
-        )
+        wait_first: list[float] = []  # a rate-limited handshake's Retry-After, for the next delay
+
+        def delays() -> Generator[float, None, None]:
+            for delay in backoff(initial_delay=cfg.backoff_initial, min_delay=cfg.backoff_min,
+                                 max_delay=cfg.backoff_max):
+                yield max(delay, wait_first.pop()) if wait_first else delay
+
         parse = feed.parser.parse
         buffers = feed.buffers  # by the venue's symbol, as its frames carry it
         stats = self.stats
@@ -268,6 +289,12 @@ class Receiver:
 
         def failed(exc: Exception) -> Exception | None:
             board.failed(venue, "websocket", url, exc)
+            wait = retry_after(exc)
+            if wait is not None:
+                logger.warning("%s refused the connection (HTTP %d, too many connections): retrying in %.0f s",
+                               url.split("?")[0], exc.response.status_code, wait)  # type: ignore[attr-defined]
+                wait_first[:] = [wait]
+                return None
             return process_exception(exc)  # websockets decides what is worth retrying
 
         async for ws in connect(url, max_size=cfg.max_frame_bytes, compression=None, max_queue=4096,
