@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from quantify.model.status import InstrumentStatus, StoreStatus, WriterState, WriterStatus
+from quantify.store.describe import describe_many
 from quantify.store.lease import writer_alive
 from quantify.store.perp import ROW_COUNT_NAMES
 from quantify.store.shard import read_leases
@@ -96,7 +97,8 @@ def status(store: Store | str | None = None) -> StoreStatus:
             alive = age is not None and age < HEARTBEAT_STALE_SECONDS
         writer = dataclasses.replace(writer, alive=alive)
     counted = writer.instruments if writer is not None else {}
-    instruments = tuple(_instrument(key, st.describe(key), counted.get(key)) for key in st.symbols())
+    described = describe_many(st, st.symbols())
+    instruments = tuple(_instrument(key, d, counted.get(key)) for key, d in described.items())
     return StoreStatus(store=str(st.uri), writers=() if writer is None else (writer,),
                        instruments=instruments, sharded=False, checked=now)
 
@@ -116,11 +118,12 @@ def _shared(st: Store) -> StoreStatus:
             continue  # long-gone workers are not worth a line
         workers.append(dataclasses.replace(w, owner=w.owner or owner, owned=held, alive=alive))
     stored = set(st.symbols())
+    described_all = describe_many(st, sorted(stored))
     instruments = []
     for key in sorted(stored | set(leases)):
         lease = leases.get(key)
         counted = published[lease.owner].instruments.get(key) if lease and lease.owner in published else None
-        described = st.describe(key) if key in stored else _EMPTY
+        described = described_all.get(key, _EMPTY)
         if lease is None:
             instruments.append(_instrument(key, described, counted, owner=None, lease_alive=False,
                                            lease_age_s=None, lease_expires_in_s=None))
