@@ -48,7 +48,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from arcticdb.version_store.library import WritePayload
+from arcticdb.version_store.library import DataError, WritePayload
 
 from quantify.exceptions import StoreError
 from quantify.store._libraries import META
@@ -276,11 +276,20 @@ class ShardLeases:
             return LeaseClaim((), refused)
         # Our own lease first, so nobody reads our claims as orphaned.
         self._write_worker()
-        self._lib.write_pickle_batch(
+        written = self._lib.write_pickle_batch(
             [WritePayload(OWNER_PREFIX + s, {"symbol": s, "owner": self.owner, "acquired_at": now})
              for s in free],
             prune_previous_versions=True,
         )
+        # A rival writing the same owner record at the same moment makes ArcticDB refuse one of
+        # the two writes (E_NON_INCREASING_INDEX_VERSION): that claim is the rival's, not an error.
+        clashed = [s for s, item in zip(free, written, strict=True) if isinstance(item, DataError)]
+        for s in clashed:
+            logger.info("%s: claimed at the same time as another worker (%s); leaving it to the rival", s,
+                        self.store.uri.redact(str(getattr(written[free.index(s)], "error_code", "clash"))))
+        free = [s for s in free if s not in clashed]
+        if not free:
+            return LeaseClaim((), refused)
         time.sleep(self.verify_delay)
         after = self.leases(free)
         acquired = []
