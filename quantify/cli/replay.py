@@ -29,6 +29,10 @@ examples:
   quantify replay spot.gz --usdm perp.gz    spot.gz as detected, perp.gz as USD-M futures
   quantify replay my.trades.gz --drop-every 30 --refuse-for 5 --corrupt-fraction 0.001
                                            a hostile exchange, to test reconnects and backfill
+  quantify replay --synthetic-universe 300 --universe-seconds 30 --port 0
+                                           300 SYNTHETIC instruments SYN001USDT..SYN300USDT
+                                           (the BTCUSDT recording renamed, ids, prices and
+                                           times shifted each), 900 streams, for scale tests
 
 clients connect to (spot):
   ws://HOST:PORT/ws/btcusdt@trade                      raw events
@@ -71,6 +75,9 @@ and !markPrice@arr@1s / !markPrice@arr (every symbol's marks, one array a second
   the replay's position; openInterest and openInterestHist are SYNTHETIC (a smooth,
   deterministic series). The start-up line names what is synthetic.
 
+limits, as on Binance: 1024 streams per connection, 5 incoming messages per second per
+connection (then closed, code 1008), 300 connections per 5 minutes per IP (then HTTP 429
+with Retry-After).
 markets: a file is USD-M if its trades carry "X" (or its depth events "pu"), else if
 its name contains "usdm" or "futures"; otherwise spot. --usdm forces USD-M.
 """
