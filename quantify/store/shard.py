@@ -73,6 +73,9 @@ DEFAULT_LEASE_TTL = 30.0
 #: Seconds between writing a claim and reading it back.
 DEFAULT_VERIFY_DELAY = 1.0
 
+#: Owner records written per batch when claiming (the worker's lease is renewed between batches).
+CLAIM_CHUNK = 50
+
 OWNER_PREFIX = "owner__"
 WORKER_PREFIX = "worker__"
 
@@ -212,6 +215,7 @@ class ShardLeases:
         self.held: set[str] = set()
         #: Local deadline (monotonic) after which this worker no longer trusts its leases.
         self._valid_until = 0.0
+        self._written_at = 0.0
         self._lib = store.library(META)
 
     @property
@@ -227,7 +231,7 @@ class ShardLeases:
         }
 
     def _write_worker(self) -> None:
-        t0 = time.monotonic()
+        t0 = self._written_at = time.monotonic()
         self._lib.write_pickle(WORKER_PREFIX + self.owner, self._worker_record(time.time()),
                                prune_previous_versions=True)
         # Measured from before the write: others see a later expiry than we assume.
@@ -274,19 +278,26 @@ class ShardLeases:
         free = [s for s in wanted if s not in refused and (not takeover_only or s in current)]
         if not free:
             return LeaseClaim((), refused)
-        # Our own lease first, so nobody reads our claims as orphaned.
+        # Our own lease first, so nobody reads our claims as orphaned; and renewed between
+        # chunks, so that a slow store (many claims, each a write) never lets it lapse meanwhile.
         self._write_worker()
-        written = self._lib.write_pickle_batch(
-            [WritePayload(OWNER_PREFIX + s, {"symbol": s, "owner": self.owner, "acquired_at": now})
-             for s in free],
-            prune_previous_versions=True,
-        )
-        # A rival writing the same owner record at the same moment makes ArcticDB refuse one of
-        # the two writes (E_NON_INCREASING_INDEX_VERSION): that claim is the rival's, not an error.
-        clashed = [s for s, item in zip(free, written, strict=True) if isinstance(item, DataError)]
+        clashed: list[str] = []
+        for i in range(0, len(free), CLAIM_CHUNK):
+            chunk = free[i:i + CLAIM_CHUNK]
+            if i and time.monotonic() - self._written_at > self.renew_interval / 2:
+                self._write_worker()
+            written = self._lib.write_pickle_batch(
+                [WritePayload(OWNER_PREFIX + s, {"symbol": s, "owner": self.owner, "acquired_at": now})
+                 for s in chunk],
+                prune_previous_versions=True,
+            )
+            # A rival writing the same owner record at the same moment makes ArcticDB refuse one of the
+            # two writes (E_NON_INCREASING_INDEX_VERSION): that claim is the rival's, not an error.
+            clashed += [s for s, item in zip(chunk, written, strict=True) if isinstance(item, DataError)]
+        if time.monotonic() - self._written_at > self.verify_delay:
+            self._write_worker()
         for s in clashed:
-            logger.info("%s: claimed at the same time as another worker (%s); leaving it to the rival", s,
-                        self.store.uri.redact(str(getattr(written[free.index(s)], "error_code", "clash"))))
+            logger.info("%s: claimed at the same time as another worker; leaving it to the rival", s)
         free = [s for s in free if s not in clashed]
         if not free:
             return LeaseClaim((), refused)
