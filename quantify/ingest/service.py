@@ -477,9 +477,13 @@ class IngestService:
         instruments = {}
         for key, buf in sorted(self.buffers.items()):
             last_ms = writer.last_time.get(key)
+            first = writer.first.get(key)
             instruments[key] = InstrumentStatus(
                 instrument=key,
+                rows=writer.stored_rows(key),
                 rows_this_run=writer.rows.get(key, 0),
+                first_id=None if first is None else first[0],
+                first_time=None if first is None else pd.Timestamp(first[1], unit="ms", tz="UTC"),
                 last_id=self.stored_next[key] - 1 if key in self.stored_next else None,
                 last_time=None if last_ms is None else pd.Timestamp(last_ms, unit="ms", tz="UTC"),
                 gaps_found=buf.gaps_found,

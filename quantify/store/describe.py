@@ -24,11 +24,21 @@ from quantify.store.perp import LIBRARIES, ROW_COUNT_NAMES
 if TYPE_CHECKING:
     from quantify.store.store import Store
 
-__all__ = ["describe_many"]
+__all__ = ["describe_many", "perp_keys"]
 
 
 def _ok(item: Any) -> bool:
     return not isinstance(item, DataError)
+
+
+def perp_keys(store: Store) -> set[str]:
+    """Instruments with any perpetual data stored (one listing per perpetual library)."""
+    out: set[str] = set()
+    present = set(store._arctic.list_libraries())  # a reader creates no library
+    for name in LIBRARIES.values():
+        if name in present:
+            out.update(store.library(name).list_symbols())
+    return out
 
 
 def describe_many(store: Store, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -78,7 +88,10 @@ def describe_many(store: Store, keys: Sequence[str]) -> dict[str, dict[str, Any]
             out[key] = {"symbol": key, "rows": 0, "first_time": None, "last_time": None,
                         "first_id": None, "last_id": None}
     perp = {key: dict.fromkeys(ROW_COUNT_NAMES.values(), 0) for key in keys}
+    libraries = set(store._arctic.list_libraries())
     for kind, name in LIBRARIES.items():
+        if name not in libraries:
+            continue
         lib = store.library(name)
         present = sorted(set(lib.list_symbols()) & set(keys))
         for key, desc in zip(present, lib.get_description_batch(present) if present else [], strict=True):

@@ -64,6 +64,7 @@ __all__ = [
     "ShardLeases",
     "SymbolLease",
     "read_leases",
+    "read_worker_leases",
 ]
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,28 @@ def read_leases(store: Store) -> list[SymbolLease]:
         if name.startswith(OWNER_PREFIX):
             leases.append(_lease(rec, workers.get(rec["owner"])))
     return sorted(leases, key=lambda lease: lease.symbol)
+
+
+def read_worker_leases(store: Store) -> list[SymbolLease]:
+    """The symbol leases as the workers' own records list them (``symbols``), sorted by symbol.
+
+    One read per *worker* instead of one per symbol (:func:`read_leases`):
+    what ``status`` uses. A worker's record lists what it held at its last
+    renewal; a symbol listed by several (a takeover not yet renewed by the
+    loser, or a dead worker's record) goes to the live one, else to the one
+    whose lease expired last.
+    """
+    lib = store.library(META)
+    names = sorted(n for n in lib.list_symbols() if n.startswith(WORKER_PREFIX))
+    best: dict[str, SymbolLease] = {}
+    now = time.time()
+    for rec in _read_batch(lib, names).values():
+        for symbol in rec.get("symbols", ()):
+            lease = _lease({"symbol": symbol, "owner": rec["owner"]}, rec)
+            held = best.get(symbol)
+            if held is None or (lease.alive(now), lease.expires_at) > (held.alive(now), held.expires_at):
+                best[symbol] = lease
+    return [best[s] for s in sorted(best)]
 
 
 def _lease(owner_rec: dict[str, Any], worker: dict[str, Any] | None) -> SymbolLease:
