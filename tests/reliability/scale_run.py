@@ -167,7 +167,7 @@ def run_scale(uri: str, log_dir: Path, *, instruments: int = 30, seconds: float 
                 if replay.stats["started"] and now_ms < tape.last_time:
                     try:
                         last = [store.last_trade(s) for s in watched]
-                    except Exception:  # noqa: BLE001 - a reader's hiccup is no measurement
+                    except Exception:  # a reader's hiccup is no measurement
                         continue
                     times = [t.value // 10**6 for t in (x[1] for x in last if x is not None)]
                     if times:
