@@ -225,12 +225,17 @@ class LeaseOwnership:
         if leases is None:
             raise RuntimeError("LeaseOwnership.maintain before acquire")
         cfg = self._config
+        failed = False
         while True:
+            # Due from the last renewal, not from the end of the last round: claims of many
+            # standby instruments on a slow store take long and must not push the renewal back.
+            wait = leases.next_renewal_in if leases.held and not failed else leases.renew_interval
+            failed = False
             if until is None:
-                await asyncio.sleep(leases.renew_interval)
+                await asyncio.sleep(wait)
             else:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(until.wait(), leases.renew_interval)
+                    await asyncio.wait_for(until.wait(), wait)
                 if until.is_set():
                     return
             try:
@@ -250,6 +255,7 @@ class LeaseOwnership:
                     acquired += (await self._call(leases.acquire, standby, takeover_only=True)).acquired
             except Exception as exc:  # noqa: BLE001 - the store is unreachable: the lease runs out locally
                 self.errors += 1
+                failed = True
                 logger.warning("lease renewal failed (%s); retrying in %.1f s", exc, leases.renew_interval)
                 continue
             if acquired:

@@ -245,6 +245,11 @@ class ShardLeases:
     def renew_interval(self) -> float:
         return self.ttl / 3
 
+    @property
+    def next_renewal_in(self) -> float:
+        """Seconds until the lease is due for renewal (``renew_interval`` after it was last written)."""
+        return max(0.0, self._written_at + self.renew_interval - time.monotonic())
+
     def _worker_record(self, now: float) -> dict[str, Any]:
         return {
             "owner": self.owner, "host": self.host, "pid": self.pid,
@@ -354,6 +359,9 @@ class ShardLeases:
         if not self.held:
             return []
         try:
+            # The lease first: reading every owner record back takes long on a slow store
+            # with hundreds of symbols, and must not delay the renewal itself.
+            self._write_worker()
             owners = _read_batch(self._lib, [OWNER_PREFIX + s for s in sorted(self.held)])
             lost = [s for s in sorted(self.held)
                     if owners.get(OWNER_PREFIX + s, {}).get("owner") != self.owner]
@@ -361,7 +369,8 @@ class ShardLeases:
                 self.held.discard(s)
                 logger.error("%s: lease lost to %s; no longer writing it", s,
                              owners.get(OWNER_PREFIX + s, {}).get("owner", "nobody"))
-            self._write_worker()
+            if lost:
+                self._write_worker()  # no longer lists them
         except Exception as exc:  # ArcticDB storage errors have several unrelated types
             raise StoreError(
                 f"lease renewal on {self.store.uri} failed: {self.store.uri.redact(str(exc))}"
