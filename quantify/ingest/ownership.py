@@ -215,9 +215,13 @@ class LeaseOwnership:
         if catch_up is None:
             return _start_call(listener, store)
         # Catch up only on the instruments this worker owns; the others are
-        # their owners' to write.
-        ticks = store.library("ticks")
-        return [functools.partial(catch_up, key) for key in self.owned if ticks.has_symbol(key)]
+        # their owners' to write. Those with no ticks yet need no catch-up at all.
+        stored = set(store.symbols())
+        calls: list[Callable[[], Any]] = [functools.partial(catch_up, key) for key in self.owned if key in stored]
+        empty = getattr(listener, "known_empty", None)
+        if empty is not None:
+            calls += [functools.partial(empty, key) for key in self.owned if key not in stored]
+        return calls
 
     async def maintain(self, on_lost: OnLost, on_acquired: OnAcquired, *, claim: bool = True,
                        until: asyncio.Event | None = None) -> None:

@@ -155,6 +155,11 @@ class Writer:
         keys = list(keys)
 
         def described() -> dict[str, dict[str, Any]]:
+            for listener in self.listeners:  # another writer stored these meanwhile
+                forget = getattr(listener, "forget", None)
+                if forget is not None:
+                    for key in keys:
+                        forget(key)
             stored = set(self.store.symbols())
             return describe_many(self.store, [k for k in keys if k in stored])
 
