@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from arcticdb.version_store.library import DataError, WritePayload
+from arcticdb_ext.exceptions import ErrorCode
 
 from quantify.exceptions import StoreError
 from quantify.store._libraries import META
@@ -148,15 +149,33 @@ def _new_owner_id(host: str, pid: int) -> str:
 
 
 def _read_batch(lib: Any, names: list[str]) -> dict[str, Any]:
-    """Read small pickled records; missing ones are left out."""
-    if not names:
-        return {}
+    """Read small pickled records; missing ones are left out.
+
+    Raises
+    ------
+    StoreError
+        If a record could not be read for another reason than being missing
+        (a timeout on a loaded store): taking an unreadable owner record for a
+        missing one would let a claim take a live worker's symbol.
+    """
     out: dict[str, Any] = {}
-    for name, item in zip(names, lib.read_batch(names), strict=True):
-        data = getattr(item, "data", None)
-        if isinstance(data, dict):
-            out[name] = data
-    return out
+    for attempt in range(3):  # a version pruned between listing and reading: read again
+        failed: list[tuple[str, Any]] = []
+        for name, item in zip(names, lib.read_batch(names) if names else [], strict=True):
+            if isinstance(item, DataError):
+                if item.error_code == ErrorCode.E_NO_SUCH_VERSION:
+                    continue  # never written, or deleted by a clean stop
+                failed.append((name, item))
+                continue
+            data = getattr(item, "data", None)
+            if isinstance(data, dict):
+                out[name] = data
+        if not failed:
+            return out
+        names = [name for name, _ in failed]
+        time.sleep(0.05 * (attempt + 1))
+    name, item = failed[0]
+    raise StoreError(f"cannot read the lease record {name}: {item.error_code.name}")
 
 
 def read_leases(store: Store) -> list[SymbolLease]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import psutil
 
+from quantify.exceptions import StoreError
 from quantify.replay.server import ReplayConfig
 from quantify.replay.thread import ReplayThread
 from quantify.store import open_store
@@ -104,12 +105,19 @@ def _owners(uri: str) -> dict[str, int]:
 
 
 def _wait(predicate: Any, timeout: float, interval: float = 0.5) -> bool:
+    """Poll ``predicate`` until true or ``timeout``; a read that fails (a loaded store or replay) counts as false."""
+    def check() -> bool:
+        try:
+            return bool(predicate())
+        except (StoreError, TimeoutError):
+            return False
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
+        if check():
             return True
         time.sleep(interval)
-    return bool(predicate())
+    return check()
 
 
 def _sample(proc: subprocess.Popen, name: str, result: ScaleResult) -> None:
@@ -163,8 +171,11 @@ def run_scale(uri: str, log_dir: Path, *, instruments: int = 30, seconds: float 
                 for name, proc in zip(names, procs):
                     if proc.poll() is None:
                         _sample(proc, name, result)
-                now_ms = replay.now_ms()
-                if replay.stats["started"] and now_ms < tape.last_time:
+                try:  # the replay's loop may be too busy to answer within its timeout
+                    now_ms, started = replay.now_ms(), replay.stats["started"]
+                except TimeoutError:
+                    continue
+                if started and now_ms < tape.last_time:
                     try:
                         last = [store.last_trade(s) for s in watched]
                     except Exception:  # a reader's hiccup is no measurement
@@ -179,7 +190,8 @@ def run_scale(uri: str, log_dir: Path, *, instruments: int = 30, seconds: float 
             if not _wait(lambda: len(_owners(uri)) == len(symbols), timeout):
                 raise AssertionError(f"not every instrument got an owner: {len(_owners(uri))} of {len(symbols)}; "
                                      + logs[0].read_text()[-2000:])
-            owners = _owners(uri)
+            owners: dict[str, int] = {}
+            _wait(lambda: owners.update(_owners(uri)) or len(owners) == len(symbols), timeout)
             by_owner: dict[int, list[str]] = {}
             for s, o in owners.items():
                 by_owner.setdefault(o, []).append(s)
@@ -188,7 +200,9 @@ def run_scale(uri: str, log_dir: Path, *, instruments: int = 30, seconds: float 
             kill_at = duration * kill_after
             _wait(lambda: replay.stats["started"]
                   and (replay.now_ms() - tape.first_time) / 1000 / speed >= kill_at, timeout)
-            killed_owned = [s for s, pid in _owners(uri).items() if pid == procs[0].pid]
+            now_owned: dict[str, int] = {}
+            _wait(lambda: now_owned.update(_owners(uri)) or len(now_owned) == len(symbols), timeout)
+            killed_owned = [s for s, pid in now_owned.items() if pid == procs[0].pid]
             result.killed_owned = len(killed_owned)
             _sample(procs[0], names[0], result)
             procs[0].send_signal(signal.SIGKILL)
