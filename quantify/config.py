@@ -7,6 +7,7 @@ code takes a config object and never looks at ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -15,10 +16,12 @@ from quantify.model.instrument import VENUES, Instrument
 
 __all__ = [
     "DEFAULT_FUNDING_DELAY",
+    "DEFAULT_METRICS_HOST",
     "DEFAULT_OPEN_INTEREST_INTERVAL",
     "DEFAULT_SYMBOLS",
     "IngestConfig",
     "ingest_config_from_env",
+    "is_loopback",
     "parse_symbols",
     "parse_venue_urls",
 ]
@@ -29,6 +32,8 @@ STREAM_KINDS = ("trade", "aggTrade")
 DEFAULT_OPEN_INTEREST_INTERVAL = 60.0
 #: Seconds after a funding settlement before its rate is asked for.
 DEFAULT_FUNDING_DELAY = 5.0
+#: Where the metrics server of ``quantify ingest --metrics-port`` listens unless told otherwise.
+DEFAULT_METRICS_HOST = "127.0.0.1"
 
 
 def parse_symbols(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -57,6 +62,16 @@ def parse_symbols(text: str | Sequence[str]) -> tuple[str, ...]:
     if not out:
         raise ValueError("no symbols given; pass e.g. --symbols BTCUSDT,binance-usdm:BTCUSDT")
     return tuple(out)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``''`` and ``0.0.0.0`` mean every interface)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def _check_url(url: str, schemes: tuple[str, ...]) -> str:
@@ -205,6 +220,18 @@ class IngestConfig:
         Seconds after a funding settlement time (the marks' next funding
         time, passed) before its rate is fetched; retried this often until
         the venue lists it.
+    metrics_port : int or None
+        Serve Prometheus metrics (``/metrics``) and health checks
+        (``/healthz``, ``/readyz``) on this port while the service runs
+        (:mod:`quantify.ingest.metrics`); 0 picks a free port, ``None`` (the
+        default) serves nothing.
+    metrics_host : str
+        Where the metrics server listens: loopback unless asked otherwise.
+    metrics_token : str or None
+        The bearer token every request to the metrics server must carry
+        (``Authorization: Bearer TOKEN``). Required when ``metrics_host`` is
+        not a loopback address: the server never listens on a network
+        without access control. Not shown in the ``repr``.
     """
 
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
@@ -241,11 +268,15 @@ class IngestConfig:
     perps: tuple[str, ...] = ()
     open_interest_interval: float = DEFAULT_OPEN_INTEREST_INTERVAL
     funding_delay: float = DEFAULT_FUNDING_DELAY
+    metrics_port: int | None = None
+    metrics_host: str = DEFAULT_METRICS_HOST
+    metrics_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", parse_symbols(self.symbols))
         self._check_books()
         self._check_perps()
+        self._check_metrics()
         if self.standby:
             object.__setattr__(self, "standby", parse_symbols(self.standby))
         if not self.lease_ttl > 0:
@@ -281,6 +312,14 @@ class IngestConfig:
         for name in ("open_interest_interval", "funding_delay"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive seconds, got {getattr(self, name)!r}")
+
+    def _check_metrics(self) -> None:
+        port = self.metrics_port
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+            raise ValueError(f"metrics_port must be a TCP port (0 to 65535; 0 picks a free one), got {port!r}")
+        if port is not None and not is_loopback(self.metrics_host) and not self.metrics_token:
+            raise ValueError(f"metrics_host {self.metrics_host!r} is reachable from other machines: set a "
+                             f"token (QUANTIFY_METRICS_TOKEN) that scrapers send as 'Authorization: Bearer ...'")
 
     def _among_symbols(self, value: str | Sequence[str], what: str) -> tuple[str, ...]:
         """``value`` (``"all"``, text or a sequence) as instrument texts, each one of :attr:`symbols`."""
@@ -318,7 +357,8 @@ def ingest_config_from_env(env: Mapping[str, str] | None = None, **overrides: ob
     Read: ``QUANTIFY_STORE``, ``QUANTIFY_SYMBOLS``, ``QUANTIFY_STREAM``,
     ``QUANTIFY_WS_URL``, ``QUANTIFY_REST_URL`` (the base URLs of every
     venue), ``QUANTIFY_BOOKS`` (instruments whose order books to stream, or
-    ``all``). Overrides that are ``None``
+    ``all``), ``QUANTIFY_METRICS_TOKEN`` (the metrics server's bearer
+    token). Overrides that are ``None``
     are ignored. Called by entry points only.
     """
     env = os.environ if env is None else env
@@ -326,7 +366,7 @@ def ingest_config_from_env(env: Mapping[str, str] | None = None, **overrides: ob
     for key, name in (("QUANTIFY_STORE", "store"), ("QUANTIFY_SYMBOLS", "symbols"),
                       ("QUANTIFY_STREAM", "stream"), ("QUANTIFY_WS_URL", "ws_url"),
                       ("QUANTIFY_REST_URL", "rest_url"), ("QUANTIFY_BOOKS", "books"),
-                      ("QUANTIFY_PERPS", "perps")):
+                      ("QUANTIFY_PERPS", "perps"), ("QUANTIFY_METRICS_TOKEN", "metrics_token")):
         if env.get(key):
             values[name] = env[key]
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from quantify.cli._access import access_from_args, add_access_arguments
 from quantify.cli._stream import DEMO_STORE, fresh_demo_store, start_replay_stream
 from quantify.cli.dashboard import serve_dashboard, stop_dashboard
 from quantify.model.status import WriterStatus
@@ -42,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0,
                    help="replay speed: 1 real time (default), 10 ten times faster, 0 as fast as possible")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
-    p.add_argument("--port", type=int, default=0, help="dashboard port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--port", type=int, default=0, help="dashboard port (default: a free one)")
+    add_access_arguments(p)
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
     p.add_argument("--no-dashboard", action="store_true", help="run replay and ingestion only, with a status line")
     p.set_defaults(func=run)
@@ -116,6 +118,11 @@ def _last_prices(store: Store, status: WriterStatus) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        access = access_from_args(args)
+    except ValueError as exc:
+        print(f"quantify demo: {exc}", file=sys.stderr)
+        return 2
     replay, service = start_replay_stream(fresh_demo_store(args.store), speed=args.speed)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -127,14 +134,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             url, dashboard = serve_dashboard("pairs_monitor", str(service.store.uri), args.port,
                                              open_browser=not args.no_browser,
-                                             verbosity=getattr(args, "verbose", 0))
+                                             verbosity=getattr(args, "verbose", 0), access=access)
         except BaseException:
             service.join(timeout=10)
             replay.stop()
             raise
         print(f"  dashboard      {url}   <- open this (pairs monitor, Voilà)", flush=True)
-        print(f"  order books    {url.replace('pairs_monitor', 'microstructure')}   (BTCUSDT spot and USD-M)",
-              flush=True)
+        print(f"  order books    quantify dashboard microstructure --store {service.store.uri}   "
+              "(BTCUSDT spot and USD-M, in another terminal)", flush=True)
     print("  Ctrl-C stops the demo.", flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     line = StatusLine(sys.stdout)
@@ -146,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 print("quantify demo: ingestion stopped unexpectedly; see the log above", file=sys.stderr)
                 return 1
             if line.due():
-                status = service.status()
+                status = service.snapshot()
                 line.show(_line(status, _last_prices(service.store, status)))
     except KeyboardInterrupt:
         pass

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from typing import TYPE_CHECKING
 
 from quantify.cli._common import add_store_argument, store_from_args
 from quantify.config import ingest_config_from_env, parse_venue_urls
+
+if TYPE_CHECKING:
+    from quantify.ingest.service import IngestService
 
 EPILOG = """\
 examples:
@@ -55,6 +59,16 @@ taken over when its lease expires; a worker granted none of its symbols (and
 given no --standby) refuses with exit code 2.
   quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT
   quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT
+
+Monitoring (--metrics-port N): Prometheus metrics at http://127.0.0.1:N/metrics
+(trades received and stored, store latency histogram, gaps, reconnects, book
+resyncs, journal errors, degraded state, leases, alerts: the numbers of
+'quantify status --json'), /healthz (200 while the service runs) and /readyz
+(200 once connected and writing, else 503 and the reason). Loopback unless
+--metrics-host says otherwise, and then only with a bearer token in
+$QUANTIFY_METRICS_TOKEN that scrapers send. A Grafana dashboard over these
+metrics: deploy/grafana/quantify-ingest.json.
+  quantify ingest --symbols BTCUSDT,ETHUSDT --metrics-port 9108
 
 Ctrl-C (SIGINT) or SIGTERM flushes every received trade and stops. 'quantify
 status' shows what the writer is doing.
@@ -115,7 +129,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--standby", metavar="INST,INST",
                    help="shared stores: take these symbols over when their owner's lease expires")
     p.add_argument("--no-journal", action="store_true", help="do not keep the raw journal of received frames")
+    monitoring = p.add_argument_group("monitoring")
+    monitoring.add_argument("--metrics-port", type=int, metavar="N",
+                            help="serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) "
+                                 "on this port (default: none; 0 picks a free port)")
+    monitoring.add_argument("--metrics-host", metavar="HOST",
+                            help="address of the metrics server (default 127.0.0.1; any other needs "
+                                 "$QUANTIFY_METRICS_TOKEN, a bearer token scrapers must send)")
     p.set_defaults(func=run)
+
+
+async def _announce_metrics(service: IngestService) -> None:
+    """Print the metrics server's address once it listens (its port may have been picked)."""
+    while service.metrics is None:
+        await asyncio.sleep(0.05)
+    url = service.metrics.url
+    print(f"quantify ingest: metrics on {url}/metrics (health {url}/healthz, {url}/readyz)", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         lease_ttl=args.lease_ttl, standby=args.standby or None, books=args.book,
         book_snapshot_limit=args.book_limit, book_checkpoint_seconds=args.book_checkpoint,
         perps=args.perp, open_interest_interval=args.open_interest_every,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host,
     )
     service = IngestService(config, listeners=standard_listeners(open_store(config.store, create=True), config))
 
@@ -138,7 +168,12 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, service.stop)
-        await service.run()
+        announce = asyncio.ensure_future(_announce_metrics(service)) if config.metrics_port is not None else None
+        try:
+            await service.run()
+        finally:
+            if announce is not None:
+                announce.cancel()
 
     sources = sorted({url.split("?")[0] for url in stream_urls(config)})
     print(f"quantify ingest: streaming {','.join(config.symbols)} ({config.stream}) from "

@@ -64,6 +64,7 @@ class SymbolBuffer:
         "last_seen",
         "next_id",
         "ready",
+        "received",
         "start_ms",
         "symbol",
         "trades_lost",
@@ -80,6 +81,8 @@ class SymbolBuffer:
         self.ready: list[Trade] = []
         self.held: dict[int, Trade] = {}
         self.gaps: list[Gap] = []
+        #: Trades of the stream given to this buffer (the receiver counts them; not backfill or the journal).
+        self.received = 0
         self.duplicates = 0
         self.gaps_found = 0
         self.gaps_filled = 0

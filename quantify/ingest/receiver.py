@@ -322,6 +322,7 @@ class Receiver:
                         stats.trades += 1
                         buf = buffers.get(event.symbol) or self._new_buffer(feed, event.symbol)
                         if buf is not None:
+                            buf.received += 1
                             buf.add(event)
                             if len(buf.ready) >= batch_size:
                                 wake.set()

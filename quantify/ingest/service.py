@@ -20,6 +20,9 @@ writer thread so receiving never waits for storage::
 - :class:`~quantify.ingest.ownership.Ownership`: what this process may write,
   the LMDB writer lock or S3 leases (with takeover), chosen once;
 - :mod:`quantify.ingest.tuning`: GC and GIL settings while streaming;
+- with ``config.metrics_port``, :class:`~quantify.ingest.metrics.MetricsServer`:
+  Prometheus metrics and health checks, a view of :meth:`IngestService.status`
+  taken on the loop (:meth:`IngestService.snapshot`);
 - per venue of the run (:class:`~quantify.ingest.feeds.VenueFeed`) its
   parser, journal, REST client and :class:`~quantify.ingest.gaps.GapFiller`;
 - with ``config.perps``, the perpetuals' marks and liquidations (streamed,
@@ -62,6 +65,7 @@ from quantify.ingest.endpoints import Endpoints
 from quantify.ingest.feeds import ParserTotals, RestTotals, VenueFeed, by_venue, stream_urls
 from quantify.ingest.gaps import GapFiller
 from quantify.ingest.listeners import BatchListener
+from quantify.ingest.metrics import HEALTH_TIMEOUT, MetricsServer, call_on_loop
 from quantify.ingest.ownership import ownership_for
 from quantify.ingest.perps import PerpPoller
 from quantify.ingest.receiver import Receiver
@@ -132,6 +136,8 @@ class IngestService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
+        #: The server of ``config.metrics_port`` while :meth:`run` runs (its ``url``, ``port``), else ``None``.
+        self.metrics: MetricsServer | None = None
         for listener in listeners:
             self.add_batch_listener(listener)
 
@@ -191,19 +197,25 @@ class IngestService:
         self._wake = self._writer.wake = self._receiver.wake = asyncio.Event()
         if self._stop_requested:  # stop() came before the loop ran
             self._request_stop()
-        await self._ownership.acquire()
-        # Renew from now on: starting up (the store read for every instrument) may outlast a lease.
-        self._started = asyncio.Event()
-        keepalive = asyncio.ensure_future(
-            self._ownership.maintain(self._lost, self._take_over, claim=False, until=self._started))
+        self.metrics = self._metrics_server()
         try:
-            with gil_switch_interval(self.config.switch_interval):
-                await self._run()
+            await self._ownership.acquire()
+            # Renew from now on: starting up (the store read for every instrument) may outlast a lease.
+            self._started = asyncio.Event()
+            keepalive = asyncio.ensure_future(
+                self._ownership.maintain(self._lost, self._take_over, claim=False, until=self._started))
+            try:
+                with gil_switch_interval(self.config.switch_interval):
+                    await self._run()
+            finally:
+                self._started.set()
+                await asyncio.gather(keepalive, return_exceptions=True)
+                await self._ownership.release()
+                self._writer.shutdown()
         finally:
-            self._started.set()
-            await asyncio.gather(keepalive, return_exceptions=True)
-            await self._ownership.release()
-            self._writer.shutdown()
+            if self.metrics is not None:
+                await asyncio.to_thread(self.metrics.stop)
+                self.metrics = None
 
     async def _run(self) -> None:
         cfg = self.config
@@ -467,12 +479,51 @@ class IngestService:
 
     # -- reporting --------------------------------------------------------------
 
+    def _metrics_server(self) -> MetricsServer | None:
+        """The started metrics server of ``config.metrics_port`` (``None``: not asked for)."""
+        cfg = self.config
+        if cfg.metrics_port is None:
+            return None
+        server = MetricsServer(cfg.metrics_host, cfg.metrics_port, read_status=self.snapshot,
+                               alive=lambda: self.responsive(HEALTH_TIMEOUT), token=cfg.metrics_token)
+        server.start()
+        return server
+
+    def snapshot(self, timeout: float = 2.0) -> WriterStatus:
+        """:meth:`status`, safe from any thread: taken on the service loop, which changes the counters.
+
+        Called from another thread while the service runs, the status is taken
+        by the loop between two of its steps, so that no counter or dict is
+        read half-updated. If the loop does not answer within ``timeout`` s
+        (it is stopping), the status is read directly.
+        """
+        try:
+            return call_on_loop(self._loop, self.status, timeout)
+        except TimeoutError:
+            return self.status()
+
+    def responsive(self, timeout: float) -> bool:
+        """True while the service loop runs and answers within ``timeout`` s (``/healthz``)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return False
+        try:
+            call_on_loop(loop, lambda: None, timeout)
+        except TimeoutError:
+            return False
+        return True
+
     def _write_status(self) -> None:
+        """Publish the status (in the writer thread; the status itself is taken on the loop)."""
         self.store.check_space()
-        self.store.write_status(self.status(), name=self._ownership.status_name)
+        self.store.write_status(self.snapshot(), name=self._ownership.status_name)
 
     def status(self) -> WriterStatus:
-        """Everything this service reports about itself (what it publishes every second)."""
+        """Everything this service reports about itself (what it publishes every second).
+
+        Reads the counters the service loop changes: call it on the loop, or
+        when the service is not running; other threads call :meth:`snapshot`.
+        """
         writer = self._writer
         instruments = {}
         for key, buf in sorted(self.buffers.items()):
@@ -493,6 +544,7 @@ class IngestService:
                 trades_lost=buf.trades_lost,
                 duplicates_dropped=buf.duplicates,
                 pending=buf.pending,
+                trades_received=buf.received,
             )
         s = self.stats
         info = self._ownership.info
@@ -513,6 +565,7 @@ class IngestService:
             connections=-(-len(self.owned) // per_connection) if self.state is WriterState.RUNNING else 0,
             ticks_per_second=round(s.ticks_per_second, 1),
             store_latency_ms=s.latency_ms(),
+            store_latency_histogram=s.latency_histogram(),
             frames=s.frames,
             trades_received=s.trades,
             trades_stored=s.stored,

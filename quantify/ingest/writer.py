@@ -288,7 +288,7 @@ class Writer:
             self.rows[key] = self.rows.get(key, 0) + len(trades)
             self.stats.stored += len(trades)
         self.stats.appends += 1
-        self.stats.store_latency.append(time.monotonic() - received_at)
+        self.stats.observe_latency(time.monotonic() - received_at)
         return True
 
     async def _flush_books(self) -> None:
@@ -313,7 +313,7 @@ class Writer:
             for key, (rows, _) in batch.items():
                 self.book_rows[key] = self.book_rows.get(key, 0) + len(rows)
                 self.stats.quotes_stored += len(rows)
-            self.stats.store_latency.append(time.monotonic() - received_at)
+            self.stats.observe_latency(time.monotonic() - received_at)
         listeners = [getattr(li, "book_batch", None) for li in self.listeners]
         if any(listeners):
             quotes = {k: f.quotes for k, f in frames.items()}
@@ -360,7 +360,7 @@ class Writer:
             return False, False
         if self.state is WriterState.DEGRADED:  # the trades' append, before, succeeded too
             self.set_state(WriterState.RUNNING)
-        self.stats.store_latency.append(time.monotonic() - received_at)
+        self.stats.observe_latency(time.monotonic() - received_at)
         return True, True
 
     def _append_perps(self, batch: PerpBatch) -> None:

@@ -133,7 +133,7 @@ class KernelSession:
     def status(self) -> WriterStatus | None:
         """The service's status when writing, else the writer's published one (``None`` if none)."""
         if self.service is not None:
-            return self.service.status()
+            return self.service.snapshot()
         return writer_status(self.config.store)
 
 

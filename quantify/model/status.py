@@ -44,6 +44,7 @@ from quantify.model._status_fields import to_float as _float
 from quantify.model._status_fields import to_int as _int
 from quantify.model.book_status import BookStatus
 from quantify.model.endpoints import EndpointState, EndpointStatus
+from quantify.model.latency import LatencyHistogram
 from quantify.model.perp_status import PerpStatus
 
 __all__ = ["InstrumentStatus", "StoreStatus", "WriterState", "WriterStatus", "is_replay_url"]
@@ -116,6 +117,9 @@ class InstrumentStatus:
         Id gaps the writer saw, filled over REST, still pending, given up on.
     trades_lost, duplicates_dropped, pending : int
         Trades in unfilled gaps; duplicates dropped by id; trades waiting to be stored.
+    trades_received : int
+        Trades of the instrument the writer received from the stream this run
+        (backfilled and journaled ones are not counted).
     owner, lease_alive, lease_age_s, lease_expires_in_s
         Sharded stores: the worker owning the instrument and the age of its lease.
     perp_rows : dict of str to int
@@ -137,6 +141,7 @@ class InstrumentStatus:
     trades_lost: int = 0
     duplicates_dropped: int = 0
     pending: int = 0
+    trades_received: int = 0
     owner: str | None = None
     lease_alive: bool = False
     lease_age_s: float | None = None
@@ -153,6 +158,7 @@ class InstrumentStatus:
             "gaps_found": self.gaps_found, "gaps_filled": self.gaps_filled, "gaps_open": self.gaps_open,
             "gaps_unfilled": self.gaps_unfilled, "trades_lost": self.trades_lost,
             "duplicates_dropped": self.duplicates_dropped, "pending": self.pending,
+            "trades_received": self.trades_received,
         }
 
     def to_row(self, *, sharded: bool = False) -> dict[str, Any]:
@@ -186,7 +192,8 @@ class InstrumentStatus:
             gaps_found=_int(data.get("gaps_found")), gaps_filled=_int(data.get("gaps_filled")),
             gaps_open=_int(data.get("gaps_open")), gaps_unfilled=_int(data.get("gaps_unfilled")),
             trades_lost=_int(data.get("trades_lost")), duplicates_dropped=_int(data.get("duplicates_dropped")),
-            pending=_int(data.get("pending")), owner=_opt_str(data.get("owner")),
+            pending=_int(data.get("pending")), trades_received=_int(data.get("trades_received")),
+            owner=_opt_str(data.get("owner")),
             lease_alive=bool(data.get("lease_alive", False)), lease_age_s=_opt_float(data.get("lease_age_s")),
             lease_expires_in_s=_opt_float(data.get("lease_expires_in_s")),
             perp_rows={str(k): _int(v) for k, v in (data["perp_rows"] if isinstance(data.get("perp_rows"), Mapping)
@@ -226,6 +233,8 @@ class WriterStatus:
     connections: int = 0
     ticks_per_second: float = 0.0
     store_latency_ms: dict[str, float | None] = field(default_factory=lambda: {"p50": None, "p99": None})
+    #: Every receipt-to-stored latency of the run, in buckets (published as ``store_latency_seconds``).
+    store_latency_histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
     frames: int = 0
     trades_received: int = 0
     trades_stored: int = 0
@@ -288,6 +297,7 @@ class WriterStatus:
             "heartbeat": self.heartbeat, "started": self.started, "store": self.store,
             "stream": self.stream, "ws_url": self.ws_url, "connections": self.connections,
             "ticks_per_second": self.ticks_per_second, "store_latency_ms": dict(self.store_latency_ms),
+            "store_latency_seconds": self.store_latency_histogram.to_dict(),
         }
         for name in ("frames", "trades_received", "trades_stored", "malformed_frames"):
             out[name] = getattr(self, name)
@@ -327,6 +337,7 @@ class WriterStatus:
             store=str(d.get("store") or ""), stream=str(d.get("stream") or ""), ws_url=str(d.get("ws_url") or ""),
             ticks_per_second=_float(d.get("ticks_per_second")),
             store_latency_ms={"p50": _opt_float(latency.get("p50")), "p99": _opt_float(latency.get("p99"))},
+            store_latency_histogram=LatencyHistogram.from_dict(d.get("store_latency_seconds")),
             malformed_by_reason={str(k): _int(v) for k, v in (d.get("malformed_by_reason") or {}).items()},
             degraded_reason=_opt_str(d.get("degraded_reason")),
             instruments={str(k): InstrumentStatus.from_dict(v, str(k)) for k, v in symbols.items()

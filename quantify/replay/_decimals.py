@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["decimals", "format_units", "tick_units", "to_units"]
+__all__ = ["decimals", "format_positive_units", "format_units", "tick_units", "to_units"]
 
 
 def decimals(text: str) -> int:
@@ -36,6 +36,14 @@ def format_units(value: int, scale: int, min_decimals: int | None = None) -> str
     elif min_decimals is not None:
         frac = frac.ljust(min_decimals, "0")
     return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
+
+
+def format_positive_units(values: list[int], scale: int) -> list[str]:
+    """:func:`format_units` of each positive ``value`` (no ``min_decimals``), one format each."""
+    if not scale:
+        return [str(v) for v in values]
+    d = 10**scale
+    return [f"{v // d}.{v % d:0{scale}d}" for v in values]
 
 
 def tick_units(texts: Sequence[str], scale: int) -> int:

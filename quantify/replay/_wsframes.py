@@ -6,7 +6,7 @@ import random
 
 import orjson
 
-__all__ = ["frame_payload", "garbled", "ws_text_frame"]
+__all__ = ["frame_payload", "garbled", "ws_text_frame", "ws_text_frames"]
 
 
 def ws_text_frame(payload: bytes) -> bytes:
@@ -17,6 +17,19 @@ def ws_text_frame(payload: bytes) -> bytes:
     if n < 65536:
         return b"\x81\x7e" + n.to_bytes(2, "big") + payload
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+#: Text-frame headers by payload length, made on first use (a lap's payloads share few lengths).
+_HEADERS: dict[int, bytes] = {}
+
+
+def ws_text_frames(payloads: list[bytes]) -> list[bytes]:
+    """:func:`ws_text_frame` of each payload (the header of each length built once)."""
+    lengths = list(map(len, payloads))
+    heads = _HEADERS
+    for n in set(lengths).difference(heads):
+        heads[n] = ws_text_frame(b" " * n)[:-n or None]
+    return list(map(bytes.__add__, map(heads.__getitem__, lengths), payloads))
 
 
 def frame_payload(frame: bytes) -> bytes:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from quantify.replay._decimals import format_units, tick_units
+from quantify.replay._decimals import format_positive_units, tick_units
 
 __all__ = ["LapPrices"]
 
@@ -97,11 +97,18 @@ class LapPrices:
             return cached
         if lap == 0:
             units, texts = self._units0, self._texts0
+            encoded = [t.encode() for t in texts]
         else:
             scaled = np.floor(self._units0 * (self.factor(lap) / self.tick) + 0.5)
             units = np.clip(scaled, 1, _MAX_UNITS // self.tick).astype(np.int64) * self.tick
-            texts = [format_units(int(u), self.scale) for u in units]
-        entry = (units, texts, [t.encode() for t in texts])
+            # each distinct price printed once: a lap repeats few prices many times
+            distinct, where = np.unique(units, return_inverse=True)
+            printed = format_positive_units(distinct.tolist(), self.scale)
+            printed_bytes = [t.encode() for t in printed]
+            order = where.tolist()
+            texts = [printed[k] for k in order]
+            encoded = [printed_bytes[k] for k in order]
+        entry = (units, texts, encoded)
         self._laps[lap] = entry
         while len(self._laps) > _CACHED_LAPS:
             self._laps.popitem(last=False)

@@ -43,13 +43,13 @@ the one table to change.
 from __future__ import annotations
 
 import http
-import ipaddress
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+from quantify.config import is_loopback
 from quantify.replay.tape import SPOT, USDM
 
 __all__ = ["USDM_STREAM_TIERS", "USDM_TIERS", "WsRoute", "is_loopback", "response", "stream_tier", "url_host",
@@ -149,13 +149,3 @@ def response(status: int, body: bytes, headers: list[tuple[str, str]]) -> Respon
 def url_host(host: str) -> str:
     """``host`` as it goes in a URL (an IPv6 address in brackets)."""
     return f"[{host}]" if ":" in host else host
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (``''`` and ``0.0.0.0`` mean every interface)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve anywhere
-        return False

@@ -589,6 +589,15 @@ class ReplayServer:
             aggs = self.tape.frames(lap, "aggTrade", client.combined)
         books = [BookStream(self._book_tapes[i], lap, client.combined, roles, self._note_first(client))
                  for i, roles in client.book_roles.items()]
+        if not books and bool(trade_syms) != bool(agg_syms):
+            # one kind of trade frame and no book: the slots' frames as they stand (the common case)
+            frames, wanted = (trades, trade_syms) if trade_syms else (aggs, agg_syms)
+            if len(wanted) == len(self.tape.symbols):
+                out = [f for f in frames[j0:j1] if f is not None]
+            else:
+                out = [frames[j] for j in range(j0, j1)  # type: ignore[misc]
+                       if slot_symbol[j] in wanted and frames[j] is not None]
+            return self._corrupt(out)
         drop = self._depth_dropper()
         for j in range(j0, j1):
             for book in books:
@@ -604,6 +613,10 @@ class ReplayServer:
         if j1 == n:  # the book events after the lap's last trade
             for book in books:
                 book.frames_at(n, out, drop)
+        return self._corrupt(out)
+
+    def _corrupt(self, out: list[bytes]) -> list[bytes]:
+        """``out`` with the ``corrupt_fraction`` fault applied (in place)."""
         fraction = self.config.corrupt_fraction
         if fraction > 0:
             rnd = self._rng.random

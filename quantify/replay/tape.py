@@ -58,7 +58,7 @@ import orjson
 from quantify.exceptions import FeedError
 from quantify.model.instrument import Instrument
 from quantify.replay._decimals import decimals, format_units, to_units
-from quantify.replay._wsframes import ws_text_frame
+from quantify.replay._frame_templates import FrameTemplates
 from quantify.replay.book_tape import BookTape, BookTapeBuilder
 from quantify.replay.laps import LapPrices
 from quantify.replay.perp_tape import PerpTape, PerpTapeBuilder, all_marks_tape, liquidation_tapes
@@ -327,7 +327,7 @@ class Tape:
             mark.set_lap_ms(self.lap_ms)
         self._liquidations: dict[int, dict[str, PerpTape]] = {}
         self._frames: OrderedDict[tuple[int, str, bool], list[bytes | None]] = OrderedDict()
-        self._templates: dict[tuple[str, bool], _FrameTemplates] = {}
+        self._templates: dict[tuple[str, bool], FrameTemplates] = {}
 
     @staticmethod
     def _trade_event(msg: dict[str, Any] | None, text: str) -> dict[str, Any] | None:
@@ -494,7 +494,7 @@ class Tape:
             self._frames.popitem(last=False)
         return out
 
-    def _make_templates(self, kind: str, combined: bool) -> _FrameTemplates:
+    def _make_templates(self, kind: str, combined: bool) -> FrameTemplates:
         syms = self._by_index
         events: list[dict[str, Any]] = []
         slots: list[int] = []
@@ -515,7 +515,7 @@ class Tape:
             if combined else b""
             for s in syms
         ]
-        return _FrameTemplates(
+        return FrameTemplates(
             self.n, slots, events,
             [prefixes[self.slot_symbol[j]] for j in slots],
             [syms[self.slot_symbol[j]].id_span for j in slots],
@@ -536,85 +536,3 @@ class Tape:
         if type(event.get("E")) is int:
             event["E"] += shift_t
         return event
-
-
-#: Fields shifted from lap to lap, by what: trade ids, times, aggregate ids; the price is scaled.
-_ID_KEYS = ("t", "f", "l")
-_TIME_KEYS = ("E", "T")
-_AGG_KEYS = ("a",)
-_PRICE_KEY = "p"
-_SENTINEL = {k: 8_765_432_100_000_000_000 + i for i, k in enumerate(_ID_KEYS + _TIME_KEYS + _AGG_KEYS)}
-_PRICE_SENTINEL = "8765432199999999999.5"
-
-
-def _template(event: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
-    """``event`` encoded with ``%d`` in place of its shiftable integers and ``%s`` in
-    place of its price string, and their keys in order."""
-    marked = dict(event)
-    order = []
-    for key, value in event.items():
-        if key in _SENTINEL and type(value) is int:
-            marked[key] = _SENTINEL[key]
-            order.append(key)
-        elif key == _PRICE_KEY:
-            marked[key] = _PRICE_SENTINEL
-            order.append(key)
-    text = orjson.dumps(marked).replace(b"%", b"%%")
-    for key in order:
-        sentinel = _PRICE_SENTINEL if key == _PRICE_KEY else str(_SENTINEL[key])
-        text = text.replace(sentinel.encode(), b"%s" if key == _PRICE_KEY else b"%d", 1)
-    return text, tuple(order)
-
-
-class _FrameTemplates:
-    """Per-event ``%``-templates of one kind and format, rendered per lap.
-
-    Rendering a lap is one ``bytes % args`` per event instead of building and
-    encoding a dict, which makes looping replays cheap.
-    """
-
-    def __init__(
-        self, n: int, slots: list[int], events: list[dict[str, Any]], prefixes: list[bytes],
-        id_spans: list[int], agg_spans: list[int], prices: list[tuple[LapPrices, int]],
-    ) -> None:
-        self.n = n
-        by_order: dict[tuple[str, ...], list[int]] = {}
-        self.templates: list[bytes] = []
-        for i, event in enumerate(events):
-            text, order = _template(event)
-            self.templates.append(prefixes[i] + text + (b"}" if prefixes[i] else b""))
-            by_order.setdefault(order, []).append(i)
-        self.groups = []
-        for order, members in by_order.items():
-            columns = [[events[i][key] for i in members] for key in order]
-            self.groups.append((
-                order, [slots[i] for i in members], [self.templates[i] for i in members],
-                columns, [id_spans[i] for i in members], [agg_spans[i] for i in members],
-                [(id(prices[i][0]), prices[i][1]) for i in members],
-            ))
-        self.lap_prices = {id(lp): lp for lp, _ in prices}
-
-    def render(self, lap: int, lap_ms: int) -> list[bytes | None]:
-        out: list[bytes | None] = [None] * self.n
-        dt = lap * lap_ms
-        texts = {k: lp.encoded(lap) for k, lp in self.lap_prices.items()}
-        for order, slots, templates, columns, id_spans, agg_spans, prices in self.groups:
-            shifted: list[list[Any]] = []
-            for key, column in zip(order, columns):
-                if key == _PRICE_KEY:
-                    shifted.append([texts[k][r] for k, r in prices])
-                elif lap == 0:
-                    shifted.append(column)
-                elif key in _TIME_KEYS:
-                    shifted.append([v + dt for v in column])
-                elif key in _ID_KEYS:
-                    shifted.append([v + lap * s for v, s in zip(column, id_spans)])
-                else:
-                    shifted.append([v + lap * s for v, s in zip(column, agg_spans)])
-            if shifted:
-                payloads = [t % args for t, args in zip(templates, zip(*shifted))]
-            else:
-                payloads = templates
-            for j, payload in zip(slots, payloads):
-                out[j] = ws_text_frame(payload)
-        return out

@@ -157,7 +157,7 @@ class StatusBar(W.HBox):
         """The in-process service's status, else the one the writer published (one read)."""
         service = attached_service(self.store)
         if service is not None:
-            return service.status()  # type: ignore[no-any-return]
+            return service.snapshot()  # type: ignore[no-any-return]
         return writer_status(self.store)
 
     def refresh(self) -> None:

@@ -40,6 +40,17 @@ def live_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         replay.stop()
 
 
+@pytest.fixture
+def store_uri(live_store: str, tmp_path: Path) -> str:
+    """``live_store`` under a URI of this test's own (the same LMDB path, spelled uniquely).
+
+    Every process of a dashboard carries its store URI in ``QUANTIFY_STORE``: a test finds
+    its own dashboard's processes by it (tests/browser/test_dashboard_kernels.py).
+    """
+    os.symlink(live_store.removeprefix("lmdb://"), tmp_path / "store")
+    return f"lmdb://{tmp_path / 'store'}"
+
+
 # Module scope, not session: Playwright's sync API keeps an event loop running
 # in the main thread while it is open, which would break asyncio.run() in
 # every test collected after the browser tests.

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
+from tests.browser.printed import read_printed_url
 
 #: Seconds without a page after which the test server culls a kernel (users: 60).
 CULL_SECONDS = 6
@@ -66,33 +66,14 @@ def wait_for(predicate, timeout: float, step: float = 0.5):
     return value
 
 
-@pytest.fixture
-def store_uri(live_store: str, tmp_path: Path) -> str:
-    """``live_store`` under a URI of this test's own (the same LMDB path, spelled uniquely)."""
-    os.symlink(live_store.removeprefix("lmdb://"), tmp_path / "store")
-    return f"lmdb://{tmp_path / 'store'}"
-
-
 def _start(args: list[str], log: Path) -> subprocess.Popen[str]:
     with open(log, "w") as err:
         return subprocess.Popen([sys.executable, "-m", "quantify", *args], stdout=subprocess.PIPE,
                                 stderr=err, text=True, start_new_session=True)
 
 
-def _read_url(proc: subprocess.Popen[str], marker: str, timeout: float = 120.0) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            found = re.search(r"http://127\.0\.0\.1:\d+/\S*", line)
-            assert found, line
-            return found.group(0)
-    raise AssertionError(f"no {marker!r} line; output: {''.join(seen)}")
+def _read_url(proc: subprocess.Popen[str], marker: str) -> str:
+    return read_printed_url(proc, marker, r"http://127\.0\.0\.1:\d+/\S*")
 
 
 def _kill_all(proc: subprocess.Popen[str], store_uri: str) -> None:

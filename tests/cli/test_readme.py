@@ -29,6 +29,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,15 +70,22 @@ BASH_COMMANDS: dict[str, str] = {
     "quantify load BTCUSDT-trades-2024-08-08.zip": "run",
     "quantify backfill BTCUSDT --start 2024-08-08 --end 2024-08-09": "run",
     "quantify export BTCUSDT --kind ohlcv --timeframe 1m --format parquet -o btc.parquet": "run",
+    "quantify dashboard pairs_monitor --host 127.0.0.2": "serve",
 }
 
 #: Commands of the README's untagged blocks: templates with placeholders
-#: (HOST, BUCKET) for a shared S3 store; tests/reliability/test_shared_store.py
-#: runs them against a local S3. Here they must at least parse as printed.
+#: (HOST, BUCKET) for a shared S3 store, which tests/reliability/test_shared_store.py
+#: runs against a local S3, and dashboards shared on every interface with the reader's
+#: certificate (tests/browser/test_dashboard_access.py runs them on 127.0.0.2). Here
+#: they must at least parse as printed.
 TEMPLATE_COMMANDS = {
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols BTCUSDT,ETHUSDT",
     "quantify ingest --store 's3://HOST:BUCKET?port=9000' --symbols SOLUSDT --standby BTCUSDT,ETHUSDT",
     "quantify status --store 's3://HOST:BUCKET?port=9000' --json",
+    "quantify dashboard pairs_monitor --host 0.0.0.0 --certfile /etc/quantify/desk.pem "
+    "--keyfile /etc/quantify/desk-key.pem",
+    "quantify demo --host 0.0.0.0 --port 8866 --no-browser",
+    'quantify dashboard pairs_monitor --port 8866 --token "$QUANTIFY_DASHBOARD_TOKEN"',
 }
 
 #: Inline commands of the prose: run here (as part of a block's session), or
@@ -87,6 +96,7 @@ INLINE_REFERENCES = {
     "quantify replay --host", "quantify export --dir DIR", "quantify lab", "quantify ingest --book",
     "%quantify books add BTCUSDT", "quantify ingest --perp", "quantify demo", "%quantify perps add binance-usdm:BTCUSDT",
     "%quantify status|start|stop|symbols [add|remove SYM…]|store [URI]",
+    "quantify ingest --metrics-port N", "quantify status --json",
 }
 
 #: Commands in the notebooks' markdown: run, or references to a command.
@@ -232,6 +242,7 @@ def run(command: str, env: dict[str, str], cwd: Path, timeout: float = 300) -> s
 
 #: The lines that say a server is up.
 DASHBOARD_READY = "quantify dashboard: http://127.0.0.1:"
+SHARED_READY = "quantify dashboard: http://127.0.0.2:"
 LAB_READY = "open           http://127.0.0.1:"
 
 
@@ -341,8 +352,22 @@ def _run_bash_command(command: str, how: str, env: dict[str, str], home: Path, d
         serve(command, env, cwd, "streaming", then=lambda s=symbols: wait_for_ticks(default, s))
     elif command.startswith("quantify lab"):
         serve(command, env, cwd, LAB_READY)
+    elif "--host" in command:
+        serve(command, env, cwd, SHARED_READY, then=lambda: _opens_by_link_only(cwd))
     else:
         serve(command, env, cwd, DASHBOARD_READY)
+
+
+def _opens_by_link_only(cwd: Path) -> None:
+    """The printed link opens the dashboard; the same address without its token gets 403."""
+    newest = max(cwd.glob("serve-*.log"), key=lambda p: p.stat().st_mtime_ns)
+    line = next(line for line in newest.read_text().splitlines() if SHARED_READY in line)
+    link = re.search(r"http://\S+\?token=\S+", line).group(0)
+    with urllib.request.urlopen(link, timeout=120) as page:
+        assert page.status == 200 and b"widget-view+json" in page.read()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(link.split("?")[0], timeout=60)
+    assert refused.value.code == 403
 
 
 def replay_then_ingest(replay_cmd: str, env: dict[str, str], home: Path) -> None:
@@ -485,6 +510,7 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify load BTCUSDT-fundingRate-2023-04.zip BTCUSDT-metrics-2023-04-05.zip": "run",
     "quantify load usdm-2021-xrpusdt.funding.csv": "run",
     "quantify ingest --symbols BTCUSDT,ETHUSDT": "serve",
+    "quantify ingest --symbols BTCUSDT,ETHUSDT --metrics-port 9108": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --book": "serve",
     "quantify ingest --symbols BTCUSDT,binance-usdm:BTCUSDT --perp": "serve",
@@ -554,7 +580,25 @@ def test_long_running_help_examples_run_as_printed(example_home: Path) -> None:
             continue
         if command in on_9443 and not _port_free(9443):
             continue  # the examples' fixed port is taken on this machine
+        if "--metrics-port 9108" in command:
+            if _port_free(9108):
+                serve(command, env, example_home, "metrics on", then=lambda: _scraped(9108))
+            continue
         if command == "quantify replay --loop":
             serve(command, env, example_home, then=lambda: serve(against_replay, env, example_home, "streaming"))
         else:
             serve(command, env, example_home, "streaming" if "ingest" in command else "")
+
+
+def _scraped(port: int) -> None:
+    """The metrics server of ``quantify ingest --metrics-port`` answers /healthz and /metrics."""
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(f"{base}/healthz", timeout=10) as answer:
+        assert answer.status == 200
+    deadline = time.monotonic() + SERVE_TIMEOUT
+    while True:  # the instruments' counters appear once the service streams
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
+            if "quantify_ingest_trades_stored_total{" in answer.read().decode():
+                return
+        assert time.monotonic() < deadline, f"no trade counters at {base}/metrics"
+        time.sleep(0.2)

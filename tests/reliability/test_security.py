@@ -41,6 +41,7 @@ from websockets.sync.client import connect
 
 import quantify
 from quantify.cli import build_parser, main
+from quantify.cli._access import access_from_args
 from quantify.cli.dashboard import serve_dashboard
 from quantify.config import IngestConfig
 from quantify.exceptions import InvalidStoreURI, RestError, StoreError, UnsafePath
@@ -88,14 +89,15 @@ def test_replay_binds_loopback_by_default_and_warns_otherwise(
     assert bool(warnings) == warned, warnings
 
 
-def test_cli_servers_bind_loopback_unless_told(capsys: pytest.CaptureFixture[str]) -> None:
-    """``quantify replay`` defaults to 127.0.0.1; ``dashboard`` and ``demo`` cannot bind elsewhere."""
+def test_cli_servers_bind_loopback_unless_told() -> None:
+    """``replay``, ``dashboard`` and ``demo`` default to 127.0.0.1; another host is behind a token."""
     parser = build_parser()
-    assert parser.parse_args(["replay"]).host == "127.0.0.1"
+    for command in ("replay", "dashboard", "demo"):
+        assert parser.parse_args([command]).host == "127.0.0.1", command
     for command in ("dashboard", "demo"):
-        with pytest.raises(SystemExit):
-            parser.parse_args([command, "--host", "0.0.0.0"])
-    assert "unrecognized arguments: --host" in capsys.readouterr().err
+        assert access_from_args(parser.parse_args([command])).token is None
+        shared = access_from_args(parser.parse_args([command, "--host", "0.0.0.0"]))
+        assert shared.host == "0.0.0.0" and shared.token and len(shared.token) >= 16
 
 
 def test_replay_cli_warns_on_a_non_loopback_host() -> None:
