@@ -11,7 +11,7 @@ universe, in process and as a command.
 
 Usage::
 
-    python benchmarks/scale.py --instruments 300 --seconds 60 --speed 1 [--book]
+    python benchmarks/scale.py --instruments 300 --seconds 120 --speed 1 [--book]
 
 Needs ``moto[server]``. The numbers depend heavily on the machine's load
 (moto is a single Python process serving the three workers).
@@ -35,7 +35,7 @@ from scale_run import run_scale  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--instruments", type=int, default=300)
-    p.add_argument("--seconds", type=float, default=60.0, help="seconds of the recording per instrument")
+    p.add_argument("--seconds", type=float, default=120.0, help="seconds of the recording per instrument")
     p.add_argument("--speed", type=float, default=1.0)
     p.add_argument("--lease-ttl", type=float, default=15.0)
     p.add_argument("--book", action="store_true", help="also stream each worker's own instruments' books")

@@ -35,6 +35,6 @@ def test_thirty_instruments_three_workers_one_killed(s3_uri: str, tmp_path: Path
 @pytest.mark.slow
 def test_three_hundred_instruments_three_workers_one_killed(s3_uri: str, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """The journey's size: 300 instruments, a minute of trades each, in real time (benchmarks/scale.py)."""
-    result = run_scale(s3_uri, tmp_path, instruments=300, seconds=60, speed=1, lease_ttl=15, timeout=900)
+    """The journey's size: 300 instruments, two minutes of trades each, in real time (benchmarks/scale.py)."""
+    result = run_scale(s3_uri, tmp_path, instruments=300, seconds=120, speed=1, lease_ttl=15, timeout=600)
     _check(result, capsys)
