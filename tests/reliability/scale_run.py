@@ -247,7 +247,7 @@ def run_scale(uri: str, log_dir: Path, *, instruments: int = 30, seconds: float 
                     proc.send_signal(signal.SIGTERM)
             for proc in procs:
                 try:
-                    proc.wait(60)
+                    proc.wait(180)  # a final flush of 100 instruments on a loaded moto takes a minute or more
                 except subprocess.TimeoutExpired:
                     proc.kill()
     # the killed worker's frames are not in the store's statuses: it never published its last count
