@@ -113,7 +113,7 @@ def replay(sample_tape: Tape) -> Iterator[Callable[..., ReplayThread]]:
 
     def start(**kwargs: Any) -> ReplayThread:
         config = ReplayConfig(**kwargs)
-        tape = sample_tape if "files" not in kwargs else None
+        tape = sample_tape if "files" not in kwargs and not kwargs.get("synthetic_universe") else None
         thread = ReplayThread(server=ReplayServer(config, tape=tape)).start()
         started.append(thread)
         return thread

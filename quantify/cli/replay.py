@@ -29,6 +29,10 @@ examples:
   quantify replay spot.gz --usdm perp.gz    spot.gz as detected, perp.gz as USD-M futures
   quantify replay my.trades.gz --drop-every 30 --refuse-for 5 --corrupt-fraction 0.001
                                            a hostile exchange, to test reconnects and backfill
+  quantify replay --synthetic-universe 300 --universe-seconds 30 --port 0
+                                           300 SYNTHETIC instruments SYN001USDT..SYN300USDT
+                                           (the BTCUSDT recording renamed, ids, prices and
+                                           times shifted each), 900 streams, for scale tests
 
 clients connect to (spot):
   ws://HOST:PORT/ws/btcusdt@trade                      raw events
@@ -71,6 +75,9 @@ and !markPrice@arr@1s / !markPrice@arr (every symbol's marks, one array a second
   the replay's position; openInterest and openInterestHist are SYNTHETIC (a smooth,
   deterministic series). The start-up line names what is synthetic.
 
+limits, as on Binance: 1024 streams per connection, 5 incoming messages per second per
+connection (then closed, code 1008), 300 connections per 5 minutes per IP (then HTTP 429
+with Retry-After).
 markets: a file is USD-M if its trades carry "X" (or its depth events "pu"), else if
 its name contains "usdm" or "futures"; otherwise spot. --usdm forces USD-M.
 """
@@ -126,6 +133,16 @@ def register(subparsers: Any) -> None:
              "(returns stay the recorded ones, rounded to the tick; the level moves by the "
              "recording's net move each lap)",
     )
+    p.add_argument(
+        "--synthetic-universe", type=int, default=0, metavar="N",
+        help="serve N SYNTHETIC spot instruments (SYN001USDT, ...) made from the bundled BTCUSDT "
+             "recording (renamed; ids, prices and times shifted per instrument; trades, depth diffs, "
+             "book tickers, REST depth) instead of FILES, for scale tests",
+    )
+    p.add_argument(
+        "--universe-seconds", type=float, default=0.0, metavar="S",
+        help="with --synthetic-universe: the first S seconds of the recording only (default: all)",
+    )
     faults = p.add_argument_group("fault injection (all off by default)")
     faults.add_argument(
         "--drop-every", type=float, default=0.0, metavar="S",
@@ -176,6 +193,7 @@ def _config(args: argparse.Namespace) -> Any:
         drop_depth=args.drop_depth, stale_snapshot=args.stale_snapshot,
         shutdown_after=args.shutdown_after, refuse_for=args.refuse_for,
         force_429=args.force_429, seed=args.seed,
+        synthetic_universe=args.synthetic_universe, universe_seconds=args.universe_seconds,
     )
 
 
@@ -194,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
             except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Unix
                 pass
         async with server:
-            symbols = ", ".join(server.tape.symbols)
+            symbols = server.describe_symbols()
             speed = "max" if args.speed == 0 else f"{args.speed:g}x"
             print(
                 f"replay: ws {server.ws_url}  rest {server.rest_url}  "

@@ -13,7 +13,10 @@ talks to either through one protocol, :class:`Ownership`, chosen once by
 - :meth:`Ownership.writable`: what may be appended *now* (a lease whose
   renewals fail stops being writable before anyone may take it over);
 - :meth:`Ownership.maintain`: the renewal loop (renew, drop lost instruments,
-  take over expired ones); the lock's returns at once;
+  take over expired ones); the lock's returns at once. It runs from right
+  after :meth:`Ownership.acquire`, renewing only (``claim=False``) while the
+  service starts up (reading the store for hundreds of instruments on S3 can
+  take longer than a lease lasts), then claiming too;
 - :meth:`Ownership.release` on stop, and :meth:`Ownership.status_fields`
   for the ``WriterStatus``.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -76,8 +80,12 @@ class Ownership(Protocol):
         """What to call (in the writer thread) so ``listener`` catches up before streaming."""
         ...
 
-    async def maintain(self, on_lost: OnLost, on_acquired: OnAcquired) -> None:
-        """Keep ownership until cancelled; report instruments lost or taken over."""
+    async def maintain(self, on_lost: OnLost, on_acquired: OnAcquired, *, claim: bool = True,
+                       until: asyncio.Event | None = None) -> None:
+        """Keep ownership until cancelled (or ``until`` is set); report instruments lost or taken over.
+
+        ``claim=False`` only renews: no instrument is claimed or taken over.
+        """
         ...
 
     async def release(self) -> None:
@@ -124,7 +132,8 @@ class LockOwnership:
         # (e.g. trades appended just before a kill -9).
         return _start_call(listener, store)
 
-    async def maintain(self, on_lost: OnLost, on_acquired: OnAcquired) -> None:
+    async def maintain(self, on_lost: OnLost, on_acquired: OnAcquired, *, claim: bool = True,
+                       until: asyncio.Event | None = None) -> None:
         return  # the OS holds the lock until the process ends: nothing to renew
 
     async def release(self) -> None:
@@ -206,32 +215,51 @@ class LeaseOwnership:
         if catch_up is None:
             return _start_call(listener, store)
         # Catch up only on the instruments this worker owns; the others are
-        # their owners' to write.
-        ticks = store.library("ticks")
-        return [functools.partial(catch_up, key) for key in self.owned if ticks.has_symbol(key)]
+        # their owners' to write. Those with no ticks yet need no catch-up at all.
+        stored = set(store.symbols())
+        calls: list[Callable[[], Any]] = [functools.partial(catch_up, key) for key in self.owned if key in stored]
+        empty = getattr(listener, "known_empty", None)
+        if empty is not None:
+            calls += [functools.partial(empty, key) for key in self.owned if key not in stored]
+        return calls
 
-    async def maintain(self, on_lost: OnLost, on_acquired: OnAcquired) -> None:
+    async def maintain(self, on_lost: OnLost, on_acquired: OnAcquired, *, claim: bool = True,
+                       until: asyncio.Event | None = None) -> None:
         leases = self.leases
         if leases is None:
             raise RuntimeError("LeaseOwnership.maintain before acquire")
         cfg = self._config
+        failed = False
         while True:
-            await asyncio.sleep(leases.renew_interval)
+            # Due from the last renewal, not from the end of the last round: claims of many
+            # standby instruments on a slow store take long and must not push the renewal back.
+            wait = leases.next_renewal_in if leases.held and not failed else leases.renew_interval
+            failed = False
+            if until is None:
+                await asyncio.sleep(wait)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(until.wait(), wait)
+                if until.is_set():
+                    return
             try:
                 lost = await self._call(leases.renew)
                 for key in lost:
                     on_lost(key)
+                if not claim:
+                    continue
                 wanted = [s for s in cfg.symbols if s not in leases.held]
                 standby = [s for s in cfg.standby if s not in leases.held and s not in cfg.symbols]
                 acquired: list[str] = []
                 if wanted:
-                    claim = await self._call(leases.acquire, wanted)
-                    acquired += claim.acquired
-                    self.skipped = {s: lease.owner for s, lease in claim.refused.items()}
+                    got = await self._call(leases.acquire, wanted)
+                    acquired += got.acquired
+                    self.skipped = {s: lease.owner for s, lease in got.refused.items()}
                 if standby:
                     acquired += (await self._call(leases.acquire, standby, takeover_only=True)).acquired
             except Exception as exc:  # noqa: BLE001 - the store is unreachable: the lease runs out locally
                 self.errors += 1
+                failed = True
                 logger.warning("lease renewal failed (%s); retrying in %.1f s", exc, leases.renew_interval)
                 continue
             if acquired:

@@ -21,6 +21,9 @@ own connections on its own stream URLs. A connection:
   (and a lost book connection is noted in its ledger), a mark price or a
   liquidation (with its receive time) to the run's
   :class:`~quantify.ingest.perps.PerpKeeper`;
+- waits out a refused handshake's ``Retry-After`` (HTTP 429/418: too many
+  connections from this IP, Binance's 300 per 5 minutes) before its next
+  attempt, which websockets alone would take as fatal;
 - reconnects at once on ``serverShutdown`` and is rotated before Binance's
   24 h limit, with an overlap (duplicates are dropped by id);
 - counts a frame the client refused as too big (``max_frame_bytes``) as a
@@ -61,6 +64,28 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a connection attempt (TCP, TLS, WebSocket handshake) may take before it counts as failed.
 CONNECT_TIMEOUT = 4.0
+
+#: Handshake answers that mean "too many connections from this IP: come back later".
+_RATE_LIMITED = (429, 418)
+
+
+def refused_status(exc: Exception) -> int | None:
+    """The HTTP status of either client's refused upgrade: websockets' ``InvalidStatus``
+    (``response.status_code``) or picows' ``WSInvalidStatusError`` (``response.status``)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return None if status is None else int(status)
+
+
+def retry_after(exc: Exception) -> float | None:
+    """Seconds to wait before reconnecting after a rate-limited handshake (429/418), else None."""
+    if refused_status(exc) not in _RATE_LIMITED:
+        return None
+    try:
+        return max(1.0, float(exc.response.headers.get("Retry-After", "")))  # type: ignore[attr-defined]
+    except (ValueError, TypeError, AttributeError):
+        return 60.0
+
 
 #: Starts a task the service tracks (cancelled on stop, its failure stops the service).
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
@@ -249,11 +274,6 @@ class Receiver:
             self.endpoints.connecting(venue.name, "websocket", url)  # known before its task first runs
             self._spawn(self._connection(self.feeds[venue.name], url))
 
-    def _delays(self) -> Generator[float]:
-        """The reconnection delays of one outage: websockets' capped, jittered backoff, on the config."""
-        cfg = self.config
-        return backoff(initial_delay=cfg.backoff_initial, min_delay=cfg.backoff_min, max_delay=cfg.backoff_max)
-
     def frame_handler(self, feed: VenueFeed, on_shutdown: Callable[[], None]) -> Callable[[bytes], None]:
         """The per-frame work of a connection of ``feed``, whatever client received the frame.
 
@@ -317,14 +337,14 @@ class Receiver:
         handle = self.frame_handler(feed, link.shutdown)
         if self.config.ws_client == "picows":
             await picows_connection(url, handle, link, max_frame_bytes=self.config.max_frame_bytes,
-                                    connect_timeout=CONNECT_TIMEOUT, delays=self._delays)
+                                    connect_timeout=CONNECT_TIMEOUT, delays=link.delays)
         else:
             await self._websockets_connection(url, handle, link)
 
     async def _websockets_connection(self, url: str, handle: Callable[[bytes], None], link: _Link) -> None:
         """Receive on ``url`` with websockets' reconnect loop until the connection is retired."""
         async for ws in connect(url, max_size=self.config.max_frame_bytes, compression=None, max_queue=4096,
-                                reconnect_delays=self._delays, open_timeout=CONNECT_TIMEOUT, close_timeout=2,
+                                reconnect_delays=link.delays, open_timeout=CONNECT_TIMEOUT, close_timeout=2,
                                 process_exception=link.failed):
             link.opened(ws)
             recv = ws.recv
@@ -371,12 +391,31 @@ class _Link:
         self._conn: Closable | None = None
         self._rotation: asyncio.Future[bool] | None = None
         self._book_url = receiver.books is not None and "@depth" in url
+        self._wait_first = 0.0  # a rate-limited attempt's Retry-After, for the next delay
 
     def failed(self, exc: Exception, decide: Callable[[Exception], Exception | None] = process_exception,
                ) -> Exception | None:
-        """Report a failed attempt; ``None`` if it is worth retrying (websockets decides by default)."""
+        """Report a failed attempt; ``None`` if it is worth retrying (websockets decides by default).
+
+        A rate-limited handshake is retried after its ``Retry-After`` (the next of :meth:`delays`).
+        """
         self._receiver.endpoints.failed(self._feed.name, "websocket", self.url, exc)
+        wait = retry_after(exc)
+        if wait is not None:
+            logger.warning("%s refused the connection (HTTP %d, too many connections): retrying in %.0f s",
+                           self.url.split("?")[0], refused_status(exc), wait)
+            self._wait_first = wait
+            return None
         return decide(exc)
+
+    def delays(self) -> Generator[float]:
+        """The reconnection delays of one outage: websockets' capped, jittered backoff, on the config,
+        each at least the ``Retry-After`` of a rate-limited attempt just before it."""
+        cfg = self._receiver.config
+        for delay in backoff(initial_delay=cfg.backoff_initial, min_delay=cfg.backoff_min,
+                             max_delay=cfg.backoff_max):
+            wait, self._wait_first = self._wait_first, 0.0
+            yield max(delay, wait)
 
     def opened(self, conn: Closable) -> None:
         """A connection is up: report it, count a reconnect, schedule its rotation."""

@@ -129,6 +129,8 @@ class IngestService:
         self._writer = Writer(config, self.store, self.stats, self._receiver, self._ownership, self.stored_next)
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
+        #: Set once streaming starts: the start-up lease renewals (see :meth:`run`) stop then.
+        self._started = asyncio.Event()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -198,10 +200,16 @@ class IngestService:
         self.metrics = self._metrics_server()
         try:
             await self._ownership.acquire()
+            # Renew from now on: starting up (the store read for every instrument) may outlast a lease.
+            self._started = asyncio.Event()
+            keepalive = asyncio.ensure_future(
+                self._ownership.maintain(self._lost, self._take_over, claim=False, until=self._started))
             try:
                 with gil_switch_interval(self.config.switch_interval):
                     await self._run()
             finally:
+                self._started.set()
+                await asyncio.gather(keepalive, return_exceptions=True)
                 await self._ownership.release()
                 self._writer.shutdown()
         finally:
@@ -243,6 +251,7 @@ class IngestService:
                             self._spawn(GapFiller(feed.buffers, feed.rest, self.stats, cfg, venue=feed.venue).run())
                             if receiver.perps is not None and feed.perp_rest is not None:
                                 self._spawn(PerpPoller(receiver.perps, feed, cfg).run())
+                        self._started.set()  # the start-up renewals stop; this loop claims too
                         self._spawn(self._ownership.maintain(self._lost, self._take_over))
                         flusher = self._spawn(writer.flush_loop(self._write_status))
                         await self._until_stopped()
@@ -519,9 +528,13 @@ class IngestService:
         instruments = {}
         for key, buf in sorted(self.buffers.items()):
             last_ms = writer.last_time.get(key)
+            first = writer.first.get(key)
             instruments[key] = InstrumentStatus(
                 instrument=key,
+                rows=writer.stored_rows(key),
                 rows_this_run=writer.rows.get(key, 0),
+                first_id=None if first is None else first[0],
+                first_time=None if first is None else pd.Timestamp(first[1], unit="ms", tz="UTC"),
                 last_id=self.stored_next[key] - 1 if key in self.stored_next else None,
                 last_time=None if last_ms is None else pd.Timestamp(last_ms, unit="ms", tz="UTC"),
                 gaps_found=buf.gaps_found,

@@ -54,6 +54,7 @@ from quantify.model.book_frames import BookFrames, book_frames
 from quantify.model.status import WriterState
 from quantify.model.trades import Trade, trades_to_frame
 from quantify.store import Store
+from quantify.store.describe import describe_many
 
 __all__ = ["Writer"]
 
@@ -99,6 +100,10 @@ class Writer:
         self.stored_next = stored_next
         self.last_time: dict[str, int] = {}
         self.rows: dict[str, int] = {}
+        #: Per key: (rows stored when resumed, ``rows[key]`` then).
+        self.resumed_rows: dict[str, tuple[int, int]] = {}
+        #: Per key: (first stored id, its time in ms).
+        self.first: dict[str, tuple[int, int]] = {}
         #: Book events (quotes) stored this run, per instrument key.
         self.book_rows: dict[str, int] = {}
         self.listeners: list[BatchListener] = []
@@ -126,30 +131,39 @@ class Writer:
 
     # -- resuming -----------------------------------------------------------------
 
-    def _resume_at(self, last: Mapping[str, tuple[int, pd.Timestamp]]) -> None:
-        for key, (tid, ts) in last.items():
-            self.stored_next[key] = tid + 1
-            self.last_time[key] = int(ts.value // 1_000_000)
+    def _resume_at(self, described: Mapping[str, Mapping[str, Any]]) -> None:
+        for key, d in described.items():
+            if not d["rows"]:
+                continue
+            self.stored_next[key] = int(d["last_id"]) + 1
+            self.last_time[key] = int(d["last_time"].value // 1_000_000)
+            # what status reports without reading the store: rows found here plus rows appended from now on
+            self.resumed_rows[key] = (int(d["rows"]), self.rows.get(key, 0))
+            self.first[key] = (int(d["first_id"]), int(d["first_time"].value // 1_000_000))
+
+    def stored_rows(self, key: str) -> int:
+        """Rows of ``key`` in the store: found when it was resumed, plus appended since."""
+        found, appended_then = self.resumed_rows.get(key, (0, 0))
+        return found + self.rows.get(key, 0) - appended_then
 
     async def resume(self) -> None:
-        """Resume every stored instrument at its last stored id."""
-        self._resume_at(await self.call(self.store.last_trades))
+        """Resume every stored instrument at its last stored id (one batched read: :func:`describe_many`)."""
+        self._resume_at(await self.call(lambda: describe_many(self.store, self.store.symbols())))
 
     async def resume_instruments(self, keys: Iterable[str]) -> None:
         """Resume ``keys`` (taken over from another worker) at their last stored ids."""
         keys = list(keys)
 
-        def last_of() -> dict[str, tuple[int, pd.Timestamp]]:
-            ticks = self.store.library("ticks")
-            out = {}
-            for key in keys:
-                if ticks.has_symbol(key):
-                    tail = self.store._retry(key, lambda k=key: ticks.tail(k, 1).data)
-                    if len(tail):
-                        out[key] = (int(tail["trade_id"].iloc[-1]), tail.index[-1])
-            return out
+        def described() -> dict[str, dict[str, Any]]:
+            for listener in self.listeners:  # another writer stored these meanwhile
+                forget = getattr(listener, "forget", None)
+                if forget is not None:
+                    for key in keys:
+                        forget(key)
+            stored = set(self.store.symbols())
+            return describe_many(self.store, [k for k in keys if k in stored])
 
-        self._resume_at(await self.call(last_of))
+        self._resume_at(await self.call(described))
 
     def forget(self, key: str) -> None:
         """Drop the trades of ``key`` waiting to be written (its ownership was lost)."""
@@ -268,6 +282,7 @@ class Writer:
         for key in list(writable):
             pending.pop(key, None)
         for key, trades in writable.items():
+            self.first.setdefault(key, (trades[0].trade_id, trades[0].time))
             self.stored_next[key] = trades[-1].trade_id + 1
             self.last_time[key] = trades[-1].time
             self.rows[key] = self.rows.get(key, 0) + len(trades)

@@ -105,11 +105,12 @@ class InstrumentStatus:
     instrument : str
         The instrument key (``BTCUSDT``, ``binance-usdm:BTCUSDT``), opaque text.
     rows : int
-        Rows stored (0 in a writer's own report, which counts ``rows_this_run``).
+        Rows stored (in a writer's own report: what it found stored when it
+        resumed the instrument plus what it stored since).
     rows_this_run : int
         Rows the writer stored since it started.
     first_time, last_time : pandas.Timestamp or None
-        First and last stored trade time (UTC); a writer reports only ``last_time``.
+        First and last stored trade time (UTC).
     first_id, last_id : int or None
         First and last stored trade id.
     gaps_found, gaps_filled, gaps_open, gaps_unfilled : int
@@ -150,7 +151,9 @@ class InstrumentStatus:
     def to_dict(self) -> dict[str, Any]:
         """The form a writer publishes per instrument (``status["symbols"][key]``)."""
         last_ms = None if self.last_time is None else int(self.last_time.value // 1_000_000)
+        first_ms = None if self.first_time is None else int(self.first_time.value // 1_000_000)
         return {
+            "rows": self.rows, "first_id": self.first_id, "first_time_ms": first_ms,
             "rows_this_run": self.rows_this_run, "last_id": self.last_id, "last_time_ms": last_ms,
             "gaps_found": self.gaps_found, "gaps_filled": self.gaps_filled, "gaps_open": self.gaps_open,
             "gaps_unfilled": self.gaps_unfilled, "trades_lost": self.trades_lost,
@@ -180,9 +183,11 @@ class InstrumentStatus:
         key = instrument if instrument is not None else str(data.get("symbol", data.get("instrument", "")))
         last = _time(data["last_time_ms"], unit="ms") if data.get("last_time_ms") is not None \
             else _time(data.get("last_time"))
+        first = _time(data["first_time_ms"], unit="ms") if data.get("first_time_ms") is not None \
+            else _time(data.get("first_time"))
         return cls(
             instrument=key, rows=_int(data.get("rows")), rows_this_run=_int(data.get("rows_this_run")),
-            first_time=_time(data.get("first_time")), last_time=last,
+            first_time=first, last_time=last,
             first_id=_opt_int(data.get("first_id")), last_id=_opt_int(data.get("last_id")),
             gaps_found=_int(data.get("gaps_found")), gaps_filled=_int(data.get("gaps_filled")),
             gaps_open=_int(data.get("gaps_open")), gaps_unfilled=_int(data.get("gaps_unfilled")),

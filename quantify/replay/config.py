@@ -13,6 +13,7 @@ from quantify.venues.binance.recordings import book_sample_files, sample_files, 
 __all__ = [
     "DEFAULT_CHUNK_EVENTS",
     "DEFAULT_HOST",
+    "DEFAULT_MAX_CONNECTIONS_PER_5_MINUTES",
     "DEFAULT_MAX_MESSAGES_PER_SECOND",
     "DEFAULT_SPEED",
     "ReplayConfig",
@@ -27,6 +28,8 @@ DEFAULT_SPEED = 1.0
 DEFAULT_CHUNK_EVENTS = 500
 #: Binance: at most 5 incoming messages per second per connection.
 DEFAULT_MAX_MESSAGES_PER_SECOND = 5
+#: Binance: at most 300 connection attempts per 5 minutes per IP.
+DEFAULT_MAX_CONNECTIONS_PER_5_MINUTES = 300
 
 #: The bundled funding history the USD-M REST answers (real XRPUSDT settlements, 2021).
 FUNDING_SAMPLE_FILES = ("usdm-2021-xrpusdt.funding.csv",)
@@ -104,8 +107,18 @@ class ReplayConfig:
     max_messages_per_second : int
         Incoming messages per connection per second above which the
         connection is closed (code 1008), as on Binance; 0 disables.
+    max_connections_per_5_minutes : int
+        WebSocket connections accepted per client IP in any 5 minutes; the
+        handshakes past it are answered HTTP 429 with ``Retry-After``, as on
+        Binance; 0 disables.
     chunk_events : int
         Events per bulk write at most.
+    synthetic_universe : int
+        Serve this many synthetic spot instruments (``SYN001USDT``, ...) made
+        from the bundled BTCUSDT recording instead of ``files``
+        (:mod:`quantify.replay.universe`); 0 serves ``files``.
+    universe_seconds : float
+        Seconds of the recording each synthetic instrument gets (0: all).
     """
 
     files: tuple[Path, ...] = field(default_factory=lambda: tuple(sample_files()))
@@ -127,7 +140,10 @@ class ReplayConfig:
     weight_limit: int = DEFAULT_WEIGHT_LIMIT
     usdm_weight_limit: int = USDM_WEIGHT_LIMIT
     max_messages_per_second: int = DEFAULT_MAX_MESSAGES_PER_SECOND
+    max_connections_per_5_minutes: int = DEFAULT_MAX_CONNECTIONS_PER_5_MINUTES
     chunk_events: int = DEFAULT_CHUNK_EVENTS
+    synthetic_universe: int = 0
+    universe_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(Path(f) for f in self.files))
@@ -137,8 +153,8 @@ class ReplayConfig:
 
     @property
     def all_files(self) -> list[Path]:
-        """``files`` then ``usdm_files``: every recording served."""
-        return [*self.files, *self.usdm_files]
+        """``files`` then ``usdm_files``: every recording served (none with a synthetic universe)."""
+        return [] if self.synthetic_universe else [*self.files, *self.usdm_files]
 
 
 def _check_config(c: ReplayConfig) -> None:
@@ -146,7 +162,7 @@ def _check_config(c: ReplayConfig) -> None:
         raise ValueError("files must name at least one recording, got none")
     if not 0 <= c.port <= 65535:
         raise ValueError(f"port must be in 0..65535, got {c.port!r}")
-    for name in ("speed", "drop_every", "shutdown_after", "shutdown_grace", "refuse_for"):
+    for name in ("speed", "drop_every", "shutdown_after", "shutdown_grace", "refuse_for", "universe_seconds"):
         value = getattr(c, name)
         if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
@@ -154,7 +170,8 @@ def _check_config(c: ReplayConfig) -> None:
         value = getattr(c, name)
         if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-    for name in ("force_429", "max_messages_per_second"):
+    for name in ("force_429", "max_messages_per_second", "max_connections_per_5_minutes",
+                 "synthetic_universe"):
         if getattr(c, name) < 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(c, name)!r}")
     for name in ("weight_limit", "usdm_weight_limit"):

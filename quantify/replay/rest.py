@@ -369,6 +369,8 @@ class RestApi:
         }
         if permission_sets:  # ``showPermissionSets=false`` leaves them out, as on Binance
             info["permissionSets"] = [["SPOT"]]
+        if sym.synthetic:  # not a Binance field: the synthetic universe says what it is
+            info["synthetic"] = True
         return info
 
     # ---- trades ----------------------------------------------------------------

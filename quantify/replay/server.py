@@ -60,6 +60,7 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import time
@@ -82,6 +83,7 @@ from quantify.replay.perp_tape import PerpTape
 from quantify.replay.rest import RestApi
 from quantify.replay.routes import WsRoute, is_loopback, response, stream_tier, url_host, ws_route
 from quantify.replay.tape import SPOT, Tape
+from quantify.replay.universe import universe_frames
 from quantify.venues.binance.perp_files import read_funding_rows
 
 __all__ = [
@@ -102,6 +104,8 @@ PING_TIMEOUT = 60.0
 WRITE_BUFFER_HIGH = 1 << 19
 
 _FAULT_KINDS = ("drop", "corrupt", "shutdown", "refused", "429", "drop_depth")
+#: The window of Binance's connection limit per IP.
+_CONNECTION_WINDOW = 300.0
 
 
 class ReplayServer:
@@ -134,6 +138,8 @@ class ReplayServer:
         c = self.config
         if tape is not None and tape.files != c.all_files:
             raise ValueError(f"tape holds {tape.files}, config names {c.all_files}")
+        if tape is None and c.synthetic_universe:
+            tape = Tape((), frames=universe_frames(c.synthetic_universe, c.universe_seconds))
         self.tape = tape or Tape(c.files, usdm_files=c.usdm_files)
         #: The replay's own books, which REST depth answers come from.
         self.books = ServedBooks(self.tape, loop=c.loop, stale_fraction=c.stale_snapshot, seed=c.seed)
@@ -157,10 +163,14 @@ class ReplayServer:
         self._clock_start: float | None = None  # loop time when the first client subscribed
         self._position = 0  # speed 0: furthest slot sent to any client
         self._refuse_until = 0.0
+        #: Client IP -> times (monotonic) of its connections in the last 5 minutes.
+        self._attempts: dict[str, collections.deque[float]] = {}
         self._port = 0
         self._frames_sent = 0
         self._bytes_sent = 0
         self._connections = 0
+        #: Handshakes refused by the connection limit per IP.
+        self.rejected_connections = 0
         self._faults = dict.fromkeys(_FAULT_KINDS, 0)
 
     # ---- lifecycle -------------------------------------------------------------
@@ -183,9 +193,18 @@ class ReplayServer:
         if c.drop_every > 0:
             self._tasks.append(asyncio.create_task(self._drop_timer()))
         logger.info(
-            "replay server on %s (%s; speed %s%s)", self.ws_url, ", ".join(self.tape.symbols),
+            "replay server on %s (%s; speed %s%s)", self.ws_url, self.describe_symbols(),
             c.speed or "max", ", looping" if c.loop else "",
         )
+
+    def describe_symbols(self) -> str:
+        """The symbols served, for start-up lines: listed, or the synthetic universe's range."""
+        names = list(self.tape.symbols)
+        made_up = [k for k, s in self.tape.symbols.items() if s.synthetic]
+        if not made_up:
+            return ", ".join(names)
+        return (f"SYNTHETIC universe of {len(made_up)} instruments {made_up[0]}..{made_up[-1]}, "
+                "made from the recorded spot BTCUSDT of 2024-08-08")
 
     async def stop(self) -> None:
         """Close every connection and stop listening."""
@@ -253,6 +272,8 @@ class ReplayServer:
             },
             "connections": self._connections,
             "connections_open": len(self._clients),
+            "connections_rejected": self.rejected_connections,
+            "synthetic_universe": sum(s.synthetic for s in self.tape.symbols.values()),
             "faults": {**self._faults, "429": self.rest.forced_rejected,
                        "stale_snapshot": self.books.stale_answers},
             "depth_answers": self.books.answers,
@@ -390,13 +411,34 @@ class ReplayServer:
             if len(route.streams) > MAX_STREAMS_PER_CONNECTION:
                 body = orjson.dumps({"code": -1, "msg": "Too many streams; max 1024 per connection"})
                 return response(400, body, [("Content-Type", "application/json")])
-            return None
+            return self._admit_connection(conn)
         # Everything else is REST (unknown paths get a 404 from RestApi).
         client = conn.remote_address[0] if conn.remote_address else "?"
         api = self.fapi if self.fapi.serves(path) else self.rest
         res = api.handle(path, query, client, self.position(), self.now_ms())
         headers = [("Content-Type", "application/json;charset=UTF-8"), *res.headers.items()]
         return response(res.status, res.body, headers)
+
+    def _admit_connection(self, conn: ServerConnection) -> Response | None:
+        """None, or HTTP 429 past ``max_connections_per_5_minutes`` connections of the client's IP."""
+        limit = self.config.max_connections_per_5_minutes
+        if not limit:
+            return None
+        ip = conn.remote_address[0] if conn.remote_address else "?"
+        now = time.monotonic()
+        times = self._attempts.setdefault(ip, collections.deque())
+        while times and times[0] <= now - _CONNECTION_WINDOW:
+            times.popleft()
+        if len(times) >= limit:
+            self.rejected_connections += 1
+            retry = max(1, int(times[0] + _CONNECTION_WINDOW - now) + 1)
+            logger.info("refused a connection from %s: %d connections in 5 minutes (limit %d)",
+                        ip, len(times), limit)
+            body = orjson.dumps({"code": -1003, "msg": f"Too many connections; max {limit} per 5 minutes "
+                                 f"per IP. Retry after {retry} s."})
+            return response(429, body, [("Content-Type", "application/json"), ("Retry-After", str(retry))])
+        times.append(now)
+        return None
 
     # ---- WebSocket connections ---------------------------------------------------
 

@@ -47,7 +47,7 @@ import heapq
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -131,6 +131,8 @@ class SymbolTape:
     price_scale: int = 0
     qty_scale: int = 0
     best_match: bool = True
+    #: Made up (the synthetic universe, :mod:`quantify.replay.universe`), not recorded.
+    synthetic: bool = False
     slots: list[int] = field(default_factory=list)
     # aggregates (lap 0): first/last local trade index, qty units, and the id of the first
     agg_first: list[int] = field(default_factory=list)
@@ -234,6 +236,11 @@ class Tape:
         Each file's market is detected (see :func:`detect_market`).
     usdm_files : sequence of path-like
         More recordings, served as USD-M futures whatever they look like.
+    frames : mapping, optional
+        In-memory recordings, ``{name: [(recv_ns, line), ...]}``, read after the
+        files as if they were files of that name (the synthetic universe,
+        :mod:`quantify.replay.universe`); their symbols are marked
+        :attr:`SymbolTape.synthetic`.
 
     Raises
     ------
@@ -244,22 +251,28 @@ class Tape:
     def __init__(
         self, files: Sequence[str | os.PathLike[str]],
         *, usdm_files: Sequence[str | os.PathLike[str]] = (),
+        frames: Mapping[Path, Sequence[tuple[int, str]]] | None = None,
     ) -> None:
-        if not files and not usdm_files:
+        memory = dict(frames or {})
+        if not files and not usdm_files and not memory:
             raise ValueError("files must name at least one recording, got none")
         forced = [Path(f) for f in usdm_files]
         self.files = [Path(f) for f in files] + forced
+        sources: list[tuple[Path, Iterable[tuple[int, str]]]] = [
+            *((path, read_frames(path)) for path in self.files), *memory.items()]
+        n_forced = len(forced)
+        synthetic: set[str] = set()
         self.skipped_frames = 0
         #: The venue of each file (:data:`SPOT` or :data:`USDM`).
         self.markets: dict[Path, str] = {}
         raw: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
         books = BookTapeBuilder()
         perps = PerpTapeBuilder()
-        for i, path in enumerate(self.files):
+        for i, (path, lines) in enumerate(sources):
             events: list[dict[str, Any]] = []
             hints: set[str] = set()
             book_lines = 0
-            for recv, text in read_frames(path):
+            for recv, text in lines:
                 msg = _load(text)
                 event = self._trade_event(msg, text)
                 hint = self._hint(text, event)
@@ -274,18 +287,23 @@ class Tape:
                 events.append(event)
             if not events and not book_lines:
                 raise FeedError(f"{path}: no @trade frames (nor depth frames) in this recording")
-            venue = USDM if i >= len(self.files) - len(forced) else detect_market(path, hints)
+            in_memory = i >= len(self.files)
+            forced_usdm = not in_memory and i >= len(self.files) - n_forced
+            venue = USDM if forced_usdm else detect_market(path, hints)
             self.markets[path] = venue
             books.end_file(path, venue)
             perps.end_file(venue)
             for event in events:
                 raw.setdefault((venue, event["s"]), {})[event["t"]] = event
+                if in_memory:
+                    synthetic.add(event["s"] if venue == SPOT else f"{venue}:{event['s']}")
         if not raw:
             raise FeedError(f"{', '.join(map(str, self.files))}: no @trade frames in these recordings "
                             "(the replay's clock runs on trades)")
         self.symbols: dict[str, SymbolTape] = {}
         for i, (venue, symbol) in enumerate(sorted(raw)):
             sym = self._symbol_tape(symbol, i, raw[venue, symbol], venue)
+            sym.synthetic = sym.key in synthetic
             self.symbols[sym.key] = sym
         self._by_index = list(self.symbols.values())
         self._merge()

@@ -220,6 +220,19 @@ class CandleAggregator:
 
     # -- work -----------------------------------------------------------------
 
+    def known_empty(self, symbol: str) -> None:
+        """``symbol`` has no stored ticks (the writer checked): its first batch needs no catch-up.
+
+        Saves the catch-up's reads of the store at the first batch of every
+        new instrument (some 5 requests each: seconds apiece on a loaded S3
+        store, hundreds of instruments at a time on a fresh one).
+        """
+        self._state.setdefault(instrument_key(symbol), _SymbolState())
+
+    def forget(self, symbol: str) -> None:
+        """Drop what is kept of ``symbol`` (another writer stored it meanwhile): its next batch catches up."""
+        self._state.pop(instrument_key(symbol), None)
+
     def catch_up(self, symbol: str) -> None:
         """Aggregate ``symbol``'s ticks from the aggregate's end to the last stored tick."""
         sym = instrument_key(symbol)

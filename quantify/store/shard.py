@@ -48,7 +48,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from arcticdb.version_store.library import WritePayload
+from arcticdb.version_store.library import DataError, WritePayload
+from arcticdb_ext.exceptions import ErrorCode
 
 from quantify.exceptions import StoreError
 from quantify.store._libraries import META
@@ -64,6 +65,7 @@ __all__ = [
     "ShardLeases",
     "SymbolLease",
     "read_leases",
+    "read_worker_leases",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_LEASE_TTL = 30.0
 #: Seconds between writing a claim and reading it back.
 DEFAULT_VERIFY_DELAY = 1.0
+
+#: Owner records written per batch when claiming (the worker's lease is renewed between batches).
+CLAIM_CHUNK = 50
 
 OWNER_PREFIX = "owner__"
 WORKER_PREFIX = "worker__"
@@ -144,15 +149,33 @@ def _new_owner_id(host: str, pid: int) -> str:
 
 
 def _read_batch(lib: Any, names: list[str]) -> dict[str, Any]:
-    """Read small pickled records; missing ones are left out."""
-    if not names:
-        return {}
+    """Read small pickled records; missing ones are left out.
+
+    Raises
+    ------
+    StoreError
+        If a record could not be read for another reason than being missing
+        (a timeout on a loaded store): taking an unreadable owner record for a
+        missing one would let a claim take a live worker's symbol.
+    """
     out: dict[str, Any] = {}
-    for name, item in zip(names, lib.read_batch(names), strict=True):
-        data = getattr(item, "data", None)
-        if isinstance(data, dict):
-            out[name] = data
-    return out
+    for attempt in range(3):  # a version pruned between listing and reading: read again
+        failed: list[tuple[str, Any]] = []
+        for name, item in zip(names, lib.read_batch(names) if names else [], strict=True):
+            if isinstance(item, DataError):
+                if item.error_code == ErrorCode.E_NO_SUCH_VERSION:
+                    continue  # never written, or deleted by a clean stop
+                failed.append((name, item))
+                continue
+            data = getattr(item, "data", None)
+            if isinstance(data, dict):
+                out[name] = data
+        if not failed:
+            return out
+        names = [name for name, _ in failed]
+        time.sleep(0.05 * (attempt + 1))
+    name, item = failed[0]
+    raise StoreError(f"cannot read the lease record {name}: {item.error_code.name}")
 
 
 def read_leases(store: Store) -> list[SymbolLease]:
@@ -166,6 +189,28 @@ def read_leases(store: Store) -> list[SymbolLease]:
         if name.startswith(OWNER_PREFIX):
             leases.append(_lease(rec, workers.get(rec["owner"])))
     return sorted(leases, key=lambda lease: lease.symbol)
+
+
+def read_worker_leases(store: Store) -> list[SymbolLease]:
+    """The symbol leases as the workers' own records list them (``symbols``), sorted by symbol.
+
+    One read per *worker* instead of one per symbol (:func:`read_leases`):
+    what ``status`` uses. A worker's record lists what it held at its last
+    renewal; a symbol listed by several (a takeover not yet renewed by the
+    loser, or a dead worker's record) goes to the live one, else to the one
+    whose lease expired last.
+    """
+    lib = store.library(META)
+    names = sorted(n for n in lib.list_symbols() if n.startswith(WORKER_PREFIX))
+    best: dict[str, SymbolLease] = {}
+    now = time.time()
+    for rec in _read_batch(lib, names).values():
+        for symbol in rec.get("symbols", ()):
+            lease = _lease({"symbol": symbol, "owner": rec["owner"]}, rec)
+            held = best.get(symbol)
+            if held is None or (lease.alive(now), lease.expires_at) > (held.alive(now), held.expires_at):
+                best[symbol] = lease
+    return [best[s] for s in sorted(best)]
 
 
 def _lease(owner_rec: dict[str, Any], worker: dict[str, Any] | None) -> SymbolLease:
@@ -212,11 +257,17 @@ class ShardLeases:
         self.held: set[str] = set()
         #: Local deadline (monotonic) after which this worker no longer trusts its leases.
         self._valid_until = 0.0
+        self._written_at = 0.0
         self._lib = store.library(META)
 
     @property
     def renew_interval(self) -> float:
         return self.ttl / 3
+
+    @property
+    def next_renewal_in(self) -> float:
+        """Seconds until the lease is due for renewal (``renew_interval`` after it was last written)."""
+        return max(0.0, self._written_at + self.renew_interval - time.monotonic())
 
     def _worker_record(self, now: float) -> dict[str, Any]:
         return {
@@ -227,7 +278,7 @@ class ShardLeases:
         }
 
     def _write_worker(self) -> None:
-        t0 = time.monotonic()
+        t0 = self._written_at = time.monotonic()
         self._lib.write_pickle(WORKER_PREFIX + self.owner, self._worker_record(time.time()),
                                prune_previous_versions=True)
         # Measured from before the write: others see a later expiry than we assume.
@@ -274,13 +325,29 @@ class ShardLeases:
         free = [s for s in wanted if s not in refused and (not takeover_only or s in current)]
         if not free:
             return LeaseClaim((), refused)
-        # Our own lease first, so nobody reads our claims as orphaned.
+        # Our own lease first, so nobody reads our claims as orphaned; and renewed between
+        # chunks, so that a slow store (many claims, each a write) never lets it lapse meanwhile.
         self._write_worker()
-        self._lib.write_pickle_batch(
-            [WritePayload(OWNER_PREFIX + s, {"symbol": s, "owner": self.owner, "acquired_at": now})
-             for s in free],
-            prune_previous_versions=True,
-        )
+        clashed: list[str] = []
+        for i in range(0, len(free), CLAIM_CHUNK):
+            chunk = free[i:i + CLAIM_CHUNK]
+            if i and time.monotonic() - self._written_at > self.renew_interval / 2:
+                self._write_worker()
+            written = self._lib.write_pickle_batch(
+                [WritePayload(OWNER_PREFIX + s, {"symbol": s, "owner": self.owner, "acquired_at": now})
+                 for s in chunk],
+                prune_previous_versions=True,
+            )
+            # A rival writing the same owner record at the same moment makes ArcticDB refuse one of the
+            # two writes (E_NON_INCREASING_INDEX_VERSION): that claim is the rival's, not an error.
+            clashed += [s for s, item in zip(chunk, written, strict=True) if isinstance(item, DataError)]
+        if time.monotonic() - self._written_at > self.verify_delay:
+            self._write_worker()
+        for s in clashed:
+            logger.info("%s: claimed at the same time as another worker; leaving it to the rival", s)
+        free = [s for s in free if s not in clashed]
+        if not free:
+            return LeaseClaim((), refused)
         time.sleep(self.verify_delay)
         after = self.leases(free)
         acquired = []
@@ -311,6 +378,9 @@ class ShardLeases:
         if not self.held:
             return []
         try:
+            # The lease first: reading every owner record back takes long on a slow store
+            # with hundreds of symbols, and must not delay the renewal itself.
+            self._write_worker()
             owners = _read_batch(self._lib, [OWNER_PREFIX + s for s in sorted(self.held)])
             lost = [s for s in sorted(self.held)
                     if owners.get(OWNER_PREFIX + s, {}).get("owner") != self.owner]
@@ -318,7 +388,8 @@ class ShardLeases:
                 self.held.discard(s)
                 logger.error("%s: lease lost to %s; no longer writing it", s,
                              owners.get(OWNER_PREFIX + s, {}).get("owner", "nobody"))
-            self._write_worker()
+            if lost:
+                self._write_worker()  # no longer lists them
         except Exception as exc:  # ArcticDB storage errors have several unrelated types
             raise StoreError(
                 f"lease renewal on {self.store.uri} failed: {self.store.uri.redact(str(exc))}"

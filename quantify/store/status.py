@@ -22,9 +22,10 @@ import time
 from typing import Any
 
 from quantify.model.status import InstrumentStatus, StoreStatus, WriterState, WriterStatus
+from quantify.store.describe import describe_many, perp_keys
 from quantify.store.lease import writer_alive
 from quantify.store.perp import ROW_COUNT_NAMES
-from quantify.store.shard import read_leases
+from quantify.store.shard import read_worker_leases
 from quantify.store.store import Store, open_store
 
 __all__ = ["HEARTBEAT_STALE_SECONDS", "status", "writer_status"]
@@ -96,31 +97,55 @@ def status(store: Store | str | None = None) -> StoreStatus:
             alive = age is not None and age < HEARTBEAT_STALE_SECONDS
         writer = dataclasses.replace(writer, alive=alive)
     counted = writer.instruments if writer is not None else {}
-    instruments = tuple(_instrument(key, st.describe(key), counted.get(key)) for key in st.symbols())
+    described = describe_many(st, st.symbols())
+    instruments = tuple(_instrument(key, d, counted.get(key)) for key, d in described.items())
     return StoreStatus(store=str(st.uri), writers=() if writer is None else (writer,),
                        instruments=instruments, sharded=False, checked=now)
 
 
 def _shared(st: Store) -> StoreStatus:
-    """A sharded (S3) store: every worker, and each instrument's owner and lease age."""
+    """A sharded (S3) store: every worker, and each instrument's owner and lease age.
+
+    Read per worker, not per instrument, so that it stays fast at hundreds of
+    instruments on S3: the workers' lease records
+    (:func:`~quantify.store.shard.read_worker_leases`) and published statuses,
+    which carry each owned instrument's rows and first/last trade. Only the
+    instruments no live worker reports (unowned, or a perpetual, whose stored
+    rows the worker does not publish) are read from the store, in batches
+    (:func:`~quantify.store.describe.describe_many`).
+    """
     now = time.time()
-    leases = {lease.symbol: lease for lease in read_leases(st)}
+    leases = {lease.symbol: lease for lease in read_worker_leases(st)}
     published = {owner: WriterStatus.from_dict(d) for owner, d in st.worker_statuses().items()}
     workers = []
+    fresh: set[str] = set()
     for owner, w in published.items():
         held = tuple(s for s, lease in leases.items() if lease.owner == owner and lease.alive(now))
         age = w.heartbeat_age(now)
         alive = bool(held) or (age is not None and age < HEARTBEAT_STALE_SECONDS
                                and w.state is not WriterState.STOPPED)
+        if age is not None and age < HEARTBEAT_STALE_SECONDS:
+            fresh.add(owner)
         if not alive and (age is None or age > FORGET_WORKER_SECONDS):
             continue  # long-gone workers are not worth a line
         workers.append(dataclasses.replace(w, owner=w.owner or owner, owned=held, alive=alive))
     stored = set(st.symbols())
+    perps = perp_keys(st)
+    reported: dict[str, dict[str, Any]] = {}
+    for key in stored - perps:
+        lease = leases.get(key)
+        if lease is None or not lease.alive(now) or lease.owner not in fresh:
+            continue
+        c = published[lease.owner].instruments.get(key)
+        if c is not None and c.rows and c.first_id is not None and c.last_id is not None:
+            reported[key] = {"rows": c.rows, "first_time": c.first_time, "last_time": c.last_time,
+                             "first_id": c.first_id, "last_id": c.last_id}
+    described_all = {**reported, **describe_many(st, sorted(stored - set(reported)))}
     instruments = []
     for key in sorted(stored | set(leases)):
         lease = leases.get(key)
         counted = published[lease.owner].instruments.get(key) if lease and lease.owner in published else None
-        described = st.describe(key) if key in stored else _EMPTY
+        described = described_all.get(key, _EMPTY)
         if lease is None:
             instruments.append(_instrument(key, described, counted, owner=None, lease_alive=False,
                                            lease_age_s=None, lease_expires_in_s=None))

@@ -521,6 +521,7 @@ EPILOG_COMMANDS: dict[str, str] = {
     "quantify replay --speed 10 --loop": "serve",
     "quantify replay my.trades.gz --drop-every 30 --refuse-for 5 --corrupt-fraction 0.001": "serve",
     "quantify replay spot.gz --usdm perp.gz": "serve",
+    "quantify replay --synthetic-universe 300 --universe-seconds 30 --port 0": "serve",
 }
 
 

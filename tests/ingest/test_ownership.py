@@ -69,3 +69,37 @@ def test_tuning_is_restored() -> None:
     assert gc.get_freeze_count() == 0
     with gil_switch_interval(None), tuned_gc(False):
         assert sys.getswitchinterval() == interval and gc.get_threshold() == threshold
+
+
+def test_lease_ownership_renews_while_the_service_starts_up_and_stops_when_told() -> None:
+    """``maintain(claim=False, until=...)`` keeps the leases fresh past their ttl, claims nothing, and returns."""
+    from quantify.ingest.ownership import LeaseOwnership
+    from quantify.store.shard import ShardLeases
+
+    uri = "mem://lease-start-up"
+    store = open_store(uri, create=True)
+    rival = ShardLeases(store, ttl=60, verify_delay=0)
+    rival.acquire(["ETHUSDT"])
+    own = LeaseOwnership(store, IngestConfig(store=uri, symbols=["BTCUSDT", "ETHUSDT"], lease_ttl=0.6))
+
+    async def start_up() -> tuple[bool, bool]:
+        await own.acquire()
+        assert own.leases is not None
+        renewed_from = own.leases._written_at
+        rival.release()  # ETHUSDT is free now, but no claim is made while starting up
+        started = asyncio.Event()
+        keepalive = asyncio.ensure_future(own.maintain(lambda key: None, lambda keys: asyncio.sleep(0),
+                                                       claim=False, until=started))
+        for _ in range(200):  # bounded: until the lease was renewed three times over its ttl
+            await asyncio.sleep(0.05)
+            if own.leases._written_at > renewed_from + 1.2:
+                break
+        fresh = own.leases.holds("BTCUSDT")
+        started.set()
+        await asyncio.wait_for(keepalive, 10)
+        return fresh, "ETHUSDT" in own.leases.held
+
+    try:
+        assert asyncio.run(start_up()) == (True, False)
+    finally:
+        asyncio.run(own.release())

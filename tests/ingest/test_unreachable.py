@@ -234,3 +234,21 @@ def test_a_host_that_never_answers_is_named_after_the_timeouts(lmdb_uri, ws_clie
         finally:
             service.join(10)
         assert not service.is_alive()
+
+
+def test_a_rate_limited_handshake_is_retried_after_its_retry_after() -> None:
+    """HTTP 429/418 on the handshake (too many connections per IP) is waited out, not fatal."""
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidStatus
+    from websockets.http11 import Response
+
+    from quantify.ingest.receiver import retry_after
+
+    def refused(status: int, headers: dict[str, str]) -> InvalidStatus:
+        return InvalidStatus(Response(status, "", Headers(headers), b""))
+
+    assert retry_after(refused(429, {"Retry-After": "42"})) == 42.0
+    assert retry_after(refused(418, {})) == 60.0
+    assert retry_after(refused(429, {"Retry-After": "0"})) == 1.0
+    assert retry_after(refused(403, {"Retry-After": "5"})) is None
+    assert retry_after(OSError("refused")) is None

@@ -80,3 +80,23 @@ def test_bad_arguments(store) -> None:
         ShardLeases(store, ttl=0)
     with pytest.raises(ValueError, match="verify_delay"):
         ShardLeases(store, ttl=3, verify_delay=2)
+
+
+def test_worker_records_say_who_holds_what_as_the_owner_records_do(store) -> None:
+    """``read_worker_leases`` (one read per worker, for status) agrees with ``read_leases`` (one per symbol)."""
+    from quantify.store.shard import read_worker_leases
+
+    a = ShardLeases(store, ttl=1.5, verify_delay=0.05)
+    b = ShardLeases(store, ttl=30, verify_delay=0.05)
+    a.acquire(["BTCUSDT", "ETHUSDT"])
+    b.acquire(["SOLUSDT"])
+
+    def owners(leases) -> dict[str, tuple[str, bool]]:
+        return {lease.symbol: (lease.owner, lease.alive()) for lease in leases}
+
+    assert owners(read_worker_leases(store)) == owners(read_leases(store)) == {
+        "BTCUSDT": (a.owner, True), "ETHUSDT": (a.owner, True), "SOLUSDT": (b.owner, True)}
+    time.sleep(1.6)  # a dies; b takes BTCUSDT over: a's stale record still lists it
+    assert b.acquire(["BTCUSDT"], takeover_only=True).acquired == ("BTCUSDT",)
+    assert owners(read_worker_leases(store)) == owners(read_leases(store)) == {
+        "BTCUSDT": (b.owner, True), "ETHUSDT": (a.owner, False), "SOLUSDT": (b.owner, True)}

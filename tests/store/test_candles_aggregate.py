@@ -208,3 +208,22 @@ def test_ingestion_service_maintains_the_aggregate(lmdb_uri: str, sample: dict) 
     assert_aggregate_exact(store, ["BTCUSDT", "ETHUSDT"])
     for sym in sample:
         pd.testing.assert_frame_equal(store.ohlcv(sym, "1m"), resample(store.ticks(sym), "1m"), check_freq=False)
+
+
+def test_known_empty_symbols_skip_the_catch_up_and_forget_brings_it_back(lmdb_uri: str, sample: dict,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A symbol the writer knows has no ticks is aggregated from its first batch without reading the store."""
+    store = open_store(lmdb_uri, create=True)
+    agg = CandleAggregator(store, write_interval=0)
+    for sym in sample:
+        agg.known_empty(sym)
+    catch_ups: list[str] = []
+    real = agg.catch_up
+    monkeypatch.setattr(agg, "catch_up", lambda sym: (catch_ups.append(sym), real(sym)))
+    feed(store, agg, sample, seed=5)
+    agg.close()
+    assert catch_ups == []
+    assert_aggregate_exact(store, list(sample))
+    agg.forget("BTCUSDT")  # e.g. taken over after another writer stored some of it
+    agg({"BTCUSDT": sample["BTCUSDT"].iloc[-5:]})
+    assert catch_ups == ["BTCUSDT"]
