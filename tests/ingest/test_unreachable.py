@@ -252,3 +252,19 @@ def test_a_rate_limited_handshake_is_retried_after_its_retry_after() -> None:
     assert retry_after(refused(429, {"Retry-After": "0"})) == 1.0
     assert retry_after(refused(403, {"Retry-After": "5"})) is None
     assert retry_after(OSError("refused")) is None
+
+
+def test_picows_rate_limited_handshake_reads_the_same_retry_after() -> None:
+    from http import HTTPStatus
+
+    from picows import WSInvalidStatusError, WSUpgradeResponse
+
+    from quantify.ingest.receiver import retry_after
+
+    def refused(status: int, headers: dict[str, str]) -> WSInvalidStatusError:
+        response = WSUpgradeResponse.create_error_response(HTTPStatus(status), extra_headers=headers)
+        return WSInvalidStatusError("refused", response=response)
+
+    assert retry_after(refused(429, {"Retry-After": "42"})) == 42.0
+    assert retry_after(refused(418, {})) == 60.0
+    assert retry_after(refused(403, {"Retry-After": "5"})) is None
