@@ -26,8 +26,10 @@ def test_retry_after_as_an_http_date() -> None:
     assert 85 <= _retry_after(later) <= 91
 
 
+# ids fixed: a test id holding the date would differ between the parallel workers' collections
 @pytest.mark.parametrize("value", ["inf", "1e9", str(MAX_RETRY_AFTER + 1),
-                                   email.utils.formatdate(time.time() + 86_400, usegmt=True)])
+                                   email.utils.formatdate(time.time() + 86_400, usegmt=True)],
+                         ids=["inf", "1e9", "over-the-limit", "a-day-later-http-date"])
 def test_a_ban_longer_than_the_limit_fails_at_once(value: str) -> None:
     """Before, ``inf`` slept forever, a date raised ValueError and ``1e9`` slept 30 years."""
     calls = []
