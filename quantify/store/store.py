@@ -551,9 +551,9 @@ class Store(PerpReads):
         meta = self.library(META)
         if not meta.has_symbol(name):
             return None
-        try:
-            return dict(meta.read(name).data)
-        except adb.exceptions.ArcticException:
+        try:  # retried: the writer prunes the version just listed every time it publishes
+            return dict(self._retry(name, lambda: meta.read(name).data))
+        except StoreError:
             return None
 
     def worker_statuses(self) -> dict[str, dict[str, Any]]:

@@ -100,7 +100,9 @@ def _opens_and_frees(browser, link: str, store: str, **context_args) -> None:
     page.on("request", lambda r: outside.append(r.url) if not SAME_SERVER.match(r.url) else None)
     page.goto(link, timeout=60_000)
     page.wait_for_selector(".bqplot svg path.line", state="attached", timeout=60_000)
-    assert "REPLAY — recorded Binance trades, 2024-08-08" in page.inner_text("body")
+    # the status bar refreshes on its own timer: its first read may precede the writer's first status
+    page.wait_for_function("document.body.innerText.includes('REPLAY — recorded Binance trades, 2024-08-08')",
+                           timeout=30_000)
     # the widgets stay live over the page's WebSocket, which the cookie let through
     points = page.eval_on_selector_all(".qf-points", "els => els.map(e => +e.dataset.points)")
     assert points and max(points) >= 1
